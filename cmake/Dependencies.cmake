@@ -1,0 +1,43 @@
+# Every dependency comes from a Debian bookworm package (scripts/install-deps.sh);
+# nothing is fetched at build time.
+find_package(Threads REQUIRED)
+find_package(absl REQUIRED CONFIG)
+find_package(RocksDB REQUIRED CONFIG)
+find_package(Boost 1.81 REQUIRED CONFIG)
+find_package(simdjson REQUIRED CONFIG)
+find_package(zstd REQUIRED CONFIG)
+find_package(Snappy REQUIRED CONFIG)
+find_package(ZLIB REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(CLI11 REQUIRED CONFIG)
+find_package(fmt REQUIRED CONFIG)
+find_package(spdlog REQUIRED CONFIG)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+if(STRATA_BUILD_TESTS)
+  find_package(GTest REQUIRED CONFIG)
+endif()
+if(STRATA_BUILD_BENCH)
+  find_package(benchmark REQUIRED CONFIG)
+endif()
+
+# strata_module(NAME <target> DIR <dir> [PUBLIC libs...] [PRIVATE libs...])
+# A module is every .cc file in its directory except main.cc and *_main.cc, which belong to
+# executables. Globbing (re-checked at build time) keeps source lists from going stale.
+function(strata_module)
+  cmake_parse_arguments(M "" "NAME;DIR" "PUBLIC;PRIVATE" ${ARGN})
+  file(GLOB sources CONFIGURE_DEPENDS ${M_DIR}/*.cc)
+  list(FILTER sources EXCLUDE REGEX "(/main|_main)\\.cc$")
+  if(sources)
+    add_library(${M_NAME} STATIC ${sources})
+    target_include_directories(${M_NAME} PUBLIC ${STRATA_ROOT_INCLUDE}
+                               ${STRATA_ROOT_INCLUDE}/include)
+    target_link_libraries(${M_NAME} PUBLIC ${M_PUBLIC} PRIVATE ${M_PRIVATE})
+  else()
+    add_library(${M_NAME} INTERFACE)
+    target_include_directories(${M_NAME} INTERFACE ${STRATA_ROOT_INCLUDE}
+                               ${STRATA_ROOT_INCLUDE}/include)
+    target_link_libraries(${M_NAME} INTERFACE ${M_PUBLIC})
+  endif()
+endfunction()
