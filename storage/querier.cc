@@ -2,11 +2,14 @@
 
 namespace strata {
 
-absl::Status SampleIterator::AppendUpTo(Timestamp maxt, std::vector<Sample>* out) {
-  while (Next()) {
-    Sample s = At();
-    if (s.t > maxt) break;
-    out->push_back(s);
+absl::Status SampleIterator::AppendRange(Timestamp mint, Timestamp maxt,
+                                         std::vector<Sample>* out) {
+  if (Seek(mint)) {
+    do {
+      Sample s = At();
+      if (s.t > maxt) break;
+      out->push_back(s);
+    } while (Next());
   }
   return status();
 }

@@ -32,10 +32,10 @@ class SampleIterator {
   // OK unless iteration stopped on an error (corrupt chunk, I/O).
   virtual absl::Status status() const = 0;
 
-  // Appends every remaining sample with time <= maxt to `out`, starting with the one after
-  // the current position (or the first, before any Next()). Implementations may override
-  // this for speed; the default loops over Next().
-  virtual absl::Status AppendUpTo(Timestamp maxt, std::vector<Sample>* out);
+  // Appends every sample with mint <= time <= maxt to `out`, in order. For bulk decoding
+  // (range queries read each series once). REQUIRES: a fresh iterator (no Next() or Seek()
+  // called yet). Implementations may override it for speed; the default uses Seek/Next.
+  virtual absl::Status AppendRange(Timestamp mint, Timestamp maxt, std::vector<Sample>* out);
 };
 
 // What the caller will do with a selection; lets storage skip work.
