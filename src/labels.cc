@@ -328,12 +328,12 @@ absl::Status ValidateLabels(const Labels& labels, bool require_name) {
           absl::StrCat("series ", labels.ToString(), " has an empty label name"));
     }
     if (!IsValidUtf8(l.name)) {
-      return absl::InvalidArgumentError(absl::StrCat("label name ", QuoteString(l.name),
-                                                     " is not valid UTF-8"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("label name ", QuoteString(l.name), " is not valid UTF-8"));
     }
     if (!IsValidUtf8(l.value)) {
-      return absl::InvalidArgumentError(absl::StrCat("value of label ", QuoteString(l.name),
-                                                     " is not valid UTF-8"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("value of label ", QuoteString(l.name), " is not valid UTF-8"));
     }
   }
   return absl::OkStatus();

@@ -3,16 +3,28 @@
 #include <algorithm>
 
 #include "absl/status/status.h"
-#include "src/strings.h"
 #include "re2/re2.h"
+#include "src/strings.h"
 
 namespace strata {
 namespace {
 
 bool IsRegexMeta(char c) {
   switch (c) {
-    case '\\': case '.': case '+': case '*': case '?': case '(': case ')': case '|':
-    case '[': case ']': case '{': case '}': case '^': case '$':
+    case '\\':
+    case '.':
+    case '+':
+    case '*':
+    case '?':
+    case '(':
+    case ')':
+    case '|':
+    case '[':
+    case ']':
+    case '{':
+    case '}':
+    case '^':
+    case '$':
       return true;
     default:
       return false;

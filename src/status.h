@@ -21,17 +21,16 @@
 #define STRATA_STATUS_CONCAT_(a, b) STRATA_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define STRATA_RETURN_IF_ERROR(expr)                \
-  do {                                              \
-    if (absl::Status _st = (expr); !_st.ok()) {     \
-      return _st;                                   \
-    }                                               \
+#define STRATA_RETURN_IF_ERROR(expr)            \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
   } while (0)
 
 // `lhs` = value of `rexpr` (an absl::StatusOr<T>), or returns its error.
-#define STRATA_ASSIGN_OR_RETURN(lhs, rexpr)                                         \
-  STRATA_ASSIGN_OR_RETURN_IMPL_(STRATA_STATUS_CONCAT_(_statusor_, __LINE__), lhs, \
-                                rexpr)
+#define STRATA_ASSIGN_OR_RETURN(lhs, rexpr) \
+  STRATA_ASSIGN_OR_RETURN_IMPL_(STRATA_STATUS_CONCAT_(_statusor_, __LINE__), lhs, rexpr)
 #define STRATA_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr) \
   auto tmp = (rexpr);                                  \
   if (!tmp.ok()) return tmp.status();                  \

@@ -23,9 +23,7 @@ inline absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()
 
 struct StringViewHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const {
-    return absl::Hash<absl::string_view>{}(ToAbsl(s));
-  }
+  size_t operator()(std::string_view s) const { return absl::Hash<absl::string_view>{}(ToAbsl(s)); }
 };
 
 struct StringViewEq {

@@ -6,9 +6,9 @@
 #include <limits>
 
 #include "absl/status/status.h"
-#include "src/strings.h"
 #include "absl/time/time.h"
 #include "src/labels.h"
+#include "src/strings.h"
 
 namespace strata {
 namespace {
@@ -61,8 +61,8 @@ absl::StatusOr<int64_t> ParseApiDuration(std::string_view s) {
   if (ParseFloatStrict(s, &f)) {
     double ms = f * 1000;
     if (!std::isfinite(ms) || ms >= 9.2e18 || ms <= -9.2e18) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cannot parse ", QuoteString(s), " to a valid duration. It overflows int64"));
+      return absl::InvalidArgumentError(absl::StrCat("cannot parse ", QuoteString(s),
+                                                     " to a valid duration. It overflows int64"));
     }
     // Go truncates nanoseconds; we keep milliseconds, truncating toward zero.
     return static_cast<int64_t>(ms);
@@ -80,7 +80,7 @@ absl::StatusOr<int64_t> ParseDuration(std::string_view s) {
     std::string_view name;
     int64_t ms;
   };
-  static constexpr Unit kUnits[] = {{"y", kYear}, {"w", kWeek}, {"d", kDay},  {"h", kHour},
+  static constexpr Unit kUnits[] = {{"y", kYear},   {"w", kWeek},   {"d", kDay}, {"h", kHour},
                                     {"m", kMinute}, {"s", kSecond}, {"ms", 1}};
   auto invalid = [&] {
     return absl::InvalidArgumentError(
@@ -104,13 +104,11 @@ absl::StatusOr<int64_t> ParseDuration(std::string_view s) {
     if (k == std::size(kUnits)) return invalid();
     next_unit = k + 1;
     if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / kUnits[k].ms)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("duration out of range: ", QuoteString(s)));
+      return absl::InvalidArgumentError(absl::StrCat("duration out of range: ", QuoteString(s)));
     }
     int64_t add = static_cast<int64_t>(n) * kUnits[k].ms;
     if (total > std::numeric_limits<int64_t>::max() - add) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("duration out of range: ", QuoteString(s)));
+      return absl::InvalidArgumentError(absl::StrCat("duration out of range: ", QuoteString(s)));
     }
     total += add;
   }
