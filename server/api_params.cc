@@ -1,0 +1,177 @@
+#include "server/api_params.h"
+
+#include "src/labels.h"
+#include "src/status.h"
+#include "src/strings.h"
+#include "src/time.h"
+
+namespace strata {
+namespace {
+
+std::string_view MessageOf(const absl::Status& st) {
+  return {st.message().data(), st.message().size()};
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Appends the pairs of a query string to `out`, as Go's url.ParseQuery reads them.
+absl::Status ParseQueryInto(std::string_view query,
+                            std::vector<std::pair<std::string, std::string>>* out) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.find(';') != std::string_view::npos) {
+      return absl::InvalidArgumentError("invalid semicolon separator in query");
+    }
+    if (part.empty()) continue;
+    size_t eq = part.find('=');
+    std::string_view key = part.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
+    auto k = QueryUnescape(key);
+    if (!k.ok()) return k.status();
+    auto v = QueryUnescape(value);
+    if (!v.ok()) return v.status();
+    out->emplace_back(*std::move(k), *std::move(v));
+  }
+  return absl::OkStatus();
+}
+
+bool IsFormContentType(std::string_view content_type) {
+  std::string_view media = content_type.substr(0, content_type.find(';'));
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
+  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) {
+    media.remove_prefix(1);
+  }
+  constexpr std::string_view kForm = "application/x-www-form-urlencoded";
+  if (media.size() != kForm.size()) return false;
+  for (size_t i = 0; i < media.size(); ++i) {
+    char c = media[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kForm[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> QueryUnescape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%') {
+      int hi = i + 1 < s.size() ? HexValue(s[i + 1]) : -1;
+      int lo = i + 2 < s.size() ? HexValue(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) {
+        return absl::InvalidArgumentError(
+            fmt::format("invalid URL escape {}", QuoteString(s.substr(i, 3))));
+      }
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<ApiParams> ApiParams::Parse(std::string_view query, std::string_view content_type,
+                                           std::string_view body) {
+  ApiParams params;
+  absl::Status st;
+  if (!body.empty() && IsFormContentType(content_type)) {
+    st = ParseQueryInto(body, &params.values_);
+  }
+  if (st.ok()) st = ParseQueryInto(query, &params.values_);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("error parsing form values: {}", MessageOf(st)));
+  }
+  return params;
+}
+
+std::string_view ApiParams::Get(std::string_view name) const {
+  for (const auto& [k, v] : values_) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+bool ApiParams::Has(std::string_view name) const {
+  for (const auto& [k, v] : values_) {
+    if (k == name) return true;
+  }
+  return false;
+}
+
+std::vector<std::string_view> ApiParams::GetAll(std::string_view name) const {
+  std::vector<std::string_view> out;
+  for (const auto& [k, v] : values_) {
+    if (k == name) out.push_back(v);
+  }
+  return out;
+}
+
+absl::Status InvalidParamError(std::string_view name, const absl::Status& cause) {
+  absl::StatusCode code =
+      cause.ok() ? absl::StatusCode::kInvalidArgument : cause.code();
+  return absl::Status(
+      code, fmt::format("invalid parameter {}: {}", QuoteString(name), MessageOf(cause)));
+}
+
+absl::StatusOr<Timestamp> TimeParam(const ApiParams& params, std::string_view name,
+                                    std::optional<Timestamp> default_ms) {
+  std::string_view text = params.Get(name);
+  if (text.empty() && default_ms.has_value()) return *default_ms;
+  auto t = ParseApiTime(text);
+  if (!t.ok()) return InvalidParamError(name, t.status());
+  return *t;
+}
+
+absl::StatusOr<int64_t> DurationParam(const ApiParams& params, std::string_view name,
+                                      std::optional<int64_t> default_ms) {
+  std::string_view text = params.Get(name);
+  if (text.empty() && default_ms.has_value()) return *default_ms;
+  auto d = ParseApiDuration(text);
+  if (!d.ok()) return InvalidParamError(name, d.status());
+  return *d;
+}
+
+absl::Status CheckResolution(Timestamp start, Timestamp end, int64_t step_ms) {
+  // Prometheus divides the durations as integers: (end - start) / step > 11000.
+  uint64_t span = static_cast<uint64_t>(end) - static_cast<uint64_t>(start);
+  if (end >= start && span / static_cast<uint64_t>(step_ms) > kMaxPointsPerSeries) {
+    return absl::InvalidArgumentError(
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the "
+        "query resolution (?step=XX)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RangeParams> ParseRangeParams(const ApiParams& params) {
+  RangeParams r;
+  STRATA_ASSIGN_OR_RETURN(r.start, TimeParam(params, "start"));
+  STRATA_ASSIGN_OR_RETURN(r.end, TimeParam(params, "end"));
+  if (r.end < r.start) {
+    return InvalidParamError(
+        "end", absl::InvalidArgumentError("end timestamp must not be before start time"));
+  }
+  STRATA_ASSIGN_OR_RETURN(r.step_ms, DurationParam(params, "step"));
+  if (r.step_ms <= 0) {
+    return InvalidParamError(
+        "step", absl::InvalidArgumentError("zero or negative query resolution step widths are "
+                                           "not accepted. Try a positive integer"));
+  }
+  STRATA_RETURN_IF_ERROR(CheckResolution(r.start, r.end, r.step_ms));
+  return r;
+}
+
+}  // namespace strata
