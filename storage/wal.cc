@@ -139,7 +139,7 @@ absl::StatusOr<std::vector<int64_t>> ListWalSegments(const std::string& dir) {
 
 absl::StatusOr<WalReplayStats> ReplayWal(
     const std::string& dir,
-    const std::function<absl::Status(WalRecordType, std::string_view)>& fn) {
+    const std::function<absl::Status(int64_t, WalRecordType, std::string_view)>& fn) {
   WalReplayStats stats;
   STRATA_ASSIGN_OR_RETURN(std::vector<int64_t> segments, ListWalSegments(dir));
   std::string data;
@@ -190,7 +190,7 @@ absl::StatusOr<WalReplayStats> ReplayWal(
         problem = "unknown record type";
         break;
       }
-      STRATA_RETURN_IF_ERROR(fn(static_cast<WalRecordType>(type), payload));
+      STRATA_RETURN_IF_ERROR(fn(segments[i], static_cast<WalRecordType>(type), payload));
       ++stats.records;
       stats.bytes += kHeaderSize + len;
       off += kHeaderSize + len;

@@ -69,14 +69,15 @@ struct WalReplayStats {
   bool truncated = false;  // a torn or corrupt tail was cut off
 };
 
-// Reads every record of every segment in `dir` in order and calls `fn` with its type and
-// payload (valid only during the call). At the first record that is torn (cut short) or
+// Reads every record of every segment in `dir` in order and calls `fn` with the segment's
+// index, the record's type and its payload (valid only during the call). At the first record that is torn (cut short) or
 // corrupt (bad checksum or type), the segment is truncated at that record's offset, later
 // segments are deleted, a warning naming the segment and offset is logged, and replay ends
 // successfully: everything before it has been delivered. An error from `fn` stops replay
 // and is returned.
 absl::StatusOr<WalReplayStats> ReplayWal(
-    const std::string& dir, const std::function<absl::Status(WalRecordType, std::string_view)>& fn);
+    const std::string& dir,
+    const std::function<absl::Status(int64_t segment, WalRecordType, std::string_view)>& fn);
 
 // The writer. Thread-safe.
 class Wal {

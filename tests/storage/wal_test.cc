@@ -33,7 +33,7 @@ class WalTest : public ::testing::Test {
   };
   Replayed Replay() {
     Replayed r;
-    auto stats = ReplayWal(dir_, [&](WalRecordType type, std::string_view payload) {
+    auto stats = ReplayWal(dir_, [&](int64_t, WalRecordType type, std::string_view payload) {
       if (type == WalRecordType::kSeries) {
         std::vector<WalSeries> s;
         absl::Status st = DecodeWalSeries(payload, &s);

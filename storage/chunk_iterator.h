@@ -1,0 +1,48 @@
+// A sample iterator over a series' chunks from the head and the store.
+#ifndef STRATA_STORAGE_CHUNK_ITERATOR_H_
+#define STRATA_STORAGE_CHUNK_ITERATOR_H_
+
+#include <memory>
+#include <vector>
+
+#include "storage/head.h"
+#include "storage/querier.h"
+#include "storage/xor_chunk.h"
+
+namespace strata {
+
+// Iterates the samples of `chunks` within [mint, maxt] in time order, each timestamp once.
+// Chunks are taken in order of their min time; a sample at or before the last one returned
+// is skipped, which removes a chunk seen both in the head and in the store (a flush racing
+// the read). The engine never writes two chunks of one series whose samples interleave.
+class ChunkListIterator final : public SampleIterator {
+ public:
+  ChunkListIterator(std::vector<ChunkRef> chunks, Timestamp mint, Timestamp maxt);
+
+  bool Next() override { return Step(false); }
+  bool Seek(Timestamp t) override;
+  Sample At() const override { return cur_; }
+  absl::Status status() const override { return status_; }
+
+ private:
+  bool Step(bool seek);
+  bool Finish() {
+    done_ = true;
+    return false;
+  }
+
+  std::vector<ChunkRef> chunks_;
+  size_t idx_ = 0;
+  Timestamp lower_;  // the next sample returned is at or after this
+  const Timestamp maxt_;
+  XorChunkIterator it_{std::string_view()};
+  bool in_chunk_ = false;
+  bool has_cur_ = false;
+  bool done_ = false;
+  Sample cur_;
+  absl::Status status_;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_CHUNK_ITERATOR_H_

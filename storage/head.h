@@ -1,0 +1,212 @@
+// The head block: the in-memory, most recent part of the database.
+//
+// Files by role: head.cc (series map, postings, flush bookkeeping), head_append.cc (the
+// append path and WAL replay), head_read.cc (index reader and chunk snapshots).
+//
+// Every series has one open XOR chunk, cut at `chunk_samples` samples or when a sample
+// falls in another partition; closed chunks wait in the series until a flush has made them
+// durable in RocksDB. Series are never removed (no head GC yet), so MemSeries pointers stay
+// valid for the Head's lifetime.
+#ifndef STRATA_STORAGE_HEAD_H_
+#define STRATA_STORAGE_HEAD_H_
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "src/labels.h"
+#include "src/sample.h"
+#include "src/strings.h"
+#include "storage/postings.h"
+#include "storage/wal.h"
+#include "storage/xor_chunk.h"
+
+namespace strata {
+
+// The samples of one series in an append batch, in the order they should be appended.
+struct SeriesBatch {
+  Labels labels;
+  std::vector<Sample> samples;
+};
+
+// What happened to the samples of an append. Rejected samples are dropped; the rest of
+// the batch is kept.
+struct AppendResult {
+  int64_t appended = 0;
+  int64_t unchanged = 0;     // same time and same value as the series' last sample: no-op
+  int64_t out_of_order = 0;  // older than the series' last sample
+  int64_t too_old = 0;       // older than the head accepts (max_sample_age_ms)
+  int64_t duplicate = 0;     // same time as the last sample, another value
+  int64_t rejected() const { return out_of_order + too_old + duplicate; }
+  AppendResult& operator+=(const AppendResult& o) {
+    appended += o.appended;
+    unchanged += o.unchanged;
+    out_of_order += o.out_of_order;
+    too_old += o.too_old;
+    duplicate += o.duplicate;
+    return *this;
+  }
+};
+
+// An immutable chunk: XOR bytes covering [mint, maxt]. Cheap to copy.
+struct ChunkRef {
+  Timestamp mint = 0;
+  Timestamp maxt = 0;
+  std::shared_ptr<const std::string> bytes;
+};
+
+// What the head needs from durable storage. Implemented by the RocksDB store.
+class SeriesStore {
+ public:
+  struct Known {
+    SeriesRef ref = 0;
+    std::optional<Sample> last;  // the newest stored sample
+  };
+  virtual ~SeriesStore() = default;
+  // A stored series with exactly these labels.
+  virtual absl::StatusOr<std::optional<Known>> FindSeries(const Labels& labels) = 0;
+  virtual absl::StatusOr<std::optional<Labels>> SeriesLabels(SeriesRef ref) = 0;
+  virtual absl::StatusOr<std::optional<Sample>> LastSample(SeriesRef ref) = 0;
+};
+
+struct HeadOptions {
+  int64_t partition_ms = 24 * 3600 * 1000;
+  int chunk_samples = 120;
+  // Samples older than the newest appended time minus this are rejected as too old.
+  // 0 disables the check.
+  int64_t max_sample_age_ms = 24 * 3600 * 1000;
+  int stripes = 256;
+};
+
+// Partition index of time t.
+inline int64_t PartitionOf(Timestamp t, int64_t partition_ms) {
+  int64_t p = t / partition_ms;
+  if (t % partition_ms < 0) --p;
+  return p;
+}
+
+class MemSeries {
+ public:
+  MemSeries(SeriesRef ref, Labels labels) : ref(ref), labels(std::move(labels)) {}
+
+  const SeriesRef ref;
+  const Labels labels;
+
+  std::mutex mu;
+  // Guarded by mu.
+  struct ClosedChunk {
+    ChunkRef chunk;
+    int64_t wal_segment;  // no sample of the chunk is in an earlier WAL segment
+  };
+  std::vector<ClosedChunk> closed;  // oldest first, not yet durable in RocksDB
+  XorChunkAppender open;            // empty when num_samples() == 0
+  Timestamp open_mint = 0;
+  int64_t open_segment = 0;
+  bool has_last = false;
+  Timestamp last_t = 0;
+  double last_v = 0;
+  bool persisted = false;  // labels are in RocksDB's series family
+  int64_t indexed_partition = std::numeric_limits<int64_t>::min();  // last partition with postings written
+};
+
+class Head {
+ public:
+  // `store` may be null (no durable storage). Not owned; must outlive the head.
+  Head(HeadOptions options, SeriesStore* store);
+  ~Head();
+  Head(const Head&) = delete;
+  Head& operator=(const Head&) = delete;
+
+  // From now on appends are logged to `wal` and acknowledged after its write. Not owned.
+  void set_wal(Wal* wal) { wal_ = wal; }
+  // Refs at or above `ref` are free.
+  void ReserveRefs(SeriesRef next);
+  SeriesRef next_ref() const { return next_ref_.load(); }
+  // Samples up to `t` exist (for the too-old check after a restart).
+  void ObserveTime(Timestamp t);
+  Timestamp max_time() const { return max_time_.load(); }
+
+  // Appends the batch. Thread-safe. With a WAL, returns once the accepted samples are
+  // logged; an error means they may be visible but are not durable. Errors
+  // (InvalidArgument) on an empty label set, before appending anything.
+  absl::StatusOr<AppendResult> Append(std::span<const SeriesBatch> batch);
+
+  // WAL replay. REQUIRES: no concurrent appends. Samples at or before a series' last
+  // (head or stored) sample are skipped: they are already there.
+  absl::Status ReplaySeries(SeriesRef ref, std::string_view encoded_labels);
+  absl::Status ReplaySamples(int64_t segment, std::span<const WalSample> samples);
+  int64_t replay_unknown_refs() const { return replay_unknown_refs_; }
+
+  // Reading. Thread-safe.
+  std::unique_ptr<IndexReader> Index();
+  MemSeries* GetByRef(SeriesRef ref);
+  // The series' chunks that overlap [mint, maxt], oldest first (the open chunk copied).
+  std::vector<ChunkRef> Chunks(MemSeries& s, Timestamp mint, Timestamp maxt);
+  int64_t num_series() const { return num_series_.load(); }
+
+  // Flushing. The chunks a flush may write, per series: closed chunks, plus open chunks
+  // when `cut_open` or when their newest sample is older than max_time() - idle_ms (idle
+  // series would otherwise pin WAL segments). Also lists series not yet persisted.
+  struct FlushItem {
+    MemSeries* series;
+    bool persist_series;
+    size_t num_closed;  // how many of series->closed this item covers
+    std::vector<ChunkRef> chunks;
+  };
+  std::vector<FlushItem> CollectFlush(bool cut_open, int64_t idle_ms);
+  // After the flush is durable: drops the flushed chunks and marks series persisted.
+  void MarkFlushed(const std::vector<FlushItem>& items);
+  // The lowest WAL segment that may hold a sample only in the head
+  // (numeric_limits<int64_t>::max() when none).
+  int64_t LowestNeededSegment();
+
+ private:
+  struct Stripe {
+    std::mutex mu;
+    absl::flat_hash_map<uint64_t, std::vector<std::unique_ptr<MemSeries>>> by_hash;
+  };
+  struct RefStripe {
+    std::mutex mu;
+    absl::flat_hash_map<SeriesRef, MemSeries*> by_ref;
+  };
+  class HeadIndexReader;
+  enum class Outcome { kAppended, kUnchanged, kOutOfOrder, kTooOld, kDuplicate };
+
+  // Finds or creates the series; a creation queues its WAL record and raises *seq.
+  absl::StatusOr<MemSeries*> GetOrCreate(const Labels& labels, uint64_t* seq);
+  // Creates a series with a known ref. REQUIRES: stripe lock held, not present.
+  MemSeries* Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labels& labels);
+  void AddPostings(const MemSeries& s);
+  // REQUIRES: s.mu held.
+  Outcome AppendLocked(MemSeries& s, Sample sample, Timestamp min_valid, int64_t segment);
+  void CutOpenLocked(MemSeries& s);
+
+  const HeadOptions options_;
+  SeriesStore* const store_;
+  Wal* wal_ = nullptr;
+  std::vector<Stripe> stripes_;
+  std::vector<RefStripe> ref_stripes_;
+  std::atomic<SeriesRef> next_ref_{1};
+  std::atomic<Timestamp> max_time_{std::numeric_limits<Timestamp>::min()};
+  std::atomic<int64_t> num_series_{0};
+  int64_t replay_unknown_refs_ = 0;
+
+  // Inverted index: name -> value -> sorted refs. The map keys are the head's one copy of
+  // each label string.
+  std::shared_mutex postings_mu_;
+  StringMap<StringMap<std::vector<SeriesRef>>> postings_;
+  std::vector<SeriesRef> all_refs_;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_HEAD_H_

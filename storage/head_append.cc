@@ -1,0 +1,162 @@
+// The head's append path and WAL replay.
+#include <algorithm>
+#include <bit>
+
+#include "spdlog/spdlog.h"
+#include "src/status.h"
+#include "storage/head.h"
+
+namespace strata {
+
+Head::Outcome Head::AppendLocked(MemSeries& s, Sample sample, Timestamp min_valid,
+                                 int64_t segment) {
+  if (sample.t < min_valid) return Outcome::kTooOld;
+  if (s.has_last) {
+    if (sample.t < s.last_t) return Outcome::kOutOfOrder;
+    if (sample.t == s.last_t) {
+      return std::bit_cast<uint64_t>(sample.v) == std::bit_cast<uint64_t>(s.last_v)
+                 ? Outcome::kUnchanged
+                 : Outcome::kDuplicate;
+    }
+  }
+  if (s.open.num_samples() > 0 &&
+      (s.open.num_samples() >= options_.chunk_samples ||
+       PartitionOf(sample.t, options_.partition_ms) !=
+           PartitionOf(s.open_mint, options_.partition_ms))) {
+    CutOpenLocked(s);
+  }
+  if (s.open.num_samples() == 0) {
+    s.open_mint = sample.t;
+    s.open_segment = segment;
+  }
+  // Cannot fail: the time is after the last one and the chunk is below its size limit.
+  absl::Status st = s.open.Append(sample.t, sample.v);
+  if (!st.ok()) {
+    spdlog::error("head chunk append failed for series {}: {}", s.ref, st.ToString());
+    return Outcome::kOutOfOrder;
+  }
+  s.has_last = true;
+  s.last_t = sample.t;
+  s.last_v = sample.v;
+  return Outcome::kAppended;
+}
+
+absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
+  for (const SeriesBatch& b : batch) {
+    if (b.labels.empty()) return absl::InvalidArgumentError("series with no labels");
+  }
+  uint64_t seq = 0;
+  std::vector<MemSeries*> series(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
+  }
+  // Lock every series of the batch (in ref order, so batches cannot deadlock) while
+  // appending and queuing the WAL record: per series, WAL order is then head order.
+  std::vector<MemSeries*> locked = series;
+  std::sort(locked.begin(), locked.end(),
+            [](const MemSeries* a, const MemSeries* b) { return a->ref < b->ref; });
+  locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
+  for (MemSeries* s : locked) s->mu.lock();
+
+  AppendResult result;
+  Timestamp max_time = max_time_.load();
+  Timestamp min_valid = std::numeric_limits<Timestamp>::min();
+  if (options_.max_sample_age_ms > 0 &&
+      max_time > std::numeric_limits<Timestamp>::min() + options_.max_sample_age_ms) {
+    min_valid = max_time - options_.max_sample_age_ms;
+  }
+  int64_t segment = wal_ != nullptr ? wal_->current_segment() : 0;
+  std::vector<WalSample> accepted;
+  Timestamp batch_max = std::numeric_limits<Timestamp>::min();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (const Sample& sample : batch[i].samples) {
+      switch (AppendLocked(*series[i], sample, min_valid, segment)) {
+        case Outcome::kAppended:
+          ++result.appended;
+          accepted.push_back({series[i]->ref, sample.t, sample.v});
+          batch_max = std::max(batch_max, sample.t);
+          break;
+        case Outcome::kUnchanged:
+          ++result.unchanged;
+          break;
+        case Outcome::kOutOfOrder:
+          ++result.out_of_order;
+          break;
+        case Outcome::kTooOld:
+          ++result.too_old;
+          break;
+        case Outcome::kDuplicate:
+          ++result.duplicate;
+          break;
+      }
+    }
+  }
+  if (wal_ != nullptr && !accepted.empty()) {
+    std::string rec;
+    EncodeWalSamples(accepted, &rec);
+    seq = std::max(seq, wal_->Enqueue(WalRecordType::kSamples, rec));
+  }
+  for (MemSeries* s : locked) s->mu.unlock();
+
+  ObserveTime(batch_max);
+  if (wal_ != nullptr && seq > 0) STRATA_RETURN_IF_ERROR(wal_->Sync(seq));
+  return result;
+}
+
+absl::Status Head::ReplaySeries(SeriesRef ref, std::string_view encoded_labels) {
+  STRATA_ASSIGN_OR_RETURN(Labels labels, Labels::FromEncoded(encoded_labels));
+  uint64_t hash = labels.Hash();
+  Stripe& stripe = stripes_[hash % stripes_.size()];
+  std::lock_guard<std::mutex> lock(stripe.mu);
+  auto it = stripe.by_hash.find(hash);
+  if (it != stripe.by_hash.end()) {
+    for (auto& s : it->second) {
+      if (s->labels == labels) {
+        if (s->ref != ref) {
+          // Should not happen; map the logged ref onto the live series.
+          RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
+          std::lock_guard<std::mutex> ref_lock(rs.mu);
+          rs.by_ref[ref] = s.get();
+        }
+        ReserveRefs(ref + 1);
+        return absl::OkStatus();
+      }
+    }
+  }
+  MemSeries* s = Insert(stripe, hash, ref, labels);
+  if (store_ != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(std::optional<Sample> last, store_->LastSample(ref));
+    if (last) {
+      s->persisted = true;
+      s->has_last = true;
+      s->last_t = last->t;
+      s->last_v = last->v;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> samples) {
+  for (const WalSample& ws : samples) {
+    MemSeries* s = GetByRef(ws.ref);
+    if (s == nullptr && store_ != nullptr) {
+      // Its series record was checkpointed away; the series is in the store.
+      STRATA_ASSIGN_OR_RETURN(std::optional<Labels> labels, store_->SeriesLabels(ws.ref));
+      if (labels) {
+        STRATA_RETURN_IF_ERROR(ReplaySeries(ws.ref, labels->encoded()));
+        s = GetByRef(ws.ref);
+      }
+    }
+    if (s == nullptr) {
+      ++replay_unknown_refs_;
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (s->has_last && ws.t <= s->last_t) continue;  // already in the store or the head
+    AppendLocked(*s, {ws.t, ws.v}, std::numeric_limits<Timestamp>::min(), segment);
+    ObserveTime(ws.t);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace strata

@@ -1,0 +1,75 @@
+// The head's read path: its inverted index and chunk snapshots.
+#include <algorithm>
+
+#include "storage/head.h"
+
+namespace strata {
+
+// Copies what it returns under a shared lock, so results stay valid while appends go on.
+class Head::HeadIndexReader final : public IndexReader {
+ public:
+  explicit HeadIndexReader(Head* head) : head_(head) {}
+
+  absl::StatusOr<std::vector<std::string>> LabelNames() override {
+    std::shared_lock<std::shared_mutex> lock(head_->postings_mu_);
+    std::vector<std::string> out;
+    out.reserve(head_->postings_.size());
+    for (const auto& [name, values] : head_->postings_) out.push_back(name);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  absl::StatusOr<std::vector<std::string>> LabelValues(std::string_view name,
+                                                       std::string_view prefix) override {
+    std::shared_lock<std::shared_mutex> lock(head_->postings_mu_);
+    std::vector<std::string> out;
+    auto it = head_->postings_.find(name);
+    if (it == head_->postings_.end()) return out;
+    for (const auto& [value, refs] : it->second) {
+      if (value.starts_with(prefix)) out.push_back(value);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  absl::StatusOr<std::unique_ptr<Postings>> PostingsFor(
+      std::string_view name, const std::vector<std::string>& values) override {
+    std::vector<std::unique_ptr<Postings>> lists;
+    std::shared_lock<std::shared_mutex> lock(head_->postings_mu_);
+    auto it = head_->postings_.find(name);
+    if (it == head_->postings_.end()) return EmptyPostings();
+    for (const std::string& v : values) {
+      auto vit = it->second.find(v);
+      if (vit != it->second.end()) lists.push_back(ListPostings(vit->second));
+    }
+    return Union(std::move(lists));
+  }
+
+  absl::StatusOr<std::unique_ptr<Postings>> AllPostings() override {
+    std::shared_lock<std::shared_mutex> lock(head_->postings_mu_);
+    return ListPostings(head_->all_refs_);
+  }
+
+ private:
+  Head* head_;
+};
+
+std::unique_ptr<IndexReader> Head::Index() { return std::make_unique<HeadIndexReader>(this); }
+
+std::vector<ChunkRef> Head::Chunks(MemSeries& s, Timestamp mint, Timestamp maxt) {
+  std::vector<ChunkRef> out;
+  std::lock_guard<std::mutex> lock(s.mu);
+  for (const auto& c : s.closed) {
+    if (c.chunk.maxt >= mint && c.chunk.mint <= maxt) out.push_back(c.chunk);
+  }
+  if (s.open.num_samples() > 0 && s.open.last_timestamp() >= mint && s.open_mint <= maxt) {
+    ChunkRef c;
+    c.mint = s.open_mint;
+    c.maxt = s.open.last_timestamp();
+    c.bytes = std::make_shared<const std::string>(s.open.bytes());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace strata

@@ -1,0 +1,284 @@
+#include "storage/postings.h"
+
+#include <algorithm>
+#include <queue>
+
+#include "src/status.h"
+
+namespace strata {
+namespace {
+
+class EmptyPostingsImpl final : public Postings {
+ public:
+  bool Next() override { return false; }
+  bool Seek(SeriesRef) override { return false; }
+  SeriesRef At() const override { return 0; }
+};
+
+class ListPostingsImpl final : public Postings {
+ public:
+  explicit ListPostingsImpl(std::vector<SeriesRef> refs) : refs_(std::move(refs)) {}
+  bool Next() override {
+    if (!started_) {
+      started_ = true;
+    } else if (pos_ < refs_.size()) {
+      ++pos_;
+    }
+    return pos_ < refs_.size();
+  }
+  bool Seek(SeriesRef r) override {
+    if (!started_) {
+      started_ = true;
+      pos_ = 0;
+    }
+    if (pos_ >= refs_.size()) return false;
+    if (refs_[pos_] >= r) return true;
+    pos_ = std::lower_bound(refs_.begin() + pos_, refs_.end(), r) - refs_.begin();
+    return pos_ < refs_.size();
+  }
+  SeriesRef At() const override { return refs_[pos_]; }
+
+ private:
+  std::vector<SeriesRef> refs_;
+  size_t pos_ = 0;
+  bool started_ = false;
+};
+
+class IntersectPostings final : public Postings {
+ public:
+  explicit IntersectPostings(std::vector<std::unique_ptr<Postings>> its) : its_(std::move(its)) {}
+  bool Next() override {
+    if (!its_[0]->Next()) return Done();
+    return Align(its_[0]->At());
+  }
+  bool Seek(SeriesRef r) override {
+    if (started_ && cur_ >= r) return !done_;
+    if (!its_[0]->Seek(r)) return Done();
+    return Align(its_[0]->At());
+  }
+  SeriesRef At() const override { return cur_; }
+  absl::Status status() const override {
+    for (auto& it : its_) {
+      if (absl::Status st = it->status(); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  bool Done() {
+    started_ = done_ = true;
+    return false;
+  }
+  // Seeks every iterator to a common ref >= target.
+  bool Align(SeriesRef target) {
+    started_ = true;
+    while (true) {
+      bool all = true;
+      for (auto& it : its_) {
+        if (!it->Seek(target)) return Done();
+        if (it->At() != target) {
+          target = it->At();
+          all = false;
+          break;
+        }
+      }
+      if (all) {
+        cur_ = target;
+        return true;
+      }
+    }
+  }
+  std::vector<std::unique_ptr<Postings>> its_;
+  SeriesRef cur_ = 0;
+  bool started_ = false;
+  bool done_ = false;
+};
+
+class UnionPostings final : public Postings {
+ public:
+  explicit UnionPostings(std::vector<std::unique_ptr<Postings>> its) : its_(std::move(its)) {}
+  bool Next() override {
+    if (!started_) {
+      started_ = true;
+      for (size_t i = 0; i < its_.size(); ++i) {
+        if (its_[i]->Next()) heap_.push({its_[i]->At(), i});
+      }
+    } else {
+      Advance(cur_ + 1);
+    }
+    return Pop();
+  }
+  bool Seek(SeriesRef r) override {
+    if (!started_) {
+      started_ = true;
+      for (size_t i = 0; i < its_.size(); ++i) {
+        if (its_[i]->Seek(r)) heap_.push({its_[i]->At(), i});
+      }
+      return Pop();
+    }
+    if (valid_ && cur_ >= r) return true;
+    if (!valid_) return false;
+    Advance(r);
+    return Pop();
+  }
+  SeriesRef At() const override { return cur_; }
+  absl::Status status() const override {
+    for (auto& it : its_) {
+      if (absl::Status st = it->status(); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  using Entry = std::pair<SeriesRef, size_t>;
+  // Moves every iterator whose head is < r to its first ref >= r.
+  void Advance(SeriesRef r) {
+    while (!heap_.empty() && heap_.top().first < r) {
+      size_t i = heap_.top().second;
+      heap_.pop();
+      if (its_[i]->Seek(r)) heap_.push({its_[i]->At(), i});
+    }
+  }
+  bool Pop() {
+    valid_ = !heap_.empty();
+    if (valid_) cur_ = heap_.top().first;
+    return valid_;
+  }
+  std::vector<std::unique_ptr<Postings>> its_;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
+  SeriesRef cur_ = 0;
+  bool started_ = false;
+  bool valid_ = false;
+};
+
+class DifferencePostings final : public Postings {
+ public:
+  DifferencePostings(std::unique_ptr<Postings> a, std::unique_ptr<Postings> b)
+      : a_(std::move(a)), b_(std::move(b)) {}
+  bool Next() override {
+    if (!a_->Next()) return false;
+    return Skip();
+  }
+  bool Seek(SeriesRef r) override {
+    if (!a_->Seek(r)) return false;
+    return Skip();
+  }
+  SeriesRef At() const override { return a_->At(); }
+  absl::Status status() const override {
+    if (absl::Status st = a_->status(); !st.ok()) return st;
+    return b_->status();
+  }
+
+ private:
+  // Moves `a` past refs that are in `b`.
+  bool Skip() {
+    while (true) {
+      SeriesRef r = a_->At();
+      if (!b_done_) {
+        if (!b_->Seek(r)) {
+          b_done_ = true;
+        } else if (b_->At() == r) {
+          if (!a_->Next()) return false;
+          continue;
+        }
+      }
+      return true;
+    }
+  }
+  std::unique_ptr<Postings> a_, b_;
+  bool b_done_ = false;
+};
+
+bool IsLiteralSet(const LabelMatcher& m) {
+  return (m.type() == MatchType::kRegexMatch || m.type() == MatchType::kRegexNoMatch) &&
+         m.SetMatches().has_value();
+}
+
+// The values of m.name() for which m is true (positive) or false (!positive).
+absl::StatusOr<std::vector<std::string>> ValuesWhere(IndexReader& index, const LabelMatcher& m,
+                                                     bool positive) {
+  // Fast paths: the matcher is true exactly on a known literal set.
+  bool equal_set = m.type() == MatchType::kEqual || (m.type() == MatchType::kRegexMatch &&
+                                                      IsLiteralSet(m));
+  bool not_equal_set = m.type() == MatchType::kNotEqual ||
+                       (m.type() == MatchType::kRegexNoMatch && IsLiteralSet(m));
+  if (positive && equal_set) {
+    if (m.type() == MatchType::kEqual) return std::vector<std::string>{m.value()};
+    return *m.SetMatches();
+  }
+  if (!positive && not_equal_set) {
+    if (m.type() == MatchType::kNotEqual) return std::vector<std::string>{m.value()};
+    return *m.SetMatches();
+  }
+  // A value that makes a regex true starts with its literal prefix; for =~ only.
+  std::string_view prefix;
+  if (positive && m.type() == MatchType::kRegexMatch) prefix = m.LiteralPrefix();
+  if (!positive && m.type() == MatchType::kRegexNoMatch) prefix = m.LiteralPrefix();
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, index.LabelValues(m.name(), prefix));
+  std::vector<std::string> out;
+  for (std::string& v : values) {
+    if (m.Matches(v) == positive) out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Postings> EmptyPostings() { return std::make_unique<EmptyPostingsImpl>(); }
+
+std::unique_ptr<Postings> ListPostings(std::vector<SeriesRef> refs) {
+  return std::make_unique<ListPostingsImpl>(std::move(refs));
+}
+
+std::unique_ptr<Postings> Intersect(std::vector<std::unique_ptr<Postings>> its) {
+  if (its.empty()) return EmptyPostings();
+  if (its.size() == 1) return std::move(its[0]);
+  return std::make_unique<IntersectPostings>(std::move(its));
+}
+
+std::unique_ptr<Postings> Union(std::vector<std::unique_ptr<Postings>> its) {
+  if (its.empty()) return EmptyPostings();
+  if (its.size() == 1) return std::move(its[0]);
+  return std::make_unique<UnionPostings>(std::move(its));
+}
+
+std::unique_ptr<Postings> Difference(std::unique_ptr<Postings> a, std::unique_ptr<Postings> b) {
+  return std::make_unique<DifferencePostings>(std::move(a), std::move(b));
+}
+
+absl::StatusOr<std::vector<SeriesRef>> ExpandPostings(Postings& p) {
+  std::vector<SeriesRef> out;
+  while (p.Next()) out.push_back(p.At());
+  STRATA_RETURN_IF_ERROR(p.status());
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
+    IndexReader& index, const std::vector<LabelMatcher>& matchers) {
+  std::vector<std::unique_ptr<Postings>> include, exclude;
+  for (const LabelMatcher& m : matchers) {
+    if (!m.MatchesEmpty()) {
+      // Only series that have the label with a matching value.
+      STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, ValuesWhere(index, m, true));
+      if (values.empty()) return EmptyPostings();
+      STRATA_ASSIGN_OR_RETURN(auto p, index.PostingsFor(m.name(), values));
+      include.push_back(std::move(p));
+    } else {
+      // Every series except those whose value makes the matcher false.
+      STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, ValuesWhere(index, m, false));
+      if (values.empty()) continue;
+      STRATA_ASSIGN_OR_RETURN(auto p, index.PostingsFor(m.name(), values));
+      exclude.push_back(std::move(p));
+    }
+  }
+  std::unique_ptr<Postings> base;
+  if (include.empty()) {
+    STRATA_ASSIGN_OR_RETURN(base, index.AllPostings());
+  } else {
+    base = Intersect(std::move(include));
+  }
+  if (exclude.empty()) return base;
+  return Difference(std::move(base), Union(std::move(exclude)));
+}
+
+}  // namespace strata
