@@ -1,0 +1,127 @@
+// The Gorilla (XOR) float chunk: delta-of-delta timestamps and XOR-compressed values in one
+// bit stream, byte for byte the same as Prometheus' XOR chunk (ChunkEncoding::kXor). The
+// layout is documented in docs/format/chunks.md.
+//
+// What a chunk holds:
+// - 0 to 65,535 samples with strictly increasing timestamps; any int64 timestamps (the format
+//   works modulo 2^64, so even a step from INT64_MIN to INT64_MAX fits);
+// - any float64 value, kept bit for bit (every NaN payload, the stale marker, ±Inf, -0.0).
+#ifndef STRATA_STORAGE_XOR_CHUNK_H_
+#define STRATA_STORAGE_XOR_CHUNK_H_
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "src/sample.h"
+#include "storage/bitstream.h"
+#include "storage/querier.h"
+
+namespace strata {
+
+// Most samples one XOR chunk can hold (its count field is a uint16).
+inline constexpr int kXorChunkMaxSamples = 65535;
+
+// Builds an XOR chunk one sample at a time. Small enough to keep one per series in the head
+// (40 bytes plus the chunk bytes; the buffer grows in 64-byte steps up to 512 bytes).
+// Move-only. REQUIRES: external synchronization.
+class XorChunkAppender {
+ public:
+  // An empty chunk.
+  XorChunkAppender() = default;
+  // Resumes appending to an existing chunk, e.g. a head chunk reopened after a restart. The
+  // result appends exactly as the appender that wrote `chunk` would have. Fails (DataLoss) if
+  // `chunk` does not decode, or has nonzero bits after its last sample; zero padding bytes
+  // after the last sample (older Prometheus versions wrote one sometimes) are dropped.
+  static absl::StatusOr<XorChunkAppender> FromBytes(std::string_view chunk);
+
+  XorChunkAppender(XorChunkAppender&& other) noexcept;
+  XorChunkAppender& operator=(XorChunkAppender&& other) noexcept;
+  XorChunkAppender(const XorChunkAppender&) = delete;
+  XorChunkAppender& operator=(const XorChunkAppender&) = delete;
+  ~XorChunkAppender();
+
+  // Appends one sample. Fails, leaving the chunk unchanged, with InvalidArgument if `t` is
+  // not after the last sample's time, and with FailedPrecondition if the chunk is full
+  // (kXorChunkMaxSamples).
+  absl::Status Append(Timestamp t, double v);
+
+  int num_samples() const { return count_; }
+  // The chunk's bytes: a complete chunk at any time. Valid until the next Append, move or
+  // destruction.
+  std::string_view bytes() const;
+  // The last sample's time and value. REQUIRES: num_samples() > 0.
+  Timestamp last_timestamp() const { return t_; }
+  double last_value() const { return std::bit_cast<double>(v_); }
+  // Heap bytes held (for the head's memory accounting).
+  size_t allocated_bytes() const;
+
+ private:
+  void Grow(size_t old_len, size_t new_len);
+
+  uint8_t* buf_ = nullptr;  // capacity is CapacityFor(byte length); see xor_chunk.cc
+  uint32_t bit_len_ = 0;
+  uint16_t count_ = 0;
+  uint8_t leading_ = 0xff;  // 0xff: no XOR window yet
+  uint8_t trailing_ = 0;
+  int64_t t_ = 0;
+  uint64_t t_delta_ = 0;
+  uint64_t v_ = 0;  // the last value's bits
+};
+
+// Iterates the samples of one XOR chunk. Does not copy the bytes: `chunk` must outlive the
+// iterator. Corrupt or truncated bytes end the iteration with a DataLoss status; the iterator
+// never reads outside `chunk`. Bytes after the last sample are ignored. Not thread-safe.
+class XorChunkIterator final : public SampleIterator {
+ public:
+  explicit XorChunkIterator(std::string_view chunk) { Reset(chunk); }
+  // Starts over on another chunk.
+  void Reset(std::string_view chunk);
+
+  bool Next() override;
+  bool Seek(Timestamp t) override;
+  Sample At() const override { return {st_.t, std::bit_cast<double>(st_.v)}; }
+  absl::Status status() const override { return status_; }
+  // Decodes the range in one tight loop.
+  absl::Status AppendRange(Timestamp mint, Timestamp maxt, std::vector<Sample>* out) override;
+
+  // The count in the chunk's header (0 if the header itself is missing).
+  int num_samples() const { return total_; }
+
+  // Decoder state after a sample; public only for the codec's own functions.
+  struct State {
+    BitReader br;
+    int64_t t = 0;
+    uint64_t t_delta = 0;
+    uint64_t v = 0;
+    uint8_t leading = 0xff;
+    uint8_t trailing = 0;
+  };
+
+ private:
+  friend class XorChunkAppender;
+
+  bool ReadFirstSamples();
+  void Fail(std::string message);
+
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  State st_;
+  int total_ = 0;
+  int read_ = 0;
+  bool done_ = false;  // at the end or failed
+  absl::Status status_;
+};
+
+// Encodes samples into one XOR chunk (the same bytes XorChunkAppender builds).
+absl::StatusOr<std::string> EncodeXorChunk(std::span<const Sample> samples);
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_XOR_CHUNK_H_
