@@ -368,9 +368,9 @@ class Call final : public Expr {
 // Strips any number of Paren nodes.
 const Expr& UnwrapParens(const Expr& e);
 
-// Structural equality: same kinds, values, names, matchers, durations (compared by value
-// and, when written as expressions, by shape), modifiers. Ignores positions and Paren
-// `wrapped` flags of duration expressions.
+// Structural equality: same kinds, values, names, matchers (in any order), durations
+// (compared by value and, when written as expressions, by shape), modifiers. Ignores
+// positions and whether a number was written as a duration.
 bool Equal(const Expr& a, const Expr& b);
 
 }  // namespace strata::promql

@@ -112,15 +112,12 @@ enum class FunctionId {
 struct FunctionInfo {
   FunctionId id;
   std::string_view name;
-  // Declared argument types. With variadic == 0 the call takes exactly these.
+  // Declared argument types; arguments past the end have the last declared type.
   std::vector<ValueType> arg_types;
-  // 0: fixed arity. n > 0: the last argument type may be omitted or repeated so that up
-  // to arg_types.size() - 1 + n arguments... precisely as Prometheus: the call takes
-  // between arg_types.size() - 1 and arg_types.size() - 1 + n arguments, all extra ones of
-  // the last declared type. -1: the last type may repeat without limit (and be omitted).
-  // Exception to "may be omitted": see min_args.
+  // As in Prometheus: 0 = exactly arg_types.size() arguments; n > 0 = between
+  // arg_types.size() - 1 and arg_types.size() - 1 + n; -1 = at least arg_types.size() - 1.
   int variadic = 0;
-  // Fewest arguments the call accepts (derived from arg_types/variadic as Prometheus does).
+  // Fewest arguments the call accepts (derived from arg_types and variadic).
   int min_args = 0;
   ValueType return_type = ValueType::kNone;
   // Needs the "promql-experimental-functions" feature.

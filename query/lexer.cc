@@ -1,0 +1,421 @@
+#include "query/lexer.h"
+
+#include <array>
+#include <cstdint>
+
+#include "src/labels.h"
+#include "src/strings.h"
+
+namespace strata::promql {
+namespace {
+
+bool IsAlpha(char c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool IsAlnum(char c) { return IsAlpha(c) || IsDigit(c); }
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool IsDurationUnit(char c) {
+  return c == 's' || c == 'm' || c == 'h' || c == 'd' || c == 'w' || c == 'y';
+}
+
+constexpr std::array<std::string_view, 4> kOperatorWords = {"and", "or", "unless", "atan2"};
+constexpr std::array<std::string_view, 14> kAggregators = {
+    "sum",    "avg",  "count",   "min",          "max",      "group",  "stddev",
+    "stdvar", "topk", "bottomk", "count_values", "quantile", "limitk", "limit_ratio"};
+constexpr std::array<std::string_view, 16> kKeywords = {
+    "by",    "without", "on",   "ignoring", "group_left", "group_right", "bool",      "offset",
+    "start", "end",     "step", "anchored", "smoothed",   "fill",        "fill_left", "fill_right"};
+
+std::string GoQuote(std::string_view s) { return QuoteString(s); }
+
+}  // namespace
+
+bool IsKeyword(std::string_view word, std::string_view lower_keyword) {
+  if (word.size() != lower_keyword.size()) return false;
+  for (size_t i = 0; i < word.size(); ++i) {
+    char c = word[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != lower_keyword[i]) return false;
+  }
+  return true;
+}
+
+std::string DescribeToken(const Token& t) {
+  switch (t.kind) {
+    case TokenKind::kEOF:
+      return "end of input";
+    case TokenKind::kIdentifier:
+    case TokenKind::kMetricIdentifier: {
+      for (std::string_view w : kOperatorWords) {
+        if (IsKeyword(t.text, w)) return fmt::format("<op:{}>", t.text);
+      }
+      for (std::string_view w : kAggregators) {
+        if (IsKeyword(t.text, w)) return fmt::format("<aggr:{}>", t.text);
+      }
+      for (std::string_view w : kKeywords) {
+        if (IsKeyword(t.text, w)) return fmt::format("<{}>", t.text);
+      }
+      if (IsKeyword(t.text, "inf") || IsKeyword(t.text, "nan")) {
+        return fmt::format("number {}", GoQuote(t.text));
+      }
+      return fmt::format("identifier {}", GoQuote(t.text));
+    }
+    case TokenKind::kNumber:
+      return fmt::format("number {}", GoQuote(t.text));
+    case TokenKind::kDuration:
+      return fmt::format("duration {}", GoQuote(t.text));
+    case TokenKind::kString:
+      if (t.text.size() > 12) {
+        return fmt::format("string {}...", GoQuote(t.text.substr(1, 10)));
+      }
+      return fmt::format("string {}", GoQuote(t.text.substr(1, t.text.size() - 2)));
+    case TokenKind::kLeftParen:
+      return "\"(\"";
+    case TokenKind::kRightParen:
+      return "\")\"";
+    case TokenKind::kLeftBrace:
+      return "\"{\"";
+    case TokenKind::kRightBrace:
+      return "\"}\"";
+    case TokenKind::kLeftBracket:
+      return "\"[\"";
+    case TokenKind::kRightBracket:
+      return "\"]\"";
+    case TokenKind::kComma:
+      return "\",\"";
+    case TokenKind::kColon:
+      return "\":\"";
+    case TokenKind::kAt:
+      return "<@>";
+    case TokenKind::kAssign:
+      return "\"=\"";
+    default:
+      return fmt::format("<op:{}>", t.text);
+  }
+}
+
+bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
+  tokens->clear();
+  const size_t n = q.size();
+  size_t i = 0;
+  int bracket_depth = 0;
+  auto fail = [&](size_t pos, std::string msg) {
+    error->message = std::move(msg);
+    error->pos = static_cast<int>(pos);
+    return false;
+  };
+  auto emit = [&](TokenKind kind, size_t start, size_t end) {
+    tokens->push_back(Token{kind, q.substr(start, end - start), static_cast<int>(start)});
+  };
+  while (i < n) {
+    const char c = q[i];
+    if (IsSpace(c)) {
+      ++i;
+      continue;
+    }
+    if (c == '#') {
+      while (i < n && q[i] != '\n') ++i;
+      continue;
+    }
+    const size_t start = i;
+    if (IsAlpha(c) || (c == ':' && bracket_depth == 0)) {
+      bool colon = false;
+      while (i < n && (IsAlnum(q[i]) || q[i] == ':')) {
+        colon |= q[i] == ':';
+        ++i;
+      }
+      emit(colon ? TokenKind::kMetricIdentifier : TokenKind::kIdentifier, start, i);
+      continue;
+    }
+    if (IsDigit(c) || (c == '.' && i + 1 < n && IsDigit(q[i + 1]))) {
+      // Number: hex, or decimal with optional fraction and exponent.
+      bool hex = false;
+      if (c == '0' && i + 1 < n && (q[i + 1] == 'x' || q[i + 1] == 'X')) {
+        i += 2;
+        size_t digits = i;
+        while (i < n && IsHexDigit(q[i])) ++i;
+        if (i == digits)
+          return fail(start, "bad number or duration syntax: \"" +
+                                 std::string(q.substr(start, i - start)) + "\"");
+        hex = true;
+      } else {
+        while (i < n && IsDigit(q[i])) ++i;
+        if (i < n && q[i] == '.') {
+          ++i;
+          while (i < n && IsDigit(q[i])) ++i;
+        }
+        if (i < n && (q[i] == 'e' || q[i] == 'E')) {
+          size_t j = i + 1;
+          if (j < n && (q[j] == '+' || q[j] == '-')) ++j;
+          if (j < n && IsDigit(q[j])) {
+            i = j;
+            while (i < n && IsDigit(q[i])) ++i;
+          }
+        }
+      }
+      if (!hex && i < n && IsDurationUnit(q[i])) {
+        // A duration: number-unit pairs such as 1h30m or 100ms. Checked by ParseDuration.
+        while (i < n && (IsAlnum(q[i]) || q[i] == '.')) ++i;
+        emit(TokenKind::kDuration, start, i);
+        continue;
+      }
+      if (i < n && (IsAlnum(q[i]) || q[i] == '.')) {
+        while (i < n && (IsAlnum(q[i]) || q[i] == '.')) ++i;
+        return fail(start, fmt::format("bad number or duration syntax: \"{}\"",
+                                       q.substr(start, i - start)));
+      }
+      emit(TokenKind::kNumber, start, i);
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      ++i;
+      while (true) {
+        if (i >= n || q[i] == '\n') return fail(start, "unterminated quoted string");
+        if (q[i] == '\\') {
+          i += 2;
+          continue;
+        }
+        if (q[i] == c) break;
+        ++i;
+      }
+      ++i;
+      if (i > n) return fail(start, "unterminated quoted string");
+      emit(TokenKind::kString, start, i);
+      if (auto s = UnquoteString(q.substr(start, i - start)); !s.ok()) {
+        return fail(start, std::string(s.status().message()));
+      }
+      continue;
+    }
+    if (c == '`') {
+      ++i;
+      while (i < n && q[i] != '`') ++i;
+      if (i >= n) return fail(start, "unterminated raw string");
+      ++i;
+      emit(TokenKind::kString, start, i);
+      continue;
+    }
+    auto two = [&](char next) { return i + 1 < n && q[i + 1] == next; };
+    TokenKind kind;
+    size_t len = 1;
+    switch (c) {
+      case '(':
+        kind = TokenKind::kLeftParen;
+        break;
+      case ')':
+        kind = TokenKind::kRightParen;
+        break;
+      case '{':
+        kind = TokenKind::kLeftBrace;
+        break;
+      case '}':
+        kind = TokenKind::kRightBrace;
+        break;
+      case '[':
+        kind = TokenKind::kLeftBracket;
+        ++bracket_depth;
+        break;
+      case ']':
+        kind = TokenKind::kRightBracket;
+        if (bracket_depth > 0) --bracket_depth;
+        break;
+      case ',':
+        kind = TokenKind::kComma;
+        break;
+      case ':':
+        kind = TokenKind::kColon;
+        break;
+      case '@':
+        kind = TokenKind::kAt;
+        break;
+      case '+':
+        kind = TokenKind::kAdd;
+        break;
+      case '-':
+        kind = TokenKind::kSub;
+        break;
+      case '*':
+        kind = TokenKind::kMul;
+        break;
+      case '/':
+        kind = TokenKind::kDiv;
+        break;
+      case '%':
+        kind = TokenKind::kMod;
+        break;
+      case '^':
+        kind = TokenKind::kPow;
+        break;
+      case '=':
+        if (two('=')) {
+          kind = TokenKind::kEqlc;
+          len = 2;
+        } else if (two('~')) {
+          kind = TokenKind::kEqlRegex;
+          len = 2;
+        } else {
+          kind = TokenKind::kAssign;
+        }
+        break;
+      case '!':
+        if (two('=')) {
+          kind = TokenKind::kNeq;
+        } else if (two('~')) {
+          kind = TokenKind::kNeqRegex;
+        } else {
+          return fail(start,
+                      "unexpected character after '!': " +
+                          (i + 1 < n ? QuoteString(q.substr(i + 1, 1), '\'') : std::string("EOF")));
+        }
+        len = 2;
+        break;
+      case '<':
+        if (two('=')) {
+          kind = TokenKind::kLte;
+          len = 2;
+        } else {
+          kind = TokenKind::kLss;
+        }
+        break;
+      case '>':
+        if (two('=')) {
+          kind = TokenKind::kGte;
+          len = 2;
+        } else {
+          kind = TokenKind::kGtr;
+        }
+        break;
+      default: {
+        // Report the whole UTF-8 character.
+        size_t l = 1;
+        unsigned char uc = static_cast<unsigned char>(c);
+        if (uc >= 0xf0) {
+          l = 4;
+        } else if (uc >= 0xe0) {
+          l = 3;
+        } else if (uc >= 0xc0) {
+          l = 2;
+        }
+        if (start + l > n) l = n - start;
+        return fail(start,
+                    fmt::format("unexpected character: {}", QuoteString(q.substr(start, l), '\'')));
+      }
+    }
+    i += len;
+    emit(kind, start, i);
+  }
+  tokens->push_back(Token{TokenKind::kEOF, q.substr(n), static_cast<int>(n)});
+  return true;
+}
+
+absl::StatusOr<std::string> UnquoteString(std::string_view s) {
+  if (s.size() < 2) return absl::InvalidArgumentError("invalid quoted string");
+  const char quote = s.front();
+  std::string_view body = s.substr(1, s.size() - 2);
+  if (quote == '`') return std::string(body);
+  std::string out;
+  out.reserve(body.size());
+  auto append_utf8 = [&](uint32_t r) -> bool {
+    if (r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff)) return false;
+    if (r < 0x80) {
+      out.push_back(static_cast<char>(r));
+    } else if (r < 0x800) {
+      out.push_back(static_cast<char>(0xc0 | (r >> 6)));
+      out.push_back(static_cast<char>(0x80 | (r & 0x3f)));
+    } else if (r < 0x10000) {
+      out.push_back(static_cast<char>(0xe0 | (r >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((r >> 6) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (r & 0x3f)));
+    } else {
+      out.push_back(static_cast<char>(0xf0 | (r >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((r >> 12) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | ((r >> 6) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (r & 0x3f)));
+    }
+    return true;
+  };
+  auto hexval = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  const absl::Status bad = absl::InvalidArgumentError("unknown escape sequence");
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (c == quote) return absl::InvalidArgumentError("invalid quoted string");
+    if (c != '\\') {
+      out.push_back(c);
+      continue;
+    }
+    if (++i >= body.size()) return absl::InvalidArgumentError("escape sequence not terminated");
+    c = body[i];
+    switch (c) {
+      case 'a':
+        out.push_back('\a');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'v':
+        out.push_back('\v');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '\'':
+      case '"':
+        if (c != quote) return bad;
+        out.push_back(c);
+        break;
+      case 'x':
+      case 'u':
+      case 'U': {
+        size_t digits = c == 'x' ? 2 : c == 'u' ? 4 : 8;
+        if (i + digits >= body.size()) return bad;
+        uint32_t v = 0;
+        for (size_t k = 1; k <= digits; ++k) {
+          int h = hexval(body[i + k]);
+          if (h < 0) return bad;
+          v = v * 16 + static_cast<uint32_t>(h);
+        }
+        i += digits;
+        if (c == 'x') {
+          out.push_back(static_cast<char>(v));
+        } else if (!append_utf8(v)) {
+          return bad;
+        }
+        break;
+      }
+      default:
+        if (c >= '0' && c <= '7') {
+          if (i + 2 >= body.size()) return bad;
+          uint32_t v = 0;
+          for (size_t k = 0; k < 3; ++k) {
+            char d = body[i + k];
+            if (d < '0' || d > '7') return bad;
+            v = v * 8 + static_cast<uint32_t>(d - '0');
+          }
+          if (v > 255) return bad;
+          out.push_back(static_cast<char>(v));
+          i += 2;
+          break;
+        }
+        return bad;
+    }
+  }
+  return out;
+}
+
+}  // namespace strata::promql

@@ -1,0 +1,392 @@
+#include "query/parser.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "query/ast.h"
+#include "query/printer.h"
+
+namespace strata::promql {
+namespace {
+
+ExprPtr MustParse(std::string_view q, const ParserOptions& o = ParserOptions::AllFeatures()) {
+  absl::StatusOr<ExprPtr> e = ParseExpr(q, o);
+  EXPECT_TRUE(e.ok()) << q << ": " << e.status().message();
+  return e.ok() ? *std::move(e) : nullptr;
+}
+
+std::string ParseError(std::string_view q, const ParserOptions& o = ParserOptions::AllFeatures()) {
+  absl::StatusOr<ExprPtr> e = ParseExpr(q, o);
+  if (e.ok()) return "OK: " + ToString(**e);
+  return std::string(e.status().message());
+}
+
+std::string Reprint(std::string_view q) {
+  ExprPtr e = MustParse(q);
+  return e ? ToString(*e) : "";
+}
+
+struct EvalExpr {
+  std::string file;
+  int line;
+  std::string query;
+};
+
+// The PromQL expressions of every `eval` line of the upstream test scripts.
+std::vector<EvalExpr> UpstreamEvalExpressions() {
+  std::vector<EvalExpr> out;
+  const std::filesystem::path dir = STRATA_SHARED_DIR "/promql-tests/upstream";
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".test") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& path : files) {
+    std::ifstream in(path);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (line.rfind("eval", 0) != 0) continue;
+      std::istringstream words(line);
+      std::string cmd, kind;
+      words >> cmd >> kind;
+      int skip = 0;
+      if (kind == "instant") {
+        skip = 2;  // at <t>
+      } else if (kind == "range") {
+        skip = 6;  // from <a> to <b> step <s>
+      } else {
+        ADD_FAILURE() << path << ":" << n << ": unknown eval line " << line;
+        continue;
+      }
+      std::string w;
+      for (int i = 0; i < skip; ++i) words >> w;
+      std::string rest;
+      std::getline(words, rest);
+      size_t b = rest.find_first_not_of(" \t");
+      rest = b == std::string::npos ? "" : rest.substr(b);
+      out.push_back({path.filename().string(), n, rest});
+    }
+  }
+  return out;
+}
+
+TEST(ParserUpstream, EveryEvalExpressionParsesAndRoundTrips) {
+  std::vector<EvalExpr> exprs = UpstreamEvalExpressions();
+  ASSERT_GT(exprs.size(), 2000u);
+  int parsed = 0, round_tripped = 0;
+  for (const EvalExpr& x : exprs) {
+    absl::StatusOr<ExprPtr> e = ParseExpr(x.query, ParserOptions::AllFeatures());
+    if (!e.ok()) {
+      ADD_FAILURE() << x.file << ":" << x.line << ": " << x.query << "\n  " << e.status().message();
+      continue;
+    }
+    ++parsed;
+    const std::string printed = ToString(**e);
+    absl::StatusOr<ExprPtr> again = ParseExpr(printed, ParserOptions::AllFeatures());
+    if (!again.ok()) {
+      ADD_FAILURE() << x.file << ":" << x.line << ": " << x.query << "\n  printed as " << printed
+                    << "\n  which fails: " << again.status().message();
+      continue;
+    }
+    if (!Equal(**e, **again) || ToString(**again) != printed) {
+      ADD_FAILURE() << x.file << ":" << x.line << ": " << x.query << "\n  printed as " << printed
+                    << "\n  reprinted as " << ToString(**again);
+      continue;
+    }
+    ++round_tripped;
+  }
+  std::printf("upstream eval expressions: %zu, parsed: %d, round-tripped: %d\n", exprs.size(),
+              parsed, round_tripped);
+  EXPECT_EQ(parsed, static_cast<int>(exprs.size()));
+  EXPECT_EQ(round_tripped, parsed);
+}
+
+TEST(Parser, PrecedenceAndAssociativity) {
+  EXPECT_EQ(Reprint("1 + 2 * 3"), "1 + 2 * 3");
+  ExprPtr e = MustParse("a + b * c");
+  ASSERT_EQ(e->kind(), NodeKind::kBinary);
+  EXPECT_EQ(e->As<Binary>().op, BinaryOp::kAdd);
+  EXPECT_EQ(e->As<Binary>().rhs->As<Binary>().op, BinaryOp::kMul);
+
+  // ^ is right-associative.
+  e = MustParse("a ^ b ^ c");
+  EXPECT_EQ(e->As<Binary>().lhs->kind(), NodeKind::kVectorSelector);
+  EXPECT_EQ(e->As<Binary>().rhs->As<Binary>().op, BinaryOp::kPow);
+
+  // - is left-associative.
+  e = MustParse("a - b - c");
+  EXPECT_EQ(e->As<Binary>().lhs->As<Binary>().op, BinaryOp::kSub);
+
+  // or < and/unless < comparisons < + < * < ^.
+  e = MustParse("a or b and c unless d == e + f * g ^ h");
+  EXPECT_EQ(e->As<Binary>().op, BinaryOp::kOr);
+  const auto& unless = e->As<Binary>().rhs->As<Binary>();
+  EXPECT_EQ(unless.op, BinaryOp::kUnless);
+  EXPECT_EQ(unless.lhs->As<Binary>().op, BinaryOp::kAnd);
+  EXPECT_EQ(unless.rhs->As<Binary>().op, BinaryOp::kEql);
+
+  // Unary minus binds looser than ^ and tighter than *.
+  e = MustParse("-a ^ b");
+  ASSERT_EQ(e->kind(), NodeKind::kUnary);
+  EXPECT_EQ(e->As<Unary>().expr->As<Binary>().op, BinaryOp::kPow);
+  e = MustParse("-a * b");
+  ASSERT_EQ(e->kind(), NodeKind::kBinary);
+  EXPECT_EQ(e->As<Binary>().lhs->kind(), NodeKind::kUnary);
+
+  // A negative number literal is folded.
+  e = MustParse("-1");
+  ASSERT_EQ(e->kind(), NodeKind::kNumberLiteral);
+  EXPECT_EQ(e->As<NumberLiteral>().value, -1);
+  EXPECT_EQ(e->type(), ValueType::kScalar);
+}
+
+TEST(Parser, NumberLiterals) {
+  auto value = [](std::string_view q) {
+    ExprPtr e = MustParse(q);
+    return e ? e->As<NumberLiteral>().value : -12345.0;
+  };
+  EXPECT_EQ(value("1"), 1);
+  EXPECT_EQ(value("1.5e3"), 1500);
+  EXPECT_EQ(value(".5"), 0.5);
+  EXPECT_EQ(value("0x1F"), 31);
+  EXPECT_EQ(value("+5"), 5);
+  EXPECT_EQ(value("-Inf"), -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(value("iNf"), std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(std::isnan(value("NaN")));
+  EXPECT_TRUE(std::isnan(value("nan")));
+  EXPECT_EQ(value("1m"), 60);  // durations are numbers of seconds
+  EXPECT_EQ(value("1h30m"), 5400);
+}
+
+TEST(Parser, StringLiterals) {
+  auto value = [](std::string_view q) {
+    ExprPtr e = MustParse(q);
+    return e ? e->As<StringLiteral>().value : "<error>";
+  };
+  EXPECT_EQ(value(R"("a\nb")"), "a\nb");
+  EXPECT_EQ(value(R"('it\'s')"), "it's");
+  EXPECT_EQ(value(R"("\x41\u00e9\U0001F600\101")"),
+            "A\xc3\xa9\xf0\x9f\x98\x80"
+            "A");
+  EXPECT_EQ(value(R"(`raw\n`)"), "raw\\n");
+  EXPECT_EQ(ParseError(R"("bad \q")"), R"(1:1: parse error: unknown escape sequence)");
+  EXPECT_EQ(ParseError(R"("unterminated)"), "1:1: parse error: unterminated quoted string");
+}
+
+TEST(Parser, Selectors) {
+  ExprPtr e = MustParse(R"(foo{a="b", c!~"d.*",})");
+  const auto& vs = e->As<VectorSelector>();
+  EXPECT_EQ(vs.name, "foo");
+  ASSERT_EQ(vs.matchers.size(), 3u);
+  EXPECT_EQ(vs.matchers[0].ToString(), R"(__name__="foo")");
+  EXPECT_EQ(vs.pos, (PosRange{0, 21}));
+
+  e = MustParse(R"({"my.metric", "a.b"="x"})");
+  EXPECT_EQ(e->As<VectorSelector>().name, "my.metric");
+  EXPECT_EQ(ToString(*e), R"({"my.metric", "a.b"="x"})");
+
+  e = MustParse("rate(x[5m] offset -1m @ 100)");
+  const auto& ms = e->As<Call>().args[0]->As<MatrixSelector>();
+  EXPECT_EQ(ms.range.ms, 300000);
+  EXPECT_EQ(ms.vector_selector().offset.ms, -60000);
+  EXPECT_EQ(ms.vector_selector().at.kind, AtKind::kTimestamp);
+  EXPECT_EQ(ms.vector_selector().at.timestamp_ms, 100000);
+
+  e = MustParse("x @ start()");
+  EXPECT_EQ(e->As<VectorSelector>().at.kind, AtKind::kStart);
+  e = MustParse("x[10]");
+  EXPECT_EQ(e->As<MatrixSelector>().range.ms, 10000);
+}
+
+TEST(Parser, Subqueries) {
+  ExprPtr e = MustParse("max_over_time(rate(x[1m])[5m:] @ end() offset 1m)");
+  const auto& sq = e->As<Call>().args[0]->As<Subquery>();
+  EXPECT_FALSE(sq.has_step);
+  EXPECT_EQ(sq.range.ms, 300000);
+  EXPECT_EQ(sq.at.kind, AtKind::kEnd);
+  EXPECT_EQ(sq.offset.ms, 60000);
+  e = MustParse("x[1h:5m]");
+  EXPECT_TRUE(e->As<Subquery>().has_step);
+  EXPECT_EQ(e->As<Subquery>().step.ms, 300000);
+  EXPECT_EQ(e->type(), ValueType::kMatrix);
+}
+
+TEST(Parser, DurationExpressions) {
+  ExprPtr e = MustParse("x[5m+1m]");
+  const Duration& r = e->As<MatrixSelector>().range;
+  EXPECT_EQ(r.ms, 360000);
+  ASSERT_NE(r.expr, nullptr);
+  EXPECT_TRUE(r.IsConstant());
+
+  e = MustParse("x[min_of(5m, 2*range())]");
+  const Duration& d = e->As<MatrixSelector>().range;
+  EXPECT_FALSE(d.IsConstant());
+  EXPECT_EQ(*d.Resolve({0, 60000, 1000}), 120000);
+  EXPECT_EQ(*d.Resolve({0, 3600000, 1000}), 300000);
+
+  // Without parentheses only the first term belongs to the offset.
+  e = MustParse("x offset 100 + 2");
+  ASSERT_EQ(e->kind(), NodeKind::kBinary);
+  EXPECT_EQ(e->As<Binary>().lhs->As<VectorSelector>().offset.ms, 100000);
+  e = MustParse("x offset (100 + 2)");
+  EXPECT_EQ(e->As<VectorSelector>().offset.ms, 102000);
+  e = MustParse("x offset -step()");
+  EXPECT_EQ(*e->As<VectorSelector>().offset.Resolve({0, 0, 5000}), -5000);
+  EXPECT_EQ(Reprint("x[30m1s-30m1s % 1m]"), "x[30m1s - 30m1s % 1m]");
+}
+
+TEST(Parser, VectorMatching) {
+  ExprPtr e = MustParse("a + on (b, c) group_left (d) e");
+  const auto& b = e->As<Binary>();
+  ASSERT_TRUE(b.matching.has_value());
+  EXPECT_TRUE(b.matching->on);
+  EXPECT_EQ(b.matching->matching_labels, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(b.matching->card, VectorMatchCard::kManyToOne);
+  EXPECT_EQ(b.matching->include, (std::vector<std::string>{"d"}));
+
+  e = MustParse("a and b");
+  EXPECT_EQ(e->As<Binary>().matching->card, VectorMatchCard::kManyToMany);
+  e = MustParse("a > bool 1");
+  EXPECT_TRUE(e->As<Binary>().return_bool);
+  EXPECT_FALSE(e->As<Binary>().matching.has_value());
+  e = MustParse("a + fill_left(5) fill_right(7) b");
+  EXPECT_EQ(*e->As<Binary>().matching->fill_left, 5);
+  EXPECT_EQ(*e->As<Binary>().matching->fill_right, 7);
+}
+
+TEST(Parser, Aggregations) {
+  ExprPtr e = MustParse("sum by (job) (rate(x[5m]))");
+  EXPECT_EQ(e->As<Aggregate>().grouping, (std::vector<std::string>{"job"}));
+  e = MustParse("sum(x) without (a, \"b.c\",)");
+  EXPECT_TRUE(e->As<Aggregate>().without);
+  EXPECT_EQ(e->As<Aggregate>().grouping, (std::vector<std::string>{"a", "b.c"}));
+  e = MustParse("topk(3, x)");
+  EXPECT_EQ(e->As<Aggregate>().param->As<NumberLiteral>().value, 3);
+  e = MustParse("count_values(\"v\", x)");
+  EXPECT_EQ(e->As<Aggregate>().param->As<StringLiteral>().value, "v");
+  e = MustParse("SUM(x)");
+  EXPECT_EQ(e->As<Aggregate>().op, AggregateOp::kSum);
+}
+
+TEST(Parser, Comments) {
+  ExprPtr e = MustParse("# leading\nsum(x) # trailing");
+  EXPECT_EQ(e->kind(), NodeKind::kAggregate);
+}
+
+TEST(ParserErrors, WordingAndPosition) {
+  EXPECT_EQ(ParseError("1 +"), "1:4: parse error: unexpected end of input");
+  EXPECT_EQ(ParseError("foo +* bar"), "1:6: parse error: unexpected <op:*>");
+  EXPECT_EQ(ParseError("sum(x"),
+            "1:6: parse error: unexpected end of input in argument list, expected \",\" or \")\"");
+  EXPECT_EQ(ParseError("rate(x)"),
+            "1:6: parse error: expected type range vector in call to function \"rate\", got "
+            "instant vector");
+  EXPECT_EQ(ParseError("rate()"),
+            "1:1: parse error: expected 1 argument(s) in call to \"rate\", got 0");
+  EXPECT_EQ(ParseError("round()"),
+            "1:1: parse error: expected at least 1 argument(s) in call to \"round\", got 0");
+  EXPECT_EQ(ParseError("round(x, 1, 2)"),
+            "1:1: parse error: expected at most 2 argument(s) in call to \"round\", got 3");
+  EXPECT_EQ(ParseError("nosuchfn(x)"), "1:1: parse error: unknown function with name \"nosuchfn\"");
+  EXPECT_EQ(ParseError("1 > 2"),
+            "1:3: parse error: comparisons between scalars must use BOOL modifier");
+  EXPECT_EQ(ParseError("1 and x"),
+            "1:1: parse error: set operator \"and\" not allowed in binary scalar expression");
+  EXPECT_EQ(ParseError("x + bool y"),
+            "1:3: parse error: bool modifier can only be used on comparison operators");
+  EXPECT_EQ(ParseError("{}"),
+            "1:1: parse error: vector selector must contain at least one non-empty matcher");
+  EXPECT_EQ(ParseError("{a=~\".*\"}"),
+            "1:1: parse error: vector selector must contain at least one non-empty matcher");
+  EXPECT_EQ(ParseError("foo{__name__=\"bar\"}"),
+            "1:1: parse error: metric name must not be set twice: \"foo\" or \"bar\"");
+  EXPECT_EQ(ParseError("x[5m][5m]"), "1:1: parse error: ranges only allowed for vector selectors");
+  EXPECT_EQ(ParseError("x[5m][5m:]"),
+            "1:1: parse error: subquery is only allowed on instant vector, got matrix instead");
+  EXPECT_EQ(ParseError("x offset 1m offset 2m"),
+            "1:1: parse error: offset may not be set multiple times");
+  EXPECT_EQ(ParseError("x @ 1 @ 2"),
+            "1:1: parse error: @ <timestamp> may not be set multiple times");
+  EXPECT_EQ(ParseError("sum(x) offset 1m"),
+            "1:1: parse error: offset modifier must be preceded by an instant vector selector or "
+            "range vector selector or a subquery");
+  EXPECT_EQ(ParseError("-\"a\""),
+            "1:1: parse error: unary expression only allowed on expressions of type scalar or "
+            "instant vector, got \"string\"");
+  EXPECT_EQ(
+      ParseError("x[5m] + 1"),
+      "1:1: parse error: binary expression must contain only scalar and instant vector types");
+  EXPECT_EQ(ParseError("topk(x)"),
+            "1:1: parse error: wrong number of arguments for aggregate expression provided, "
+            "expected 2, got 1");
+  EXPECT_EQ(ParseError("sum(x[5m])"),
+            "1:5: parse error: expected type instant vector in aggregation expression, got range "
+            "vector");
+  EXPECT_EQ(ParseError("count_values(1, x)"),
+            "1:14: parse error: expected type string in aggregation parameter, got scalar");
+  EXPECT_EQ(ParseError("a and on (b) group_left c"),
+            "1:1: parse error: no grouping allowed for \"and\" operation");
+  EXPECT_EQ(ParseError("a + on (b) group_left (b) c"),
+            "1:3: parse error: label \"b\" must not occur in ON and GROUP clause at once");
+  EXPECT_EQ(ParseError("foo)"), "1:4: parse error: unexpected right parenthesis ')'");
+  EXPECT_EQ(ParseError("foo ! bar"), "1:5: parse error: unexpected character after '!': ' '");
+  EXPECT_EQ(ParseError("x\n  + $"), "2:5: parse error: unexpected character: '$'");
+  EXPECT_EQ(ParseError(""), "1:1: parse error: no expression found in input");
+}
+
+TEST(ParserErrors, FeatureFlagsGateSyntax) {
+  ParserOptions off;
+  EXPECT_EQ(ParseError("mad_over_time(x[5m])", off),
+            "1:1: parse error: function \"mad_over_time\" is not enabled");
+  EXPECT_EQ(ParseError("limitk(1, x)", off),
+            "1:1: parse error: limitk() and limit_ratio() are experimental and must be enabled "
+            "with --enable-feature=promql-experimental-functions");
+  EXPECT_EQ(ParseError("rate(x[5m] anchored)", off),
+            "1:6: parse error: anchored modifier is experimental and not enabled");
+  EXPECT_EQ(ParseError("a + fill(0) b", off),
+            "1:5: parse error: binop fill modifiers are experimental and not enabled");
+  EXPECT_EQ(Reprint("rate(x[5m] anchored)"), "rate(x[5m] anchored)");
+  EXPECT_EQ(ParseError("x[5m] anchored smoothed"),
+            "1:1: parse error: anchored and smoothed modifiers cannot be used together");
+}
+
+TEST(ParserErrors, DeepNestingIsBoundedNotACrash) {
+  std::string deep(100000, '(');
+  deep += "1";
+  deep += std::string(100000, ')');
+  EXPECT_NE(ParseError(deep).find("expression nesting too deep"), std::string::npos);
+  std::string minus(100000, '-');
+  minus += "1";
+  EXPECT_NE(ParseError(minus).find("expression nesting too deep"), std::string::npos);
+  std::string chain = "x";
+  for (int i = 0; i < 50000; ++i) chain += " + x";
+  EXPECT_NE(ParseError(chain).find("expression nesting too deep"), std::string::npos);
+  std::string pow = "x";
+  for (int i = 0; i < 50000; ++i) pow += " ^ x";
+  EXPECT_NE(ParseError(pow).find("expression nesting too deep"), std::string::npos);
+  std::string calls;
+  for (int i = 0; i < 50000; ++i) calls += "abs(";
+  EXPECT_NE(ParseError(calls).find("expression nesting too deep"), std::string::npos);
+  std::string dur = "x[";
+  for (int i = 0; i < 50000; ++i) dur += "(";
+  EXPECT_NE(ParseError(dur).find("expression nesting too deep"), std::string::npos);
+  // 500 levels are fine.
+  std::string ok(500, '(');
+  ok += "1";
+  ok += std::string(500, ')');
+  EXPECT_EQ(ParseError(ok).substr(0, 3), "OK:");
+}
+
+}  // namespace
+}  // namespace strata::promql
