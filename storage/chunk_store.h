@@ -1,0 +1,96 @@
+// The durable store: flushed head chunks, series and per-partition postings in RocksDB.
+//
+// Key layout in docs/format/keys.md. RocksDB headers stay in chunk_store.cc.
+#ifndef STRATA_STORAGE_CHUNK_STORE_H_
+#define STRATA_STORAGE_CHUNK_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/labels.h"
+#include "storage/head.h"
+#include "storage/postings.h"
+
+namespace strata {
+
+// The on-disk format this build writes and reads. A directory with another version is
+// refused at open.
+inline constexpr int kStoreFormatVersion = 1;
+
+struct ChunkStoreOptions {
+  int64_t partition_ms = 24 * 3600 * 1000;
+};
+
+// What one flush writes, atomically and durably.
+struct FlushData {
+  struct Series {
+    SeriesRef ref;
+    const Labels* labels;
+  };
+  struct Chunk {
+    SeriesRef ref;
+    const Labels* labels;
+    bool write_postings;  // the series is not yet indexed in this chunk's partition
+    ChunkRef chunk;
+  };
+  std::vector<Series> series;
+  std::vector<Chunk> chunks;
+  SeriesRef next_ref = 0;
+  Timestamp max_time = 0;
+};
+
+// Thread-safe.
+class ChunkStore final : public SeriesStore {
+ public:
+  // Opens or creates the RocksDB database at `path`. Fails with FailedPrecondition when it
+  // was written by another format version or is not a Strata store.
+  static absl::StatusOr<std::unique_ptr<ChunkStore>> Open(const std::string& path,
+                                                          ChunkStoreOptions options);
+  ~ChunkStore() override;
+
+  // SeriesStore.
+  absl::StatusOr<std::optional<Known>> FindSeries(const Labels& labels) override;
+  absl::StatusOr<std::optional<Labels>> SeriesLabels(SeriesRef ref) override;
+  absl::StatusOr<std::optional<Sample>> LastSample(SeriesRef ref) override;
+
+  // One synced RocksDB write: when it returns OK the data survives a crash.
+  absl::Status WriteFlush(const FlushData& data);
+
+  // From the meta family: 0 / numeric_limits::min() when never written.
+  SeriesRef next_ref();
+  std::optional<Timestamp> max_time();
+
+  // The partitions holding chunks that may overlap [mint, maxt], ascending.
+  std::vector<int64_t> Partitions(Timestamp mint, Timestamp maxt);
+  // The postings of one partition.
+  std::unique_ptr<IndexReader> PartitionIndex(int64_t partition);
+  // The series' chunks in `partition` that overlap [mint, maxt], oldest first.
+  absl::StatusOr<std::vector<ChunkRef>> Chunks(int64_t partition, SeriesRef ref, Timestamp mint,
+                                               Timestamp maxt);
+
+  int64_t partition_ms() const { return options_.partition_ms; }
+  // Overwrites the format version (for tests of the refusal path and future migrations).
+  absl::Status WriteFormatVersionForTesting(int version);
+
+  class Impl;
+
+ private:
+  ChunkStore(ChunkStoreOptions options, std::unique_ptr<Impl> impl);
+
+  const ChunkStoreOptions options_;
+  std::unique_ptr<Impl> impl_;
+  std::mutex mu_;  // guards the fields below
+  SeriesRef next_ref_ = 0;
+  std::optional<Timestamp> max_time_;
+  std::set<int64_t> partitions_;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_CHUNK_STORE_H_

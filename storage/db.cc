@@ -1,0 +1,176 @@
+#include "storage/db.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "spdlog/spdlog.h"
+#include "src/status.h"
+#include "src/strings.h"
+
+namespace strata {
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
+  if (options.dir.empty()) return absl::InvalidArgumentError("no data directory given");
+  if (options.partition_ms <= 0) {
+    return absl::InvalidArgumentError("partition length must be positive");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        fmt::format("cannot create data directory {}: {}", options.dir, ec.message()));
+  }
+  std::unique_ptr<Storage> db(new Storage(options));
+
+  std::string lock_path = options.dir + "/strata.lock";
+  db->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (db->lock_fd_ < 0) {
+    int e = errno;
+    std::string msg = fmt::format("cannot write to data directory {}: {}", options.dir,
+                                  std::strerror(e));
+    if (e == EACCES || e == EPERM || e == EROFS) return absl::PermissionDeniedError(msg);
+    return absl::UnavailableError(msg);
+  }
+  if (::flock(db->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return absl::UnavailableError(fmt::format(
+        "data directory {} is in use by another process (lock file {} is held)", options.dir,
+        lock_path));
+  }
+
+  STRATA_ASSIGN_OR_RETURN(db->store_, ChunkStore::Open(options.dir + "/db",
+                                                       {.partition_ms = options.partition_ms}));
+  HeadOptions head_options;
+  head_options.partition_ms = options.partition_ms;
+  head_options.chunk_samples = options.chunk_samples;
+  head_options.max_sample_age_ms = options.max_sample_age_ms;
+  db->head_ = std::make_unique<Head>(head_options, db->store_.get());
+  db->head_->ReserveRefs(std::max<SeriesRef>(1, db->store_->next_ref()));
+  if (auto t = db->store_->max_time()) db->head_->ObserveTime(*t);
+
+  std::string wal_dir = options.dir + "/wal";
+  Head& head = *db->head_;
+  std::vector<WalSeries> series;
+  std::vector<WalSample> samples;
+  auto replayed = ReplayWal(
+      wal_dir, [&](int64_t segment, WalRecordType type, std::string_view payload) -> absl::Status {
+        if (type == WalRecordType::kSeries) {
+          STRATA_RETURN_IF_ERROR(DecodeWalSeries(payload, &series));
+          for (const WalSeries& s : series) {
+            STRATA_RETURN_IF_ERROR(head.ReplaySeries(s.ref, s.labels));
+          }
+          return absl::OkStatus();
+        }
+        STRATA_RETURN_IF_ERROR(DecodeWalSamples(payload, &samples));
+        return head.ReplaySamples(segment, samples);
+      });
+  if (!replayed.ok()) {
+    return absl::Status(replayed.status().code(),
+                        fmt::format("replaying WAL in {}: {}", wal_dir,
+                                    std::string(replayed.status().message())));
+  }
+  db->replay_ = *replayed;
+  if (head.replay_unknown_refs() > 0) {
+    spdlog::warn("WAL replay in {} skipped {} samples of unknown series", wal_dir,
+                 head.replay_unknown_refs());
+  }
+  STRATA_ASSIGN_OR_RETURN(db->wal_, Wal::Open(wal_dir, {.sync = options.wal_sync,
+                                                        .segment_bytes = options.wal_segment_bytes}));
+  head.set_wal(db->wal_.get());
+  if (options.flush_interval_ms > 0) db->flush_thread_ = std::thread([d = db.get()] { d->FlushLoop(); });
+  return db;
+}
+
+Storage::~Storage() {
+  absl::Status st = Close();
+  if (!st.ok()) spdlog::error("closing storage in {}: {}", options_.dir, st.ToString());
+}
+
+absl::StatusOr<AppendResult> Storage::Append(std::span<const SeriesBatch> batch) {
+  return head_->Append(batch);
+}
+
+absl::Status Storage::Flush(bool cut_open) {
+  std::lock_guard<std::mutex> lock(flush_mu_);
+  if (wal_ == nullptr) return absl::FailedPreconditionError("storage is closed");
+  // Series created before the new segment starts are all collected below.
+  STRATA_ASSIGN_OR_RETURN(int64_t flush_segment, wal_->Rotate());
+  std::vector<Head::FlushItem> items = head_->CollectFlush(cut_open, options_.idle_chunk_ms);
+
+  FlushData data;
+  std::vector<int64_t> indexed(items.size());
+  int64_t chunks = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    MemSeries& s = *items[i].series;
+    if (items[i].persist_series) data.series.push_back({s.ref, &s.labels});
+    indexed[i] = s.indexed_partition;  // only flushes (serialized by flush_mu_) touch it
+    for (const ChunkRef& c : items[i].chunks) {
+      int64_t p = PartitionOf(c.mint, options_.partition_ms);
+      data.chunks.push_back({s.ref, &s.labels, p != indexed[i], c});
+      indexed[i] = p;
+      ++chunks;
+    }
+  }
+  data.next_ref = head_->next_ref();
+  data.max_time = head_->max_time();
+  if (!items.empty()) STRATA_RETURN_IF_ERROR(store_->WriteFlush(data));
+  head_->MarkFlushed(items);
+  for (size_t i = 0; i < items.size(); ++i) items[i].series->indexed_partition = indexed[i];
+  ++flushes_;
+  flushed_chunks_ += chunks;
+
+  int64_t keep_from = std::min(head_->LowestNeededSegment(), flush_segment);
+  return wal_->DeleteSegmentsBefore(keep_from);
+}
+
+void Storage::FlushLoop() {
+  std::unique_lock<std::mutex> lock(loop_mu_);
+  while (!stopping_) {
+    loop_cv_.wait_for(lock, std::chrono::milliseconds(options_.flush_interval_ms));
+    if (stopping_) break;
+    lock.unlock();
+    absl::Status st = Flush(false);
+    if (!st.ok()) spdlog::error("background flush in {} failed: {}", options_.dir, st.ToString());
+    lock.lock();
+  }
+}
+
+absl::Status Storage::Close() {
+  {
+    std::lock_guard<std::mutex> lock(loop_mu_);
+    if (closed_) return absl::OkStatus();
+    closed_ = true;
+    stopping_ = true;
+  }
+  loop_cv_.notify_all();
+  if (flush_thread_.joinable()) flush_thread_.join();
+  absl::Status st;
+  std::lock_guard<std::mutex> lock(flush_mu_);
+  if (wal_ != nullptr) st = wal_->Close();
+  if (head_) head_->set_wal(nullptr);
+  wal_.reset();
+  head_.reset();
+  store_.reset();
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+  }
+  return st;
+}
+
+StorageStats Storage::stats() {
+  StorageStats s;
+  s.head_series = head_ ? head_->num_series() : 0;
+  s.wal_bytes = wal_ ? wal_->bytes_written() : 0;
+  s.wal_replayed_records = replay_.records;
+  s.wal_was_truncated = replay_.truncated;
+  s.flushes = flushes_.load();
+  s.flushed_chunks = flushed_chunks_.load();
+  return s;
+}
+
+}  // namespace strata

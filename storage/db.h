@@ -1,0 +1,103 @@
+// The storage engine: head block + WAL + RocksDB chunk store behind one handle.
+//
+// Directory layout: <dir>/strata.lock (flock, one process at a time), <dir>/wal/ (segments,
+// docs/format/wal.md), <dir>/db/ (RocksDB, docs/format/keys.md).
+//
+// Open: lock, open RocksDB, replay the WAL into the head, start a new WAL segment.
+// Flush: write the head's closed chunks (and new series) to RocksDB in one synced batch,
+// then delete the WAL segments whose samples are all in RocksDB.
+#ifndef STRATA_STORAGE_DB_H_
+#define STRATA_STORAGE_DB_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "storage/chunk_store.h"
+#include "storage/head.h"
+#include "storage/querier.h"
+#include "storage/wal.h"
+
+namespace strata {
+
+struct StorageOptions {
+  std::string dir;
+  // fsync the WAL on every group commit (otherwise write() only: a killed process loses
+  // nothing, a power loss may).
+  bool wal_sync = true;
+  uint64_t wal_segment_bytes = 64 << 20;
+  int64_t partition_ms = 24 * 3600 * 1000;
+  int chunk_samples = 120;
+  // Samples older than the newest sample minus this are rejected as too old; 0 disables.
+  int64_t max_sample_age_ms = 24 * 3600 * 1000;
+  // Background flush period; 0: only explicit Flush() calls.
+  int64_t flush_interval_ms = 60 * 1000;
+  // A flush also closes open chunks whose newest sample is this much older than the newest
+  // sample in the head, so that idle series do not pin WAL segments. 0 disables.
+  int64_t idle_chunk_ms = 3600 * 1000;
+};
+
+struct StorageStats {
+  int64_t head_series = 0;
+  uint64_t wal_bytes = 0;
+  int64_t wal_replayed_records = 0;
+  bool wal_was_truncated = false;
+  int64_t flushes = 0;
+  int64_t flushed_chunks = 0;
+};
+
+// Thread-safe: Append, Flush and MakeQuerier may be called from any threads.
+class Storage final : public Queryable {
+ public:
+  // Errors name the directory: PermissionDenied / Unavailable when it cannot be created or
+  // written, Unavailable when another process has it open, FailedPrecondition when it holds
+  // data of an incompatible format version.
+  static absl::StatusOr<std::unique_ptr<Storage>> Open(StorageOptions options);
+  ~Storage() override;
+
+  // Appends a batch; see Head::Append. Returns once the accepted samples are in the WAL.
+  absl::StatusOr<AppendResult> Append(std::span<const SeriesBatch> batch);
+
+  // Writes closed head chunks (all chunks with `cut_open`) to RocksDB, then truncates the WAL.
+  absl::Status Flush(bool cut_open = false);
+
+  absl::StatusOr<std::unique_ptr<Querier>> MakeQuerier(Timestamp mint, Timestamp maxt) override;
+
+  // Stops the background flush, syncs the WAL and closes everything. Open chunks stay in the
+  // WAL for the next Open. Idempotent; the destructor calls it. REQUIRES: no Append, Flush
+  // or Querier of this storage is in use or used afterwards.
+  absl::Status Close();
+
+  StorageStats stats();
+  Head& head() { return *head_; }
+  ChunkStore& store() { return *store_; }
+
+ private:
+  explicit Storage(StorageOptions options) : options_(std::move(options)) {}
+  void FlushLoop();
+
+  const StorageOptions options_;
+  int lock_fd_ = -1;
+  std::unique_ptr<ChunkStore> store_;
+  std::unique_ptr<Head> head_;
+  std::unique_ptr<Wal> wal_;
+  WalReplayStats replay_;
+
+  std::mutex flush_mu_;  // one flush at a time
+  std::atomic<int64_t> flushes_{0};
+  std::atomic<int64_t> flushed_chunks_{0};
+
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  bool stopping_ = false;
+  bool closed_ = false;
+  std::thread flush_thread_;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_DB_H_
