@@ -257,6 +257,10 @@ std::string_view BinaryOpString(BinaryOp op) {
       return "or";
     case BinaryOp::kUnless:
       return "unless";
+    case BinaryOp::kTrimUpper:
+      return "</";
+    case BinaryOp::kTrimLower:
+      return ">/";
   }
   return "?";
 }

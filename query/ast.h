@@ -277,6 +277,9 @@ enum class BinaryOp {
   kAnd,
   kOr,
   kUnless,
+  // Native-histogram trim operators `</` and `>/` (added later; appended).
+  kTrimUpper,
+  kTrimLower,
 };
 std::string_view BinaryOpString(BinaryOp op);  // "+", "==", "and", "atan2", ...
 bool IsComparison(BinaryOp op);

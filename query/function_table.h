@@ -107,6 +107,9 @@ enum class FunctionId {
   kTsOfMinOverTime,
   kVector,
   kYear,
+  // Added later; appended so that the values above do not move.
+  kMinOf,
+  kMaxOf,
 };
 
 struct FunctionInfo {

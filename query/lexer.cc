@@ -272,6 +272,9 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
         if (two('=')) {
           kind = TokenKind::kLte;
           len = 2;
+        } else if (two('/')) {
+          kind = TokenKind::kTrimUpper;
+          len = 2;
         } else {
           kind = TokenKind::kLss;
         }
@@ -279,6 +282,9 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
       case '>':
         if (two('=')) {
           kind = TokenKind::kGte;
+          len = 2;
+        } else if (two('/')) {
+          kind = TokenKind::kTrimLower;
           len = 2;
         } else {
           kind = TokenKind::kGtr;

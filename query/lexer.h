@@ -45,6 +45,8 @@ enum class TokenKind {
   kLte,
   kGtr,
   kGte,
+  kTrimUpper,  // </  (native histograms)
+  kTrimLower,  // >/
 };
 
 struct Token {

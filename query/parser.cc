@@ -38,6 +38,8 @@ int Precedence(BinaryOp op) {
     case BinaryOp::kLss:
     case BinaryOp::kGte:
     case BinaryOp::kLte:
+    case BinaryOp::kTrimUpper:
+    case BinaryOp::kTrimLower:
       return kPrecComparison;
     case BinaryOp::kAdd:
     case BinaryOp::kSub:
@@ -79,6 +81,10 @@ std::optional<BinaryOp> TokenBinaryOp(const Token& t) {
       return BinaryOp::kGte;
     case TokenKind::kLte:
       return BinaryOp::kLte;
+    case TokenKind::kTrimUpper:
+      return BinaryOp::kTrimUpper;
+    case TokenKind::kTrimLower:
+      return BinaryOp::kTrimLower;
     case TokenKind::kIdentifier:
       if (IsKeyword(t.text, "and")) return BinaryOp::kAnd;
       if (IsKeyword(t.text, "or")) return BinaryOp::kOr;
@@ -160,6 +166,11 @@ class Parser {
     if (Peek().kind == TokenKind::kEOF) return ErrAt(0, "no expression found in input");
     STRATA_ASSIGN_OR_RETURN(ExprPtr e, ParseExpr(0));
     if (Peek().kind != TokenKind::kEOF) return Unexpected(Peek());
+    for (const Expr* vs : empty_selectors_) {
+      if (vs != nullptr) {
+        return ErrAt(vs->pos.start, "vector selector must contain at least one non-empty matcher");
+      }
+    }
     return e;
   }
 
@@ -269,7 +280,8 @@ class Parser {
         }
       }
     }
-    while (PeekWord("fill") || PeekWord("fill_left") || PeekWord("fill_right")) {
+    while ((PeekWord("fill") || PeekWord("fill_left") || PeekWord("fill_right")) &&
+           Peek(1).kind == TokenKind::kLeftParen) {
       const Token& t = Next();
       if (!opts_.binop_fill_modifiers) {
         return ErrAt(t.pos, "binop fill modifiers are experimental and not enabled");
@@ -464,12 +476,12 @@ class Parser {
     STRATA_RETURN_IF_ERROR(Expect(TokenKind::kRightBracket, "in matrix selector"));
     --bracket_depth_;
     if (e->kind() != NodeKind::kVectorSelector) {
-      return ErrAt(e->pos.start, "ranges only allowed for vector selectors");
+      return ErrAt(open.pos, "ranges only allowed for vector selectors");
     }
     const auto& vs = e->As<VectorSelector>();
-    if (vs.has_offset) return ErrAt(e->pos.start, "no offset modifiers allowed before range");
+    if (vs.has_offset) return ErrAt(open.pos, "no offset modifiers allowed before range");
     if (vs.at.kind != AtKind::kNone) {
-      return ErrAt(e->pos.start, "no @ modifiers allowed before range");
+      return ErrAt(open.pos, "no @ modifiers allowed before range");
     }
     auto ms = std::make_unique<MatrixSelector>();
     ms->pos = {e->pos.start, LastEnd()};
@@ -758,9 +770,9 @@ class Parser {
     } else {
       bool non_empty = false;
       for (const LabelMatcher& m : matchers) non_empty |= !m.Matches("");
-      if (!non_empty) {
-        return ErrAt(start, "vector selector must contain at least one non-empty matcher");
-      }
+      // Reported at the end unless the selector turns out to be the label-selector argument
+      // of info(), which may match everything.
+      if (!non_empty) empty_selectors_.push_back(vs.get());
     }
     for (LabelMatcher& m : matchers) vs->matchers.push_back(std::move(m));
     return ExprPtr(std::move(vs));
@@ -917,6 +929,9 @@ class Parser {
       if (!second.As<VectorSelector>().name.empty()) {
         return ErrAt(second.pos.start,
                      "expected label selectors only, got vector selector instead");
+      }
+      for (const Expr*& vs : empty_selectors_) {
+        if (vs == &second) vs = nullptr;
       }
     }
     for (int i = 0; i < nargs; ++i) {
@@ -1130,6 +1145,8 @@ class Parser {
   int paren_depth_ = 0;
   int bracket_depth_ = 0;
   int brace_depth_ = 0;
+  // Selectors that match everything (an error unless exempted, see ParseCall).
+  std::vector<const Expr*> empty_selectors_;
 };
 
 }  // namespace

@@ -311,7 +311,7 @@ TEST(ParserErrors, WordingAndPosition) {
             "1:1: parse error: vector selector must contain at least one non-empty matcher");
   EXPECT_EQ(ParseError("foo{__name__=\"bar\"}"),
             "1:1: parse error: metric name must not be set twice: \"foo\" or \"bar\"");
-  EXPECT_EQ(ParseError("x[5m][5m]"), "1:1: parse error: ranges only allowed for vector selectors");
+  EXPECT_EQ(ParseError("x[5m][5m]"), "1:6: parse error: ranges only allowed for vector selectors");
   EXPECT_EQ(ParseError("x[5m][5m:]"),
             "1:1: parse error: subquery is only allowed on instant vector, got matrix instead");
   EXPECT_EQ(ParseError("x offset 1m offset 2m"),
