@@ -1,0 +1,297 @@
+#include "storage/db.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "tests/storage/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::M;
+using testing::ReadAll;
+using testing::TempDir;
+
+constexpr int64_t kDay = 24 * 3600 * 1000;
+
+StorageOptions Opts(const std::string& dir) {
+  StorageOptions o;
+  o.dir = dir;
+  o.flush_interval_ms = 0;
+  return o;
+}
+
+SeriesBatch Batch(Labels labels, std::vector<Sample> samples) {
+  return SeriesBatch{std::move(labels), std::move(samples)};
+}
+
+std::vector<Sample> Range(Timestamp from, int n, int64_t step, double v0 = 0) {
+  std::vector<Sample> out;
+  for (int i = 0; i < n; ++i) out.push_back({from + i * step, v0 + i});
+  return out;
+}
+
+TEST(StorageAppend, RejectsOutOfOrderAndDuplicatesAndKeepsTheRest) {
+  TempDir dir;
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  Labels a{{"__name__", "up"}, {"job", "a"}};
+  std::vector<SeriesBatch> batch = {Batch(a, {{100, 1}, {200, 2}, {150, 9}, {200, 2}, {200, 3},
+                                              {300, 3}})};
+  auto r = (*db)->Append(batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->appended, 3);
+  EXPECT_EQ(r->out_of_order, 1);
+  EXPECT_EQ(r->unchanged, 1);
+  EXPECT_EQ(r->duplicate, 1);
+  auto q = (*db)->MakeQuerier(0, 1000);
+  ASSERT_TRUE(q.ok());
+  auto got = ReadAll(**q, {M(MatchType::kEqual, "job", "a")});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(testing::SameSamples(got.begin()->second, {{100, 1}, {200, 2}, {300, 3}}))
+      << testing::Describe(got.begin()->second);
+}
+
+TEST(StorageAppend, RejectsSamplesTooOldForTheHead) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.max_sample_age_ms = 1000;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  Labels a{{"__name__", "x"}}, b{{"__name__", "y"}};
+  std::vector<SeriesBatch> b1 = {Batch(a, {{10000, 1}})};
+  ASSERT_TRUE((*db)->Append(b1).ok());
+  std::vector<SeriesBatch> b2 = {Batch(b, {{8000, 1}, {9500, 2}})};
+  auto r = (*db)->Append(b2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->too_old, 1);
+  EXPECT_EQ(r->appended, 1);
+}
+
+TEST(StorageQuery, MatchersAndLabelApisOverHeadAndStore) {
+  TempDir dir;
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok());
+  std::vector<SeriesBatch> batch;
+  for (std::string job : {"api", "db", "web"}) {
+    for (std::string inst : {"i1", "i2"}) {
+      batch.push_back(Batch(Labels{{"__name__", "up"}, {"job", job}, {"instance", inst}},
+                            Range(0, 300, 15000)));
+    }
+  }
+  batch.push_back(Batch(Labels{{"__name__", "other"}, {"job", "api"}}, Range(0, 10, 15000)));
+  ASSERT_TRUE((*db)->Append(batch).ok());
+  for (bool flushed : {false, true}) {
+    if (flushed) {
+      ASSERT_TRUE((*db)->Flush(true).ok());
+    }
+    auto q = (*db)->MakeQuerier(0, kDay);
+    ASSERT_TRUE(q.ok());
+    auto got = ReadAll(**q, {M(MatchType::kEqual, "__name__", "up"),
+                             M(MatchType::kRegexMatch, "job", "api|web"),
+                             M(MatchType::kNotEqual, "instance", "i2")});
+    ASSERT_EQ(got.size(), 2u) << "flushed " << flushed;
+    EXPECT_EQ(got.begin()->first, R"({__name__="up", instance="i1", job="api"})");
+    EXPECT_EQ(got.begin()->second.size(), 300u);
+    got = ReadAll(**q, {M(MatchType::kRegexMatch, "job", "d.*")});
+    EXPECT_EQ(got.size(), 2u);
+    got = ReadAll(**q, {M(MatchType::kRegexNoMatch, "job", "a.*"),
+                        M(MatchType::kRegexMatch, "__name__", ".+")});
+    EXPECT_EQ(got.size(), 4u);
+    // A series without the label matches job="" style matchers.
+    got = ReadAll(**q, {M(MatchType::kEqual, "instance", ""),
+                        M(MatchType::kEqual, "job", "api")});
+    EXPECT_EQ(got.size(), 1u);
+
+    auto names = (*q)->LabelNames({});
+    ASSERT_TRUE(names.ok());
+    EXPECT_EQ(*names, (std::vector<std::string>{"__name__", "instance", "job"}));
+    auto values = (*q)->LabelValues("job", {M(MatchType::kEqual, "__name__", "other")});
+    ASSERT_TRUE(values.ok());
+    EXPECT_EQ(*values, std::vector<std::string>{"api"});
+    values = (*q)->LabelValues("instance", {});
+    ASSERT_TRUE(values.ok());
+    EXPECT_EQ(*values, (std::vector<std::string>{"i1", "i2"}));
+
+    // Time range restricts samples and drops series without samples in it.
+    auto narrow = (*db)->MakeQuerier(15000 * 20, 15000 * 29);
+    ASSERT_TRUE(narrow.ok());
+    got = ReadAll(**narrow, {M(MatchType::kEqual, "job", "api")});
+    ASSERT_EQ(got.size(), 2u);
+    for (auto& [k, s] : got) EXPECT_EQ(s.size(), 10u) << k;
+  }
+}
+
+TEST(StorageRestart, RecoversFromWalAndStoreAndKeepsOrderChecks) {
+  TempDir dir;
+  Labels a{{"__name__", "m"}, {"k", "a"}};
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok());
+    std::vector<SeriesBatch> b = {Batch(a, Range(0, 500, 1000))};
+    ASSERT_TRUE((*db)->Append(b).ok());
+    ASSERT_TRUE((*db)->Flush().ok());  // closed chunks to the store, open chunk stays in WAL
+    std::vector<SeriesBatch> b2 = {Batch(a, Range(500000, 30, 1000, 500))};
+    ASSERT_TRUE((*db)->Append(b2).ok());
+  }
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto q = (*db)->MakeQuerier(-1, 10 * kDay);
+  ASSERT_TRUE(q.ok());
+  auto got = ReadAll(**q, {M(MatchType::kEqual, "k", "a")});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(testing::SameSamples(got.begin()->second, Range(0, 530, 1000)));
+  // The last sample survives the restart, so order checks still apply.
+  std::vector<SeriesBatch> late = {Batch(a, {{1000, 7}, {529000, 529}, {529000, 1}})};
+  auto r = (*db)->Append(late);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out_of_order, 1);
+  EXPECT_EQ(r->unchanged, 1);
+  EXPECT_EQ(r->duplicate, 1);
+}
+
+TEST(StorageRestart, SeriesOnlyInStoreKeepItsRefAndLastSample) {
+  TempDir dir;
+  Labels a{{"__name__", "m"}, {"k", "a"}};
+  SeriesRef ref;
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok());
+    std::vector<SeriesBatch> b = {Batch(a, Range(0, 100, 1000))};
+    ASSERT_TRUE((*db)->Append(b).ok());
+    ASSERT_TRUE((*db)->Flush(/*cut_open=*/true).ok());
+    ref = (*db)->head().next_ref() - 1;
+    // Everything is durable in RocksDB: the WAL can be cut to the current segment.
+    auto segs = ListWalSegments(dir.path() + "/wal");
+    ASSERT_TRUE(segs.ok());
+    EXPECT_EQ(segs->size(), 1u);
+  }
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok());
+  std::vector<SeriesBatch> b = {Batch(a, {{50000, 1}, {200000, 2}})};
+  auto r = (*db)->Append(b);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out_of_order, 1);
+  EXPECT_EQ(r->appended, 1);
+  EXPECT_EQ((*db)->head().next_ref(), ref + 1) << "the stored series kept its ref";
+  auto q = (*db)->MakeQuerier(0, kDay);
+  auto got = ReadAll(**q, {M(MatchType::kEqual, "k", "a")});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got.begin()->second.size(), 101u);
+}
+
+TEST(StorageRestart, ChunksAreCutAtPartitionBoundaries) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.partition_ms = 10000;
+  opts.max_sample_age_ms = 0;
+  Labels a{{"__name__", "m"}};
+  {
+    auto db = Storage::Open(opts);
+    ASSERT_TRUE(db.ok());
+    std::vector<SeriesBatch> b = {Batch(a, Range(-25000, 60, 1000))};
+    ASSERT_TRUE((*db)->Append(b).ok());
+    ASSERT_TRUE((*db)->Flush(true).ok());
+    EXPECT_EQ((*db)->store().Partitions(-100000, 100000),
+              (std::vector<int64_t>{-3, -2, -1, 0, 1, 2, 3}));
+    // A query inside one partition reads only that partition.
+    EXPECT_EQ((*db)->store().Partitions(1000, 9000), std::vector<int64_t>{0});
+  }
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  auto q = (*db)->MakeQuerier(-5000, 4999);
+  auto got = ReadAll(**q, {M(MatchType::kEqual, "__name__", "m")});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(testing::SameSamples(got.begin()->second, Range(-5000, 10, 1000, 20)))
+      << testing::Describe(got.begin()->second);
+}
+
+TEST(StorageWal, CorruptTailIsCutAndEverythingBeforeIsRecovered) {
+  TempDir dir;
+  Labels a{{"__name__", "m"}};
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok());
+    for (int i = 0; i < 10; ++i) {
+      std::vector<SeriesBatch> b = {Batch(a, Range(i * 10000, 10, 1000, i * 10))};
+      ASSERT_TRUE((*db)->Append(b).ok());
+    }
+  }
+  // Garble the last record's payload.
+  auto segs = ListWalSegments(dir.path() + "/wal");
+  ASSERT_TRUE(segs.ok());
+  std::string last;
+  for (int64_t s : *segs) {
+    std::string p = WalSegmentPath(dir.path() + "/wal", s);
+    if (std::filesystem::file_size(p) > 0) last = p;
+  }
+  ASSERT_FALSE(last.empty());
+  {
+    std::fstream f(last, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::filesystem::file_size(last) - 4);
+    f.put('\x7f');
+  }
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_TRUE((*db)->stats().wal_was_truncated);
+  auto q = (*db)->MakeQuerier(0, kDay);
+  auto got = ReadAll(**q, {M(MatchType::kEqual, "__name__", "m")});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(testing::SameSamples(got.begin()->second, Range(0, 90, 1000)));
+}
+
+TEST(StorageDirectory, RefusesASecondOpener) {
+  TempDir dir;
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok());
+  auto second = Storage::Open(Opts(dir.path()));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos) << second.status();
+  // The first one still works.
+  std::vector<SeriesBatch> b = {Batch(Labels{{"__name__", "m"}}, {{1, 1}})};
+  EXPECT_TRUE((*db)->Append(b).ok());
+}
+
+TEST(StorageDirectory, RefusesAnIncompatibleFormatVersion) {
+  TempDir dir;
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(99).ok());
+  }
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(db.status().message().find("version 99"), std::string::npos) << db.status();
+  // The refusal leaves the directory as it was: still version 99, still refused.
+  auto store = ChunkStore::Open(dir.path() + "/db", {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(StorageDirectory, FailsClearlyOnUnwritablePath) {
+  TempDir dir;
+  std::string file = dir.path() + "/plain_file";
+  { std::ofstream(file) << "x"; }
+  auto db = Storage::Open(Opts(file + "/data"));
+  ASSERT_FALSE(db.ok());
+  EXPECT_NE(db.status().message().find(file), std::string::npos) << db.status();
+  if (::geteuid() != 0) {
+    std::string ro = dir.path() + "/ro";
+    std::filesystem::create_directories(ro);
+    std::filesystem::permissions(ro, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_exec);
+    auto db2 = Storage::Open(Opts(ro));
+    ASSERT_FALSE(db2.ok());
+    EXPECT_NE(db2.status().message().find(ro), std::string::npos) << db2.status();
+    std::filesystem::permissions(ro, std::filesystem::perms::owner_all);
+  }
+}
+
+}  // namespace
+}  // namespace strata
