@@ -1,0 +1,447 @@
+#include "query/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "query/eval_internal.h"
+#include "src/status.h"
+#include "src/strings.h"
+#include "src/time.h"
+
+namespace strata::promql {
+
+size_t EvalValue::SampleCount() const {
+  size_t n = scalars.size();
+  for (const auto& s : series) n += s.points.size();
+  return n;
+}
+
+absl::Status SeriesBuilder::Add(const Labels& labels, bool drop_name, Timestamp t, double v) {
+  std::string key = labels.encoded();
+  key.push_back(drop_name ? '\1' : '\0');
+  auto [it, inserted] = index_.try_emplace(std::move(key), series_.size());
+  if (inserted) series_.push_back({labels, {}, drop_name});
+  EvalSeries& s = series_[it->second];
+  if (!s.points.empty() && s.points.back().t >= t) {
+    return absl::InvalidArgumentError(std::string(kDuplicateLabelset));
+  }
+  s.points.push_back({t, v});
+  ++points_;
+  return absl::OkStatus();
+}
+
+double Quantile(double phi, std::vector<double> values) {
+  if (values.empty() || std::isnan(phi)) return std::nan("");
+  if (phi < 0) return -INFINITY;
+  if (phi > 1) return INFINITY;
+  std::sort(values.begin(), values.end(), [](double a, double b) {
+    if (std::isnan(a)) return !std::isnan(b) && false;
+    return a < b;
+  });
+  double n = static_cast<double>(values.size());
+  double rank = phi * (n - 1);
+  double lower_index = std::max(0.0, std::floor(rank));
+  double upper_index = std::min(n - 1, lower_index + 1);
+  double weight = rank - std::floor(rank);
+  return values[static_cast<size_t>(lower_index)] * (1 - weight) +
+         values[static_cast<size_t>(upper_index)] * weight;
+}
+
+// ---------------------------------------------------------------------------------------
+// Evaluator plumbing.
+
+void Evaluator::Warn(const Expr& at, std::string_view text) {
+  auto [line, col] = LineCol(query_, at.pos.start);
+  std::string s = fmt::format("PromQL warning: {} ({}:{})", text, line, col);
+  if (seen_annotations_.insert(s).second) warnings_.push_back(std::move(s));
+}
+
+void Evaluator::Info(const Expr& at, std::string_view text) {
+  auto [line, col] = LineCol(query_, at.pos.start);
+  std::string s = fmt::format("PromQL info: {} ({}:{})", text, line, col);
+  if (seen_annotations_.insert(s).second) infos_.push_back(std::move(s));
+}
+
+absl::Status Evaluator::CheckDeadline() {
+  if (absl::Now() > deadline_) {
+    return absl::DeadlineExceededError("query timed out in expression evaluation");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Evaluator::Charge(int64_t n) {
+  current_samples_ += n;
+  peak_samples_ = std::max(peak_samples_, current_samples_);
+  if (current_samples_ > options_.max_samples) {
+    return absl::ResourceExhaustedError(
+        "query processing would load too many samples into memory in query execution");
+  }
+  deadline_counter_ += n + 1;
+  if (deadline_counter_ >= 4096) {
+    deadline_counter_ = 0;
+    return CheckDeadline();
+  }
+  return absl::OkStatus();
+}
+
+void Evaluator::DropName(EvalSeries& s) const {
+  if (options_.delayed_name_removal) {
+    s.drop_name = true;
+  } else {
+    s.labels = DropNameNow(s.labels);
+  }
+}
+
+Labels Evaluator::DropNameNow(const Labels& l) const {
+  if (!l.Has(kMetricName) && !l.Has("__type__") && !l.Has("__unit__")) return l;
+  LabelsBuilder b(l);
+  b.Del(kMetricName).Del("__type__").Del("__unit__");
+  return b.Build();
+}
+
+absl::StatusOr<int64_t> Evaluator::ResolveDuration(const Duration& d) {
+  DurationContext ctx;
+  ctx.start_ms = query_range.start;
+  ctx.end_ms = query_range.end;
+  ctx.step_ms = instant_query ? 0 : query_range.interval;
+  return d.Resolve(ctx);
+}
+
+absl::StatusOr<std::vector<Timestamp>> Evaluator::WindowEnds(const AtModifier& at,
+                                                             const Duration& offset,
+                                                             const StepRange& r) {
+  STRATA_ASSIGN_OR_RETURN(int64_t off, ResolveDuration(offset));
+  std::vector<Timestamp> ends(r.Count());
+  for (size_t i = 0; i < ends.size(); ++i) {
+    Timestamp t = r.At(i);
+    switch (at.kind) {
+      case AtKind::kNone:
+        break;
+      case AtKind::kTimestamp:
+        t = at.timestamp_ms;
+        break;
+      case AtKind::kStart:
+        t = query_range.start;
+        break;
+      case AtKind::kEnd:
+        t = query_range.end;
+        break;
+    }
+    ends[i] = t - off;
+  }
+  return ends;
+}
+
+absl::StatusOr<EvalValue> Evaluator::Eval(const Expr& e, const StepRange& r) {
+  int64_t before = current_samples_;
+  auto v = EvalNode(e, r);
+  if (!v.ok()) return v;
+  current_samples_ = before;
+  STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(v->SampleCount())));
+  return v;
+}
+
+absl::StatusOr<EvalValue> Evaluator::EvalNode(const Expr& e, const StepRange& r) {
+  switch (e.kind()) {
+    case NodeKind::kNumberLiteral: {
+      EvalValue v;
+      v.type = ValueType::kScalar;
+      v.scalars.assign(r.Count(), e.As<NumberLiteral>().value);
+      return v;
+    }
+    case NodeKind::kStringLiteral: {
+      EvalValue v;
+      v.type = ValueType::kString;
+      v.str = e.As<StringLiteral>().value;
+      return v;
+    }
+    case NodeKind::kParen:
+      return Eval(*e.As<Paren>().expr, r);
+    case NodeKind::kUnary: {
+      const auto& u = e.As<Unary>();
+      STRATA_ASSIGN_OR_RETURN(EvalValue v, Eval(*u.expr, r));
+      if (!u.negate) return v;
+      for (double& x : v.scalars) x = -x;
+      for (auto& s : v.series) {
+        for (auto& p : s.points) p.v = -p.v;
+        DropName(s);
+      }
+      return v;
+    }
+    case NodeKind::kVectorSelector:
+      return EvalVectorSelector(e.As<VectorSelector>(), r, false);
+    case NodeKind::kMatrixSelector:
+      return EvalMatrixSelector(e.As<MatrixSelector>(), r);
+    case NodeKind::kSubquery:
+      return EvalSubquery(e.As<Subquery>(), r);
+    case NodeKind::kBinary:
+      return EvalBinary(e.As<Binary>(), r);
+    case NodeKind::kAggregate:
+      return EvalAggregate(e.As<Aggregate>(), r);
+    case NodeKind::kCall:
+      return EvalCall(e.As<Call>(), r);
+  }
+  return absl::InternalError("unknown expression node");
+}
+
+absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs,
+                                                        const StepRange& r, bool want_timestamps) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<Timestamp> ends, WindowEnds(vs.at, vs.offset, r));
+  Timestamp lo = *std::min_element(ends.begin(), ends.end());
+  Timestamp hi = *std::max_element(ends.begin(), ends.end());
+  SelectHints hints;
+  hints.mint = lo - options_.lookback_ms + 1;
+  hints.maxt = hi;
+  hints.step_ms = instant_query ? 0 : r.interval;
+  STRATA_ASSIGN_OR_RETURN(auto set, querier_.Select(vs.matchers, hints));
+  EvalValue out;
+  out.type = ValueType::kVector;
+  std::vector<Sample> samples;
+  while (set->Next()) {
+    samples.clear();
+    STRATA_RETURN_IF_ERROR(set->Samples()->AppendRange(hints.mint, hints.maxt, &samples));
+    samples_decoded_ += static_cast<int64_t>(samples.size());
+    STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(samples.size())));
+    EvalSeries s{set->labels(), {}, false};
+    size_t j = 0;  // first sample with t > T
+    Timestamp prev_end = INT64_MIN;
+    for (size_t i = 0; i < ends.size(); ++i) {
+      Timestamp T = ends[i];
+      if (T < prev_end) j = 0;
+      prev_end = T;
+      while (j < samples.size() && samples[j].t <= T) ++j;
+      if (j == 0) continue;
+      const Sample& last = samples[j - 1];
+      if (last.t <= T - options_.lookback_ms || IsStaleNaN(last.v)) continue;
+      s.points.push_back(
+          {r.At(i), want_timestamps ? static_cast<double>(last.t) / 1000.0 : last.v});
+    }
+    STRATA_RETURN_IF_ERROR(
+        Charge(static_cast<int64_t>(s.points.size()) - static_cast<int64_t>(samples.size())));
+    if (!s.points.empty()) out.series.push_back(std::move(s));
+  }
+  STRATA_RETURN_IF_ERROR(set->status());
+  return out;
+}
+
+absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms,
+                                                        const StepRange& r) {
+  const VectorSelector& vs = ms.vector_selector();
+  STRATA_ASSIGN_OR_RETURN(int64_t range, ResolveDuration(ms.range));
+  STRATA_ASSIGN_OR_RETURN(std::vector<Timestamp> ends, WindowEnds(vs.at, vs.offset, r));
+  Timestamp lo = *std::min_element(ends.begin(), ends.end());
+  Timestamp hi = *std::max_element(ends.begin(), ends.end());
+  SelectHints hints;
+  hints.mint = lo - range + 1;
+  hints.maxt = hi;
+  hints.range_ms = range;
+  hints.step_ms = instant_query ? 0 : r.interval;
+  STRATA_ASSIGN_OR_RETURN(auto set, querier_.Select(vs.matchers, hints));
+  EvalValue out;
+  out.type = ValueType::kMatrix;
+  out.window_ends = std::move(ends);
+  out.range_ms = range;
+  STRATA_ASSIGN_OR_RETURN(out.offset_ms, ResolveDuration(vs.offset));
+  while (set->Next()) {
+    EvalSeries s{set->labels(), {}, false};
+    STRATA_RETURN_IF_ERROR(set->Samples()->AppendRange(hints.mint, hints.maxt, &s.points));
+    samples_decoded_ += static_cast<int64_t>(s.points.size());
+    std::erase_if(s.points, [](const Sample& p) { return IsStaleNaN(p.v); });
+    STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(s.points.size())));
+    if (!s.points.empty()) out.series.push_back(std::move(s));
+  }
+  STRATA_RETURN_IF_ERROR(set->status());
+  return out;
+}
+
+namespace {
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+}  // namespace
+
+absl::StatusOr<EvalValue> Evaluator::EvalSubquery(const Subquery& sq, const StepRange& r) {
+  STRATA_ASSIGN_OR_RETURN(int64_t range, ResolveDuration(sq.range));
+  int64_t step = options_.default_subquery_step_ms;
+  if (sq.has_step) {
+    STRATA_ASSIGN_OR_RETURN(step, ResolveDuration(sq.step));
+  }
+  if (step <= 0) return absl::InvalidArgumentError("zero or negative subquery step");
+  STRATA_ASSIGN_OR_RETURN(std::vector<Timestamp> ends, WindowEnds(sq.at, sq.offset, r));
+  Timestamp lo = *std::min_element(ends.begin(), ends.end()) - range;
+  Timestamp hi = *std::max_element(ends.begin(), ends.end());
+  EvalValue out;
+  out.type = ValueType::kMatrix;
+  out.window_ends = std::move(ends);
+  out.range_ms = range;
+  STRATA_ASSIGN_OR_RETURN(out.offset_ms, ResolveDuration(sq.offset));
+  Timestamp start = FloorDiv(lo, step) * step;
+  if (start <= lo) start += step;
+  Timestamp end = FloorDiv(hi, step) * step;
+  if (start > end) return out;
+  StepRange inner{start, end, step};
+  STRATA_ASSIGN_OR_RETURN(EvalValue v, Eval(*sq.expr, inner));
+  if (v.type == ValueType::kScalar) {
+    EvalSeries s;
+    for (size_t i = 0; i < v.scalars.size(); ++i) s.points.push_back({inner.At(i), v.scalars[i]});
+    out.series.push_back(std::move(s));
+  } else {
+    out.series = std::move(v.series);
+    for (auto& s : out.series)
+      std::erase_if(s.points, [](const Sample& p) { return IsStaleNaN(p.v); });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a query.
+
+namespace {
+
+// Removes marked names, then merges series whose label sets became equal (an error when
+// they have points at the same time) and sorts by labels.
+absl::StatusOr<std::vector<EvalSeries>> FinishSeries(const Evaluator& ev,
+                                                     std::vector<EvalSeries> series) {
+  bool any_dropped = false;
+  for (auto& s : series) {
+    if (s.drop_name) {
+      s.labels = ev.DropNameNow(s.labels);
+      s.drop_name = false;
+      any_dropped = true;
+    }
+  }
+  std::sort(series.begin(), series.end(), [](const EvalSeries& a, const EvalSeries& b) {
+    return Compare(a.labels, b.labels) < 0;
+  });
+  if (!any_dropped) {
+    for (size_t i = 1; i < series.size(); ++i) {
+      if (series[i].labels == series[i - 1].labels) {
+        return absl::InvalidArgumentError(std::string(kDuplicateLabelset));
+      }
+    }
+    return series;
+  }
+  std::vector<EvalSeries> out;
+  for (auto& s : series) {
+    if (!out.empty() && out.back().labels == s.labels) {
+      auto& dst = out.back().points;
+      std::vector<Sample> merged;
+      merged.reserve(dst.size() + s.points.size());
+      std::merge(dst.begin(), dst.end(), s.points.begin(), s.points.end(),
+                 std::back_inserter(merged),
+                 [](const Sample& a, const Sample& b) { return a.t < b.t; });
+      for (size_t i = 1; i < merged.size(); ++i) {
+        if (merged[i].t == merged[i - 1].t) {
+          return absl::InvalidArgumentError(std::string(kDuplicateLabelset));
+        }
+      }
+      dst = std::move(merged);
+      continue;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::StatusOr<QueryResult> Run(const EngineOptions& options, Queryable& db, const Expr& expr,
+                                std::string_view query, Timestamp start, Timestamp end,
+                                int64_t step, bool instant) {
+  absl::Time deadline = options.timeout == absl::InfiniteDuration() ? absl::InfiniteFuture()
+                                                                    : absl::Now() + options.timeout;
+  StepRange r{start, end, step};
+  if (!instant && expr.type() != ValueType::kScalar && expr.type() != ValueType::kVector) {
+    return absl::InvalidArgumentError(fmt::format(
+        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+        ValueTypeName(expr.type())));
+  }
+  // Storage is asked for everything up to the widest window; selectors narrow per series.
+  STRATA_ASSIGN_OR_RETURN(auto querier, db.MakeQuerier(kMinTime, kMaxTime));
+  Evaluator ev(options, *querier, query, deadline);
+  ev.query_range = r;
+  ev.instant_query = instant;
+  QueryResult result;
+  const Expr& top = UnwrapParens(expr);
+  if (instant && (top.kind() == NodeKind::kMatrixSelector ||
+                  top.kind() == NodeKind::kSubquery)) {
+    STRATA_ASSIGN_OR_RETURN(EvalValue v, ev.Eval(top, r));
+    Timestamp T = v.window_ends.empty() ? start : v.window_ends[0];
+    std::vector<EvalSeries> kept;
+    for (auto& s : v.series) {
+      std::erase_if(s.points, [&](const Sample& p) { return p.t <= T - v.range_ms || p.t > T; });
+      if (!s.points.empty()) kept.push_back(std::move(s));
+    }
+    STRATA_ASSIGN_OR_RETURN(kept, FinishSeries(ev, std::move(kept)));
+    result.value.type = ValueType::kMatrix;
+    for (auto& s : kept) result.value.matrix.push_back({std::move(s.labels), std::move(s.points)});
+  } else {
+    STRATA_ASSIGN_OR_RETURN(EvalValue v, ev.Eval(expr, r));
+    if (v.type == ValueType::kString) {
+      result.value.type = ValueType::kString;
+      result.value.str = v.str;
+    } else if (v.type == ValueType::kScalar) {
+      if (instant) {
+        result.value.type = ValueType::kScalar;
+        result.value.scalar_t = start;
+        result.value.scalar_v = v.scalars.empty() ? 0 : v.scalars[0];
+      } else {
+        result.value.type = ValueType::kMatrix;
+        Series s;
+        for (size_t i = 0; i < v.scalars.size(); ++i) s.samples.push_back({r.At(i), v.scalars[i]});
+        result.value.matrix.push_back(std::move(s));
+      }
+    } else if (v.type == ValueType::kVector) {
+      if (instant) {
+        // Keep the vector's order (sort, topk, ...); only check for duplicates.
+        result.value.type = ValueType::kVector;
+        StringSet seen;
+        for (auto& s : v.series) {
+          if (s.points.empty()) continue;
+          Labels l = s.drop_name ? ev.DropNameNow(s.labels) : s.labels;
+          if (!seen.insert(l.encoded()).second) {
+            return absl::InvalidArgumentError(std::string(kDuplicateLabelset));
+          }
+          result.value.vector.push_back({std::move(l), start, s.points[0].v});
+        }
+      } else {
+        STRATA_ASSIGN_OR_RETURN(auto series, FinishSeries(ev, std::move(v.series)));
+        result.value.type = ValueType::kMatrix;
+        for (auto& s : series) {
+          if (s.points.empty()) continue;
+          result.value.matrix.push_back({std::move(s.labels), std::move(s.points)});
+        }
+      }
+    } else {
+      return absl::InternalError("unexpected result type");
+    }
+  }
+  result.warnings = ev.TakeWarnings();
+  result.infos = ev.TakeInfos();
+  result.peak_samples = ev.peak_samples();
+  result.samples_decoded = ev.samples_decoded();
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<QueryResult> Engine::InstantQuery(Queryable& db, const Expr& expr,
+                                                 std::string_view query, Timestamp t) const {
+  return Run(options_, db, expr, query, t, t, 1, true);
+}
+
+absl::StatusOr<QueryResult> Engine::RangeQuery(Queryable& db, const Expr& expr,
+                                               std::string_view query, Timestamp start,
+                                               Timestamp end, int64_t step) const {
+  if (step <= 0) {
+    return absl::InvalidArgumentError(
+        "zero or negative query resolution step widths are not accepted. Try a positive integer");
+  }
+  if (end < start) return absl::InvalidArgumentError("end timestamp must not be before start time");
+  return Run(options_, db, expr, query, start, end, step, false);
+}
+
+}  // namespace strata::promql

@@ -1,0 +1,95 @@
+// The PromQL evaluator: instant and range queries over a Queryable.
+//
+// Semantics are Prometheus 3.x: left-open lookback and range windows, stale markers end a
+// series, `offset` and `@`, subqueries aligned to absolute multiples of their step, vector
+// matching with every modifier, annotations with Prometheus' texts and positions.
+//
+// Evaluation is node by node over all steps of the query: every node produces its value for
+// every step at once, each selected series is decoded once (AppendRange) and range windows
+// slide over the decoded samples. An instant query is a range query with a single step.
+#ifndef STRATA_QUERY_ENGINE_H_
+#define STRATA_QUERY_ENGINE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "query/ast.h"
+#include "query/parser.h"
+#include "query/value.h"
+#include "storage/querier.h"
+
+namespace strata::promql {
+
+struct EngineOptions {
+  // How far an instant selector looks back for the newest sample (left-open window).
+  int64_t lookback_ms = 5 * 60 * 1000;
+  // Most samples (points held in memory at once, as Prometheus counts them) per query.
+  int64_t max_samples = 50'000'000;
+  // Wall-clock budget per query; absl::InfiniteDuration() for none.
+  absl::Duration timeout = absl::Minutes(2);
+  // Step of a subquery written without one (`[5m:]`).
+  int64_t default_subquery_step_ms = 60 * 1000;
+  // --enable-feature= names of Prometheus:
+  bool experimental_functions = false;    // promql-experimental-functions
+  bool delayed_name_removal = false;      // promql-delayed-name-removal
+  bool extended_range_selectors = false;  // promql-extended-range-selectors
+  bool binop_fill_modifiers = false;      // promql-binop-fill-modifiers
+
+  // Everything on, as the upstream PromQL test scripts assume.
+  static EngineOptions AllFeatures() {
+    EngineOptions o;
+    o.max_samples = 10000;
+    o.experimental_functions = true;
+    o.delayed_name_removal = true;
+    o.extended_range_selectors = true;
+    o.binop_fill_modifiers = true;
+    return o;
+  }
+  ParserOptions parser_options() const {
+    ParserOptions p;
+    p.experimental_functions = experimental_functions;
+    p.extended_range_selectors = extended_range_selectors;
+    p.binop_fill_modifiers = binop_fill_modifiers;
+    return p;
+  }
+};
+
+// A finished query. Warnings and infos are rendered as the API shows them:
+// "PromQL warning: <text> (<line>:<col>)" / "PromQL info: <text> (<line>:<col>)",
+// each once, in the order first produced.
+struct QueryResult {
+  QueryValue value;
+  std::vector<std::string> warnings;
+  std::vector<std::string> infos;
+  int64_t peak_samples = 0;     // most samples held at once
+  int64_t samples_decoded = 0;  // samples read from storage
+};
+
+// Errors (absl::Status codes, Prometheus error types):
+//   DeadlineExceeded  "query timed out in ..."                          (timeout)
+//   ResourceExhausted "query processing would load too many samples ..." (execution)
+//   FailedPrecondition / InvalidArgument for evaluation errors            (execution / bad_data)
+// Thread-safe: one Engine may run many queries concurrently.
+class Engine {
+ public:
+  explicit Engine(EngineOptions options = {}) : options_(options) {}
+  const EngineOptions& options() const { return options_; }
+
+  // `query` is the text `expr` was parsed from (for annotation positions).
+  absl::StatusOr<QueryResult> InstantQuery(Queryable& db, const Expr& expr, std::string_view query,
+                                           Timestamp t) const;
+  // Steps start, start+step, ... <= end. REQUIRES: step > 0, end >= start.
+  absl::StatusOr<QueryResult> RangeQuery(Queryable& db, const Expr& expr, std::string_view query,
+                                         Timestamp start, Timestamp end, int64_t step) const;
+
+ private:
+  EngineOptions options_;
+};
+
+}  // namespace strata::promql
+
+#endif  // STRATA_QUERY_ENGINE_H_

@@ -1,0 +1,317 @@
+// Aggregation operators, evaluated over all steps at once.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "query/eval_internal.h"
+#include "query/printer.h"
+#include "src/status.h"
+
+namespace strata::promql {
+namespace {
+
+struct Group {
+  bool seen = false;
+  double value = 0;
+  double mean = 0;
+  double kahan = 0;
+  double count = 0;
+  bool incremental_mean = false;
+  std::vector<double> values;                    // quantile
+  std::vector<std::pair<size_t, double>> elems;  // topk/bottomk/limitk/limit_ratio: series index
+};
+
+std::string FormatGoFloat(double v) { return FormatNumber(v); }
+
+}  // namespace
+
+absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const StepRange& r) {
+  EvalValue param;
+  if (a.param) {
+    STRATA_ASSIGN_OR_RETURN(param, Eval(*a.param, r));
+  }
+  STRATA_ASSIGN_OR_RETURN(EvalValue in, Eval(*a.expr, r));
+  const AggregateOp op = a.op;
+
+  std::vector<std::string> grouping = a.grouping;
+  std::sort(grouping.begin(), grouping.end());
+  grouping.erase(std::unique(grouping.begin(), grouping.end()), grouping.end());
+
+  std::string count_label;
+  if (op == AggregateOp::kCountValues) {
+    count_label = param.str;
+    if (count_label.empty() || !IsValidUtf8(count_label)) {
+      return absl::InvalidArgumentError(
+          fmt::format("invalid label name {}", QuoteString(count_label)));
+    }
+    if (!a.without) {
+      grouping.erase(std::remove(grouping.begin(), grouping.end(), count_label), grouping.end());
+    }
+  }
+
+  // Group of every input series, and the output labels of every group.
+  std::vector<size_t> group_of(in.series.size());
+  std::vector<Labels> group_labels;
+  {
+    absl::flat_hash_map<uint64_t, std::vector<size_t>> by_hash;
+    for (size_t i = 0; i < in.series.size(); ++i) {
+      const Labels& l = in.series[i].labels;
+      LabelsBuilder lb(l);
+      if (a.without) {
+        lb.Del(kMetricName);
+        for (const auto& n : grouping) lb.Del(n);
+        if (op == AggregateOp::kCountValues) lb.Del(count_label);
+      } else {
+        lb.Keep(grouping);
+      }
+      Labels gl = lb.Build();
+      uint64_t h = gl.Hash();
+      auto& cands = by_hash[h];
+      size_t g = SIZE_MAX;
+      for (size_t c : cands) {
+        if (group_labels[c] == gl) g = c;
+      }
+      if (g == SIZE_MAX) {
+        g = group_labels.size();
+        group_labels.push_back(gl);
+        cands.push_back(g);
+      }
+      group_of[i] = g;
+    }
+  }
+
+  EvalValue out;
+  out.type = ValueType::kVector;
+  SeriesBuilder builder;
+  std::vector<Group> groups(group_labels.size());
+  std::vector<size_t> order;  // groups in order of first appearance at this step
+  absl::Status st = ForEachStep(in, r, [&](size_t step, Timestamp t,
+                                           std::span<const StepElement> elems) -> absl::Status {
+    if (elems.empty()) return absl::OkStatus();
+    for (size_t g : order) groups[g] = Group();
+    order.clear();
+    double p = a.param && param.type == ValueType::kScalar ? param.scalars[step] : 0;
+    int64_t k = 0;
+    double ratio = 0;
+    if (op == AggregateOp::kTopk || op == AggregateOp::kBottomk || op == AggregateOp::kLimitk) {
+      if (std::isnan(p)) return absl::InvalidArgumentError("Parameter value is NaN");
+      if (p >= 9.2e18) {
+        k = std::numeric_limits<int64_t>::max();
+      } else if (p <= -9.2e18) {
+        k = 0;
+      } else {
+        k = static_cast<int64_t>(p);
+      }
+      if (k < 1) return absl::OkStatus();
+    }
+    if (op == AggregateOp::kLimitRatio) {
+      if (std::isnan(p)) return absl::InvalidArgumentError("Ratio value is NaN");
+      ratio = p;
+      if (ratio > 1 || ratio < -1) {
+        double capped = ratio > 1 ? 1 : -1;
+        Warn(*a.param, fmt::format("ratio value should be between -1 and 1, got {}, capping to {}",
+                                   FormatNumber(ratio), FormatNumber(capped)));
+        ratio = capped;
+      }
+    }
+    if (op == AggregateOp::kQuantile && (std::isnan(p) || p < 0 || p > 1)) {
+      Warn(*a.param, fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(p)));
+    }
+    for (const StepElement& el : elems) {
+      size_t si = static_cast<size_t>(el.series - in.series.data());
+      size_t gi = group_of[si];
+      Group& g = groups[gi];
+      double f = el.v;
+      if (!g.seen) {
+        g.seen = true;
+        order.push_back(gi);
+        g.count = 1;
+        g.value = f;
+        g.mean = f;
+        g.kahan = 0;
+        switch (op) {
+          case AggregateOp::kStddev:
+          case AggregateOp::kStdvar:
+            g.value = (std::isnan(f) || std::isinf(f)) ? std::nan("") : 0;
+            break;
+          case AggregateOp::kQuantile:
+            g.values.push_back(f);
+            break;
+          case AggregateOp::kTopk:
+          case AggregateOp::kBottomk:
+          case AggregateOp::kLimitk:
+            g.elems.push_back({si, f});
+            break;
+          case AggregateOp::kLimitRatio:
+            if (true) {
+              double off = static_cast<double>(el.series->labels.Hash()) /
+                           static_cast<double>(std::numeric_limits<uint64_t>::max());
+              if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
+                g.elems.push_back({si, f});
+              }
+            }
+            break;
+          default:
+            break;
+        }
+        continue;
+      }
+      switch (op) {
+        case AggregateOp::kSum:
+          KahanAdd(f, g.value, g.kahan);
+          break;
+        case AggregateOp::kAvg: {
+          g.count += 1;
+          if (!g.incremental_mean) {
+            double nv = g.value, nc = g.kahan;
+            KahanAdd(f, nv, nc);
+            if (!std::isinf(nv)) {
+              g.value = nv;
+              g.kahan = nc;
+              break;
+            }
+            g.incremental_mean = true;
+            g.mean = g.value / (g.count - 1);
+            g.kahan /= (g.count - 1);
+          }
+          if (std::isinf(g.mean)) {
+            if (std::isinf(f) && (g.mean > 0) == (f > 0)) break;
+            if (!std::isinf(f) && !std::isnan(f)) break;
+          }
+          double q = (g.count - 1) / g.count;
+          double m = q * g.mean, c = q * g.kahan;
+          KahanAdd(f / g.count, m, c);
+          g.mean = m;
+          g.kahan = c;
+          break;
+        }
+        case AggregateOp::kCount:
+          g.count += 1;
+          break;
+        case AggregateOp::kGroup:
+          break;
+        case AggregateOp::kMax:
+          if (g.value < f || std::isnan(g.value)) g.value = f;
+          break;
+        case AggregateOp::kMin:
+          if (g.value > f || std::isnan(g.value)) g.value = f;
+          break;
+        case AggregateOp::kStddev:
+        case AggregateOp::kStdvar: {
+          g.count += 1;
+          double delta = f - (g.mean + g.kahan);
+          KahanAdd(delta / g.count, g.mean, g.kahan);
+          g.value += delta * (f - (g.mean + g.kahan));
+          break;
+        }
+        case AggregateOp::kQuantile:
+          g.values.push_back(f);
+          break;
+        case AggregateOp::kTopk:
+        case AggregateOp::kBottomk:
+        case AggregateOp::kLimitk:
+          g.elems.push_back({si, f});
+          break;
+        case AggregateOp::kLimitRatio: {
+          double off = static_cast<double>(el.series->labels.Hash()) /
+                       static_cast<double>(std::numeric_limits<uint64_t>::max());
+          if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
+            g.elems.push_back({si, f});
+          }
+          break;
+        }
+        case AggregateOp::kCountValues:
+          break;
+      }
+    }
+    if (op == AggregateOp::kCountValues) {
+      // Counted per (group, value).
+      std::vector<std::pair<Labels, double>> counts;
+      StringMap<size_t> idx;
+      for (const StepElement& el : elems) {
+        size_t si = static_cast<size_t>(el.series - in.series.data());
+        LabelsBuilder lb(group_labels[group_of[si]]);
+        lb.Set(count_label, FormatGoFloat(el.v));
+        Labels l = lb.Build();
+        auto [it, ok] = idx.try_emplace(l.encoded(), counts.size());
+        if (ok) counts.push_back({l, 0});
+        counts[it->second].second += 1;
+      }
+      for (auto& [l, c] : counts) STRATA_RETURN_IF_ERROR(builder.Add(l, false, t, c));
+      return absl::OkStatus();
+    }
+    for (size_t gi : order) {
+      Group& g = groups[gi];
+      const Labels& gl = group_labels[gi];
+      double v = 0;
+      switch (op) {
+        case AggregateOp::kSum:
+          v = g.value + g.kahan;
+          if (std::isinf(g.value)) v = g.value;
+          break;
+        case AggregateOp::kAvg:
+          if (g.incremental_mean) {
+            v = g.mean + g.kahan;
+            if (std::isinf(g.mean)) v = g.mean;
+          } else {
+            double sum = std::isinf(g.value) ? g.value : g.value + g.kahan;
+            v = sum / g.count;
+          }
+          break;
+        case AggregateOp::kCount:
+          v = g.count;
+          break;
+        case AggregateOp::kGroup:
+          v = 1;
+          break;
+        case AggregateOp::kMax:
+        case AggregateOp::kMin:
+          v = g.value;
+          break;
+        case AggregateOp::kStdvar:
+          v = g.value / g.count;
+          break;
+        case AggregateOp::kStddev:
+          v = std::sqrt(g.value / g.count);
+          break;
+        case AggregateOp::kQuantile:
+          v = Quantile(p, std::move(g.values));
+          break;
+        case AggregateOp::kTopk:
+        case AggregateOp::kBottomk: {
+          bool top = op == AggregateOp::kTopk;
+          // NaN sorts last either way; ties keep input order.
+          std::stable_sort(g.elems.begin(), g.elems.end(), [top](const auto& x, const auto& y) {
+            if (std::isnan(x.second)) return false;
+            if (std::isnan(y.second)) return true;
+            return top ? x.second > y.second : x.second < y.second;
+          });
+          if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
+          for (const auto& [si, f] : g.elems) {
+            STRATA_RETURN_IF_ERROR(
+                builder.Add(in.series[si].labels, in.series[si].drop_name, t, f));
+          }
+          continue;
+        }
+        case AggregateOp::kLimitk:
+          if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
+          [[fallthrough]];
+        case AggregateOp::kLimitRatio:
+          for (const auto& [si, f] : g.elems) {
+            STRATA_RETURN_IF_ERROR(
+                builder.Add(in.series[si].labels, in.series[si].drop_name, t, f));
+          }
+          continue;
+        case AggregateOp::kCountValues:
+          break;
+      }
+      STRATA_RETURN_IF_ERROR(builder.Add(gl, false, t, v));
+    }
+    return Charge(static_cast<int64_t>(order.size()));
+  });
+  STRATA_RETURN_IF_ERROR(st);
+  out.series = builder.Take();
+  return out;
+}
+
+}  // namespace strata::promql

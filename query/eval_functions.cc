@@ -1,0 +1,977 @@
+// Function calls: range-vector functions (windows slide over each series' samples), and
+// instant-vector, scalar and label functions.
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <numbers>
+
+#include "query/eval_internal.h"
+#include "query/printer.h"
+#include "re2/re2.h"
+#include "src/status.h"
+
+namespace strata::promql {
+namespace {
+
+using F = FunctionId;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Prometheus' linear regression with Kahan sums.
+std::pair<double, double> LinearRegression(std::span<const Sample> s, Timestamp intercept_time) {
+  double n = 0, sum_x = 0, cx = 0, sum_y = 0, cy = 0, sum_xy = 0, cxy = 0, sum_x2 = 0, cx2 = 0;
+  double init_y = s[0].v;
+  bool const_y = true;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (const_y && i > 0 && s[i].v != init_y) const_y = false;
+    n += 1;
+    double x = static_cast<double>(s[i].t - intercept_time) / 1e3;
+    KahanAdd(x, sum_x, cx);
+    KahanAdd(s[i].v, sum_y, cy);
+    KahanAdd(x * s[i].v, sum_xy, cxy);
+    KahanAdd(x * x, sum_x2, cx2);
+  }
+  if (const_y) {
+    if (std::isinf(init_y)) return {kNaN, kNaN};
+    return {0, init_y};
+  }
+  sum_x += cx;
+  sum_y += cy;
+  sum_xy += cxy;
+  sum_x2 += cx2;
+  double cov_xy = sum_xy - sum_x * sum_y / n;
+  double var_x = sum_x2 - sum_x * sum_x / n;
+  double slope = cov_xy / var_x;
+  double intercept = sum_y / n - slope * sum_x / n;
+  return {slope, intercept};
+}
+
+double AvgOf(std::span<const Sample> s) {
+  double sum = s[0].v, count = 1, mean = 0, c = 0;
+  bool incremental = false;
+  for (size_t i = 1; i < s.size(); ++i) {
+    double f = s[i].v;
+    count = static_cast<double>(i + 1);
+    if (!incremental) {
+      double ns = sum, nc = c;
+      KahanAdd(f, ns, nc);
+      if (!std::isinf(ns)) {
+        sum = ns;
+        c = nc;
+        continue;
+      }
+      incremental = true;
+      mean = sum / (count - 1);
+      c /= (count - 1);
+    }
+    if (std::isinf(mean)) {
+      if (std::isinf(f) && (mean > 0) == (f > 0)) continue;
+      if (!std::isinf(f) && !std::isnan(f)) continue;
+    }
+    double q = (count - 1) / count;
+    double m = q * mean, cc = q * c;
+    KahanAdd(f / count, m, cc);
+    mean = m;
+    c = cc;
+  }
+  if (incremental) return mean + c;
+  return sum / count + c / count;
+}
+
+double VarianceOf(std::span<const Sample> s) {
+  double count = 0, mean = 0, cmean = 0, aux = 0, caux = 0;
+  for (const Sample& p : s) {
+    count += 1;
+    double delta = p.v - (mean + cmean);
+    KahanAdd(delta / count, mean, cmean);
+    KahanAdd(delta * (p.v - (mean + cmean)), aux, caux);
+  }
+  return (aux + caux) / count;
+}
+
+std::vector<double> Values(std::span<const Sample> s) {
+  std::vector<double> v;
+  v.reserve(s.size());
+  for (const Sample& p : s) v.push_back(p.v);
+  return v;
+}
+
+// Go's time.Unix(sec).UTC() broken down.
+struct CivilTime {
+  int64_t year;
+  int month, day, hour, minute, wday, yday;
+};
+CivilTime ToCivil(double seconds) {
+  int64_t secs = static_cast<int64_t>(seconds);
+  int64_t days = secs / 86400;
+  int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  CivilTime c;
+  c.hour = static_cast<int>(rem / 3600);
+  c.minute = static_cast<int>(rem % 3600 / 60);
+  c.wday = static_cast<int>(((days % 7) + 11) % 7);  // 1970-01-01 was a Thursday (4)
+  // Civil from days (Howard Hinnant's algorithm).
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  c.day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  c.month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  c.year = c.month <= 2 ? y + 1 : y;
+  bool leap = (c.year % 4 == 0 && c.year % 100 != 0) || c.year % 400 == 0;
+  static const int kCum[] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+  c.yday = kCum[c.month - 1] + c.day + (leap && c.month > 2 ? 1 : 0);
+  return c;
+}
+
+int DaysInMonth(int64_t year, int month) {
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : kDays[month - 1];
+}
+
+// Natural ordering of label values (digits compared as numbers).
+int NatCompare(std::string_view a, std::string_view b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    bool da = std::isdigit(static_cast<unsigned char>(a[i]));
+    bool db = std::isdigit(static_cast<unsigned char>(b[j]));
+    if (da && db) {
+      size_t si = i, sj = j;
+      while (i < a.size() && std::isdigit(static_cast<unsigned char>(a[i]))) ++i;
+      while (j < b.size() && std::isdigit(static_cast<unsigned char>(b[j]))) ++j;
+      std::string_view na = a.substr(si, i - si), nb = b.substr(sj, j - sj);
+      while (na.size() > 1 && na[0] == '0') na.remove_prefix(1);
+      while (nb.size() > 1 && nb[0] == '0') nb.remove_prefix(1);
+      if (na.size() != nb.size()) return na.size() < nb.size() ? -1 : 1;
+      if (na != nb) return na < nb ? -1 : 1;
+      continue;
+    }
+    if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]) ? -1 : 1;
+    ++i;
+    ++j;
+  }
+  if (a.size() - i == b.size() - j) return 0;
+  return a.size() - i < b.size() - j ? -1 : 1;
+}
+
+// Expands $1, ${1}, $name, ${name} and $$ in `tmpl` with the groups of a match.
+std::string ExpandTemplate(std::string_view tmpl, const RE2& re,
+                           const std::vector<std::string_view>& groups) {
+  std::string out;
+  const auto& named = re.NamedCapturingGroups();
+  for (size_t i = 0; i < tmpl.size(); ++i) {
+    if (tmpl[i] != '$' || i + 1 >= tmpl.size()) {
+      out.push_back(tmpl[i]);
+      continue;
+    }
+    if (tmpl[i + 1] == '$') {
+      out.push_back('$');
+      ++i;
+      continue;
+    }
+    std::string name;
+    size_t j = i + 1;
+    if (tmpl[j] == '{') {
+      size_t close = tmpl.find('}', j);
+      if (close == std::string_view::npos) {
+        out.push_back('$');
+        continue;
+      }
+      name = std::string(tmpl.substr(j + 1, close - j - 1));
+      j = close + 1;
+    } else {
+      while (j < tmpl.size() && (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_')) ++j;
+      name = std::string(tmpl.substr(i + 1, j - i - 1));
+    }
+    if (name.empty()) {
+      out.push_back('$');
+      continue;
+    }
+    i = j - 1;
+    int idx = -1;
+    if (std::all_of(name.begin(), name.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      idx = std::atoi(name.c_str());
+    } else if (auto it = named.find(name); it != named.end()) {
+      idx = it->second;
+    }
+    if (idx >= 0 && static_cast<size_t>(idx) < groups.size()) out.append(groups[idx]);
+  }
+  return out;
+}
+
+bool IsValidLabelName(std::string_view n) { return !n.empty() && IsValidUtf8(n); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Functions over range vectors.
+
+absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const StepRange& r) {
+  const F id = c.func->id;
+  size_t marg = 0;
+  for (size_t i = 0; i < c.args.size(); ++i) {
+    if (c.args[i]->type() == ValueType::kMatrix) marg = i;
+  }
+  std::vector<EvalValue> scalars(c.args.size());
+  for (size_t i = 0; i < c.args.size(); ++i) {
+    if (i == marg) continue;
+    STRATA_ASSIGN_OR_RETURN(scalars[i], Eval(*c.args[i], r));
+  }
+  const Expr& marg_expr = UnwrapParens(*c.args[marg]);
+  if (marg_expr.kind() == NodeKind::kMatrixSelector) {
+    const auto& vs = marg_expr.As<MatrixSelector>().vector_selector();
+    std::string_view fname = c.func->name;
+    if (vs.smoothed && !(id == F::kDelta || id == F::kIncrease || id == F::kRate)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "smoothed modifier can only be used with: delta, increase, rate - not with {}", fname));
+    }
+    if (vs.anchored && !(id == F::kChanges || id == F::kDelta || id == F::kIncrease ||
+                         id == F::kRate || id == F::kResets)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "anchored modifier can only be used with: changes, delta, increase, rate, resets - not "
+          "with {}",
+          fname));
+    }
+  }
+  STRATA_ASSIGN_OR_RETURN(EvalValue m, Eval(*c.args[marg], r));
+  const size_t n = r.Count();
+  const int64_t range = m.range_ms;
+  EvalValue out;
+  out.type = ValueType::kVector;
+
+  if (id == F::kQuantileOverTime) {
+    for (size_t i = 0; i < n; ++i) {
+      double q = scalars[0].scalars[i];
+      if (std::isnan(q) || q < 0 || q > 1) {
+        Warn(*c.args[0], fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(q)));
+        break;
+      }
+    }
+  }
+  if (id == F::kDoubleExponentialSmoothing) {
+    for (size_t i = 0; i < n; ++i) {
+      double sf = scalars[1].scalars[i], tf = scalars[2].scalars[i];
+      if (!(sf > 0 && sf < 1)) {
+        return absl::InvalidArgumentError(
+            fmt::format("invalid smoothing factor. Expected: 0 < sf < 1, got: {:f}", sf));
+      }
+      if (!(tf > 0 && tf < 1)) {
+        return absl::InvalidArgumentError(
+            fmt::format("invalid trend factor. Expected: 0 < tf < 1, got: {:f}", tf));
+      }
+    }
+  }
+
+  const bool keeps_name = id == F::kLastOverTime || id == F::kFirstOverTime;
+  std::vector<bool> any_at_step(id == F::kAbsentOverTime ? n : 0, false);
+  for (EvalSeries& s : m.series) {
+    const std::vector<Sample>& pts = s.points;
+    EvalSeries o{s.labels, {}, s.drop_name};
+    size_t lo = 0, hi = 0;
+    Timestamp prev_end = INT64_MIN;
+    std::string_view metric = s.labels.MetricName();
+    bool counter_like = metric.ends_with("_total") || metric.ends_with("_sum") ||
+                        metric.ends_with("_count") || metric.ends_with("_bucket");
+    for (size_t i = 0; i < n; ++i) {
+      Timestamp T = m.window_ends[i];
+      if (T < prev_end) lo = hi = 0;
+      prev_end = T;
+      while (hi < pts.size() && pts[hi].t <= T) ++hi;
+      while (lo < hi && pts[lo].t <= T - range) ++lo;
+      std::span<const Sample> w(pts.data() + lo, hi - lo);
+      if (w.empty()) continue;
+      if (id == F::kAbsentOverTime) {
+        any_at_step[i] = true;
+        continue;
+      }
+      if ((id == F::kRate || id == F::kIncrease) && !metric.empty() && !counter_like) {
+        Info(*c.args[marg],
+             fmt::format("metric might not be a counter, name does not end in "
+                         "_total/_sum/_count/_bucket: {}",
+                         QuoteString(metric)));
+      }
+      std::optional<double> v;
+      switch (id) {
+        case F::kRate:
+        case F::kIncrease:
+        case F::kDelta: {
+          if (w.size() < 2) break;
+          bool is_counter = id != F::kDelta, is_rate = id == F::kRate;
+          double result = w.back().v - w.front().v;
+          if (is_counter) {
+            for (size_t k = 1; k < w.size(); ++k) {
+              if (w[k].v < w[k - 1].v) result += w[k - 1].v;
+            }
+          }
+          double range_start = static_cast<double>(T - range);
+          double duration_to_start = (static_cast<double>(w.front().t) - range_start) / 1000;
+          double duration_to_end = static_cast<double>(T - w.back().t) / 1000;
+          double sampled = static_cast<double>(w.back().t - w.front().t) / 1000;
+          double avg = sampled / static_cast<double>(w.size() - 1);
+          double threshold = avg * 1.1;
+          if (duration_to_start >= threshold) duration_to_start = avg / 2;
+          if (is_counter) {
+            double to_zero = duration_to_start;
+            if (result > 0 && w.front().v >= 0) to_zero = sampled * (w.front().v / result);
+            if (to_zero < duration_to_start) duration_to_start = to_zero;
+          }
+          if (duration_to_end >= threshold) duration_to_end = avg / 2;
+          double factor = (sampled + duration_to_start + duration_to_end) / sampled;
+          if (is_rate) factor /= static_cast<double>(range) / 1000;
+          v = result * factor;
+          break;
+        }
+        case F::kIrate:
+        case F::kIdelta: {
+          if (w.size() < 2) break;
+          const Sample& last = w[w.size() - 1];
+          const Sample& prev = w[w.size() - 2];
+          double result = last.v - prev.v;
+          if (id == F::kIrate && last.v < prev.v) result = last.v;
+          int64_t interval = last.t - prev.t;
+          if (interval == 0) break;
+          if (id == F::kIrate) result /= static_cast<double>(interval) / 1000;
+          v = result;
+          break;
+        }
+        case F::kDeriv:
+          if (w.size() < 2) break;
+          v = LinearRegression(w, w[0].t).first;
+          break;
+        case F::kPredictLinear: {
+          if (w.size() < 2) break;
+          auto [slope, intercept] = LinearRegression(w, T + m.offset_ms);
+          v = slope * scalars[1].scalars[i] + intercept;
+          break;
+        }
+        case F::kDoubleExponentialSmoothing: {
+          if (w.size() < 2) break;
+          double sf = scalars[1].scalars[i], tf = scalars[2].scalars[i];
+          double s0 = 0, s1 = w[0].v, b = w[1].v - w[0].v;
+          for (size_t k = 1; k < w.size(); ++k) {
+            double x = sf * w[k].v;
+            if (k - 1 > 0) b = tf * (s1 - s0) + (1 - tf) * b;
+            double y = (1 - sf) * (s1 + b);
+            s0 = s1;
+            s1 = x + y;
+          }
+          v = s1;
+          break;
+        }
+        case F::kChanges: {
+          double changes = 0;
+          for (size_t k = 1; k < w.size(); ++k) {
+            double cur = w[k].v, prev = w[k - 1].v;
+            if (cur != prev && !(std::isnan(cur) && std::isnan(prev))) changes += 1;
+          }
+          v = changes;
+          break;
+        }
+        case F::kResets: {
+          double resets = 0;
+          for (size_t k = 1; k < w.size(); ++k) {
+            if (w[k].v < w[k - 1].v) resets += 1;
+          }
+          v = resets;
+          break;
+        }
+        case F::kAvgOverTime:
+          v = AvgOf(w);
+          break;
+        case F::kSumOverTime: {
+          double sum = 0, comp = 0;
+          for (const Sample& p : w) KahanAdd(p.v, sum, comp);
+          v = std::isinf(sum) ? sum : sum + comp;
+          break;
+        }
+        case F::kCountOverTime:
+          v = static_cast<double>(w.size());
+          break;
+        case F::kMinOverTime: {
+          double x = w[0].v;
+          for (const Sample& p : w) {
+            if (p.v < x || std::isnan(x)) x = p.v;
+          }
+          v = x;
+          break;
+        }
+        case F::kMaxOverTime: {
+          double x = w[0].v;
+          for (const Sample& p : w) {
+            if (p.v > x || std::isnan(x)) x = p.v;
+          }
+          v = x;
+          break;
+        }
+        case F::kLastOverTime:
+          v = w.back().v;
+          break;
+        case F::kFirstOverTime:
+          v = w.front().v;
+          break;
+        case F::kTsOfLastOverTime:
+          v = static_cast<double>(w.back().t) / 1000;
+          break;
+        case F::kTsOfFirstOverTime:
+          v = static_cast<double>(w.front().t) / 1000;
+          break;
+        case F::kTsOfMinOverTime:
+        case F::kTsOfMaxOverTime: {
+          bool is_max = id == F::kTsOfMaxOverTime;
+          double x = w[0].v;
+          Timestamp ts = w[0].t;
+          for (const Sample& p : w) {
+            bool better = is_max ? (p.v >= x) : (p.v <= x);
+            if (better || std::isnan(x)) {
+              x = p.v;
+              ts = p.t;
+            }
+          }
+          v = static_cast<double>(ts) / 1000;
+          break;
+        }
+        case F::kPresentOverTime:
+          v = 1;
+          break;
+        case F::kStddevOverTime:
+          v = std::sqrt(VarianceOf(w));
+          break;
+        case F::kStdvarOverTime:
+          v = VarianceOf(w);
+          break;
+        case F::kQuantileOverTime:
+          v = Quantile(scalars[0].scalars[i], Values(w));
+          break;
+        case F::kMadOverTime: {
+          std::vector<double> vals = Values(w);
+          double median = Quantile(0.5, vals);
+          for (double& x : vals) x = std::fabs(x - median);
+          v = Quantile(0.5, std::move(vals));
+          break;
+        }
+        default:
+          return absl::UnimplementedError(fmt::format("function {} is not implemented", c.func->name));
+      }
+      if (v) o.points.push_back({r.At(i), *v});
+    }
+    if (o.points.empty()) continue;
+    if (!keeps_name) DropName(o);
+    STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(o.points.size())));
+    out.series.push_back(std::move(o));
+  }
+  if (id == F::kAbsentOverTime) {
+    Labels l;
+    if (marg_expr.kind() == NodeKind::kMatrixSelector) {
+      std::vector<std::pair<std::string, std::string>> pairs;
+      StringMap<int> seen;
+      const auto& vs = marg_expr.As<MatrixSelector>().vector_selector();
+      for (const auto& mm : vs.matchers) {
+        if (mm.name() == kMetricName) continue;
+        if (++seen[mm.name()] > 1) continue;
+        if (mm.type() == MatchType::kEqual) pairs.emplace_back(mm.name(), mm.value());
+      }
+      std::erase_if(pairs, [&](const auto& p) { return seen[p.first] > 1; });
+      l = Labels::FromPairs(std::move(pairs));
+    }
+    EvalSeries o{l, {}, false};
+    for (size_t i = 0; i < n; ++i) {
+      if (!any_at_step[i]) o.points.push_back({r.At(i), 1});
+    }
+    out.series.clear();
+    if (!o.points.empty()) out.series.push_back(std::move(o));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Everything else.
+
+absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r) {
+  const F id = c.func->id;
+  for (const auto& a : c.args) {
+    if (a->type() == ValueType::kMatrix) return EvalRangeFunction(c, r);
+  }
+  const size_t n = r.Count();
+  auto scalar_value = [&](std::function<double(size_t)> f) {
+    EvalValue v;
+    v.type = ValueType::kScalar;
+    v.scalars.resize(n);
+    for (size_t i = 0; i < n; ++i) v.scalars[i] = f(i);
+    return v;
+  };
+  switch (id) {
+    case F::kTime:
+      return scalar_value([&](size_t i) { return static_cast<double>(r.At(i)) / 1000; });
+    case F::kPi:
+      return scalar_value([](size_t) { return std::numbers::pi; });
+    case F::kStart:
+      return scalar_value([&](size_t) { return static_cast<double>(query_range.start) / 1000; });
+    case F::kEnd:
+      return scalar_value([&](size_t) { return static_cast<double>(query_range.end) / 1000; });
+    case F::kRange:
+      return scalar_value([&](size_t) {
+        return static_cast<double>(query_range.end - query_range.start) / 1000;
+      });
+    case F::kStep:
+      return scalar_value([&](size_t) {
+        return instant_query ? 0.0 : static_cast<double>(query_range.interval) / 1000;
+      });
+    default:
+      break;
+  }
+
+  // Date functions without an argument work on vector(time()).
+  if (c.args.empty()) {
+    switch (id) {
+      case F::kDaysInMonth:
+      case F::kDayOfMonth:
+      case F::kDayOfWeek:
+      case F::kDayOfYear:
+      case F::kHour:
+      case F::kMinute:
+      case F::kMonth:
+      case F::kYear: {
+        EvalValue v;
+        v.type = ValueType::kVector;
+        EvalSeries s;
+        for (size_t i = 0; i < n; ++i) s.points.push_back({r.At(i), static_cast<double>(r.At(i)) / 1000});
+        v.series.push_back(std::move(s));
+        return ApplyDateFunction(id, std::move(v));
+      }
+      default:
+        return absl::UnimplementedError(fmt::format("function {} is not implemented", c.func->name));
+    }
+  }
+
+  if (id == F::kTimestamp) {
+    const Expr& arg = UnwrapParens(*c.args[0]);
+    EvalValue v;
+    if (arg.kind() == NodeKind::kVectorSelector) {
+      STRATA_ASSIGN_OR_RETURN(v, EvalVectorSelector(arg.As<VectorSelector>(), r, true));
+    } else {
+      STRATA_ASSIGN_OR_RETURN(v, Eval(arg, r));
+      for (auto& s : v.series) {
+        for (auto& p : s.points) p.v = static_cast<double>(p.t) / 1000;
+      }
+    }
+    for (auto& s : v.series) DropName(s);
+    return v;
+  }
+
+  std::vector<EvalValue> args(c.args.size());
+  for (size_t i = 0; i < c.args.size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(args[i], Eval(*c.args[i], r));
+  }
+  auto map_values = [&](auto f) -> absl::StatusOr<EvalValue> {
+    EvalValue v = std::move(args[0]);
+    for (auto& s : v.series) {
+      for (auto& p : s.points) p.v = f(p.v, r.Index(p.t));
+      DropName(s);
+    }
+    return v;
+  };
+
+  switch (id) {
+    case F::kAbs: return map_values([](double x, size_t) { return std::fabs(x); });
+    case F::kCeil: return map_values([](double x, size_t) { return std::ceil(x); });
+    case F::kFloor: return map_values([](double x, size_t) { return std::floor(x); });
+    case F::kExp: return map_values([](double x, size_t) { return std::exp(x); });
+    case F::kSqrt: return map_values([](double x, size_t) { return std::sqrt(x); });
+    case F::kLn: return map_values([](double x, size_t) { return std::log(x); });
+    case F::kLog2: return map_values([](double x, size_t) { return std::log2(x); });
+    case F::kLog10: return map_values([](double x, size_t) { return std::log10(x); });
+    case F::kSin: return map_values([](double x, size_t) { return std::sin(x); });
+    case F::kCos: return map_values([](double x, size_t) { return std::cos(x); });
+    case F::kTan: return map_values([](double x, size_t) { return std::tan(x); });
+    case F::kAsin: return map_values([](double x, size_t) { return std::asin(x); });
+    case F::kAcos: return map_values([](double x, size_t) { return std::acos(x); });
+    case F::kAtan: return map_values([](double x, size_t) { return std::atan(x); });
+    case F::kSinh: return map_values([](double x, size_t) { return std::sinh(x); });
+    case F::kCosh: return map_values([](double x, size_t) { return std::cosh(x); });
+    case F::kTanh: return map_values([](double x, size_t) { return std::tanh(x); });
+    case F::kAsinh: return map_values([](double x, size_t) { return std::asinh(x); });
+    case F::kAcosh: return map_values([](double x, size_t) { return std::acosh(x); });
+    case F::kAtanh: return map_values([](double x, size_t) { return std::atanh(x); });
+    case F::kDeg: return map_values([](double x, size_t) { return x * 180 / std::numbers::pi; });
+    case F::kRad: return map_values([](double x, size_t) { return x * std::numbers::pi / 180; });
+    case F::kSgn:
+      return map_values([](double x, size_t) -> double {
+        if (x > 0) return 1;
+        if (x < 0) return -1;
+        return x;  // 0 or NaN
+      });
+    case F::kRound: {
+      std::vector<double> to(n, 1.0);
+      if (args.size() > 1) to = args[1].scalars;
+      return map_values([&](double x, size_t i) {
+        double inv = 1.0 / to[i];
+        return std::floor(x * inv + 0.5) / inv;
+      });
+    }
+    case F::kClamp:
+    case F::kClampMin:
+    case F::kClampMax: {
+      EvalValue v = std::move(args[0]);
+      for (auto& s : v.series) {
+        std::erase_if(s.points, [&](const Sample& p) {
+          size_t i = r.Index(p.t);
+          return id == F::kClamp && args[2].scalars[i] < args[1].scalars[i];
+        });
+        for (auto& p : s.points) {
+          size_t i = r.Index(p.t);
+          auto go_max = [](double a, double b) {
+            if (std::isnan(a) || std::isnan(b)) return kNaN;
+            return std::max(a, b);
+          };
+          auto go_min = [](double a, double b) {
+            if (std::isnan(a) || std::isnan(b)) return kNaN;
+            return std::min(a, b);
+          };
+          if (id == F::kClamp) p.v = go_max(args[1].scalars[i], go_min(args[2].scalars[i], p.v));
+          if (id == F::kClampMin) p.v = go_max(args[1].scalars[i], p.v);
+          if (id == F::kClampMax) p.v = go_min(args[1].scalars[i], p.v);
+        }
+        DropName(s);
+      }
+      std::erase_if(v.series, [](const EvalSeries& s) { return s.points.empty(); });
+      return v;
+    }
+    case F::kDaysInMonth:
+    case F::kDayOfMonth:
+    case F::kDayOfWeek:
+    case F::kDayOfYear:
+    case F::kHour:
+    case F::kMinute:
+    case F::kMonth:
+    case F::kYear:
+      return ApplyDateFunction(id, std::move(args[0]));
+    case F::kVector: {
+      EvalValue v;
+      v.type = ValueType::kVector;
+      EvalSeries s;
+      for (size_t i = 0; i < n; ++i) s.points.push_back({r.At(i), args[0].scalars[i]});
+      v.series.push_back(std::move(s));
+      return v;
+    }
+    case F::kScalar: {
+      EvalValue v;
+      v.type = ValueType::kScalar;
+      v.scalars.assign(n, kNaN);
+      std::vector<int> count(n, 0);
+      for (const auto& s : args[0].series) {
+        for (const auto& p : s.points) {
+          size_t i = r.Index(p.t);
+          if (++count[i] == 1) {
+            v.scalars[i] = p.v;
+          } else {
+            v.scalars[i] = kNaN;
+          }
+        }
+      }
+      return v;
+    }
+    case F::kAbsent: {
+      std::vector<bool> present(n, false);
+      for (const auto& s : args[0].series) {
+        for (const auto& p : s.points) present[r.Index(p.t)] = true;
+      }
+      Labels l;
+      const Expr& arg = UnwrapParens(*c.args[0]);
+      if (arg.kind() == NodeKind::kVectorSelector) {
+        std::vector<std::pair<std::string, std::string>> pairs;
+        StringMap<int> seen;
+        for (const auto& mm : arg.As<VectorSelector>().matchers) {
+          if (mm.name() == kMetricName) continue;
+          ++seen[mm.name()];
+          if (mm.type() == MatchType::kEqual) pairs.emplace_back(mm.name(), mm.value());
+        }
+        std::erase_if(pairs, [&](const auto& p) { return seen[p.first] > 1; });
+        l = Labels::FromPairs(std::move(pairs));
+      }
+      EvalValue v;
+      v.type = ValueType::kVector;
+      EvalSeries s{l, {}, false};
+      for (size_t i = 0; i < n; ++i) {
+        if (!present[i]) s.points.push_back({r.At(i), 1});
+      }
+      if (!s.points.empty()) v.series.push_back(std::move(s));
+      return v;
+    }
+    case F::kSort:
+    case F::kSortDesc:
+    case F::kSortByLabel:
+    case F::kSortByLabelDesc: {
+      if (!instant_query) {
+        Warn(c, "sort is ineffective for range queries since results are always ordered by labels");
+        return std::move(args[0]);
+      }
+      EvalValue v = std::move(args[0]);
+      std::erase_if(v.series, [](const EvalSeries& s) { return s.points.empty(); });
+      if (id == F::kSort || id == F::kSortDesc) {
+        bool desc = id == F::kSortDesc;
+        std::stable_sort(v.series.begin(), v.series.end(), [desc](const EvalSeries& a, const EvalSeries& b) {
+          double x = a.points[0].v, y = b.points[0].v;
+          if (std::isnan(x)) return false;
+          if (std::isnan(y)) return true;
+          return desc ? x > y : x < y;
+        });
+      } else {
+        std::vector<std::string> names;
+        for (size_t i = 1; i < args.size(); ++i) names.push_back(args[i].str);
+        bool desc = id == F::kSortByLabelDesc;
+        std::stable_sort(v.series.begin(), v.series.end(), [&](const EvalSeries& a, const EvalSeries& b) {
+          for (const auto& name : names) {
+            int cmp = NatCompare(a.labels.Get(name), b.labels.Get(name));
+            if (cmp != 0) return desc ? cmp > 0 : cmp < 0;
+          }
+          int cmp = Compare(a.labels, b.labels);
+          return desc ? cmp > 0 : cmp < 0;
+        });
+      }
+      return v;
+    }
+    case F::kLabelReplace: {
+      const std::string& dst = args[1].str;
+      const std::string& repl = args[2].str;
+      const std::string& src = args[3].str;
+      const std::string& regex = args[4].str;
+      RE2::Options opts;
+      opts.set_dot_nl(true);
+      RE2 re("^(?s:" + regex + ")$", opts);
+      if (!re.ok()) {
+        return absl::InvalidArgumentError(
+            fmt::format("invalid regular expression in label_replace(): {}", regex));
+      }
+      if (!IsValidLabelName(dst)) {
+        return absl::InvalidArgumentError(
+            fmt::format("invalid destination label name in label_replace(): {}", dst));
+      }
+      EvalValue v = std::move(args[0]);
+      SeriesBuilder b;
+      int ngroups = re.NumberOfCapturingGroups() + 1;
+      std::vector<re2::StringPiece> pieces(ngroups);
+      std::vector<std::string_view> groups(ngroups);
+      for (auto& s : v.series) {
+        std::string_view value = s.labels.Get(src);
+        Labels out_labels = s.labels;
+        bool drop = s.drop_name;
+        if (re.Match(re2::StringPiece(value.data(), value.size()), 0, value.size(),
+                     RE2::UNANCHORED, pieces.data(), ngroups)) {
+          for (int k = 0; k < ngroups; ++k) groups[k] = std::string_view(pieces[k].data(), pieces[k].size());
+          std::string nv = ExpandTemplate(repl, re, groups);
+          LabelsBuilder lb(s.labels);
+          lb.Set(dst, nv);
+          out_labels = lb.Build();
+          if (dst == kMetricName) drop = false;
+        }
+        for (const auto& p : s.points) STRATA_RETURN_IF_ERROR(b.Add(out_labels, drop, p.t, p.v));
+      }
+      v.series = b.Take();
+      return v;
+    }
+    case F::kLabelJoin: {
+      const std::string& dst = args[1].str;
+      const std::string& sep = args[2].str;
+      if (!IsValidLabelName(dst)) {
+        return absl::InvalidArgumentError(
+            fmt::format("invalid destination label name in label_join(): {}", dst));
+      }
+      for (size_t i = 3; i < args.size(); ++i) {
+        if (!IsValidLabelName(args[i].str)) {
+          return absl::InvalidArgumentError(
+              fmt::format("invalid source label name in label_join(): {}", args[i].str));
+        }
+      }
+      EvalValue v = std::move(args[0]);
+      SeriesBuilder b;
+      for (auto& s : v.series) {
+        std::string joined;
+        for (size_t i = 3; i < args.size(); ++i) {
+          if (i > 3) joined += sep;
+          joined += s.labels.Get(args[i].str);
+        }
+        LabelsBuilder lb(s.labels);
+        lb.Set(dst, joined);
+        Labels l = lb.Build();
+        bool drop = s.drop_name && dst != kMetricName;
+        for (const auto& p : s.points) STRATA_RETURN_IF_ERROR(b.Add(l, drop, p.t, p.v));
+      }
+      v.series = b.Take();
+      return v;
+    }
+    case F::kHistogramQuantile:
+      return EvalHistogramQuantile(c, args[0], args[1], r);
+    default:
+      return absl::UnimplementedError(fmt::format("function {} is not implemented", c.func->name));
+  }
+}
+
+absl::StatusOr<EvalValue> Evaluator::ApplyDateFunction(FunctionId id, EvalValue v) {
+  for (auto& s : v.series) {
+    for (auto& p : s.points) {
+      if (std::isnan(p.v) || std::isinf(p.v)) {
+        p.v = kNaN;
+        continue;
+      }
+      CivilTime ct = ToCivil(p.v);
+      switch (id) {
+        case F::kDaysInMonth: p.v = DaysInMonth(ct.year, ct.month); break;
+        case F::kDayOfMonth: p.v = ct.day; break;
+        case F::kDayOfWeek: p.v = ct.wday; break;
+        case F::kDayOfYear: p.v = ct.yday; break;
+        case F::kHour: p.v = ct.hour; break;
+        case F::kMinute: p.v = ct.minute; break;
+        case F::kMonth: p.v = ct.month; break;
+        case F::kYear: p.v = static_cast<double>(ct.year); break;
+        default: break;
+      }
+    }
+    DropName(s);
+  }
+  return v;
+}
+
+// histogram_quantile over classic buckets (series with an `le` label).
+absl::StatusOr<EvalValue> Evaluator::EvalHistogramQuantile(const Call& c, const EvalValue& q,
+                                                           const EvalValue& in,
+                                                           const StepRange& r) {
+  const size_t n = r.Count();
+  for (size_t i = 0; i < n; ++i) {
+    double phi = q.scalars[i];
+    if (std::isnan(phi) || phi < 0 || phi > 1) {
+      Warn(*c.args[0], fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(phi)));
+      break;
+    }
+  }
+  struct Bucket {
+    double upper;
+    size_t series;
+  };
+  // Group the bucket series by their labels without `le`.
+  std::vector<Labels> group_labels;
+  std::vector<std::vector<Bucket>> groups;
+  StringMap<size_t> index;
+  for (size_t i = 0; i < in.series.size(); ++i) {
+    const Labels& l = in.series[i].labels;
+    std::string_view le = l.Get("le");
+    std::string le_s(le);
+    char* end = nullptr;
+    double upper = std::strtod(le_s.c_str(), &end);
+    if (le.empty() || end != le_s.c_str() + le_s.size()) {
+      Warn(*c.args[1], fmt::format("bucket label \"le\" is missing or has a malformed value of {} "
+                                   "for metric name {}",
+                                   QuoteString(le), QuoteString(l.MetricName())));
+      continue;
+    }
+    LabelsBuilder lb(l);
+    lb.Del("le");
+    Labels key = lb.Build();
+    auto [it, ok] = index.try_emplace(key.encoded(), groups.size());
+    if (ok) {
+      groups.emplace_back();
+      lb.Del(kMetricName);
+      group_labels.push_back(lb.Build());
+    }
+    groups[it->second].push_back({upper, i});
+  }
+  EvalValue out;
+  out.type = ValueType::kVector;
+  SeriesBuilder b;
+  std::vector<size_t> cursor(in.series.size(), 0);
+  std::vector<std::pair<double, double>> buckets;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    std::string_view metric = in.series[groups[g][0].series].labels.MetricName();
+    for (size_t i = 0; i < n; ++i) {
+      Timestamp t = r.At(i);
+      buckets.clear();
+      for (const Bucket& bk : groups[g]) {
+        const auto& pts = in.series[bk.series].points;
+        size_t& cur = cursor[bk.series];
+        while (cur < pts.size() && pts[cur].t < t) ++cur;
+        if (cur < pts.size() && pts[cur].t == t) buckets.push_back({bk.upper, pts[cur].v});
+      }
+      if (buckets.empty()) continue;
+      double phi = q.scalars[i];
+      double v;
+      bool forced = false;
+      if (std::isnan(phi)) {
+        v = kNaN;
+      } else if (phi < 0) {
+        v = -INFINITY;
+      } else if (phi > 1) {
+        v = INFINITY;
+      } else {
+        std::sort(buckets.begin(), buckets.end());
+        if (!std::isinf(buckets.back().first) || buckets.back().first < 0) {
+          v = kNaN;
+        } else {
+          // Coalesce equal bounds.
+          std::vector<std::pair<double, double>> bs;
+          for (const auto& x : buckets) {
+            if (!bs.empty() && bs.back().first == x.first) {
+              bs.back().second += x.second;
+            } else {
+              bs.push_back(x);
+            }
+          }
+          double prev = bs[0].second;
+          for (size_t k = 1; k < bs.size(); ++k) {
+            double curr = bs[k].second;
+            if (curr == prev) continue;
+            double diff = std::fabs(curr - prev);
+            double sum = std::fabs(curr) + std::fabs(prev);
+            if (prev != 0 && curr != 0 && diff / sum < 1e-12) {
+              bs[k].second = prev;
+              continue;
+            }
+            if (curr < prev) {
+              bs[k].second = prev;
+              forced = true;
+              continue;
+            }
+            prev = curr;
+          }
+          double observations = bs.back().second;
+          if (bs.size() < 2 || observations == 0 || std::isnan(observations)) {
+            v = kNaN;
+          } else {
+            double rank = phi * observations;
+            size_t k = 0;
+            while (k < bs.size() - 1 && !(bs[k].second >= rank)) ++k;
+            if (k == bs.size() - 1) {
+              v = bs[bs.size() - 2].first;
+            } else if (k == 0 && bs[0].first <= 0) {
+              v = bs[0].first;
+            } else {
+              double start = 0, end = bs[k].first, count = bs[k].second;
+              if (k > 0) {
+                start = bs[k - 1].first;
+                count -= bs[k - 1].second;
+                rank -= bs[k - 1].second;
+              }
+              v = start + (end - start) * (rank / count);
+            }
+          }
+        }
+      }
+      if (forced) {
+        Info(*c.args[1],
+             fmt::format("input to histogram_quantile needed to be fixed for monotonicity (see "
+                         "https://prometheus.io/docs/prometheus/latest/querying/functions/"
+                         "#histogram_quantile) for metric name {}",
+                         QuoteString(metric)));
+      }
+      STRATA_RETURN_IF_ERROR(b.Add(group_labels[g], false, t, v));
+    }
+  }
+  out.series = b.Take();
+  return out;
+}
+
+}  // namespace strata::promql

@@ -1,0 +1,194 @@
+// Private to the evaluator (query/engine.cc, eval_*.cc): the values nodes produce while a
+// query runs, and the evaluator itself.
+#ifndef STRATA_QUERY_EVAL_INTERNAL_H_
+#define STRATA_QUERY_EVAL_INTERNAL_H_
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "query/ast.h"
+#include "query/engine.h"
+#include "query/value.h"
+#include "src/strings.h"
+#include "storage/querier.h"
+
+namespace strata::promql {
+
+// The steps a node is evaluated at: start, start + interval, ..., end.
+struct StepRange {
+  Timestamp start = 0;
+  Timestamp end = 0;
+  int64_t interval = 1;
+  size_t Count() const { return static_cast<size_t>((end - start) / interval) + 1; }
+  Timestamp At(size_t i) const { return start + static_cast<int64_t>(i) * interval; }
+  // Index of step `t` (REQUIRES: t is a step).
+  size_t Index(Timestamp t) const { return static_cast<size_t>((t - start) / interval); }
+};
+
+// One series while evaluating: points at step timestamps for instant-vector nodes, raw
+// samples for range-vector nodes. `drop_name`: the metric name is marked for removal
+// (delayed name removal) and disappears when the result is returned.
+struct EvalSeries {
+  Labels labels;
+  std::vector<Sample> points;
+  bool drop_name = false;
+};
+
+// The value of a node over all steps.
+struct EvalValue {
+  ValueType type = ValueType::kNone;
+  std::vector<double> scalars;     // kScalar: one per step
+  std::vector<EvalSeries> series;  // kVector, kMatrix
+  std::string str;                 // kString
+  // kMatrix only: the end of the range window per step and its length.
+  std::vector<Timestamp> window_ends;
+  int64_t range_ms = 0;
+  // kMatrix only: the offset of the selector or subquery (window end + offset = the time
+  // the enclosing function is evaluated at).
+  int64_t offset_ms = 0;
+  size_t SampleCount() const;
+};
+
+// The elements of an instant vector at one step, pointing into EvalValue series.
+struct StepElement {
+  const EvalSeries* series;
+  double v;
+};
+
+// Collects output series keyed by label set (and name mark), appending one point per step.
+class SeriesBuilder {
+ public:
+  // Adds a point. Errors when the series already has a point at t ("vector cannot contain
+  // metrics with the same labelset").
+  absl::Status Add(const Labels& labels, bool drop_name, Timestamp t, double v);
+  std::vector<EvalSeries> Take() { return std::move(series_); }
+  size_t points() const { return points_; }
+
+ private:
+  StringMap<size_t> index_;
+  std::vector<EvalSeries> series_;
+  size_t points_ = 0;
+};
+
+class Evaluator {
+ public:
+  Evaluator(const EngineOptions& options, Querier& querier, std::string_view query,
+            absl::Time deadline)
+      : options_(options), querier_(querier), query_(query), deadline_(deadline) {}
+
+  absl::StatusOr<EvalValue> Eval(const Expr& e, const StepRange& r);
+
+  // Annotations, rendered with the node position.
+  void Warn(const Expr& at, std::string_view text);
+  void Info(const Expr& at, std::string_view text);
+  std::vector<std::string> TakeWarnings() { return std::move(warnings_); }
+  std::vector<std::string> TakeInfos() { return std::move(infos_); }
+
+  int64_t peak_samples() const { return peak_samples_; }
+  int64_t samples_decoded() const { return samples_decoded_; }
+
+  // Counts `n` samples held; errors when over the budget or past the deadline.
+  absl::Status Charge(int64_t n);
+  absl::Status CheckDeadline();
+
+  const EngineOptions& options() const { return options_; }
+  // The query's own step range (the outermost one), for start()/end()/step()/range().
+  StepRange query_range;
+  bool instant_query = true;
+
+  // Per-step elements of an instant-vector value. Calls f(step index, elements).
+  template <typename F>
+  absl::Status ForEachStep(const EvalValue& v, const StepRange& r, F&& f);
+
+  // Marks or drops the metric name of an output series.
+  void DropName(EvalSeries& s) const;
+  Labels DropNameNow(const Labels& l) const;
+
+ private:
+  absl::StatusOr<EvalValue> EvalNode(const Expr& e, const StepRange& r);
+  absl::StatusOr<EvalValue> EvalVectorSelector(const VectorSelector& vs, const StepRange& r,
+                                               bool want_timestamps);
+  absl::StatusOr<EvalValue> EvalMatrixSelector(const MatrixSelector& ms, const StepRange& r);
+  absl::StatusOr<EvalValue> EvalSubquery(const Subquery& sq, const StepRange& r);
+  absl::StatusOr<EvalValue> EvalBinary(const Binary& b, const StepRange& r);
+  absl::StatusOr<EvalValue> EvalAggregate(const Aggregate& a, const StepRange& r);
+  absl::StatusOr<EvalValue> EvalCall(const Call& c, const StepRange& r);
+  absl::StatusOr<EvalValue> EvalRangeFunction(const Call& c, const StepRange& r);
+  absl::StatusOr<EvalValue> ApplyDateFunction(FunctionId id, EvalValue v);
+  absl::StatusOr<EvalValue> EvalHistogramQuantile(const Call& c, const EvalValue& q,
+                                                  const EvalValue& in, const StepRange& r);
+  absl::StatusOr<EvalValue> EvalVectorBinary(const Binary& b, EvalValue lhs, EvalValue rhs,
+                                             const StepRange& r);
+
+  // The window end per step for a selector / subquery with `@` and `offset`.
+  absl::StatusOr<std::vector<Timestamp>> WindowEnds(const AtModifier& at, const Duration& offset,
+                                                    const StepRange& r);
+  absl::StatusOr<int64_t> ResolveDuration(const Duration& d);
+
+  const EngineOptions& options_;
+  Querier& querier_;
+  std::string_view query_;
+  absl::Time deadline_;
+  std::vector<std::string> warnings_, infos_;
+  StringSet seen_annotations_;
+  int64_t current_samples_ = 0;
+  int64_t peak_samples_ = 0;
+  int64_t samples_decoded_ = 0;
+  int64_t deadline_counter_ = 0;
+};
+
+template <typename F>
+absl::Status Evaluator::ForEachStep(const EvalValue& v, const StepRange& r, F&& f) {
+  std::vector<size_t> cursor(v.series.size(), 0);
+  std::vector<StepElement> elems;
+  size_t n = r.Count();
+  for (size_t i = 0; i < n; ++i) {
+    Timestamp t = r.At(i);
+    elems.clear();
+    for (size_t s = 0; s < v.series.size(); ++s) {
+      const auto& pts = v.series[s].points;
+      size_t& c = cursor[s];
+      while (c < pts.size() && pts[c].t < t) ++c;
+      if (c < pts.size() && pts[c].t == t) elems.push_back({&v.series[s], pts[c].v});
+    }
+    absl::Status st = f(i, t, std::span<const StepElement>(elems));
+    if (!st.ok()) return st;
+    if ((i & 63) == 63) {
+      st = CheckDeadline();
+      if (!st.ok()) return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Kahan-Babuska summation step, as Prometheus' kahanSumInc.
+inline void KahanAdd(double inc, double& sum, double& c) {
+  double t = sum + inc;
+  if (std::isinf(t)) {
+    c = 0;
+  } else if (std::fabs(sum) >= std::fabs(inc)) {
+    c += (sum - t) + inc;
+  } else {
+    c += (inc - t) + sum;
+  }
+  sum = t;
+}
+
+// Prometheus' quantile over sorted-or-not values (phi in [0,1]; outside gives ±Inf).
+double Quantile(double phi, std::vector<double> values);
+
+// Error texts shared by several files.
+inline constexpr std::string_view kDuplicateLabelset =
+    "vector cannot contain metrics with the same labelset";
+
+}  // namespace strata::promql
+
+#endif  // STRATA_QUERY_EVAL_INTERNAL_H_
