@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -398,6 +399,56 @@ TEST(ParserErrors, DeepNestingIsBoundedNotACrash) {
   ok += "1";
   ok += std::string(500, ')');
   EXPECT_EQ(ParseError(ok).substr(0, 3), "OK:");
+}
+
+// Every prefix of every upstream expression, and copies with one byte dropped, doubled or
+// replaced, must either fail cleanly or parse into a tree that prints and parses back equal.
+TEST(ParserRobustness, MutatedUpstreamExpressionsNeverCrashAndRoundTrip) {
+  std::vector<EvalExpr> exprs = UpstreamEvalExpressions();
+  uint64_t seed = 0x9e3779b97f4a7c15ULL;
+  auto next = [&seed]() {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  static constexpr char kBytes[] = "()[]{}\",'`:@+-*/%^=!<>~# \n0123456789.aeinfmsxb_\xc3\xff";
+  int inputs = 0, parsed = 0;
+  auto check = [&](const std::string& q) {
+    ++inputs;
+    absl::StatusOr<ExprPtr> e = ParseExpr(q, ParserOptions::AllFeatures());
+    if (!e.ok()) {
+      EXPECT_NE(std::string(e.status().message()).find("parse error"), std::string::npos) << q;
+      return;
+    }
+    ++parsed;
+    const std::string printed = ToString(**e);
+    absl::StatusOr<ExprPtr> again = ParseExpr(printed, ParserOptions::AllFeatures());
+    ASSERT_TRUE(again.ok()) << q << "\n  printed as " << printed << "\n  "
+                            << again.status().message();
+    EXPECT_TRUE(Equal(**e, **again)) << q << "\n  printed as " << printed;
+  };
+  for (const EvalExpr& x : exprs) {
+    const std::string& q = x.query;
+    for (size_t i = 0; i < q.size(); i += 3) check(q.substr(0, i));
+    for (int k = 0; k < 6 && !q.empty(); ++k) {
+      size_t at = next() % q.size();
+      std::string m = q;
+      switch (next() % 3) {
+        case 0:
+          m.erase(at, 1);
+          break;
+        case 1:
+          m.insert(at, 1, m[at]);
+          break;
+        default:
+          m[at] = kBytes[next() % (sizeof(kBytes) - 1)];
+          break;
+      }
+      check(m);
+    }
+  }
+  std::printf("mutated inputs: %d, of which parsed: %d\n", inputs, parsed);
 }
 
 }  // namespace
