@@ -1,0 +1,250 @@
+// Random interleavings of appends, flushes, restarts and queries, checked against a naive
+// model: a std::map of samples per series that applies the same acceptance rules.
+#include <bit>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "storage/db.h"
+#include "tests/storage/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::M;
+
+constexpr int64_t kPartition = 60000;
+constexpr int64_t kMaxAge = 40000;
+
+class Model {
+ public:
+  // Mirrors Head::Append: too-old against the max time before the batch, then per series
+  // order and duplicate checks.
+  AppendResult Append(const std::vector<SeriesBatch>& batch) {
+    AppendResult r;
+    Timestamp min_valid = has_max_ ? max_time_ - kMaxAge : std::numeric_limits<Timestamp>::min();
+    Timestamp batch_max = std::numeric_limits<Timestamp>::min();
+    for (const SeriesBatch& b : batch) {
+      auto& [labels, samples] = series_[b.labels.ToString()];
+      labels = b.labels;
+      for (const Sample& s : b.samples) {
+        if (s.t < min_valid) {
+          ++r.too_old;
+        } else if (!samples.empty() && s.t < samples.back().t) {
+          ++r.out_of_order;
+        } else if (!samples.empty() && s.t == samples.back().t) {
+          if (std::bit_cast<uint64_t>(s.v) == std::bit_cast<uint64_t>(samples.back().v)) {
+            ++r.unchanged;
+          } else {
+            ++r.duplicate;
+          }
+        } else {
+          samples.push_back(s);
+          ++r.appended;
+          batch_max = std::max(batch_max, s.t);
+        }
+      }
+    }
+    if (r.appended > 0 && (!has_max_ || batch_max > max_time_)) {
+      max_time_ = batch_max;
+      has_max_ = true;
+    }
+    return r;
+  }
+
+  std::optional<Sample> Last(const Labels& labels) const {
+    auto it = series_.find(labels.ToString());
+    if (it == series_.end() || it->second.second.empty()) return std::nullopt;
+    return it->second.second.back();
+  }
+
+  testing::SeriesSamplesMap Select(const std::vector<LabelMatcher>& matchers, Timestamp mint,
+                                   Timestamp maxt) const {
+    testing::SeriesSamplesMap out;
+    for (const auto& [key, entry] : series_) {
+      if (!MatchesAll(matchers, entry.first)) continue;
+      std::vector<Sample> in;
+      for (const Sample& s : entry.second) {
+        if (s.t >= mint && s.t <= maxt) in.push_back(s);
+      }
+      if (!in.empty()) out[key] = std::move(in);
+    }
+    return out;
+  }
+
+ private:
+  std::map<std::string, std::pair<Labels, std::vector<Sample>>> series_;
+  Timestamp max_time_ = 0;
+  bool has_max_ = false;
+};
+
+class PropertyRun {
+ public:
+  PropertyRun(uint32_t seed, const std::string& dir) : rng_(seed), dir_(dir) {
+    for (std::string name : {"cpu", "mem"}) {
+      for (std::string job : {"api", "db", "web"}) {
+        for (std::string inst : {"", "i1", "i2"}) {
+          series_.push_back(Labels{{"__name__", name}, {"job", job}, {"inst", inst}});
+        }
+      }
+    }
+    for (const char* spec : {"__name__=cpu", "__name__=~.+", "job=~api|web", "job=~d.*",
+                             "__name__=~c.u"}) {
+      positive_.push_back(Parse(spec));
+    }
+    for (const char* spec : {"job!=db", "inst=", "inst!~i1", "job!~a.*", "inst=~i.*",
+                             "__name__!=mem", "inst=~i2|"}) {
+      extra_.push_back(Parse(spec));
+    }
+  }
+
+  StorageOptions Options() {
+    StorageOptions o;
+    o.dir = dir_;
+    o.flush_interval_ms = 0;
+    o.partition_ms = kPartition;
+    o.chunk_samples = 8;
+    o.max_sample_age_ms = kMaxAge;
+    o.wal_segment_bytes = 2048;
+    o.idle_chunk_ms = 20000;
+    o.wal_sync = false;
+    return o;
+  }
+
+  void Run(int ops) {
+    auto db = Storage::Open(Options());
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    for (int op = 0; op < ops; ++op) {
+      int dice = Uniform(0, 99);
+      if (dice < 60) {
+        Append();
+      } else if (dice < 70) {
+        ASSERT_TRUE(db_->Flush(Uniform(0, 1) == 1).ok());
+      } else if (dice < 74) {
+        ASSERT_TRUE(db_->Close().ok());
+        db_.reset();
+        auto again = Storage::Open(Options());
+        ASSERT_TRUE(again.ok()) << again.status();
+        db_ = std::move(*again);
+      } else {
+        Query(op);
+      }
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    db_.reset();
+  }
+
+ private:
+  LabelMatcher Parse(std::string_view spec) {
+    for (auto [op, type] : {std::pair{"=~", MatchType::kRegexMatch},
+                            std::pair{"!~", MatchType::kRegexNoMatch},
+                            std::pair{"!=", MatchType::kNotEqual}, std::pair{"=", MatchType::kEqual}}) {
+      size_t pos = spec.find(op);
+      if (pos != std::string_view::npos) {
+        return M(type, spec.substr(0, pos), spec.substr(pos + std::string_view(op).size()));
+      }
+    }
+    ADD_FAILURE() << spec;
+    return M(MatchType::kEqual, "x", "y");
+  }
+
+  int Uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
+
+  void Append() {
+    std::vector<SeriesBatch> batch;
+    int n = Uniform(1, 4);
+    for (int i = 0; i < n; ++i) {
+      SeriesBatch b;
+      b.labels = series_[Uniform(0, series_.size() - 1)];
+      int k = Uniform(1, 12);
+      std::optional<Sample> last = model_.Last(b.labels);
+      for (int j = 0; j < k; ++j) {
+        int kind = Uniform(0, 19);
+        Timestamp t;
+        if (kind == 0) {
+          t = clock_ - Uniform(0, 60000);  // often out of order or too old
+        } else if (kind <= 2 && j == 0 && last) {
+          // Just before, or at, the series' last sample (maybe only stored in RocksDB).
+          t = last->t - Uniform(0, 1);
+          if (Uniform(0, 1)) {
+            b.samples.push_back({t, last->v});
+            continue;
+          }
+        } else if (kind == 3) {
+          t = clock_;  // a duplicate timestamp
+        } else {
+          clock_ += Uniform(1, 3000);
+          t = clock_;
+        }
+        double v = Uniform(0, 3) == 0 ? std::bit_cast<double>(kStaleNaNBits) : Uniform(0, 5) * 0.25;
+        b.samples.push_back({t, v});
+      }
+      batch.push_back(std::move(b));
+    }
+    AppendResult want = model_.Append(batch);
+    auto got = db_->Append(batch);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->appended, want.appended);
+    EXPECT_EQ(got->out_of_order, want.out_of_order);
+    EXPECT_EQ(got->too_old, want.too_old);
+    EXPECT_EQ(got->duplicate, want.duplicate);
+    EXPECT_EQ(got->unchanged, want.unchanged);
+  }
+
+  void Query(int op) {
+    std::vector<LabelMatcher> matchers = {positive_[Uniform(0, positive_.size() - 1)]};
+    if (Uniform(0, 1)) matchers.push_back(extra_[Uniform(0, extra_.size() - 1)]);
+    if (Uniform(0, 2) == 0) matchers.push_back(extra_[Uniform(0, extra_.size() - 1)]);
+    Timestamp mint = Uniform(0, 3) == 0 ? std::numeric_limits<Timestamp>::min() / 2
+                                        : clock_ - Uniform(0, 400000);
+    Timestamp maxt = Uniform(0, 3) == 0 ? clock_ + 1 : mint + Uniform(0, 200000);
+    auto q = db_->MakeQuerier(mint, maxt);
+    ASSERT_TRUE(q.ok());
+    testing::SeriesSamplesMap got = testing::ReadAll(**q, matchers);
+    testing::SeriesSamplesMap want = model_.Select(matchers, mint, maxt);
+    std::string desc;
+    for (auto& m : matchers) desc += m.ToString() + " ";
+    ASSERT_EQ(got.size(), want.size()) << "op " << op << " " << desc << "[" << mint << ","
+                                       << maxt << "]";
+    for (auto& [key, samples] : want) {
+      ASSERT_TRUE(got.count(key)) << key;
+      ASSERT_TRUE(testing::SameSamples(got[key], samples))
+          << "op " << op << " " << key << "\n got  " << testing::Describe(got[key])
+          << "\n want " << testing::Describe(samples);
+    }
+    // Label values restricted by matchers agree with the selected series.
+    auto values = (*q)->LabelValues("job", matchers);
+    ASSERT_TRUE(values.ok());
+    std::set<std::string> want_values;
+    for (auto& [key, samples] : want) {
+      for (const Labels& l : series_) {
+        if (l.ToString() == key) want_values.emplace(l.Get("job"));
+      }
+    }
+    EXPECT_EQ(*values, std::vector<std::string>(want_values.begin(), want_values.end()));
+  }
+
+  std::mt19937 rng_;
+  std::string dir_;
+  std::vector<Labels> series_;
+  std::vector<LabelMatcher> positive_, extra_;
+  Model model_;
+  std::unique_ptr<Storage> db_;
+  Timestamp clock_ = 1000000;
+};
+
+TEST(StorageProperty, MatchesNaiveModelOverAppendsFlushesRestartsAndQueries) {
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
+    testing::TempDir dir;
+    PropertyRun run(seed, dir.path());
+    run.Run(400);
+    if (HasFailure()) return;
+  }
+}
+
+}  // namespace
+}  // namespace strata
