@@ -35,8 +35,10 @@ double Quantile(double phi, std::vector<double> values) {
   if (values.empty() || std::isnan(phi)) return std::nan("");
   if (phi < 0) return -INFINITY;
   if (phi > 1) return INFINITY;
+  // NaN sorts as the smallest value.
   std::sort(values.begin(), values.end(), [](double a, double b) {
-    if (std::isnan(a)) return !std::isnan(b) && false;
+    if (std::isnan(a)) return !std::isnan(b);
+    if (std::isnan(b)) return false;
     return a < b;
   });
   double n = static_cast<double>(values.size());

@@ -17,6 +17,7 @@ struct Group {
   double kahan = 0;
   double count = 0;
   bool incremental_mean = false;
+  bool drop_name = false;  // some input's metric name is marked for removal
   std::vector<double> values;                    // quantile
   std::vector<std::pair<size_t, double>> elems;  // topk/bottomk/limitk/limit_ratio: series index
 };
@@ -87,7 +88,6 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
   std::vector<size_t> order;  // groups in order of first appearance at this step
   absl::Status st = ForEachStep(in, r, [&](size_t step, Timestamp t,
                                            std::span<const StepElement> elems) -> absl::Status {
-    if (elems.empty()) return absl::OkStatus();
     for (size_t g : order) groups[g] = Group();
     order.clear();
     double p = a.param && param.type == ValueType::kScalar ? param.scalars[step] : 0;
@@ -102,7 +102,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
       } else {
         k = static_cast<int64_t>(p);
       }
-      if (k < 1) return absl::OkStatus();
+      if (k < 1 || elems.empty()) return absl::OkStatus();
     }
     if (op == AggregateOp::kLimitRatio) {
       if (std::isnan(p)) return absl::InvalidArgumentError("Ratio value is NaN");
@@ -114,6 +114,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
         ratio = capped;
       }
     }
+    if (elems.empty()) return absl::OkStatus();
     if (op == AggregateOp::kQuantile && (std::isnan(p) || p < 0 || p > 1)) {
       Warn(*a.param, fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(p)));
     }
@@ -122,6 +123,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
       size_t gi = group_of[si];
       Group& g = groups[gi];
       double f = el.v;
+      g.drop_name |= el.series->drop_name;
       if (!g.seen) {
         g.seen = true;
         order.push_back(gi);
@@ -305,7 +307,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
         case AggregateOp::kCountValues:
           break;
       }
-      STRATA_RETURN_IF_ERROR(builder.Add(gl, false, t, v));
+      STRATA_RETURN_IF_ERROR(builder.Add(gl, g.drop_name && gl.Has(kMetricName), t, v));
     }
     return Charge(static_cast<int64_t>(order.size()));
   });

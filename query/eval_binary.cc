@@ -149,8 +149,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
   bool swapped = m.card == VectorMatchCard::kOneToMany;
   EvalValue& many = swapped ? rhs : lhs;
   EvalValue& one = swapped ? lhs : rhs;
-  std::optional<double> fill_many = swapped ? m.fill_left : m.fill_right;  // for a missing `one`
-  std::optional<double> fill_one_missing_many = swapped ? m.fill_right : m.fill_left;
+  // As in Prometheus, the fill values travel with the sides' roles: fill_right is used for
+  // an unmatched "many" element, fill_left for an unmatched "one" element.
+  std::optional<double> fill_many = m.fill_right;
+  std::optional<double> fill_one_missing_many = m.fill_left;
   // fill_many: value used for the "one" side when a many-side element has no match.
   // fill_one_missing_many: value used for the many side when a one-side element is unmatched.
   std::vector<uint64_t> msig(many.series.size()), osig(one.series.size());
@@ -173,14 +175,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
         lb.Del(kMetricName);
       }
     }
-    if (m.card == VectorMatchCard::kOneToOne) {
+    if (m.card == VectorMatchCard::kOneToOne || from_one) {
       if (m.on) {
         lb.Keep(names);
-        if (drop && options_.delayed_name_removal) {
-          // Keep() removed the name; nothing left to drop.
-        }
       } else {
         for (const auto& n : names) lb.Del(n);
+        if (from_one && m.card != VectorMatchCard::kOneToOne) lb.Del(kMetricName);
       }
     }
     if (!from_one && oi != SIZE_MAX) {
@@ -251,12 +251,20 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
             "found duplicate series for the match group {} on the {} hand-side of the operation: "
             "{};many-to-many matching not allowed: matching labels must be unique on one side",
             group_string(one.series[i].labels), swapped ? "left" : "right",
-            labels_list(one.series[i], first)));
+            labels_list(first, one.series[i])));
       }
     }
     auto emit = [&](size_t mi, size_t oi, double mv, double ov, bool from_one,
                     uint64_t match_sig) -> absl::Status {
       double l = swapped ? ov : mv, rr = swapped ? mv : ov;
+      if (m.card == VectorMatchCard::kOneToOne && !matched_sigs.insert(match_sig).second) {
+        return absl::InvalidArgumentError(
+            "multiple matches for labels: many-to-one matching must be explicit "
+            "(group_left/group_right)");
+      }
+      // A filter keeps the left sample; a filled-in left side has none.
+      bool left_missing = swapped ? (oi == SIZE_MAX) : (mi == SIZE_MAX);
+      if (IsComparison(b.op) && !b.return_bool && left_missing) return absl::OkStatus();
       auto [v, keep] = Apply(b.op, l, rr);
       if (b.return_bool) {
         v = keep ? 1 : 0;
@@ -264,13 +272,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
       }
       if (!keep) return absl::OkStatus();
       auto [labels, drop] = result_metric(mi, oi, from_one);
-      if (m.card == VectorMatchCard::kOneToOne) {
-        if (!matched_sigs.insert(match_sig).second) {
-          return absl::InvalidArgumentError(
-              "multiple matches for labels: many-to-one matching must be explicit "
-              "(group_left/group_right)");
-        }
-      } else if (!inserted.insert(labels.encoded()).second) {
+      if (!inserted.insert(labels.encoded()).second) {
         return absl::InvalidArgumentError(
             "multiple matches for labels: grouping labels must ensure unique matches");
       }

@@ -346,7 +346,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
           break;
         case F::kPredictLinear: {
           if (w.size() < 2) break;
-          auto [slope, intercept] = LinearRegression(w, T + m.offset_ms);
+          auto [slope, intercept] = LinearRegression(w, r.At(i));
           v = slope * scalars[1].scalars[i] + intercept;
           break;
         }
@@ -651,6 +651,24 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
     case F::kMonth:
     case F::kYear:
       return ApplyDateFunction(id, std::move(args[0]));
+    case F::kMinOf:
+    case F::kMaxOf: {
+      // Go's math.Min / math.Max: NaN wins, and -0 < +0.
+      EvalValue v;
+      v.type = ValueType::kScalar;
+      v.scalars.resize(n);
+      for (size_t i = 0; i < n; ++i) {
+        double a = args[0].scalars[i], b = args[1].scalars[i];
+        if (std::isnan(a) || std::isnan(b)) {
+          v.scalars[i] = kNaN;
+        } else if (id == F::kMinOf) {
+          v.scalars[i] = (a == b && a == 0) ? (std::signbit(a) ? a : b) : std::min(a, b);
+        } else {
+          v.scalars[i] = (a == b && a == 0) ? (std::signbit(a) ? b : a) : std::max(a, b);
+        }
+      }
+      return v;
+    }
     case F::kVector: {
       EvalValue v;
       v.type = ValueType::kVector;
