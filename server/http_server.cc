@@ -1,0 +1,682 @@
+// The only translation unit that includes Boost.Beast (compile time).
+#include "server/http_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/strand.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "server/http_compression.h"
+#include "spdlog/spdlog.h"
+#include "src/metrics.h"
+#include "src/strings.h"
+
+namespace strata {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+           return lower(x) == lower(y);
+         });
+}
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    out.emplace_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+int Hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes one path segment ('+' stays '+'). False on a malformed escape.
+bool PathUnescape(std::string_view s, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out->push_back(s[i]);
+      continue;
+    }
+    int hi = i + 1 < s.size() ? Hex(s[i + 1]) : -1;
+    int lo = i + 2 < s.size() ? Hex(s[i + 2]) : -1;
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+std::string_view ReasonFor(int status) {
+  switch (status) {
+    case 499:
+      return "Client Closed Request";
+    default:
+      return {};
+  }
+}
+
+std::string ToString(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Request, response, responder
+
+std::string_view HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (EqualsIgnoreCase(k, name)) return v;
+  }
+  return {};
+}
+
+std::string_view HttpRequest::PathParam(std::string_view name) const {
+  for (const auto& [k, v] : path_params) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+HttpResponse HttpResponse::Text(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::Json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::Empty(int status) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type.clear();
+  return r;
+}
+
+HttpResponder& HttpResponder::operator=(HttpResponder&& other) noexcept {
+  if (this != &other) {
+    if (sink_) sink_->Deliver(HttpResponse::Text(500, "handler sent no response\n"));
+    sink_ = std::move(other.sink_);
+  }
+  return *this;
+}
+
+HttpResponder::~HttpResponder() {
+  if (sink_) sink_->Deliver(HttpResponse::Text(500, "handler sent no response\n"));
+}
+
+void HttpResponder::Send(HttpResponse response) {
+  std::shared_ptr<internal::ResponseSink> sink = std::move(sink_);
+  if (sink) sink->Deliver(std::move(response));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Router
+
+void Router::Handle(std::string_view method, std::string_view pattern, HttpHandler handler) {
+  Route_ r;
+  r.method = std::string(method);
+  r.pattern = std::string(pattern);
+  r.segments = SplitPath(pattern);
+  r.has_params = std::any_of(r.segments.begin(), r.segments.end(),
+                             [](const std::string& s) { return !s.empty() && s[0] == ':'; });
+  r.handler = std::move(handler);
+  routes_.push_back(std::move(r));
+}
+
+void Router::HandleGetPost(std::string_view pattern, const HttpHandler& handler) {
+  Handle("GET", pattern, handler);
+  Handle("POST", pattern, handler);
+}
+
+Router::Match Router::Route(HttpRequest* req) const {
+  std::string_view method = req->method;
+  auto method_matches = [&](const Route_& r) {
+    return r.method == method || (method == "HEAD" && r.method == "GET");
+  };
+  Match match;
+  std::vector<std::string_view> allowed;
+  auto note_allowed = [&](const Route_& r) {
+    if (std::find(allowed.begin(), allowed.end(), r.method) == allowed.end()) {
+      allowed.push_back(r.method);
+    }
+  };
+  // Exact routes first; among them, one for this very method beats HEAD-via-GET.
+  const Route_* exact = nullptr;
+  for (const Route_& r : routes_) {
+    if (r.has_params || r.pattern != req->path) continue;
+    note_allowed(r);
+    if (r.method == method || (method_matches(r) && exact == nullptr)) exact = &r;
+  }
+  if (exact != nullptr) {
+    match.handler = &exact->handler;
+    match.pattern = exact->pattern;
+    return match;
+  }
+  std::vector<std::string> segments;
+  std::string decoded;
+  for (const Route_& r : routes_) {
+    if (!r.has_params) continue;
+    if (segments.empty()) segments = SplitPath(req->path);
+    if (segments.size() != r.segments.size()) continue;
+    std::vector<std::pair<std::string, std::string>> params;
+    bool ok = true;
+    for (size_t i = 0; i < segments.size() && ok; ++i) {
+      const std::string& want = r.segments[i];
+      if (!want.empty() && want[0] == ':') {
+        ok = !segments[i].empty() && PathUnescape(segments[i], &decoded);
+        if (ok) params.emplace_back(want.substr(1), decoded);
+      } else {
+        ok = want == segments[i];
+      }
+    }
+    if (!ok) continue;
+    note_allowed(r);
+    if (method_matches(r) && match.handler == nullptr) {
+      match.handler = &r.handler;
+      match.pattern = r.pattern;
+      req->path_params = std::move(params);
+    }
+  }
+  if (match.handler == nullptr && !allowed.empty()) {
+    if (std::find(allowed.begin(), allowed.end(), "GET") != allowed.end() &&
+        std::find(allowed.begin(), allowed.end(), "HEAD") == allowed.end()) {
+      allowed.push_back("HEAD");
+    }
+    for (std::string_view m : allowed) {
+      if (!match.allow.empty()) match.allow += ", ";
+      match.allow += m;
+    }
+  }
+  return match;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
+ public:
+  class Session;
+
+  Impl(HttpServerOptions options, Router router)
+      : options_(std::move(options)),
+        router_(std::move(router)),
+        ioc_(std::max(1, options_.io_threads)),
+        acceptor_(net::make_strand(ioc_)) {
+    MetricsRegistry& reg = options_.metrics ? *options_.metrics : DefaultRegistry();
+    requests_ = reg.CounterFamily("strata_http_requests_total",
+                                  "HTTP requests served, by handler and status code.",
+                                  {"code", "handler"});
+    latency_ = reg.HistogramFamily("strata_http_request_duration_seconds",
+                                   "Time from a request's headers read to its response written.",
+                                   DefaultLatencyBounds(), {"handler"});
+    open_connections_ =
+        reg.GetGauge("strata_http_connections_open", "HTTP connections currently open.");
+  }
+
+  absl::Status Start();
+  void Stop();
+  void Accept();
+
+  // Session bookkeeping; called by sessions.
+  bool Register(uint64_t* id, std::weak_ptr<Session> s);
+  void Unregister(uint64_t id);
+
+  HttpServerOptions options_;
+  Router router_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<std::thread> threads_;
+  std::atomic<uint16_t> port_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;   // Start() was called
+  bool serving_ = false;   // Start() succeeded: the I/O threads run
+  bool stopping_ = false;
+  uint64_t next_id_ = 0;
+  int running_threads_ = 0;
+  std::map<uint64_t, std::weak_ptr<Session>> sessions_;
+
+  MetricFamily<Counter>* requests_;
+  MetricFamily<Histogram>* latency_;
+  Gauge* open_connections_;
+};
+
+class HttpServer::Impl::Session : public internal::ResponseSink,
+                                  public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Impl> server)
+      : stream_(std::move(socket)), server_(std::move(server)) {
+    server_->open_connections_->Add(1);
+  }
+
+  ~Session() override {
+    server_->open_connections_->Add(-1);
+    server_->Unregister(id_);
+  }
+
+  void Run() {
+    beast::error_code ec;
+    tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = fmt::format("{}:{}", remote.address().to_string(), remote.port());
+    stopping_ = !server_->Register(&id_, weak_from_this());
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // Called on any thread by Stop(): stop after the request in progress, if any.
+  void RequestStop() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->stopping_ = true;
+      if (self->idle_ && self->buffer_.size() == 0 && !self->parser_->got_some()) {
+        self->stream_.cancel();
+      }
+    });
+  }
+
+  // Called on any thread after shutdown_grace: close now.
+  void ForceClose() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->stream_.close();
+    });
+  }
+
+  void Deliver(HttpResponse response) override {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), r = std::move(response)]() mutable {
+                self->Write(std::move(r));
+              });
+  }
+
+ private:
+  void ReadHeader() {
+    if (stopping_ && buffer_.size() == 0) return Close();
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(
+        std::min<size_t>(server_->options_.max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(server_->options_.max_body_bytes);
+    idle_ = true;
+    stream_.expires_after(server_->options_.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    idle_ = false;
+    start_ = std::chrono::steady_clock::now();
+    if (ec) return OnReadError(ec);
+    auto& header = parser_->get();
+    if (EqualsIgnoreCase(ToString(header[http::field::expect]), "100-continue") &&
+        !parser_->is_done()) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream_.expires_after(server_->options_.io_timeout);
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return Dispatch();
+    stream_.expires_after(server_->options_.io_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->OnReadError(ec);
+                       self->Dispatch();
+                     });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return WriteError(413, fmt::format("request body larger than {} bytes\n",
+                                         server_->options_.max_body_bytes));
+    }
+    if (ec == http::error::header_limit) {
+      return WriteError(431, "request header fields too large\n");
+    }
+    if (ec == http::error::end_of_stream || ec == net::error::eof ||
+        ec == beast::error::timeout || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || !parser_->got_some()) {
+      return Close();
+    }
+    // A malformed request: answer 400 if the connection still works, then close.
+    return WriteError(400, fmt::format("malformed HTTP request: {}\n", ec.message()));
+  }
+
+  void WriteError(int status, std::string text) {
+    pattern_ = "invalid_request";
+    force_close_ = true;
+    request_.headers.clear();
+    request_.method.clear();
+    Write(HttpResponse::Text(status, std::move(text)));
+  }
+
+  void Dispatch() {
+    http::request<http::string_body> msg = parser_->release();
+    request_ = HttpRequest();
+    request_.method = ToString(msg.method_string());
+    request_.target = ToString(msg.target());
+    std::string_view target = request_.target;
+    size_t q = target.find('?');
+    request_.path = std::string(target.substr(0, q));
+    if (q != std::string_view::npos) request_.query = std::string(target.substr(q + 1));
+    request_.headers.reserve(16);
+    for (const auto& field : msg) {
+      request_.headers.emplace_back(ToString(field.name_string()), ToString(field.value()));
+    }
+    request_.body = std::move(msg.body());
+    request_.remote_address = remote_;
+    keep_alive_ = msg.keep_alive();
+    http_version_ = msg.version();
+
+    Router::Match m = server_->router_.Route(&request_);
+    if (m.handler == nullptr) {
+      if (!m.allow.empty()) {
+        pattern_ = "method_not_allowed";
+        HttpResponse r = HttpResponse::Text(405, "Method Not Allowed\n");
+        r.headers.emplace_back("Allow", m.allow);
+        return Write(std::move(r));
+      }
+      pattern_ = "not_found";
+      return Write(HttpResponse::Text(404, "404 page not found\n"));
+    }
+    pattern_ = std::string(m.pattern);
+    HttpResponder responder(shared_from_this());
+    try {
+      (*m.handler)(request_, std::move(responder));
+    } catch (const std::exception& e) {
+      // The responder was moved into the handler; if the handler threw before answering,
+      // its destructor has already queued a 500.
+      spdlog::error("HTTP handler for {} threw: {}", pattern_, e.what());
+    }
+  }
+
+  void Write(HttpResponse r) {
+    if (writing_) return;  // a second answer to one request (a handler bug); drop it
+    writing_ = true;
+    bool head = request_.method == "HEAD";
+    bool close = force_close_ || stopping_ || !keep_alive_;
+    if (r.compressible && r.body.size() >= server_->options_.gzip_min_bytes &&
+        AcceptsGzip(request_.Header("Accept-Encoding"))) {
+      bool encoded = std::any_of(r.headers.begin(), r.headers.end(), [](const auto& h) {
+        return EqualsIgnoreCase(h.first, "Content-Encoding");
+      });
+      if (!encoded) {
+        auto gz = GzipCompress(r.body);
+        if (gz.ok()) {
+          r.body = *std::move(gz);
+          r.headers.emplace_back("Content-Encoding", "gzip");
+          r.headers.emplace_back("Vary", "Accept-Encoding");
+        }
+      }
+    }
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(http_version_);
+    res->result(static_cast<unsigned>(r.status));
+    if (std::string_view reason = ReasonFor(r.status); !reason.empty()) {
+      res->reason(beast::string_view(reason.data(), reason.size()));
+    }
+    if (!r.content_type.empty()) res->set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res->insert(name, value);
+    res->body() = std::move(r.body);
+    res->keep_alive(!close);
+    res->prepare_payload();
+    if (head) res->body().clear();  // Content-Length stays that of the GET answer
+
+    const std::string code = std::to_string(r.status);
+    server_->requests_->With({code, pattern_})->Inc();
+    server_->latency_->With({pattern_})->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+
+    stream_.expires_after(server_->options_.io_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, close](beast::error_code ec, size_t) {
+                        self->OnWrite(ec, close);
+                      });
+  }
+
+  void OnWrite(beast::error_code ec, bool close) {
+    writing_ = false;
+    if (ec) return Close();
+    if (close) return force_close_ ? LingeringClose() : Close();
+    ReadHeader();
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  // After an error answer the client may still be sending a body we will not read; closing
+  // with unread data would reset the connection and could destroy our answer before the
+  // client reads it. So: stop sending, drain for a moment, then close.
+  void LingeringClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    Drain();
+  }
+
+  void Drain() {
+    drain_buffer_.resize(64 * 1024);
+    stream_.async_read_some(net::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) {
+                                self->stream_.close();
+                                return;
+                              }
+                              self->Drain();
+                            });
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Impl> server_;
+  uint64_t id_ = 0;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  HttpRequest request_;
+  std::string pattern_;
+  std::chrono::steady_clock::time_point start_;
+  std::string drain_buffer_;
+  unsigned http_version_ = 11;
+  bool keep_alive_ = true;
+  bool idle_ = false;         // waiting for the first byte of a request
+  bool stopping_ = false;     // the server is stopping: close after this request
+  bool force_close_ = false;  // close after this response (an error answer)
+  bool writing_ = false;
+};
+
+bool HttpServer::Impl::Register(uint64_t* id, std::weak_ptr<Session> s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  *id = ++next_id_;
+  sessions_.emplace(*id, std::move(s));
+  return !stopping_;
+}
+
+void HttpServer::Impl::Unregister(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sessions_.erase(id);
+  if (sessions_.empty()) cv_.notify_all();
+}
+
+absl::Status HttpServer::Impl::Start() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return absl::FailedPreconditionError("HTTP server already started");
+    started_ = true;
+  }
+  std::string host = options_.host.empty() ? "0.0.0.0" : options_.host;
+  std::string where = host.find(':') != std::string::npos
+                          ? fmt::format("[{}]:{}", host, options_.port)
+                          : fmt::format("{}:{}", host, options_.port);
+  beast::error_code ec;
+  tcp::resolver resolver(ioc_);
+  auto results = resolver.resolve(host, std::to_string(options_.port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("cannot resolve listen address {}: {}", where, ec.message()));
+  }
+  tcp::endpoint endpoint = results.begin()->endpoint();
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(fmt::format("cannot listen on {}: {}", where, ec.message()));
+  }
+  port_ = acceptor_.local_endpoint(ec).port();
+  work_.emplace(ioc_.get_executor());
+  Accept();
+  int n = std::max(1, options_.io_threads);
+  threads_.reserve(n);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_threads_ = n;
+    serving_ = true;
+  }
+  for (int i = 0; i < n; ++i) {
+    threads_.emplace_back([this] {
+      // Handlers catch their own exceptions; this is the last line of defence so that one
+      // bad request cannot take the process down.
+      for (;;) {
+        try {
+          ioc_.run();
+          break;
+        } catch (const std::exception& e) {
+          spdlog::error("HTTP I/O thread caught: {}", e.what());
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      --running_threads_;
+      cv_.notify_all();
+    });
+  }
+  return absl::OkStatus();
+}
+
+void HttpServer::Impl::Accept() {
+  acceptor_.async_accept(
+      net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+        if (ec) {
+          if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
+          spdlog::warn("HTTP accept failed: {}", ec.message());
+        } else {
+          beast::error_code ignored;
+          s.set_option(tcp::no_delay(true), ignored);
+          std::make_shared<Session>(std::move(s), self)->Run();
+        }
+        self->Accept();
+      });
+}
+
+void HttpServer::Impl::Stop() {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!serving_ || stopping_) return;
+    stopping_ = true;
+    for (auto& [id, weak] : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  // Tell connections first, then close the listener: a client that sees the listener gone
+  // knows that every earlier connection has its stop request queued before any answer
+  // that follows.
+  for (auto& s : live) s->RequestStop();
+  live.clear();
+  // Closing the acceptor on its strand aborts the pending accept.
+  std::promise<void> closed;
+  net::post(acceptor_.get_executor(), [this, &closed] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, options_.shutdown_grace, [this] { return sessions_.empty(); })) {
+      spdlog::warn("HTTP server: {} connections still busy after {} ms; closing them",
+                   sessions_.size(), options_.shutdown_grace.count());
+      for (auto& [id, weak] : sessions_) {
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+      }
+    }
+  }
+  for (auto& s : live) s->ForceClose();
+  live.clear();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(5), [this] { return sessions_.empty(); });
+  }
+  // With the listener closed and every connection gone, run() returns once the last
+  // handlers (the aborted accept among them) have run; stop() is only the fallback.
+  work_.reset();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(5), [this] { return running_threads_ == 0; })) {
+      ioc_.stop();
+    }
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+HttpServer::HttpServer(HttpServerOptions options, Router router)
+    : impl_(std::make_shared<Impl>(std::move(options), std::move(router))) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+absl::Status HttpServer::Start() { return impl_->Start(); }
+
+uint16_t HttpServer::port() const { return impl_->port_; }
+
+void HttpServer::Stop() { impl_->Stop(); }
+
+}  // namespace strata
