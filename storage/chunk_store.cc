@@ -228,6 +228,16 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
   std::string version;
   s = impl->db->Get(rocksdb::ReadOptions(), impl->cf(kMeta), ToSlice(kMetaFormatVersion), &version);
   if (s.IsNotFound()) {
+    // A database created by a process killed before it wrote the version holds nothing.
+    if (!fresh) {
+      fresh = true;
+      for (Family f : {kSeries, kSeriesByHash, kPostings, kChunks, kMeta}) {
+        std::unique_ptr<rocksdb::Iterator> it(
+            impl->db->NewIterator(rocksdb::ReadOptions(), impl->cf(f)));
+        it->SeekToFirst();
+        if (it->Valid() || !it->status().ok()) fresh = false;
+      }
+    }
     if (!fresh) {
       return absl::FailedPreconditionError(fmt::format(
           "{} is a RocksDB database without a Strata format version; not a Strata data directory",

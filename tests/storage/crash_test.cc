@@ -1,0 +1,212 @@
+// A child process appends batches and reports each acknowledgement through a pipe; the
+// parent SIGKILLs it at a random point, reopens the directory and checks that every
+// acknowledged sample is there exactly once. The child is this test binary re-executed
+// (fork + exec), so it starts with a clean process: no inherited RocksDB threads.
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "storage/db.h"
+#include "tests/storage/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::M;
+
+constexpr int kSeries = 6;
+constexpr int kPerBatch = 3;  // samples per series per batch
+
+Sample SampleOf(int64_t batch, int j, int series) {
+  int64_t n = batch * kPerBatch + j;
+  return {n * 1000, static_cast<double>(n) + series * 0.5};
+}
+
+StorageOptions CrashOptions(const std::string& dir, bool sync) {
+  StorageOptions o;
+  o.dir = dir;
+  o.wal_sync = sync;
+  o.wal_segment_bytes = 4096;
+  o.partition_ms = 10 * 60 * 1000;
+  o.chunk_samples = 10;
+  o.flush_interval_ms = 15;
+  o.idle_chunk_ms = 0;
+  return o;
+}
+
+Labels SeriesLabels(int s) {
+  return Labels{{"__name__", "crash"}, {"s", std::to_string(s)}};
+}
+
+// The child: appends batches from STRATA_CRASH_START on, writing each acknowledged batch id
+// to fd STRATA_CRASH_FD, until it is killed.
+TEST(StorageCrash, Child) {
+  const char* dir = std::getenv("STRATA_CRASH_DIR");
+  if (dir == nullptr) GTEST_SKIP() << "only runs as the crash test's child";
+  int fd = std::atoi(std::getenv("STRATA_CRASH_FD"));
+  int64_t start = std::atoll(std::getenv("STRATA_CRASH_START"));
+  bool sync = std::getenv("STRATA_CRASH_SYNC")[0] == '1';
+  std::mt19937 rng(static_cast<uint32_t>(start));
+  auto db = Storage::Open(CrashOptions(dir, sync));
+  if (!db.ok()) {
+    fprintf(stderr, "child: open failed: %s\n", db.status().ToString().c_str());
+    std::_Exit(2);
+  }
+  for (int64_t b = start; b < start + 1000000; ++b) {
+    std::vector<SeriesBatch> batch;
+    for (int s = 0; s < kSeries; ++s) {
+      SeriesBatch sb{SeriesLabels(s), {}};
+      for (int j = 0; j < kPerBatch; ++j) sb.samples.push_back(SampleOf(b, j, s));
+      batch.push_back(std::move(sb));
+    }
+    auto r = (*db)->Append(batch);
+    if (!r.ok() || r->appended != kSeries * kPerBatch) {
+      fprintf(stderr, "child: append of batch %lld failed: %s\n", static_cast<long long>(b),
+              r.ok() ? "not all appended" : r.status().ToString().c_str());
+      std::_Exit(3);
+    }
+    if (::write(fd, &b, sizeof(b)) != sizeof(b)) std::_Exit(4);
+    if (rng() % 50 == 0) {
+      absl::Status st = (*db)->Flush(rng() % 2 == 0);
+      if (!st.ok()) std::_Exit(5);
+    }
+  }
+  std::_Exit(0);
+}
+
+class CrashParent {
+ public:
+  explicit CrashParent(std::string dir) : dir_(std::move(dir)) {}
+
+  // Starts a child; returns its pid and the read end of its ack pipe.
+  std::pair<pid_t, int> Spawn(int64_t start, bool sync) {
+    int fds[2];
+    EXPECT_EQ(::pipe(fds), 0);
+    // Everything exec needs is built before fork: only async-signal-safe calls after it.
+    std::vector<std::string> env_strings = {
+        "STRATA_CRASH_DIR=" + dir_, "STRATA_CRASH_FD=" + std::to_string(fds[1]),
+        "STRATA_CRASH_START=" + std::to_string(start),
+        std::string("STRATA_CRASH_SYNC=") + (sync ? "1" : "0")};
+    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::string self = "/proc/self/exe";
+    std::string filter = "--gtest_filter=StorageCrash.Child";
+    char* argv[] = {self.data(), filter.data(), nullptr};
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(fds[0]);
+      ::execve(self.c_str(), argv, envp.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    return {pid, fds[0]};
+  }
+
+ private:
+  std::string dir_;
+};
+
+// Reads 8-byte ack records until `want` have come, the deadline passes, or EOF.
+// Returns false on EOF (the child died).
+bool ReadAcks(int fd, int64_t* last_ack, int64_t* count, int64_t want, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (*count < want) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count());
+    if (left <= 0) return true;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, left) <= 0) continue;
+    int64_t id;
+    ssize_t n = ::read(fd, &id, sizeof(id));
+    if (n == 0) return false;
+    if (n != sizeof(id)) continue;
+    *last_ack = id;
+    ++*count;
+  }
+  return true;
+}
+
+TEST(StorageCrash, EveryAcknowledgedSampleSurvivesSigkillExactlyOnce) {
+  if (std::getenv("STRATA_CRASH_DIR") != nullptr) GTEST_SKIP();
+  testing::TempDir dir;
+  CrashParent parent(dir.path());
+  std::mt19937 rng(12345);
+  int64_t next_batch = 0;
+  int64_t total_acked = 0;
+  for (int round = 0; round < 24; ++round) {
+    SCOPED_TRACE(::testing::Message() << "round " << round);
+    bool sync = round % 2 == 0;
+    auto [pid, fd] = parent.Spawn(next_batch, sync);
+    int64_t last_ack = next_batch - 1, count = 0;
+    bool alive;
+    if (rng() % 5 == 0) {
+      // Kill at a random moment, maybe during start-up and WAL replay.
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 400));
+      alive = ReadAcks(fd, &last_ack, &count, 0, 0);
+    } else {
+      alive = ReadAcks(fd, &last_ack, &count, 1 + rng() % 150, 20000);
+      // Then let it run a little more, to land the kill anywhere in an append or flush.
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
+    }
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(alive) << "child exited on its own: status " << status;
+    ASSERT_TRUE(WIFSIGNALED(status)) << "status " << status;
+    // Acks that reached the pipe before the kill count too.
+    int64_t id;
+    while (::read(fd, &id, sizeof(id)) == sizeof(id)) {
+      last_ack = id;
+      ++count;
+    }
+    ::close(fd);
+    total_acked += count;
+
+    auto db = Storage::Open(CrashOptions(dir.path(), true));
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto q = (*db)->MakeQuerier(std::numeric_limits<Timestamp>::min() / 2,
+                                std::numeric_limits<Timestamp>::max() / 2);
+    ASSERT_TRUE(q.ok());
+    auto got = testing::ReadAll(**q, {M(MatchType::kEqual, "__name__", "crash")});
+    // Every acknowledged batch is there; the one in flight may be (all of it or none).
+    int64_t present = -1;
+    for (int s = 0; s < kSeries; ++s) {
+      const std::vector<Sample>& samples = got[SeriesLabels(s).ToString()];
+      ASSERT_GE(static_cast<int64_t>(samples.size()), (last_ack + 1) * kPerBatch)
+          << "series " << s << " lost acknowledged samples";
+      ASSERT_LE(static_cast<int64_t>(samples.size()), (last_ack + 2) * kPerBatch);
+      ASSERT_EQ(samples.size() % kPerBatch, 0u);
+      for (size_t i = 0; i < samples.size(); ++i) {
+        Sample want = SampleOf(i / kPerBatch, i % kPerBatch, s);
+        ASSERT_EQ(samples[i].t, want.t) << "series " << s << " sample " << i;
+        ASSERT_EQ(samples[i].v, want.v) << "series " << s << " sample " << i;
+      }
+      int64_t batches = samples.size() / kPerBatch;
+      if (present < 0) present = batches;
+      ASSERT_EQ(batches, present) << "a batch was partly kept";
+    }
+    next_batch = std::max<int64_t>(present, 0);
+    // A batch seen again after restart is a duplicate, never a second copy.
+    if (present > 0) {
+      std::vector<SeriesBatch> again = {{SeriesLabels(0), {SampleOf(present - 1, 0, 0)}}};
+      auto r = (*db)->Append(again);
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->appended, 0);
+      EXPECT_EQ(r->out_of_order, 1);
+    }
+  }
+  EXPECT_GT(total_acked, 24);
+}
+
+}  // namespace
+}  // namespace strata
