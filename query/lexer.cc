@@ -1,5 +1,6 @@
 #include "query/lexer.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -14,9 +15,6 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool IsAlnum(char c) { return IsAlpha(c) || IsDigit(c); }
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool IsDurationUnit(char c) {
-  return c == 's' || c == 'm' || c == 'h' || c == 'd' || c == 'w' || c == 'y';
-}
 
 constexpr std::array<std::string_view, 4> kOperatorWords = {"and", "or", "unless", "atan2"};
 constexpr std::array<std::string_view, 14> kAggregators = {
@@ -86,7 +84,9 @@ std::string DescribeToken(const Token& t) {
     case TokenKind::kColon:
       return "\":\"";
     case TokenKind::kAt:
-      return "<@>";
+      return "<op:@>";
+    case TokenKind::kError:
+      return "error";
     case TokenKind::kAssign:
       return "\"=\"";
     default:
@@ -98,10 +98,16 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
   tokens->clear();
   const size_t n = q.size();
   size_t i = 0;
+  int paren_depth = 0;
   int bracket_depth = 0;
+  bool in_braces = false;
+  // On error: an kError token marks where lexing stopped, so that the parser reports a
+  // syntax error that comes earlier in the input first, as Prometheus does.
   auto fail = [&](size_t pos, std::string msg) {
     error->message = std::move(msg);
     error->pos = static_cast<int>(pos);
+    tokens->push_back(Token{TokenKind::kError, q.substr(std::min(pos, n), 0),
+                            static_cast<int>(std::min(pos, n))});
     return false;
   };
   auto emit = [&](TokenKind kind, size_t start, size_t end) {
@@ -118,7 +124,7 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
       continue;
     }
     const size_t start = i;
-    if (IsAlpha(c) || (c == ':' && bracket_depth == 0)) {
+    if (IsAlpha(c) || (c == ':' && bracket_depth == 0 && !in_braces)) {
       bool colon = false;
       while (i < n && (IsAlnum(q[i]) || q[i] == ':')) {
         colon |= q[i] == ':';
@@ -128,15 +134,11 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
       continue;
     }
     if (IsDigit(c) || (c == '.' && i + 1 < n && IsDigit(q[i + 1]))) {
-      // Number: hex, or decimal with optional fraction and exponent.
+      // A number: hex, or decimal with optional fraction and exponent.
       bool hex = false;
       if (c == '0' && i + 1 < n && (q[i + 1] == 'x' || q[i + 1] == 'X')) {
         i += 2;
-        size_t digits = i;
         while (i < n && IsHexDigit(q[i])) ++i;
-        if (i == digits)
-          return fail(start, "bad number or duration syntax: \"" +
-                                 std::string(q.substr(start, i - start)) + "\"");
         hex = true;
       } else {
         while (i < n && IsDigit(q[i])) ++i;
@@ -153,19 +155,43 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
           }
         }
       }
-      if (!hex && i < n && IsDurationUnit(q[i])) {
-        // A duration: number-unit pairs such as 1h30m or 100ms. Checked by ParseDuration.
-        while (i < n && (IsAlnum(q[i]) || q[i] == '.')) ++i;
-        emit(TokenKind::kDuration, start, i);
+      const bool bad_hex = hex && i == start + 2;
+      if (!bad_hex && (i >= n || !(IsAlnum(q[i]) || q[i] == '.'))) {
+        emit(TokenKind::kNumber, start, i);
         continue;
       }
-      if (i < n && (IsAlnum(q[i]) || q[i] == '.')) {
-        while (i < n && (IsAlnum(q[i]) || q[i] == '.')) ++i;
-        return fail(start, fmt::format("bad number or duration syntax: \"{}\"",
-                                       q.substr(start, i - start)));
+      // Not a plain number: a duration (5m, 1h30m, 100ms), or an error naming the bytes
+      // read up to and including the first one that does not fit.
+      size_t j = i;
+      bool ok = false;
+      if (!hex && j < n && std::string_view("smhdwy").find(q[j]) != std::string_view::npos) {
+        ok = true;
+        ++j;
+        if (j < n && q[j] == 's') ++j;
+        while (j < n && IsDigit(q[j])) {
+          while (j < n && IsDigit(q[j])) ++j;
+          if (j < n && std::string_view("smhdw").find(q[j]) != std::string_view::npos) {
+            ++j;
+            if (j < n && q[j] == 's') ++j;
+          } else {
+            ok = false;
+            break;
+          }
+        }
+        if (ok && j < n && IsAlnum(q[j])) {
+          ok = false;
+          ++j;
+        }
+      } else if (j < n) {
+        ++j;
       }
-      emit(TokenKind::kNumber, start, i);
-      continue;
+      if (ok) {
+        emit(TokenKind::kDuration, start, j);
+        i = j;
+        continue;
+      }
+      return fail(start, fmt::format("bad number or duration syntax: {}",
+                                     QuoteString(q.substr(start, j - start))));
     }
     if (c == '"' || c == '\'') {
       ++i;
@@ -180,10 +206,10 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
       }
       ++i;
       if (i > n) return fail(start, "unterminated quoted string");
-      emit(TokenKind::kString, start, i);
       if (auto s = UnquoteString(q.substr(start, i - start)); !s.ok()) {
         return fail(start, std::string(s.status().message()));
       }
+      emit(TokenKind::kString, start, i);
       continue;
     }
     if (c == '`') {
@@ -195,28 +221,40 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
       continue;
     }
     auto two = [&](char next) { return i + 1 < n && q[i + 1] == next; };
+    auto next_char = [&]() {
+      return i + 1 < n ? QuoteString(q.substr(i + 1, 1), '\'') : std::string("EOF");
+    };
     TokenKind kind;
     size_t len = 1;
     switch (c) {
       case '(':
         kind = TokenKind::kLeftParen;
+        ++paren_depth;
         break;
       case ')':
         kind = TokenKind::kRightParen;
+        if (paren_depth == 0) return fail(start + 1, "unexpected right parenthesis ')'");
+        --paren_depth;
         break;
       case '{':
+        if (in_braces) return fail(start, "unexpected left brace '{'");
         kind = TokenKind::kLeftBrace;
+        in_braces = true;
         break;
       case '}':
+        if (!in_braces) return fail(start, "unexpected right brace '}'");
         kind = TokenKind::kRightBrace;
+        in_braces = false;
         break;
       case '[':
+        if (bracket_depth > 0) return fail(start, "unexpected left bracket '['");
         kind = TokenKind::kLeftBracket;
         ++bracket_depth;
         break;
       case ']':
+        if (bracket_depth == 0) return fail(start, "unexpected right bracket ']'");
         kind = TokenKind::kRightBracket;
-        if (bracket_depth > 0) --bracket_depth;
+        --bracket_depth;
         break;
       case ',':
         kind = TokenKind::kComma;
@@ -250,6 +288,9 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
           kind = TokenKind::kEqlc;
           len = 2;
         } else if (two('~')) {
+          if (!in_braces) {
+            return fail(start, fmt::format("unexpected character after '=': {}", next_char()));
+          }
           kind = TokenKind::kEqlRegex;
           len = 2;
         } else {
@@ -259,12 +300,10 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
       case '!':
         if (two('=')) {
           kind = TokenKind::kNeq;
-        } else if (two('~')) {
+        } else if (two('~') && in_braces) {
           kind = TokenKind::kNeqRegex;
         } else {
-          return fail(start,
-                      "unexpected character after '!': " +
-                          (i + 1 < n ? QuoteString(q.substr(i + 1, 1), '\'') : std::string("EOF")));
+          return fail(start, fmt::format("unexpected character after '!': {}", next_char()));
         }
         len = 2;
         break;
@@ -309,6 +348,9 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
     i += len;
     emit(kind, start, i);
   }
+  if (in_braces) return fail(n, "unexpected end of input inside braces");
+  if (bracket_depth > 0) return fail(n, "unclosed left bracket");
+  if (paren_depth > 0) return fail(n, "unclosed left parenthesis");
   tokens->push_back(Token{TokenKind::kEOF, q.substr(n), static_cast<int>(n)});
   return true;
 }

@@ -15,6 +15,7 @@ namespace strata::promql {
 
 enum class TokenKind {
   kEOF,
+  kError,             // where lexing failed (see LexError)
   kIdentifier,        // [a-zA-Z_][a-zA-Z0-9_]*
   kMetricIdentifier,  // an identifier containing ':'
   kNumber,            // 1, 1.5, .5, 1e3, 0x1f (Inf/NaN are identifiers)
@@ -67,9 +68,11 @@ struct LexError {
 };
 
 // Splits `query` into tokens, ending with one kEOF. Skips whitespace and `#` comments.
-// `:` is a kColon inside brackets and starts a metric identifier elsewhere.
-// Fails on the first byte sequence that is no token (unterminated string, bad escape,
-// malformed number or duration, stray character).
+// `:` is a kColon inside brackets and starts a metric identifier elsewhere; `=~` and `!~`
+// are tokens only inside braces. Returns false on the first byte sequence that is no token
+// (unterminated string, bad escape, malformed number or duration, stray character,
+// unbalanced parenthesis, bracket or brace): then `tokens` ends with a kError token at
+// `error->pos` instead of kEOF.
 bool Lex(std::string_view query, std::vector<Token>* tokens, LexError* error);
 
 // The value of a kString token's text (with quotes), Go escapes resolved: \a \b \f \n \r

@@ -122,9 +122,9 @@ std::optional<AggregateOp> WordAggregateOp(std::string_view w) {
 // Words that can never start an operand (keywords of the binary-operator and
 // aggregation grammar).
 bool IsReservedWord(std::string_view w) {
-  static constexpr std::string_view kWords[] = {"and",        "or",          "unless", "atan2",
-                                                "by",         "without",     "on",     "ignoring",
-                                                "group_left", "group_right", "bool",   "offset"};
+  // Keywords that cannot be metric names (the others, like `by` or `offset`, can).
+  static constexpr std::string_view kWords[] = {"on",          "ignoring", "group_left",
+                                                "group_right", "bool",     "atan2"};
   for (std::string_view k : kWords) {
     if (IsKeyword(w, k)) return true;
   }
@@ -132,7 +132,8 @@ bool IsReservedWord(std::string_view w) {
 }
 
 // Go's strconv.ParseInt(s, 0, 64) then ParseFloat, for the forms the lexer produces.
-std::optional<double> ParseNumberText(std::string_view s) {
+// With allow_overflow false, a decimal too large for a double is an error (as in Go).
+std::optional<double> ParseNumberText(std::string_view s, bool allow_overflow = false) {
   std::string str(s);
   if (str.size() > 2 && str[0] == '0' && (str[1] == 'x' || str[1] == 'X')) {
     errno = 0;
@@ -153,6 +154,7 @@ std::optional<double> ParseNumberText(std::string_view s) {
   char* end = nullptr;
   double v = std::strtod(str.c_str(), &end);
   if (end == nullptr || *end != '\0') return std::nullopt;
+  if (std::isinf(v) && !allow_overflow) return std::nullopt;
   return v;
 }
 
@@ -161,8 +163,7 @@ class Parser {
   Parser(std::string_view query, const ParserOptions& options) : q_(query), opts_(options) {}
 
   absl::StatusOr<ExprPtr> Run() {
-    LexError lex_error;
-    if (!Lex(q_, &toks_, &lex_error)) return ErrAt(lex_error.pos, lex_error.message);
+    Lex(q_, &toks_, &lex_error_);
     if (Peek().kind == TokenKind::kEOF) return ErrAt(0, "no expression found in input");
     STRATA_ASSIGN_OR_RETURN(ExprPtr e, ParseExpr(0));
     if (Peek().kind != TokenKind::kEOF) return Unexpected(Peek());
@@ -199,15 +200,7 @@ class Parser {
     return absl::InvalidArgumentError(fmt::format("{}:{}: parse error: {}", line, col, msg));
   }
   absl::Status Unexpected(const Token& t, std::string_view context = "") const {
-    if (t.kind == TokenKind::kRightParen && paren_depth_ == 0) {
-      return ErrAt(t.pos, "unexpected right parenthesis ')'");
-    }
-    if (t.kind == TokenKind::kRightBracket && bracket_depth_ == 0) {
-      return ErrAt(t.pos, "unexpected right bracket ']'");
-    }
-    if (t.kind == TokenKind::kRightBrace && brace_depth_ == 0) {
-      return ErrAt(t.pos, "unexpected right brace '}'");
-    }
+    if (t.kind == TokenKind::kError) return ErrAt(lex_error_.pos, lex_error_.message);
     std::string msg = fmt::format("unexpected {}", DescribeToken(t));
     if (!context.empty()) msg += fmt::format(" {}", context);
     return ErrAt(t.pos, msg);
@@ -312,7 +305,7 @@ class Parser {
     if (t.kind == TokenKind::kNumber) {
       Next();
       std::optional<double> v = ParseNumberText(t.text);
-      if (!v) return ErrAt(t.pos, fmt::format("error parsing number: {}", t.text));
+      if (!v) return NumberError(t);
       return sign * *v;
     }
     if (t.kind == TokenKind::kDuration) {
@@ -447,18 +440,22 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseRangeOrSubquery(ExprPtr e) {
     const Token& open = Next();
-    ++bracket_depth_;
-    STRATA_ASSIGN_OR_RETURN(Duration range, ParseDurationSlot(/*full=*/true));
+    STRATA_ASSIGN_OR_RETURN(
+        Duration range,
+        ParseDurationSlot(/*full=*/true, "in subquery selector, expected number or duration"));
     if (Peek().kind == TokenKind::kColon) {
       Next();
       auto sq = std::make_unique<Subquery>();
       sq->range = std::move(range);
       if (Peek().kind != TokenKind::kRightBracket) {
-        STRATA_ASSIGN_OR_RETURN(sq->step, ParseDurationSlot(/*full=*/true));
+        STRATA_ASSIGN_OR_RETURN(
+            sq->step, ParseDurationSlot(/*full=*/true,
+                                        "in subquery selector, expected number or duration or "
+                                        "\"]\""));
         sq->has_step = true;
       }
-      STRATA_RETURN_IF_ERROR(Expect(TokenKind::kRightBracket, "in subquery selector"));
-      --bracket_depth_;
+      STRATA_RETURN_IF_ERROR(
+          Expect(TokenKind::kRightBracket, "in subquery selector, expected \"]\""));
       sq->pos = {e->pos.start, LastEnd()};
       const ValueType ty = e->type();
       sq->expr = std::move(e);
@@ -473,8 +470,8 @@ class Parser {
       }
       return ExprPtr(std::move(sq));
     }
-    STRATA_RETURN_IF_ERROR(Expect(TokenKind::kRightBracket, "in matrix selector"));
-    --bracket_depth_;
+    STRATA_RETURN_IF_ERROR(
+        Expect(TokenKind::kRightBracket, "in subquery or range, expected \":\" or \"]\""));
     if (e->kind() != NodeKind::kVectorSelector) {
       return ErrAt(open.pos, "ranges only allowed for vector selectors");
     }
@@ -535,7 +532,8 @@ class Parser {
     }
     if (*target->has_offset) return ErrAt(e->pos.start, "offset may not be set multiple times");
     (void)kw;
-    STRATA_ASSIGN_OR_RETURN(Duration d, ParseDurationSlot(/*full=*/false));
+    STRATA_ASSIGN_OR_RETURN(
+        Duration d, ParseDurationSlot(/*full=*/false, "in offset, expected number or duration"));
     *target->offset = std::move(d);
     *target->has_offset = true;
     e->pos.end = LastEnd();
@@ -557,10 +555,10 @@ class Parser {
       const bool start = PeekWord("start");
       Next();
       Next();
-      STRATA_RETURN_IF_ERROR(Expect(TokenKind::kRightParen, "in @ modifier"));
+      STRATA_RETURN_IF_ERROR(Expect(TokenKind::kRightParen, "in @, expected \")\""));
       target->at->kind = start ? AtKind::kStart : AtKind::kEnd;
     } else {
-      STRATA_ASSIGN_OR_RETURN(double ts, ParseSignedNumber("in @ modifier"));
+      STRATA_ASSIGN_OR_RETURN(double ts, ParseSignedNumber("in @, expected timestamp"));
       if (!std::isfinite(ts) || ts >= 9.2e15 || ts <= -9.2e15) {
         return ErrAt(e->pos.start, fmt::format("timestamp out of bounds for @ modifier: {:f}", ts));
       }
@@ -600,7 +598,7 @@ class Parser {
       case TokenKind::kNumber: {
         Next();
         std::optional<double> v = ParseNumberText(t.text);
-        if (!v) return ErrAt(t.pos, fmt::format("error parsing number: {}", t.text));
+        if (!v) return NumberError(t);
         auto n = std::make_unique<NumberLiteral>();
         n->value = *v;
         n->pos = {t.pos, t.end()};
@@ -625,13 +623,11 @@ class Parser {
       }
       case TokenKind::kLeftParen: {
         Next();
-        ++paren_depth_;
         STRATA_ASSIGN_OR_RETURN(ExprPtr inner, ParseExpr(0));
         if (Peek().kind != TokenKind::kRightParen) {
           return Unexpected(Peek(), "in paren expression");
         }
         Next();
-        --paren_depth_;
         auto p = std::make_unique<Paren>();
         p->pos = {t.pos, LastEnd()};
         p->expr = std::move(inner);
@@ -652,7 +648,11 @@ class Parser {
           return ExprPtr(std::move(n));
         }
         if (std::optional<AggregateOp> op = WordAggregateOp(t.text)) {
-          return ParseAggregate(*op);
+          // `sum` not followed by `(`, `by` or `without` is a metric name (`foo * sum`).
+          if (Peek(1).kind == TokenKind::kLeftParen || PeekWord("by", 1) ||
+              PeekWord("without", 1)) {
+            return ParseAggregate(*op);
+          }
         }
         if (IsReservedWord(t.text)) return Unexpected(t);
         if (Peek(1).kind == TokenKind::kLeftParen) return ParseCall();
@@ -671,6 +671,13 @@ class Parser {
                                       std::string(v.status().message())));
     }
     return v;
+  }
+
+  absl::Status NumberError(const Token& t) const {
+    std::optional<double> v = ParseNumberText(t.text, /*allow_overflow=*/true);
+    return ErrAt(t.pos,
+                 fmt::format("error parsing number: strconv.ParseFloat: parsing {}: {}",
+                             QuoteString(t.text), v ? "value out of range" : "invalid syntax"));
   }
 
   absl::StatusOr<int64_t> ParseDurationToken(const Token& t) {
@@ -692,7 +699,6 @@ class Parser {
     bool inner_name_set = false;
     if (Peek().kind == TokenKind::kLeftBrace) {
       Next();
-      ++brace_depth_;
       while (Peek().kind != TokenKind::kRightBrace) {
         const Token& label = Peek();
         std::string label_name;
@@ -752,7 +758,6 @@ class Parser {
         }
       }
       Next();
-      --brace_depth_;
       vs->pos.end = LastEnd();
     }
     if (inner_name_set) vs->name = inner_name;
@@ -784,7 +789,6 @@ class Parser {
     if (Peek().kind != TokenKind::kLeftParen)
       return Unexpected(Peek(), "in grouping opts, expected \"(\"");
     Next();
-    ++paren_depth_;
     while (Peek().kind != TokenKind::kRightParen) {
       const Token& t = Peek();
       if (t.kind == TokenKind::kIdentifier) {
@@ -805,7 +809,6 @@ class Parser {
       }
     }
     Next();
-    --paren_depth_;
     return out;
   }
 
@@ -831,10 +834,8 @@ class Parser {
     if (PeekWord("by") || PeekWord("without")) STRATA_RETURN_IF_ERROR(parse_grouping());
     if (Peek().kind != TokenKind::kLeftParen) return Unexpected(Peek(), "in aggregation");
     const Token& open = Next();
-    ++paren_depth_;
     std::vector<ExprPtr> args;
     STRATA_RETURN_IF_ERROR(ParseArgs(&args));
-    --paren_depth_;
     if (!grouped && (PeekWord("by") || PeekWord("without"))) {
       STRATA_RETURN_IF_ERROR(parse_grouping());
     }
@@ -893,11 +894,9 @@ class Parser {
       return ErrAt(name.pos, fmt::format("function {} is not enabled", QuoteString(name.text)));
     }
     Next();  // (
-    ++paren_depth_;
     auto call = std::make_unique<Call>();
     call->func = f;
     STRATA_RETURN_IF_ERROR(ParseArgs(&call->args));
-    --paren_depth_;
     call->pos = {name.pos, LastEnd()};
     const int nargs = static_cast<int>(call->args.size());
     const int ntypes = static_cast<int>(f->arg_types.size());
@@ -956,8 +955,9 @@ class Parser {
   // A range, subquery step (full = true: any duration expression) or an offset (full =
   // false: a signed literal, a function or a parenthesised expression; what follows
   // belongs to the enclosing expression, so `x offset 1m + 2` adds 2 to the selector).
-  absl::StatusOr<Duration> ParseDurationSlot(bool full) {
+  absl::StatusOr<Duration> ParseDurationSlot(bool full, std::string_view context) {
     const int start = Peek().pos;
+    dur_context_ = context;
     std::unique_ptr<DurationExpr> e;
     if (full) {
       STRATA_ASSIGN_OR_RETURN(e, ParseDurExpr(0));
@@ -1077,7 +1077,7 @@ class Parser {
       case TokenKind::kNumber: {
         Next();
         std::optional<double> v = ParseNumberText(t.text);
-        if (!v) return ErrAt(t.pos, fmt::format("error parsing number: {}", t.text));
+        if (!v) return NumberError(t);
         e->seconds = *v;
         e->pos = {t.pos, t.end()};
         return e;
@@ -1092,13 +1092,11 @@ class Parser {
       }
       case TokenKind::kLeftParen: {
         Next();
-        ++paren_depth_;
         STRATA_ASSIGN_OR_RETURN(e, ParseDurExpr(0));
         if (Peek().kind != TokenKind::kRightParen) {
           return Unexpected(Peek(), "in duration expression");
         }
         Next();
-        --paren_depth_;
         e->wrapped = true;
         e->pos = {t.pos, LastEnd()};
         return e;
@@ -1114,7 +1112,6 @@ class Parser {
           }
           Next();
           Next();
-          ++paren_depth_;
           if (step || range) {
             e->op = step ? DurationOp::kStep : DurationOp::kRange;
           } else {
@@ -1124,7 +1121,6 @@ class Parser {
             STRATA_ASSIGN_OR_RETURN(e->rhs, ParseDurExpr(0));
           }
           STRATA_RETURN_IF_ERROR(Expect(TokenKind::kRightParen, "in duration expression"));
-          --paren_depth_;
           e->pos = {t.pos, LastEnd()};
           return e;
         }
@@ -1134,7 +1130,7 @@ class Parser {
         break;
     }
     (void)offset_form;
-    return Unexpected(t, "in duration expression");
+    return Unexpected(t, dur_context_);
   }
 
   std::string_view q_;
@@ -1142,9 +1138,9 @@ class Parser {
   std::vector<Token> toks_;
   size_t pos_ = 0;
   int depth_ = 0;
-  int paren_depth_ = 0;
-  int bracket_depth_ = 0;
-  int brace_depth_ = 0;
+  LexError lex_error_;
+  // What an unexpected token in the current duration slot is reported as.
+  std::string_view dur_context_;
   // Selectors that match everything (an error unless exempted, see ParseCall).
   std::vector<const Expr*> empty_selectors_;
 };

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "query/lexer.h"
 #include "src/labels.h"
 #include "src/strings.h"
 #include "src/time.h"
@@ -96,6 +97,16 @@ void AppendOffset(std::string* out, const Duration& d) {
   }
 }
 
+// Words that would not read back as a metric name when written bare.
+bool IsReservedAsMetricName(std::string_view name) {
+  static constexpr std::string_view kWords[] = {"on",   "ignoring", "group_left", "group_right",
+                                                "bool", "atan2",    "inf",        "nan"};
+  for (std::string_view w : kWords) {
+    if (IsKeyword(name, w)) return true;
+  }
+  return false;
+}
+
 void AppendSelectorBody(std::string* out, const VectorSelector& vs) {
   std::vector<std::string> parts;
   bool name_in_braces = false;
@@ -108,7 +119,7 @@ void AppendSelectorBody(std::string* out, const VectorSelector& vs) {
   }
   std::sort(parts.begin(), parts.end());
   if (!vs.name.empty()) {
-    if (IsLegacyMetricName(vs.name)) {
+    if (IsLegacyMetricName(vs.name) && !IsReservedAsMetricName(vs.name)) {
       *out += vs.name;
     } else {
       name_in_braces = true;

@@ -45,11 +45,32 @@ TEST(Lexer, SplitsAnExpression) {
 }
 
 TEST(Lexer, Operators) {
-  EXPECT_EQ(Kinds("+ - * / % ^ == != < <= > >= = =~ !~ @ , </ >/"),
-            (std::vector<K>{K::kAdd, K::kSub,   K::kMul,       K::kDiv,       K::kMod,
-                            K::kPow, K::kEqlc,  K::kNeq,       K::kLss,       K::kLte,
-                            K::kGtr, K::kGte,   K::kAssign,    K::kEqlRegex,  K::kNeqRegex,
-                            K::kAt,  K::kComma, K::kTrimUpper, K::kTrimLower, K::kEOF}));
+  EXPECT_EQ(Kinds("+ - * / % ^ == != < <= > >= = @ , </ >/"),
+            (std::vector<K>{K::kAdd, K::kSub, K::kMul, K::kDiv, K::kMod, K::kPow, K::kEqlc, K::kNeq,
+                            K::kLss, K::kLte, K::kGtr, K::kGte, K::kAssign, K::kAt, K::kComma,
+                            K::kTrimUpper, K::kTrimLower, K::kEOF}));
+  EXPECT_EQ(Kinds("{a=~\"b\",c!~\"d\"}"),
+            (std::vector<K>{K::kLeftBrace, K::kIdentifier, K::kEqlRegex, K::kString, K::kComma,
+                            K::kIdentifier, K::kNeqRegex, K::kString, K::kRightBrace, K::kEOF}));
+  // Regex matchers exist only inside braces.
+  EXPECT_EQ(LexFailure("1 =~ 1"), "2: unexpected character after '=': '~'");
+  EXPECT_EQ(LexFailure("1 !~ 1"), "2: unexpected character after '!': '~'");
+}
+
+TEST(Lexer, UnbalancedDelimiters) {
+  EXPECT_EQ(LexFailure("(1))"), "4: unexpected right parenthesis ')'");
+  EXPECT_EQ(LexFailure("((1)"), "4: unclosed left parenthesis");
+  EXPECT_EQ(LexFailure("x[5m"), "4: unclosed left bracket");
+  EXPECT_EQ(LexFailure("x]"), "1: unexpected right bracket ']'");
+  EXPECT_EQ(LexFailure("x{a=\"b\""), "7: unexpected end of input inside braces");
+  EXPECT_EQ(LexFailure("x}"), "1: unexpected right brace '}'");
+  std::vector<Token> toks;
+  LexError err;
+  EXPECT_FALSE(Lex("a + )", &toks, &err));
+  // The tokens before the failure are kept and a kError marks the spot.
+  ASSERT_EQ(toks.size(), 3u);
+  EXPECT_EQ(toks[2].kind, TokenKind::kError);
+  EXPECT_EQ(toks[2].pos, 5);
 }
 
 TEST(Lexer, NumbersAndDurations) {
@@ -59,6 +80,10 @@ TEST(Lexer, NumbersAndDurations) {
   EXPECT_EQ(Texts("1h30m+5"), (std::vector<std::string>{"1h30m", "+", "5", ""}));
   EXPECT_EQ(LexFailure("1x"), "0: bad number or duration syntax: \"1x\"");
   EXPECT_EQ(LexFailure("0x"), "0: bad number or duration syntax: \"0x\"");
+  EXPECT_EQ(LexFailure("2.5."), "0: bad number or duration syntax: \"2.5.\"");
+  EXPECT_EQ(LexFailure("100..4"), "0: bad number or duration syntax: \"100..\"");
+  EXPECT_EQ(LexFailure("0deadbeef"), "0: bad number or duration syntax: \"0de\"");
+  EXPECT_EQ(LexFailure("5m30"), "0: bad number or duration syntax: \"5m30\"");
 }
 
 TEST(Lexer, ColonIsPartOfMetricNamesOutsideBrackets) {
@@ -101,7 +126,7 @@ TEST(Lexer, StrayCharacters) {
 TEST(Lexer, DescribesTokensLikePrometheus) {
   std::vector<Token> toks;
   LexError err;
-  ASSERT_TRUE(Lex("sum by foo 1 \"s\" + and ( 5m", &toks, &err));
+  ASSERT_TRUE(Lex("sum by foo 1 \"s\" + and ( 5m) @", &toks, &err));
   EXPECT_EQ(DescribeToken(toks[0]), "<aggr:sum>");
   EXPECT_EQ(DescribeToken(toks[1]), "<by>");
   EXPECT_EQ(DescribeToken(toks[2]), "identifier \"foo\"");
@@ -111,7 +136,9 @@ TEST(Lexer, DescribesTokensLikePrometheus) {
   EXPECT_EQ(DescribeToken(toks[6]), "<op:and>");
   EXPECT_EQ(DescribeToken(toks[7]), "\"(\"");
   EXPECT_EQ(DescribeToken(toks[8]), "duration \"5m\"");
-  EXPECT_EQ(DescribeToken(toks[9]), "end of input");
+  EXPECT_EQ(DescribeToken(toks[9]), "\")\"");
+  EXPECT_EQ(DescribeToken(toks[10]), "<op:@>");
+  EXPECT_EQ(DescribeToken(toks[11]), "end of input");
 }
 
 }  // namespace

@@ -292,6 +292,16 @@ TEST(Parser, Aggregations) {
   EXPECT_EQ(e->As<Aggregate>().op, AggregateOp::kSum);
 }
 
+TEST(Parser, KeywordsAsMetricNames) {
+  // Aggregation and some other keywords are metric names where an operand is expected.
+  EXPECT_EQ(Reprint("foo * sum"), "foo * sum");
+  EXPECT_EQ(Reprint("offset{step=\"1s\"}[5m]"), "offset{step=\"1s\"}[5m]");
+  EXPECT_EQ(Reprint("by + without"), "by + without");
+  EXPECT_EQ(Reprint("anchored{job=\"x\"}"), "anchored{job=\"x\"}");
+  EXPECT_EQ(Reprint("x + fill"), "x + fill");
+  EXPECT_EQ(Reprint("sum{a=\"b\"} offset 1m"), "sum{a=\"b\"} offset 1m");
+}
+
 TEST(Parser, Comments) {
   ExprPtr e = MustParse("# leading\nsum(x) # trailing");
   EXPECT_EQ(e->kind(), NodeKind::kAggregate);
@@ -300,8 +310,33 @@ TEST(Parser, Comments) {
 TEST(ParserErrors, WordingAndPosition) {
   EXPECT_EQ(ParseError("1 +"), "1:4: parse error: unexpected end of input");
   EXPECT_EQ(ParseError("foo +* bar"), "1:6: parse error: unexpected <op:*>");
-  EXPECT_EQ(ParseError("sum(x"),
-            "1:6: parse error: unexpected end of input in argument list, expected \",\" or \")\"");
+  EXPECT_EQ(ParseError("sum(x"), "1:6: parse error: unclosed left parenthesis");
+  EXPECT_EQ(ParseError("sum(x y)"),
+            "1:7: parse error: unexpected identifier \"y\" in argument list, expected \",\" or "
+            "\")\"");
+  // A syntax error before a lexing error is reported first.
+  EXPECT_EQ(ParseError("a b $"), "1:3: parse error: unexpected identifier \"b\"");
+  EXPECT_EQ(ParseError("1 =~ 1"), "1:3: parse error: unexpected character after '=': '~'");
+  EXPECT_EQ(ParseError("2.5."), "1:1: parse error: bad number or duration syntax: \"2.5.\"");
+  EXPECT_EQ(ParseError("x offset"),
+            "1:9: parse error: unexpected end of input in offset, expected number or duration");
+  EXPECT_EQ(ParseError("x @ foo"),
+            "1:5: parse error: unexpected identifier \"foo\" in @, expected timestamp");
+  EXPECT_EQ(ParseError("x[5m 1m]"),
+            "1:6: parse error: unexpected duration \"1m\" in subquery or range, expected \":\" or "
+            "\"]\"");
+  EXPECT_EQ(ParseError("x[]"),
+            "1:3: parse error: unexpected \"]\" in subquery selector, expected number or duration");
+  EXPECT_EQ(ParseError("x{a}"),
+            "1:4: parse error: unexpected \"}\" in label matching, expected label matching "
+            "operator");
+  EXPECT_EQ(ParseError("x{a=b}"),
+            "1:5: parse error: unexpected identifier \"b\" in label matching, expected string");
+  EXPECT_EQ(ParseError("a - on(b) ignoring(c) d"), "1:11: parse error: unexpected <ignoring>");
+  EXPECT_EQ(ParseError("@@"), "1:1: parse error: unexpected <op:@>");
+  EXPECT_EQ(ParseError("1e999"),
+            "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"1e999\": value "
+            "out of range");
   EXPECT_EQ(ParseError("rate(x)"),
             "1:6: parse error: expected type range vector in call to function \"rate\", got "
             "instant vector");
@@ -352,7 +387,7 @@ TEST(ParserErrors, WordingAndPosition) {
             "1:1: parse error: no grouping allowed for \"and\" operation");
   EXPECT_EQ(ParseError("a + on (b) group_left (b) c"),
             "1:3: parse error: label \"b\" must not occur in ON and GROUP clause at once");
-  EXPECT_EQ(ParseError("foo)"), "1:4: parse error: unexpected right parenthesis ')'");
+  EXPECT_EQ(ParseError("foo)"), "1:5: parse error: unexpected right parenthesis ')'");
   EXPECT_EQ(ParseError("foo ! bar"), "1:5: parse error: unexpected character after '!': ' '");
   EXPECT_EQ(ParseError("x\n  + $"), "2:5: parse error: unexpected character: '$'");
   EXPECT_EQ(ParseError(""), "1:1: parse error: no expression found in input");

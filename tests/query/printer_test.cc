@@ -80,6 +80,9 @@ TEST(Printer, CanonicalForms) {
       {"x </ 2", "x </ 2"},
       {"x atan2 y", "x atan2 y"},
       {"time()", "time()"},
+      {"{\"inf\"}", "{\"inf\"}"},
+      {"{\"on\", a=\"b\"}", "{\"on\", a=\"b\"}"},
+      {"{\"sum\"}", "sum"},
   };
   for (const auto& [in, want] : cases) EXPECT_EQ(Print(in), want) << in;
 }
