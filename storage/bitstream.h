@@ -86,9 +86,9 @@ class BitReader {
   void Refill() {
     if (end_ - next_ >= 8) {
       buf_ |= LoadBigEndian64(next_) >> count_;
-      const int bytes = (63 - count_) >> 3;
-      next_ += bytes;
-      count_ += bytes * 8;
+      // Whole bytes that fit: count_ becomes 56 + count_ % 8, that is count_ | 56.
+      next_ += (63 - count_) >> 3;
+      count_ |= 56;
     } else {
       while (count_ < 56 && next_ < end_) {
         buf_ |= static_cast<uint64_t>(*next_++) << (56 - count_);

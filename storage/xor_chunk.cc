@@ -141,14 +141,61 @@ inline void WriteValue(BitWriter& w, uint64_t prev, uint64_t cur, uint8_t* leadi
 
 enum class DecodeError { kOk, kTruncated, kBadWindow, kNotIncreasing };
 
-// Reads a delta-of-delta and advances the time.
-inline __attribute__((always_inline)) DecodeError DecodeTimestamp(XorChunkIterator::State& s) {
+// Reads a value as Prometheus' xorRead does. REQUIRES: s.br.count() >= 13 unless the stream
+// ends first.
+inline __attribute__((always_inline)) DecodeError DecodeValue(XorChunkIterator::State& s) {
+  BitReader& br = s.br;
+  const uint64_t w = br.word();
+  if ((w >> 63) == 0) {
+    if (br.count() < 1) return DecodeError::kTruncated;
+    br.Skip(1);
+    return DecodeError::kOk;
+  }
+  if ((w >> 62) == 0b11) {
+    if (br.count() < 13) return DecodeError::kTruncated;
+    br.Skip(13);
+    const int lead = static_cast<int>((w >> 57) & 31);
+    int sig = static_cast<int>((w >> 51) & 63);
+    if (sig == 0) sig = 64;
+    if (lead + sig > 64) return DecodeError::kBadWindow;
+    s.leading = static_cast<uint8_t>(lead);
+    s.trailing = static_cast<uint8_t>(64 - lead - sig);
+    s.sig = static_cast<uint8_t>(sig);
+  } else {
+    // '10': the previous window; before any, Prometheus' reader uses (0, 0).
+    if (br.count() < 2) return DecodeError::kTruncated;
+    br.Skip(2);
+  }
+  const int sig = s.sig;
+  uint64_t bits;
+  if (sig <= br.count()) {  // so sig < 64
+    bits = br.Peek(sig);
+    br.Skip(sig);
+  } else if (!br.Read(sig, &bits)) {
+    return DecodeError::kTruncated;
+  }
+  s.v ^= bits << s.trailing;
+  return DecodeError::kOk;
+}
+
+// Reads one sample after the second.
+inline __attribute__((always_inline)) DecodeError DecodeSample(XorChunkIterator::State& s) {
   BitReader& br = s.br;
   if (br.count() < 56) br.Refill();
   const uint64_t w = br.word();
   uint64_t dod;
+  if ((w >> 62) == 0) {
+    // '0' '0': same interval, same value; the commonest sample of all.
+    if (br.count() < 2) return DecodeError::kTruncated;
+    br.Skip(2);
+    const int64_t t = static_cast<int64_t>(static_cast<uint64_t>(s.t) + s.t_delta);
+    if (t <= s.t) return DecodeError::kNotIncreasing;
+    s.t = t;
+    return DecodeError::kOk;
+  }
   if ((w >> 63) == 0) {
-    if (br.count() < 1) return DecodeError::kTruncated;
+    // '01': after Refill() the bits past count() are zero unless count() >= 56, so the 1 bit
+    // is a real one and count() >= 2.
     br.Skip(1);
     dod = 0;
   } else if ((w >> 62) == 0b10) {
@@ -176,55 +223,7 @@ inline __attribute__((always_inline)) DecodeError DecodeTimestamp(XorChunkIterat
   const int64_t t = static_cast<int64_t>(static_cast<uint64_t>(s.t) + s.t_delta);
   if (t <= s.t) return DecodeError::kNotIncreasing;
   s.t = t;
-  return DecodeError::kOk;
-}
-
-// Reads a value as Prometheus' xorRead does.
-inline __attribute__((always_inline)) DecodeError DecodeValue(XorChunkIterator::State& s) {
-  BitReader& br = s.br;
   if (br.count() < 13) br.Refill();
-  const uint64_t w = br.word();
-  if ((w >> 63) == 0) {
-    if (br.count() < 1) return DecodeError::kTruncated;
-    br.Skip(1);
-    return DecodeError::kOk;
-  }
-  int sig;
-  if ((w >> 62) == 0b10) {
-    if (br.count() < 2) return DecodeError::kTruncated;
-    br.Skip(2);
-    // A reused window before any was set: Prometheus' reader starts from (0, 0).
-    if (s.leading == 0xff) s.leading = 0;
-    sig = 64 - s.leading - s.trailing;
-  } else {
-    if (br.count() < 13) return DecodeError::kTruncated;
-    br.Skip(13);
-    const int lead = static_cast<int>((w >> 57) & 31);
-    sig = static_cast<int>((w >> 51) & 63);
-    if (sig == 0) sig = 64;
-    if (lead + sig > 64) return DecodeError::kBadWindow;
-    s.leading = static_cast<uint8_t>(lead);
-    s.trailing = static_cast<uint8_t>(64 - lead - sig);
-  }
-  uint64_t bits;
-  if (sig <= br.count()) {
-    bits = br.Peek(sig);
-    if (sig < 64) {
-      br.Skip(sig);
-    } else {
-      br.Skip(32);
-      br.Skip(32);
-    }
-  } else if (!br.Read(sig, &bits)) {
-    return DecodeError::kTruncated;
-  }
-  s.v ^= bits << s.trailing;
-  return DecodeError::kOk;
-}
-
-inline __attribute__((always_inline)) DecodeError DecodeSample(XorChunkIterator::State& s) {
-  DecodeError e = DecodeTimestamp(s);
-  if (e != DecodeError::kOk) return e;
   return DecodeValue(s);
 }
 
@@ -327,6 +326,9 @@ absl::Status XorChunkAppender::Append(Timestamp t, double v) {
     BitWriter w(buf_, pos);
     WriteValue(w, v_, vb, &leading_, &trailing_);
     pos = w.Finish(buf_);
+  } else if (delta == t_delta_ && vb == v_) {
+    // '0' '0': the commonest sample; the bits are zero already, so only the length moves.
+    pos += 2;
   } else {
     BitWriter w(buf_, pos);
     WriteDod(w, static_cast<int64_t>(delta - t_delta_));
@@ -339,7 +341,9 @@ absl::Status XorChunkAppender::Append(Timestamp t, double v) {
   v_ = vb;
   ++count_;
   PutHeaderCount(buf_, count_);
-  Grow(old_len, ByteLength(pos));
+  // CapacityFor() changes only where ceil((len + kSlack) / 64) does; check that cheaply.
+  const size_t new_len = ByteLength(pos);
+  if (((old_len + kSlack - 1) ^ (new_len + kSlack - 1)) >= 64) Grow(old_len, new_len);
   return absl::OkStatus();
 }
 
@@ -435,6 +439,7 @@ bool XorChunkIterator::ReadFirstSamples() {
     st_.t = t;
     st_.t_delta = delta;
     st_.br = BitReader(data_, size_, pos);
+    st_.br.Refill();
     if (DecodeError e = DecodeValue(st_); e != DecodeError::kOk) {
       Fail(fmt::format("xor chunk: sample 1 of {}: {}", total_, DescribeError(e)));
       return false;

@@ -80,6 +80,8 @@ class XorChunkAppender {
 // never reads outside `chunk`. Bytes after the last sample are ignored. Not thread-safe.
 class XorChunkIterator final : public SampleIterator {
  public:
+  // An iterator with no samples; Reset() it to a chunk.
+  XorChunkIterator() = default;
   explicit XorChunkIterator(std::string_view chunk) { Reset(chunk); }
   // Starts over on another chunk.
   void Reset(std::string_view chunk);
@@ -100,8 +102,9 @@ class XorChunkIterator final : public SampleIterator {
     int64_t t = 0;
     uint64_t t_delta = 0;
     uint64_t v = 0;
-    uint8_t leading = 0xff;
+    uint8_t leading = 0xff;  // 0xff until a '11' value sets a window
     uint8_t trailing = 0;
+    uint8_t sig = 64;  // 64 - leading - trailing; (0, 0) until set, as Prometheus reads
   };
 
  private:

@@ -556,9 +556,12 @@ absl::Status DecodeCorrupt(std::string_view chunk, size_t* decoded) {
 
 TEST(XorChunkCorruption, TruncationsFail) {
   SequenceGenerator g(7);
-  for (int iter = 0; iter < 300; ++iter) {
+  for (int iter = 0; iter < 1000; ++iter) {
     const std::string chunk = Encode(g.Next());
-    for (size_t len = 0; len < chunk.size(); ++len) {
+    // The edges, then random cut points.
+    std::vector<size_t> cuts = {0, 1, 2, chunk.size() - 1};
+    for (int k = 0; k < 8; ++k) cuts.push_back(g.Uniform(chunk.size()));
+    for (size_t len : cuts) {
       size_t n;
       absl::Status st = DecodeCorrupt(std::string_view(chunk).substr(0, len), &n);
       ASSERT_FALSE(st.ok()) << "seq " << iter << " cut at " << len << " of " << chunk.size();
@@ -605,6 +608,17 @@ TEST(XorChunkCorruption, ImpossibleWindowIsAnError) {
   DecodeAll(chunk, &st);
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(st.message()), HasSubstr("exceed 64"));
+}
+
+TEST(XorChunkIteratorTest, DefaultConstructedIsEmptyAndOk) {
+  XorChunkIterator it;
+  EXPECT_FALSE(it.Next());
+  EXPECT_FALSE(it.Seek(0));
+  EXPECT_TRUE(it.status().ok());
+  it.Reset(HandChunk());
+  std::vector<Sample> out;
+  ASSERT_TRUE(it.AppendRange(16000, 70994, &out).ok());
+  EXPECT_EQ(Diff({HandSamples().begin() + 1, HandSamples().begin() + 5}, out), "");
 }
 
 TEST(XorChunkCorruption, EmptyInputIsAnError) {
