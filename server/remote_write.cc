@@ -1,0 +1,422 @@
+#include "server/remote_write.h"
+
+#include <snappy.h>
+
+#include <algorithm>
+#include <bit>
+
+#include "src/strings.h"
+
+namespace strata {
+namespace {
+
+enum WireType : uint32_t {
+  kVarint = 0,
+  kFixed64 = 1,
+  kLengthDelimited = 2,
+  kStartGroup = 3,
+  kEndGroup = 4,
+  kFixed32 = 5,
+};
+
+constexpr int kMaxGroupDepth = 64;
+
+// A cursor over protobuf wire bytes. Every read checks bounds; on failure the cursor's
+// position is unspecified and the caller gives up on the whole message.
+class WireReader {
+ public:
+  explicit WireReader(std::string_view buf)
+      : begin_(reinterpret_cast<const uint8_t*>(buf.data())), p_(begin_), end_(p_ + buf.size()) {}
+
+  bool done() const { return p_ == end_; }
+  size_t offset() const { return static_cast<size_t>(p_ - begin_); }
+
+  bool ReadVarint(uint64_t* out) {
+    // Fast path: one byte (field tags, small lengths).
+    if (p_ < end_ && *p_ < 0x80) {
+      *out = *p_++;
+      return true;
+    }
+    uint64_t result = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+      if (p_ == end_) return false;
+      uint8_t b = *p_++;
+      result |= static_cast<uint64_t>(b & 0x7f) << shift;  // bits past 64 are dropped
+      if (b < 0x80) {
+        *out = result;
+        return true;
+      }
+    }
+    return false;  // more than ten bytes
+  }
+
+  bool ReadTag(uint32_t* field, uint32_t* wire) {
+    uint64_t tag;
+    if (!ReadVarint(&tag) || tag > UINT32_MAX) return false;
+    *field = static_cast<uint32_t>(tag >> 3);
+    *wire = static_cast<uint32_t>(tag & 7);
+    return *field != 0;
+  }
+
+  bool ReadFixed64(uint64_t* out) {
+    if (end_ - p_ < 8) return false;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p_[i];  // little-endian
+    p_ += 8;
+    *out = v;
+    return true;
+  }
+
+  bool ReadBytes(std::string_view* out) {
+    uint64_t len;
+    if (!ReadVarint(&len) || len > static_cast<uint64_t>(end_ - p_)) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(p_), static_cast<size_t>(len));
+    p_ += len;
+    return true;
+  }
+
+  // Skips the value of a field whose tag was just read.
+  bool Skip(uint32_t field, uint32_t wire, int depth = 0) {
+    switch (wire) {
+      case kVarint: {
+        uint64_t v;
+        return ReadVarint(&v);
+      }
+      case kFixed64:
+        if (end_ - p_ < 8) return false;
+        p_ += 8;
+        return true;
+      case kLengthDelimited: {
+        std::string_view v;
+        return ReadBytes(&v);
+      }
+      case kFixed32:
+        if (end_ - p_ < 4) return false;
+        p_ += 4;
+        return true;
+      case kStartGroup: {
+        if (depth >= kMaxGroupDepth) return false;
+        for (;;) {
+          uint32_t f, w;
+          if (!ReadTag(&f, &w)) return false;
+          if (w == kEndGroup) return f == field;
+          if (!Skip(f, w, depth + 1)) return false;
+        }
+      }
+      default:  // an end-group tag outside a group, or wire types 6 and 7
+        return false;
+    }
+  }
+
+ private:
+  const uint8_t* begin_;
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// Checks that an Exemplar { repeated Label labels = 1; double value = 2; int64 timestamp = 3 }
+// is well formed, without keeping anything.
+bool CheckLabel(std::string_view msg) {
+  WireReader r(msg);
+  while (!r.done()) {
+    uint32_t f, w;
+    if (!r.ReadTag(&f, &w) || !r.Skip(f, w)) return false;
+  }
+  return true;
+}
+
+bool CheckExemplar(std::string_view msg) {
+  WireReader r(msg);
+  while (!r.done()) {
+    uint32_t f, w;
+    if (!r.ReadTag(&f, &w)) return false;
+    if (f == 1 && w == kLengthDelimited) {
+      std::string_view label;
+      if (!r.ReadBytes(&label) || !CheckLabel(label)) return false;
+    } else if (!r.Skip(f, w)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool DecodeLabel(std::string_view msg, LabelView* out) {
+  WireReader r(msg);
+  *out = LabelView{};
+  while (!r.done()) {
+    uint32_t f, w;
+    if (!r.ReadTag(&f, &w)) return false;
+    if (f == 1 && w == kLengthDelimited) {
+      if (!r.ReadBytes(&out->name)) return false;
+    } else if (f == 2 && w == kLengthDelimited) {
+      if (!r.ReadBytes(&out->value)) return false;
+    } else if (!r.Skip(f, w)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool DecodeSample(std::string_view msg, Sample* out) {
+  WireReader r(msg);
+  *out = Sample{};
+  while (!r.done()) {
+    uint32_t f, w;
+    if (!r.ReadTag(&f, &w)) return false;
+    if (f == 1 && w == kFixed64) {
+      uint64_t bits;
+      if (!r.ReadFixed64(&bits)) return false;
+      out->v = std::bit_cast<double>(bits);
+    } else if (f == 2 && w == kVarint) {
+      uint64_t t;
+      if (!r.ReadVarint(&t)) return false;
+      out->t = static_cast<int64_t>(t);
+    } else if (!r.Skip(f, w)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool DecodeMetadata(std::string_view msg, RemoteWriteMetadata* out) {
+  WireReader r(msg);
+  *out = RemoteWriteMetadata{};
+  while (!r.done()) {
+    uint32_t f, w;
+    if (!r.ReadTag(&f, &w)) return false;
+    bool ok;
+    if (f == 1 && w == kVarint) {
+      uint64_t v;
+      ok = r.ReadVarint(&v);
+      out->type = static_cast<int32_t>(static_cast<uint32_t>(v));
+    } else if (f == 2 && w == kLengthDelimited) {
+      ok = r.ReadBytes(&out->metric_family_name);
+    } else if (f == 4 && w == kLengthDelimited) {
+      ok = r.ReadBytes(&out->help);
+    } else if (f == 5 && w == kLengthDelimited) {
+      ok = r.ReadBytes(&out->unit);
+    } else {
+      ok = r.Skip(f, w);
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The series as text for error messages, cut short when long.
+std::string SeriesText(std::span<const LabelView> labels) {
+  constexpr size_t kMaxLen = 300;
+  std::string out = "{";
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += QuoteString(labels[i].name.substr(0, 100));
+    out += '=';
+    out += QuoteString(labels[i].value.substr(0, 100));
+    if (out.size() > kMaxLen) {
+      out.resize(kMaxLen);
+      out += "...";
+      break;
+    }
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
+absl::Status SnappyDecompress(std::string_view compressed, size_t max_size, std::string* out) {
+  size_t len = 0;
+  if (!snappy::GetUncompressedLength(compressed.data(), compressed.size(), &len)) {
+    return absl::InvalidArgumentError(
+        "remote write: body is not snappy block-format data (Content-Encoding: snappy)");
+  }
+  if (len > max_size) {
+    return absl::InvalidArgumentError(fmt::format(
+        "remote write: decompressed body of {} bytes exceeds the limit of {} bytes", len,
+        max_size));
+  }
+  out->resize(len);
+  if (!snappy::RawUncompress(compressed.data(), compressed.size(), out->data())) {
+    out->clear();
+    return absl::InvalidArgumentError("remote write: corrupt snappy data");
+  }
+  return absl::OkStatus();
+}
+
+std::string_view MetricTypeName(int32_t type) {
+  switch (static_cast<MetricType>(type)) {
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
+    case MetricType::kGaugeHistogram:
+      return "gaugehistogram";
+    case MetricType::kSummary:
+      return "summary";
+    case MetricType::kInfo:
+      return "info";
+    case MetricType::kStateset:
+      return "stateset";
+    default:
+      return "unknown";
+  }
+}
+
+absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWriteLimits& limits) {
+  labels_.clear();
+  samples_.clear();
+  series_.clear();
+  metadata_.clear();
+  errors_.clear();
+  invalid_series_ = 0;
+  invalid_samples_ = 0;
+
+  WireReader r(body);
+  absl::Status st;
+  while (!r.done()) {
+    size_t at = r.offset();
+    uint32_t f, w;
+    bool ok = r.ReadTag(&f, &w);
+    if (ok && f == 1 && w == kLengthDelimited) {
+      std::string_view ts;
+      ok = r.ReadBytes(&ts);
+      if (ok) {
+        st = DecodeTimeSeries(ts, limits);
+        ok = st.ok();
+      }
+    } else if (ok && f == 3 && w == kLengthDelimited) {
+      std::string_view md;
+      RemoteWriteMetadata m;
+      ok = r.ReadBytes(&md) && DecodeMetadata(md, &m);
+      if (ok) metadata_.push_back(m);
+    } else if (ok) {
+      ok = r.Skip(f, w);
+    }
+    if (!ok) {
+      std::string why =
+          st.ok() ? std::string("truncated or malformed field") : std::string(st.message());
+      absl::Status err = absl::InvalidArgumentError(
+          fmt::format("remote write: cannot decode WriteRequest: {} at byte {} of {}", why, at,
+                      body.size()));
+      labels_.clear();
+      samples_.clear();
+      series_.clear();
+      metadata_.clear();
+      errors_.clear();
+      invalid_series_ = 0;
+      invalid_samples_ = 0;
+      return err;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteRequestDecoder::DecodeTimeSeries(std::string_view msg,
+                                                   const RemoteWriteLimits& limits) {
+  SeriesRecord rec;
+  rec.label_begin = static_cast<uint32_t>(labels_.size());
+  rec.sample_begin = static_cast<uint32_t>(samples_.size());
+  WireReader r(msg);
+  while (!r.done()) {
+    uint32_t f, w;
+    if (!r.ReadTag(&f, &w)) return absl::InvalidArgumentError("malformed TimeSeries");
+    bool ok;
+    if (f == 1 && w == kLengthDelimited) {
+      std::string_view m;
+      LabelView label;
+      ok = r.ReadBytes(&m) && DecodeLabel(m, &label);
+      if (ok) labels_.push_back(label);
+    } else if (f == 2 && w == kLengthDelimited) {
+      std::string_view m;
+      Sample s;
+      ok = r.ReadBytes(&m) && DecodeSample(m, &s);
+      if (ok) samples_.push_back(s);
+    } else if (f == 3 && w == kLengthDelimited) {
+      std::string_view m;
+      ok = r.ReadBytes(&m) && CheckExemplar(m);
+      ++rec.exemplars;
+    } else if (f == 4 && w == kLengthDelimited) {
+      std::string_view m;
+      ok = r.ReadBytes(&m);
+      ++rec.histograms;
+    } else {
+      ok = r.Skip(f, w);
+    }
+    if (!ok) return absl::InvalidArgumentError("malformed TimeSeries");
+  }
+  rec.label_count = static_cast<uint32_t>(labels_.size()) - rec.label_begin;
+  rec.sample_count = static_cast<uint32_t>(samples_.size()) - rec.sample_begin;
+  Validate(rec, limits);
+  series_.push_back(rec);
+  return absl::OkStatus();
+}
+
+void WriteRequestDecoder::Validate(SeriesRecord& rec, const RemoteWriteLimits& limits) {
+  LabelView* first = labels_.data() + rec.label_begin;
+  std::span<LabelView> all(first, rec.label_count);
+  auto fail = [&](std::span<const LabelView> shown, std::string what) {
+    rec.error = static_cast<int32_t>(errors_.size());
+    errors_.push_back(fmt::format("invalid series {}: {}", SeriesText(shown), what));
+    ++invalid_series_;
+    invalid_samples_ += rec.sample_count;
+  };
+  // Per-label checks, dropping labels with empty values as we go.
+  size_t kept = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    const LabelView& l = all[i];
+    if (l.name.empty()) return fail(all, "empty label name");
+    if (l.name.size() > limits.max_label_name_bytes) {
+      return fail(all, fmt::format("label name of {} bytes is longer than the limit of {}",
+                                   l.name.size(), limits.max_label_name_bytes));
+    }
+    if (l.value.size() > limits.max_label_value_bytes) {
+      return fail(all, fmt::format("value of label {} is {} bytes, longer than the limit of {}",
+                                   QuoteString(l.name.substr(0, 100)), l.value.size(),
+                                   limits.max_label_value_bytes));
+    }
+    if (!IsValidUtf8(l.name)) {
+      return fail(all, fmt::format("label name {} is not valid UTF-8", QuoteString(l.name)));
+    }
+    if (!IsValidUtf8(l.value)) {
+      return fail(all, fmt::format("value of label {} is not valid UTF-8", QuoteString(l.name)));
+    }
+    if (!l.value.empty()) all[kept++] = l;
+  }
+  rec.label_count = static_cast<uint32_t>(kept);
+  std::span<LabelView> labels = all.first(kept);
+  auto by_name = [](const LabelView& a, const LabelView& b) { return a.name < b.name; };
+  if (!std::is_sorted(labels.begin(), labels.end(), by_name)) {
+    std::sort(labels.begin(), labels.end(), by_name);
+  }
+  for (size_t i = 1; i < labels.size(); ++i) {
+    if (labels[i].name == labels[i - 1].name) {
+      return fail(labels, fmt::format("duplicate label name {}", QuoteString(labels[i].name)));
+    }
+  }
+  if (labels.size() > limits.max_labels_per_series) {
+    return fail(labels, fmt::format("{} labels, more than the limit of {}", labels.size(),
+                                    limits.max_labels_per_series));
+  }
+  bool has_name = std::any_of(labels.begin(), labels.end(),
+                              [](const LabelView& l) { return l.name == kMetricName; });
+  if (!has_name) return fail(labels, "no metric name (__name__ label)");
+}
+
+RemoteWriteSeries WriteRequestDecoder::series(size_t i) const {
+  const SeriesRecord& rec = series_[i];
+  RemoteWriteSeries s;
+  s.labels = std::span<const LabelView>(labels_.data() + rec.label_begin, rec.label_count);
+  s.samples = std::span<const Sample>(samples_.data() + rec.sample_begin, rec.sample_count);
+  s.exemplars = rec.exemplars;
+  s.histograms = rec.histograms;
+  if (rec.error >= 0) s.error = errors_[static_cast<size_t>(rec.error)];
+  return s;
+}
+
+std::string_view WriteRequestDecoder::first_error() const {
+  return errors_.empty() ? std::string_view() : std::string_view(errors_.front());
+}
+
+}  // namespace strata
