@@ -168,7 +168,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
     const EvalSeries& base = from_one ? one.series[oi] : many.series[mi];
     LabelsBuilder lb(base.labels);
     bool drop = base.drop_name;
-    if (DropsName(b.op) || b.return_bool) {
+    if (DropsName(b.op) || b.return_bool || from_one) {
       if (options_.delayed_name_removal) {
         drop = true;
       } else {
@@ -262,9 +262,6 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
             "multiple matches for labels: many-to-one matching must be explicit "
             "(group_left/group_right)");
       }
-      // A filter keeps the left sample; a filled-in left side has none.
-      bool left_missing = swapped ? (oi == SIZE_MAX) : (mi == SIZE_MAX);
-      if (IsComparison(b.op) && !b.return_bool && left_missing) return absl::OkStatus();
       auto [v, keep] = Apply(b.op, l, rr);
       if (b.return_bool) {
         v = keep ? 1 : 0;

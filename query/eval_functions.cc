@@ -450,6 +450,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
           break;
         case F::kMadOverTime: {
           std::vector<double> vals = Values(w);
+          if (std::any_of(vals.begin(), vals.end(), [](double x) { return std::isnan(x); })) {
+            v = kNaN;
+            break;
+          }
           double median = Quantile(0.5, vals);
           for (double& x : vals) x = std::fabs(x - median);
           v = Quantile(0.5, std::move(vals));
@@ -824,7 +828,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
       return v;
     }
     case F::kHistogramQuantile:
-      return EvalHistogramQuantile(c, args[0], args[1], r);
+    case F::kHistogramQuantiles:
+    case F::kHistogramFraction:
+      return EvalClassicHistogram(c, args, r);
     default:
       return absl::UnimplementedError(fmt::format("function {} is not implemented", c.func->name));
   }
@@ -855,16 +861,142 @@ absl::StatusOr<EvalValue> Evaluator::ApplyDateFunction(FunctionId id, EvalValue 
   return v;
 }
 
-// histogram_quantile over classic buckets (series with an `le` label).
-absl::StatusOr<EvalValue> Evaluator::EvalHistogramQuantile(const Call& c, const EvalValue& q,
-                                                           const EvalValue& in,
-                                                           const StepRange& r) {
+namespace {
+
+struct ClassicBucket {
+  double upper;
+  double count;
+};
+
+// Sorts, merges equal bounds and forces the counts to be monotonic. Returns whether a
+// decrease had to be removed.
+bool NormalizeBuckets(std::vector<ClassicBucket>& bs) {
+  std::sort(bs.begin(), bs.end(),
+            [](const ClassicBucket& a, const ClassicBucket& b) { return a.upper < b.upper; });
+  std::vector<ClassicBucket> out;
+  for (const auto& b : bs) {
+    if (!out.empty() && out.back().upper == b.upper) {
+      out.back().count += b.count;
+    } else {
+      out.push_back(b);
+    }
+  }
+  bs = std::move(out);
+  bool forced = false;
+  double prev = bs[0].count;
+  for (size_t k = 1; k < bs.size(); ++k) {
+    double curr = bs[k].count;
+    if (curr == prev) continue;
+    double diff = std::fabs(curr - prev);
+    double sum = std::fabs(curr) + std::fabs(prev);
+    if (prev != 0 && curr != 0 && diff / sum < 1e-12) {
+      bs[k].count = prev;
+      continue;
+    }
+    if (curr < prev) {
+      bs[k].count = prev;
+      forced = true;
+      continue;
+    }
+    prev = curr;
+  }
+  return forced;
+}
+
+// REQUIRES: buckets normalized and the last bound is +Inf.
+double BucketQuantile(double phi, const std::vector<ClassicBucket>& bs) {
+  if (std::isnan(phi)) return kNaN;
+  if (phi < 0) return -INFINITY;
+  if (phi > 1) return INFINITY;
+  double observations = bs.back().count;
+  if (bs.size() < 2 || observations == 0 || std::isnan(observations)) return kNaN;
+  double rank = phi * observations;
+  size_t k = 0;
+  while (k < bs.size() - 1 && !(bs[k].count >= rank)) ++k;
+  if (k == bs.size() - 1) return bs[bs.size() - 2].upper;
+  if (k == 0 && bs[0].upper <= 0) return bs[0].upper;
+  double start = 0, end = bs[k].upper, count = bs[k].count;
+  if (k > 0) {
+    start = bs[k - 1].upper;
+    count -= bs[k - 1].count;
+    rank -= bs[k - 1].count;
+  }
+  return start + (end - start) * (rank / count);
+}
+
+// The estimated fraction of observations in [lower, upper]. REQUIRES: as BucketQuantile.
+double BucketFraction(double lower, double upper, const std::vector<ClassicBucket>& bs) {
+  double count = bs.back().count;
+  if (count == 0 || std::isnan(lower) || std::isnan(upper)) return kNaN;
+  if (lower >= upper) return 0;
+  double rank = 0, lower_rank = 0, upper_rank = 0;
+  bool lower_set = false, upper_set = false;
+  for (size_t i = 0; i < bs.size(); ++i) {
+    double ub = bs[i].upper;
+    double lb = i > 0 ? bs[i - 1].upper : (ub > 0 ? 0 : -INFINITY);
+    // No interpolation within a bucket of infinite width: a point inside (-Inf, ub] sits at
+    // its end, a point inside (lb, +Inf] at its start.
+    auto interpolate = [&](double v) {
+      if (std::isinf(lb)) return bs[i].count;
+      if (std::isinf(ub)) return rank;
+      return rank + (bs[i].count - rank) * (v - lb) / (ub - lb);
+    };
+    if (!lower_set && lb >= lower) {
+      lower_rank = rank;
+      lower_set = true;
+    }
+    if (!upper_set && lb >= upper) {
+      upper_rank = rank;
+      upper_set = true;
+    }
+    if (lower_set && upper_set) break;
+    if (!lower_set && lb < lower && ub > lower) {
+      lower_rank = interpolate(lower);
+      lower_set = true;
+    }
+    if (!upper_set && lb < upper && ub > upper) {
+      upper_rank = interpolate(upper);
+      upper_set = true;
+    }
+    if (lower_set && upper_set) break;
+    rank = bs[i].count;
+  }
+  if (!lower_set || lower_rank > count) lower_rank = count;
+  if (!upper_set || upper_rank > count) upper_rank = count;
+  return (upper_rank - lower_rank) / count;
+}
+
+// A quantile as histogram_quantiles labels it: "0.25", "1.0", "NaN".
+std::string QuantileLabel(double q) {
+  std::string s = FormatNumber(q);
+  if (s.find_first_not_of("-0123456789") == std::string::npos) s += ".0";
+  return s;
+}
+
+}  // namespace
+
+// histogram_quantile, histogram_quantiles and histogram_fraction over classic buckets
+// (series with an `le` label).
+absl::StatusOr<EvalValue> Evaluator::EvalClassicHistogram(const Call& c,
+                                                          std::vector<EvalValue>& args,
+                                                          const StepRange& r) {
+  const F id = c.func->id;
   const size_t n = r.Count();
-  for (size_t i = 0; i < n; ++i) {
-    double phi = q.scalars[i];
-    if (std::isnan(phi) || phi < 0 || phi > 1) {
-      Warn(*c.args[0], fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(phi)));
-      break;
+  size_t vec_arg = id == F::kHistogramQuantile ? 1 : id == F::kHistogramFraction ? 2 : 0;
+  const EvalValue& in = args[vec_arg];
+  std::vector<size_t> quantile_args;
+  if (id == F::kHistogramQuantile) quantile_args = {0};
+  if (id == F::kHistogramQuantiles) {
+    for (size_t i = 2; i < args.size(); ++i) quantile_args.push_back(i);
+  }
+  for (size_t qa : quantile_args) {
+    for (size_t i = 0; i < n; ++i) {
+      double phi = args[qa].scalars[i];
+      if (std::isnan(phi) || phi < 0 || phi > 1) {
+        Warn(*c.args[qa],
+             fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(phi)));
+        break;
+      }
     }
   }
   struct Bucket {
@@ -873,6 +1005,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalHistogramQuantile(const Call& c, const 
   };
   // Group the bucket series by their labels without `le`.
   std::vector<Labels> group_labels;
+  std::vector<bool> group_drop;
   std::vector<std::vector<Bucket>> groups;
   StringMap<size_t> index;
   for (size_t i = 0; i < in.series.size(); ++i) {
@@ -882,9 +1015,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalHistogramQuantile(const Call& c, const 
     char* end = nullptr;
     double upper = std::strtod(le_s.c_str(), &end);
     if (le.empty() || end != le_s.c_str() + le_s.size()) {
-      Warn(*c.args[1], fmt::format("bucket label \"le\" is missing or has a malformed value of {} "
-                                   "for metric name {}",
-                                   QuoteString(le), QuoteString(l.MetricName())));
+      Warn(*c.args[vec_arg],
+           fmt::format("bucket label \"le\" is missing or has a malformed value of {} "
+                       "for metric name {}",
+                       QuoteString(le), QuoteString(l.MetricName())));
       continue;
     }
     LabelsBuilder lb(l);
@@ -902,9 +1036,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalHistogramQuantile(const Call& c, const 
   out.type = ValueType::kVector;
   SeriesBuilder b;
   std::vector<size_t> cursor(in.series.size(), 0);
-  std::vector<std::pair<double, double>> buckets;
+  std::vector<ClassicBucket> buckets;
+  std::vector<Labels> quantile_labels;
   for (size_t g = 0; g < groups.size(); ++g) {
     std::string_view metric = in.series[groups[g][0].series].labels.MetricName();
+    std::fill(cursor.begin(), cursor.end(), 0);
     for (size_t i = 0; i < n; ++i) {
       Timestamp t = r.At(i);
       buckets.clear();
@@ -915,77 +1051,33 @@ absl::StatusOr<EvalValue> Evaluator::EvalHistogramQuantile(const Call& c, const 
         if (cur < pts.size() && pts[cur].t == t) buckets.push_back({bk.upper, pts[cur].v});
       }
       if (buckets.empty()) continue;
-      double phi = q.scalars[i];
-      double v;
-      bool forced = false;
-      if (std::isnan(phi)) {
-        v = kNaN;
-      } else if (phi < 0) {
-        v = -INFINITY;
-      } else if (phi > 1) {
-        v = INFINITY;
-      } else {
-        std::sort(buckets.begin(), buckets.end());
-        if (!std::isinf(buckets.back().first) || buckets.back().first < 0) {
-          v = kNaN;
-        } else {
-          // Coalesce equal bounds.
-          std::vector<std::pair<double, double>> bs;
-          for (const auto& x : buckets) {
-            if (!bs.empty() && bs.back().first == x.first) {
-              bs.back().second += x.second;
-            } else {
-              bs.push_back(x);
-            }
-          }
-          double prev = bs[0].second;
-          for (size_t k = 1; k < bs.size(); ++k) {
-            double curr = bs[k].second;
-            if (curr == prev) continue;
-            double diff = std::fabs(curr - prev);
-            double sum = std::fabs(curr) + std::fabs(prev);
-            if (prev != 0 && curr != 0 && diff / sum < 1e-12) {
-              bs[k].second = prev;
-              continue;
-            }
-            if (curr < prev) {
-              bs[k].second = prev;
-              forced = true;
-              continue;
-            }
-            prev = curr;
-          }
-          double observations = bs.back().second;
-          if (bs.size() < 2 || observations == 0 || std::isnan(observations)) {
-            v = kNaN;
-          } else {
-            double rank = phi * observations;
-            size_t k = 0;
-            while (k < bs.size() - 1 && !(bs[k].second >= rank)) ++k;
-            if (k == bs.size() - 1) {
-              v = bs[bs.size() - 2].first;
-            } else if (k == 0 && bs[0].first <= 0) {
-              v = bs[0].first;
-            } else {
-              double start = 0, end = bs[k].first, count = bs[k].second;
-              if (k > 0) {
-                start = bs[k - 1].first;
-                count -= bs[k - 1].second;
-                rank -= bs[k - 1].second;
-              }
-              v = start + (end - start) * (rank / count);
-            }
-          }
-        }
-      }
-      if (forced) {
-        Info(*c.args[1],
+      bool valid = true;
+      bool forced = NormalizeBuckets(buckets);
+      if (!std::isinf(buckets.back().upper) || buckets.back().upper < 0) valid = false;
+      if (forced && id != F::kHistogramFraction) {
+        Info(*c.args[vec_arg],
              fmt::format("input to histogram_quantile needed to be fixed for monotonicity (see "
                          "https://prometheus.io/docs/prometheus/latest/querying/functions/"
                          "#histogram_quantile) for metric name {}",
                          QuoteString(metric)));
       }
-      STRATA_RETURN_IF_ERROR(b.Add(group_labels[g], false, t, v));
+      if (id == F::kHistogramFraction) {
+        double v = valid ? BucketFraction(args[0].scalars[i], args[1].scalars[i], buckets) : kNaN;
+        STRATA_RETURN_IF_ERROR(b.Add(group_labels[g], false, t, v));
+        continue;
+      }
+      for (size_t qa : quantile_args) {
+        double phi = args[qa].scalars[i];
+        double v = valid ? BucketQuantile(phi, buckets) : kNaN;
+        if (!valid && std::isnan(phi)) v = kNaN;
+        if (id == F::kHistogramQuantiles) {
+          LabelsBuilder lb(group_labels[g]);
+          lb.Set(args[1].str, QuantileLabel(phi));
+          STRATA_RETURN_IF_ERROR(b.Add(lb.Build(), false, t, v));
+        } else {
+          STRATA_RETURN_IF_ERROR(b.Add(group_labels[g], false, t, v));
+        }
+      }
     }
   }
   out.series = b.Take();

@@ -123,8 +123,8 @@ class Evaluator {
   absl::StatusOr<EvalValue> EvalCall(const Call& c, const StepRange& r);
   absl::StatusOr<EvalValue> EvalRangeFunction(const Call& c, const StepRange& r);
   absl::StatusOr<EvalValue> ApplyDateFunction(FunctionId id, EvalValue v);
-  absl::StatusOr<EvalValue> EvalHistogramQuantile(const Call& c, const EvalValue& q,
-                                                  const EvalValue& in, const StepRange& r);
+  absl::StatusOr<EvalValue> EvalClassicHistogram(const Call& c, std::vector<EvalValue>& args,
+                                                 const StepRange& r);
   absl::StatusOr<EvalValue> EvalVectorBinary(const Binary& b, EvalValue lhs, EvalValue rhs,
                                              const StepRange& r);
 
