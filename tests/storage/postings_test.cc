@@ -1,0 +1,165 @@
+#include "storage/postings.h"
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "src/strings.h"
+
+namespace strata {
+namespace {
+
+std::vector<SeriesRef> Expand(std::unique_ptr<Postings> p) {
+  auto r = ExpandPostings(*p);
+  EXPECT_TRUE(r.ok());
+  return *r;
+}
+
+TEST(Postings, IntersectUnionDifferenceCompose) {
+  auto l = [](std::vector<SeriesRef> v) { return ListPostings(std::move(v)); };
+  std::vector<std::unique_ptr<Postings>> a;
+  a.push_back(l({1, 3, 5, 7, 9}));
+  a.push_back(l({3, 4, 5, 9, 10}));
+  EXPECT_EQ(Expand(Intersect(std::move(a))), (std::vector<SeriesRef>{3, 5, 9}));
+  std::vector<std::unique_ptr<Postings>> u;
+  u.push_back(l({1, 5}));
+  u.push_back(l({2, 5, 8}));
+  u.push_back(l({}));
+  EXPECT_EQ(Expand(Union(std::move(u))), (std::vector<SeriesRef>{1, 2, 5, 8}));
+  EXPECT_EQ(Expand(Difference(l({1, 2, 3, 4, 5}), l({2, 4, 6}))),
+            (std::vector<SeriesRef>{1, 3, 5}));
+  // (a ∪ b) ∩ c − d
+  std::vector<std::unique_ptr<Postings>> ab;
+  ab.push_back(l({1, 4, 7}));
+  ab.push_back(l({2, 4, 8}));
+  std::vector<std::unique_ptr<Postings>> abc;
+  abc.push_back(Union(std::move(ab)));
+  abc.push_back(l({1, 2, 4, 7, 9}));
+  EXPECT_EQ(Expand(Difference(Intersect(std::move(abc)), l({7}))),
+            (std::vector<SeriesRef>{1, 2, 4}));
+}
+
+TEST(Postings, SeekNeverMovesBackwardsAndMatchesAModel) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    auto random_list = [&] {
+      std::set<SeriesRef> s;
+      int n = rng() % 30;
+      for (int i = 0; i < n; ++i) s.insert(rng() % 60);
+      return std::vector<SeriesRef>(s.begin(), s.end());
+    };
+    auto a = random_list(), b = random_list(), c = random_list();
+    std::set<SeriesRef> want;
+    for (SeriesRef r : a) {
+      bool in_bc = std::binary_search(b.begin(), b.end(), r) ||
+                   std::binary_search(c.begin(), c.end(), r);
+      if (in_bc) want.insert(r);
+    }
+    std::vector<std::unique_ptr<Postings>> bc;
+    bc.push_back(ListPostings(b));
+    bc.push_back(ListPostings(c));
+    std::vector<std::unique_ptr<Postings>> all;
+    all.push_back(ListPostings(a));
+    all.push_back(Union(std::move(bc)));
+    auto p = Intersect(std::move(all));
+    // Interleave Seeks and Nexts.
+    std::vector<SeriesRef> got;
+    SeriesRef target = 0;
+    bool ok = p->Seek(0);
+    while (ok) {
+      ASSERT_GE(p->At(), target);
+      if (got.empty() || got.back() != p->At()) got.push_back(p->At());
+      if (rng() % 2) {
+        target = p->At() + rng() % 3;
+        ok = p->Seek(target);
+        // Seeking to at or before the current ref stays put.
+        if (ok) {
+          ASSERT_TRUE(p->Seek(p->At()));
+        }
+      } else {
+        target = p->At() + 1;
+        ok = p->Next();
+      }
+    }
+    for (SeriesRef r : got) EXPECT_TRUE(want.count(r));
+    // Next alone yields exactly the model.
+    std::vector<std::unique_ptr<Postings>> bc2;
+    bc2.push_back(ListPostings(b));
+    bc2.push_back(ListPostings(c));
+    std::vector<std::unique_ptr<Postings>> all2;
+    all2.push_back(ListPostings(a));
+    all2.push_back(Union(std::move(bc2)));
+    EXPECT_EQ(Expand(Intersect(std::move(all2))), std::vector<SeriesRef>(want.begin(), want.end()));
+  }
+}
+
+// A tiny index over explicit label sets.
+class FakeIndex : public IndexReader {
+ public:
+  explicit FakeIndex(std::vector<std::map<std::string, std::string>> series) : series_(series) {}
+  absl::StatusOr<std::vector<std::string>> LabelNames() override {
+    return std::vector<std::string>();
+  }
+  absl::StatusOr<std::vector<std::string>> LabelValues(std::string_view name,
+                                                       std::string_view prefix) override {
+    ++value_scans;
+    std::set<std::string> out;
+    for (auto& s : series_) {
+      auto it = s.find(std::string(name));
+      if (it != s.end() && std::string_view(it->second).starts_with(prefix)) out.insert(it->second);
+    }
+    return std::vector<std::string>(out.begin(), out.end());
+  }
+  absl::StatusOr<std::unique_ptr<Postings>> PostingsFor(
+      std::string_view name, const std::vector<std::string>& values) override {
+    std::vector<SeriesRef> refs;
+    for (size_t i = 0; i < series_.size(); ++i) {
+      auto it = series_[i].find(std::string(name));
+      if (it != series_[i].end() &&
+          std::find(values.begin(), values.end(), it->second) != values.end()) {
+        refs.push_back(i);
+      }
+    }
+    return ListPostings(refs);
+  }
+  absl::StatusOr<std::unique_ptr<Postings>> AllPostings() override {
+    std::vector<SeriesRef> refs;
+    for (size_t i = 0; i < series_.size(); ++i) refs.push_back(i);
+    return ListPostings(refs);
+  }
+  int value_scans = 0;
+
+ private:
+  std::vector<std::map<std::string, std::string>> series_;
+};
+
+LabelMatcher Mk(MatchType t, std::string_view n, std::string_view v) {
+  return *LabelMatcher::Make(t, n, v);
+}
+
+TEST(PostingsForMatchers, PrometheusSemanticsAndLiteralFastPaths) {
+  FakeIndex index({{{"job", "a"}, {"env", "prod"}},
+                   {{"job", "b"}},
+                   {{"job", "c"}, {"env", "dev"}},
+                   {{"job", "ab"}, {"env", "prod"}}});
+  auto run = [&](std::vector<LabelMatcher> ms) {
+    auto p = PostingsForMatchers(index, ms);
+    EXPECT_TRUE(p.ok());
+    return Expand(std::move(*p));
+  };
+  EXPECT_EQ(run({Mk(MatchType::kRegexMatch, "job", "a|c")}), (std::vector<SeriesRef>{0, 2}));
+  EXPECT_EQ(index.value_scans, 0) << "a literal alternation needs no value scan";
+  EXPECT_EQ(run({Mk(MatchType::kEqual, "env", "")}), (std::vector<SeriesRef>{1}));
+  EXPECT_EQ(run({Mk(MatchType::kNotEqual, "env", "prod")}), (std::vector<SeriesRef>{1, 2}));
+  EXPECT_EQ(run({Mk(MatchType::kRegexNoMatch, "job", "a.*"), Mk(MatchType::kRegexMatch, "job", ".+")}),
+            (std::vector<SeriesRef>{1, 2}));
+  EXPECT_EQ(run({Mk(MatchType::kRegexMatch, "job", "a.*"), Mk(MatchType::kEqual, "env", "prod")}),
+            (std::vector<SeriesRef>{0, 3}));
+  EXPECT_EQ(run({Mk(MatchType::kRegexMatch, "env", "pr.*|")}), (std::vector<SeriesRef>{0, 1, 3}));
+  EXPECT_EQ(run({Mk(MatchType::kEqual, "job", "zzz")}), (std::vector<SeriesRef>{}));
+}
+
+}  // namespace
+}  // namespace strata
