@@ -110,19 +110,16 @@ class BitReader {
   }
 
   // Reads n bits into *v. Returns false if the stream ends first. REQUIRES: 1 <= n <= 64.
+  // Not recursive, so that it inlines and the reader's state can stay in registers.
   bool Read(int n, uint64_t* v) {
+    uint64_t hi = 0;
     if (n > 56) {
-      uint64_t hi, lo;
-      if (!Read(n - 32, &hi) || !Read(32, &lo)) return false;
-      *v = hi << 32 | lo;
-      return true;
+      if (!Take(32, &hi)) return false;
+      n -= 32;
     }
-    if (count_ < n) {
-      Refill();
-      if (count_ < n) return false;
-    }
-    *v = Peek(n);
-    Skip(n);
+    uint64_t lo;
+    if (!Take(n, &lo)) return false;
+    *v = hi << n | lo;
     return true;
   }
 
@@ -132,6 +129,17 @@ class BitReader {
   }
 
  private:
+  // Reads n <= 56 bits.
+  bool Take(int n, uint64_t* v) {
+    if (count_ < n) {
+      Refill();
+      if (count_ < n) return false;
+    }
+    *v = Peek(n);
+    Skip(n);
+    return true;
+  }
+
   const uint8_t* next_ = nullptr;  // the next byte not yet in buf_
   const uint8_t* end_ = nullptr;
   uint64_t buf_ = 0;

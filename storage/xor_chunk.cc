@@ -241,6 +241,17 @@ std::string DescribeError(DecodeError e) {
   return "unknown error";
 }
 
+// Out of line, so that Append's hot path stays small.
+[[gnu::cold, gnu::noinline]] absl::Status OutOfOrderError(Timestamp t, Timestamp last) {
+  return absl::InvalidArgumentError(fmt::format(
+      "xor chunk: sample time {} is not after the chunk's last sample time {}", t, last));
+}
+
+[[gnu::cold, gnu::noinline]] absl::Status FullError() {
+  return absl::FailedPreconditionError(
+      fmt::format("xor chunk: full ({} samples)", kXorChunkMaxSamples));
+}
+
 }  // namespace
 
 // ---- XorChunkAppender ----
@@ -307,14 +318,8 @@ absl::Status XorChunkAppender::Append(Timestamp t, double v) {
     PutHeaderCount(buf_, count_);
     return absl::OkStatus();
   }
-  if (t <= t_) {
-    return absl::InvalidArgumentError(fmt::format(
-        "xor chunk: sample time {} is not after the chunk's last sample time {}", t, t_));
-  }
-  if (count_ == kXorChunkMaxSamples) {
-    return absl::FailedPreconditionError(
-        fmt::format("xor chunk: full ({} samples)", kXorChunkMaxSamples));
-  }
+  if (t <= t_) return OutOfOrderError(t, t_);
+  if (count_ == kXorChunkMaxSamples) return FullError();
   // Differences are taken modulo 2^64: t > t_ makes delta the true distance even when it
   // does not fit an int64.
   const uint64_t delta = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_);
