@@ -126,6 +126,15 @@ TEST(XorChunkFormat, DecodesHandDerivedBytes) {
   EXPECT_EQ(Diff(HandSamples(), got), "");
 }
 
+// The worked example in docs/format/chunks.md.
+TEST(XorChunkFormat, DocumentedExample) {
+  const std::string want(
+      "\x00\x03\xd0\x0f\x3f\xf0\x00\x00\x00\x00\x00\x00\x98\x75"
+      "\xc2\x5f\xff\x00",
+      18);
+  EXPECT_EQ(Encode({{1000, 1.0}, {16000, 2.0}, {31000, 2.0}}), want);
+}
+
 TEST(XorChunkFormat, EmptyChunkIsTwoZeroBytes) {
   XorChunkAppender a;
   EXPECT_EQ(a.bytes(), std::string_view("\0\0", 2));
