@@ -193,8 +193,9 @@ class VectorSelector final : public Expr {
   ValueType type() const override { return ValueType::kVector; }
   std::unique_ptr<Expr> Clone() const override;
 
-  // The metric name written before the braces or as a bare quoted string inside them;
-  // empty when none. When non-empty, `matchers` also contains __name__="name".
+  // The metric name written before the braces (`foo{...}`); empty when none. When
+  // non-empty, `matchers` also contains __name__="name". A name written as a bare quoted
+  // string inside the braces (`{"my.metric"}`) is only a __name__ matcher, as in Prometheus.
   std::string name;
   // Every matcher, including the __name__ one, in the order written (the name first).
   std::vector<LabelMatcher> matchers;

@@ -695,8 +695,6 @@ class Parser {
     vs->name = std::string(name);
     vs->pos = {start, LastEnd()};
     std::vector<LabelMatcher> matchers;
-    std::string inner_name;
-    bool inner_name_set = false;
     if (Peek().kind == TokenKind::kLeftBrace) {
       Next();
       while (Peek().kind != TokenKind::kRightBrace) {
@@ -706,14 +704,12 @@ class Parser {
           Next();
           STRATA_ASSIGN_OR_RETURN(label_name, Unquote(label));
           if (Peek().kind == TokenKind::kComma || Peek().kind == TokenKind::kRightBrace) {
-            // A bare quoted string is the metric name: {"my.metric"}.
-            if (!vs->name.empty() || inner_name_set) {
-              return ErrAt(start, fmt::format("metric name must not be set twice: {} or {}",
-                                              QuoteString(vs->name.empty() ? inner_name : vs->name),
-                                              QuoteString(label_name)));
-            }
-            inner_name = label_name;
-            inner_name_set = true;
+            // A bare quoted string is a __name__ matcher: {"my.metric"}. As in Prometheus
+            // it does not set `name`.
+            absl::StatusOr<LabelMatcher> m =
+                LabelMatcher::Make(MatchType::kEqual, kMetricName, label_name);
+            if (!m.ok()) return ErrAt(label.pos, std::string(m.status().message()));
+            matchers.push_back(*std::move(m));
             if (Peek().kind == TokenKind::kComma) Next();
             continue;
           }
@@ -721,7 +717,7 @@ class Parser {
           Next();
           label_name = std::string(label.text);
         } else {
-          return Unexpected(label, "in label matching, expected label");
+          return Unexpected(label, "in label matching, expected identifier or \"}\"");
         }
         const Token& op = Peek();
         MatchType type;
@@ -760,7 +756,6 @@ class Parser {
       Next();
       vs->pos.end = LastEnd();
     }
-    if (inner_name_set) vs->name = inner_name;
     if (!vs->name.empty()) {
       for (const LabelMatcher& m : matchers) {
         if (m.name() == kMetricName) {

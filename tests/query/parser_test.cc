@@ -206,8 +206,13 @@ TEST(Parser, Selectors) {
   EXPECT_EQ(vs.pos, (PosRange{0, 21}));
 
   e = MustParse(R"({"my.metric", "a.b"="x"})");
-  EXPECT_EQ(e->As<VectorSelector>().name, "my.metric");
-  EXPECT_EQ(ToString(*e), R"({"my.metric", "a.b"="x"})");
+  EXPECT_EQ(e->As<VectorSelector>().name, "");
+  ASSERT_EQ(e->As<VectorSelector>().matchers.size(), 2u);
+  EXPECT_EQ(e->As<VectorSelector>().matchers[0].ToString(), R"(__name__="my.metric")");
+  EXPECT_EQ(e->As<VectorSelector>().matchers[1].ToString(), R"("a.b"="x")");
+  EXPECT_EQ(ToString(*e), R"({"a.b"="x",__name__="my.metric"})");
+  EXPECT_EQ(ParseError(R"(foo{"bar"})"),
+            "1:1: parse error: metric name must not be set twice: \"foo\" or \"bar\"");
 
   e = MustParse("rate(x[5m] offset -1m @ 100)");
   const auto& ms = e->As<Call>().args[0]->As<MatrixSelector>();

@@ -56,8 +56,9 @@ TEST(Printer, CanonicalForms) {
       {"x[10]", "x[10s]"},
       {"x{b=\"1\",a=~\"2\"}", "x{a=~\"2\",b=\"1\"}"},
       {"{__name__=\"x\"}", "{__name__=\"x\"}"},
-      {"{\"my.metric\"}", "{\"my.metric\"}"},
-      {"{\"my.metric\", \"a.b\"=\"x\", c!=\"d\"}", "{\"my.metric\", \"a.b\"=\"x\",c!=\"d\"}"},
+      {"{\"my.metric\"}", "{__name__=\"my.metric\"}"},
+      {"{\"my.metric\", \"a.b\"=\"x\", c!=\"d\"}",
+       "{\"a.b\"=\"x\",__name__=\"my.metric\",c!=\"d\"}"},
       {"sum by (\"a.b\") (x)", "sum by (\"a.b\") (x)"},
       {"-x", "-x"},
       {"+x", "+x"},
@@ -80,9 +81,7 @@ TEST(Printer, CanonicalForms) {
       {"x </ 2", "x </ 2"},
       {"x atan2 y", "x atan2 y"},
       {"time()", "time()"},
-      {"{\"inf\"}", "{\"inf\"}"},
-      {"{\"on\", a=\"b\"}", "{\"on\", a=\"b\"}"},
-      {"{\"sum\"}", "sum"},
+      {"{\"inf\"}", "{__name__=\"inf\"}"},
   };
   for (const auto& [in, want] : cases) EXPECT_EQ(Print(in), want) << in;
 }
@@ -96,6 +95,17 @@ TEST(Printer, FormatNumberMatchesGoShortestFixed) {
   EXPECT_EQ(FormatNumber(-std::numeric_limits<double>::infinity()), "-Inf");
   EXPECT_EQ(FormatNumber(std::nan("")), "NaN");
   EXPECT_EQ(FormatNumber(3.141592653589793), "3.141592653589793");
+}
+
+TEST(Printer, BuiltSelectorWithANameThatIsNoIdentifierIsQuoted) {
+  VectorSelector vs;
+  vs.name = "my.metric";
+  vs.matchers.push_back(*LabelMatcher::Make(MatchType::kEqual, "__name__", "my.metric"));
+  vs.matchers.push_back(*LabelMatcher::Make(MatchType::kEqual, "a", "b"));
+  EXPECT_EQ(ToString(vs), "{\"my.metric\", a=\"b\"}");
+  vs.name = "inf";
+  vs.matchers.clear();
+  EXPECT_EQ(ToString(vs), "{\"inf\"}");
 }
 
 TEST(Printer, DurationSlots) {
