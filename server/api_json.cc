@@ -361,9 +361,7 @@ std::string ApiErrorBody(ApiErrorType type, std::string_view message) {
   return out;
 }
 
-void BeginApiSuccess(JsonWriter& w) {
-  w.BeginObject().Key("status").String("success").Key("data");
-}
+void BeginApiSuccess(JsonWriter& w) { w.BeginObject().Key("status").String("success").Key("data"); }
 
 void EndApiSuccess(JsonWriter& w, std::span<const std::string> warnings,
                    std::span<const std::string> infos) {

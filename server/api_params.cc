@@ -32,7 +32,8 @@ absl::Status ParseQueryInto(std::string_view query,
     if (part.empty()) continue;
     size_t eq = part.find('=');
     std::string_view key = part.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
     auto k = QueryUnescape(key);
     if (!k.ok()) return k.status();
     auto v = QueryUnescape(value);
@@ -92,8 +93,7 @@ absl::StatusOr<ApiParams> ApiParams::Parse(std::string_view query, std::string_v
   }
   if (st.ok()) st = ParseQueryInto(query, &params.values_);
   if (!st.ok()) {
-    return absl::InvalidArgumentError(
-        fmt::format("error parsing form values: {}", MessageOf(st)));
+    return absl::InvalidArgumentError(fmt::format("error parsing form values: {}", MessageOf(st)));
   }
   return params;
 }
@@ -121,10 +121,9 @@ std::vector<std::string_view> ApiParams::GetAll(std::string_view name) const {
 }
 
 absl::Status InvalidParamError(std::string_view name, const absl::Status& cause) {
-  absl::StatusCode code =
-      cause.ok() ? absl::StatusCode::kInvalidArgument : cause.code();
-  return absl::Status(
-      code, fmt::format("invalid parameter {}: {}", QuoteString(name), MessageOf(cause)));
+  absl::StatusCode code = cause.ok() ? absl::StatusCode::kInvalidArgument : cause.code();
+  return absl::Status(code,
+                      fmt::format("invalid parameter {}: {}", QuoteString(name), MessageOf(cause)));
 }
 
 absl::StatusOr<Timestamp> TimeParam(const ApiParams& params, std::string_view name,

@@ -31,11 +31,20 @@ bool ServerConfig::FeatureEnabled(std::string_view name) const {
 
 bool IsKnownFeature(std::string_view name) {
   static constexpr std::string_view kKnown[] = {
-      "promql-experimental-functions", "promql-per-step-stats", "promql-delayed-name-removal",
-      "exemplar-storage",              "memory-snapshot-on-shutdown", "extra-scrape-metrics",
-      "native-histograms",             "created-timestamp-zero-ingestion",
-      "concurrent-rule-eval",          "delayed-compaction",          "metadata-wal-records",
-      "auto-gomaxprocs",               "auto-gomemlimit",             "otlp-deltatocumulative",
+      "promql-experimental-functions",
+      "promql-per-step-stats",
+      "promql-delayed-name-removal",
+      "exemplar-storage",
+      "memory-snapshot-on-shutdown",
+      "extra-scrape-metrics",
+      "native-histograms",
+      "created-timestamp-zero-ingestion",
+      "concurrent-rule-eval",
+      "delayed-compaction",
+      "metadata-wal-records",
+      "auto-gomaxprocs",
+      "auto-gomemlimit",
+      "otlp-deltatocumulative",
   };
   return std::find(std::begin(kKnown), std::end(kKnown), name) != std::end(kKnown);
 }
@@ -67,9 +76,8 @@ absl::Status SplitListenAddress(std::string_view address, std::string* host, uin
 
 absl::StatusOr<int64_t> ParseByteSize(std::string_view s) {
   auto bad = [&] {
-    return absl::InvalidArgumentError(
-        fmt::format("invalid size \"{}\": want an integer and a unit B, KB, MB, GB, TB, PB or EB",
-                    s));
+    return absl::InvalidArgumentError(fmt::format(
+        "invalid size \"{}\": want an integer and a unit B, KB, MB, GB, TB, PB or EB", s));
   };
   if (s == "0") return 0;
   size_t i = 0;
@@ -91,9 +99,9 @@ FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
   FlagParseResult result;
   ServerConfig& c = result.config;
   CLI::App app("Strata: a Prometheus-compatible time-series database.", "strata");
-  app.set_version_flag("--version",
-                       fmt::format("strata, version {} (Prometheus HTTP API 3.x compatible)",
-                                   kStrataVersion));
+  app.set_version_flag(
+      "--version",
+      fmt::format("strata, version {} (Prometheus HTTP API 3.x compatible)", kStrataVersion));
   app.option_defaults()->always_capture_default();
 
   std::string retention_time, retention_size, query_timeout = "2m", lookback = "5m",

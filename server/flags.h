@@ -28,10 +28,10 @@ struct ServerConfig {
   int64_t retention_time_ms = 0;
   int64_t retention_size_bytes = 0;  // --storage.tsdb.retention.size; 0: no limit
 
-  int64_t query_timeout_ms = 2 * 60 * 1000;           // --query.timeout
-  int64_t query_max_samples = 50'000'000;             // --query.max-samples
-  int query_max_concurrency = 20;                     // --query.max-concurrency
-  int64_t query_lookback_delta_ms = 5 * 60 * 1000;    // --query.lookback-delta
+  int64_t query_timeout_ms = 2 * 60 * 1000;         // --query.timeout
+  int64_t query_max_samples = 50'000'000;           // --query.max-samples
+  int query_max_concurrency = 20;                   // --query.max-concurrency
+  int64_t query_lookback_delta_ms = 5 * 60 * 1000;  // --query.lookback-delta
 
   std::string log_level = "info";     // --log.level: debug, info, warn, error
   std::string log_format = "logfmt";  // --log.format: logfmt, json

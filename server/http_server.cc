@@ -239,9 +239,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         ioc_(std::max(1, options_.io_threads)),
         acceptor_(net::make_strand(ioc_)) {
     MetricsRegistry& reg = options_.metrics ? *options_.metrics : DefaultRegistry();
-    requests_ = reg.CounterFamily("strata_http_requests_total",
-                                  "HTTP requests served, by handler and status code.",
-                                  {"code", "handler"});
+    requests_ =
+        reg.CounterFamily("strata_http_requests_total",
+                          "HTTP requests served, by handler and status code.", {"code", "handler"});
     latency_ = reg.HistogramFamily("strata_http_request_duration_seconds",
                                    "Time from a request's headers read to its response written.",
                                    DefaultLatencyBounds(), {"handler"});
@@ -267,8 +267,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool started_ = false;   // Start() was called
-  bool serving_ = false;   // Start() succeeded: the I/O threads run
+  bool started_ = false;  // Start() was called
+  bool serving_ = false;  // Start() succeeded: the I/O threads run
   bool stopping_ = false;
   uint64_t next_id_ = 0;
   int running_threads_ = 0;
@@ -330,15 +330,14 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   void ReadHeader() {
     if (stopping_ && buffer_.size() == 0) return Close();
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(
-        std::min<size_t>(server_->options_.max_header_bytes, UINT32_MAX)));
+    parser_->header_limit(
+        static_cast<uint32_t>(std::min<size_t>(server_->options_.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(server_->options_.max_body_bytes);
     idle_ = true;
     stream_.expires_after(server_->options_.idle_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -378,9 +377,9 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     if (ec == http::error::header_limit) {
       return WriteError(431, "request header fields too large\n");
     }
-    if (ec == http::error::end_of_stream || ec == net::error::eof ||
-        ec == beast::error::timeout || ec == net::error::operation_aborted ||
-        ec == net::error::connection_reset || !parser_->got_some()) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        !parser_->got_some()) {
       return Close();
     }
     // A malformed request: answer 400 if the connection still works, then close.
@@ -469,8 +468,8 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
 
     const std::string code = std::to_string(r.status);
     server_->requests_->With({code, pattern_})->Inc();
-    server_->latency_->With({pattern_})->Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    server_->latency_->With({pattern_})
+        ->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
 
     stream_.expires_after(server_->options_.io_timeout);
     http::async_write(stream_, *res,
@@ -602,18 +601,19 @@ absl::Status HttpServer::Impl::Start() {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(
-      net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-        if (ec) {
-          if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
-          spdlog::warn("HTTP accept failed: {}", ec.message());
-        } else {
-          beast::error_code ignored;
-          s.set_option(tcp::no_delay(true), ignored);
-          std::make_shared<Session>(std::move(s), self)->Run();
-        }
-        self->Accept();
-      });
+  acceptor_.async_accept(net::make_strand(ioc_),
+                         [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+                           if (ec) {
+                             if (ec == net::error::operation_aborted || !self->acceptor_.is_open())
+                               return;
+                             spdlog::warn("HTTP accept failed: {}", ec.message());
+                           } else {
+                             beast::error_code ignored;
+                             s.set_option(tcp::no_delay(true), ignored);
+                             std::make_shared<Session>(std::move(s), self)->Run();
+                           }
+                           self->Accept();
+                         });
 }
 
 void HttpServer::Impl::Stop() {

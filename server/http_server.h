@@ -121,8 +121,8 @@ struct HttpServerOptions {
   std::string host = "0.0.0.0";
   uint16_t port = 9090;  // 0 picks a free port; see HttpServer::port()
   int io_threads = 2;
-  size_t max_header_bytes = 64 * 1024;        // request line and headers; more is 431
-  size_t max_body_bytes = 32 * 1024 * 1024;   // more is 413
+  size_t max_header_bytes = 64 * 1024;       // request line and headers; more is 431
+  size_t max_body_bytes = 32 * 1024 * 1024;  // more is 413
   // How long an open connection may wait for (the whole header of) its next request.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
   // How long reading a request body and writing a response may take.

@@ -41,8 +41,8 @@ std::string FormatTime(spdlog::log_clock::time_point time) {
   int millis = static_cast<int>(((ms % 1000) + 1000) % 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
 }
 
 void AppendLogfmtValue(std::string_view v, std::string* out) {
@@ -138,8 +138,8 @@ absl::Status SetupLogging(std::string_view level, std::string_view format) {
   } else if (level == "error") {
     lvl = spdlog::level::err;
   } else {
-    return absl::InvalidArgumentError(fmt::format(
-        "unrecognized log level \"{}\": want one of debug, info, warn, error", level));
+    return absl::InvalidArgumentError(
+        fmt::format("unrecognized log level \"{}\": want one of debug, info, warn, error", level));
   }
   LogFormat fmt_kind;
   if (format == "logfmt") {

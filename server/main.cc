@@ -49,8 +49,7 @@ int Run(int argc, char** argv) {
 
   auto lock = DataDirLock::Acquire(config.storage_path);
   if (!lock.ok()) {
-    LogEvent(spdlog::level::err, "Cannot open the data directory",
-             {{"err", Msg(lock.status())}});
+    LogEvent(spdlog::level::err, "Cannot open the data directory", {{"err", Msg(lock.status())}});
     return 1;
   }
 

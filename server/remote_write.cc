@@ -231,9 +231,9 @@ absl::Status SnappyDecompress(std::string_view compressed, size_t max_size, std:
         "remote write: body is not snappy block-format data (Content-Encoding: snappy)");
   }
   if (len > max_size) {
-    return absl::InvalidArgumentError(fmt::format(
-        "remote write: decompressed body of {} bytes exceeds the limit of {} bytes", len,
-        max_size));
+    return absl::InvalidArgumentError(
+        fmt::format("remote write: decompressed body of {} bytes exceeds the limit of {} bytes",
+                    len, max_size));
   }
   out->resize(len);
   if (!snappy::RawUncompress(compressed.data(), compressed.size(), out->data())) {
@@ -297,9 +297,8 @@ absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWrit
     if (!ok) {
       std::string why =
           st.ok() ? std::string("truncated or malformed field") : std::string(st.message());
-      absl::Status err = absl::InvalidArgumentError(
-          fmt::format("remote write: cannot decode WriteRequest: {} at byte {} of {}", why, at,
-                      body.size()));
+      absl::Status err = absl::InvalidArgumentError(fmt::format(
+          "remote write: cannot decode WriteRequest: {} at byte {} of {}", why, at, body.size()));
       labels_.clear();
       samples_.clear();
       series_.clear();

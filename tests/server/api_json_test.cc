@@ -64,8 +64,7 @@ TEST(SampleValueFormat, ExponentThresholdAbove) {
 
 TEST(SampleValueFormat, ExtremeMagnitudes) {
   EXPECT_EQ(FormatSampleValue(std::numeric_limits<double>::max()), "1.7976931348623157e+308");
-  EXPECT_EQ(FormatSampleValue(-std::numeric_limits<double>::max()),
-            "-1.7976931348623157e+308");
+  EXPECT_EQ(FormatSampleValue(-std::numeric_limits<double>::max()), "-1.7976931348623157e+308");
   EXPECT_EQ(FormatSampleValue(std::numeric_limits<double>::min()), "2.2250738585072014e-308");
   EXPECT_EQ(FormatSampleValue(std::numeric_limits<double>::denorm_min()), "5e-324");
   EXPECT_EQ(FormatSampleValue(-std::numeric_limits<double>::denorm_min()), "-5e-324");
@@ -192,10 +191,12 @@ TEST(JsonString, ReplacesInvalidUtf8ByteByByte) {
     AppendJsonString(s, &out);
     return out;
   };
-  EXPECT_EQ(q("a\xff" "b"), R"("a\ufffdb")");
-  EXPECT_EQ(q("\xc3"), R"("\ufffd")");                     // truncated sequence
-  EXPECT_EQ(q("\xc0\x80"), R"("\ufffd\ufffd")");           // overlong NUL
-  EXPECT_EQ(q("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");  // surrogate
+  EXPECT_EQ(q("a\xff"
+              "b"),
+            R"("a\ufffdb")");
+  EXPECT_EQ(q("\xc3"), R"("\ufffd")");                                // truncated sequence
+  EXPECT_EQ(q("\xc0\x80"), R"("\ufffd\ufffd")");                      // overlong NUL
+  EXPECT_EQ(q("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");            // surrogate
   EXPECT_EQ(q("\xf4\x90\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")");  // > U+10FFFF
 }
 
@@ -248,8 +249,7 @@ TEST(ApiEnvelope, SuccessWithoutAndWithWarnings) {
     w.EndObject();
     EndApiSuccess(w);
   }
-  EXPECT_EQ(out,
-            R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
+  EXPECT_EQ(out, R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
   out.clear();
   {
     JsonWriter w(&out);
@@ -259,13 +259,13 @@ TEST(ApiEnvelope, SuccessWithoutAndWithWarnings) {
     std::vector<std::string> infos = {"i1"};
     EndApiSuccess(w, warnings, infos);
   }
-  EXPECT_EQ(out,
-            R"({"status":"success","data":[],"warnings":["w1","w\"2"],"infos":["i1"]})");
+  EXPECT_EQ(out, R"({"status":"success","data":[],"warnings":["w1","w\"2"],"infos":["i1"]})");
 }
 
 TEST(ApiEnvelope, ErrorShape) {
-  EXPECT_EQ(ApiErrorBody(ApiErrorType::kBadData, "invalid parameter \"start\": x"),
-            R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": x"})");
+  EXPECT_EQ(
+      ApiErrorBody(ApiErrorType::kBadData, "invalid parameter \"start\": x"),
+      R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": x"})");
 }
 
 TEST(ApiEnvelope, ErrorTypesAndCodes) {

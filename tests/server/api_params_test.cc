@@ -62,8 +62,8 @@ TEST(ApiParams, FormBodyComesBeforeUrlValues) {
 }
 
 TEST(ApiParams, FormContentTypeMayCarryParametersAndCase) {
-  ApiParams p =
-      MustParse("", "Application/X-WWW-Form-Urlencoded; charset=UTF-8", "query=sum(rate(x%5B5m%5D))");
+  ApiParams p = MustParse("", "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+                          "query=sum(rate(x%5B5m%5D))");
   EXPECT_EQ(p.Get("query"), "sum(rate(x[5m]))");
 }
 
@@ -105,9 +105,11 @@ TEST(TimeParam, ErrorsNameTheParameterAndInput) {
   auto s = TimeParam(p, "start");
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.status().message(), "invalid parameter \"start\": cannot parse \"x\" to a valid timestamp");
-  EXPECT_EQ(TimeParam(p, "end").status().message(),
-            "invalid parameter \"end\": cannot parse \"2015-13-01T00:00:00Z\" to a valid timestamp");
+  EXPECT_EQ(s.status().message(),
+            "invalid parameter \"start\": cannot parse \"x\" to a valid timestamp");
+  EXPECT_EQ(
+      TimeParam(p, "end").status().message(),
+      "invalid parameter \"end\": cannot parse \"2015-13-01T00:00:00Z\" to a valid timestamp");
   EXPECT_EQ(TimeParam(p, "missing").status().message(),
             "invalid parameter \"missing\": cannot parse \"\" to a valid timestamp");
 }

@@ -51,17 +51,15 @@ class HttpServerTest : public ::testing::Test {
       res.headers.emplace_back("X-Content-Type", std::string(req.Header("content-type")));
       r.Send(std::move(res));
     });
-    router.HandleGetPost("/api/v1/label/:name/values", [](const HttpRequest& req,
-                                                          HttpResponder r) {
+    router.HandleGetPost("/api/v1/label/:name/values", [](const HttpRequest& req, HttpResponder r) {
       r.Send(HttpResponse::Json(200, "[\"" + std::string(req.PathParam("name")) + "\"]"));
     });
     router.Handle("GET", "/api/v1/label/__name__/values", [](const HttpRequest&, HttpResponder r) {
       r.Send(HttpResponse::Json(200, "exact"));
     });
     router.Handle("GET", "/drop", [](const HttpRequest&, HttpResponder) {});
-    router.Handle("GET", "/throw", [](const HttpRequest&, HttpResponder) {
-      throw std::runtime_error("boom");
-    });
+    router.Handle("GET", "/throw",
+                  [](const HttpRequest&, HttpResponder) { throw std::runtime_error("boom"); });
     router.Handle("GET", "/async", [](const HttpRequest& req, HttpResponder r) {
       std::string q = req.query;
       std::thread([r = std::move(r), q]() mutable {
@@ -123,7 +121,8 @@ TEST_F(HttpServerTest, HeadIsServedByGetWithoutBody) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "");
-  EXPECT_EQ(r->Header("Content-Length"), std::to_string(std::string("Strata Server is Healthy.\n").size()));
+  EXPECT_EQ(r->Header("Content-Length"),
+            std::to_string(std::string("Strata Server is Healthy.\n").size()));
   // The connection is still usable: no stray body bytes were sent.
   auto g = c.Get("/small");
   ASSERT_TRUE(g);
@@ -175,8 +174,8 @@ TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   TestHttpClient c(port());
   for (int i = 0; i < 20; ++i) {
     std::string body = "request " + std::to_string(i);
-    auto r = c.Request("POST", "/echo?i=" + std::to_string(i),
-                       {{"Content-Type", "text/plain"}}, body);
+    auto r =
+        c.Request("POST", "/echo?i=" + std::to_string(i), {{"Content-Type", "text/plain"}}, body);
     ASSERT_TRUE(r) << i;
     EXPECT_EQ(r->status, 200);
     EXPECT_EQ(r->body, body);
@@ -284,8 +283,8 @@ TEST_F(HttpServerTest, OversizedHeaderGets431) {
   o.max_header_bytes = 2048;
   StartServer(o);
   TestHttpClient c(port());
-  ASSERT_TRUE(c.SendRaw("GET /small HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'h') +
-                        "\r\n\r\n"));
+  ASSERT_TRUE(
+      c.SendRaw("GET /small HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'h') + "\r\n\r\n"));
   auto r = c.ReadResponse();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 431);
@@ -362,9 +361,12 @@ TEST_F(HttpServerTest, RecordsRequestMetrics) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_THAT(r->Header("Content-Type"), HasSubstr("text/plain; version=0.0.4"));
-  EXPECT_THAT(r->body, HasSubstr("strata_http_requests_total{code=\"200\",handler=\"/-/healthy\"} 2"));
-  EXPECT_THAT(r->body, HasSubstr("strata_http_requests_total{code=\"404\",handler=\"not_found\"} 1"));
-  EXPECT_THAT(r->body, HasSubstr("strata_http_request_duration_seconds_count{handler=\"/-/healthy\"} 2"));
+  EXPECT_THAT(r->body,
+              HasSubstr("strata_http_requests_total{code=\"200\",handler=\"/-/healthy\"} 2"));
+  EXPECT_THAT(r->body,
+              HasSubstr("strata_http_requests_total{code=\"404\",handler=\"not_found\"} 1"));
+  EXPECT_THAT(r->body,
+              HasSubstr("strata_http_request_duration_seconds_count{handler=\"/-/healthy\"} 2"));
 }
 
 TEST_F(HttpServerTest, StopFinishesInFlightRequestsAndClosesIdleOnes) {

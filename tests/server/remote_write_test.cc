@@ -100,8 +100,8 @@ Model Actual(const WriteRequestDecoder& d) {
     m.series.push_back(std::move(s));
   }
   for (const RemoteWriteMetadata& md : d.metadata()) {
-    m.metadata.push_back({md.type, std::string(md.metric_family_name), std::string(md.help),
-                          std::string(md.unit)});
+    m.metadata.push_back(
+        {md.type, std::string(md.metric_family_name), std::string(md.help), std::string(md.unit)});
   }
   return m;
 }
@@ -174,8 +174,17 @@ class RandomRequests {
   }
 
   std::string Name() {
-    static const char* kNames[] = {"__name__", "job", "instance", "le", "a", "b", "zz", "mode",
-                                   "http_requests_total", "node_cpu_seconds_total", "ü"};
+    static const char* kNames[] = {"__name__",
+                                   "job",
+                                   "instance",
+                                   "le",
+                                   "a",
+                                   "b",
+                                   "zz",
+                                   "mode",
+                                   "http_requests_total",
+                                   "node_cpu_seconds_total",
+                                   "ü"};
     double r = std::uniform_real_distribution<double>(0, 1)(rng_);
     if (r < 0.03) return "";
     if (r < 0.06) return RandomBytes(Uniform(1, 6));
@@ -385,7 +394,8 @@ TEST(WriteRequestDecoder, InvalidSeriesCarryClearErrorsAndValidOnesSurvive) {
   EXPECT_THAT(errors[4], HasSubstr("value of label \"a\" is not valid UTF-8"));
   EXPECT_THAT(errors[5], HasSubstr("4 labels, more than the limit of 3"));
   EXPECT_THAT(errors[6], HasSubstr("label name of 11 bytes is longer than the limit of 10"));
-  EXPECT_THAT(errors[7], HasSubstr("value of label \"a\" is 21 bytes, longer than the limit of 20"));
+  EXPECT_THAT(errors[7],
+              HasSubstr("value of label \"a\" is 21 bytes, longer than the limit of 20"));
   EXPECT_THAT(errors[8], HasSubstr("no metric name"));
   EXPECT_EQ(d.invalid_series(), 9u);
   EXPECT_EQ(d.invalid_samples(), 10u);
@@ -396,26 +406,26 @@ TEST(WriteRequestDecoder, SkipsUnknownFieldsAndGroupsLikeLibprotobuf) {
   std::string label;
   PutBytes(&label, 1, "__name__");
   PutBytes(&label, 2, "first");
-  PutBytes(&label, 2, "m");     // a repeated singular field: the last one wins
-  PutTag(&label, 9, 0);         // unknown varint
+  PutBytes(&label, 2, "m");  // a repeated singular field: the last one wins
+  PutTag(&label, 9, 0);      // unknown varint
   PutVarint(&label, 300);
   std::string sample;
-  PutTag(&sample, 1, 0);        // value with the wrong wire type: an unknown field
+  PutTag(&sample, 1, 0);  // value with the wrong wire type: an unknown field
   PutVarint(&sample, 7);
   PutTag(&sample, 2, 0);
   PutVarint(&sample, 42);
-  PutTag(&sample, 7, 5);        // unknown fixed32
+  PutTag(&sample, 7, 5);  // unknown fixed32
   sample.append("\x01\x02\x03\x04", 4);
   std::string ts;
   PutBytes(&ts, 1, label);
   PutBytes(&ts, 2, sample);
-  PutTag(&ts, 20, 3);           // unknown group with a nested group inside
+  PutTag(&ts, 20, 3);  // unknown group with a nested group inside
   PutTag(&ts, 1, 0);
   PutVarint(&ts, 1);
   PutTag(&ts, 21, 3);
   PutTag(&ts, 21, 4);
   PutTag(&ts, 20, 4);
-  PutFixed64(&ts, 30, 99);      // unknown fixed64
+  PutFixed64(&ts, 30, 99);  // unknown fixed64
   std::string body;
   PutBytes(&body, 1, ts);
   PutBytes(&body, 2, "ignored");  // unknown top-level field
@@ -444,9 +454,9 @@ TEST(WriteRequestDecoder, MalformedBytesAreOneClearError) {
   EXPECT_THAT(std::string(st.message()), HasSubstr("at byte 2 of 4"));
   EXPECT_EQ(d.series_count(), 0u);
   // Wire types 6 and 7, field 0, an end-group without a start, an 11-byte varint.
-  for (std::string bad : {std::string("\x0e"), std::string("\x0f"), std::string("\x00\x01", 2),
-                          std::string("\x0c"),
-                          std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")}) {
+  for (std::string bad :
+       {std::string("\x0e"), std::string("\x0f"), std::string("\x00\x01", 2), std::string("\x0c"),
+        std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")}) {
     test::WriteRequest ref;
     EXPECT_FALSE(ref.ParseFromString(bad));
     EXPECT_FALSE(d.Decode(bad).ok());
