@@ -1,0 +1,89 @@
+#include "server/work_pool.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "server/api_json.h"
+#include "spdlog/spdlog.h"
+#include "src/strings.h"
+
+namespace strata {
+
+WorkPool::WorkPool(int threads, size_t max_queued) : max_queued_(max_queued) {
+  int n = std::max(1, threads);
+  workers_.reserve(n);
+  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { Work(); });
+}
+
+WorkPool::~WorkPool() { Shutdown(); }
+
+bool WorkPool::TrySubmit(Task task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t in_system = queue_.size() + static_cast<size_t>(running_);
+    if (shutting_down_ || in_system >= workers_.size() + max_queued_) return false;
+    queue_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void WorkPool::Work() {
+  for (;;) {
+    Task task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return shutting_down_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // shutting down with nothing left
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      ++running_;
+    }
+    try {
+      std::move(task)();
+    } catch (const std::exception& e) {
+      // A task's own cleanup (an HttpResponder answering 500, say) has run by now.
+      spdlog::error("work pool task threw: {}", e.what());
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    --running_;
+  }
+}
+
+void WorkPool::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutting_down_) return;
+    shutting_down_ = true;
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+size_t WorkPool::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+int WorkPool::running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return running_;
+}
+
+HttpHandler RunOnPool(WorkPool* pool, HttpHandler handler) {
+  auto shared = std::make_shared<const HttpHandler>(std::move(handler));
+  return [pool, shared](const HttpRequest& req, HttpResponder responder) {
+    // The request stays valid until the response is sent (HttpServer's contract).
+    auto r = std::make_shared<HttpResponder>(std::move(responder));
+    bool accepted = pool->TrySubmit([shared, &req, r]() mutable { (*shared)(req, std::move(*r)); });
+    if (!accepted && !r->sent()) {
+      r->Send(HttpResponse::Json(
+          503, ApiErrorBody(ApiErrorType::kUnavailable,
+                            fmt::format("too many queries in flight ({} running, {} waiting); "
+                                        "try again later",
+                                        pool->running(), pool->queued()))));
+    }
+  };
+}
+
+}  // namespace strata

@@ -1,0 +1,63 @@
+// A fixed set of threads running tasks from a bounded queue: the pool that evaluates queries
+// (--query.max-concurrency threads), so that slow queries never occupy the HTTP I/O threads
+// and a burst of them is refused at once instead of piling up.
+#ifndef STRATA_SERVER_WORK_POOL_H_
+#define STRATA_SERVER_WORK_POOL_H_
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "server/http_server.h"
+
+namespace strata {
+
+// Thread-safe.
+class WorkPool {
+ public:
+  using Task = absl::AnyInvocable<void() &&>;
+
+  // `threads` workers (at least 1); at most `max_queued` tasks wait for a worker.
+  WorkPool(int threads, size_t max_queued);
+  ~WorkPool();  // Shutdown()
+  WorkPool(const WorkPool&) = delete;
+  WorkPool& operator=(const WorkPool&) = delete;
+
+  // Queues `task`, or refuses it (returns false, and destroys the task unrun) when the queue
+  // is full or the pool is shutting down.
+  bool TrySubmit(Task task);
+
+  // Refuses new tasks, lets the queued and running ones finish, joins the workers.
+  // Idempotent. REQUIRES: not called from a task.
+  void Shutdown();
+
+  size_t queued() const;
+  int running() const;
+  int threads() const { return static_cast<int>(workers_.size()); }
+  size_t max_queued() const { return max_queued_; }
+
+ private:
+  void Work();
+
+  const size_t max_queued_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  int running_ = 0;
+  bool shutting_down_ = false;
+  std::vector<std::thread> workers_;
+};
+
+// Wraps `handler` so that it runs on `pool` instead of the I/O thread. When the pool refuses
+// the work, the client gets 503 with the Prometheus error shape (errorType "unavailable").
+// REQUIRES: `pool` outlives the server.
+HttpHandler RunOnPool(WorkPool* pool, HttpHandler handler);
+
+}  // namespace strata
+
+#endif  // STRATA_SERVER_WORK_POOL_H_
