@@ -26,6 +26,18 @@ constexpr std::array<std::string_view, 16> kKeywords = {
 
 std::string GoQuote(std::string_view s) { return QuoteString(s); }
 
+// Go's fmt "%.10q..." for texts over 10 bytes: the first 10 characters, quoted, then "...".
+std::string GoQuoteShort(std::string_view s) {
+  if (s.size() <= 10) return QuoteString(s);
+  size_t end = 0;
+  for (int chars = 0; chars < 10 && end < s.size(); ++chars) {
+    ++end;
+    while (end < s.size() && (static_cast<unsigned char>(s[end]) & 0xc0) == 0x80) ++end;
+  }
+  if (end >= s.size()) return QuoteString(s);
+  return QuoteString(s.substr(0, end)) + "...";
+}
+
 }  // namespace
 
 bool IsKeyword(std::string_view word, std::string_view lower_keyword) {
@@ -59,14 +71,12 @@ std::string DescribeToken(const Token& t) {
       return fmt::format("identifier {}", GoQuote(t.text));
     }
     case TokenKind::kNumber:
-      return fmt::format("number {}", GoQuote(t.text));
+      return fmt::format("number {}", GoQuoteShort(t.text));
     case TokenKind::kDuration:
-      return fmt::format("duration {}", GoQuote(t.text));
+      return fmt::format("duration {}", GoQuoteShort(t.text));
     case TokenKind::kString:
-      if (t.text.size() > 12) {
-        return fmt::format("string {}...", GoQuote(t.text.substr(1, 10)));
-      }
-      return fmt::format("string {}", GoQuote(t.text.substr(1, t.text.size() - 2)));
+      // As Prometheus: the token's text, quotes included, quoted again.
+      return fmt::format("string {}", GoQuoteShort(t.text));
     case TokenKind::kLeftParen:
       return "\"(\"";
     case TokenKind::kRightParen:

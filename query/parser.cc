@@ -158,6 +158,12 @@ std::optional<double> ParseNumberText(std::string_view s, bool allow_overflow = 
   return v;
 }
 
+// Go's %f of a non-finite value.
+std::string FormatGoInf(double v) {
+  if (std::isnan(v)) return "NaN";
+  return v > 0 ? "+Inf" : "-Inf";
+}
+
 class Parser {
  public:
   Parser(std::string_view query, const ParserOptions& options) : q_(query), opts_(options) {}
@@ -452,7 +458,8 @@ class Parser {
             sq->step, ParseDurationSlot(/*full=*/true,
                                         "in subquery selector, expected number or duration or "
                                         "\"]\""));
-        sq->has_step = true;
+        // A zero step (`[5m:0s]`) means the default step, as if none were written.
+        sq->has_step = !(sq->step.expr == nullptr && sq->step.ms == 0);
       }
       STRATA_RETURN_IF_ERROR(
           Expect(TokenKind::kRightBracket, "in subquery selector, expected \"]\""));
@@ -560,7 +567,9 @@ class Parser {
     } else {
       STRATA_ASSIGN_OR_RETURN(double ts, ParseSignedNumber("in @, expected timestamp"));
       if (!std::isfinite(ts) || ts >= 9.2e15 || ts <= -9.2e15) {
-        return ErrAt(e->pos.start, fmt::format("timestamp out of bounds for @ modifier: {:f}", ts));
+        return ErrAt(e->pos.start,
+                     fmt::format("timestamp out of bounds for @ modifier: {}",
+                                 std::isfinite(ts) ? fmt::format("{:f}", ts) : FormatGoInf(ts)));
       }
       target->at->kind = AtKind::kTimestamp;
       target->at->timestamp_ms = static_cast<int64_t>(std::round(ts * 1000.0));

@@ -131,7 +131,7 @@ TEST(Lexer, DescribesTokensLikePrometheus) {
   EXPECT_EQ(DescribeToken(toks[1]), "<by>");
   EXPECT_EQ(DescribeToken(toks[2]), "identifier \"foo\"");
   EXPECT_EQ(DescribeToken(toks[3]), "number \"1\"");
-  EXPECT_EQ(DescribeToken(toks[4]), "string \"s\"");
+  EXPECT_EQ(DescribeToken(toks[4]), "string \"\\\"s\\\"\"");
   EXPECT_EQ(DescribeToken(toks[5]), "<op:+>");
   EXPECT_EQ(DescribeToken(toks[6]), "<op:and>");
   EXPECT_EQ(DescribeToken(toks[7]), "\"(\"");
@@ -139,6 +139,9 @@ TEST(Lexer, DescribesTokensLikePrometheus) {
   EXPECT_EQ(DescribeToken(toks[9]), "\")\"");
   EXPECT_EQ(DescribeToken(toks[10]), "<op:@>");
   EXPECT_EQ(DescribeToken(toks[11]), "end of input");
+  ASSERT_TRUE(Lex("12345678901234 'a long string'", &toks, &err));
+  EXPECT_EQ(DescribeToken(toks[0]), "number \"1234567890\"...");
+  EXPECT_EQ(DescribeToken(toks[1]), "string \"'a long st\"...");
 }
 
 }  // namespace

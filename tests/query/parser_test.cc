@@ -234,6 +234,11 @@ TEST(Parser, Subqueries) {
   EXPECT_EQ(sq.range.ms, 300000);
   EXPECT_EQ(sq.at.kind, AtKind::kEnd);
   EXPECT_EQ(sq.offset.ms, 60000);
+  e = MustParse("x[1h:0s]");
+  EXPECT_FALSE(e->As<Subquery>().has_step);
+  EXPECT_EQ(ParseError("x[1h:-1m]"), "1:3: parse error: subquery step must be greater than 0");
+  EXPECT_EQ(ParseError("x @ Inf"),
+            "1:1: parse error: timestamp out of bounds for @ modifier: +Inf");
   e = MustParse("x[1h:5m]");
   EXPECT_TRUE(e->As<Subquery>().has_step);
   EXPECT_EQ(e->As<Subquery>().step.ms, 300000);
