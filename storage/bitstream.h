@@ -35,8 +35,9 @@ class BitWriter {
  public:
   BitWriter(uint8_t* buf, uint64_t bit_pos)
       : p_(buf + bit_pos / 8), n_(static_cast<int>(bit_pos % 8)) {
-    // The partial byte's used bits, left-aligned; its unused low bits are zero.
-    acc_ = n_ == 0 ? 0 : static_cast<uint64_t>(*p_) << 56;
+    // The partial byte's used bits, left-aligned; its unused low bits are zero (and the whole
+    // byte is zero when n_ == 0).
+    acc_ = static_cast<uint64_t>(*p_) << 56;
   }
 
   // Writes the low `n` bits of `v`, most significant first.

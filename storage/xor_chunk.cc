@@ -147,23 +147,27 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(XorChunkIterator::
   BitReader& br = s.br;
   const uint64_t w = br.word();
   if ((w >> 63) == 0) {
-    if (br.count() < 1) return DecodeError::kTruncated;
+    if (br.count() < 1) [[unlikely]]
+      return DecodeError::kTruncated;
     br.Skip(1);
     return DecodeError::kOk;
   }
   if ((w >> 62) == 0b11) {
-    if (br.count() < 13) return DecodeError::kTruncated;
+    if (br.count() < 13) [[unlikely]]
+      return DecodeError::kTruncated;
     br.Skip(13);
     const int lead = static_cast<int>((w >> 57) & 31);
     int sig = static_cast<int>((w >> 51) & 63);
     if (sig == 0) sig = 64;
-    if (lead + sig > 64) return DecodeError::kBadWindow;
+    if (lead + sig > 64) [[unlikely]]
+      return DecodeError::kBadWindow;
     s.leading = static_cast<uint8_t>(lead);
     s.trailing = static_cast<uint8_t>(64 - lead - sig);
     s.sig = static_cast<uint8_t>(sig);
   } else {
     // '10': the previous window; before any, Prometheus' reader uses (0, 0).
-    if (br.count() < 2) return DecodeError::kTruncated;
+    if (br.count() < 2) [[unlikely]]
+      return DecodeError::kTruncated;
     br.Skip(2);
   }
   const int sig = s.sig;
@@ -171,7 +175,7 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(XorChunkIterator::
   if (sig <= br.count()) {  // so sig < 64
     bits = br.Peek(sig);
     br.Skip(sig);
-  } else if (!br.Read(sig, &bits)) {
+  } else if (!br.Read(sig, &bits)) [[unlikely]] {
     return DecodeError::kTruncated;
   }
   s.v ^= bits << s.trailing;
@@ -186,10 +190,12 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(XorChunkIterator:
   uint64_t dod;
   if ((w >> 62) == 0) {
     // '0' '0': same interval, same value; the commonest sample of all.
-    if (br.count() < 2) return DecodeError::kTruncated;
+    if (br.count() < 2) [[unlikely]]
+      return DecodeError::kTruncated;
     br.Skip(2);
     const int64_t t = static_cast<int64_t>(static_cast<uint64_t>(s.t) + s.t_delta);
-    if (t <= s.t) return DecodeError::kNotIncreasing;
+    if (t <= s.t) [[unlikely]]
+      return DecodeError::kNotIncreasing;
     s.t = t;
     return DecodeError::kOk;
   }
@@ -199,29 +205,35 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(XorChunkIterator:
     br.Skip(1);
     dod = 0;
   } else if ((w >> 62) == 0b10) {
-    if (br.count() < 16) return DecodeError::kTruncated;
+    if (br.count() < 16) [[unlikely]]
+      return DecodeError::kTruncated;
     br.Skip(16);
     dod = (w >> 48) & 0x3fff;
     if (dod > (1u << 13)) dod -= 1u << 14;
   } else if ((w >> 61) == 0b110) {
-    if (br.count() < 20) return DecodeError::kTruncated;
+    if (br.count() < 20) [[unlikely]]
+      return DecodeError::kTruncated;
     br.Skip(20);
     dod = (w >> 44) & 0x1ffff;
     if (dod > (1u << 16)) dod -= 1u << 17;
   } else if ((w >> 60) == 0b1110) {
-    if (br.count() < 24) return DecodeError::kTruncated;
+    if (br.count() < 24) [[unlikely]]
+      return DecodeError::kTruncated;
     br.Skip(24);
     dod = (w >> 40) & 0xfffff;
     if (dod > (1u << 19)) dod -= 1u << 20;
-  } else {
-    if (br.count() < 4) return DecodeError::kTruncated;
+  } else [[unlikely]] {
+    if (br.count() < 4) [[unlikely]]
+      return DecodeError::kTruncated;
     br.Skip(4);
-    if (!br.Read(64, &dod)) return DecodeError::kTruncated;
+    if (!br.Read(64, &dod)) [[unlikely]]
+      return DecodeError::kTruncated;
   }
   // Modulo 2^64, as the encoder computed it.
   s.t_delta += dod;
   const int64_t t = static_cast<int64_t>(static_cast<uint64_t>(s.t) + s.t_delta);
-  if (t <= s.t) return DecodeError::kNotIncreasing;
+  if (t <= s.t) [[unlikely]]
+    return DecodeError::kNotIncreasing;
   s.t = t;
   if (br.count() < 13) br.Refill();
   return DecodeValue(s);
@@ -303,7 +315,8 @@ void XorChunkAppender::Grow(size_t old_len, size_t new_len) {
   if (new_cap > old_cap) std::memset(buf_ + old_cap, 0, new_cap - old_cap);
 }
 
-absl::Status XorChunkAppender::Append(Timestamp t, double v) {
+// The first two samples (byte-aligned varints) and the errors.
+absl::Status XorChunkAppender::AppendSlow(Timestamp t, double v) {
   const uint64_t vb = std::bit_cast<uint64_t>(v);
   if (count_ == 0) {
     Grow(0, 2);
@@ -320,18 +333,34 @@ absl::Status XorChunkAppender::Append(Timestamp t, double v) {
   }
   if (t <= t_) return OutOfOrderError(t, t_);
   if (count_ == kXorChunkMaxSamples) return FullError();
-  // Differences are taken modulo 2^64: t > t_ makes delta the true distance even when it
-  // does not fit an int64.
+  // count_ == 1. Differences are taken modulo 2^64: t > t_ makes delta the true distance
+  // even when it does not fit an int64.
   const uint64_t delta = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_);
   const size_t old_len = ByteLength(bit_len_);
+  // The first sample ends on a byte boundary.
+  uint64_t pos = bit_len_ + PutUvarint(buf_ + bit_len_ / 8, delta) * 8;
+  BitWriter w(buf_, pos);
+  WriteValue(w, v_, vb, &leading_, &trailing_);
+  pos = w.Finish(buf_);
+  bit_len_ = static_cast<uint32_t>(pos);
+  t_delta_ = delta;
+  t_ = t;
+  v_ = vb;
+  count_ = 2;
+  PutHeaderCount(buf_, count_);
+  Grow(old_len, ByteLength(pos));
+  return absl::OkStatus();
+}
+
+absl::Status XorChunkAppender::Append(Timestamp t, double v) {
+  if (count_ < 2 || t <= t_ || count_ == kXorChunkMaxSamples) [[unlikely]] {
+    return AppendSlow(t, v);
+  }
+  const uint64_t vb = std::bit_cast<uint64_t>(v);
+  const uint64_t delta = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_);  // mod 2^64
+  const size_t old_len = ByteLength(bit_len_);
   uint64_t pos = bit_len_;
-  if (count_ == 1) {
-    // The first sample ends on a byte boundary.
-    pos += PutUvarint(buf_ + pos / 8, delta) * 8;
-    BitWriter w(buf_, pos);
-    WriteValue(w, v_, vb, &leading_, &trailing_);
-    pos = w.Finish(buf_);
-  } else if (delta == t_delta_ && vb == v_) {
+  if (delta == t_delta_ && vb == v_) {
     // '0' '0': the commonest sample; the bits are zero already, so only the length moves.
     pos += 2;
   } else {
@@ -348,7 +377,9 @@ absl::Status XorChunkAppender::Append(Timestamp t, double v) {
   PutHeaderCount(buf_, count_);
   // CapacityFor() changes only where ceil((len + kSlack) / 64) does; check that cheaply.
   const size_t new_len = ByteLength(pos);
-  if (((old_len + kSlack - 1) ^ (new_len + kSlack - 1)) >= 64) Grow(old_len, new_len);
+  if (((old_len + kSlack - 1) ^ (new_len + kSlack - 1)) >= 64) [[unlikely]] {
+    Grow(old_len, new_len);
+  }
   return absl::OkStatus();
 }
 

@@ -63,6 +63,7 @@ class XorChunkAppender {
   size_t allocated_bytes() const;
 
  private:
+  [[gnu::noinline]] absl::Status AppendSlow(Timestamp t, double v);
   void Grow(size_t old_len, size_t new_len);
 
   uint8_t* buf_ = nullptr;  // capacity is CapacityFor(byte length); see xor_chunk.cc
