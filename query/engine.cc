@@ -188,8 +188,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalNode(const Expr& e, const StepRange& r)
 }
 
 absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs,
-                                                        const StepRange& r, bool want_timestamps) {
-  STRATA_ASSIGN_OR_RETURN(std::vector<Timestamp> ends, WindowEnds(vs.at, vs.offset, r));
+                                                        const StepRange& r, bool want_timestamps,
+                                                        const std::vector<Timestamp>* times) {
+  std::vector<Timestamp> ends;
+  if (times) {
+    ends = *times;
+  } else {
+    STRATA_ASSIGN_OR_RETURN(ends, WindowEnds(vs.at, vs.offset, r));
+  }
   Timestamp lo = *std::min_element(ends.begin(), ends.end());
   Timestamp hi = *std::max_element(ends.begin(), ends.end());
   SelectHints hints;
@@ -213,6 +219,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
       if (T < prev_end) j = 0;
       prev_end = T;
       while (j < samples.size() && samples[j].t <= T) ++j;
+      while (j > 0 && samples[j - 1].t > T) --j;
       if (j == 0) continue;
       const Sample& last = samples[j - 1];
       if (last.t <= T - options_.lookback_ms || IsStaleNaN(last.v)) continue;

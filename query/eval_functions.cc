@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <map>
 #include <numbers>
 
 #include "query/eval_internal.h"
@@ -553,6 +554,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
     }
   }
 
+  if (id == F::kInfo) return EvalInfo(c, r);
+
   if (id == F::kTimestamp) {
     const Expr& arg = UnwrapParens(*c.args[0]);
     EvalValue v;
@@ -833,6 +836,164 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
       return EvalClassicHistogram(c, args, r);
     default:
       return absl::UnimplementedError(fmt::format("function {} is not implemented", c.func->name));
+  }
+}
+
+// info(v, {data selector}): adds the data labels of matching info series (target_info by
+// default) that share the identifying labels (instance, job) with each series of v.
+absl::StatusOr<EvalValue> Evaluator::EvalInfo(const Call& c, const StepRange& r) {
+  static const std::vector<std::string> kIdentifying = {"instance", "job"};
+  STRATA_ASSIGN_OR_RETURN(EvalValue base, Eval(*c.args[0], r));
+  std::vector<LabelMatcher> name_matchers, data_matchers;
+  if (c.args.size() > 1) {
+    const Expr& sel = UnwrapParens(*c.args[1]);
+    if (sel.kind() != NodeKind::kVectorSelector) {
+      return absl::InvalidArgumentError("info(): the second argument must be a vector selector");
+    }
+    for (const auto& m : sel.As<VectorSelector>().matchers) {
+      (m.name() == kMetricName ? name_matchers : data_matchers).push_back(m);
+    }
+  }
+  bool explicit_name = false;
+  for (const auto& m : name_matchers) explicit_name |= m.type() == MatchType::kEqual;
+  if (name_matchers.empty()) {
+    STRATA_ASSIGN_OR_RETURN(auto m, LabelMatcher::Make(MatchType::kEqual, kMetricName, "target_info"));
+    name_matchers.push_back(m);
+    explicit_name = true;
+  }
+  bool drop_unmatched = std::any_of(data_matchers.begin(), data_matchers.end(),
+                                    [](const LabelMatcher& m) { return !m.MatchesEmpty(); });
+
+  // The info series, evaluated like an instant selector at the time the base data refers to.
+  VectorSelector info_sel;
+  info_sel.matchers = name_matchers;
+  for (const auto& m : data_matchers) info_sel.matchers.push_back(m);
+  // Without a name given exactly, only metrics named like info metrics qualify.
+  STRATA_ASSIGN_OR_RETURN(auto info_name, LabelMatcher::Make(MatchType::kRegexMatch, kMetricName,
+                                                             explicit_name ? ".+" : ".+_info"));
+  info_sel.matchers.push_back(info_name);
+  std::vector<Timestamp> ref_times(r.Count());
+  for (size_t i = 0; i < ref_times.size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(ref_times[i], ReferenceTime(*c.args[0], r.At(i)));
+  }
+  STRATA_ASSIGN_OR_RETURN(EvalValue info, EvalVectorSelector(info_sel, r, true, &ref_times));
+
+  // Info series by identifying label values.
+  auto id_key = [](const Labels& l) {
+    std::string k;
+    for (const auto& n : kIdentifying) {
+      k += l.Get(n);
+      k.push_back('\xff');
+    }
+    return k;
+  };
+  StringMap<std::vector<size_t>> by_id;
+  for (size_t i = 0; i < info.series.size(); ++i) by_id[id_key(info.series[i].labels)].push_back(i);
+  std::vector<size_t> info_cursor(info.series.size(), 0);
+  auto info_time_at = [&](size_t i, Timestamp t) -> std::optional<double> {
+    const auto& pts = info.series[i].points;
+    size_t& cur = info_cursor[i];
+    while (cur < pts.size() && pts[cur].t < t) ++cur;
+    if (cur < pts.size() && pts[cur].t == t) return pts[cur].v;
+    return std::nullopt;
+  };
+
+  EvalValue out;
+  out.type = ValueType::kVector;
+  SeriesBuilder b;
+  for (const EvalSeries& s : base.series) {
+    bool is_info = MatchesAll(name_matchers, s.labels) && info_name.Matches(s.labels.MetricName());
+    std::fill(info_cursor.begin(), info_cursor.end(), 0);
+    auto it = by_id.find(id_key(s.labels));
+    for (const Sample& p : s.points) {
+      if (is_info || it == by_id.end()) {
+        if (!is_info && drop_unmatched) continue;
+        STRATA_RETURN_IF_ERROR(b.Add(s.labels, s.drop_name, p.t, p.v));
+        continue;
+      }
+      // Per info metric name, the series with the newest sample.
+      std::map<std::string, std::pair<double, size_t>, std::less<>> best;
+      for (size_t i : it->second) {
+        auto ts = info_time_at(i, p.t);
+        if (!ts) continue;
+        std::string name(info.series[i].labels.MetricName());
+        auto [bi, inserted] = best.try_emplace(name, *ts, i);
+        if (!inserted && *ts > bi->second.first) bi->second = {*ts, i};
+      }
+      if (best.empty()) {
+        if (drop_unmatched) continue;
+        STRATA_RETURN_IF_ERROR(b.Add(s.labels, s.drop_name, p.t, p.v));
+        continue;
+      }
+      LabelsBuilder lb(s.labels);
+      StringMap<std::string> added;
+      for (const auto& [name, pick] : best) {
+        for (const LabelView& l : info.series[pick.second].labels) {
+          if (l.name == kMetricName || l.name == "instance" || l.name == "job") continue;
+          if (!data_matchers.empty() &&
+              std::none_of(data_matchers.begin(), data_matchers.end(),
+                           [&](const LabelMatcher& m) { return m.name() == l.name; })) {
+            continue;
+          }
+          if (s.labels.Has(l.name)) continue;
+          auto [ai, fresh] = added.try_emplace(std::string(l.name), std::string(l.value));
+          if (!fresh && ai->second != l.value) {
+            return absl::InvalidArgumentError(fmt::format(
+                "conflicting label: {} has values {} and {} in different info series",
+                QuoteString(l.name), QuoteString(ai->second), QuoteString(l.value)));
+          }
+          lb.Set(l.name, l.value);
+        }
+      }
+      STRATA_RETURN_IF_ERROR(b.Add(lb.Build(), s.drop_name, p.t, p.v));
+    }
+  }
+  out.series = b.Take();
+  return out;
+}
+
+absl::StatusOr<Timestamp> Evaluator::ReferenceTime(const Expr& e, Timestamp t) {
+  auto shift = [&](const AtModifier& at, const Duration& offset) -> absl::StatusOr<Timestamp> {
+    switch (at.kind) {
+      case AtKind::kNone: break;
+      case AtKind::kTimestamp: t = at.timestamp_ms; break;
+      case AtKind::kStart: t = query_range.start; break;
+      case AtKind::kEnd: t = query_range.end; break;
+    }
+    STRATA_ASSIGN_OR_RETURN(int64_t off, ResolveDuration(offset));
+    return t - off;
+  };
+  switch (e.kind()) {
+    case NodeKind::kVectorSelector: {
+      const auto& vs = e.As<VectorSelector>();
+      return shift(vs.at, vs.offset);
+    }
+    case NodeKind::kMatrixSelector:
+      return ReferenceTime(*e.As<MatrixSelector>().selector, t);
+    case NodeKind::kSubquery: {
+      const auto& sq = e.As<Subquery>();
+      STRATA_ASSIGN_OR_RETURN(t, shift(sq.at, sq.offset));
+      return ReferenceTime(*sq.expr, t);
+    }
+    case NodeKind::kParen:
+      return ReferenceTime(*e.As<Paren>().expr, t);
+    case NodeKind::kUnary:
+      return ReferenceTime(*e.As<Unary>().expr, t);
+    case NodeKind::kAggregate:
+      return ReferenceTime(*e.As<Aggregate>().expr, t);
+    case NodeKind::kBinary: {
+      const auto& b = e.As<Binary>();
+      return ReferenceTime(b.lhs->type() == ValueType::kVector ? *b.lhs : *b.rhs, t);
+    }
+    case NodeKind::kCall:
+      for (const auto& a : e.As<Call>().args) {
+        if (a->type() == ValueType::kVector || a->type() == ValueType::kMatrix) {
+          return ReferenceTime(*a, t);
+        }
+      }
+      return t;
+    default:
+      return t;
   }
 }
 

@@ -114,8 +114,13 @@ class Evaluator {
 
  private:
   absl::StatusOr<EvalValue> EvalNode(const Expr& e, const StepRange& r);
+  // `times`: the window end per step instead of the one @ and offset give.
   absl::StatusOr<EvalValue> EvalVectorSelector(const VectorSelector& vs, const StepRange& r,
-                                               bool want_timestamps);
+                                               bool want_timestamps,
+                                               const std::vector<Timestamp>* times = nullptr);
+  // The time the data of `e` refers to at evaluation time t (@ and offset of the selectors
+  // and subqueries along its first vector argument chain).
+  absl::StatusOr<Timestamp> ReferenceTime(const Expr& e, Timestamp t);
   absl::StatusOr<EvalValue> EvalMatrixSelector(const MatrixSelector& ms, const StepRange& r);
   absl::StatusOr<EvalValue> EvalSubquery(const Subquery& sq, const StepRange& r);
   absl::StatusOr<EvalValue> EvalBinary(const Binary& b, const StepRange& r);
@@ -123,6 +128,7 @@ class Evaluator {
   absl::StatusOr<EvalValue> EvalCall(const Call& c, const StepRange& r);
   absl::StatusOr<EvalValue> EvalRangeFunction(const Call& c, const StepRange& r);
   absl::StatusOr<EvalValue> ApplyDateFunction(FunctionId id, EvalValue v);
+  absl::StatusOr<EvalValue> EvalInfo(const Call& c, const StepRange& r);
   absl::StatusOr<EvalValue> EvalClassicHistogram(const Call& c, std::vector<EvalValue>& args,
                                                  const StepRange& r);
   absl::StatusOr<EvalValue> EvalVectorBinary(const Binary& b, EvalValue lhs, EvalValue rhs,

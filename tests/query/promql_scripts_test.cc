@@ -26,18 +26,27 @@ std::string ReadFile(const std::filesystem::path& p) {
   return ss.str();
 }
 
-std::set<std::string> ReadKnownFailures() {
-  std::set<std::string> out;
-  std::istringstream in(ReadFile(std::filesystem::path(STRATA_SOURCE_DIR) / "tests" / "query" /
-                                 "promql_known_failures.txt"));
+std::filesystem::path KnownFailuresPath() {
+  return std::filesystem::path(STRATA_SOURCE_DIR) / "tests" / "query" /
+         "promql_known_failures.txt";
+}
+
+// file:line -> the comment after it.
+std::map<std::string, std::string> ReadKnownFailures() {
+  std::map<std::string, std::string> out;
+  std::istringstream in(ReadFile(KnownFailuresPath()));
   std::string line;
   while (std::getline(in, line)) {
     auto hash = line.find('#');
-    if (hash != std::string::npos) line.resize(hash);
+    std::string reason;
+    if (hash != std::string::npos) {
+      reason = line.substr(hash);
+      line.resize(hash);
+    }
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
     size_t b = 0;
     while (b < line.size() && std::isspace(static_cast<unsigned char>(line[b]))) ++b;
-    if (b < line.size()) out.insert(line.substr(b));
+    if (b < line.size()) out[line.substr(b)] = reason;
   }
   return out;
 }
@@ -51,7 +60,10 @@ TEST(PromqlScripts, UpstreamScriptsPass) {
   std::sort(files.begin(), files.end());
   ASSERT_FALSE(files.empty()) << "no scripts in " << dir;
 
-  const std::set<std::string> known = ReadKnownFailures();
+  const std::map<std::string, std::string> known = ReadKnownFailures();
+  // PROMQL_WRITE_KNOWN=1 rewrites the list with the evals that fail now (keeping reasons).
+  const bool write_known = std::getenv("PROMQL_WRITE_KNOWN") != nullptr;
+  std::vector<std::pair<std::string, std::string>> now_failing;
   const bool verbose = std::getenv("PROMQL_VERBOSE") != nullptr;
   const char* only = std::getenv("PROMQL_ONLY");
   int passed = 0, failed = 0, skipped = 0, unexpected_fail = 0, unexpected_pass = 0;
@@ -80,6 +92,8 @@ TEST(PromqlScripts, UpstreamScriptsPass) {
           break;
         case EvalStatus::kFailed:
           ++ff;
+          now_failing.emplace_back(key, known.count(key) ? known.at(key)
+                                                         : "# " + o.message.substr(0, 100));
           if (known.count(key)) {
             seen_known.insert(key);
             if (verbose) std::cout << "  known failure " << key << ": " << o.message << "\n";
@@ -106,8 +120,18 @@ TEST(PromqlScripts, UpstreamScriptsPass) {
   }
   std::cout << fmt::format("  unexpected failures: {}, listed failures now passing: {}\n",
                            unexpected_fail, unexpected_pass);
+  if (write_known && !only) {
+    std::string text;
+    std::istringstream in(ReadFile(KnownFailuresPath()));
+    std::string line;
+    while (std::getline(in, line) && line.starts_with("#")) text += line + "\n";
+    for (const auto& [k, reason] : now_failing) text += k + "  " + reason + "\n";
+    std::ofstream(KnownFailuresPath(), std::ios::binary | std::ios::trunc) << text;
+    std::cout << "rewrote " << KnownFailuresPath() << "\n";
+    return;
+  }
   if (!only) {
-    for (const auto& k : known) {
+    for (const auto& [k, reason] : known) {
       if (!seen_known.count(k)) {
         ADD_FAILURE() << k << " is listed in promql_known_failures.txt but is not a failing eval";
       }
