@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 
 #include "src/strings.h"
 
@@ -203,6 +204,20 @@ bool DecodeMetadata(std::string_view msg, RemoteWriteMetadata* out) {
   return true;
 }
 
+// IsValidUtf8 with a fast path for ASCII, which nearly every label is: eight bytes per step.
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    if (w & 0x8080808080808080ULL) return IsValidUtf8(s.substr(i));
+  }
+  for (; i < s.size(); ++i) {
+    if (static_cast<unsigned char>(s[i]) >= 0x80) return IsValidUtf8(s.substr(i));
+  }
+  return true;
+}
+
 // The series as text for error messages, cut short when long.
 std::string SeriesText(std::span<const LabelView> labels) {
   constexpr size_t kMaxLen = 300;
@@ -375,10 +390,10 @@ void WriteRequestDecoder::Validate(SeriesRecord& rec, const RemoteWriteLimits& l
                                    QuoteString(l.name.substr(0, 100)), l.value.size(),
                                    limits.max_label_value_bytes));
     }
-    if (!IsValidUtf8(l.name)) {
+    if (!ValidUtf8(l.name)) {
       return fail(all, fmt::format("label name {} is not valid UTF-8", QuoteString(l.name)));
     }
-    if (!IsValidUtf8(l.value)) {
+    if (!ValidUtf8(l.value)) {
       return fail(all, fmt::format("value of label {} is not valid UTF-8", QuoteString(l.name)));
     }
     if (!l.value.empty()) all[kept++] = l;
