@@ -201,6 +201,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
   SelectHints hints;
   hints.mint = lo - options_.lookback_ms + 1;
   hints.maxt = hi;
+  if (vs.smoothed) hints.maxt += options_.lookback_ms;
   hints.step_ms = instant_query ? 0 : r.interval;
   STRATA_ASSIGN_OR_RETURN(auto set, querier_.Select(vs.matchers, hints));
   EvalValue out;
@@ -223,8 +224,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
       if (j == 0) continue;
       const Sample& last = samples[j - 1];
       if (last.t <= T - options_.lookback_ms || IsStaleNaN(last.v)) continue;
-      s.points.push_back(
-          {r.At(i), want_timestamps ? static_cast<double>(last.t) / 1000.0 : last.v});
+      double v = want_timestamps ? static_cast<double>(last.t) / 1000.0 : last.v;
+      if (vs.smoothed && last.t < T && j < samples.size() && !IsStaleNaN(samples[j].v) &&
+          samples[j].t < T + options_.lookback_ms) {
+        const Sample& next = samples[j];
+        v = last.v + (next.v - last.v) * static_cast<double>(T - last.t) /
+                         static_cast<double>(next.t - last.t);
+      }
+      s.points.push_back({r.At(i), v});
     }
     STRATA_RETURN_IF_ERROR(
         Charge(static_cast<int64_t>(s.points.size()) - static_cast<int64_t>(samples.size())));
@@ -244,6 +251,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
   SelectHints hints;
   hints.mint = lo - range + 1;
   hints.maxt = hi;
+  if (vs.anchored || vs.smoothed) hints.mint -= options_.lookback_ms;
+  if (vs.smoothed) hints.maxt += options_.lookback_ms;
   hints.range_ms = range;
   hints.step_ms = instant_query ? 0 : r.interval;
   STRATA_ASSIGN_OR_RETURN(auto set, querier_.Select(vs.matchers, hints));
@@ -251,6 +260,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
   out.type = ValueType::kMatrix;
   out.window_ends = std::move(ends);
   out.range_ms = range;
+  out.anchored = vs.anchored;
+  out.smoothed = vs.smoothed;
   STRATA_ASSIGN_OR_RETURN(out.offset_ms, ResolveDuration(vs.offset));
   while (set->Next()) {
     EvalSeries s{set->labels(), {}, false};

@@ -213,6 +213,80 @@ bool IsValidLabelName(std::string_view n) { return !n.empty() && IsValidUtf8(n);
 // ---------------------------------------------------------------------------------------
 // Functions over range vectors.
 
+// rate/increase/delta/changes/resets over an `anchored` or `smoothed` window. `pts` holds
+// the series' samples including those around the window; [lo, hi) are the ones inside
+// (T - range, T].
+std::optional<double> Evaluator::ExtendedRangeValue(FunctionId id, const EvalValue& m,
+                                                    const std::vector<Sample>& pts, size_t lo,
+                                                    size_t hi, Timestamp T, int64_t range) {
+  const int64_t lookback = options_.lookback_ms;
+  const Timestamp b = T - range;
+  const bool counter = id == F::kRate || id == F::kIncrease;
+  if (hi < lo) hi = lo;
+  std::vector<Sample> ext;
+  if (m.anchored) {
+    if (lo == hi) return std::nullopt;
+    double anchor = pts[lo].v;
+    if (lo > 0 && pts[lo - 1].t > b - lookback) anchor = pts[lo - 1].v;
+    ext.push_back({b, anchor});
+    ext.insert(ext.end(), pts.begin() + lo, pts.begin() + hi);
+  } else {
+    // The value at time x from its neighbours; `next` is the first sample after x. For
+    // counters a reset between the neighbours counts from zero.
+    auto value_at = [&](size_t next, Timestamp x) -> std::optional<double> {
+      bool has_prev = next > 0 && pts[next - 1].t > x - lookback;
+      bool has_next = next < pts.size() && pts[next].t < x + lookback;
+      if (has_prev && has_next) {
+        const Sample& p = pts[next - 1];
+        const Sample& n = pts[next];
+        if (p.t == x) return p.v;
+        double pv = counter && n.v < p.v ? 0 : p.v;
+        return pv + (n.v - pv) * static_cast<double>(x - p.t) / static_cast<double>(n.t - p.t);
+      }
+      if (has_prev) return pts[next - 1].v;
+      if (has_next) return pts[next].v;
+      return std::nullopt;
+    };
+    // Data must exist at or before T and after the window start.
+    bool before_end = hi > 0 && pts[hi - 1].t > b - lookback;
+    bool after_start = lo < pts.size() && pts[lo].t < T + lookback;
+    if (!before_end || !after_start) return std::nullopt;
+    auto start = value_at(lo, b);
+    auto end = value_at(hi, T);
+    if (!start || !end) return std::nullopt;
+    ext.push_back({b, *start});
+    ext.insert(ext.end(), pts.begin() + lo, pts.begin() + hi);
+    ext.push_back({T, *end});
+  }
+  switch (id) {
+    case F::kRate:
+    case F::kIncrease:
+    case F::kDelta: {
+      double result = ext.back().v - ext.front().v;
+      if (id != F::kDelta) {
+        for (size_t k = 1; k < ext.size(); ++k) {
+          if (ext[k].v < ext[k - 1].v) result += ext[k - 1].v;
+        }
+      }
+      if (id == F::kRate) result /= static_cast<double>(range) / 1000;
+      return result;
+    }
+    case F::kChanges:
+    case F::kResets: {
+      double n = 0;
+      for (size_t k = 1; k < ext.size(); ++k) {
+        double cur = ext[k].v, prev = ext[k - 1].v;
+        bool hit = id == F::kResets ? cur < prev
+                                    : (cur != prev && !(std::isnan(cur) && std::isnan(prev)));
+        if (hit) n += 1;
+      }
+      return n;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
 absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const StepRange& r) {
   const F id = c.func->id;
   size_t marg = 0;
@@ -285,7 +359,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       prev_end = T;
       while (hi < pts.size() && pts[hi].t <= T) ++hi;
       while (lo < hi && pts[lo].t <= T - range) ++lo;
-      std::span<const Sample> w(pts.data() + lo, hi - lo);
+      while (lo < pts.size() && pts[lo].t <= T - range) ++lo;
+      std::span<const Sample> w(pts.data() + lo, hi > lo ? hi - lo : 0);
+      if (m.anchored || m.smoothed) {
+        if (id == F::kAbsentOverTime && !w.empty()) any_at_step[i] = true;
+        std::optional<double> v = ExtendedRangeValue(id, m, pts, lo, hi, T, range);
+        if (v) o.points.push_back({r.At(i), *v});
+        continue;
+      }
       if (w.empty()) continue;
       if (id == F::kAbsentOverTime) {
         any_at_step[i] = true;

@@ -54,6 +54,10 @@ struct EvalValue {
   // kMatrix only: the offset of the selector or subquery (window end + offset = the time
   // the enclosing function is evaluated at).
   int64_t offset_ms = 0;
+  // kMatrix from a selector with `anchored` / `smoothed`: the series hold samples up to a
+  // lookback before the windows (and, for smoothed, after them) too.
+  bool anchored = false;
+  bool smoothed = false;
   size_t SampleCount() const;
 };
 
@@ -129,6 +133,9 @@ class Evaluator {
   absl::StatusOr<EvalValue> EvalRangeFunction(const Call& c, const StepRange& r);
   absl::StatusOr<EvalValue> ApplyDateFunction(FunctionId id, EvalValue v);
   absl::StatusOr<EvalValue> EvalInfo(const Call& c, const StepRange& r);
+  std::optional<double> ExtendedRangeValue(FunctionId id, const EvalValue& m,
+                                           const std::vector<Sample>& pts, size_t lo, size_t hi,
+                                           Timestamp T, int64_t range);
   absl::StatusOr<EvalValue> EvalClassicHistogram(const Call& c, std::vector<EvalValue>& args,
                                                  const StepRange& r);
   absl::StatusOr<EvalValue> EvalVectorBinary(const Binary& b, EvalValue lhs, EvalValue rhs,
