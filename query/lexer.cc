@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <optional>
 
 #include "src/labels.h"
 #include "src/strings.h"
@@ -26,6 +27,13 @@ constexpr std::array<std::string_view, 16> kKeywords = {
 
 std::string GoQuote(std::string_view s) { return QuoteString(s); }
 
+// Bytes of the UTF-8 character at q[i] (1 for a stray byte), not past the end.
+size_t Utf8Len(std::string_view q, size_t i) {
+  unsigned char uc = static_cast<unsigned char>(q[i]);
+  size_t l = uc >= 0xf0 ? 4 : uc >= 0xe0 ? 3 : uc >= 0xc0 ? 2 : 1;
+  return std::min(l, q.size() - i);
+}
+
 // Go's fmt "%.10q..." for texts over 10 bytes: the first 10 characters, quoted, then "...".
 std::string GoQuoteShort(std::string_view s) {
   if (s.size() <= 10) return QuoteString(s);
@@ -36,6 +44,109 @@ std::string GoQuoteShort(std::string_view s) {
   }
   if (end >= s.size()) return QuoteString(s);
   return QuoteString(s.substr(0, end)) + "...";
+}
+
+// Go's %#U: U+0063 'c' (the character only when printable).
+std::string GoCharU(std::string_view ch) {
+  uint32_t r = static_cast<unsigned char>(ch[0]);
+  size_t len = 1;
+  if (r >= 0xc0 && r < 0xe0 && ch.size() >= 2) {
+    r = ((r & 0x1f) << 6) | (ch[1] & 0x3f);
+    len = 2;
+  } else if (r >= 0xe0 && r < 0xf0 && ch.size() >= 3) {
+    r = ((r & 0x0f) << 12) | ((ch[1] & 0x3f) << 6) | (ch[2] & 0x3f);
+    len = 3;
+  } else if (r >= 0xf0 && ch.size() >= 4) {
+    r = ((r & 0x07) << 18) | ((ch[1] & 0x3f) << 12) | ((ch[2] & 0x3f) << 6) | (ch[3] & 0x3f);
+    len = 4;
+  }
+  std::string out = fmt::format("U+{:04X}", r);
+  if (r >= 0x20 && r != 0x7f && IsValidUtf8(ch.substr(0, len))) {
+    out += fmt::format(" '{}'", ch.substr(0, len));
+  }
+  return out;
+}
+
+// Scans a "..." or '...' string starting at q[start] as Prometheus' lexer does. On success
+// sets *end past the closing quote; otherwise returns the error message.
+std::optional<std::string> ScanQuoted(std::string_view q, size_t start, size_t* end) {
+  const char quote = q[start];
+  const size_t n = q.size();
+  size_t i = start + 1;
+  auto digit_value = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return 99;
+  };
+  while (true) {
+    if (i >= n || q[i] == '\n') return "unterminated quoted string";
+    const char c = q[i];
+    if (c == quote) break;
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      const size_t len = Utf8Len(q, i);
+      if (!IsValidUtf8(q.substr(i, len))) return "invalid UTF-8 rune";
+      i += len;
+      continue;
+    }
+    if (c != '\\') {
+      ++i;
+      continue;
+    }
+    ++i;
+    if (i >= n) return "escape sequence not terminated";
+    const char e = q[i];
+    int digits = 0, base = 0;
+    uint32_t max = 0;
+    switch (e) {
+      case 'a':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
+      case 'v':
+      case '\\':
+        ++i;
+        continue;
+      case 'x':
+        digits = 2, base = 16, max = 255;
+        ++i;
+        break;
+      case 'u':
+        digits = 4, base = 16, max = 0x10ffff;
+        ++i;
+        break;
+      case 'U':
+        digits = 8, base = 16, max = 0x10ffff;
+        ++i;
+        break;
+      default:
+        if (e == quote) {
+          ++i;
+          continue;
+        }
+        if (e >= '0' && e <= '7') {
+          digits = 3, base = 8, max = 255;
+          break;
+        }
+        return fmt::format("unknown escape sequence {}", GoCharU(q.substr(i, 4)));
+    }
+    uint32_t x = 0;
+    for (int k = 0; k < digits; ++k, ++i) {
+      if (i >= n) return "escape sequence not terminated";
+      const int d = digit_value(q[i]);
+      if (d >= base) {
+        return fmt::format("illegal character {} in escape sequence", GoCharU(q.substr(i, 4)));
+      }
+      x = x * static_cast<uint32_t>(base) + static_cast<uint32_t>(d);
+    }
+    if (x > max || (base == 16 && x >= 0xd800 && x < 0xe000)) {
+      return "escape sequence is an invalid Unicode code point";
+    }
+  }
+  *end = i + 1;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -134,6 +245,71 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
       continue;
     }
     const size_t start = i;
+    if (in_braces) {
+      // Inside braces only label names, strings, matcher operators and commas.
+      if (IsAlpha(c)) {
+        while (i < n && IsAlnum(q[i])) ++i;
+        emit(TokenKind::kIdentifier, start, i);
+        continue;
+      }
+      TokenKind kind = TokenKind::kComma;
+      size_t len = 1;
+      switch (c) {
+        case '"':
+        case '\'':
+        case '`':
+          break;
+        case ',':
+          kind = TokenKind::kComma;
+          break;
+        case '}':
+          kind = TokenKind::kRightBrace;
+          in_braces = false;
+          break;
+        case '=':
+          kind = TokenKind::kAssign;
+          if (i + 1 < n && q[i + 1] == '~') {
+            kind = TokenKind::kEqlRegex;
+            len = 2;
+          }
+          break;
+        case '!':
+          if (i + 1 < n && (q[i + 1] == '=' || q[i + 1] == '~')) {
+            kind = q[i + 1] == '=' ? TokenKind::kNeq : TokenKind::kNeqRegex;
+            len = 2;
+            break;
+          }
+          return fail(start, fmt::format("unexpected character after '!' inside braces: {}",
+                                         i + 1 < n ? QuoteString(q.substr(i + 1, 1), '\'')
+                                                   : std::string("EOF")));
+        default:
+          return fail(start, fmt::format("unexpected character inside braces: {}",
+                                         QuoteString(q.substr(start, Utf8Len(q, start)), '\'')));
+      }
+      if (c != '"' && c != '\'' && c != '`') {
+        i += len;
+        emit(kind, start, i);
+        continue;
+      }
+    } else if (bracket_depth > 0) {
+      switch (c) {
+        case '"':
+        case '\'':
+        case '`':
+        case '{':
+        case '}':
+        case '@':
+        case '=':
+        case '!':
+        case '<':
+        case '>':
+        case '#':
+          return fail(start, fmt::format("unexpected character in duration expression: {}",
+                                         QuoteString(q.substr(start, 1), '\'')));
+        default:
+          break;
+      }
+    }
     if (IsAlpha(c) || (c == ':' && bracket_depth == 0 && !in_braces)) {
       bool colon = false;
       while (i < n && (IsAlnum(q[i]) || q[i] == ':')) {
@@ -204,21 +380,7 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
                                      QuoteString(q.substr(start, j - start))));
     }
     if (c == '"' || c == '\'') {
-      ++i;
-      while (true) {
-        if (i >= n || q[i] == '\n') return fail(start, "unterminated quoted string");
-        if (q[i] == '\\') {
-          i += 2;
-          continue;
-        }
-        if (q[i] == c) break;
-        ++i;
-      }
-      ++i;
-      if (i > n) return fail(start, "unterminated quoted string");
-      if (auto s = UnquoteString(q.substr(start, i - start)); !s.ok()) {
-        return fail(start, std::string(s.status().message()));
-      }
+      if (std::optional<std::string> err = ScanQuoted(q, start, &i)) return fail(start, *err);
       emit(TokenKind::kString, start, i);
       continue;
     }
@@ -227,6 +389,7 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
       while (i < n && q[i] != '`') ++i;
       if (i >= n) return fail(start, "unterminated raw string");
       ++i;
+      if (!IsValidUtf8(q.substr(start, i - start))) return fail(start, "invalid UTF-8 rune");
       emit(TokenKind::kString, start, i);
       continue;
     }
@@ -247,14 +410,8 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
         --paren_depth;
         break;
       case '{':
-        if (in_braces) return fail(start, "unexpected left brace '{'");
         kind = TokenKind::kLeftBrace;
         in_braces = true;
-        break;
-      case '}':
-        if (!in_braces) return fail(start, "unexpected right brace '}'");
-        kind = TokenKind::kRightBrace;
-        in_braces = false;
         break;
       case '[':
         if (bracket_depth > 0) return fail(start, "unexpected left bracket '['");
@@ -339,27 +496,15 @@ bool Lex(std::string_view q, std::vector<Token>* tokens, LexError* error) {
           kind = TokenKind::kGtr;
         }
         break;
-      default: {
-        // Report the whole UTF-8 character.
-        size_t l = 1;
-        unsigned char uc = static_cast<unsigned char>(c);
-        if (uc >= 0xf0) {
-          l = 4;
-        } else if (uc >= 0xe0) {
-          l = 3;
-        } else if (uc >= 0xc0) {
-          l = 2;
-        }
-        if (start + l > n) l = n - start;
-        return fail(start,
-                    fmt::format("unexpected character: {}", QuoteString(q.substr(start, l), '\'')));
-      }
+      default:
+        return fail(start, fmt::format("unexpected character: {}",
+                                       QuoteString(q.substr(start, Utf8Len(q, start)), '\'')));
     }
     i += len;
     emit(kind, start, i);
   }
   if (in_braces) return fail(n, "unexpected end of input inside braces");
-  if (bracket_depth > 0) return fail(n, "unclosed left bracket");
+  if (bracket_depth > 0) return fail(n, "unexpected end of input in duration expression");
   if (paren_depth > 0) return fail(n, "unclosed left parenthesis");
   tokens->push_back(Token{TokenKind::kEOF, q.substr(n), static_cast<int>(n)});
   return true;

@@ -1,5 +1,6 @@
 #include "query/parser.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -446,9 +447,10 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseRangeOrSubquery(ExprPtr e) {
     const Token& open = Next();
-    STRATA_ASSIGN_OR_RETURN(
-        Duration range,
-        ParseDurationSlot(/*full=*/true, "in subquery selector, expected number or duration"));
+    STRATA_ASSIGN_OR_RETURN(Duration range,
+                            ParseDurationSlot(/*full=*/true,
+                                              "in subquery or range selector, expected number, "
+                                              "duration, step(), or range()"));
     if (Peek().kind == TokenKind::kColon) {
       Next();
       auto sq = std::make_unique<Subquery>();
@@ -539,8 +541,9 @@ class Parser {
     }
     if (*target->has_offset) return ErrAt(e->pos.start, "offset may not be set multiple times");
     (void)kw;
-    STRATA_ASSIGN_OR_RETURN(
-        Duration d, ParseDurationSlot(/*full=*/false, "in offset, expected number or duration"));
+    STRATA_ASSIGN_OR_RETURN(Duration d, ParseDurationSlot(/*full=*/false,
+                                                          "in offset, expected number, duration, "
+                                                          "step(), or range()"));
     *target->offset = std::move(d);
     *target->has_offset = true;
     e->pos.end = LastEnd();
@@ -692,6 +695,24 @@ class Parser {
   absl::StatusOr<int64_t> ParseDurationToken(const Token& t) {
     absl::StatusOr<int64_t> ms = ParseDuration(t.text);
     if (!ms.ok()) {
+      // Name a unit Prometheus does not know, as it does.
+      for (size_t i = 0; i < t.text.size();) {
+        size_t j = i;
+        while (j < t.text.size() &&
+               (std::isdigit(static_cast<unsigned char>(t.text[j])) || t.text[j] == '.')) {
+          ++j;
+        }
+        size_t k = j;
+        while (k < t.text.size() && std::isalpha(static_cast<unsigned char>(t.text[k]))) ++k;
+        std::string_view unit = t.text.substr(j, k - j);
+        if (unit != "ms" && unit != "s" && unit != "m" && unit != "h" && unit != "d" &&
+            unit != "w" && unit != "y") {
+          return ErrAt(t.pos, fmt::format("unknown unit {} in duration {}", QuoteString(unit),
+                                          QuoteString(t.text)));
+        }
+        if (k == i) break;
+        i = k;
+      }
       return ErrAt(t.pos, fmt::format("not a valid duration string: {}", QuoteString(t.text)));
     }
     return *ms;
@@ -837,7 +858,7 @@ class Parser {
     };
     if (PeekWord("by") || PeekWord("without")) STRATA_RETURN_IF_ERROR(parse_grouping());
     if (Peek().kind != TokenKind::kLeftParen) return Unexpected(Peek(), "in aggregation");
-    const Token& open = Next();
+    Next();
     std::vector<ExprPtr> args;
     STRATA_RETURN_IF_ERROR(ParseArgs(&args));
     if (!grouped && (PeekWord("by") || PeekWord("without"))) {
@@ -845,7 +866,7 @@ class Parser {
     }
     agg->pos = {kw.pos, LastEnd()};
     if (args.empty()) {
-      return ErrAt(open.pos, "no arguments for aggregate expression provided");
+      return ErrAt(agg->pos.start, "no arguments for aggregate expression provided");
     }
     const size_t want = AggregateHasParam(op) ? 2 : 1;
     if (args.size() != want) {
@@ -879,7 +900,10 @@ class Parser {
       STRATA_ASSIGN_OR_RETURN(ExprPtr a, ParseExpr(0));
       args->push_back(std::move(a));
       if (Peek().kind == TokenKind::kComma) {
-        Next();
+        const Token& comma = Next();
+        if (Peek().kind == TokenKind::kRightParen) {
+          return ErrAt(comma.pos, "trailing commas not allowed in function call args");
+        }
       } else if (Peek().kind != TokenKind::kRightParen) {
         return Unexpected(Peek(), "in argument list, expected \",\" or \")\"");
       }

@@ -60,10 +60,10 @@ TEST(Lexer, Operators) {
 TEST(Lexer, UnbalancedDelimiters) {
   EXPECT_EQ(LexFailure("(1))"), "4: unexpected right parenthesis ')'");
   EXPECT_EQ(LexFailure("((1)"), "4: unclosed left parenthesis");
-  EXPECT_EQ(LexFailure("x[5m"), "4: unclosed left bracket");
+  EXPECT_EQ(LexFailure("x[5m"), "4: unexpected end of input in duration expression");
   EXPECT_EQ(LexFailure("x]"), "1: unexpected right bracket ']'");
   EXPECT_EQ(LexFailure("x{a=\"b\""), "7: unexpected end of input inside braces");
-  EXPECT_EQ(LexFailure("x}"), "1: unexpected right brace '}'");
+  EXPECT_EQ(LexFailure("x}"), "1: unexpected character: '}'");
   std::vector<Token> toks;
   LexError err;
   EXPECT_FALSE(Lex("a + )", &toks, &err));
@@ -114,7 +114,9 @@ TEST(Lexer, Strings) {
   EXPECT_EQ(LexFailure("\"abc"), "0: unterminated quoted string");
   EXPECT_EQ(LexFailure("'a\nb'"), "0: unterminated quoted string");
   EXPECT_EQ(LexFailure("`abc"), "0: unterminated raw string");
-  EXPECT_EQ(LexFailure("\"a\\"), "0: unterminated quoted string");
+  EXPECT_EQ(LexFailure("\"a\\"), "0: escape sequence not terminated");
+  EXPECT_EQ(LexFailure("\"\\u00zz\""), "0: illegal character U+007A 'z' in escape sequence");
+  EXPECT_EQ(LexFailure("\"\\uD800\""), "0: escape sequence is an invalid Unicode code point");
 }
 
 TEST(Lexer, StrayCharacters) {

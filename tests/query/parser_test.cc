@@ -193,7 +193,7 @@ TEST(Parser, StringLiterals) {
             "A\xc3\xa9\xf0\x9f\x98\x80"
             "A");
   EXPECT_EQ(value(R"(`raw\n`)"), "raw\\n");
-  EXPECT_EQ(ParseError(R"("bad \q")"), R"(1:1: parse error: unknown escape sequence)");
+  EXPECT_EQ(ParseError(R"("bad \q")"), R"(1:1: parse error: unknown escape sequence U+0071 'q')");
   EXPECT_EQ(ParseError(R"("unterminated)"), "1:1: parse error: unterminated quoted string");
 }
 
@@ -329,14 +329,16 @@ TEST(ParserErrors, WordingAndPosition) {
   EXPECT_EQ(ParseError("1 =~ 1"), "1:3: parse error: unexpected character after '=': '~'");
   EXPECT_EQ(ParseError("2.5."), "1:1: parse error: bad number or duration syntax: \"2.5.\"");
   EXPECT_EQ(ParseError("x offset"),
-            "1:9: parse error: unexpected end of input in offset, expected number or duration");
+            "1:9: parse error: unexpected end of input in offset, expected number, duration, "
+            "step(), or range()");
   EXPECT_EQ(ParseError("x @ foo"),
             "1:5: parse error: unexpected identifier \"foo\" in @, expected timestamp");
   EXPECT_EQ(ParseError("x[5m 1m]"),
             "1:6: parse error: unexpected duration \"1m\" in subquery or range, expected \":\" or "
             "\"]\"");
   EXPECT_EQ(ParseError("x[]"),
-            "1:3: parse error: unexpected \"]\" in subquery selector, expected number or duration");
+            "1:3: parse error: unexpected \"]\" in subquery or range selector, expected number, "
+            "duration, step(), or range()");
   EXPECT_EQ(ParseError("x{a}"),
             "1:4: parse error: unexpected \"}\" in label matching, expected label matching "
             "operator");
@@ -401,6 +403,97 @@ TEST(ParserErrors, WordingAndPosition) {
   EXPECT_EQ(ParseError("foo ! bar"), "1:5: parse error: unexpected character after '!': ' '");
   EXPECT_EQ(ParseError("x\n  + $"), "2:5: parse error: unexpected character: '$'");
   EXPECT_EQ(ParseError(""), "1:1: parse error: no expression found in input");
+}
+
+// Inputs and messages as Prometheus' own parser tests state them.
+TEST(ParserErrors, SameTextsAsPrometheus) {
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {"}", "1:1: parse error: unexpected character: '}'"},
+      {"some}", "1:5: parse error: unexpected character: '}'"},
+      {"some{", "1:6: parse error: unexpected end of input inside braces"},
+      {"some_metric{a:b=\"b\"}", "1:14: parse error: unexpected character inside braces: ':'"},
+      {"foo{a*\"b\"}", "1:6: parse error: unexpected character inside braces: '*'"},
+      {"foo{a>=\"b\"}", "1:6: parse error: unexpected character inside braces: '>'"},
+      {"some_metric{a=\"\xff\"}", "1:15: parse error: invalid UTF-8 rune"},
+      {"foo{gibberish}",
+       "1:14: parse error: unexpected \"}\" in label matching, expected label matching operator"},
+      {"foo{1}", "1:5: parse error: unexpected character inside braces: '1'"},
+      {"foo{__name__ == \"bar\"}",
+       "1:15: parse error: unexpected \"=\" in label matching, expected string"},
+      {"foo{,}",
+       "1:5: parse error: unexpected \",\" in label matching, expected identifier or \"}\""},
+      {"foo{\"a\"=}", "1:9: parse error: unexpected \"}\" in label matching, expected string"},
+      {"foo[5mm]", "1:5: parse error: bad number or duration syntax: \"5mm\""},
+      {"foo[5m1]", "1:5: parse error: bad number or duration syntax: \"5m1\""},
+      {"foo[5m:1m1]", "1:8: parse error: bad number or duration syntax: \"1m1\""},
+      {"foo[5y1hs]", "1:5: parse error: unknown unit \"hs\" in duration \"5y1hs\""},
+      {"foo[5m1h]", "1:5: parse error: not a valid duration string: \"5m1h\""},
+      {"foo[0m]", "1:5: parse error: duration must be greater than 0"},
+      {"foo[-1]", "1:5: parse error: duration must be greater than 0"},
+      {"foo[\"5m\"]", "1:5: parse error: unexpected character in duration expression: '\"'"},
+      {"foo{bar=\"baz\"}[", "1:16: parse error: unexpected end of input in duration expression"},
+      {"some_metric OFFSET 1m[5m]", "1:22: parse error: no offset modifiers allowed before range"},
+      {"some_metric @ start() [5m]", "1:23: parse error: no @ modifiers allowed before range"},
+      {"some_metric offset step()[5m]",
+       "1:26: parse error: no offset modifiers allowed before range"},
+      {"(foo + bar)[5m]", "1:12: parse error: ranges only allowed for vector selectors"},
+      {"sum by (\"foo)(some_metric{})", "1:9: parse error: unterminated quoted string"},
+      {"sum without(==)(some_metric)",
+       "1:13: parse error: unexpected <op:==> in grouping opts, expected label"},
+      {"sum without(foo,,)(some_metric)",
+       "1:17: parse error: unexpected \",\" in grouping opts, expected label"},
+      {"sum some_metric by (test)", "1:5: parse error: unexpected identifier \"some_metric\""},
+      {"sum (some_metric) by test",
+       "1:22: parse error: unexpected identifier \"test\" in grouping opts, expected \"(\""},
+      {"sum () by (test)", "1:1: parse error: no arguments for aggregate expression provided"},
+      {"MIN keep_common (some_metric)", "1:5: parse error: unexpected identifier \"keep_common\""},
+      {"sum (some_metric) without (test) by (test)", "1:34: parse error: unexpected <by>"},
+      {"topk(some_metric,)",
+       "1:17: parse error: trailing commas not allowed in function call args"},
+      {"topk(some_metric, other_metric)",
+       "1:6: parse error: expected type scalar in aggregation parameter, got instant vector"},
+      {"rate(some_metric[5m]) @ 1234",
+       "1:1: parse error: @ modifier must be preceded by an instant vector selector or range "
+       "vector selector or a subquery"},
+      {"floor(1)",
+       "1:7: parse error: expected type instant vector in call to function \"floor\", got scalar"},
+      {"hour(some_metric, some_metric, some_metric)",
+       "1:1: parse error: expected at most 1 argument(s) in call to \"hour\", got 3"},
+      {"time(some_metric)", "1:1: parse error: expected 0 argument(s) in call to \"time\", got 1"},
+      {"-=", "1:2: parse error: unexpected \"=\""},
+      {"++-++-+-+-<", "1:11: parse error: unexpected <op:<>"},
+      {"e-+=/(0)", "1:4: parse error: unexpected \"=\""},
+      {"a>b()", "1:3: parse error: unknown function with name \"b\""},
+      {"\"\\c\"", "1:1: parse error: unknown escape sequence U+0063 'c'"},
+      {"\"\\x.\"", "1:1: parse error: illegal character U+002E '.' in escape sequence"},
+      {"\"\\", "1:1: parse error: escape sequence not terminated"},
+      {"`\\``", "1:4: parse error: unterminated raw string"},
+      {"(1))", "1:5: parse error: unexpected right parenthesis ')'"},
+      {"((1)", "1:5: parse error: unclosed left parenthesis"},
+      {".", "1:1: parse error: unexpected character: '.'"},
+      {"2.5.", "1:1: parse error: bad number or duration syntax: \"2.5.\""},
+      {"100..4", "1:1: parse error: bad number or duration syntax: \"100..\""},
+      {"0deadbeef", "1:1: parse error: bad number or duration syntax: \"0de\""},
+      {"1 == 1", "1:3: parse error: comparisons between scalars must use BOOL modifier"},
+      {"1 !~ 1", "1:3: parse error: unexpected character after '!': '~'"},
+      {"-test[5m]",
+       "1:1: parse error: unary expression only allowed on expressions of type scalar or "
+       "instant vector, got \"range vector\""},
+      {"1 offset 1d",
+       "1:1: parse error: offset modifier must be preceded by an instant vector selector or "
+       "range vector selector or a subquery"},
+      {"# just a comment\n\n", "1:1: parse error: no expression found in input"},
+  };
+  for (const auto& [in, want] : cases) EXPECT_EQ(ParseError(in), want) << in;
+  // Valid forms from the same tests.
+  EXPECT_EQ(Reprint("sum(sum)"), "sum(sum)");
+  EXPECT_EQ(Reprint("rate(avg[5m])"), "rate(avg[5m])");
+  EXPECT_EQ(Reprint("{__name__=\"bar\", __name__=\"baz\"}"), "{__name__=\"bar\",__name__=\"baz\"}");
+  EXPECT_EQ(Reprint("sum without(and, by, avg, count, alert, annotations)(some_metric)"),
+            "sum without (and, by, avg, count, alert, annotations) (some_metric)");
+  EXPECT_EQ(Reprint("foo[4.018] @ 2.345"), "foo[4s18ms] @ 2.345");
+  EXPECT_EQ(Reprint("0755"), "493");
+  EXPECT_EQ(Reprint("5."), "5");
 }
 
 TEST(ParserErrors, FeatureFlagsGateSyntax) {

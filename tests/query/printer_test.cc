@@ -77,7 +77,7 @@ TEST(Printer, CanonicalForms) {
       {"`raw\\`", "\"raw\\\\\""},
       {"(a + b) * c", "(a + b) * c"},
       {"a ^ b ^ c", "a ^ b ^ c"},
-      {"label_join(x, 'd', ',', 'a', 'b',)", "label_join(x, \"d\", \",\", \"a\", \"b\")"},
+      {"label_join(x, 'd', ',', 'a', 'b')", "label_join(x, \"d\", \",\", \"a\", \"b\")"},
       {"x </ 2", "x </ 2"},
       {"x atan2 y", "x atan2 y"},
       {"time()", "time()"},
