@@ -517,29 +517,41 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
     if (st_.t > maxt) return status_;
     if (st_.t >= mint) out->push_back(At());
   }
-  const int n = total_ - read_;
-  if (n <= 0) return status_;
-  const size_t base = out->size();
-  out->resize(base + n);
-  Sample* const first = out->data() + base;
-  Sample* o = first;
+  // Two loops, each with as few live values as possible: skip to mint, then copy to maxt.
   State s = st_;
+  int left = total_ - read_;
   DecodeError e = DecodeError::kOk;
-  int i = 0;
-  for (; i < n; ++i) {
-    e = DecodeSample(s);
-    if (e != DecodeError::kOk || s.t > maxt) break;
-    o->t = s.t;
-    o->v = std::bit_cast<double>(s.v);
-    o += s.t >= mint;
+  bool pending = false;  // s holds a sample at or after mint not yet copied
+  if (s.t < mint) {
+    while (left > 0) {
+      e = DecodeSample(s);
+      if (e != DecodeError::kOk) break;
+      --left;
+      if (s.t >= mint) {
+        pending = true;
+        break;
+      }
+    }
   }
-  out->resize(base + (o - first));
+  if (e == DecodeError::kOk && !(pending && s.t > maxt)) {
+    const size_t base = out->size();
+    out->resize(base + left + pending);
+    Sample* const first = out->data() + base;
+    Sample* o = first;
+    if (pending) *o++ = {s.t, std::bit_cast<double>(s.v)};
+    while (left > 0) {
+      e = DecodeSample(s);
+      if (e != DecodeError::kOk) break;
+      --left;
+      if (s.t > maxt) break;
+      *o++ = {s.t, std::bit_cast<double>(s.v)};
+    }
+    out->resize(base + (o - first));
+  }
   st_ = s;
+  read_ = total_ - left;  // samples decoded; the last is the current one
   if (e != DecodeError::kOk) {
-    read_ += i;
     Fail(fmt::format("xor chunk: sample {} of {}: {}", read_, total_, DescribeError(e)));
-  } else {
-    read_ += i < n ? i + 1 : n;
   }
   return status_;
 }
