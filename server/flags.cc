@@ -114,6 +114,9 @@ FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
                  "Maximum time a connection may stay idle between requests.");
   app.add_option("--web.io-threads", c.io_threads, "Threads serving HTTP connections.")
       ->check(CLI::Range(1, 256));
+  app.add_option("--web.max-connections", c.max_connections,
+                 "Maximum number of simultaneous connections; 0 means no limit.")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--web.enable-admin-api", c.enable_admin_api,
                "Enable the admin endpoints (delete_series, clean_tombstones, snapshot).");
   app.add_option("--storage.tsdb.path", c.storage_path, "Base path for the data directory.");

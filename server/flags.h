@@ -21,6 +21,7 @@ struct ServerConfig {
   uint16_t listen_port = 9090;
   int64_t read_timeout_ms = 5 * 60 * 1000;  // --web.read-timeout: idle connection limit
   int io_threads = 2;                       // --web.io-threads (Strata's own)
+  int max_connections = 512;                // --web.max-connections; 0: no limit
   bool enable_admin_api = false;            // --web.enable-admin-api
 
   std::string storage_path = "data/";  // --storage.tsdb.path

@@ -264,12 +264,15 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::atomic<uint16_t> port_{0};
+  // Set first thing in Stop(): every response written after it closes its connection.
+  std::atomic<bool> shutting_down_{false};
 
   std::mutex mu_;
   std::condition_variable cv_;
   bool started_ = false;  // Start() was called
   bool serving_ = false;  // Start() succeeded: the I/O threads run
   bool stopping_ = false;
+  bool accept_paused_ = false;  // at max_connections; Unregister resumes accepting
   uint64_t next_id_ = 0;
   int running_threads_ = 0;
   std::map<uint64_t, std::weak_ptr<Session>> sessions_;
@@ -438,7 +441,8 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     if (writing_) return;  // a second answer to one request (a handler bug); drop it
     writing_ = true;
     bool head = request_.method == "HEAD";
-    bool close = force_close_ || stopping_ || !keep_alive_;
+    bool close = force_close_ || stopping_ || !keep_alive_ ||
+                 server_->shutting_down_.load(std::memory_order_acquire);
     if (r.compressible && r.body.size() >= server_->options_.gzip_min_bytes &&
         AcceptsGzip(request_.Header("Accept-Encoding"))) {
       bool encoded = std::any_of(r.headers.begin(), r.headers.end(), [](const auto& h) {
@@ -539,9 +543,19 @@ bool HttpServer::Impl::Register(uint64_t* id, std::weak_ptr<Session> s) {
 }
 
 void HttpServer::Impl::Unregister(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  sessions_.erase(id);
-  if (sessions_.empty()) cv_.notify_all();
+  bool resume = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sessions_.erase(id);
+    if (sessions_.empty()) cv_.notify_all();
+    if (accept_paused_ && !stopping_) {
+      accept_paused_ = false;
+      resume = true;
+    }
+  }
+  if (resume) {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] { self->Accept(); });
+  }
 }
 
 absl::Status HttpServer::Impl::Start() {
@@ -601,6 +615,16 @@ absl::Status HttpServer::Impl::Start() {
 }
 
 void HttpServer::Impl::Accept() {
+  {
+    // At the connection limit, stop accepting: new clients wait in the listen backlog
+    // until a connection closes (Unregister resumes), as Prometheus' limited listener does.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    if (options_.max_connections > 0 && sessions_.size() >= options_.max_connections) {
+      accept_paused_ = true;
+      return;
+    }
+  }
   acceptor_.async_accept(net::make_strand(ioc_),
                          [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
                            if (ec) {
@@ -622,6 +646,7 @@ void HttpServer::Impl::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!serving_ || stopping_) return;
     stopping_ = true;
+    shutting_down_.store(true, std::memory_order_release);
     for (auto& [id, weak] : sessions_) {
       if (auto s = weak.lock()) live.push_back(std::move(s));
     }

@@ -121,6 +121,9 @@ struct HttpServerOptions {
   std::string host = "0.0.0.0";
   uint16_t port = 9090;  // 0 picks a free port; see HttpServer::port()
   int io_threads = 2;
+  // Open connections at most (0: no limit). Beyond it the server stops accepting until one
+  // closes; new clients wait in the listen backlog.
+  size_t max_connections = 512;
   size_t max_header_bytes = 64 * 1024;       // request line and headers; more is 431
   size_t max_body_bytes = 32 * 1024 * 1024;  // more is 413
   // How long an open connection may wait for (the whole header of) its next request.

@@ -72,6 +72,7 @@ int Run(int argc, char** argv) {
   options.host = config.listen_host;
   options.port = config.listen_port;
   options.io_threads = config.io_threads;
+  options.max_connections = static_cast<size_t>(config.max_connections);
   options.idle_timeout = std::chrono::milliseconds(config.read_timeout_ms);
   HttpServer server(std::move(options), std::move(router));
   if (absl::Status st = server.Start(); !st.ok()) {

@@ -37,6 +37,7 @@ TEST(ServerFlags, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.log_format, "logfmt");
   EXPECT_TRUE(c.features.empty());
   EXPECT_EQ(c.self_scrape_interval_ms, 15000);
+  EXPECT_EQ(c.max_connections, 512);
 }
 
 TEST(ServerFlags, ReadsPrometheusNames) {

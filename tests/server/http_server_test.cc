@@ -351,6 +351,29 @@ TEST_F(HttpServerTest, IdleConnectionsAreClosed) {
   EXPECT_TRUE(c.ServerClosed());
 }
 
+TEST_F(HttpServerTest, ConnectionsBeyondTheLimitWaitForAFreeSlot) {
+  HttpServerOptions o;
+  o.max_connections = 2;
+  StartServer(o);
+  auto first = std::make_unique<TestHttpClient>(port());
+  TestHttpClient second(port());
+  ASSERT_TRUE(first->Get("/small"));
+  ASSERT_TRUE(second.Get("/small"));
+  // The third connects (the kernel's backlog takes it) and is served once a slot frees.
+  TestHttpClient third(port());
+  ASSERT_TRUE(third.connected());
+  ASSERT_TRUE(third.SendRaw("GET /small HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(second.Get("/small"));
+  EXPECT_THAT(metrics_.ExpositionText(), HasSubstr("strata_http_connections_open 2\n"));
+  first.reset();
+  auto r = third.ReadResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "tiny");
+  auto again = second.Get("/small");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+}
+
 TEST_F(HttpServerTest, RecordsRequestMetrics) {
   StartServer();
   TestHttpClient c(port());
