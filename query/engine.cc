@@ -368,9 +368,65 @@ absl::StatusOr<std::vector<EvalSeries>> FinishSeries(const Evaluator& ev,
   return out;
 }
 
+// Rejects constructs whose feature flag is off (the tree may come from a parser that had
+// them enabled).
+absl::Status CheckFeatures(const EngineOptions& options, const Expr& e) {
+  switch (e.kind()) {
+    case NodeKind::kVectorSelector: {
+      const auto& vs = e.As<VectorSelector>();
+      if ((vs.anchored || vs.smoothed) && !options.extended_range_selectors) {
+        return absl::InvalidArgumentError(
+            "anchored and smoothed modifiers need --enable-feature=promql-extended-range-selectors");
+      }
+      return absl::OkStatus();
+    }
+    case NodeKind::kMatrixSelector:
+      return CheckFeatures(options, *e.As<MatrixSelector>().selector);
+    case NodeKind::kSubquery:
+      return CheckFeatures(options, *e.As<Subquery>().expr);
+    case NodeKind::kParen:
+      return CheckFeatures(options, *e.As<Paren>().expr);
+    case NodeKind::kUnary:
+      return CheckFeatures(options, *e.As<Unary>().expr);
+    case NodeKind::kBinary: {
+      const auto& b = e.As<Binary>();
+      if (b.matching && (b.matching->fill_left || b.matching->fill_right) &&
+          !options.binop_fill_modifiers) {
+        return absl::InvalidArgumentError(
+            "fill modifiers need --enable-feature=promql-binop-fill-modifiers");
+      }
+      STRATA_RETURN_IF_ERROR(CheckFeatures(options, *b.lhs));
+      return CheckFeatures(options, *b.rhs);
+    }
+    case NodeKind::kAggregate: {
+      const auto& a = e.As<Aggregate>();
+      if (AggregateIsExperimental(a.op) && !options.experimental_functions) {
+        return absl::InvalidArgumentError(fmt::format(
+            "limitk() and limit_ratio() are experimental and must be enabled with "
+            "--enable-feature=promql-experimental-functions ({})",
+            AggregateOpString(a.op)));
+      }
+      if (a.param) STRATA_RETURN_IF_ERROR(CheckFeatures(options, *a.param));
+      return CheckFeatures(options, *a.expr);
+    }
+    case NodeKind::kCall: {
+      const auto& c = e.As<Call>();
+      if (c.func->experimental && !options.experimental_functions) {
+        return absl::InvalidArgumentError(
+            fmt::format("function \"{}\" is not enabled", c.func->name));
+      }
+      for (const auto& a : c.args) STRATA_RETURN_IF_ERROR(CheckFeatures(options, *a));
+      return absl::OkStatus();
+    }
+    default:
+      return absl::OkStatus();
+  }
+}
+
 absl::StatusOr<QueryResult> Run(const EngineOptions& options, Queryable& db, const Expr& expr,
                                 std::string_view query, Timestamp start, Timestamp end,
                                 int64_t step, bool instant) {
+  STRATA_RETURN_IF_ERROR(CheckFeatures(options, expr));
   absl::Time deadline = options.timeout == absl::InfiniteDuration() ? absl::InfiniteFuture()
                                                                     : absl::Now() + options.timeout;
   StepRange r{start, end, step};

@@ -158,5 +158,18 @@ TEST_F(EngineTest, WithoutDelayedNameRemovalNamesDropAtOnce) {
   EXPECT_FALSE(Engine(opts).InstantQuery(store_, *e, q, 0).ok());  // same labelset twice
 }
 
+TEST_F(EngineTest, FeatureFlagsGateExperimentalConstructs) {
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}}, {{0, 1}}).ok());
+  EngineOptions off;
+  for (const char* q : {"mad_over_time(a[1m])", "limitk(1, a)", "rate(a[1m] anchored)",
+                        "a + fill(0) a"}) {
+    ExprPtr e = Parse(q);
+    ASSERT_NE(e, nullptr);
+    auto r = Engine(off).InstantQuery(store_, *e, q, 0);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << q;
+    EXPECT_TRUE(Engine(EngineOptions::AllFeatures()).InstantQuery(store_, *e, q, 0).ok()) << q;
+  }
+}
+
 }  // namespace
 }  // namespace strata::promql
