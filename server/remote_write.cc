@@ -279,6 +279,70 @@ std::string_view MetricTypeName(int32_t type) {
   }
 }
 
+absl::Status CheckRemoteWriteHeaders(std::string_view content_type,
+                                     std::string_view content_encoding) {
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    for (char& c : out) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+  };
+  std::string type = lower(trim(content_type));
+  if (!type.empty()) {
+    std::string_view rest = type;
+    std::string_view media = trim(rest.substr(0, rest.find(';')));
+    if (media != "application/x-protobuf") {
+      return absl::InvalidArgumentError(fmt::format(
+          "unsupported Content-Type \"{}\": remote write accepts application/x-protobuf "
+          "(remote write 1.0, proto=prometheus.WriteRequest)",
+          content_type));
+    }
+    size_t semi = rest.find(';');
+    while (semi != std::string_view::npos) {
+      rest = rest.substr(semi + 1);
+      semi = rest.find(';');
+      std::string_view param = trim(rest.substr(0, semi));
+      if (param.substr(0, 6) == "proto=" && param.substr(6) != "prometheus.writerequest") {
+        return absl::InvalidArgumentError(
+            fmt::format("unsupported Content-Type \"{}\": this server accepts remote write 1.0 "
+                        "(proto=prometheus.WriteRequest) only",
+                        content_type));
+      }
+    }
+  }
+  std::string encoding = lower(trim(content_encoding));
+  if (!encoding.empty() && encoding != "snappy") {
+    return absl::InvalidArgumentError(fmt::format(
+        "{} encoding (compression) is not accepted by this server; only snappy is acceptable",
+        content_encoding));
+  }
+  return absl::OkStatus();
+}
+
+RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
+                                              const RemoteWriteLimits& limits, std::string* scratch,
+                                              WriteRequestDecoder* decoder) {
+  RemoteWriteDecodeResult result;
+  size_t len = 0;
+  if (snappy::GetUncompressedLength(body.data(), body.size(), &len) &&
+      len > limits.max_decoded_bytes) {
+    result.http_status = 413;
+  }
+  result.status = SnappyDecompress(body, limits.max_decoded_bytes, scratch);
+  if (result.status.ok()) result.status = decoder->Decode(*scratch, limits);
+  if (!result.status.ok()) {
+    (void)decoder->Decode({}, limits);  // leave nothing stale behind
+    if (result.http_status != 413) result.http_status = 400;
+  }
+  return result;
+}
+
 absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWriteLimits& limits) {
   labels_.clear();
   samples_.clear();

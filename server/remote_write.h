@@ -125,6 +125,26 @@ class WriteRequestDecoder {
   size_t invalid_samples_ = 0;
 };
 
+// The HTTP side of a remote-write request, checked before any decoding, as Prometheus 3
+// checks it: Content-Type "application/x-protobuf" (also when absent, for old 1.0 senders)
+// optionally with proto=prometheus.WriteRequest; Content-Encoding "snappy" (or absent).
+// Anything else, remote write 2.0 included, is 415 Unsupported Media Type with a message
+// saying what is accepted. Returns OK or an error whose message is the response text.
+absl::Status CheckRemoteWriteHeaders(std::string_view content_type,
+                                     std::string_view content_encoding);
+
+// A remote-write body turned into series: snappy-decompressed into `scratch` (reused) and
+// decoded into `decoder`, whose views point into `scratch`. On failure `http_status` is
+// what to answer: 400 for undecodable snappy or protobuf, 413 for a body that decompresses
+// past the limit. Invalid series are not a failure here; see WriteRequestDecoder.
+struct RemoteWriteDecodeResult {
+  absl::Status status;
+  int http_status = 204;
+};
+RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
+                                              const RemoteWriteLimits& limits, std::string* scratch,
+                                              WriteRequestDecoder* decoder);
+
 }  // namespace strata
 
 #endif  // STRATA_SERVER_REMOTE_WRITE_H_

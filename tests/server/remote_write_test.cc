@@ -582,5 +582,63 @@ TEST(RemoteWriteBody, SnappyThenProtobufEndToEnd) {
   EXPECT_EQ(d.total_samples(), 100u);
 }
 
+TEST(CheckRemoteWriteHeaders, AcceptsRemoteWrite10) {
+  EXPECT_TRUE(CheckRemoteWriteHeaders("application/x-protobuf", "snappy").ok());
+  EXPECT_TRUE(CheckRemoteWriteHeaders("", "").ok());  // old 1.0 senders
+  EXPECT_TRUE(CheckRemoteWriteHeaders("Application/X-Protobuf", "Snappy").ok());
+  EXPECT_TRUE(
+      CheckRemoteWriteHeaders("application/x-protobuf;proto=prometheus.WriteRequest", "snappy")
+          .ok());
+  EXPECT_TRUE(CheckRemoteWriteHeaders("application/x-protobuf; charset=utf-8", "snappy").ok());
+}
+
+TEST(CheckRemoteWriteHeaders, RejectsOtherProtocolsAndEncodings) {
+  absl::Status v2 = CheckRemoteWriteHeaders(
+      "application/x-protobuf;proto=io.prometheus.write.v2.Request", "snappy");
+  EXPECT_FALSE(v2.ok());
+  EXPECT_THAT(std::string(v2.message()), HasSubstr("remote write 1.0"));
+  absl::Status json = CheckRemoteWriteHeaders("application/json", "snappy");
+  EXPECT_FALSE(json.ok());
+  EXPECT_THAT(std::string(json.message()), HasSubstr("application/json"));
+  absl::Status gzip = CheckRemoteWriteHeaders("application/x-protobuf", "gzip");
+  EXPECT_FALSE(gzip.ok());
+  EXPECT_EQ(gzip.message(),
+            "gzip encoding (compression) is not accepted by this server; only snappy is "
+            "acceptable");
+}
+
+TEST(DecodeRemoteWriteBody, MapsFailuresToHttpCodes) {
+  RemoteWriteLimits limits;
+  limits.max_decoded_bytes = 10000;
+  std::string scratch;
+  WriteRequestDecoder d;
+  test::WriteRequest req;
+  AddSeries(&req, {{"__name__", "up"}}, {{1, 1}});
+  std::string good = EncodeRemoteWriteBody(req);
+  RemoteWriteDecodeResult ok = DecodeRemoteWriteBody(good, limits, &scratch, &d);
+  EXPECT_TRUE(ok.status.ok()) << ok.status;
+  EXPECT_EQ(d.series_count(), 1u);
+
+  RemoteWriteDecodeResult not_snappy = DecodeRemoteWriteBody("\xff\xff\xff", limits, &scratch, &d);
+  EXPECT_EQ(not_snappy.http_status, 400);
+  EXPECT_EQ(d.series_count(), 0u);
+
+  std::string truncated_proto = req.SerializeAsString();
+  truncated_proto.pop_back();
+  std::string compressed;
+  snappy::Compress(truncated_proto.data(), truncated_proto.size(), &compressed);
+  RemoteWriteDecodeResult bad_proto = DecodeRemoteWriteBody(compressed, limits, &scratch, &d);
+  EXPECT_EQ(bad_proto.http_status, 400);
+  EXPECT_THAT(std::string(bad_proto.status.message()), HasSubstr("cannot decode WriteRequest"));
+
+  test::WriteRequest big;
+  for (int i = 0; i < 1000; ++i)
+    AddSeries(&big, {{"__name__", "m"}, {"i", std::to_string(i)}}, {{1, 1}});
+  RemoteWriteDecodeResult too_big =
+      DecodeRemoteWriteBody(EncodeRemoteWriteBody(big), limits, &scratch, &d);
+  EXPECT_EQ(too_big.http_status, 413);
+  EXPECT_THAT(std::string(too_big.status.message()), HasSubstr("exceeds the limit of 10000 bytes"));
+}
+
 }  // namespace
 }  // namespace strata
