@@ -185,7 +185,9 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(XorChunkIterator::
 // Reads one sample after the second.
 inline __attribute__((always_inline)) DecodeError DecodeSample(XorChunkIterator::State& s) {
   BitReader& br = s.br;
-  if (br.count() < 56) br.Refill();
+  // Refilling only below 32 bits (enough for any dod but the 64-bit one) skips about half
+  // the refills; the checks below catch the rest.
+  if (br.count() < 32) br.Refill();
   const uint64_t w = br.word();
   uint64_t dod;
   if ((w >> 62) == 0) {
@@ -200,8 +202,8 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(XorChunkIterator:
     return DecodeError::kOk;
   }
   if ((w >> 63) == 0) {
-    // '01': after Refill() the bits past count() are zero unless count() >= 56, so the 1 bit
-    // is a real one and count() >= 2.
+    // '01': count() >= 32 here, or Refill() ran and the bits past count() are zero (unless
+    // count() >= 56), so the 1 bit is a real one and count() >= 2.
     br.Skip(1);
     dod = 0;
   } else if ((w >> 62) == 0b10) {
