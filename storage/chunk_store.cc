@@ -402,6 +402,7 @@ absl::Status ChunkStore::WriteFlush(const FlushData& data) {
 }
 
 std::vector<int64_t> ChunkStore::Partitions(Timestamp mint, Timestamp maxt) {
+  if (mint > maxt) return {};
   int64_t lo = PartitionOf(mint, options_.partition_ms);
   int64_t hi = PartitionOf(maxt, options_.partition_ms);
   std::lock_guard<std::mutex> lock(mu_);
@@ -446,6 +447,26 @@ absl::StatusOr<std::vector<ChunkRef>> ChunkStore::Chunks(int64_t partition, Seri
       }));
   STRATA_RETURN_IF_ERROR(bad);
   return out;
+}
+
+absl::Status ChunkStore::DropPartitionsBefore(int64_t partition) {
+  int64_t first;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (partitions_.empty() || *partitions_.begin() >= partition) return absl::OkStatus();
+    first = *partitions_.begin();
+  }
+  rocksdb::WriteBatch batch;
+  std::string from = PartitionPrefix(first), to = PartitionPrefix(partition);
+  STRATA_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(impl_->cf(kChunks), from, to), "batch"));
+  STRATA_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(impl_->cf(kPostings), from, to), "batch"));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  STRATA_RETURN_IF_ERROR(
+      FromRocks(impl_->db->Write(wo, &batch), fmt::format("drop partitions in {}", impl_->path)));
+  std::lock_guard<std::mutex> lock(mu_);
+  partitions_.erase(partitions_.begin(), partitions_.lower_bound(partition));
+  return absl::OkStatus();
 }
 
 absl::Status ChunkStore::WriteFormatVersionForTesting(int version) {

@@ -74,6 +74,10 @@ class ChunkStore final : public SeriesStore {
   absl::StatusOr<std::vector<ChunkRef>> Chunks(int64_t partition, SeriesRef ref, Timestamp mint,
                                                Timestamp maxt);
 
+  // Deletes every partition below `partition` (chunks and postings; series stay, their
+  // refs are never reused). One synced write of range deletions.
+  absl::Status DropPartitionsBefore(int64_t partition);
+
   int64_t partition_ms() const { return options_.partition_ms; }
   // Overwrites the format version (for tests of the refusal path and future migrations).
   absl::Status WriteFormatVersionForTesting(int version);

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "spdlog/spdlog.h"
 #include "src/status.h"
@@ -115,6 +116,8 @@ absl::Status Storage::Flush(bool cut_open) {
       ++chunks;
     }
   }
+  Timestamp retention_start = RetentionStart();
+  std::erase_if(data.chunks, [&](const FlushData::Chunk& c) { return c.chunk.maxt < retention_start; });
   data.next_ref = head_->next_ref();
   data.max_time = head_->max_time();
   if (!items.empty()) STRATA_RETURN_IF_ERROR(store_->WriteFlush(data));
@@ -124,7 +127,22 @@ absl::Status Storage::Flush(bool cut_open) {
   flushed_chunks_ += chunks;
 
   int64_t keep_from = std::min(head_->LowestNeededSegment(), flush_segment);
-  return wal_->DeleteSegmentsBefore(keep_from);
+  STRATA_RETURN_IF_ERROR(wal_->DeleteSegmentsBefore(keep_from));
+  if (retention_start > std::numeric_limits<Timestamp>::min()) {
+    STRATA_RETURN_IF_ERROR(
+        store_->DropPartitionsBefore(PartitionOf(retention_start, options_.partition_ms)));
+  }
+  return absl::OkStatus();
+}
+
+Timestamp Storage::RetentionStart() {
+  Timestamp max_time = head_->max_time();
+  if (options_.retention_ms <= 0 ||
+      max_time < std::numeric_limits<Timestamp>::min() / 2 + options_.retention_ms) {
+    return std::numeric_limits<Timestamp>::min();
+  }
+  return PartitionOf(max_time - options_.retention_ms, options_.partition_ms) *
+         options_.partition_ms;
 }
 
 void Storage::FlushLoop() {

@@ -34,6 +34,10 @@ struct StorageOptions {
   int chunk_samples = 120;
   // Samples older than the newest sample minus this are rejected as too old; 0 disables.
   int64_t max_sample_age_ms = 24 * 3600 * 1000;
+  // Data older than the start of the partition holding (newest sample - retention_ms) is
+  // invisible to queries and dropped, whole partitions at a time, by the next flush.
+  // 0 keeps everything.
+  int64_t retention_ms = 15LL * 24 * 3600 * 1000;
   // Background flush period; 0: only explicit Flush() calls.
   int64_t flush_interval_ms = 60 * 1000;
   // A flush also closes open chunks whose newest sample is this much older than the newest
@@ -62,7 +66,8 @@ class Storage final : public Queryable {
   // Appends a batch; see Head::Append. Returns once the accepted samples are in the WAL.
   absl::StatusOr<AppendResult> Append(std::span<const SeriesBatch> batch);
 
-  // Writes closed head chunks (all chunks with `cut_open`) to RocksDB, then truncates the WAL.
+  // Writes closed head chunks (all chunks with `cut_open`) to RocksDB, truncates the WAL,
+  // and drops partitions past retention.
   absl::Status Flush(bool cut_open = false);
 
   absl::StatusOr<std::unique_ptr<Querier>> MakeQuerier(Timestamp mint, Timestamp maxt) override;
@@ -73,6 +78,8 @@ class Storage final : public Queryable {
   absl::Status Close();
 
   StorageStats stats();
+  // The oldest time still retained (see retention_ms).
+  Timestamp RetentionStart();
   Head& head() { return *head_; }
   ChunkStore& store() { return *store_; }
 

@@ -106,6 +106,7 @@ class StorageQuerier final : public Querier {
   // Series matching every matcher with at least one sample in [mint, maxt], sorted by labels.
   absl::StatusOr<std::vector<SelectedSeries>> SelectSeries(
       const std::vector<LabelMatcher>& matchers, Timestamp mint, Timestamp maxt) {
+    if (mint > maxt) return std::vector<SelectedSeries>();
     absl::flat_hash_map<SeriesRef, SelectedSeries> found;
     // The head first: a chunk that a concurrent flush moves to the store is then seen at
     // least once (twice at worst, and the iterator drops the repeat).
@@ -171,8 +172,8 @@ class StorageQuerier final : public Querier {
 
 absl::StatusOr<std::unique_ptr<Querier>> Storage::MakeQuerier(Timestamp mint, Timestamp maxt) {
   if (head_ == nullptr) return absl::FailedPreconditionError("storage is closed");
-  return std::unique_ptr<Querier>(
-      std::make_unique<StorageQuerier>(head_.get(), store_.get(), mint, maxt));
+  return std::unique_ptr<Querier>(std::make_unique<StorageQuerier>(
+      head_.get(), store_.get(), std::max(mint, RetentionStart()), maxt));
 }
 
 }  // namespace strata

@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "storage/db.h"
+#include "storage/head.h"
 #include "tests/storage/test_util.h"
 
 namespace strata {
@@ -17,6 +18,7 @@ using testing::M;
 
 constexpr int64_t kPartition = 60000;
 constexpr int64_t kMaxAge = 40000;
+constexpr int64_t kRetention = 250000;
 
 class Model {
  public:
@@ -60,8 +62,10 @@ class Model {
     return it->second.second.back();
   }
 
+  // Retention hides everything before the start of the partition holding max - kRetention.
   testing::SeriesSamplesMap Select(const std::vector<LabelMatcher>& matchers, Timestamp mint,
                                    Timestamp maxt) const {
+    if (has_max_) mint = std::max(mint, PartitionOf(max_time_ - kRetention, kPartition) * kPartition);
     testing::SeriesSamplesMap out;
     for (const auto& [key, entry] : series_) {
       if (!MatchesAll(matchers, entry.first)) continue;
@@ -107,6 +111,7 @@ class PropertyRun {
     o.partition_ms = kPartition;
     o.chunk_samples = 8;
     o.max_sample_age_ms = kMaxAge;
+    o.retention_ms = kRetention;
     o.wal_segment_bytes = 2048;
     o.idle_chunk_ms = 20000;
     o.wal_sync = false;

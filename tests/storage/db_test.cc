@@ -210,6 +210,31 @@ TEST(StorageRestart, ChunksAreCutAtPartitionBoundaries) {
       << testing::Describe(got.begin()->second);
 }
 
+TEST(StorageRetention, DropsWholePartitionsPastRetention) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.partition_ms = 10000;
+  opts.retention_ms = 20000;
+  opts.max_sample_age_ms = 0;
+  Labels a{{"__name__", "m"}};
+  {
+    auto db = Storage::Open(opts);
+    ASSERT_TRUE(db.ok());
+    std::vector<SeriesBatch> b = {Batch(a, Range(0, 101, 1000))};
+    ASSERT_TRUE((*db)->Append(b).ok());
+    ASSERT_TRUE((*db)->Flush(true).ok());
+    // Newest sample 100000: partitions 8, 9 and 10 are kept.
+    EXPECT_EQ((*db)->store().Partitions(0, 200000), (std::vector<int64_t>{8, 9, 10}));
+    EXPECT_EQ((*db)->RetentionStart(), 80000);
+  }
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  auto q = (*db)->MakeQuerier(0, 200000);
+  auto got = ReadAll(**q, {M(MatchType::kEqual, "__name__", "m")});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(testing::SameSamples(got.begin()->second, Range(80000, 21, 1000, 80)));
+}
+
 TEST(StorageWal, CorruptTailIsCutAndEverythingBeforeIsRecovered) {
   TempDir dir;
   Labels a{{"__name__", "m"}};
