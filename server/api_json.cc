@@ -283,6 +283,18 @@ JsonWriter& JsonWriter::SamplePair(strata::Timestamp ms, double v) {
   return *this;
 }
 
+JsonWriter& JsonWriter::LabelSet(const Labels& labels) {
+  BeginObject();
+  for (const LabelView& l : labels) Key(l.name).String(l.value);
+  return EndObject();
+}
+
+JsonWriter& JsonWriter::LabelSet(std::span<const LabelView> labels) {
+  BeginObject();
+  for (const LabelView& l : labels) Key(l.name).String(l.value);
+  return EndObject();
+}
+
 JsonWriter& JsonWriter::Raw(std::string_view json) {
   Separate();
   out_->append(json);

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "src/labels.h"
 #include "src/sample.h"
 
 namespace strata {
@@ -65,6 +66,9 @@ class JsonWriter {
   JsonWriter& Timestamp(strata::Timestamp ms);
   // A [timestamp, "value"] pair, as in vectors, matrices and scalars.
   JsonWriter& SamplePair(strata::Timestamp ms, double v);
+  // A label set as an object in label order: {"__name__":"up","job":"node"}.
+  JsonWriter& LabelSet(const Labels& labels);
+  JsonWriter& LabelSet(std::span<const LabelView> labels);
   // Already-encoded JSON, inserted as one value.
   JsonWriter& Raw(std::string_view json);
 

@@ -240,6 +240,19 @@ TEST(JsonWriter, WritesSamplesAsPrometheusDoes) {
   EXPECT_EQ(out, R"({"value":[1.500,"-0"]})");
 }
 
+TEST(JsonWriter, WritesLabelSetsAsObjectsInLabelOrder) {
+  std::string out;
+  JsonWriter w(&out);
+  Labels labels{{"job", "node"}, {"__name__", "up"}, {"path", "/a\"b<c>"}};
+  w.BeginArray().LabelSet(labels).LabelSet(Labels()).EndArray();
+  EXPECT_EQ(out, R"([{"__name__":"up","job":"node","path":"/a\"b\u003cc\u003e"},{}])");
+  out.clear();
+  JsonWriter w2(&out);
+  std::vector<LabelView> views = {{"a", "1"}, {"b", "2"}};
+  w2.BeginObject().Key("metric").LabelSet(views).Key("value").SamplePair(1000, 3).EndObject();
+  EXPECT_EQ(out, R"({"metric":{"a":"1","b":"2"},"value":[1,"3"]})");
+}
+
 TEST(ApiEnvelope, SuccessWithoutAndWithWarnings) {
   std::string out;
   {
