@@ -1,0 +1,95 @@
+#include "storage/head.h"
+
+#include "gtest/gtest.h"
+#include "storage/chunk_iterator.h"
+
+namespace strata {
+namespace {
+
+std::vector<Sample> ReadChunks(const std::vector<ChunkRef>& chunks) {
+  ChunkListIterator it(chunks, std::numeric_limits<Timestamp>::min(),
+                       std::numeric_limits<Timestamp>::max());
+  std::vector<Sample> out;
+  while (it.Next()) out.push_back(it.At());
+  EXPECT_TRUE(it.status().ok());
+  return out;
+}
+
+TEST(HeadAppend, CutsChunksAt120SamplesAndAtPartitionBoundaries) {
+  HeadOptions opts;
+  opts.partition_ms = 1000000;
+  Head head(opts, nullptr);
+  Labels a{{"__name__", "a"}};
+  std::vector<SeriesBatch> batch = {{a, {}}};
+  for (int i = 0; i < 250; ++i) batch[0].samples.push_back({i * 1000, double(i)});
+  // 250 samples: 0..119, 120..239, then 240..249 — but 1000000 starts a partition.
+  for (int i = 0; i < 5; ++i) batch[0].samples.push_back({1000000 + i, 1});
+  auto r = head.Append(batch);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->appended, 255);
+  MemSeries* s = head.GetByRef(1);
+  ASSERT_NE(s, nullptr);
+  std::vector<ChunkRef> chunks = head.Chunks(*s, std::numeric_limits<Timestamp>::min(),
+                                             std::numeric_limits<Timestamp>::max());
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_EQ(chunks[0].mint, 0);
+  EXPECT_EQ(chunks[0].maxt, 119000);
+  EXPECT_EQ(chunks[1].mint, 120000);
+  EXPECT_EQ(chunks[2].mint, 240000);
+  EXPECT_EQ(chunks[2].maxt, 249000);
+  EXPECT_EQ(chunks[3].mint, 1000000);
+  EXPECT_EQ(ReadChunks(chunks).size(), 255u);
+  // Only the chunks overlapping a range are returned.
+  EXPECT_EQ(head.Chunks(*s, 125000, 130000).size(), 1u);
+}
+
+TEST(HeadAppend, RefsGrowAndPostingsStaySorted) {
+  Head head(HeadOptions{}, nullptr);
+  std::vector<SeriesBatch> batch;
+  for (int i = 0; i < 50; ++i) {
+    batch.push_back({Labels{{"__name__", "m"}, {"i", std::to_string(i % 7)}}, {{1, 1}}});
+  }
+  ASSERT_TRUE(head.Append(batch).ok());
+  EXPECT_EQ(head.num_series(), 7);
+  EXPECT_EQ(head.next_ref(), 8u);
+  auto index = head.Index();
+  auto p = index->PostingsFor("__name__", {"m"});
+  ASSERT_TRUE(p.ok());
+  auto refs = ExpandPostings(**p);
+  ASSERT_TRUE(refs.ok());
+  EXPECT_EQ(*refs, (std::vector<SeriesRef>{1, 2, 3, 4, 5, 6, 7}));
+  auto values = index->LabelValues("i", "");
+  ASSERT_TRUE(values.ok());
+  EXPECT_EQ(values->size(), 7u);
+}
+
+TEST(HeadAppend, RejectsEmptyLabelSetsBeforeAppendingAnything) {
+  Head head(HeadOptions{}, nullptr);
+  std::vector<SeriesBatch> batch = {{Labels{{"__name__", "a"}}, {{1, 1}}}, {Labels{}, {{1, 1}}}};
+  auto r = head.Append(batch);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(head.num_series(), 0);
+}
+
+TEST(HeadFlush, TracksTheLowestWalSegmentStillNeeded) {
+  Head head(HeadOptions{}, nullptr);
+  EXPECT_EQ(head.LowestNeededSegment(), std::numeric_limits<int64_t>::max());
+  std::vector<SeriesBatch> batch = {{Labels{{"__name__", "a"}}, {{1, 1}, {2, 2}}}};
+  ASSERT_TRUE(head.Append(batch).ok());
+  EXPECT_EQ(head.LowestNeededSegment(), 0);
+  auto items = head.CollectFlush(/*cut_open=*/true, 0);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_TRUE(items[0].persist_series);
+  ASSERT_EQ(items[0].chunks.size(), 1u);
+  head.MarkFlushed(items);
+  EXPECT_EQ(head.LowestNeededSegment(), std::numeric_limits<int64_t>::max());
+  // Nothing left to flush, and the series' last sample still guards order.
+  EXPECT_TRUE(head.CollectFlush(true, 0).empty());
+  std::vector<SeriesBatch> late = {{Labels{{"__name__", "a"}}, {{1, 5}}}};
+  auto r = head.Append(late);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out_of_order, 1);
+}
+
+}  // namespace
+}  // namespace strata
