@@ -208,7 +208,14 @@ void Append(std::string* out, const Expr& e) {
     }
     case NodeKind::kBinary: {
       const auto& b = e.As<Binary>();
-      Append(out, *b.lhs);
+      const Expr& lhs = *b.lhs;
+      if (b.op == BinaryOp::kPow && lhs.kind() == NodeKind::kNumberLiteral &&
+          std::isinf(lhs.As<NumberLiteral>().value) && lhs.As<NumberLiteral>().value > 0) {
+        // "+Inf ^ 2" would read back as +(Inf ^ 2): unary operators bind looser than ^.
+        *out += "Inf";
+      } else {
+        Append(out, lhs);
+      }
       *out += ' ';
       *out += BinaryOpString(b.op);
       if (b.return_bool) *out += " bool";

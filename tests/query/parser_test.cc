@@ -589,5 +589,108 @@ TEST(ParserRobustness, MutatedUpstreamExpressionsNeverCrashAndRoundTrip) {
   std::printf("mutated inputs: %d, of which parsed: %d\n", inputs, parsed);
 }
 
+// Random sequences of PromQL tokens: no crash, no hang, and whatever parses prints back to an
+// equal tree.
+TEST(ParserRobustness, RandomTokenSequences) {
+  static constexpr std::string_view kTokens[] = {"x",
+                                                 "y{a=\"b\"}",
+                                                 "{c=~\"d.*\"}",
+                                                 "1",
+                                                 "2.5",
+                                                 "0x1f",
+                                                 "5m",
+                                                 "1h30m",
+                                                 "\"s\"",
+                                                 "'t'",
+                                                 "(",
+                                                 ")",
+                                                 "[",
+                                                 "]",
+                                                 "{",
+                                                 "}",
+                                                 ",",
+                                                 ":",
+                                                 "@",
+                                                 "+",
+                                                 "-",
+                                                 "*",
+                                                 "/",
+                                                 "%",
+                                                 "^",
+                                                 "==",
+                                                 "!=",
+                                                 ">",
+                                                 "<=",
+                                                 "</",
+                                                 "and",
+                                                 "or",
+                                                 "unless",
+                                                 "atan2",
+                                                 "bool",
+                                                 "on",
+                                                 "ignoring",
+                                                 "group_left",
+                                                 "group_right",
+                                                 "by",
+                                                 "without",
+                                                 "offset",
+                                                 "sum",
+                                                 "topk",
+                                                 "count_values",
+                                                 "rate",
+                                                 "abs",
+                                                 "vector",
+                                                 "time",
+                                                 "label_replace",
+                                                 "histogram_quantile",
+                                                 "step()",
+                                                 "range()",
+                                                 "start()",
+                                                 "end()",
+                                                 "min_of",
+                                                 "fill",
+                                                 "fill_left",
+                                                 "anchored",
+                                                 "smoothed",
+                                                 "inf",
+                                                 "nan",
+                                                 "#c\n",
+                                                 "\"a.b\"",
+                                                 "=",
+                                                 "=~",
+                                                 "!~"};
+  // STRATA_FUZZ_ROUNDS / STRATA_FUZZ_SEED run longer or different explorations by hand.
+  const char* rounds_env = std::getenv("STRATA_FUZZ_ROUNDS");
+  const char* seed_env = std::getenv("STRATA_FUZZ_SEED");
+  const int rounds = rounds_env ? std::atoi(rounds_env) : 30000;
+  uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) | 1 : 0x2545f4914f6cdd1dULL;
+  auto next = [&seed]() {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  int parsed = 0;
+  for (int round = 0; round < rounds; ++round) {
+    std::string q;
+    const int len = 1 + static_cast<int>(next() % 14);
+    for (int i = 0; i < len; ++i) {
+      q += kTokens[next() % std::size(kTokens)];
+      if (next() % 2) q += ' ';
+    }
+    absl::StatusOr<ExprPtr> e = ParseExpr(q, ParserOptions::AllFeatures());
+    if (!e.ok()) continue;
+    ++parsed;
+    const std::string printed = ToString(**e);
+    absl::StatusOr<ExprPtr> again = ParseExpr(printed, ParserOptions::AllFeatures());
+    ASSERT_TRUE(again.ok()) << q << "\n  printed as " << printed << "\n  "
+                            << again.status().message();
+    EXPECT_TRUE(Equal(**e, **again)) << q << "\n  printed as " << printed;
+    EXPECT_EQ(ToString(**again), printed) << q;
+  }
+  std::printf("random token sequences that parse: %d of %d\n", parsed, rounds);
+  EXPECT_GT(parsed, 100);
+}
+
 }  // namespace
 }  // namespace strata::promql

@@ -81,6 +81,9 @@ TEST(Printer, CanonicalForms) {
       {"x </ 2", "x </ 2"},
       {"x atan2 y", "x atan2 y"},
       {"time()", "time()"},
+      {"inf ^ 2", "Inf ^ 2"},
+      {"-inf ^ 2", "-Inf ^ 2"},
+      {"inf * 2", "+Inf * 2"},
       {"{\"inf\"}", "{__name__=\"inf\"}"},
   };
   for (const auto& [in, want] : cases) EXPECT_EQ(Print(in), want) << in;
