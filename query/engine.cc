@@ -24,7 +24,7 @@ absl::Status SeriesBuilder::Add(const Labels& labels, bool drop_name, Timestamp 
   if (inserted) series_.push_back({labels, {}, drop_name});
   EvalSeries& s = series_[it->second];
   if (!s.points.empty() && s.points.back().t >= t) {
-    return absl::InvalidArgumentError(std::string(kDuplicateLabelset));
+    return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
   }
   s.points.push_back({t, v});
   ++points_;
@@ -291,7 +291,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalSubquery(const Subquery& sq, const Step
   if (sq.has_step) {
     STRATA_ASSIGN_OR_RETURN(step, ResolveDuration(sq.step));
   }
-  if (step <= 0) return absl::InvalidArgumentError("zero or negative subquery step");
+  if (step <= 0) return absl::FailedPreconditionError("zero or negative subquery step");
   STRATA_ASSIGN_OR_RETURN(std::vector<Timestamp> ends, WindowEnds(sq.at, sq.offset, r));
   Timestamp lo = *std::min_element(ends.begin(), ends.end()) - range;
   Timestamp hi = *std::max_element(ends.begin(), ends.end());
@@ -341,7 +341,7 @@ absl::StatusOr<std::vector<EvalSeries>> FinishSeries(const Evaluator& ev,
   if (!any_dropped) {
     for (size_t i = 1; i < series.size(); ++i) {
       if (series[i].labels == series[i - 1].labels) {
-        return absl::InvalidArgumentError(std::string(kDuplicateLabelset));
+        return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
       }
     }
     return series;
@@ -357,7 +357,7 @@ absl::StatusOr<std::vector<EvalSeries>> FinishSeries(const Evaluator& ev,
                  [](const Sample& a, const Sample& b) { return a.t < b.t; });
       for (size_t i = 1; i < merged.size(); ++i) {
         if (merged[i].t == merged[i - 1].t) {
-          return absl::InvalidArgumentError(std::string(kDuplicateLabelset));
+          return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
         }
       }
       dst = std::move(merged);
@@ -479,7 +479,7 @@ absl::StatusOr<QueryResult> Run(const EngineOptions& options, Queryable& db, con
           if (s.points.empty()) continue;
           Labels l = s.drop_name ? ev.DropNameNow(s.labels) : s.labels;
           if (!seen.insert(l.encoded()).second) {
-            return absl::InvalidArgumentError(std::string(kDuplicateLabelset));
+            return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
           }
           result.value.vector.push_back({std::move(l), start, s.points[0].v});
         }

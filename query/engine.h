@@ -69,10 +69,13 @@ struct QueryResult {
   int64_t samples_decoded = 0;  // samples read from storage
 };
 
-// Errors (absl::Status codes, Prometheus error types):
-//   DeadlineExceeded  "query timed out in ..."                          (timeout)
-//   ResourceExhausted "query processing would load too many samples ..." (execution)
-//   FailedPrecondition / InvalidArgument for evaluation errors            (execution / bad_data)
+// Errors (absl::Status codes, Prometheus error types, see src/status.h):
+//   DeadlineExceeded   "query timed out in expression evaluation"          (timeout)
+//   ResourceExhausted  "query processing would load too many samples ..."  (execution)
+//   FailedPrecondition  errors met while evaluating, e.g. "vector cannot contain metrics
+//                       with the same labelset", many-to-many matching     (execution)
+//   InvalidArgument     bad query parameters, a range query over a range vector, a
+//                       construct whose feature flag is off                (bad_data)
 // Thread-safe: one Engine may run many queries concurrently.
 class Engine {
  public:

@@ -42,7 +42,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
   if (op == AggregateOp::kCountValues) {
     count_label = param.str;
     if (count_label.empty() || !IsValidUtf8(count_label)) {
-      return absl::InvalidArgumentError(
+      return absl::FailedPreconditionError(
           fmt::format("invalid label name {}", QuoteString(count_label)));
     }
     if (!a.without) {
@@ -94,7 +94,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
     int64_t k = 0;
     double ratio = 0;
     if (op == AggregateOp::kTopk || op == AggregateOp::kBottomk || op == AggregateOp::kLimitk) {
-      if (std::isnan(p)) return absl::InvalidArgumentError("Parameter value is NaN");
+      if (std::isnan(p)) return absl::FailedPreconditionError("Parameter value is NaN");
       if (p >= 9.2e18) {
         k = std::numeric_limits<int64_t>::max();
       } else if (p <= -9.2e18) {
@@ -105,7 +105,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
       if (k < 1 || elems.empty()) return absl::OkStatus();
     }
     if (op == AggregateOp::kLimitRatio) {
-      if (std::isnan(p)) return absl::InvalidArgumentError("Ratio value is NaN");
+      if (std::isnan(p)) return absl::FailedPreconditionError("Ratio value is NaN");
       ratio = p;
       if (ratio > 1 || ratio < -1) {
         double capped = ratio > 1 ? 1 : -1;

@@ -213,10 +213,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
   };
 
   SeriesBuilder builder;
-  absl::Status status;
   std::vector<size_t> mcur(many.series.size(), 0), ocur(one.series.size(), 0);
   absl::flat_hash_map<uint64_t, size_t> one_by_sig;
-  absl::flat_hash_map<uint64_t, size_t> many_by_sig;
   absl::flat_hash_set<uint64_t> matched_one;
   absl::flat_hash_set<std::string> inserted;
   absl::flat_hash_set<uint64_t> matched_sigs;
@@ -224,7 +222,6 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
   for (size_t step = 0; step < n; ++step) {
     Timestamp t = r.At(step);
     one_by_sig.clear();
-    many_by_sig.clear();
     matched_one.clear();
     inserted.clear();
     matched_sigs.clear();
@@ -247,7 +244,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
       auto [it, ok] = one_by_sig.emplace(osig[i], k);
       if (!ok) {
         const auto& first = one.series[ones[it->second].first];
-        return absl::InvalidArgumentError(fmt::format(
+        return absl::FailedPreconditionError(fmt::format(
             "found duplicate series for the match group {} on the {} hand-side of the operation: "
             "{};many-to-many matching not allowed: matching labels must be unique on one side",
             group_string(one.series[i].labels), swapped ? "left" : "right",
@@ -258,7 +255,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
                     uint64_t match_sig) -> absl::Status {
       double l = swapped ? ov : mv, rr = swapped ? mv : ov;
       if (m.card == VectorMatchCard::kOneToOne && !matched_sigs.insert(match_sig).second) {
-        return absl::InvalidArgumentError(
+        return absl::FailedPreconditionError(
             "multiple matches for labels: many-to-one matching must be explicit "
             "(group_left/group_right)");
       }
@@ -270,7 +267,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
       if (!keep) return absl::OkStatus();
       auto [labels, drop] = result_metric(mi, oi, from_one);
       if (!inserted.insert(labels.encoded()).second) {
-        return absl::InvalidArgumentError(
+        return absl::FailedPreconditionError(
             "multiple matches for labels: grouping labels must ensure unique matches");
       }
       return builder.Add(labels, drop, t, v);
@@ -293,7 +290,6 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
     }
     STRATA_RETURN_IF_ERROR(CheckDeadline());
   }
-  STRATA_RETURN_IF_ERROR(status);
   out.series = builder.Take();
   return out;
 }

@@ -303,12 +303,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     const auto& vs = marg_expr.As<MatrixSelector>().vector_selector();
     std::string_view fname = c.func->name;
     if (vs.smoothed && !(id == F::kDelta || id == F::kIncrease || id == F::kRate)) {
-      return absl::InvalidArgumentError(fmt::format(
+      return absl::FailedPreconditionError(fmt::format(
           "smoothed modifier can only be used with: delta, increase, rate - not with {}", fname));
     }
     if (vs.anchored && !(id == F::kChanges || id == F::kDelta || id == F::kIncrease ||
                          id == F::kRate || id == F::kResets)) {
-      return absl::InvalidArgumentError(fmt::format(
+      return absl::FailedPreconditionError(fmt::format(
           "anchored modifier can only be used with: changes, delta, increase, rate, resets - not "
           "with {}",
           fname));
@@ -333,11 +333,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     for (size_t i = 0; i < n; ++i) {
       double sf = scalars[1].scalars[i], tf = scalars[2].scalars[i];
       if (!(sf > 0 && sf < 1)) {
-        return absl::InvalidArgumentError(
+        return absl::FailedPreconditionError(
             fmt::format("invalid smoothing factor. Expected: 0 < sf < 1, got: {:f}", sf));
       }
       if (!(tf > 0 && tf < 1)) {
-        return absl::InvalidArgumentError(
+        return absl::FailedPreconditionError(
             fmt::format("invalid trend factor. Expected: 0 < tf < 1, got: {:f}", tf));
       }
     }
@@ -851,11 +851,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
       opts.set_dot_nl(true);
       RE2 re("^(?s:" + regex + ")$", opts);
       if (!re.ok()) {
-        return absl::InvalidArgumentError(
+        return absl::FailedPreconditionError(
             fmt::format("invalid regular expression in label_replace(): {}", regex));
       }
       if (!IsValidLabelName(dst)) {
-        return absl::InvalidArgumentError(
+        return absl::FailedPreconditionError(
             fmt::format("invalid destination label name in label_replace(): {}", dst));
       }
       EvalValue v = std::move(args[0]);
@@ -885,12 +885,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
       const std::string& dst = args[1].str;
       const std::string& sep = args[2].str;
       if (!IsValidLabelName(dst)) {
-        return absl::InvalidArgumentError(
+        return absl::FailedPreconditionError(
             fmt::format("invalid destination label name in label_join(): {}", dst));
       }
       for (size_t i = 3; i < args.size(); ++i) {
         if (!IsValidLabelName(args[i].str)) {
-          return absl::InvalidArgumentError(
+          return absl::FailedPreconditionError(
               fmt::format("invalid source label name in label_join(): {}", args[i].str));
         }
       }
@@ -929,7 +929,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalInfo(const Call& c, const StepRange& r)
   if (c.args.size() > 1) {
     const Expr& sel = UnwrapParens(*c.args[1]);
     if (sel.kind() != NodeKind::kVectorSelector) {
-      return absl::InvalidArgumentError("info(): the second argument must be a vector selector");
+      return absl::FailedPreconditionError("info(): the second argument must be a vector selector");
     }
     for (const auto& m : sel.As<VectorSelector>().matchers) {
       (m.name() == kMetricName ? name_matchers : data_matchers).push_back(m);
@@ -1019,7 +1019,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalInfo(const Call& c, const StepRange& r)
           if (s.labels.Has(l.name)) continue;
           auto [ai, fresh] = added.try_emplace(std::string(l.name), std::string(l.value));
           if (!fresh && ai->second != l.value) {
-            return absl::InvalidArgumentError(fmt::format(
+            return absl::FailedPreconditionError(fmt::format(
                 "conflicting label: {} has values {} and {} in different info series",
                 QuoteString(l.name), QuoteString(ai->second), QuoteString(l.value)));
           }
