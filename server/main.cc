@@ -66,7 +66,9 @@ int Run(int argc, char** argv) {
   Router router;
   RegisterHealthHandlers(router, &readiness);
   RegisterMetricsHandler(router, &DefaultRegistry());
-  // The /api/v1 handlers register here once storage and the query engine are wired in.
+  // The /api/v1 handlers register here once storage and the query engine are wired in,
+  // and a SelfScraper (server/self_scrape.h) appends to storage every
+  // --self-scrape.interval.
 
   HttpServerOptions options;
   options.host = config.listen_host;
