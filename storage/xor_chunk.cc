@@ -12,8 +12,9 @@
 namespace strata {
 namespace {
 
-// Room kept after the chunk's last byte: one sample takes at most 2 + 1 + 10 bytes for the
-// first one or 145 bits otherwise, and BitWriter stores whole 8-byte words.
+// Zeroed room kept after the chunk's last byte, so that an append never checks bounds: the
+// second sample takes at most a 10-byte uvarint and 77 bits, any later one 145 bits (19
+// bytes), and BitWriter stores a whole 8-byte word past the last byte it fills.
 constexpr size_t kSlack = 32;
 
 // The buffer size for a chunk of `len` bytes. A pure function of the length, so the appender
