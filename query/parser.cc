@@ -994,6 +994,8 @@ class Parser {
     }
     Duration d;
     if (e->op == DurationOp::kNumber && !e->wrapped) {
+      // As Prometheus: a literal must fit a Go time.Duration (int64 nanoseconds).
+      if (!(std::abs(e->seconds) <= 9.2e9)) return ErrAt(start, "duration out of range");
       d.ms = static_cast<int64_t>(std::llround(e->seconds * 1000.0));
       return d;
     }
@@ -1003,7 +1005,7 @@ class Parser {
     if (e->IsConstant()) {
       absl::StatusOr<double> v = EvalDurationSeconds(*e, DurationContext{});
       if (!v.ok()) return ErrAt(start, std::string(v.status().message()));
-      if (std::abs(*v) > 9.2e15) return ErrAt(start, "duration out of range");
+      if (!(std::abs(*v) <= 9.2e9)) return ErrAt(start, "duration out of range");
       d.ms = static_cast<int64_t>(std::llround(*v * 1000.0));
     }
     d.expr = std::move(e);

@@ -267,6 +267,9 @@ TEST(Parser, DurationExpressions) {
   e = MustParse("x offset -step()");
   EXPECT_EQ(*e->As<VectorSelector>().offset.Resolve({0, 0, 5000}), -5000);
   EXPECT_EQ(Reprint("x[30m1s-30m1s % 1m]"), "x[30m1s - 30m1s % 1m]");
+  EXPECT_EQ(ParseError("x[1e30]"), "1:3: parse error: duration out of range");
+  EXPECT_EQ(ParseError("x offset (1e30 * 2)"), "1:10: parse error: duration out of range");
+  EXPECT_EQ(ParseError("x[5m-10m]"), "1:3: parse error: duration must be greater than 0");
 }
 
 TEST(Parser, VectorMatching) {
