@@ -281,7 +281,9 @@ void MetricsRegistry::ForEachSample(const Family& f, Emit&& emit) {
 std::string MetricsRegistry::ExpositionText() const {
   std::string out;
   std::lock_guard lock(mu_);
-  for (const auto& [name, f] : families_) {
+  for (const auto& entry : families_) {
+    const std::string& name = entry.first;
+    const Family* f = entry.second.get();
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, EscapeHelp(f->help), name,
                        KindName(f->kind));
     ForEachSample(*f, [&](std::string_view suffix, const std::vector<std::string>& values,
@@ -310,7 +312,9 @@ std::string MetricsRegistry::ExpositionText() const {
 std::vector<GatheredSample> MetricsRegistry::Gather() const {
   std::vector<GatheredSample> out;
   std::lock_guard lock(mu_);
-  for (const auto& [name, f] : families_) {
+  for (const auto& entry : families_) {
+    const std::string& name = entry.first;
+    const Family* f = entry.second.get();
     ForEachSample(*f, [&](std::string_view suffix, const std::vector<std::string>& values,
                           std::string_view extra_name, std::string_view extra_value, double v) {
       LabelsBuilder b;
