@@ -17,12 +17,19 @@ size_t EvalValue::SampleCount() const {
   return n;
 }
 
-absl::Status SeriesBuilder::Add(const Labels& labels, bool drop_name, Timestamp t, double v) {
-  std::string key = labels.encoded();
-  key.push_back(drop_name ? '\1' : '\0');
-  auto [it, inserted] = index_.try_emplace(std::move(key), series_.size());
-  if (inserted) series_.push_back({labels, {}, drop_name});
-  EvalSeries& s = series_[it->second];
+size_t SeriesBuilder::Handle(const Labels& labels, bool drop_name) {
+  uint64_t key = labels.Hash() ^ (drop_name ? 0x9e3779b97f4a7c15ULL : 0);
+  std::vector<size_t>& cands = index_[key];
+  for (size_t i : cands) {
+    if (series_[i].drop_name == drop_name && series_[i].labels == labels) return i;
+  }
+  cands.push_back(series_.size());
+  series_.push_back({labels, {}, drop_name});
+  return series_.size() - 1;
+}
+
+absl::Status SeriesBuilder::AddAt(size_t handle, Timestamp t, double v) {
+  EvalSeries& s = series_[handle];
   if (!s.points.empty() && s.points.back().t >= t) {
     return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
   }

@@ -1,5 +1,6 @@
 // Aggregation operators, evaluated over all steps at once.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -86,6 +87,16 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
   SeriesBuilder builder;
   std::vector<Group> groups(group_labels.size());
   std::vector<size_t> order;  // groups in order of first appearance at this step
+  // Output series handles: per group (index 0: name kept, 1: name marked for removal) and
+  // per input series (topk and friends keep the input labels).
+  std::vector<std::array<size_t, 2>> group_handle(group_labels.size(), {SIZE_MAX, SIZE_MAX});
+  std::vector<size_t> series_handle(in.series.size(), SIZE_MAX);
+  auto add_series = [&](size_t si, Timestamp t, double f) {
+    if (series_handle[si] == SIZE_MAX) {
+      series_handle[si] = builder.Handle(in.series[si].labels, in.series[si].drop_name);
+    }
+    return builder.AddAt(series_handle[si], t, f);
+  };
   absl::Status st = ForEachStep(in, r, [&](size_t step, Timestamp t,
                                            std::span<const StepElement> elems) -> absl::Status {
     for (size_t g : order) groups[g] = Group();
@@ -290,8 +301,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
           });
           if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
           for (const auto& [si, f] : g.elems) {
-            STRATA_RETURN_IF_ERROR(
-                builder.Add(in.series[si].labels, in.series[si].drop_name, t, f));
+            STRATA_RETURN_IF_ERROR(add_series(si, t, f));
           }
           continue;
         }
@@ -300,14 +310,16 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
           [[fallthrough]];
         case AggregateOp::kLimitRatio:
           for (const auto& [si, f] : g.elems) {
-            STRATA_RETURN_IF_ERROR(
-                builder.Add(in.series[si].labels, in.series[si].drop_name, t, f));
+            STRATA_RETURN_IF_ERROR(add_series(si, t, f));
           }
           continue;
         case AggregateOp::kCountValues:
           break;
       }
-      STRATA_RETURN_IF_ERROR(builder.Add(gl, g.drop_name && gl.Has(kMetricName), t, v));
+      bool drop = g.drop_name && gl.Has(kMetricName);
+      size_t& h = group_handle[gi][drop ? 1 : 0];
+      if (h == SIZE_MAX) h = builder.Handle(gl, drop);
+      STRATA_RETURN_IF_ERROR(builder.AddAt(h, t, v));
     }
     return Charge(static_cast<int64_t>(order.size()));
   });

@@ -161,8 +161,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
   std::vector<std::string> include = Sorted(m.include);
 
   // Result label sets are cached per (many series, one series) pair.
-  absl::flat_hash_map<std::pair<size_t, size_t>, std::pair<Labels, bool>> metric_cache;
-  auto result_metric = [&](size_t mi, size_t oi, bool from_one) -> std::pair<Labels, bool> {
+  SeriesBuilder builder;
+  // Output series handle per (many series, one series) pair.
+  absl::flat_hash_map<std::pair<size_t, size_t>, size_t> metric_cache;
+  auto result_metric = [&](size_t mi, size_t oi, bool from_one) -> size_t {
     auto key = std::make_pair(mi, oi);
     if (auto it = metric_cache.find(key); it != metric_cache.end()) return it->second;
     const EvalSeries& base = from_one ? one.series[oi] : many.series[mi];
@@ -193,9 +195,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
         }
       }
     }
-    auto res = std::make_pair(lb.Build(), drop);
-    metric_cache.emplace(key, res);
-    return res;
+    size_t h = builder.Handle(lb.Build(), drop);
+    metric_cache.emplace(key, h);
+    return h;
   };
 
   auto labels_list = [](const EvalSeries& a, const EvalSeries& c) {
@@ -212,11 +214,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
     return lb.Build().ToString();
   };
 
-  SeriesBuilder builder;
   std::vector<size_t> mcur(many.series.size(), 0), ocur(one.series.size(), 0);
   absl::flat_hash_map<uint64_t, size_t> one_by_sig;
   absl::flat_hash_set<uint64_t> matched_one;
-  absl::flat_hash_set<std::string> inserted;
+  absl::flat_hash_set<size_t> inserted;
   absl::flat_hash_set<uint64_t> matched_sigs;
   size_t n = r.Count();
   for (size_t step = 0; step < n; ++step) {
@@ -265,12 +266,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
         keep = true;
       }
       if (!keep) return absl::OkStatus();
-      auto [labels, drop] = result_metric(mi, oi, from_one);
-      if (!inserted.insert(labels.encoded()).second) {
+      size_t h = result_metric(mi, oi, from_one);
+      if (m.card != VectorMatchCard::kOneToOne && !inserted.insert(h).second) {
         return absl::FailedPreconditionError(
             "multiple matches for labels: grouping labels must ensure unique matches");
       }
-      return builder.Add(labels, drop, t, v);
+      return builder.AddAt(h, t, v);
     };
     for (const auto& [mi, mv] : manys) {
       auto it = one_by_sig.find(msig[mi]);

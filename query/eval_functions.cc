@@ -351,6 +351,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     size_t lo = 0, hi = 0;
     Timestamp prev_end = INT64_MIN;
     std::string_view metric = s.labels.MetricName();
+    bool noted = false;  // the "might not be a counter" info, once per series
     bool counter_like = metric.ends_with("_total") || metric.ends_with("_sum") ||
                         metric.ends_with("_count") || metric.ends_with("_bucket");
     for (size_t i = 0; i < n; ++i) {
@@ -372,7 +373,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
         any_at_step[i] = true;
         continue;
       }
-      if ((id == F::kRate || id == F::kIncrease) && !metric.empty() && !counter_like) {
+      if ((id == F::kRate || id == F::kIncrease) && !metric.empty() && !counter_like && !noted) {
+        noted = true;
         Info(*c.args[marg],
              fmt::format("metric might not be a counter, name does not end in "
                          "_total/_sum/_count/_bucket: {}",

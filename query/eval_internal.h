@@ -72,12 +72,18 @@ class SeriesBuilder {
  public:
   // Adds a point. Errors when the series already has a point at t ("vector cannot contain
   // metrics with the same labelset").
-  absl::Status Add(const Labels& labels, bool drop_name, Timestamp t, double v);
+  absl::Status Add(const Labels& labels, bool drop_name, Timestamp t, double v) {
+    return AddAt(Handle(labels, drop_name), t, v);
+  }
+  // The output series for (labels, drop_name), created on first use. Stable for the
+  // builder's life; lets hot loops skip the lookup.
+  size_t Handle(const Labels& labels, bool drop_name);
+  absl::Status AddAt(size_t handle, Timestamp t, double v);
   std::vector<EvalSeries> Take() { return std::move(series_); }
   size_t points() const { return points_; }
 
  private:
-  StringMap<size_t> index_;
+  absl::flat_hash_map<uint64_t, std::vector<size_t>> index_;
   std::vector<EvalSeries> series_;
   size_t points_ = 0;
 };
