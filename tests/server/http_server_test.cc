@@ -374,6 +374,41 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheLimitWaitForAFreeSlot) {
   EXPECT_EQ(again->status, 200);
 }
 
+TEST_F(HttpServerTest, HalfClosedClientStillGetsItsAnswer) {
+  StartServer();
+  TestHttpClient c(port());
+  ASSERT_TRUE(c.SendRaw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"));
+  c.ShutdownWrite();
+  auto r = c.ReadResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "abc");
+  EXPECT_TRUE(c.ServerClosed());
+}
+
+TEST_F(HttpServerTest, StalledPartialRequestIsDroppedAtTheTimeout) {
+  HttpServerOptions o;
+  o.idle_timeout = std::chrono::milliseconds(100);
+  StartServer(o);
+  TestHttpClient c(port());
+  ASSERT_TRUE(c.SendRaw("GET /small HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+  EXPECT_TRUE(c.ServerClosed());
+  // Others are unaffected.
+  TestHttpClient d(port());
+  auto r = d.Get("/small");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(HttpServerTest, StalledBodyIsDroppedAtTheIoTimeout) {
+  HttpServerOptions o;
+  o.io_timeout = std::chrono::milliseconds(100);
+  StartServer(o);
+  TestHttpClient c(port());
+  ASSERT_TRUE(c.SendRaw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"));
+  EXPECT_TRUE(c.ServerClosed());
+}
+
 TEST_F(HttpServerTest, RecordsRequestMetrics) {
   StartServer();
   TestHttpClient c(port());
