@@ -375,6 +375,80 @@ absl::StatusOr<std::vector<EvalSeries>> FinishSeries(const Evaluator& ev,
   return out;
 }
 
+struct TimeBounds {
+  Timestamp mint = INT64_MAX;
+  Timestamp maxt = INT64_MIN;
+};
+
+// Widens `out` by the sample times the selectors in `e` read when `e` is evaluated at times
+// in [lo, hi]. False when a duration cannot be resolved (then the caller reads everything).
+bool QueryBounds(const EngineOptions& options, const Expr& e, const DurationContext& ctx,
+                 Timestamp lo, Timestamp hi, TimeBounds* out) {
+  auto apply_at_offset = [&](const AtModifier& at, const Duration& offset) -> bool {
+    switch (at.kind) {
+      case AtKind::kNone: break;
+      case AtKind::kTimestamp: lo = hi = at.timestamp_ms; break;
+      case AtKind::kStart: lo = hi = ctx.start_ms; break;
+      case AtKind::kEnd: lo = hi = ctx.end_ms; break;
+    }
+    auto off = offset.Resolve(ctx);
+    if (!off.ok()) return false;
+    lo -= *off;
+    hi -= *off;
+    return true;
+  };
+  auto widen = [&](Timestamp a, Timestamp b) {
+    out->mint = std::min(out->mint, a);
+    out->maxt = std::max(out->maxt, b);
+  };
+  switch (e.kind()) {
+    case NodeKind::kVectorSelector: {
+      const auto& vs = e.As<VectorSelector>();
+      if (!apply_at_offset(vs.at, vs.offset)) return false;
+      widen(lo - options.lookback_ms, hi + (vs.smoothed ? options.lookback_ms : 0));
+      return true;
+    }
+    case NodeKind::kMatrixSelector: {
+      const auto& ms = e.As<MatrixSelector>();
+      const auto& vs = ms.vector_selector();
+      auto range = ms.range.Resolve(ctx);
+      if (!range.ok() || !apply_at_offset(vs.at, vs.offset)) return false;
+      int64_t extra = (vs.anchored || vs.smoothed) ? options.lookback_ms : 0;
+      widen(lo - *range - extra, hi + (vs.smoothed ? options.lookback_ms : 0));
+      return true;
+    }
+    case NodeKind::kSubquery: {
+      const auto& sq = e.As<Subquery>();
+      auto range = sq.range.Resolve(ctx);
+      if (!range.ok() || !apply_at_offset(sq.at, sq.offset)) return false;
+      return QueryBounds(options, *sq.expr, ctx, lo - *range, hi, out);
+    }
+    case NodeKind::kParen:
+      return QueryBounds(options, *e.As<Paren>().expr, ctx, lo, hi, out);
+    case NodeKind::kUnary:
+      return QueryBounds(options, *e.As<Unary>().expr, ctx, lo, hi, out);
+    case NodeKind::kBinary:
+      return QueryBounds(options, *e.As<Binary>().lhs, ctx, lo, hi, out) &&
+             QueryBounds(options, *e.As<Binary>().rhs, ctx, lo, hi, out);
+    case NodeKind::kAggregate:
+      if (e.As<Aggregate>().param &&
+          !QueryBounds(options, *e.As<Aggregate>().param, ctx, lo, hi, out)) {
+        return false;
+      }
+      return QueryBounds(options, *e.As<Aggregate>().expr, ctx, lo, hi, out);
+    case NodeKind::kCall: {
+      const auto& c = e.As<Call>();
+      if (c.func->id == FunctionId::kInfo) return false;  // reads info series of its own
+      for (const auto& a : c.args) {
+        if (!QueryBounds(options, *a, ctx, lo, hi, out)) return false;
+      }
+      return true;
+    }
+    default:
+      return true;
+  }
+}
+
 // Rejects constructs whose feature flag is off (the tree may come from a parser that had
 // them enabled).
 absl::Status CheckFeatures(const EngineOptions& options, const Expr& e) {
@@ -442,8 +516,12 @@ absl::StatusOr<QueryResult> Run(const EngineOptions& options, Queryable& db, con
         "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
         ValueTypeName(expr.type())));
   }
-  // Storage is asked for everything up to the widest window; selectors narrow per series.
-  STRATA_ASSIGN_OR_RETURN(auto querier, db.MakeQuerier(kMinTime, kMaxTime));
+  // The querier covers exactly the times some selector may read.
+  TimeBounds bounds;
+  DurationContext dctx{start, end, instant ? 0 : step};
+  if (!QueryBounds(options, expr, dctx, start, end, &bounds)) bounds = {kMinTime, kMaxTime};
+  if (bounds.mint > bounds.maxt) bounds = {start, start};
+  STRATA_ASSIGN_OR_RETURN(auto querier, db.MakeQuerier(bounds.mint, bounds.maxt));
   Evaluator ev(options, *querier, query, deadline);
   ev.query_range = r;
   ev.instant_query = instant;
