@@ -95,6 +95,37 @@ absl::StatusOr<int64_t> ParseByteSize(std::string_view s) {
   return static_cast<int64_t>(n << shift);
 }
 
+std::vector<std::pair<std::string, std::string>> FlagValues(const ServerConfig& c) {
+  auto size = [](int64_t bytes) {
+    return bytes == 0 ? std::string("0B") : fmt::format("{}B", bytes);
+  };
+  std::string features;
+  for (const std::string& f : c.features) {
+    if (!features.empty()) features += ',';
+    features += f;
+  }
+  std::vector<std::pair<std::string, std::string>> out = {
+      {"enable-feature", features},
+      {"log.format", c.log_format},
+      {"log.level", c.log_level},
+      {"query.lookback-delta", FormatDuration(c.query_lookback_delta_ms)},
+      {"query.max-concurrency", std::to_string(c.query_max_concurrency)},
+      {"query.max-samples", std::to_string(c.query_max_samples)},
+      {"query.timeout", FormatDuration(c.query_timeout_ms)},
+      {"self-scrape.interval", FormatDuration(c.self_scrape_interval_ms)},
+      {"storage.tsdb.path", c.storage_path},
+      {"storage.tsdb.retention.size", size(c.retention_size_bytes)},
+      {"storage.tsdb.retention.time", FormatDuration(c.retention_time_ms)},
+      {"web.enable-admin-api", c.enable_admin_api ? "true" : "false"},
+      {"web.io-threads", std::to_string(c.io_threads)},
+      {"web.listen-address", c.listen_address},
+      {"web.max-connections", std::to_string(c.max_connections)},
+      {"web.read-timeout", FormatDuration(c.read_timeout_ms)},
+  };
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
   FlagParseResult result;
   ServerConfig& c = result.config;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -54,6 +55,10 @@ struct FlagParseResult {
 };
 
 FlagParseResult ParseServerFlags(int argc, const char* const* argv);
+
+// Every flag and its value as text, sorted by name, without the leading "--", as
+// /api/v1/status/flags reports them ("query.timeout": "2m", "web.enable-admin-api": "false").
+std::vector<std::pair<std::string, std::string>> FlagValues(const ServerConfig& config);
 
 // "host:port", ":port" (every interface) or "[v6addr]:port".
 absl::Status SplitListenAddress(std::string_view address, std::string* host, uint16_t* port);

@@ -3,13 +3,16 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "server/data_dir.h"
 #include "server/flags.h"
 #include "server/http_server.h"
 #include "server/logging.h"
 #include "server/ops_handlers.h"
+#include "server/status_handlers.h"
 #include "spdlog/spdlog.h"
 #include "src/metrics.h"
 #include "src/strings.h"
@@ -66,6 +69,9 @@ int Run(int argc, char** argv) {
   Router router;
   RegisterHealthHandlers(router, &readiness);
   RegisterMetricsHandler(router, &DefaultRegistry());
+  std::error_code cwd_error;
+  RegisterStatusHandlers(
+      router, StatusInfo{config, NowMillis(), std::filesystem::current_path(cwd_error).string()});
   // The /api/v1 handlers register here once storage and the query engine are wired in,
   // and a SelfScraper (server/self_scrape.h) appends to storage every
   // --self-scrape.interval.
