@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -170,6 +171,8 @@ class Parser {
   Parser(std::string_view query, const ParserOptions& options) : q_(query), opts_(options) {}
 
   absl::StatusOr<ExprPtr> Run() {
+    const char base = 0;
+    stack_base_ = reinterpret_cast<uintptr_t>(&base);
     Lex(q_, &toks_, &lex_error_);
     if (Peek().kind == TokenKind::kEOF) return ErrAt(0, "no expression found in input");
     STRATA_ASSIGN_OR_RETURN(ExprPtr e, ParseExpr(0));
@@ -225,9 +228,15 @@ class Parser {
     Parser* p;
   };
   absl::Status CheckDepth(int extra = 0) const {
+    const char probe = 0;
+    const uintptr_t here = reinterpret_cast<uintptr_t>(&probe);
+    const uintptr_t used = here > stack_base_ ? here - stack_base_ : stack_base_ - here;
     if (depth_ + extra > opts_.max_depth) {
       return ErrAt(Peek().pos, fmt::format("expression nesting too deep (more than {} levels)",
                                            opts_.max_depth));
+    }
+    if (used > opts_.max_stack_bytes) {
+      return ErrAt(Peek().pos, "expression nesting too deep (parser stack limit reached)");
     }
     return absl::OkStatus();
   }
@@ -1169,6 +1178,8 @@ class Parser {
   size_t pos_ = 0;
   int depth_ = 0;
   LexError lex_error_;
+  // Address of a local in Run(): how deep the recursion has gone, in bytes.
+  uintptr_t stack_base_ = 0;
   // What an unexpected token in the current duration slot is reported as.
   std::string_view dur_context_;
   // Selectors that match everything (an error unless exempted, see ParseCall).

@@ -535,6 +535,14 @@ TEST(ParserErrors, DeepNestingIsBoundedNotACrash) {
   std::string dur = "x[";
   for (int i = 0; i < 50000; ++i) dur += "(";
   EXPECT_NE(ParseError(dur).find("expression nesting too deep"), std::string::npos);
+  // A small stack budget stops the recursion before it overflows.
+  ParserOptions small = ParserOptions::AllFeatures();
+  small.max_stack_bytes = 64 << 10;
+  std::string nested;
+  for (int i = 0; i < 900; ++i) nested += "abs(";
+  nested += "x";
+  nested += std::string(900, ')');
+  EXPECT_NE(ParseError(nested, small).find("parser stack limit reached"), std::string::npos);
   // 500 levels are fine.
   std::string ok(500, '(');
   ok += "1";
