@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -79,8 +80,16 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
     spdlog::warn("WAL replay in {} skipped {} samples of unknown series", wal_dir,
                  head.replay_unknown_refs());
   }
-  STRATA_ASSIGN_OR_RETURN(db->wal_, Wal::Open(wal_dir, {.sync = options.wal_sync,
-                                                        .segment_bytes = options.wal_segment_bytes}));
+  WalOptions wal_options{.sync = options.wal_sync, .segment_bytes = options.wal_segment_bytes};
+  if (MetricsRegistry* m = options.metrics) {
+    wal_options.bytes_written =
+        m->GetCounter("strata_wal_written_bytes_total", "Bytes written to the write-ahead log.");
+    wal_options.fsync_seconds = m->GetHistogram(
+        "strata_wal_fsync_duration_seconds", "Duration of write-ahead log fsyncs.",
+        DefaultLatencyBounds());
+  }
+  STRATA_ASSIGN_OR_RETURN(db->wal_, Wal::Open(wal_dir, wal_options));
+  db->RegisterMetrics();
   head.set_wal(db->wal_.get());
   if (options.flush_interval_ms > 0) db->flush_thread_ = std::thread([d = db.get()] { d->FlushLoop(); });
   return db;
@@ -92,12 +101,57 @@ Storage::~Storage() {
 }
 
 absl::StatusOr<AppendResult> Storage::Append(std::span<const SeriesBatch> batch) {
-  return head_->Append(batch);
+  absl::StatusOr<AppendResult> r = head_->Append(batch);
+  if (r.ok() && metrics_.appended != nullptr) RecordAppend(*r);
+  return r;
+}
+
+void Storage::RecordAppend(const AppendResult& r) {
+  metrics_.appended->Add(r.appended);
+  if (r.out_of_order > 0) metrics_.out_of_order->Add(r.out_of_order);
+  if (r.too_old > 0) metrics_.too_old->Add(r.too_old);
+  if (r.duplicate > 0) metrics_.duplicate->Add(r.duplicate);
+}
+
+void Storage::RegisterMetrics() {
+  MetricsRegistry* m = options_.metrics;
+  if (m == nullptr) return;
+  metrics_.appended = m->GetCounter("strata_head_samples_appended_total",
+                                    "Samples appended to the head.");
+  auto* rejected = m->CounterFamily("strata_head_samples_rejected_total",
+                                    "Samples rejected on append, by reason.", {"reason"});
+  metrics_.out_of_order = rejected->With({"out_of_order"});
+  metrics_.too_old = rejected->With({"too_old"});
+  metrics_.duplicate = rejected->With({"duplicate"});
+  metrics_.flushed_chunks = m->GetCounter("strata_flush_chunks_total",
+                                          "Head chunks written to RocksDB.");
+  metrics_.flush_seconds = m->GetHistogram("strata_flush_duration_seconds",
+                                           "Duration of head flushes to RocksDB.",
+                                           DefaultLatencyBounds());
+  Head* head = head_.get();
+  m->AddCallbackGauge("strata_head_series", "Series in the head.",
+                      [head] { return static_cast<double>(head->num_series()); });
+  m->AddCallbackGauge("strata_head_chunks", "Chunks in the head (open and not yet flushed).",
+                      [head] { return static_cast<double>(head->num_chunks()); });
+  std::string db_dir = options_.dir + "/db";
+  m->AddCallbackGauge("strata_storage_rocksdb_size_bytes", "Bytes of files in the RocksDB directory.",
+                      [db_dir] {
+                        std::error_code ec;
+                        uintmax_t total = 0;
+                        for (std::filesystem::directory_iterator it(db_dir, ec), end;
+                             !ec && it != end; it.increment(ec)) {
+                          std::error_code size_ec;
+                          uintmax_t size = it->file_size(size_ec);
+                          if (!size_ec) total += size;
+                        }
+                        return static_cast<double>(total);
+                      });
 }
 
 absl::Status Storage::Flush(bool cut_open) {
   std::lock_guard<std::mutex> lock(flush_mu_);
   if (wal_ == nullptr) return absl::FailedPreconditionError("storage is closed");
+  auto start = std::chrono::steady_clock::now();
   // Series created before the new segment starts are all collected below.
   STRATA_ASSIGN_OR_RETURN(int64_t flush_segment, wal_->Rotate());
   std::vector<Head::FlushItem> items = head_->CollectFlush(cut_open, options_.idle_chunk_ms);
@@ -125,6 +179,11 @@ absl::Status Storage::Flush(bool cut_open) {
   for (size_t i = 0; i < items.size(); ++i) items[i].series->indexed_partition = indexed[i];
   ++flushes_;
   flushed_chunks_ += chunks;
+  if (metrics_.flushed_chunks != nullptr) {
+    metrics_.flushed_chunks->Add(chunks);
+    metrics_.flush_seconds->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
 
   int64_t keep_from = std::min(head_->LowestNeededSegment(), flush_segment);
   STRATA_RETURN_IF_ERROR(wal_->DeleteSegmentsBefore(keep_from));
@@ -166,6 +225,11 @@ absl::Status Storage::Close() {
   }
   loop_cv_.notify_all();
   if (flush_thread_.joinable()) flush_thread_.join();
+  if (MetricsRegistry* m = options_.metrics; m != nullptr && head_ != nullptr) {
+    m->RemoveCallback("strata_head_series");
+    m->RemoveCallback("strata_head_chunks");
+    m->RemoveCallback("strata_storage_rocksdb_size_bytes");
+  }
   absl::Status st;
   std::lock_guard<std::mutex> lock(flush_mu_);
   if (wal_ != nullptr) st = wal_->Close();

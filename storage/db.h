@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "src/metrics.h"
 #include "storage/chunk_store.h"
 #include "storage/head.h"
 #include "storage/querier.h"
@@ -43,6 +44,10 @@ struct StorageOptions {
   // A flush also closes open chunks whose newest sample is this much older than the newest
   // sample in the head, so that idle series do not pin WAL segments. 0 disables.
   int64_t idle_chunk_ms = 3600 * 1000;
+  // Where to record self-metrics (strata_head_*, strata_wal_*, strata_flush_*,
+  // strata_storage_*); not owned, must outlive the storage. Null: none. Only one open
+  // Storage per registry (callback gauges are keyed by name).
+  MetricsRegistry* metrics = nullptr;
 };
 
 struct StorageStats {
@@ -86,6 +91,8 @@ class Storage final : public Queryable {
  private:
   explicit Storage(StorageOptions options) : options_(std::move(options)) {}
   void FlushLoop();
+  void RegisterMetrics();
+  void RecordAppend(const AppendResult& r);
 
   const StorageOptions options_;
   int lock_fd_ = -1;
@@ -97,6 +104,15 @@ class Storage final : public Queryable {
   std::mutex flush_mu_;  // one flush at a time
   std::atomic<int64_t> flushes_{0};
   std::atomic<int64_t> flushed_chunks_{0};
+
+  struct Metrics {
+    Counter* appended = nullptr;
+    Counter* out_of_order = nullptr;
+    Counter* too_old = nullptr;
+    Counter* duplicate = nullptr;
+    Counter* flushed_chunks = nullptr;
+    Histogram* flush_seconds = nullptr;
+  } metrics_;
 
   std::mutex loop_mu_;
   std::condition_variable loop_cv_;

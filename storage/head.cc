@@ -150,6 +150,7 @@ void Head::MarkFlushed(const std::vector<FlushItem>& items) {
     MemSeries& s = *item.series;
     std::lock_guard<std::mutex> lock(s.mu);
     s.closed.erase(s.closed.begin(), s.closed.begin() + item.num_closed);
+    num_chunks_ -= item.num_closed;
     s.persisted = true;
   }
 }

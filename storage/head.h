@@ -152,6 +152,8 @@ class Head {
   // The series' chunks that overlap [mint, maxt], oldest first (the open chunk copied).
   std::vector<ChunkRef> Chunks(MemSeries& s, Timestamp mint, Timestamp maxt);
   int64_t num_series() const { return num_series_.load(); }
+  // Open chunks with samples plus closed chunks not yet flushed.
+  int64_t num_chunks() const { return num_chunks_.load(); }
 
   // Flushing. The chunks a flush may write, per series: closed chunks, plus open chunks
   // when `cut_open` or when their newest sample is older than max_time() - idle_ms (idle
@@ -198,6 +200,7 @@ class Head {
   std::atomic<SeriesRef> next_ref_{1};
   std::atomic<Timestamp> max_time_{std::numeric_limits<Timestamp>::min()};
   std::atomic<int64_t> num_series_{0};
+  std::atomic<int64_t> num_chunks_{0};
   int64_t replay_unknown_refs_ = 0;
 
   // Inverted index: name -> value -> sorted refs. The map keys are the head's one copy of

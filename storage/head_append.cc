@@ -28,6 +28,7 @@ Head::Outcome Head::AppendLocked(MemSeries& s, Sample sample, Timestamp min_vali
   if (s.open.num_samples() == 0) {
     s.open_mint = sample.t;
     s.open_segment = segment;
+    ++num_chunks_;
   }
   // Cannot fail: the time is after the last one and the chunk is below its size limit.
   absl::Status st = s.open.Append(sample.t, sample.v);

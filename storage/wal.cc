@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -281,9 +282,15 @@ absl::Status Wal::WriteAndSync(const std::string& buf, bool rotate) {
   }
   segment_size_ += buf.size();
   bytes_written_ += buf.size();
+  if (options_.bytes_written != nullptr) options_.bytes_written->Add(buf.size());
   if (options_.sync && !buf.empty()) {
+    auto start = std::chrono::steady_clock::now();
     if (::fdatasync(fd_) != 0) {
       return ErrnoStatus("fsync WAL segment", WalSegmentPath(dir_, current_segment_));
+    }
+    if (options_.fsync_seconds != nullptr) {
+      options_.fsync_seconds->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     ++syncs_;
   }

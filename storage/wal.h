@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "src/labels.h"
+#include "src/metrics.h"
 #include "src/sample.h"
 
 namespace strata {
@@ -56,6 +57,9 @@ struct WalOptions {
   bool sync = true;
   // A segment is closed and a new one started once it reaches this size.
   uint64_t segment_bytes = 64 << 20;
+  // Self-metrics, when set (not owned): bytes written, and fsync durations in seconds.
+  Counter* bytes_written = nullptr;
+  Histogram* fsync_seconds = nullptr;
 };
 
 // The segment files in `dir`, sorted by index. Missing dir: empty.

@@ -235,6 +235,34 @@ TEST(StorageRetention, DropsWholePartitionsPastRetention) {
   EXPECT_TRUE(testing::SameSamples(got.begin()->second, Range(80000, 21, 1000, 80)));
 }
 
+TEST(StorageMetrics, RecordsAppendsRejectsSeriesWalAndFlushes) {
+  TempDir dir;
+  MetricsRegistry registry;
+  auto opts = Opts(dir.path());
+  opts.metrics = &registry;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  std::vector<SeriesBatch> b = {Batch(Labels{{"__name__", "m"}}, {{10, 1}, {5, 1}, {10, 2}}),
+                                Batch(Labels{{"__name__", "n"}}, Range(0, 130, 1000))};
+  ASSERT_TRUE((*db)->Append(b).ok());
+  ASSERT_TRUE((*db)->Flush().ok());
+  std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("strata_head_samples_appended_total 131"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(strata_head_samples_rejected_total{reason="out_of_order"} 1)"),
+            std::string::npos);
+  EXPECT_NE(text.find(R"(strata_head_samples_rejected_total{reason="duplicate"} 1)"),
+            std::string::npos);
+  EXPECT_NE(text.find("strata_head_series 2"), std::string::npos);
+  EXPECT_NE(text.find("strata_head_chunks 2"), std::string::npos) << "two open chunks left";
+  EXPECT_NE(text.find("strata_flush_chunks_total 1"), std::string::npos);
+  EXPECT_NE(text.find("strata_flush_duration_seconds_count 1"), std::string::npos);
+  EXPECT_NE(text.find("strata_wal_fsync_duration_seconds_count"), std::string::npos);
+  EXPECT_EQ(text.find("strata_wal_written_bytes_total 0\n"), std::string::npos);
+  ASSERT_TRUE((*db)->Close().ok());
+  EXPECT_EQ(registry.ExpositionText().find("strata_head_series"), std::string::npos)
+      << "callbacks are removed on close";
+}
+
 TEST(StorageWal, CorruptTailIsCutAndEverythingBeforeIsRecovered) {
   TempDir dir;
   Labels a{{"__name__", "m"}};
