@@ -543,7 +543,7 @@ class Parser {
   }
 
   absl::Status ParseOffset(Expr* e) {
-    const Token& kw = Next();
+    Next();
     std::optional<ModifierTarget> target = TargetOf(e);
     if (!target) {
       return ErrAt(e->pos.start,
@@ -551,7 +551,6 @@ class Parser {
                    "vector selector or a subquery");
     }
     if (*target->has_offset) return ErrAt(e->pos.start, "offset may not be set multiple times");
-    (void)kw;
     STRATA_ASSIGN_OR_RETURN(Duration d, ParseDurationSlot(/*full=*/false,
                                                           "in offset, expected number, duration, "
                                                           "step(), or range()"));
@@ -1084,7 +1083,7 @@ class Parser {
   absl::StatusOr<std::unique_ptr<DurationExpr>> ParseDurUnary(bool offset_form) {
     const Token& t = Peek();
     if (t.kind != TokenKind::kAdd && t.kind != TokenKind::kSub) {
-      return ParseDurPrimary(offset_form);
+      return ParseDurPrimary();
     }
     DepthGuard guard(this);
     STRATA_RETURN_IF_ERROR(CheckDepth());
@@ -1111,7 +1110,7 @@ class Parser {
     return neg;
   }
 
-  absl::StatusOr<std::unique_ptr<DurationExpr>> ParseDurPrimary(bool offset_form) {
+  absl::StatusOr<std::unique_ptr<DurationExpr>> ParseDurPrimary() {
     const Token& t = Peek();
     auto e = std::make_unique<DurationExpr>();
     switch (t.kind) {
@@ -1170,7 +1169,6 @@ class Parser {
       default:
         break;
     }
-    (void)offset_form;
     return Unexpected(t, dur_context_);
   }
 
