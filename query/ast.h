@@ -54,7 +54,7 @@ enum class DurationOp {
   kMod,     // lhs % rhs
   kPow,     // lhs ^ rhs
   kNeg,     // -lhs (unary)
-  kPos,     // +lhs (unary; kept so that the printer can round-trip)
+  kPos,     // +lhs (unary; never produced by the parser, which drops a unary +)
   kStep,    // step(): the query step (0 for an instant query)
   kRange,   // range(): end - start of the query (0 for an instant query)
   kMinOf,   // min_of(lhs, rhs)
