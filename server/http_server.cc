@@ -471,9 +471,14 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     if (head) res->body().clear();  // Content-Length stays that of the GET answer
 
     const std::string code = std::to_string(r.status);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     server_->requests_->With({code, pattern_})->Inc();
-    server_->latency_->With({pattern_})
-        ->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    server_->latency_->With({pattern_})->Observe(seconds);
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("HTTP {} {} from {}: {} in {:.3f} ms, {} bytes", request_.method, request_.path,
+                    remote_, r.status, seconds * 1000, res->body().size());
+    }
 
     stream_.expires_after(server_->options_.io_timeout);
     http::async_write(stream_, *res,
