@@ -69,7 +69,8 @@ struct RemoteWriteMetadata {
 
 // One decoded series. Views point into the decoded body and the decoder.
 struct RemoteWriteSeries {
-  // Sorted by name, labels with empty values left out (an empty value means "absent").
+  // For a valid series: sorted by name, labels with empty values left out (an empty value
+  // means "absent"). For an invalid one: as sent, for diagnostics only.
   std::span<const LabelView> labels;
   std::span<const Sample> samples;  // in the order sent
   uint32_t exemplars = 0;           // exemplars sent with the series (not decoded)

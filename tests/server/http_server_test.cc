@@ -409,6 +409,39 @@ TEST_F(HttpServerTest, StalledBodyIsDroppedAtTheIoTimeout) {
   EXPECT_TRUE(c.ServerClosed());
 }
 
+TEST_F(HttpServerTest, ManyConcurrentClientsAllGetTheirOwnAnswers) {
+  HttpServerOptions o;
+  o.io_threads = 3;
+  StartServer(o);
+  constexpr int kClients = 8, kRequests = 90;
+  std::atomic<int> good{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kClients; ++t) {
+    clients.emplace_back([&, t] {
+      TestHttpClient c(port());
+      for (int i = 0; i < kRequests; ++i) {
+        std::string tag = std::to_string(t) + "-" + std::to_string(i);
+        std::optional<testing::TestHttpResponse> r;
+        switch (i % 3) {
+          case 0:
+            r = c.Request("POST", "/echo", {}, tag);
+            if (r && r->body == tag) ++good;
+            break;
+          case 1:
+            r = c.Get("/async?" + tag);
+            if (r && r->body == "later:" + tag) ++good;
+            break;
+          default:
+            r = c.Request("GET", "/big", {{"Accept-Encoding", "gzip"}});
+            if (r && r->status == 200 && r->Header("Content-Encoding") == "gzip") ++good;
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(good.load(), kClients * kRequests);
+}
+
 TEST_F(HttpServerTest, RecordsRequestMetrics) {
   StartServer();
   TestHttpClient c(port());
