@@ -1,5 +1,6 @@
 #include "server/api_params.h"
 
+#include "server/http_server.h"
 #include "src/labels.h"
 #include "src/status.h"
 #include "src/strings.h"
@@ -96,6 +97,12 @@ absl::StatusOr<ApiParams> ApiParams::Parse(std::string_view query, std::string_v
     return absl::InvalidArgumentError(fmt::format("error parsing form values: {}", MessageOf(st)));
   }
   return params;
+}
+
+absl::StatusOr<ApiParams> ApiParams::FromRequest(const HttpRequest& req) {
+  bool has_form = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+  return Parse(req.query, has_form ? req.Header("Content-Type") : std::string_view(),
+               has_form ? std::string_view(req.body) : std::string_view());
 }
 
 std::string_view ApiParams::Get(std::string_view name) const {

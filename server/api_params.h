@@ -16,6 +16,8 @@
 
 namespace strata {
 
+struct HttpRequest;
+
 // Decodes a query-string component as Go's url.QueryUnescape does: '+' is a space, %XX a
 // byte. Errors on a malformed escape: `invalid URL escape "%zz"`.
 absl::StatusOr<std::string> QueryUnescape(std::string_view s);
@@ -32,6 +34,10 @@ class ApiParams {
   // `error parsing form values: invalid URL escape "%zz"`.
   static absl::StatusOr<ApiParams> Parse(std::string_view query, std::string_view content_type,
                                          std::string_view body);
+
+  // The parameters of an HTTP request: its URL query and, for POST, PUT and PATCH (as Go
+  // reads them), a form-encoded body.
+  static absl::StatusOr<ApiParams> FromRequest(const HttpRequest& req);
 
   void Add(std::string name, std::string value) {
     values_.emplace_back(std::move(name), std::move(value));

@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/http_server.h"
 
 namespace strata {
 namespace {
@@ -84,6 +85,24 @@ TEST(ApiParams, ParseErrorsSayWhatWasWrong) {
             "error parsing form values: invalid semicolon separator in query");
   auto body = ApiParams::Parse("", "application/x-www-form-urlencoded", "q=%");
   EXPECT_FALSE(body.ok());
+}
+
+TEST(ApiParams, FromRequestReadsFormBodiesOfPostsOnly) {
+  HttpRequest post;
+  post.method = "POST";
+  post.query = "a=1";
+  post.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
+  post.body = "query=up&a=2";
+  auto p = ApiParams::FromRequest(post);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->Get("query"), "up");
+  EXPECT_THAT(p->GetAll("a"), ElementsAre("2", "1"));
+  HttpRequest get = post;
+  get.method = "GET";
+  auto g = ApiParams::FromRequest(get);
+  ASSERT_TRUE(g.ok());
+  EXPECT_FALSE(g->Has("query"));
+  EXPECT_EQ(g->Get("a"), "1");
 }
 
 TEST(TimeParam, ParsesUnixSecondsAndRfc3339) {
