@@ -312,6 +312,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalSubquery(const Subquery& sq, const Step
   Timestamp end = FloorDiv(hi, step) * step;
   if (start > end) return out;
   StepRange inner{start, end, step};
+  // Every step holds at least one value: refuse before allocating them.
+  if (static_cast<int64_t>(inner.Count()) > options_.max_samples) {
+    return absl::ResourceExhaustedError(
+        "query processing would load too many samples into memory in query execution");
+  }
   STRATA_ASSIGN_OR_RETURN(EvalValue v, Eval(*sq.expr, inner));
   if (v.type == ValueType::kScalar) {
     EvalSeries s;
@@ -511,6 +516,10 @@ absl::StatusOr<QueryResult> Run(const EngineOptions& options, Queryable& db, con
   absl::Time deadline = options.timeout == absl::InfiniteDuration() ? absl::InfiniteFuture()
                                                                     : absl::Now() + options.timeout;
   StepRange r{start, end, step};
+  if (static_cast<int64_t>(r.Count()) > options.max_samples) {
+    return absl::ResourceExhaustedError(
+        "query processing would load too many samples into memory in query execution");
+  }
   if (!instant && expr.type() != ValueType::kScalar && expr.type() != ValueType::kVector) {
     return absl::InvalidArgumentError(fmt::format(
         "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",

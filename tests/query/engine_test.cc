@@ -117,6 +117,14 @@ TEST_F(EngineTest, SampleLimitFailsWithExecutionError) {
   EXPECT_TRUE(Engine(opts).RangeQuery(store_, *e, q, 0, 120 * 60'000, 15'000).ok());
 }
 
+TEST_F(EngineTest, HugeSubqueryIsRefusedBeforeAllocating) {
+  Engine engine;
+  const char* q = "sum_over_time(vector(1)[100d:1ms])";
+  ExprPtr e = Parse(q);
+  auto r = engine.InstantQuery(store_, *e, q, 0);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST_F(EngineTest, DeadlineStopsAQuery) {
   Fill(50, 240);
   EngineOptions opts;
