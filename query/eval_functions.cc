@@ -917,6 +917,16 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
     case F::kHistogramQuantiles:
     case F::kHistogramFraction:
       return EvalClassicHistogram(c, args, r);
+    case F::kHistogramAvg:
+    case F::kHistogramCount:
+    case F::kHistogramSum:
+    case F::kHistogramStddev:
+    case F::kHistogramStdvar: {
+      // These read native histograms only; float samples are ignored.
+      EvalValue v;
+      v.type = ValueType::kVector;
+      return v;
+    }
     default:
       return absl::UnimplementedError(fmt::format("function {} is not implemented", c.func->name));
   }
