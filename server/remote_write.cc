@@ -442,6 +442,8 @@ void WriteRequestDecoder::Validate(SeriesRecord& rec, const RemoteWriteLimits& l
   };
   // Per-label checks, dropping labels with empty values as we go.
   size_t kept = 0;
+  bool strictly_increasing = true;
+  bool has_name = false;
   for (size_t i = 0; i < all.size(); ++i) {
     const LabelView& l = all[i];
     if (l.name.empty()) return fail(all, "empty label name");
@@ -460,25 +462,30 @@ void WriteRequestDecoder::Validate(SeriesRecord& rec, const RemoteWriteLimits& l
     if (!ValidUtf8(l.value)) {
       return fail(all, fmt::format("value of label {} is not valid UTF-8", QuoteString(l.name)));
     }
-    if (!l.value.empty()) all[kept++] = l;
+    if (l.value.empty()) continue;
+    // Senders sort labels (the spec requires it), so one comparison per label usually
+    // shows both order and uniqueness; only unsorted input pays for a sort.
+    if (kept > 0 && strictly_increasing && all[kept - 1].name.compare(l.name) >= 0) {
+      strictly_increasing = false;
+    }
+    if (l.name.size() == kMetricName.size() && l.name == kMetricName) has_name = true;
+    all[kept++] = l;
   }
   rec.label_count = static_cast<uint32_t>(kept);
   std::span<LabelView> labels = all.first(kept);
-  auto by_name = [](const LabelView& a, const LabelView& b) { return a.name < b.name; };
-  if (!std::is_sorted(labels.begin(), labels.end(), by_name)) {
-    std::sort(labels.begin(), labels.end(), by_name);
-  }
-  for (size_t i = 1; i < labels.size(); ++i) {
-    if (labels[i].name == labels[i - 1].name) {
-      return fail(labels, fmt::format("duplicate label name {}", QuoteString(labels[i].name)));
+  if (!strictly_increasing) {
+    std::sort(labels.begin(), labels.end(),
+              [](const LabelView& a, const LabelView& b) { return a.name < b.name; });
+    for (size_t i = 1; i < labels.size(); ++i) {
+      if (labels[i].name == labels[i - 1].name) {
+        return fail(labels, fmt::format("duplicate label name {}", QuoteString(labels[i].name)));
+      }
     }
   }
   if (labels.size() > limits.max_labels_per_series) {
     return fail(labels, fmt::format("{} labels, more than the limit of {}", labels.size(),
                                     limits.max_labels_per_series));
   }
-  bool has_name = std::any_of(labels.begin(), labels.end(),
-                              [](const LabelView& l) { return l.name == kMetricName; });
   if (!has_name) return fail(labels, "no metric name (__name__ label)");
 }
 
