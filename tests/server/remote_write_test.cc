@@ -3,6 +3,7 @@
 #include <snappy.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <random>
@@ -12,6 +13,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "remote_write_test.pb.h"
+#include "server/http_server.h"
+#include "src/metrics.h"
+#include "src/strings.h"
 #include "tests/server/remote_write_sender.h"
 
 namespace strata {
@@ -638,6 +642,85 @@ TEST(DecodeRemoteWriteBody, MapsFailuresToHttpCodes) {
       DecodeRemoteWriteBody(EncodeRemoteWriteBody(big), limits, &scratch, &d);
   EXPECT_EQ(too_big.http_status, 413);
   EXPECT_THAT(std::string(too_big.status.message()), HasSubstr("exceeds the limit of 10000 bytes"));
+}
+
+// The pieces a /api/v1/write handler is made of, over a real socket: headers checked,
+// body decoded, invalid series named, the right status for each kind of bad input. The
+// handler here is test scaffolding; the real one appends to storage.
+TEST(RemoteWriteOverHttp, SenderServerAndDecoderAgree) {
+  std::atomic<size_t> accepted_samples{0};
+  Router router;
+  router.Handle("POST", "/api/v1/write", [&](const HttpRequest& req, HttpResponder r) {
+    if (absl::Status st =
+            CheckRemoteWriteHeaders(req.Header("Content-Type"), req.Header("Content-Encoding"));
+        !st.ok()) {
+      return r.Send(HttpResponse::Text(415, std::string(st.message()) + "\n"));
+    }
+    RemoteWriteLimits limits;
+    limits.max_decoded_bytes = 1 << 16;
+    std::string scratch;
+    WriteRequestDecoder decoder;
+    RemoteWriteDecodeResult res = DecodeRemoteWriteBody(req.body, limits, &scratch, &decoder);
+    if (!res.status.ok()) {
+      return r.Send(HttpResponse::Text(res.http_status, std::string(res.status.message()) + "\n"));
+    }
+    for (size_t i = 0; i < decoder.series_count(); ++i) {
+      if (decoder.series(i).ok()) accepted_samples += decoder.series(i).samples.size();
+    }
+    if (decoder.invalid_series() > 0) {
+      return r.Send(HttpResponse::Text(
+          400, fmt::format("{} of {} series rejected, first: {}\n", decoder.invalid_series(),
+                           decoder.series_count(), decoder.first_error())));
+    }
+    r.Send(HttpResponse::Empty(204));
+  });
+  MetricsRegistry metrics;
+  HttpServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.metrics = &metrics;
+  HttpServer server(o, std::move(router));
+  ASSERT_TRUE(server.Start().ok());
+  testing::TestHttpClient c(server.port());
+
+  test::WriteRequest good;
+  for (int i = 0; i < 50; ++i) {
+    AddSeries(&good, {{"__name__", "up"}, {"instance", std::to_string(i)}}, {{1000, 1}, {2000, 1}});
+  }
+  auto ok = testing::PostRemoteWrite(c, EncodeRemoteWriteBody(good));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 204);
+  EXPECT_EQ(accepted_samples.load(), 100u);
+
+  test::WriteRequest mixed;
+  AddSeries(&mixed, {{"__name__", "up"}}, {{1000, 1}});
+  AddSeries(&mixed, {{"job", "nameless"}}, {{1000, 1}});
+  auto partial = testing::PostRemoteWrite(c, EncodeRemoteWriteBody(mixed));
+  ASSERT_TRUE(partial);
+  EXPECT_EQ(partial->status, 400);
+  EXPECT_THAT(partial->body, HasSubstr("1 of 2 series rejected"));
+  EXPECT_THAT(partial->body, HasSubstr("no metric name"));
+  EXPECT_EQ(accepted_samples.load(), 101u);
+
+  auto garbage = testing::PostRemoteWrite(c, "definitely not snappy");
+  ASSERT_TRUE(garbage);
+  EXPECT_EQ(garbage->status, 400);
+
+  test::WriteRequest huge;
+  for (int i = 0; i < 5000; ++i)
+    AddSeries(&huge, {{"__name__", "m"}, {"i", std::to_string(i)}}, {{1, 1}});
+  auto too_big = testing::PostRemoteWrite(c, EncodeRemoteWriteBody(huge));
+  ASSERT_TRUE(too_big);
+  EXPECT_EQ(too_big->status, 413);
+
+  auto v2 =
+      c.Request("POST", "/api/v1/write",
+                {{"Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
+                 {"Content-Encoding", "snappy"}},
+                EncodeRemoteWriteBody(good));
+  ASSERT_TRUE(v2);
+  EXPECT_EQ(v2->status, 415);
+  server.Stop();
 }
 
 }  // namespace
