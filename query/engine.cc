@@ -249,7 +249,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
 }
 
 absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms,
-                                                        const StepRange& r) {
+                                                        const StepRange& r,
+                                                        const MatrixSink* sink) {
   const VectorSelector& vs = ms.vector_selector();
   STRATA_ASSIGN_OR_RETURN(int64_t range, ResolveDuration(ms.range));
   STRATA_ASSIGN_OR_RETURN(std::vector<Timestamp> ends, WindowEnds(vs.at, vs.offset, r));
@@ -276,7 +277,13 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
     samples_decoded_ += static_cast<int64_t>(s.points.size());
     std::erase_if(s.points, [](const Sample& p) { return IsStaleNaN(p.v); });
     STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(s.points.size())));
-    if (!s.points.empty()) out.series.push_back(std::move(s));
+    if (s.points.empty()) continue;
+    if (sink) {
+      STRATA_RETURN_IF_ERROR((*sink)(out, s));
+      current_samples_ -= static_cast<int64_t>(s.points.size());
+    } else {
+      out.series.push_back(std::move(s));
+    }
   }
   STRATA_RETURN_IF_ERROR(set->status());
   return out;

@@ -314,9 +314,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
           fname));
     }
   }
-  STRATA_ASSIGN_OR_RETURN(EvalValue m, Eval(*c.args[marg], r));
   const size_t n = r.Count();
-  const int64_t range = m.range_ms;
   EvalValue out;
   out.type = ValueType::kVector;
 
@@ -345,7 +343,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
 
   const bool keeps_name = id == F::kLastOverTime || id == F::kFirstOverTime;
   std::vector<bool> any_at_step(id == F::kAbsentOverTime ? n : 0, false);
-  for (EvalSeries& s : m.series) {
+  // One series at a time: a plain range selector streams its series (each decoded once,
+  // released after use); a subquery's matrix is evaluated first.
+  auto process = [&](const EvalValue& m, EvalSeries& s) -> absl::Status {
+    const int64_t range = m.range_ms;
     const std::vector<Sample>& pts = s.points;
     EvalSeries o{s.labels, {}, s.drop_name};
     size_t lo = 0, hi = 0;
@@ -548,10 +549,18 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       }
       if (v) o.points.push_back({r.At(i), *v});
     }
-    if (o.points.empty()) continue;
+    if (o.points.empty()) return absl::OkStatus();
     if (!keeps_name) DropName(o);
     STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(o.points.size())));
     out.series.push_back(std::move(o));
+    return absl::OkStatus();
+  };
+  if (marg_expr.kind() == NodeKind::kMatrixSelector) {
+    MatrixSink sink = process;
+    STRATA_RETURN_IF_ERROR(EvalMatrixSelector(marg_expr.As<MatrixSelector>(), r, &sink).status());
+  } else {
+    STRATA_ASSIGN_OR_RETURN(EvalValue m, Eval(*c.args[marg], r));
+    for (EvalSeries& s : m.series) STRATA_RETURN_IF_ERROR(process(m, s));
   }
   if (id == F::kAbsentOverTime) {
     Labels l;

@@ -131,7 +131,11 @@ class Evaluator {
   // The time the data of `e` refers to at evaluation time t (@ and offset of the selectors
   // and subqueries along its first vector argument chain).
   absl::StatusOr<Timestamp> ReferenceTime(const Expr& e, Timestamp t);
-  absl::StatusOr<EvalValue> EvalMatrixSelector(const MatrixSelector& ms, const StepRange& r);
+  // With a sink, each selected series is handed to it (with the value's window fields set
+  // and no series) and dropped afterwards, instead of being collected.
+  using MatrixSink = std::function<absl::Status(const EvalValue& meta, EvalSeries& series)>;
+  absl::StatusOr<EvalValue> EvalMatrixSelector(const MatrixSelector& ms, const StepRange& r,
+                                               const MatrixSink* sink = nullptr);
   absl::StatusOr<EvalValue> EvalSubquery(const Subquery& sq, const StepRange& r);
   absl::StatusOr<EvalValue> EvalBinary(const Binary& b, const StepRange& r);
   absl::StatusOr<EvalValue> EvalAggregate(const Aggregate& a, const StepRange& r);
