@@ -100,6 +100,9 @@ TEST_F(EngineTest, RangeQueryDecodesEachSampleOnce) {
   // re-read its window; node-by-node evaluation reads each sample once.
   EXPECT_LE(r->samples_decoded, static_cast<int64_t>(total));
   EXPECT_GT(r->samples_decoded, 0);
+  // The range selector streams: one series' raw samples are held at a time, plus the
+  // per-step outputs (5 series x 221 steps before the sum).
+  EXPECT_LT(r->peak_samples, r->samples_decoded / 5 + 5 * 221 + 221 + 10);
 }
 
 TEST_F(EngineTest, SampleLimitFailsWithExecutionError) {
