@@ -86,7 +86,7 @@ absl::Status Evaluator::Charge(int64_t n) {
     return absl::ResourceExhaustedError(
         "query processing would load too many samples into memory in query execution");
   }
-  deadline_counter_ += n + 1;
+  deadline_counter_ += (n < 0 ? -n : n) + 1;
   if (deadline_counter_ >= 4096) {
     deadline_counter_ = 0;
     return CheckDeadline();
