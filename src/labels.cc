@@ -9,12 +9,7 @@
 // The library's XXH64, not the inlined copy: GCC 12 at -O3 reports a false
 // -Warray-bounds inside the inlined code.
 #define XXH_STATIC_LINKING_ONLY
-// GCC 12 at -O3 reports a false -Warray-bounds inside xxhash's inlined update for the
-// one-byte separator (it evaluates `bEnd - 32` on a path that the length check excludes).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Warray-bounds"
 #include "xxhash.h"
-#pragma GCC diagnostic pop
 
 namespace strata {
 namespace {
