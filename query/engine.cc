@@ -398,10 +398,17 @@ bool QueryBounds(const EngineOptions& options, const Expr& e, const DurationCont
                  Timestamp lo, Timestamp hi, TimeBounds* out) {
   auto apply_at_offset = [&](const AtModifier& at, const Duration& offset) -> bool {
     switch (at.kind) {
-      case AtKind::kNone: break;
-      case AtKind::kTimestamp: lo = hi = at.timestamp_ms; break;
-      case AtKind::kStart: lo = hi = ctx.start_ms; break;
-      case AtKind::kEnd: lo = hi = ctx.end_ms; break;
+      case AtKind::kNone:
+        break;
+      case AtKind::kTimestamp:
+        lo = hi = at.timestamp_ms;
+        break;
+      case AtKind::kStart:
+        lo = hi = ctx.start_ms;
+        break;
+      case AtKind::kEnd:
+        lo = hi = ctx.end_ms;
+        break;
     }
     auto off = offset.Resolve(ctx);
     if (!off.ok()) return false;
@@ -469,7 +476,8 @@ absl::Status CheckFeatures(const EngineOptions& options, const Expr& e) {
       const auto& vs = e.As<VectorSelector>();
       if ((vs.anchored || vs.smoothed) && !options.extended_range_selectors) {
         return absl::InvalidArgumentError(
-            "anchored and smoothed modifiers need --enable-feature=promql-extended-range-selectors");
+            "anchored and smoothed modifiers need "
+            "--enable-feature=promql-extended-range-selectors");
       }
       return absl::OkStatus();
     }
@@ -494,10 +502,10 @@ absl::Status CheckFeatures(const EngineOptions& options, const Expr& e) {
     case NodeKind::kAggregate: {
       const auto& a = e.As<Aggregate>();
       if (AggregateIsExperimental(a.op) && !options.experimental_functions) {
-        return absl::InvalidArgumentError(fmt::format(
-            "limitk() and limit_ratio() are experimental and must be enabled with "
-            "--enable-feature=promql-experimental-functions ({})",
-            AggregateOpString(a.op)));
+        return absl::InvalidArgumentError(
+            fmt::format("limitk() and limit_ratio() are experimental and must be enabled with "
+                        "--enable-feature=promql-experimental-functions ({})",
+                        AggregateOpString(a.op)));
       }
       if (a.param) STRATA_RETURN_IF_ERROR(CheckFeatures(options, *a.param));
       return CheckFeatures(options, *a.expr);
@@ -543,8 +551,7 @@ absl::StatusOr<QueryResult> Run(const EngineOptions& options, Queryable& db, con
   ev.instant_query = instant;
   QueryResult result;
   const Expr& top = UnwrapParens(expr);
-  if (instant && (top.kind() == NodeKind::kMatrixSelector ||
-                  top.kind() == NodeKind::kSubquery)) {
+  if (instant && (top.kind() == NodeKind::kMatrixSelector || top.kind() == NodeKind::kSubquery)) {
     STRATA_ASSIGN_OR_RETURN(EvalValue v, ev.Eval(top, r));
     Timestamp T = v.window_ends.empty() ? start : v.window_ends[0];
     std::vector<EvalSeries> kept;

@@ -18,7 +18,7 @@ struct Group {
   double kahan = 0;
   double count = 0;
   bool incremental_mean = false;
-  bool drop_name = false;  // some input's metric name is marked for removal
+  bool drop_name = false;                        // some input's metric name is marked for removal
   std::vector<double> values;                    // quantile
   std::vector<std::pair<size_t, double>> elems;  // topk/bottomk/limitk/limit_ratio: series index
 };
@@ -97,232 +97,234 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
     }
     return builder.AddAt(series_handle[si], t, f);
   };
-  absl::Status st = ForEachStep(in, r, [&](size_t step, Timestamp t,
-                                           std::span<const StepElement> elems) -> absl::Status {
-    for (size_t g : order) groups[g] = Group();
-    order.clear();
-    double p = a.param && param.type == ValueType::kScalar ? param.scalars[step] : 0;
-    int64_t k = 0;
-    double ratio = 0;
-    if (op == AggregateOp::kTopk || op == AggregateOp::kBottomk || op == AggregateOp::kLimitk) {
-      if (std::isnan(p)) return absl::FailedPreconditionError("Parameter value is NaN");
-      if (p >= 9.2e18) {
-        k = std::numeric_limits<int64_t>::max();
-      } else if (p <= -9.2e18) {
-        k = 0;
-      } else {
-        k = static_cast<int64_t>(p);
-      }
-      if (k < 1 || elems.empty()) return absl::OkStatus();
-    }
-    if (op == AggregateOp::kLimitRatio) {
-      if (std::isnan(p)) return absl::FailedPreconditionError("Ratio value is NaN");
-      ratio = p;
-      if (ratio > 1 || ratio < -1) {
-        double capped = ratio > 1 ? 1 : -1;
-        Warn(*a.param, fmt::format("ratio value should be between -1 and 1, got {}, capping to {}",
-                                   FormatNumber(ratio), FormatNumber(capped)));
-        ratio = capped;
-      }
-    }
-    if (elems.empty()) return absl::OkStatus();
-    if (op == AggregateOp::kQuantile && (std::isnan(p) || p < 0 || p > 1)) {
-      Warn(*a.param, fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(p)));
-    }
-    for (const StepElement& el : elems) {
-      size_t si = static_cast<size_t>(el.series - in.series.data());
-      size_t gi = group_of[si];
-      Group& g = groups[gi];
-      double f = el.v;
-      g.drop_name |= el.series->drop_name;
-      if (!g.seen) {
-        g.seen = true;
-        order.push_back(gi);
-        g.count = 1;
-        g.value = f;
-        g.mean = f;
-        g.kahan = 0;
-        switch (op) {
-          case AggregateOp::kStddev:
-          case AggregateOp::kStdvar:
-            g.value = (std::isnan(f) || std::isinf(f)) ? std::nan("") : 0;
-            break;
-          case AggregateOp::kQuantile:
-            g.values.push_back(f);
-            break;
-          case AggregateOp::kTopk:
-          case AggregateOp::kBottomk:
-          case AggregateOp::kLimitk:
-            g.elems.push_back({si, f});
-            break;
-          case AggregateOp::kLimitRatio:
-            if (true) {
+  absl::Status st = ForEachStep(
+      in, r, [&](size_t step, Timestamp t, std::span<const StepElement> elems) -> absl::Status {
+        for (size_t g : order) groups[g] = Group();
+        order.clear();
+        double p = a.param && param.type == ValueType::kScalar ? param.scalars[step] : 0;
+        int64_t k = 0;
+        double ratio = 0;
+        if (op == AggregateOp::kTopk || op == AggregateOp::kBottomk || op == AggregateOp::kLimitk) {
+          if (std::isnan(p)) return absl::FailedPreconditionError("Parameter value is NaN");
+          if (p >= 9.2e18) {
+            k = std::numeric_limits<int64_t>::max();
+          } else if (p <= -9.2e18) {
+            k = 0;
+          } else {
+            k = static_cast<int64_t>(p);
+          }
+          if (k < 1 || elems.empty()) return absl::OkStatus();
+        }
+        if (op == AggregateOp::kLimitRatio) {
+          if (std::isnan(p)) return absl::FailedPreconditionError("Ratio value is NaN");
+          ratio = p;
+          if (ratio > 1 || ratio < -1) {
+            double capped = ratio > 1 ? 1 : -1;
+            Warn(*a.param,
+                 fmt::format("ratio value should be between -1 and 1, got {}, capping to {}",
+                             FormatNumber(ratio), FormatNumber(capped)));
+            ratio = capped;
+          }
+        }
+        if (elems.empty()) return absl::OkStatus();
+        if (op == AggregateOp::kQuantile && (std::isnan(p) || p < 0 || p > 1)) {
+          Warn(*a.param,
+               fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(p)));
+        }
+        for (const StepElement& el : elems) {
+          size_t si = static_cast<size_t>(el.series - in.series.data());
+          size_t gi = group_of[si];
+          Group& g = groups[gi];
+          double f = el.v;
+          g.drop_name |= el.series->drop_name;
+          if (!g.seen) {
+            g.seen = true;
+            order.push_back(gi);
+            g.count = 1;
+            g.value = f;
+            g.mean = f;
+            g.kahan = 0;
+            switch (op) {
+              case AggregateOp::kStddev:
+              case AggregateOp::kStdvar:
+                g.value = (std::isnan(f) || std::isinf(f)) ? std::nan("") : 0;
+                break;
+              case AggregateOp::kQuantile:
+                g.values.push_back(f);
+                break;
+              case AggregateOp::kTopk:
+              case AggregateOp::kBottomk:
+              case AggregateOp::kLimitk:
+                g.elems.push_back({si, f});
+                break;
+              case AggregateOp::kLimitRatio:
+                if (true) {
+                  double off = static_cast<double>(el.series->labels.Hash()) /
+                               static_cast<double>(std::numeric_limits<uint64_t>::max());
+                  if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
+                    g.elems.push_back({si, f});
+                  }
+                }
+                break;
+              default:
+                break;
+            }
+            continue;
+          }
+          switch (op) {
+            case AggregateOp::kSum:
+              KahanAdd(f, g.value, g.kahan);
+              break;
+            case AggregateOp::kAvg: {
+              g.count += 1;
+              if (!g.incremental_mean) {
+                double nv = g.value, nc = g.kahan;
+                KahanAdd(f, nv, nc);
+                if (!std::isinf(nv)) {
+                  g.value = nv;
+                  g.kahan = nc;
+                  break;
+                }
+                g.incremental_mean = true;
+                g.mean = g.value / (g.count - 1);
+                g.kahan /= (g.count - 1);
+              }
+              if (std::isinf(g.mean)) {
+                if (std::isinf(f) && (g.mean > 0) == (f > 0)) break;
+                if (!std::isinf(f) && !std::isnan(f)) break;
+              }
+              double q = (g.count - 1) / g.count;
+              double m = q * g.mean, c = q * g.kahan;
+              KahanAdd(f / g.count, m, c);
+              g.mean = m;
+              g.kahan = c;
+              break;
+            }
+            case AggregateOp::kCount:
+              g.count += 1;
+              break;
+            case AggregateOp::kGroup:
+              break;
+            case AggregateOp::kMax:
+              if (g.value < f || std::isnan(g.value)) g.value = f;
+              break;
+            case AggregateOp::kMin:
+              if (g.value > f || std::isnan(g.value)) g.value = f;
+              break;
+            case AggregateOp::kStddev:
+            case AggregateOp::kStdvar: {
+              g.count += 1;
+              double delta = f - (g.mean + g.kahan);
+              KahanAdd(delta / g.count, g.mean, g.kahan);
+              g.value += delta * (f - (g.mean + g.kahan));
+              break;
+            }
+            case AggregateOp::kQuantile:
+              g.values.push_back(f);
+              break;
+            case AggregateOp::kTopk:
+            case AggregateOp::kBottomk:
+            case AggregateOp::kLimitk:
+              g.elems.push_back({si, f});
+              break;
+            case AggregateOp::kLimitRatio: {
               double off = static_cast<double>(el.series->labels.Hash()) /
                            static_cast<double>(std::numeric_limits<uint64_t>::max());
               if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
                 g.elems.push_back({si, f});
               }
-            }
-            break;
-          default:
-            break;
-        }
-        continue;
-      }
-      switch (op) {
-        case AggregateOp::kSum:
-          KahanAdd(f, g.value, g.kahan);
-          break;
-        case AggregateOp::kAvg: {
-          g.count += 1;
-          if (!g.incremental_mean) {
-            double nv = g.value, nc = g.kahan;
-            KahanAdd(f, nv, nc);
-            if (!std::isinf(nv)) {
-              g.value = nv;
-              g.kahan = nc;
               break;
             }
-            g.incremental_mean = true;
-            g.mean = g.value / (g.count - 1);
-            g.kahan /= (g.count - 1);
+            case AggregateOp::kCountValues:
+              break;
           }
-          if (std::isinf(g.mean)) {
-            if (std::isinf(f) && (g.mean > 0) == (f > 0)) break;
-            if (!std::isinf(f) && !std::isnan(f)) break;
-          }
-          double q = (g.count - 1) / g.count;
-          double m = q * g.mean, c = q * g.kahan;
-          KahanAdd(f / g.count, m, c);
-          g.mean = m;
-          g.kahan = c;
-          break;
         }
-        case AggregateOp::kCount:
-          g.count += 1;
-          break;
-        case AggregateOp::kGroup:
-          break;
-        case AggregateOp::kMax:
-          if (g.value < f || std::isnan(g.value)) g.value = f;
-          break;
-        case AggregateOp::kMin:
-          if (g.value > f || std::isnan(g.value)) g.value = f;
-          break;
-        case AggregateOp::kStddev:
-        case AggregateOp::kStdvar: {
-          g.count += 1;
-          double delta = f - (g.mean + g.kahan);
-          KahanAdd(delta / g.count, g.mean, g.kahan);
-          g.value += delta * (f - (g.mean + g.kahan));
-          break;
+        if (op == AggregateOp::kCountValues) {
+          // Counted per (group, value).
+          std::vector<std::pair<Labels, double>> counts;
+          StringMap<size_t> idx;
+          for (const StepElement& el : elems) {
+            size_t si = static_cast<size_t>(el.series - in.series.data());
+            LabelsBuilder lb(group_labels[group_of[si]]);
+            lb.Set(count_label, FormatGoFloat(el.v));
+            Labels l = lb.Build();
+            auto [it, ok] = idx.try_emplace(l.encoded(), counts.size());
+            if (ok) counts.push_back({l, 0});
+            counts[it->second].second += 1;
+          }
+          for (auto& [l, c] : counts) STRATA_RETURN_IF_ERROR(builder.Add(l, false, t, c));
+          return absl::OkStatus();
         }
-        case AggregateOp::kQuantile:
-          g.values.push_back(f);
-          break;
-        case AggregateOp::kTopk:
-        case AggregateOp::kBottomk:
-        case AggregateOp::kLimitk:
-          g.elems.push_back({si, f});
-          break;
-        case AggregateOp::kLimitRatio: {
-          double off = static_cast<double>(el.series->labels.Hash()) /
-                       static_cast<double>(std::numeric_limits<uint64_t>::max());
-          if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
-            g.elems.push_back({si, f});
+        for (size_t gi : order) {
+          Group& g = groups[gi];
+          const Labels& gl = group_labels[gi];
+          double v = 0;
+          switch (op) {
+            case AggregateOp::kSum:
+              v = g.value + g.kahan;
+              if (std::isinf(g.value)) v = g.value;
+              break;
+            case AggregateOp::kAvg:
+              if (g.incremental_mean) {
+                v = g.mean + g.kahan;
+                if (std::isinf(g.mean)) v = g.mean;
+              } else {
+                double sum = std::isinf(g.value) ? g.value : g.value + g.kahan;
+                v = sum / g.count;
+              }
+              break;
+            case AggregateOp::kCount:
+              v = g.count;
+              break;
+            case AggregateOp::kGroup:
+              v = 1;
+              break;
+            case AggregateOp::kMax:
+            case AggregateOp::kMin:
+              v = g.value;
+              break;
+            case AggregateOp::kStdvar:
+              v = g.value / g.count;
+              break;
+            case AggregateOp::kStddev:
+              v = std::sqrt(g.value / g.count);
+              break;
+            case AggregateOp::kQuantile:
+              v = Quantile(p, std::move(g.values));
+              break;
+            case AggregateOp::kTopk:
+            case AggregateOp::kBottomk: {
+              bool top = op == AggregateOp::kTopk;
+              // NaN sorts last either way; ties keep input order.
+              std::stable_sort(g.elems.begin(), g.elems.end(), [top](const auto& x, const auto& y) {
+                if (std::isnan(x.second)) return false;
+                if (std::isnan(y.second)) return true;
+                return top ? x.second > y.second : x.second < y.second;
+              });
+              if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
+              for (const auto& [si, f] : g.elems) {
+                STRATA_RETURN_IF_ERROR(add_series(si, t, f));
+              }
+              continue;
+            }
+            case AggregateOp::kLimitk:
+              if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
+              [[fallthrough]];
+            case AggregateOp::kLimitRatio:
+              for (const auto& [si, f] : g.elems) {
+                STRATA_RETURN_IF_ERROR(add_series(si, t, f));
+              }
+              continue;
+            case AggregateOp::kCountValues:
+              break;
           }
-          break;
+          bool drop = g.drop_name && gl.Has(kMetricName);
+          size_t& h = group_handle[gi][drop ? 1 : 0];
+          if (h == SIZE_MAX) h = builder.Handle(gl, drop);
+          STRATA_RETURN_IF_ERROR(builder.AddAt(h, t, v));
         }
-        case AggregateOp::kCountValues:
-          break;
-      }
-    }
-    if (op == AggregateOp::kCountValues) {
-      // Counted per (group, value).
-      std::vector<std::pair<Labels, double>> counts;
-      StringMap<size_t> idx;
-      for (const StepElement& el : elems) {
-        size_t si = static_cast<size_t>(el.series - in.series.data());
-        LabelsBuilder lb(group_labels[group_of[si]]);
-        lb.Set(count_label, FormatGoFloat(el.v));
-        Labels l = lb.Build();
-        auto [it, ok] = idx.try_emplace(l.encoded(), counts.size());
-        if (ok) counts.push_back({l, 0});
-        counts[it->second].second += 1;
-      }
-      for (auto& [l, c] : counts) STRATA_RETURN_IF_ERROR(builder.Add(l, false, t, c));
-      return absl::OkStatus();
-    }
-    for (size_t gi : order) {
-      Group& g = groups[gi];
-      const Labels& gl = group_labels[gi];
-      double v = 0;
-      switch (op) {
-        case AggregateOp::kSum:
-          v = g.value + g.kahan;
-          if (std::isinf(g.value)) v = g.value;
-          break;
-        case AggregateOp::kAvg:
-          if (g.incremental_mean) {
-            v = g.mean + g.kahan;
-            if (std::isinf(g.mean)) v = g.mean;
-          } else {
-            double sum = std::isinf(g.value) ? g.value : g.value + g.kahan;
-            v = sum / g.count;
-          }
-          break;
-        case AggregateOp::kCount:
-          v = g.count;
-          break;
-        case AggregateOp::kGroup:
-          v = 1;
-          break;
-        case AggregateOp::kMax:
-        case AggregateOp::kMin:
-          v = g.value;
-          break;
-        case AggregateOp::kStdvar:
-          v = g.value / g.count;
-          break;
-        case AggregateOp::kStddev:
-          v = std::sqrt(g.value / g.count);
-          break;
-        case AggregateOp::kQuantile:
-          v = Quantile(p, std::move(g.values));
-          break;
-        case AggregateOp::kTopk:
-        case AggregateOp::kBottomk: {
-          bool top = op == AggregateOp::kTopk;
-          // NaN sorts last either way; ties keep input order.
-          std::stable_sort(g.elems.begin(), g.elems.end(), [top](const auto& x, const auto& y) {
-            if (std::isnan(x.second)) return false;
-            if (std::isnan(y.second)) return true;
-            return top ? x.second > y.second : x.second < y.second;
-          });
-          if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
-          for (const auto& [si, f] : g.elems) {
-            STRATA_RETURN_IF_ERROR(add_series(si, t, f));
-          }
-          continue;
-        }
-        case AggregateOp::kLimitk:
-          if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
-          [[fallthrough]];
-        case AggregateOp::kLimitRatio:
-          for (const auto& [si, f] : g.elems) {
-            STRATA_RETURN_IF_ERROR(add_series(si, t, f));
-          }
-          continue;
-        case AggregateOp::kCountValues:
-          break;
-      }
-      bool drop = g.drop_name && gl.Has(kMetricName);
-      size_t& h = group_handle[gi][drop ? 1 : 0];
-      if (h == SIZE_MAX) h = builder.Handle(gl, drop);
-      STRATA_RETURN_IF_ERROR(builder.AddAt(h, t, v));
-    }
-    return Charge(static_cast<int64_t>(order.size()));
-  });
+        return Charge(static_cast<int64_t>(order.size()));
+      });
   STRATA_RETURN_IF_ERROR(st);
   out.series = builder.Take();
   return out;

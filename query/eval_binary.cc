@@ -26,20 +26,34 @@ bool DropsName(BinaryOp op) {
 // The value of `l op r`, and for comparisons whether the pair is kept (value = l).
 std::pair<double, bool> Apply(BinaryOp op, double l, double r) {
   switch (op) {
-    case BinaryOp::kAdd: return {l + r, true};
-    case BinaryOp::kSub: return {l - r, true};
-    case BinaryOp::kMul: return {l * r, true};
-    case BinaryOp::kDiv: return {l / r, true};
-    case BinaryOp::kMod: return {std::fmod(l, r), true};
-    case BinaryOp::kPow: return {std::pow(l, r), true};
-    case BinaryOp::kAtan2: return {std::atan2(l, r), true};
-    case BinaryOp::kEql: return {l, l == r};
-    case BinaryOp::kNeq: return {l, l != r};
-    case BinaryOp::kGtr: return {l, l > r};
-    case BinaryOp::kLss: return {l, l < r};
-    case BinaryOp::kGte: return {l, l >= r};
-    case BinaryOp::kLte: return {l, l <= r};
-    default: return {0, false};
+    case BinaryOp::kAdd:
+      return {l + r, true};
+    case BinaryOp::kSub:
+      return {l - r, true};
+    case BinaryOp::kMul:
+      return {l * r, true};
+    case BinaryOp::kDiv:
+      return {l / r, true};
+    case BinaryOp::kMod:
+      return {std::fmod(l, r), true};
+    case BinaryOp::kPow:
+      return {std::pow(l, r), true};
+    case BinaryOp::kAtan2:
+      return {std::atan2(l, r), true};
+    case BinaryOp::kEql:
+      return {l, l == r};
+    case BinaryOp::kNeq:
+      return {l, l != r};
+    case BinaryOp::kGtr:
+      return {l, l > r};
+    case BinaryOp::kLss:
+      return {l, l < r};
+    case BinaryOp::kGte:
+      return {l, l >= r};
+    case BinaryOp::kLte:
+      return {l, l <= r};
+    default:
+      return {0, false};
   }
 }
 
@@ -97,8 +111,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalBinary(const Binary& b, const StepRange
   return out;
 }
 
-absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue lhs,
-                                                      EvalValue rhs, const StepRange& r) {
+absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue lhs, EvalValue rhs,
+                                                      const StepRange& r) {
   const VectorMatching& m = *b.matching;
   std::vector<std::string> names = Sorted(m.matching_labels);
   auto sig = [&](const Labels& l) {

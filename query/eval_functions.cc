@@ -153,7 +153,8 @@ int NatCompare(std::string_view a, std::string_view b) {
       if (na != nb) return na < nb ? -1 : 1;
       continue;
     }
-    if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]) ? -1 : 1;
+    if (a[i] != b[j])
+      return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]) ? -1 : 1;
     ++i;
     ++j;
   }
@@ -187,7 +188,9 @@ std::string ExpandTemplate(std::string_view tmpl, const RE2& re,
       name = std::string(tmpl.substr(j + 1, close - j - 1));
       j = close + 1;
     } else {
-      while (j < tmpl.size() && (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_')) ++j;
+      while (j < tmpl.size() &&
+             (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_'))
+        ++j;
       name = std::string(tmpl.substr(i + 1, j - i - 1));
     }
     if (name.empty()) {
@@ -196,7 +199,8 @@ std::string ExpandTemplate(std::string_view tmpl, const RE2& re,
     }
     i = j - 1;
     int idx = -1;
-    if (std::all_of(name.begin(), name.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    if (std::all_of(name.begin(), name.end(),
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
       idx = std::atoi(name.c_str());
     } else if (auto it = named.find(name); it != named.end()) {
       idx = it->second;
@@ -276,8 +280,8 @@ std::optional<double> Evaluator::ExtendedRangeValue(FunctionId id, const EvalVal
       double n = 0;
       for (size_t k = 1; k < ext.size(); ++k) {
         double cur = ext[k].v, prev = ext[k - 1].v;
-        bool hit = id == F::kResets ? cur < prev
-                                    : (cur != prev && !(std::isnan(cur) && std::isnan(prev)));
+        bool hit =
+            id == F::kResets ? cur < prev : (cur != prev && !(std::isnan(cur) && std::isnan(prev)));
         if (hit) n += 1;
       }
       return n;
@@ -322,7 +326,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     for (size_t i = 0; i < n; ++i) {
       double q = scalars[0].scalars[i];
       if (std::isnan(q) || q < 0 || q > 1) {
-        Warn(*c.args[0], fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(q)));
+        Warn(*c.args[0],
+             fmt::format("quantile value should be between 0 and 1, got {}", FormatNumber(q)));
         break;
       }
     }
@@ -376,10 +381,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       }
       if ((id == F::kRate || id == F::kIncrease) && !metric.empty() && !counter_like && !noted) {
         noted = true;
-        Info(*c.args[marg],
-             fmt::format("metric might not be a counter, name does not end in "
-                         "_total/_sum/_count/_bucket: {}",
-                         QuoteString(metric)));
+        Info(*c.args[marg], fmt::format("metric might not be a counter, name does not end in "
+                                        "_total/_sum/_count/_bucket: {}",
+                                        QuoteString(metric)));
       }
       std::optional<double> v;
       switch (id) {
@@ -545,7 +549,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
           break;
         }
         default:
-          return absl::UnimplementedError(fmt::format("function {} is not implemented", c.func->name));
+          return absl::UnimplementedError(
+              fmt::format("function {} is not implemented", c.func->name));
       }
       if (v) o.points.push_back({r.At(i), *v});
     }
@@ -612,9 +617,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
     case F::kEnd:
       return scalar_value([&](size_t) { return static_cast<double>(query_range.end) / 1000; });
     case F::kRange:
-      return scalar_value([&](size_t) {
-        return static_cast<double>(query_range.end - query_range.start) / 1000;
-      });
+      return scalar_value(
+          [&](size_t) { return static_cast<double>(query_range.end - query_range.start) / 1000; });
     case F::kStep:
       return scalar_value([&](size_t) {
         return instant_query ? 0.0 : static_cast<double>(query_range.interval) / 1000;
@@ -637,12 +641,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
         EvalValue v;
         v.type = ValueType::kVector;
         EvalSeries s;
-        for (size_t i = 0; i < n; ++i) s.points.push_back({r.At(i), static_cast<double>(r.At(i)) / 1000});
+        for (size_t i = 0; i < n; ++i)
+          s.points.push_back({r.At(i), static_cast<double>(r.At(i)) / 1000});
         v.series.push_back(std::move(s));
         return ApplyDateFunction(id, std::move(v));
       }
       default:
-        return absl::UnimplementedError(fmt::format("function {} is not implemented", c.func->name));
+        return absl::UnimplementedError(
+            fmt::format("function {} is not implemented", c.func->name));
     }
   }
 
@@ -677,28 +683,50 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
   };
 
   switch (id) {
-    case F::kAbs: return map_values([](double x, size_t) { return std::fabs(x); });
-    case F::kCeil: return map_values([](double x, size_t) { return std::ceil(x); });
-    case F::kFloor: return map_values([](double x, size_t) { return std::floor(x); });
-    case F::kExp: return map_values([](double x, size_t) { return std::exp(x); });
-    case F::kSqrt: return map_values([](double x, size_t) { return std::sqrt(x); });
-    case F::kLn: return map_values([](double x, size_t) { return std::log(x); });
-    case F::kLog2: return map_values([](double x, size_t) { return std::log2(x); });
-    case F::kLog10: return map_values([](double x, size_t) { return std::log10(x); });
-    case F::kSin: return map_values([](double x, size_t) { return std::sin(x); });
-    case F::kCos: return map_values([](double x, size_t) { return std::cos(x); });
-    case F::kTan: return map_values([](double x, size_t) { return std::tan(x); });
-    case F::kAsin: return map_values([](double x, size_t) { return std::asin(x); });
-    case F::kAcos: return map_values([](double x, size_t) { return std::acos(x); });
-    case F::kAtan: return map_values([](double x, size_t) { return std::atan(x); });
-    case F::kSinh: return map_values([](double x, size_t) { return std::sinh(x); });
-    case F::kCosh: return map_values([](double x, size_t) { return std::cosh(x); });
-    case F::kTanh: return map_values([](double x, size_t) { return std::tanh(x); });
-    case F::kAsinh: return map_values([](double x, size_t) { return std::asinh(x); });
-    case F::kAcosh: return map_values([](double x, size_t) { return std::acosh(x); });
-    case F::kAtanh: return map_values([](double x, size_t) { return std::atanh(x); });
-    case F::kDeg: return map_values([](double x, size_t) { return x * 180 / std::numbers::pi; });
-    case F::kRad: return map_values([](double x, size_t) { return x * std::numbers::pi / 180; });
+    case F::kAbs:
+      return map_values([](double x, size_t) { return std::fabs(x); });
+    case F::kCeil:
+      return map_values([](double x, size_t) { return std::ceil(x); });
+    case F::kFloor:
+      return map_values([](double x, size_t) { return std::floor(x); });
+    case F::kExp:
+      return map_values([](double x, size_t) { return std::exp(x); });
+    case F::kSqrt:
+      return map_values([](double x, size_t) { return std::sqrt(x); });
+    case F::kLn:
+      return map_values([](double x, size_t) { return std::log(x); });
+    case F::kLog2:
+      return map_values([](double x, size_t) { return std::log2(x); });
+    case F::kLog10:
+      return map_values([](double x, size_t) { return std::log10(x); });
+    case F::kSin:
+      return map_values([](double x, size_t) { return std::sin(x); });
+    case F::kCos:
+      return map_values([](double x, size_t) { return std::cos(x); });
+    case F::kTan:
+      return map_values([](double x, size_t) { return std::tan(x); });
+    case F::kAsin:
+      return map_values([](double x, size_t) { return std::asin(x); });
+    case F::kAcos:
+      return map_values([](double x, size_t) { return std::acos(x); });
+    case F::kAtan:
+      return map_values([](double x, size_t) { return std::atan(x); });
+    case F::kSinh:
+      return map_values([](double x, size_t) { return std::sinh(x); });
+    case F::kCosh:
+      return map_values([](double x, size_t) { return std::cosh(x); });
+    case F::kTanh:
+      return map_values([](double x, size_t) { return std::tanh(x); });
+    case F::kAsinh:
+      return map_values([](double x, size_t) { return std::asinh(x); });
+    case F::kAcosh:
+      return map_values([](double x, size_t) { return std::acosh(x); });
+    case F::kAtanh:
+      return map_values([](double x, size_t) { return std::atanh(x); });
+    case F::kDeg:
+      return map_values([](double x, size_t) { return x * 180 / std::numbers::pi; });
+    case F::kRad:
+      return map_values([](double x, size_t) { return x * std::numbers::pi / 180; });
     case F::kSgn:
       return map_values([](double x, size_t) -> double {
         if (x > 0) return 1;
@@ -832,24 +860,26 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
       std::erase_if(v.series, [](const EvalSeries& s) { return s.points.empty(); });
       if (id == F::kSort || id == F::kSortDesc) {
         bool desc = id == F::kSortDesc;
-        std::stable_sort(v.series.begin(), v.series.end(), [desc](const EvalSeries& a, const EvalSeries& b) {
-          double x = a.points[0].v, y = b.points[0].v;
-          if (std::isnan(x)) return false;
-          if (std::isnan(y)) return true;
-          return desc ? x > y : x < y;
-        });
+        std::stable_sort(v.series.begin(), v.series.end(),
+                         [desc](const EvalSeries& a, const EvalSeries& b) {
+                           double x = a.points[0].v, y = b.points[0].v;
+                           if (std::isnan(x)) return false;
+                           if (std::isnan(y)) return true;
+                           return desc ? x > y : x < y;
+                         });
       } else {
         std::vector<std::string> names;
         for (size_t i = 1; i < args.size(); ++i) names.push_back(args[i].str);
         bool desc = id == F::kSortByLabelDesc;
-        std::stable_sort(v.series.begin(), v.series.end(), [&](const EvalSeries& a, const EvalSeries& b) {
-          for (const auto& name : names) {
-            int cmp = NatCompare(a.labels.Get(name), b.labels.Get(name));
-            if (cmp != 0) return desc ? cmp > 0 : cmp < 0;
-          }
-          int cmp = Compare(a.labels, b.labels);
-          return desc ? cmp > 0 : cmp < 0;
-        });
+        std::stable_sort(v.series.begin(), v.series.end(),
+                         [&](const EvalSeries& a, const EvalSeries& b) {
+                           for (const auto& name : names) {
+                             int cmp = NatCompare(a.labels.Get(name), b.labels.Get(name));
+                             if (cmp != 0) return desc ? cmp > 0 : cmp < 0;
+                           }
+                           int cmp = Compare(a.labels, b.labels);
+                           return desc ? cmp > 0 : cmp < 0;
+                         });
       }
       return v;
     }
@@ -878,9 +908,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
         std::string_view value = s.labels.Get(src);
         Labels out_labels = s.labels;
         bool drop = s.drop_name;
-        if (re.Match(re2::StringPiece(value.data(), value.size()), 0, value.size(),
-                     RE2::UNANCHORED, pieces.data(), ngroups)) {
-          for (int k = 0; k < ngroups; ++k) groups[k] = std::string_view(pieces[k].data(), pieces[k].size());
+        if (re.Match(re2::StringPiece(value.data(), value.size()), 0, value.size(), RE2::UNANCHORED,
+                     pieces.data(), ngroups)) {
+          for (int k = 0; k < ngroups; ++k)
+            groups[k] = std::string_view(pieces[k].data(), pieces[k].size());
           std::string nv = ExpandTemplate(repl, re, groups);
           LabelsBuilder lb(s.labels);
           lb.Set(dst, nv);
@@ -959,7 +990,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalInfo(const Call& c, const StepRange& r)
   bool explicit_name = false;
   for (const auto& m : name_matchers) explicit_name |= m.type() == MatchType::kEqual;
   if (name_matchers.empty()) {
-    STRATA_ASSIGN_OR_RETURN(auto m, LabelMatcher::Make(MatchType::kEqual, kMetricName, "target_info"));
+    STRATA_ASSIGN_OR_RETURN(auto m,
+                            LabelMatcher::Make(MatchType::kEqual, kMetricName, "target_info"));
     name_matchers.push_back(m);
     explicit_name = true;
   }
@@ -1040,9 +1072,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalInfo(const Call& c, const StepRange& r)
           if (s.labels.Has(l.name)) continue;
           auto [ai, fresh] = added.try_emplace(std::string(l.name), std::string(l.value));
           if (!fresh && ai->second != l.value) {
-            return absl::FailedPreconditionError(fmt::format(
-                "conflicting label: {} has values {} and {} in different info series",
-                QuoteString(l.name), QuoteString(ai->second), QuoteString(l.value)));
+            return absl::FailedPreconditionError(
+                fmt::format("conflicting label: {} has values {} and {} in different info series",
+                            QuoteString(l.name), QuoteString(ai->second), QuoteString(l.value)));
           }
           lb.Set(l.name, l.value);
         }
@@ -1057,10 +1089,17 @@ absl::StatusOr<EvalValue> Evaluator::EvalInfo(const Call& c, const StepRange& r)
 absl::StatusOr<Timestamp> Evaluator::ReferenceTime(const Expr& e, Timestamp t) {
   auto shift = [&](const AtModifier& at, const Duration& offset) -> absl::StatusOr<Timestamp> {
     switch (at.kind) {
-      case AtKind::kNone: break;
-      case AtKind::kTimestamp: t = at.timestamp_ms; break;
-      case AtKind::kStart: t = query_range.start; break;
-      case AtKind::kEnd: t = query_range.end; break;
+      case AtKind::kNone:
+        break;
+      case AtKind::kTimestamp:
+        t = at.timestamp_ms;
+        break;
+      case AtKind::kStart:
+        t = query_range.start;
+        break;
+      case AtKind::kEnd:
+        t = query_range.end;
+        break;
     }
     STRATA_ASSIGN_OR_RETURN(int64_t off, ResolveDuration(offset));
     return t - off;
@@ -1108,15 +1147,32 @@ absl::StatusOr<EvalValue> Evaluator::ApplyDateFunction(FunctionId id, EvalValue 
       }
       CivilTime ct = ToCivil(p.v);
       switch (id) {
-        case F::kDaysInMonth: p.v = DaysInMonth(ct.year, ct.month); break;
-        case F::kDayOfMonth: p.v = ct.day; break;
-        case F::kDayOfWeek: p.v = ct.wday; break;
-        case F::kDayOfYear: p.v = ct.yday; break;
-        case F::kHour: p.v = ct.hour; break;
-        case F::kMinute: p.v = ct.minute; break;
-        case F::kMonth: p.v = ct.month; break;
-        case F::kYear: p.v = static_cast<double>(ct.year); break;
-        default: break;
+        case F::kDaysInMonth:
+          p.v = DaysInMonth(ct.year, ct.month);
+          break;
+        case F::kDayOfMonth:
+          p.v = ct.day;
+          break;
+        case F::kDayOfWeek:
+          p.v = ct.wday;
+          break;
+        case F::kDayOfYear:
+          p.v = ct.yday;
+          break;
+        case F::kHour:
+          p.v = ct.hour;
+          break;
+        case F::kMinute:
+          p.v = ct.minute;
+          break;
+        case F::kMonth:
+          p.v = ct.month;
+          break;
+        case F::kYear:
+          p.v = static_cast<double>(ct.year);
+          break;
+        default:
+          break;
       }
     }
     DropName(s);

@@ -18,8 +18,7 @@ bool SameValue(double a, double b) {
 
 class VectorIterator : public SampleIterator {
  public:
-  VectorIterator(std::shared_ptr<const std::vector<Sample>> samples, Timestamp mint,
-                 Timestamp maxt)
+  VectorIterator(std::shared_ptr<const std::vector<Sample>> samples, Timestamp mint, Timestamp maxt)
       : samples_(std::move(samples)) {
     begin_ = std::lower_bound(samples_->begin(), samples_->end(), mint,
                               [](const Sample& s, Timestamp t) { return s.t < t; }) -
@@ -49,10 +48,10 @@ class VectorIterator : public SampleIterator {
   absl::Status AppendRange(Timestamp mint, Timestamp maxt, std::vector<Sample>* out) override {
     auto first = samples_->begin() + begin_;
     auto last = samples_->begin() + end_;
-    first = std::lower_bound(first, last, mint,
-                             [](const Sample& s, Timestamp t) { return s.t < t; });
-    last = std::upper_bound(first, last, maxt,
-                            [](Timestamp t, const Sample& s) { return t < s.t; });
+    first =
+        std::lower_bound(first, last, mint, [](const Sample& s, Timestamp t) { return s.t < t; });
+    last =
+        std::upper_bound(first, last, maxt, [](Timestamp t, const Sample& s) { return t < s.t; });
     out->insert(out->end(), first, last);
     pos_ = end_;
     return absl::OkStatus();
@@ -120,7 +119,8 @@ class MemoryQuerier : public Querier {
       }
       out.push_back({labels, samples});
     }
-    return std::unique_ptr<SeriesSet>(std::make_unique<VectorSeriesSet>(std::move(out), mint, maxt));
+    return std::unique_ptr<SeriesSet>(
+        std::make_unique<VectorSeriesSet>(std::move(out), mint, maxt));
   }
 
   absl::StatusOr<std::vector<std::string>> LabelNames(
@@ -151,9 +151,7 @@ class MemoryQuerier : public Querier {
 
 }  // namespace
 
-absl::Status MemoryStore::Append(const Labels& labels, Sample s) {
-  return AppendMany(labels, {s});
-}
+absl::Status MemoryStore::Append(const Labels& labels, Sample s) { return AppendMany(labels, {s}); }
 
 absl::Status MemoryStore::AppendMany(const Labels& labels, const std::vector<Sample>& samples) {
   if (labels.empty()) return absl::InvalidArgumentError("series without labels");
@@ -166,14 +164,14 @@ absl::Status MemoryStore::AppendMany(const Labels& labels, const std::vector<Sam
     if (!merged.empty()) {
       const Sample& last = merged.back();
       if (s.t < last.t) {
-        return absl::InvalidArgumentError(fmt::format(
-            "out of order sample for series {}: {} is older than {}", labels.ToString(), s.t,
-            last.t));
+        return absl::InvalidArgumentError(
+            fmt::format("out of order sample for series {}: {} is older than {}", labels.ToString(),
+                        s.t, last.t));
       }
       if (s.t == last.t) {
         if (SameValue(s.v, last.v)) continue;
-        return absl::InvalidArgumentError(fmt::format(
-            "duplicate sample for timestamp {} of series {}", s.t, labels.ToString()));
+        return absl::InvalidArgumentError(
+            fmt::format("duplicate sample for timestamp {} of series {}", s.t, labels.ToString()));
       }
     }
     merged.push_back(s);
@@ -199,8 +197,7 @@ std::vector<std::pair<Labels, std::vector<Sample>>> MemoryStore::All() const {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<Querier>> MemoryStore::MakeQuerier(Timestamp mint,
-                                                                 Timestamp maxt) {
+absl::StatusOr<std::unique_ptr<Querier>> MemoryStore::MakeQuerier(Timestamp mint, Timestamp maxt) {
   absl::MutexLock lock(&mu_);
   return std::unique_ptr<Querier>(std::make_unique<MemoryQuerier>(series_, mint, maxt));
 }

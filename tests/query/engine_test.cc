@@ -73,7 +73,8 @@ TEST_F(EngineTest, RangeQueryAgreesWithInstantQueriesAtEveryStep) {
           ++points_at_t;
           auto it = std::find_if(inst->value.vector.begin(), inst->value.vector.end(),
                                  [&](const VectorElement& el) { return el.labels == s.labels; });
-          ASSERT_NE(it, inst->value.vector.end()) << q << " at " << t << ": " << s.labels.ToString();
+          ASSERT_NE(it, inst->value.vector.end())
+              << q << " at " << t << ": " << s.labels.ToString();
           if (std::isnan(p.v)) {
             EXPECT_TRUE(std::isnan(it->v));
           } else {
@@ -172,8 +173,8 @@ TEST_F(EngineTest, WithoutDelayedNameRemovalNamesDropAtOnce) {
 TEST_F(EngineTest, FeatureFlagsGateExperimentalConstructs) {
   ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}}, {{0, 1}}).ok());
   EngineOptions off;
-  for (const char* q : {"mad_over_time(a[1m])", "limitk(1, a)", "rate(a[1m] anchored)",
-                        "a + fill(0) a"}) {
+  for (const char* q :
+       {"mad_over_time(a[1m])", "limitk(1, a)", "rate(a[1m] anchored)", "a + fill(0) a"}) {
     ExprPtr e = Parse(q);
     ASSERT_NE(e, nullptr);
     auto r = Engine(off).InstantQuery(store_, *e, q, 0);

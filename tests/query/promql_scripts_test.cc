@@ -27,8 +27,7 @@ std::string ReadFile(const std::filesystem::path& p) {
 }
 
 std::filesystem::path KnownFailuresPath() {
-  return std::filesystem::path(STRATA_SOURCE_DIR) / "tests" / "query" /
-         "promql_known_failures.txt";
+  return std::filesystem::path(STRATA_SOURCE_DIR) / "tests" / "query" / "promql_known_failures.txt";
 }
 
 // file:line -> the comment after it.
@@ -52,7 +51,8 @@ std::map<std::string, std::string> ReadKnownFailures() {
 }
 
 TEST(PromqlScripts, UpstreamScriptsPass) {
-  std::filesystem::path dir = std::filesystem::path(STRATA_SHARED_DIR) / "promql-tests" / "upstream";
+  std::filesystem::path dir =
+      std::filesystem::path(STRATA_SHARED_DIR) / "promql-tests" / "upstream";
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() == ".test") files.push_back(entry.path());
@@ -92,8 +92,8 @@ TEST(PromqlScripts, UpstreamScriptsPass) {
           break;
         case EvalStatus::kFailed:
           ++ff;
-          now_failing.emplace_back(key, known.count(key) ? known.at(key)
-                                                         : "# " + o.message.substr(0, 100));
+          now_failing.emplace_back(
+              key, known.count(key) ? known.at(key) : "# " + o.message.substr(0, 100));
           if (known.count(key)) {
             seen_known.insert(key);
             if (verbose) std::cout << "  known failure " << key << ": " << o.message << "\n";

@@ -62,7 +62,8 @@ eval instant at 5m 1 + 1
 )");
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->evals.size(), 4u);
-  for (const auto& e : r->evals) EXPECT_EQ(e.status, EvalStatus::kPassed) << e.line << ": " << e.message;
+  for (const auto& e : r->evals)
+    EXPECT_EQ(e.status, EvalStatus::kPassed) << e.line << ": " << e.message;
   EXPECT_EQ(r->evals[1].line, 9);
 }
 

@@ -1,9 +1,9 @@
 #include "storage/memory_store.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
-#include <algorithm>
 
 #include "gtest/gtest.h"
 #include "src/time.h"
@@ -76,9 +76,9 @@ TEST(MemoryStore, OutOfOrderAndDuplicateSamples) {
   MemoryStore store;
   Labels l{{"__name__", "x"}};
   ASSERT_TRUE(store.Append(l, {10, 1}).ok());
-  EXPECT_TRUE(store.Append(l, {10, 1}).ok());    // same value: accepted, not stored twice
-  EXPECT_FALSE(store.Append(l, {10, 2}).ok());   // different value
-  EXPECT_FALSE(store.Append(l, {5, 2}).ok());    // older
+  EXPECT_TRUE(store.Append(l, {10, 1}).ok());   // same value: accepted, not stored twice
+  EXPECT_FALSE(store.Append(l, {10, 2}).ok());  // different value
+  EXPECT_FALSE(store.Append(l, {5, 2}).ok());   // older
   EXPECT_FALSE(store.AppendMany(l, {{20, 1}, {15, 1}}).ok());
   ASSERT_TRUE(store.Append(l, {20, StaleNaN()}).ok());
   auto all = store.All();
@@ -133,7 +133,8 @@ TEST(MemoryStore, IteratorAgreesWithModel) {
     ASSERT_EQ(bulk.size(), expect.size());
     auto it = set->Samples();
     Timestamp seek = a + (b - a) / 2;
-    auto want = std::find_if(expect.begin(), expect.end(), [&](const Sample& s) { return s.t >= seek; });
+    auto want =
+        std::find_if(expect.begin(), expect.end(), [&](const Sample& s) { return s.t >= seek; });
     ASSERT_EQ(it->Seek(seek), want != expect.end());
     if (want != expect.end()) {
       EXPECT_EQ(it->At().t, want->t);
