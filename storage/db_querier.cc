@@ -13,6 +13,7 @@ namespace {
 struct SelectedSeries {
   Labels labels;
   std::vector<ChunkRef> chunks;
+  Timestamp maxt = std::numeric_limits<Timestamp>::max();  // the series' own upper bound
 };
 
 class ChunkSeriesSet final : public SeriesSet {
@@ -26,7 +27,8 @@ class ChunkSeriesSet final : public SeriesSet {
   }
   const Labels& labels() const override { return series_[pos_].labels; }
   std::unique_ptr<SampleIterator> Samples() const override {
-    return std::make_unique<ChunkListIterator>(series_[pos_].chunks, mint_, maxt_);
+    return std::make_unique<ChunkListIterator>(series_[pos_].chunks, mint_,
+                                               std::min(maxt_, series_[pos_].maxt));
   }
   absl::Status status() const override { return absl::OkStatus(); }
 
@@ -109,16 +111,21 @@ class StorageQuerier final : public Querier {
     if (mint > maxt) return std::vector<SelectedSeries>();
     absl::flat_hash_map<SeriesRef, SelectedSeries> found;
     // The head first: a chunk that a concurrent flush moves to the store is then seen at
-    // least once (twice at worst, and the iterator drops the repeat).
+    // least once (twice at worst, and the iterator drops the repeat). A series the head
+    // knows is cut at its newest sample as of the head read, so that chunks flushed while
+    // the store is read (some partitions before, some after) cannot leave a gap.
+    absl::flat_hash_map<SeriesRef, Timestamp> head_last;
     {
       auto index = head_->Index();
       STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
       while (postings->Next()) {
         MemSeries* s = head_->GetByRef(postings->At());
         if (s == nullptr) continue;
-        std::vector<ChunkRef> chunks = head_->Chunks(*s, mint, maxt);
+        Timestamp last;
+        std::vector<ChunkRef> chunks = head_->Chunks(*s, mint, maxt, &last);
+        head_last[s->ref] = last;
         if (chunks.empty()) continue;
-        found[s->ref] = {s->labels, std::move(chunks)};
+        found[s->ref] = {s->labels, std::move(chunks), last};
       }
       STRATA_RETURN_IF_ERROR(postings->status());
     }
@@ -128,9 +135,13 @@ class StorageQuerier final : public Querier {
       STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
       while (postings->Next()) {
         SeriesRef ref = postings->At();
-        STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks, store_->Chunks(p, ref, mint, maxt));
+        Timestamp limit = maxt;
+        if (auto it = head_last.find(ref); it != head_last.end()) limit = std::min(limit, it->second);
+        if (mint > limit) continue;
+        STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks, store_->Chunks(p, ref, mint, limit));
         if (chunks.empty()) continue;
         SelectedSeries& entry = found[ref];
+        entry.maxt = std::min(entry.maxt, limit);
         if (entry.labels.empty()) {
           if (MemSeries* s = head_->GetByRef(ref)) {
             entry.labels = s->labels;
@@ -150,7 +161,7 @@ class StorageQuerier final : public Querier {
     out.reserve(found.size());
     for (auto& [ref, s] : found) {
       // Chunks overlap the range, but a sample inside it is needed.
-      ChunkListIterator it(s.chunks, mint, maxt);
+      ChunkListIterator it(s.chunks, mint, std::min(maxt, s.maxt));
       if (!it.Next()) {
         STRATA_RETURN_IF_ERROR(it.status());
         continue;

@@ -150,7 +150,10 @@ class Head {
   std::unique_ptr<IndexReader> Index();
   MemSeries* GetByRef(SeriesRef ref);
   // The series' chunks that overlap [mint, maxt], oldest first (the open chunk copied).
-  std::vector<ChunkRef> Chunks(MemSeries& s, Timestamp mint, Timestamp maxt);
+  // With `last`, also the time of the series' newest sample at that moment (or
+  // numeric_limits<Timestamp>::min() when it has none).
+  std::vector<ChunkRef> Chunks(MemSeries& s, Timestamp mint, Timestamp maxt,
+                               Timestamp* last = nullptr);
   int64_t num_series() const { return num_series_.load(); }
   // Open chunks with samples plus closed chunks not yet flushed.
   int64_t num_chunks() const { return num_chunks_.load(); }

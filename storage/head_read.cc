@@ -56,9 +56,11 @@ class Head::HeadIndexReader final : public IndexReader {
 
 std::unique_ptr<IndexReader> Head::Index() { return std::make_unique<HeadIndexReader>(this); }
 
-std::vector<ChunkRef> Head::Chunks(MemSeries& s, Timestamp mint, Timestamp maxt) {
+std::vector<ChunkRef> Head::Chunks(MemSeries& s, Timestamp mint, Timestamp maxt,
+                                   Timestamp* last) {
   std::vector<ChunkRef> out;
   std::lock_guard<std::mutex> lock(s.mu);
+  if (last != nullptr) *last = s.has_last ? s.last_t : std::numeric_limits<Timestamp>::min();
   for (const auto& c : s.closed) {
     if (c.chunk.maxt >= mint && c.chunk.mint <= maxt) out.push_back(c.chunk);
   }

@@ -294,7 +294,8 @@ absl::Status Wal::WriteAndSync(const std::string& buf, bool rotate) {
     }
     ++syncs_;
   }
-  if (rotate) STRATA_RETURN_IF_ERROR(OpenSegment(current_segment_.load() + 1));
+  // An empty segment needs no successor: whatever is queued next lands in it anyway.
+  if (rotate && segment_size_ > 0) STRATA_RETURN_IF_ERROR(OpenSegment(current_segment_.load() + 1));
   return absl::OkStatus();
 }
 

@@ -105,7 +105,8 @@ class Wal {
   // The index of the segment being written. A record queued after this call lands in this
   // segment or a later one.
   int64_t current_segment() const { return current_segment_.load(); }
-  // Writes what is queued and starts a new segment; returns the new segment's index.
+  // Writes what is queued and starts a new segment (unless the current one is still
+  // empty); returns the index of the segment that the next record will land in.
   absl::StatusOr<int64_t> Rotate();
   // Deletes every segment with index < `before` (never the current one).
   absl::Status DeleteSegmentsBefore(int64_t before);
