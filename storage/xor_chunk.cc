@@ -14,7 +14,8 @@ namespace {
 
 // Zeroed room kept after the chunk's last byte, so that an append never checks bounds: the
 // second sample takes at most a 10-byte uvarint and 77 bits, any later one 145 bits (19
-// bytes), and BitWriter stores a whole 8-byte word past the last byte it fills.
+// bytes), and PutBits reads and writes the 8 bytes from the byte where a field starts.
+// XorChunkAppender::kSlackBytes (for the inline Append) is the same number.
 constexpr size_t kSlack = 32;
 
 // The buffer size for a chunk of `len` bytes. A pure function of the length, so the appender
@@ -86,44 +87,33 @@ bool FitsBucket(int64_t dod) {
   return static_cast<uint64_t>(dod) + (kHalf - 1) <= 2 * kHalf - 1;
 }
 
-inline void WriteDod(BitWriter& w, int64_t dod) {
-  const uint64_t u = static_cast<uint64_t>(dod);
-  if (dod == 0) {
-    w.Write(0, 1);
-  } else if (FitsBucket<14>(dod)) {
-    w.Write(uint64_t{0b10} << 14 | (u & 0x3fff), 16);
-  } else if (FitsBucket<17>(dod)) {
-    w.Write(uint64_t{0b110} << 17 | (u & 0x1ffff), 20);
-  } else if (FitsBucket<20>(dod)) {
-    w.Write(uint64_t{0b1110} << 20 | (u & 0xfffff), 24);
-  } else {
-    w.Write(0b1111, 4);
-    w.Write(u, 64);
+// Writes `code` (the low `len` bits, 0 <= len <= 57; the pending part of a sample) and then
+// the value as Prometheus' xorWrite writes it, at bit `pos` of `buf`; returns the position
+// after the value. `leading` is 0xff until the first window. Fields are merged into as few
+// 8-byte stores as fit. REQUIRES: PutBits' conditions for the 20 bytes from buf + pos / 8.
+inline __attribute__((always_inline)) uint64_t WriteValue(uint8_t* buf, uint64_t pos,
+                                                          uint64_t code, int len, uint64_t x,
+                                                          uint8_t* leading, uint8_t* trailing) {
+  if (x == 0) {
+    PutBits(buf, pos, code << 1, len + 1);
+    return pos + len + 1;
   }
-}
-
-// The value as Prometheus' xorWrite writes it. `leading` is 0xff until the first window.
-inline void WriteValue(BitWriter& w, uint64_t prev, uint64_t cur, uint8_t* leading,
-                       uint8_t* trailing) {
-  const uint64_t delta = prev ^ cur;
-  if (delta == 0) {
-    w.Write(0, 1);
-    return;
-  }
-  int lead = std::countl_zero(delta);
-  const int trail = std::countr_zero(delta);
+  int lead = __builtin_clzll(x);
+  const int trail = __builtin_ctzll(x);
   if (lead >= 32) lead = 31;  // the field has 5 bits
-  if (*leading != 0xff && lead >= *leading && trail >= *trailing) {
+  // With no window yet, *leading is 0xff and no lead reaches it.
+  if (lead >= *leading && trail >= *trailing) {
     // '10': the significant bits fit the previous window.
     const int sig = 64 - *leading - *trailing;
-    const uint64_t bits = delta >> *trailing;
-    if (sig <= 62) {
-      w.Write(uint64_t{0b10} << sig | bits, sig + 2);
-    } else {
-      w.Write(0b10, 2);
-      w.Write(bits, sig);
+    const uint64_t bits = x >> *trailing;
+    if (len + 2 + sig <= 57) [[likely]] {
+      PutBits(buf, pos, code << (2 + sig) | uint64_t{0b10} << sig | bits, len + 2 + sig);
+      return pos + len + 2 + sig;
     }
-    return;
+    PutBits(buf, pos, code << 2 | 0b10, len + 2);
+    pos += len + 2;
+    PutBitsWide(buf, pos, bits, sig);
+    return pos + sig;
   }
   // '11', 5 bits of leading zeros, 6 bits of significant-bit count (64 written as 0).
   *leading = static_cast<uint8_t>(lead);
@@ -131,115 +121,144 @@ inline void WriteValue(BitWriter& w, uint64_t prev, uint64_t cur, uint8_t* leadi
   const int sig = 64 - lead - trail;
   const uint64_t header =
       uint64_t{0b11} << 11 | static_cast<uint64_t>(lead) << 6 | static_cast<uint64_t>(sig & 63);
-  const uint64_t bits = delta >> trail;
-  if (sig <= 51) {
-    w.Write(header << sig | bits, 13 + sig);
-  } else {
-    w.Write(header, 13);
-    w.Write(bits, sig);
+  const uint64_t bits = x >> trail;
+  if (len + 13 + sig <= 57) [[likely]] {
+    PutBits(buf, pos, (code << 13 | header) << sig | bits, len + 13 + sig);
+    return pos + len + 13 + sig;
   }
+  PutBits(buf, pos, code << 13 | header, len + 13);
+  pos += len + 13;
+  PutBitsWide(buf, pos, bits, sig);
+  return pos + sig;
+}
+
+// Writes a sample after the second: its dod and its value XORed with the previous one.
+inline __attribute__((always_inline)) uint64_t WriteSample(uint8_t* buf, uint64_t pos,
+                                                           int64_t dod, uint64_t x,
+                                                           uint8_t* leading, uint8_t* trailing) {
+  const uint64_t u = static_cast<uint64_t>(dod);
+  uint64_t code;
+  int len;
+  if (dod == 0) {
+    code = 0;
+    len = 1;
+  } else if (FitsBucket<14>(dod)) {
+    code = uint64_t{0b10} << 14 | (u & 0x3fff);
+    len = 16;
+  } else if (FitsBucket<17>(dod)) {
+    code = uint64_t{0b110} << 17 | (u & 0x1ffff);
+    len = 20;
+  } else if (FitsBucket<20>(dod)) {
+    code = uint64_t{0b1110} << 20 | (u & 0xfffff);
+    len = 24;
+  } else [[unlikely]] {
+    PutBits(buf, pos, 0b1111, 4);
+    PutBitsWide(buf, pos + 4, u, 64);
+    pos += 68;
+    code = 0;
+    len = 0;
+  }
+  return WriteValue(buf, pos, code, len, x, leading, trailing);
 }
 
 enum class DecodeError { kOk, kTruncated, kBadWindow, kNotIncreasing };
 
-// Reads a value as Prometheus' xorRead does. REQUIRES: s.br.count() >= 13 unless the stream
-// ends first.
-inline __attribute__((always_inline)) DecodeError DecodeValue(XorChunkIterator::State& s) {
-  BitReader& br = s.br;
-  const uint64_t w = br.word();
+using State = XorChunkIterator::State;
+
+// The decoders below read at most 145 bits per sample (a 68-bit dod and a 77-bit value),
+// with loads that reach at most 27 bytes past the sample's first byte. REQUIRES of each:
+// the 32 bytes from d + s.pos / 8 are readable. On an error, s.pos has moved past the
+// fields read, so that a caller can tell a sample cut short by the chunk's end.
+
+// Reads a value as Prometheus' xorRead does. `w` holds the bits from s.pos on, left-aligned,
+// at least the top 56 of them the stream's.
+inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, State& s,
+                                                              uint64_t w) {
   if ((w >> 63) == 0) {
-    if (br.count() < 1) [[unlikely]]
-      return DecodeError::kTruncated;
-    br.Skip(1);
+    s.pos += 1;
     return DecodeError::kOk;
   }
-  if ((w >> 62) == 0b11) {
-    if (br.count() < 13) [[unlikely]]
-      return DecodeError::kTruncated;
-    br.Skip(13);
-    const int lead = static_cast<int>((w >> 57) & 31);
-    int sig = static_cast<int>((w >> 51) & 63);
-    if (sig == 0) sig = 64;
-    if (lead + sig > 64) [[unlikely]]
-      return DecodeError::kBadWindow;
-    s.leading = static_cast<uint8_t>(lead);
-    s.trailing = static_cast<uint8_t>(64 - lead - sig);
-    s.sig = static_cast<uint8_t>(sig);
-  } else {
-    // '10': the previous window; before any, Prometheus' reader uses (0, 0).
-    if (br.count() < 2) [[unlikely]]
-      return DecodeError::kTruncated;
-    br.Skip(2);
+  if ((w >> 62) == 0b10) {
+    // The previous window.
+    const int sig = s.sig;
+    const uint64_t bits = sig <= 54 ? w << 2 : BitWindow64(d, s.pos + 2);
+    s.v ^= (bits >> s.shift) & s.mask;
+    s.pos += 2 + static_cast<uint64_t>(sig);
+    return DecodeError::kOk;
   }
-  const int sig = s.sig;
-  uint64_t bits;
-  if (sig <= br.count()) {  // so sig < 64
-    bits = br.Peek(sig);
-    br.Skip(sig);
-  } else if (!br.Read(sig, &bits)) [[unlikely]] {
-    return DecodeError::kTruncated;
-  }
-  s.v ^= bits << s.trailing;
+  // '11', 5 bits of leading zeros, 6 bits of significant-bit count (0 meaning 64).
+  const int lead = static_cast<int>((w >> 57) & 31);
+  int sig = static_cast<int>((w >> 51) & 63);
+  if (sig == 0) sig = 64;
+  s.pos += 13;
+  if (lead + sig > 64) [[unlikely]]
+    return DecodeError::kBadWindow;
+  const int trail = 64 - lead - sig;
+  s.leading = static_cast<uint8_t>(lead);
+  s.shift = static_cast<uint8_t>(lead);
+  s.trailing = static_cast<uint8_t>(trail);
+  s.sig = static_cast<uint8_t>(sig);
+  s.mask = ~uint64_t{0} << trail;
+  const uint64_t bits = sig <= 43 ? w << 13 : BitWindow64(d, s.pos);
+  s.v ^= (bits >> lead) & s.mask;
+  s.pos += static_cast<uint64_t>(sig);
   return DecodeError::kOk;
 }
 
-// Reads one sample after the second.
-inline __attribute__((always_inline)) DecodeError DecodeSample(XorChunkIterator::State& s) {
-  BitReader& br = s.br;
-  // Refilling only below 32 bits (enough for any dod but the 64-bit one) skips about half
-  // the refills; the checks below catch the rest.
-  if (br.count() < 32) br.Refill();
-  const uint64_t w = br.word();
-  uint64_t dod;
-  if ((w >> 62) == 0) {
-    // '0' '0': same interval, same value; the commonest sample of all.
-    if (br.count() < 2) [[unlikely]]
-      return DecodeError::kTruncated;
-    br.Skip(2);
-    const int64_t t = static_cast<int64_t>(static_cast<uint64_t>(s.t) + s.t_delta);
-    if (t <= s.t) [[unlikely]]
-      return DecodeError::kNotIncreasing;
-    s.t = t;
-    return DecodeError::kOk;
-  }
-  if ((w >> 63) == 0) {
-    // '01': count() >= 32 here, or Refill() ran and the bits past count() are zero (unless
-    // count() >= 56), so the 1 bit is a real one and count() >= 2.
-    br.Skip(1);
-    dod = 0;
-  } else if ((w >> 62) == 0b10) {
-    if (br.count() < 16) [[unlikely]]
-      return DecodeError::kTruncated;
-    br.Skip(16);
-    dod = (w >> 48) & 0x3fff;
-    if (dod > (1u << 13)) dod -= 1u << 14;
-  } else if ((w >> 61) == 0b110) {
-    if (br.count() < 20) [[unlikely]]
-      return DecodeError::kTruncated;
-    br.Skip(20);
-    dod = (w >> 44) & 0x1ffff;
-    if (dod > (1u << 16)) dod -= 1u << 17;
-  } else if ((w >> 60) == 0b1110) {
-    if (br.count() < 24) [[unlikely]]
-      return DecodeError::kTruncated;
-    br.Skip(24);
-    dod = (w >> 40) & 0xfffff;
-    if (dod > (1u << 19)) dod -= 1u << 20;
-  } else [[unlikely]] {
-    if (br.count() < 4) [[unlikely]]
-      return DecodeError::kTruncated;
-    br.Skip(4);
-    if (!br.Read(64, &dod)) [[unlikely]]
-      return DecodeError::kTruncated;
-  }
-  // Modulo 2^64, as the encoder computed it.
-  s.t_delta += dod;
+// Moves the time on by the current interval. Modulo 2^64, as the encoder computed it.
+inline __attribute__((always_inline)) bool AdvanceTime(State& s) {
   const int64_t t = static_cast<int64_t>(static_cast<uint64_t>(s.t) + s.t_delta);
   if (t <= s.t) [[unlikely]]
-    return DecodeError::kNotIncreasing;
+    return false;
   s.t = t;
-  if (br.count() < 13) br.Refill();
-  return DecodeValue(s);
+  return true;
+}
+
+// Reads one sample after the second.
+inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d, State& s) {
+  const uint64_t w = BitWindow(d, s.pos);
+  const uint64_t top = w >> 61;
+  if (top < 0b100) {
+    // dod 0: the interval stays.
+    if (!AdvanceTime(s)) [[unlikely]] {
+      s.pos += 1;
+      return DecodeError::kNotIncreasing;
+    }
+    if (top < 0b010) {
+      // '0' '0': same interval, same value; the commonest sample of all.
+      s.pos += 2;
+      return DecodeError::kOk;
+    }
+    if (top == 0b010 && s.sig <= 54) [[likely]] {
+      // '0' '10' with the window's bits inside w.
+      s.v ^= ((w << 3) >> s.shift) & s.mask;
+      s.pos += 3 + static_cast<uint64_t>(s.sig);
+      return DecodeError::kOk;
+    }
+    s.pos += 1;
+    return DecodeValue(d, s, w << 1);
+  }
+  uint64_t dod;
+  if ((w >> 62) == 0b10) {
+    dod = (w >> 48) & 0x3fff;
+    if (dod > (1u << 13)) dod -= 1u << 14;
+    s.pos += 16;
+  } else if ((w >> 61) == 0b110) {
+    dod = (w >> 44) & 0x1ffff;
+    if (dod > (1u << 16)) dod -= 1u << 17;
+    s.pos += 20;
+  } else if ((w >> 60) == 0b1110) {
+    dod = (w >> 40) & 0xfffff;
+    if (dod > (1u << 19)) dod -= 1u << 20;
+    s.pos += 24;
+  } else [[unlikely]] {
+    dod = BitWindow64(d, s.pos + 4);
+    s.pos += 68;
+  }
+  s.t_delta += dod;
+  if (!AdvanceTime(s)) [[unlikely]]
+    return DecodeError::kNotIncreasing;
+  return DecodeValue(d, s, BitWindow(d, s.pos));
 }
 
 std::string DescribeError(DecodeError e) {
@@ -309,6 +328,7 @@ size_t XorChunkAppender::allocated_bytes() const {
 }
 
 void XorChunkAppender::Grow(size_t old_len, size_t new_len) {
+  static_assert(kSlack == kSlackBytes);
   const size_t old_cap = buf_ == nullptr ? 0 : CapacityFor(old_len);
   const size_t new_cap = CapacityFor(new_len);
   if (new_cap == old_cap) return;
@@ -319,6 +339,8 @@ void XorChunkAppender::Grow(size_t old_len, size_t new_len) {
 }
 
 // The first two samples (byte-aligned varints) and the errors.
+// Every case Append's fast path leaves out: the first two samples (byte-aligned varints),
+// the errors, the rarer codes and the buffer's growth.
 absl::Status XorChunkAppender::AppendSlow(Timestamp t, double v) {
   const uint64_t vb = std::bit_cast<uint64_t>(v);
   if (count_ == 0) {
@@ -336,41 +358,18 @@ absl::Status XorChunkAppender::AppendSlow(Timestamp t, double v) {
   }
   if (t <= t_) return OutOfOrderError(t, t_);
   if (count_ == kXorChunkMaxSamples) return FullError();
-  // count_ == 1. Differences are taken modulo 2^64: t > t_ makes delta the true distance
-  // even when it does not fit an int64.
+  // Differences are taken modulo 2^64: t > t_ makes delta the true distance even when it
+  // does not fit an int64.
   const uint64_t delta = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_);
   const size_t old_len = ByteLength(bit_len_);
-  // The first sample ends on a byte boundary.
-  uint64_t pos = bit_len_ + PutUvarint(buf_ + bit_len_ / 8, delta) * 8;
-  BitWriter w(buf_, pos);
-  WriteValue(w, v_, vb, &leading_, &trailing_);
-  pos = w.Finish(buf_);
-  bit_len_ = static_cast<uint32_t>(pos);
-  t_delta_ = delta;
-  t_ = t;
-  v_ = vb;
-  count_ = 2;
-  PutHeaderCount(buf_, count_);
-  Grow(old_len, ByteLength(pos));
-  return absl::OkStatus();
-}
-
-absl::Status XorChunkAppender::Append(Timestamp t, double v) {
-  if (count_ < 2 || t <= t_ || count_ == kXorChunkMaxSamples) [[unlikely]] {
-    return AppendSlow(t, v);
-  }
-  const uint64_t vb = std::bit_cast<uint64_t>(v);
-  const uint64_t delta = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_);  // mod 2^64
-  const size_t old_len = ByteLength(bit_len_);
   uint64_t pos = bit_len_;
-  if (delta == t_delta_ && vb == v_) {
-    // '0' '0': the commonest sample; the bits are zero already, so only the length moves.
-    pos += 2;
+  if (count_ == 1) {
+    // The first sample ends on a byte boundary.
+    pos += PutUvarint(buf_ + bit_len_ / 8, delta) * 8;
+    pos = WriteValue(buf_, pos, 0, 0, v_ ^ vb, &leading_, &trailing_);
   } else {
-    BitWriter w(buf_, pos);
-    WriteDod(w, static_cast<int64_t>(delta - t_delta_));
-    WriteValue(w, v_, vb, &leading_, &trailing_);
-    pos = w.Finish(buf_);
+    pos = WriteSample(buf_, pos, static_cast<int64_t>(delta - t_delta_), v_ ^ vb, &leading_,
+                      &trailing_);
   }
   bit_len_ = static_cast<uint32_t>(pos);
   t_delta_ = delta;
@@ -378,11 +377,7 @@ absl::Status XorChunkAppender::Append(Timestamp t, double v) {
   v_ = vb;
   ++count_;
   PutHeaderCount(buf_, count_);
-  // CapacityFor() changes only where ceil((len + kSlack) / 64) does; check that cheaply.
-  const size_t new_len = ByteLength(pos);
-  if (((old_len + kSlack - 1) ^ (new_len + kSlack - 1)) >= 64) [[unlikely]] {
-    Grow(old_len, new_len);
-  }
+  Grow(old_len, ByteLength(pos));
   return absl::OkStatus();
 }
 
@@ -399,7 +394,7 @@ absl::StatusOr<XorChunkAppender> XorChunkAppender::FromBytes(std::string_view ch
     return a;
   }
   const auto* data = reinterpret_cast<const uint8_t*>(chunk.data());
-  const uint64_t end_bit = it.st_.br.BitPosition(data);
+  const uint64_t end_bit = it.ChunkBitPosition();
   const size_t len = ByteLength(end_bit);
   const int pad = static_cast<int>(len * 8 - end_bit);
   if ((data[len - 1] & ((1u << pad) - 1)) != 0 ||
@@ -433,6 +428,7 @@ void XorChunkIterator::Reset(std::string_view chunk) {
   data_ = reinterpret_cast<const uint8_t*>(chunk.data());
   size_ = chunk.size();
   st_ = State{};
+  tail_start_ = 0;
   read_ = 0;
   done_ = false;
   status_ = absl::OkStatus();
@@ -442,7 +438,7 @@ void XorChunkIterator::Reset(std::string_view chunk) {
     return;
   }
   total_ = data_[0] << 8 | data_[1];
-  st_.br = BitReader(data_, size_, 2);
+  st_.pos = 16;
 }
 
 void XorChunkIterator::Fail(std::string message) {
@@ -450,8 +446,46 @@ void XorChunkIterator::Fail(std::string message) {
   done_ = true;
 }
 
+uint64_t XorChunkIterator::ChunkBitPosition() const {
+  return st_.in_tail ? st_.pos + tail_start_ * 8 : st_.pos;
+}
+
+void XorChunkIterator::LoadTail(size_t start) {
+  // start >= size_ - 32: see Place and AfterLimit.
+  const size_t n = size_ - start;
+  std::memcpy(tail_, data_ + start, n);
+  std::memset(tail_ + n, 0, kTailBytes - n);
+  tail_start_ = start;
+}
+
+void XorChunkIterator::Place(uint64_t pos) {
+  st_.pos = pos;
+  st_.in_tail = false;
+  if (size_ >= 32 && pos <= (size_ - 32) * 8) {
+    st_.limit = (size_ - 32) * 8;
+    return;
+  }
+  const size_t start = static_cast<size_t>(pos / 8);
+  LoadTail(start);
+  st_.pos -= start * 8;
+  st_.limit = (size_ - start) * 8;
+  st_.in_tail = true;
+}
+
+// A sample ended past s->limit. In the chunk, that means the next one may be too near the
+// end for the 8-byte loads: continue in tail_. In tail_, the limit is the chunk's end.
+inline __attribute__((always_inline)) bool XorChunkIterator::AfterLimit(State* s) {
+  if (s->in_tail) return false;
+  const size_t start = static_cast<size_t>(s->pos / 8);
+  LoadTail(start);
+  s->pos -= start * 8;
+  s->limit = (size_ - start) * 8;
+  s->in_tail = true;
+  return true;
+}
+
 bool XorChunkIterator::ReadFirstSamples() {
-  size_t pos = st_.br.BitPosition(data_) / 8;
+  size_t pos = ChunkBitPosition() / 8;
   if (read_ == 0) {
     if (!ReadVarint(data_, size_, &pos, &st_.t)) {
       Fail("xor chunk: bad or truncated first timestamp");
@@ -462,7 +496,8 @@ bool XorChunkIterator::ReadFirstSamples() {
       return false;
     }
     st_.v = LoadBigEndian64(data_ + pos);
-    st_.br = BitReader(data_, size_, pos + 8);
+    st_.pos = (pos + 8) * 8;
+    st_.in_tail = false;
   } else {
     uint64_t delta;
     if (!ReadUvarint(data_, size_, &pos, &delta)) {
@@ -477,9 +512,11 @@ bool XorChunkIterator::ReadFirstSamples() {
     }
     st_.t = t;
     st_.t_delta = delta;
-    st_.br = BitReader(data_, size_, pos);
-    st_.br.Refill();
-    if (DecodeError e = DecodeValue(st_); e != DecodeError::kOk) {
+    Place(pos * 8);
+    const uint8_t* d = Base(st_);
+    DecodeError e = DecodeValue(d, st_, BitWindow(d, st_.pos));
+    if (st_.pos > st_.limit && !AfterLimit(&st_)) e = DecodeError::kTruncated;
+    if (e != DecodeError::kOk) {
       Fail(fmt::format("xor chunk: sample 1 of {}: {}", total_, DescribeError(e)));
       return false;
     }
@@ -495,7 +532,11 @@ bool XorChunkIterator::Next() {
     return false;
   }
   if (read_ < 2) return ReadFirstSamples();
-  if (DecodeError e = DecodeSample(st_); e != DecodeError::kOk) {
+  DecodeError e = DecodeSample(Base(st_), st_);
+  if (st_.pos > st_.limit) [[unlikely]] {
+    if (!AfterLimit(&st_)) e = DecodeError::kTruncated;
+  }
+  if (e != DecodeError::kOk) [[unlikely]] {
     Fail(fmt::format("xor chunk: sample {} of {}: {}", read_, total_, DescribeError(e)));
     return false;
   }
@@ -522,13 +563,19 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
   }
   // Two loops, each with as few live values as possible: skip to mint, then copy to maxt.
   State s = st_;
+  const uint8_t* base = Base(s);
   int left = total_ - read_;
   DecodeError e = DecodeError::kOk;
   bool pending = false;  // s holds a sample at or after mint not yet copied
   if (s.t < mint) {
     while (left > 0) {
-      e = DecodeSample(s);
-      if (e != DecodeError::kOk) break;
+      e = DecodeSample(base, s);
+      if (s.pos > s.limit) [[unlikely]] {
+        if (!AfterLimit(&s)) e = DecodeError::kTruncated;
+        base = tail_;
+      }
+      if (e != DecodeError::kOk) [[unlikely]]
+        break;
       --left;
       if (s.t >= mint) {
         pending = true;
@@ -537,19 +584,39 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
     }
   }
   if (e == DecodeError::kOk && !(pending && s.t > maxt)) {
-    const size_t base = out->size();
-    out->resize(base + left + pending);
-    Sample* const first = out->data() + base;
-    Sample* o = first;
+    // Samples go through a small stack batch, appended with one copy each: resizing the
+    // vector first would construct (zero) every sample before the decoder overwrites it,
+    // and push_back checks the capacity every time.
+    constexpr int kBatch = 32;
+    Sample batch[kBatch];
+    Sample* o = batch;
+    out->reserve(out->size() + left + pending);
     if (pending) *o++ = {s.t, std::bit_cast<double>(s.v)};
-    while (left > 0) {
-      e = DecodeSample(s);
-      if (e != DecodeError::kOk) break;
-      --left;
-      if (s.t > maxt) break;
-      *o++ = {s.t, std::bit_cast<double>(s.v)};
+    for (bool more = true; more;) {
+      Sample* const end = o + std::min(left, static_cast<int>(batch + kBatch - o));
+      while (o < end) {
+        e = DecodeSample(base, s);
+        if (s.pos > s.limit) [[unlikely]] {
+          if (!AfterLimit(&s)) e = DecodeError::kTruncated;
+          base = tail_;
+        }
+        if (e != DecodeError::kOk) [[unlikely]] {
+          more = false;
+          break;
+        }
+        if (s.t > maxt) {
+          --left;  // decoded, not copied
+          more = false;
+          break;
+        }
+        *o++ = {s.t, std::bit_cast<double>(s.v)};
+      }
+      left -= static_cast<int>(o - batch) - (pending ? 1 : 0);
+      pending = false;
+      out->insert(out->end(), batch, o);
+      o = batch;
+      more = more && left > 0;
     }
-    out->resize(base + (o - first));
   }
   st_ = s;
   read_ = total_ - left;  // samples decoded; the last is the current one

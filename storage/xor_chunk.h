@@ -63,6 +63,9 @@ class XorChunkAppender {
   size_t allocated_bytes() const;
 
  private:
+  // Zeroed room kept after the chunk's last byte (see kSlack in xor_chunk.cc).
+  static constexpr size_t kSlackBytes = 32;
+
   [[gnu::noinline]] absl::Status AppendSlow(Timestamp t, double v);
   void Grow(size_t old_len, size_t new_len);
 
@@ -98,30 +101,111 @@ class XorChunkIterator final : public SampleIterator {
   int num_samples() const { return total_; }
 
   // Decoder state after a sample; public only for the codec's own functions.
+  //
+  // The decoder reads with 8-byte loads and checks bounds once per sample, not per field:
+  // while `pos` is at least 32 bytes before the chunk's end, a sample (at most 145 bits)
+  // and the loads it needs cannot pass the end. The last bytes are copied once into the
+  // iterator's zero-padded `tail_`, and `pos` then counts from there.
   struct State {
-    BitReader br;
+    uint64_t pos = 0;    // bit position in the chunk, or in tail_ when in_tail
+    uint64_t limit = 0;  // a sample ending past this needs a look (see AfterLimit)
     int64_t t = 0;
     uint64_t t_delta = 0;
     uint64_t v = 0;
-    uint8_t leading = 0xff;  // 0xff until a '11' value sets a window
+    // The value window. Until a '11' value sets one, Prometheus reads '10' values with
+    // (0, 0): 64 significant bits.
+    uint64_t mask = ~uint64_t{0};  // ones from bit `trailing` up
+    uint8_t leading = 0xff;        // 0xff until a '11' value sets a window
     uint8_t trailing = 0;
-    uint8_t sig = 64;  // 64 - leading - trailing; (0, 0) until set, as Prometheus reads
+    uint8_t shift = 0;  // leading, or 0 until set
+    uint8_t sig = 64;   // 64 - leading - trailing
+    bool in_tail = false;
   };
 
  private:
   friend class XorChunkAppender;
 
+  static constexpr size_t kTailBytes = 64;
+
   bool ReadFirstSamples();
   void Fail(std::string message);
+  // Places st_ at bit `pos` of the chunk, switching to tail_ if it is near the end.
+  void Place(uint64_t pos);
+  // Called when a sample ended past s->limit; false if the chunk ended first.
+  bool AfterLimit(State* s);
+  // Copies the chunk's bytes from `start` on into tail_. REQUIRES: start + 32 >= size_.
+  [[gnu::noinline]] void LoadTail(size_t start);
+  uint64_t ChunkBitPosition() const;
+  const uint8_t* Base(const State& s) const { return s.in_tail ? tail_ : data_; }
 
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   State st_;
+  size_t tail_start_ = 0;  // chunk byte where tail_ starts
   int total_ = 0;
   int read_ = 0;
   bool done_ = false;  // at the end or failed
   absl::Status status_;
+  uint8_t tail_[kTailBytes] = {};
 };
+
+inline absl::Status XorChunkAppender::Append(Timestamp t, double v) {
+  // Inline so that a caller's loop keeps its own state in registers. Anything unusual goes
+  // to AppendSlow, which starts over.
+  if (count_ < 2 || t <= t_ || count_ == kXorChunkMaxSamples) [[unlikely]] {
+    return AppendSlow(t, v);
+  }
+  const uint64_t vb = std::bit_cast<uint64_t>(v);
+  const uint64_t delta = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_);  // mod 2^64
+  const uint64_t dod = delta - t_delta_;
+  const uint64_t x = vb ^ v_;
+  const uint64_t pos = bit_len_;
+  uint64_t code = 0;  // the sample's bits, written in one store
+  int len;
+  if ((dod | x) == 0) {
+    // '0' '0': the commonest sample; the bits are zero already, so only the length moves.
+    len = 2;
+  } else {
+    if (dod == 0) {
+      len = 1;
+    } else if (dod + 8191 <= 16383) {
+      code = uint64_t{0b10} << 14 | (dod & 0x3fff);
+      len = 16;
+    } else {
+      return AppendSlow(t, v);
+    }
+    if (x == 0) {
+      code <<= 1;
+      len += 1;
+    } else {
+      // '10' when x fits the window. With no window yet leading_ is 0xff, which no count of
+      // leading zeros reaches; otherwise leading_ <= 31, so Prometheus' clamp of the count
+      // to 31 cannot change the comparison.
+      const int sig = 64 - leading_ - trailing_;
+      if (__builtin_clzll(x) < leading_ || __builtin_ctzll(x) < trailing_ || len + 2 + sig > 57) {
+        return AppendSlow(t, v);
+      }
+      code = (code << 2 | 0b10) << sig | x >> trailing_;
+      len += 2 + sig;
+    }
+  }
+  // CapacityFor() changes only where ceil((len + kSlack) / 64) does; growing is for
+  // AppendSlow.
+  const size_t old_len = (pos + 7) / 8;
+  const size_t new_len = (pos + len + 7) / 8;
+  if (((old_len + kSlackBytes - 1) ^ (new_len + kSlackBytes - 1)) >= 64) [[unlikely]] {
+    return AppendSlow(t, v);
+  }
+  if (code != 0) PutBits(buf_, pos, code, len);
+  bit_len_ = static_cast<uint32_t>(pos + len);
+  t_delta_ = delta;
+  t_ = t;
+  v_ = vb;
+  ++count_;
+  buf_[0] = static_cast<uint8_t>(count_ >> 8);
+  buf_[1] = static_cast<uint8_t>(count_);
+  return absl::OkStatus();
+}
 
 // Encodes samples into one XOR chunk (the same bytes XorChunkAppender builds).
 absl::StatusOr<std::string> EncodeXorChunk(std::span<const Sample> samples);
