@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <deque>
 #include <map>
 #include <numbers>
 
@@ -353,6 +354,15 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
   auto process = [&](const EvalValue& m, EvalSeries& s) -> absl::Status {
     const int64_t range = m.range_ms;
     const std::vector<Sample>& pts = s.points;
+    std::deque<size_t> extreme;  // min/max_over_time state, see there
+    size_t extreme_next = 0, extreme_lo = 0;
+    // Indices k with pts[k] < pts[k-1] (counter resets), for rate/increase.
+    std::vector<size_t> resets;
+    if (id == F::kRate || id == F::kIncrease) {
+      for (size_t k = 1; k < pts.size(); ++k) {
+        if (pts[k].v < pts[k - 1].v) resets.push_back(k);
+      }
+    }
     EvalSeries o{s.labels, {}, s.drop_name};
     size_t lo = 0, hi = 0;
     Timestamp prev_end = INT64_MIN;
@@ -394,9 +404,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
           bool is_counter = id != F::kDelta, is_rate = id == F::kRate;
           double result = w.back().v - w.front().v;
           if (is_counter) {
-            for (size_t k = 1; k < w.size(); ++k) {
-              if (w[k].v < w[k - 1].v) result += w[k - 1].v;
-            }
+            // Only the resets inside the window, in order (same additions as a full scan).
+            auto first = std::upper_bound(resets.begin(), resets.end(), lo);
+            for (auto it = first; it != resets.end() && *it < hi; ++it) result += pts[*it - 1].v;
           }
           double range_start = static_cast<double>(T - range);
           double duration_to_start = (static_cast<double>(w.front().t) - range_start) / 1000;
@@ -482,20 +492,29 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
         case F::kCountOverTime:
           v = static_cast<double>(w.size());
           break;
-        case F::kMinOverTime: {
-          double x = w[0].v;
-          for (const Sample& p : w) {
-            if (p.v < x || std::isnan(x)) x = p.v;
-          }
-          v = x;
-          break;
-        }
+        case F::kMinOverTime:
         case F::kMaxOverTime: {
-          double x = w[0].v;
-          for (const Sample& p : w) {
-            if (p.v > x || std::isnan(x)) x = p.v;
+          // Sliding extreme over the non-NaN samples: a deque of indices whose values only
+          // get worse from front to back (equal values stay, so the earliest one wins, as
+          // in a scan). NaN only when every sample in the window is NaN.
+          const bool is_max = id == F::kMaxOverTime;
+          if (lo < extreme_lo || extreme_next > hi) {  // the windows moved backwards
+            extreme.clear();
+            extreme_next = lo;
           }
-          v = x;
+          extreme_lo = lo;
+          if (extreme_next < lo) extreme_next = lo;
+          for (; extreme_next < hi; ++extreme_next) {
+            double x = pts[extreme_next].v;
+            if (std::isnan(x)) continue;
+            while (!extreme.empty() &&
+                   (is_max ? pts[extreme.back()].v < x : pts[extreme.back()].v > x)) {
+              extreme.pop_back();
+            }
+            extreme.push_back(extreme_next);
+          }
+          while (!extreme.empty() && extreme.front() < lo) extreme.pop_front();
+          v = extreme.empty() ? kNaN : pts[extreme.front()].v;
           break;
         }
         case F::kLastOverTime:
