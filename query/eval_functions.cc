@@ -364,6 +364,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       }
     }
     EvalSeries o{s.labels, {}, s.drop_name};
+    o.points.reserve(n);
     size_t lo = 0, hi = 0;
     Timestamp prev_end = INT64_MIN;
     std::string_view metric = s.labels.MetricName();
