@@ -1161,7 +1161,7 @@ absl::StatusOr<Timestamp> Evaluator::ReferenceTime(const Expr& e, Timestamp t) {
 absl::StatusOr<EvalValue> Evaluator::ApplyDateFunction(FunctionId id, EvalValue v) {
   for (auto& s : v.series) {
     for (auto& p : s.points) {
-      if (std::isnan(p.v) || std::isinf(p.v)) {
+      if (std::isnan(p.v) || !(std::fabs(p.v) < 9e15)) {  // beyond any representable date
         p.v = kNaN;
         continue;
       }

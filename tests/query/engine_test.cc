@@ -121,6 +121,19 @@ TEST_F(EngineTest, SampleLimitFailsWithExecutionError) {
   EXPECT_TRUE(Engine(opts).RangeQuery(store_, *e, q, 0, 120 * 60'000, 15'000).ok());
 }
 
+TEST_F(EngineTest, ExtremeNumbersDoNotCrashFunctions) {
+  Engine engine(EngineOptions::AllFeatures());
+  for (const char* q : {"year(vector(1e300))", "topk(1e300, vector(1))", "limitk(-1e300, vector(1))",
+                        "round(vector(1e308), 1e-308)", "day_of_week(vector(-Inf))",
+                        "quantile(2, vector(1))", "clamp(vector(1), NaN, 1)",
+                        "histogram_quantile(0.5, label_replace(vector(1), \"le\", \"NaN\", \"\", \"\"))"}) {
+    ExprPtr e = Parse(q);
+    ASSERT_NE(e, nullptr) << q;
+    auto r = engine.InstantQuery(store_, *e, q, 0);
+    EXPECT_TRUE(r.ok()) << q << ": " << r.status();
+  }
+}
+
 TEST_F(EngineTest, HugeSubqueryIsRefusedBeforeAllocating) {
   Engine engine;
   const char* q = "sum_over_time(vector(1)[100d:1ms])";
