@@ -4,6 +4,10 @@
 // Evals that are known to fail are listed in promql_known_failures.txt (file:line). The
 // test fails when an unlisted eval fails, and also when a listed one passes, so that the
 // list only ever shrinks.
+//
+// Environment: PROMQL_ONLY=<substring> runs only the matching files; PROMQL_VERBOSE=1 also
+// prints why each listed eval fails; PROMQL_WRITE_KNOWN=1 rewrites the list with the evals
+// failing now (keeping the reasons of entries that stay; new ones get the failure text).
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
