@@ -1,18 +1,14 @@
-// The `strata` server: flags, logging, data directory, HTTP server, clean shutdown on
-// SIGTERM and SIGINT.
+// The `strata` server: flags, logging, the data directory lock, then StrataServer (HTTP,
+// storage, query engine); clean shutdown on SIGTERM and SIGINT.
 #include <signal.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <string>
-#include <system_error>
 
 #include "server/data_dir.h"
 #include "server/flags.h"
-#include "server/http_server.h"
 #include "server/logging.h"
-#include "server/ops_handlers.h"
-#include "server/status_handlers.h"
+#include "server/strata_server.h"
 #include "spdlog/spdlog.h"
 #include "src/metrics.h"
 #include "src/strings.h"
@@ -65,40 +61,22 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  Readiness readiness;
-  Router router;
-  RegisterHealthHandlers(router, &readiness);
-  RegisterMetricsHandler(router, &DefaultRegistry());
-  std::error_code cwd_error;
-  RegisterStatusHandlers(
-      router, StatusInfo{config, NowMillis(), std::filesystem::current_path(cwd_error).string()});
-  // The /api/v1 handlers register here once storage and the query engine are wired in,
-  // and a SelfScraper (server/self_scrape.h) appends to storage every
-  // --self-scrape.interval.
-
-  HttpServerOptions options;
-  options.host = config.listen_host;
-  options.port = config.listen_port;
-  options.io_threads = config.io_threads;
-  options.max_connections = static_cast<size_t>(config.max_connections);
-  options.idle_timeout = std::chrono::milliseconds(config.read_timeout_ms);
-  HttpServer server(std::move(options), std::move(router));
+  // Serves HTTP at once (/-/ready answers 503), opens storage (WAL replay), then is ready.
+  StrataServer server(config);
   if (absl::Status st = server.Start(); !st.ok()) {
-    LogEvent(spdlog::level::err, "Cannot start the HTTP server", {{"err", Msg(st)}});
+    LogEvent(spdlog::level::err, "Cannot start", {{"err", Msg(st)}});
     return 1;
   }
-  LogEvent(spdlog::level::info, "Listening",
-           {{"address", fmt::format("{}:{}", config.listen_host, server.port())}});
-  // Storage sets readiness after WAL replay once it is wired in; nothing to replay yet.
-  readiness.SetReady(true);
   LogEvent(spdlog::level::info, "Server is ready to receive web requests.", {});
 
   int sig = 0;
   sigwait(&signals, &sig);
   LogEvent(spdlog::level::warn, "Received shutdown signal, stopping",
            {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  readiness.SetReady(false);
-  server.Stop();
+  if (absl::Status st = server.Stop(); !st.ok()) {
+    LogEvent(spdlog::level::err, "Storage did not close cleanly", {{"err", Msg(st)}});
+    return 1;
+  }
   LogEvent(spdlog::level::info, "See you next time!", {});
   return 0;
 }

@@ -1,0 +1,517 @@
+#include "server/api_handlers.h"
+
+#include <algorithm>
+#include <charconv>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "absl/time/time.h"
+#include "query/parser.h"
+#include "query/printer.h"
+#include "server/api_json.h"
+#include "server/api_params.h"
+#include "src/labels.h"
+#include "src/matcher.h"
+#include "src/status.h"
+#include "src/strings.h"
+#include "src/time.h"
+
+namespace strata {
+
+void MetadataStore::Add(std::string_view metric, Entry entry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = metrics_.find(metric);
+  if (it == metrics_.end()) {
+    if (metrics_.size() >= kMaxMetrics) return;
+    it = metrics_.emplace(std::string(metric), std::vector<Entry>{}).first;
+  }
+  if (std::find(it->second.begin(), it->second.end(), entry) == it->second.end()) {
+    it->second.push_back(std::move(entry));
+  }
+}
+
+std::map<std::string, std::vector<MetadataStore::Entry>> MetadataStore::Get(
+    std::string_view metric, int64_t limit, int64_t limit_per_metric) const {
+  std::map<std::string, std::vector<Entry>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, entries] : metrics_) {
+    if (!metric.empty() && name != metric) continue;
+    if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
+    std::vector<Entry>& dst = out[name];
+    for (const Entry& e : entries) {
+      if (limit_per_metric > 0 && static_cast<int64_t>(dst.size()) >= limit_per_metric) break;
+      dst.push_back(e);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// absl's string_view is its own type in Debian's Abseil: view the message as std's.
+std::string_view StatusText(const absl::Status& st) {
+  return std::string_view(st.message().data(), st.message().size());
+}
+
+using MatcherSet = std::vector<LabelMatcher>;
+
+constexpr std::string_view kTruncatedWarning = "results truncated due to limit";
+
+HttpResponse ErrorResponse(const absl::Status& st) {
+  ApiErrorType type = ApiErrorTypeFromStatus(st);
+  return HttpResponse::Json(ApiErrorHttpCode(type), ApiErrorBody(type, StatusText(st)));
+}
+
+HttpResponse BadData(std::string_view message) {
+  return HttpResponse::Json(400, ApiErrorBody(ApiErrorType::kBadData, message));
+}
+
+// The success envelope around whatever `data` writes.
+template <typename WriteData>
+HttpResponse Success(WriteData&& data, std::span<const std::string> warnings = {},
+                     std::span<const std::string> infos = {}) {
+  std::string body;
+  JsonWriter w(&body);
+  BeginApiSuccess(w);
+  data(w);
+  EndApiSuccess(w, warnings, infos);
+  return HttpResponse::Json(200, std::move(body));
+}
+
+// A handler body that answers with a response or an error status (mapped to the Prometheus
+// error type). Exceptions (allocation failure) become 500 rather than a dropped connection.
+using ApiFunc = std::function<absl::StatusOr<HttpResponse>(const HttpRequest&, const ApiParams&,
+                                                          Storage&)>;
+
+HttpHandler Api(ApiContext* ctx, ApiFunc fn) {
+  return [ctx, fn = std::move(fn)](const HttpRequest& req, HttpResponder responder) {
+    Storage* storage = ctx->storage.load(std::memory_order_acquire);
+    if (storage == nullptr) {
+      responder.Send(HttpResponse::Json(
+          503, ApiErrorBody(ApiErrorType::kUnavailable, "TSDB not ready")));
+      return;
+    }
+    absl::StatusOr<ApiParams> params = ApiParams::FromRequest(req);
+    if (!params.ok()) {
+      responder.Send(BadData(StatusText(params.status())));
+      return;
+    }
+    try {
+      absl::StatusOr<HttpResponse> resp = fn(req, *params, *storage);
+      responder.Send(resp.ok() ? std::move(*resp) : ErrorResponse(resp.status()));
+    } catch (const std::exception& e) {
+      responder.Send(HttpResponse::Json(
+          500, ApiErrorBody(ApiErrorType::kInternal, fmt::format("internal error: {}", e.what()))));
+    }
+  };
+}
+
+// A statement of Prometheus' parseLimitParam: absent or empty is 0 (no limit).
+absl::StatusOr<int64_t> LimitParam(const ApiParams& params, std::string_view name) {
+  std::string_view s = params.Get(name);
+  if (s.empty()) return 0;
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) {
+    return InvalidParamError(name, absl::InvalidArgumentError(fmt::format(
+                                       "strconv.Atoi: parsing \"{}\": invalid syntax", s)));
+  }
+  if (v < 0) {
+    return InvalidParamError(name, absl::InvalidArgumentError("limit must be non-negative"));
+  }
+  return v;
+}
+
+// Parses every match[] value as a series selector. Each set must have a matcher that does
+// not match the empty string, as Prometheus requires.
+absl::StatusOr<std::vector<MatcherSet>> MatchParams(const ApiParams& params,
+                                                    const promql::ParserOptions& options) {
+  std::vector<MatcherSet> sets;
+  for (std::string_view m : params.GetAll("match[]")) {
+    absl::StatusOr<promql::ExprPtr> expr = promql::ParseExpr(m, options);
+    if (!expr.ok()) return InvalidParamError("match[]", expr.status());
+    if ((*expr)->kind() != promql::NodeKind::kVectorSelector) {
+      return InvalidParamError(
+          "match[]", absl::InvalidArgumentError(fmt::format(
+                         "1:1: parse error: expected a series selector, got \"{}\"", m)));
+    }
+    MatcherSet set = (*expr)->As<promql::VectorSelector>().matchers;
+    bool has_non_empty = std::any_of(set.begin(), set.end(),
+                                     [](const LabelMatcher& lm) { return !lm.MatchesEmpty(); });
+    if (!has_non_empty) {
+      return InvalidParamError("match[]", absl::InvalidArgumentError(
+                                              "match[] must contain at least one non-empty matcher"));
+    }
+    sets.push_back(std::move(set));
+  }
+  return sets;
+}
+
+// The engine options of one request: the server's, with a shorter timeout when the
+// `timeout` parameter asks for one and another lookback when `lookback_delta` is given.
+absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx,
+                                                   const ApiParams& params) {
+  promql::EngineOptions options = ctx.engine_options;
+  if (!params.Get("timeout").empty()) {
+    STRATA_ASSIGN_OR_RETURN(int64_t timeout_ms, DurationParam(params, "timeout"));
+    absl::Duration timeout = absl::Milliseconds(timeout_ms);
+    if (timeout < options.timeout) options.timeout = timeout;
+  }
+  if (!params.Get("lookback_delta").empty()) {
+    STRATA_ASSIGN_OR_RETURN(int64_t lookback_ms, DurationParam(params, "lookback_delta"));
+    if (lookback_ms > 0) options.lookback_ms = lookback_ms;
+  }
+  return options;
+}
+
+void WriteQueryData(JsonWriter& w, const promql::QueryValue& value) {
+  w.BeginObject();
+  w.Key("resultType").String(promql::ValueTypeApiName(value.type));
+  w.Key("result");
+  switch (value.type) {
+    case promql::ValueType::kScalar:
+      w.SamplePair(value.scalar_t, value.scalar_v);
+      break;
+    case promql::ValueType::kString:
+      w.BeginArray().Timestamp(value.scalar_t).String(value.str).EndArray();
+      break;
+    case promql::ValueType::kVector:
+      w.BeginArray();
+      for (const promql::VectorElement& e : value.vector) {
+        w.BeginObject();
+        w.Key("metric").LabelSet(e.labels);
+        w.Key("value").SamplePair(e.t, e.v);
+        w.EndObject();
+      }
+      w.EndArray();
+      break;
+    case promql::ValueType::kMatrix:
+      w.BeginArray();
+      for (const promql::Series& s : value.matrix) {
+        w.BeginObject();
+        w.Key("metric").LabelSet(s.labels);
+        w.Key("values").BeginArray();
+        for (const Sample& p : s.samples) w.SamplePair(p.t, p.v);
+        w.EndArray();
+        w.EndObject();
+      }
+      w.EndArray();
+      break;
+    case promql::ValueType::kNone:
+      w.BeginArray().EndArray();
+      break;
+  }
+  w.EndObject();
+}
+
+absl::StatusOr<promql::ExprPtr> ParseQueryParam(const ApiParams& params,
+                                                const promql::ParserOptions& options) {
+  absl::StatusOr<promql::ExprPtr> expr = promql::ParseExpr(params.Get("query"), options);
+  if (!expr.ok()) return InvalidParamError("query", expr.status());
+  return expr;
+}
+
+HttpResponse QueryResponse(const promql::QueryResult& result) {
+  return Success([&](JsonWriter& w) { WriteQueryData(w, result.value); }, result.warnings,
+                 result.infos);
+}
+
+absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const ApiParams& params,
+                                          Storage& storage) {
+  STRATA_ASSIGN_OR_RETURN(Timestamp t, TimeParam(params, "time", NowMillis()));
+  STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, params));
+  STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr,
+                          ParseQueryParam(params, options.parser_options()));
+  promql::Engine engine(options);
+  STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
+                          engine.InstantQuery(storage, *expr, params.Get("query"), t));
+  return QueryResponse(result);
+}
+
+absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const ApiParams& params,
+                                        Storage& storage) {
+  STRATA_ASSIGN_OR_RETURN(RangeParams range, ParseRangeParams(params));
+  STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, params));
+  STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr,
+                          ParseQueryParam(params, options.parser_options()));
+  promql::Engine engine(options);
+  STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
+                          engine.RangeQuery(storage, *expr, params.Get("query"), range.start,
+                                            range.end, range.step_ms));
+  return QueryResponse(result);
+}
+
+// Prometheus maps querier errors of the label and series endpoints to "execution".
+absl::Status Execution(const absl::Status& st) {
+  if (st.ok() || absl::IsDeadlineExceeded(st) || absl::IsCancelled(st)) return st;
+  return absl::FailedPreconditionError(st.message());
+}
+
+absl::StatusOr<HttpResponse> SeriesQuery(const ApiContext& ctx, const ApiParams& params,
+                                         Storage& storage) {
+  if (!params.Has("match[]")) return absl::InvalidArgumentError("no match[] parameter provided");
+  STRATA_ASSIGN_OR_RETURN(int64_t limit, LimitParam(params, "limit"));
+  STRATA_ASSIGN_OR_RETURN(Timestamp start, TimeParam(params, "start", kMinTime));
+  STRATA_ASSIGN_OR_RETURN(Timestamp end, TimeParam(params, "end", kMaxTime));
+  STRATA_ASSIGN_OR_RETURN(std::vector<MatcherSet> sets,
+                          MatchParams(params, ctx.engine_options.parser_options()));
+  absl::StatusOr<std::unique_ptr<Querier>> querier = storage.MakeQuerier(start, end);
+  if (!querier.ok()) return Execution(querier.status());
+  SelectHints hints;
+  hints.mint = start;
+  hints.maxt = end;
+  hints.series_only = true;
+  // Several match[] sets may select the same series: merge into one sorted, unique list.
+  std::vector<Labels> series;
+  std::vector<std::string> warnings;
+  for (const MatcherSet& set : sets) {
+    absl::StatusOr<std::unique_ptr<SeriesSet>> ss = (*querier)->Select(set, hints);
+    if (!ss.ok()) return Execution(ss.status());
+    while ((*ss)->Next()) series.push_back((*ss)->labels());
+    if (absl::Status st = (*ss)->status(); !st.ok()) return Execution(st);
+    for (std::string& w : (*ss)->warnings()) warnings.push_back(std::move(w));
+  }
+  if (sets.size() > 1) {
+    std::sort(series.begin(), series.end(),
+              [](const Labels& a, const Labels& b) { return Compare(a, b) < 0; });
+    series.erase(std::unique(series.begin(), series.end(),
+                             [](const Labels& a, const Labels& b) { return Compare(a, b) == 0; }),
+                 series.end());
+  }
+  if (limit > 0 && static_cast<int64_t>(series.size()) > limit) {
+    series.resize(static_cast<size_t>(limit));
+    warnings.emplace_back(kTruncatedWarning);
+  }
+  return Success(
+      [&](JsonWriter& w) {
+        w.BeginArray();
+        for (const Labels& l : series) w.LabelSet(l);
+        w.EndArray();
+      },
+      warnings);
+}
+
+HttpResponse StringList(std::vector<std::string> values, int64_t limit) {
+  std::vector<std::string> warnings;
+  if (limit > 0 && static_cast<int64_t>(values.size()) > limit) {
+    values.resize(static_cast<size_t>(limit));
+    warnings.emplace_back(kTruncatedWarning);
+  }
+  return Success(
+      [&](JsonWriter& w) {
+        w.BeginArray();
+        for (const std::string& v : values) w.String(v);
+        w.EndArray();
+      },
+      warnings);
+}
+
+// Merges sorted, unique lists into one.
+void MergeSorted(std::vector<std::string>* into, std::vector<std::string> more) {
+  if (into->empty()) {
+    *into = std::move(more);
+    return;
+  }
+  std::vector<std::string> merged;
+  merged.reserve(into->size() + more.size());
+  std::set_union(std::make_move_iterator(into->begin()), std::make_move_iterator(into->end()),
+                 std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()),
+                 std::back_inserter(merged));
+  *into = std::move(merged);
+}
+
+// Labels and label values share their parameters: optional match[], start, end, limit.
+// `name` empty: label names; otherwise the values of that label.
+absl::StatusOr<HttpResponse> LabelQuery(const ApiContext& ctx, const ApiParams& params,
+                                        Storage& storage, std::optional<std::string_view> name) {
+  STRATA_ASSIGN_OR_RETURN(int64_t limit, LimitParam(params, "limit"));
+  STRATA_ASSIGN_OR_RETURN(Timestamp start, TimeParam(params, "start", kMinTime));
+  STRATA_ASSIGN_OR_RETURN(Timestamp end, TimeParam(params, "end", kMaxTime));
+  STRATA_ASSIGN_OR_RETURN(std::vector<MatcherSet> sets,
+                          MatchParams(params, ctx.engine_options.parser_options()));
+  absl::StatusOr<std::unique_ptr<Querier>> querier = storage.MakeQuerier(start, end);
+  if (!querier.ok()) return Execution(querier.status());
+  if (sets.empty()) sets.emplace_back();
+  std::vector<std::string> values;
+  for (const MatcherSet& set : sets) {
+    absl::StatusOr<std::vector<std::string>> got =
+        name ? (*querier)->LabelValues(*name, set) : (*querier)->LabelNames(set);
+    if (!got.ok()) return Execution(got.status());
+    MergeSorted(&values, std::move(*got));
+  }
+  return StringList(std::move(values), limit);
+}
+
+absl::StatusOr<HttpResponse> FormatQuery(const ApiContext& ctx, const ApiParams& params) {
+  STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr,
+                          ParseQueryParam(params, ctx.engine_options.parser_options()));
+  std::string text = promql::ToString(*expr);
+  return Success([&](JsonWriter& w) { w.String(text); });
+}
+
+absl::StatusOr<HttpResponse> Metadata(const ApiContext& ctx, const ApiParams& params) {
+  STRATA_ASSIGN_OR_RETURN(int64_t limit, LimitParam(params, "limit"));
+  STRATA_ASSIGN_OR_RETURN(int64_t per_metric, LimitParam(params, "limit_per_metric"));
+  auto metrics = ctx.metadata.Get(params.Get("metric"), limit, per_metric);
+  return Success([&](JsonWriter& w) {
+    w.BeginObject();
+    for (const auto& [metric, entries] : metrics) {
+      w.Key(metric).BeginArray();
+      for (const MetadataStore::Entry& e : entries) {
+        w.BeginObject();
+        w.Key("type").String(e.type);
+        w.Key("help").String(e.help);
+        w.Key("unit").String(e.unit);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
+    w.EndObject();
+  });
+}
+
+// Exemplars are not stored; the query and times are still checked as Prometheus checks them.
+absl::StatusOr<HttpResponse> QueryExemplars(const ApiContext& ctx, const ApiParams& params) {
+  STRATA_RETURN_IF_ERROR(TimeParam(params, "start", kMinTime).status());
+  STRATA_RETURN_IF_ERROR(TimeParam(params, "end", kMaxTime).status());
+  STRATA_RETURN_IF_ERROR(ParseQueryParam(params, ctx.engine_options.parser_options()).status());
+  return Success([](JsonWriter& w) { w.BeginArray().EndArray(); });
+}
+
+// ---- Remote write ----
+
+HttpResponse TextResponse(int status, std::string text) {
+  if (!text.empty() && text.back() != '\n') text.push_back('\n');
+  return HttpResponse::Text(status, std::move(text));
+}
+
+// What was rejected, for the 400 answer: "3 samples rejected: 2 out of order, 1 duplicate".
+std::string RejectMessage(const AppendResult& r, const WriteRequestDecoder& decoder) {
+  std::vector<std::string> parts;
+  if (r.rejected() > 0) {
+    std::vector<std::string> why;
+    if (r.out_of_order > 0) why.push_back(fmt::format("{} out of order", r.out_of_order));
+    if (r.duplicate > 0) {
+      why.push_back(fmt::format("{} duplicate (same timestamp, different value)", r.duplicate));
+    }
+    if (r.too_old > 0) why.push_back(fmt::format("{} too old", r.too_old));
+    std::string joined;
+    for (const std::string& w : why) joined += (joined.empty() ? "" : ", ") + w;
+    parts.push_back(fmt::format("{} samples rejected: {}", r.rejected(), joined));
+  }
+  if (decoder.invalid_series() > 0) {
+    parts.push_back(fmt::format("{} series with invalid labels ({} samples) rejected, first: {}",
+                                decoder.invalid_series(), decoder.invalid_samples(),
+                                decoder.first_error()));
+  }
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responder) {
+  Storage* storage = ctx->storage.load(std::memory_order_acquire);
+  if (storage == nullptr) {
+    responder.Send(TextResponse(503, "TSDB not ready"));
+    return;
+  }
+  if (absl::Status st =
+          CheckRemoteWriteHeaders(req.Header("Content-Type"), req.Header("Content-Encoding"));
+      !st.ok()) {
+    responder.Send(TextResponse(415, std::string(StatusText(st))));
+    return;
+  }
+  // One decoder and buffer per pool thread, reused across requests.
+  thread_local std::string scratch;
+  thread_local WriteRequestDecoder decoder;
+  RemoteWriteDecodeResult decoded =
+      DecodeRemoteWriteBody(req.body, ctx->remote_write_limits, &scratch, &decoder);
+  if (!decoded.status.ok()) {
+    responder.Send(TextResponse(decoded.http_status, std::string(StatusText(decoded.status))));
+    return;
+  }
+  for (const RemoteWriteMetadata& m : decoder.metadata()) {
+    if (m.metric_family_name.empty()) continue;
+    ctx->metadata.Add(m.metric_family_name, {std::string(MetricTypeName(m.type)),
+                                             std::string(m.help), std::string(m.unit)});
+  }
+  std::vector<SeriesBatch> batch;
+  batch.reserve(decoder.series_count());
+  for (size_t i = 0; i < decoder.series_count(); ++i) {
+    RemoteWriteSeries s = decoder.series(i);
+    if (!s.ok() || s.samples.empty()) continue;
+    batch.push_back(SeriesBatch{Labels::FromSortedViews(s.labels),
+                                std::vector<Sample>(s.samples.begin(), s.samples.end())});
+  }
+  AppendResult result;
+  if (!batch.empty()) {
+    absl::StatusOr<AppendResult> appended = storage->Append(batch);
+    if (!appended.ok()) {
+      // Retryable: the sender backs off and sends the whole request again.
+      int code = absl::IsResourceExhausted(appended.status()) ? 429 : 500;
+      if (absl::IsUnavailable(appended.status())) code = 503;
+      responder.Send(TextResponse(
+          code, fmt::format("storage failed to append: {}", StatusText(appended.status()))));
+      return;
+    }
+    result = *appended;
+  }
+  if (result.rejected() > 0 || decoder.invalid_series() > 0) {
+    responder.Send(TextResponse(400, RejectMessage(result, decoder)));
+    return;
+  }
+  responder.Send(HttpResponse::Empty(204));
+}
+
+}  // namespace
+
+void RegisterApiHandlers(Router& router, ApiContext* ctx) {
+  auto on_pool = [ctx](ApiFunc fn) { return RunOnPool(ctx->query_pool, Api(ctx, std::move(fn))); };
+  router.HandleGetPost("/api/v1/query", on_pool([ctx](const HttpRequest&, const ApiParams& p,
+                                                      Storage& s) {
+                         return InstantQuery(*ctx, p, s);
+                       }));
+  router.HandleGetPost("/api/v1/query_range", on_pool([ctx](const HttpRequest&,
+                                                            const ApiParams& p, Storage& s) {
+                         return RangeQuery(*ctx, p, s);
+                       }));
+  router.HandleGetPost("/api/v1/series", on_pool([ctx](const HttpRequest&, const ApiParams& p,
+                                                       Storage& s) {
+                         return SeriesQuery(*ctx, p, s);
+                       }));
+  router.HandleGetPost("/api/v1/labels", on_pool([ctx](const HttpRequest&, const ApiParams& p,
+                                                       Storage& s) {
+                         return LabelQuery(*ctx, p, s, std::nullopt);
+                       }));
+  router.HandleGetPost(
+      "/api/v1/label/:name/values",
+      on_pool([ctx](const HttpRequest& req, const ApiParams& p,
+                    Storage& s) -> absl::StatusOr<HttpResponse> {
+        std::string_view name = req.PathParam("name");
+        if (name.empty()) {
+          return absl::InvalidArgumentError(fmt::format("invalid label name: \"{}\"", name));
+        }
+        return LabelQuery(*ctx, p, s, name);
+      }));
+  router.HandleGetPost("/api/v1/format_query",
+                       on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage&) {
+                         return FormatQuery(*ctx, p);
+                       }));
+  router.HandleGetPost("/api/v1/metadata", Api(ctx, [ctx](const HttpRequest&, const ApiParams& p,
+                                                          Storage&) { return Metadata(*ctx, p); }));
+  router.HandleGetPost("/api/v1/query_exemplars",
+                       on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage&) {
+                         return QueryExemplars(*ctx, p);
+                       }));
+  router.Handle("POST", "/api/v1/write",
+                RunOnPool(ctx->write_pool, [ctx](const HttpRequest& req, HttpResponder r) {
+                  RemoteWrite(ctx, req, std::move(r));
+                }));
+}
+
+}  // namespace strata

@@ -1,0 +1,71 @@
+// The /api/v1 endpoints that read or write storage: query, query_range, series, labels,
+// label values, format_query, metadata, query_exemplars and the remote-write receiver.
+// Answers follow Prometheus 3: the same JSON shapes, value and timestamp formatting, error
+// types, codes and messages.
+#ifndef STRATA_SERVER_API_HANDLERS_H_
+#define STRATA_SERVER_API_HANDLERS_H_
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "query/engine.h"
+#include "server/http_server.h"
+#include "server/remote_write.h"
+#include "server/work_pool.h"
+#include "storage/db.h"
+
+namespace strata {
+
+// The metadata remote-write senders send (type, help, unit per metric family), as
+// /api/v1/metadata reports it. Kept in memory only, as Prometheus keeps scrape metadata.
+// Thread-safe.
+class MetadataStore {
+ public:
+  struct Entry {
+    std::string type;
+    std::string help;
+    std::string unit;
+    friend bool operator==(const Entry&, const Entry&) = default;
+  };
+
+  // Records one entry; an identical entry for the metric is kept once.
+  void Add(std::string_view metric, Entry entry);
+  // metric name -> entries in the order first seen. `metric` non-empty: that metric only.
+  // `limit` > 0: at most that many metrics; `limit_per_metric` > 0: entries per metric.
+  std::map<std::string, std::vector<Entry>> Get(std::string_view metric, int64_t limit,
+                                                int64_t limit_per_metric) const;
+
+ private:
+  // A sender may describe many metrics; past this many the oldest are not dropped, new ones
+  // are ignored, so a misbehaving sender cannot grow memory without bound.
+  static constexpr size_t kMaxMetrics = 100'000;
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<Entry>, std::less<>> metrics_;
+};
+
+// What the handlers use. The storage is set once it is open; until then the handlers answer
+// 503 (errorType "unavailable"), as Prometheus does before its TSDB is ready.
+struct ApiContext {
+  std::atomic<Storage*> storage{nullptr};
+  promql::EngineOptions engine_options;
+  RemoteWriteLimits remote_write_limits;
+  MetadataStore metadata;
+  // Query evaluation and label lookups run here, never on the I/O threads.
+  WorkPool* query_pool = nullptr;
+  // Remote-write appends (which wait for the WAL) run here.
+  WorkPool* write_pool = nullptr;
+};
+
+// Registers GET and POST /api/v1/query, /api/v1/query_range, /api/v1/series,
+// /api/v1/labels, /api/v1/label/:name/values, /api/v1/format_query, /api/v1/metadata,
+// /api/v1/query_exemplars, and POST /api/v1/write.
+// REQUIRES: `ctx` and its pools outlive the server.
+void RegisterApiHandlers(Router& router, ApiContext* ctx);
+
+}  // namespace strata
+
+#endif  // STRATA_SERVER_API_HANDLERS_H_
