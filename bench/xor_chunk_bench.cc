@@ -88,22 +88,27 @@ void SetCounters(benchmark::State& state, int64_t samples, int64_t bytes) {
   state.counters["bytes_per_sample"] = double(bytes) / double(samples);
 }
 
+// One pass over every series: what each benchmark iteration does. Out of line, so that
+// callgrind can count one pass's instructions (see bench/RESULTS.md); returns chunk bytes.
+[[gnu::noinline]] int64_t EncodePass(const std::vector<std::vector<Sample>>& series) {
+  int64_t bytes = 0;
+  for (const auto& s : series) {
+    XorChunkAppender a;
+    for (const Sample& x : s) {
+      absl::Status st = a.Append(x.t, x.v);
+      benchmark::DoNotOptimize(st);
+    }
+    bytes += int64_t(a.bytes().size());
+    benchmark::DoNotOptimize(a.bytes().data());
+  }
+  return bytes;
+}
+
 void BM_XorEncode(benchmark::State& state) {
   const auto series = MakeSeries(int(state.range(0)), int(state.range(1)));
   int64_t samples = 0, bytes = 0;
   for (const auto& s : series) samples += int64_t(s.size());
-  for (auto _ : state) {
-    bytes = 0;
-    for (const auto& s : series) {
-      XorChunkAppender a;
-      for (const Sample& x : s) {
-        absl::Status st = a.Append(x.t, x.v);
-        benchmark::DoNotOptimize(st);
-      }
-      bytes += int64_t(a.bytes().size());
-      benchmark::DoNotOptimize(a.bytes().data());
-    }
-  }
+  for (auto _ : state) bytes = EncodePass(series);
   SetCounters(state, samples, bytes);
 }
 
@@ -119,6 +124,27 @@ std::vector<std::string> EncodeAll(const std::vector<std::vector<Sample>>& serie
   return chunks;
 }
 
+[[gnu::noinline]] void DecodeRangePass(const std::vector<std::string>& chunks,
+                                        std::vector<Sample>* out) {
+  for (const std::string& c : chunks) {
+    out->clear();
+    XorChunkIterator it(c);
+    absl::Status st = it.AppendRange(INT64_MIN, INT64_MAX, out);
+    benchmark::DoNotOptimize(st);
+    benchmark::DoNotOptimize(out->data());
+  }
+}
+
+[[gnu::noinline]] double DecodeNextPass(const std::vector<std::string>& chunks) {
+  double sum = 0;
+  for (const std::string& c : chunks) {
+    XorChunkIterator it(c);
+    SampleIterator& si = it;
+    while (si.Next()) sum += si.At().v;
+  }
+  return sum;
+}
+
 // Bulk decoding, as range queries read a series.
 void BM_XorDecodeAppendRange(benchmark::State& state) {
   int64_t samples, bytes;
@@ -126,15 +152,7 @@ void BM_XorDecodeAppendRange(benchmark::State& state) {
       EncodeAll(MakeSeries(int(state.range(0)), int(state.range(1))), &samples, &bytes);
   std::vector<Sample> out;
   out.reserve(kChunkSamples);
-  for (auto _ : state) {
-    for (const std::string& c : chunks) {
-      out.clear();
-      XorChunkIterator it(c);
-      absl::Status st = it.AppendRange(INT64_MIN, INT64_MAX, &out);
-      benchmark::DoNotOptimize(st);
-      benchmark::DoNotOptimize(out.data());
-    }
-  }
+  for (auto _ : state) DecodeRangePass(chunks, &out);
   SetCounters(state, samples, bytes);
 }
 
@@ -144,12 +162,7 @@ void BM_XorDecodeNext(benchmark::State& state) {
   const auto chunks =
       EncodeAll(MakeSeries(int(state.range(0)), int(state.range(1))), &samples, &bytes);
   for (auto _ : state) {
-    double sum = 0;
-    for (const std::string& c : chunks) {
-      XorChunkIterator it(c);
-      SampleIterator& si = it;
-      while (si.Next()) sum += si.At().v;
-    }
+    double sum = DecodeNextPass(chunks);
     benchmark::DoNotOptimize(sum);
   }
   SetCounters(state, samples, bytes);
