@@ -313,14 +313,15 @@ absl::StatusOr<std::optional<SeriesStore::Known>> ChunkStore::FindSeries(const L
     STRATA_ASSIGN_OR_RETURN(std::optional<Labels> stored, SeriesLabels(ref));
     if (stored && *stored == labels) {
       Known known{ref, std::nullopt};
-      STRATA_ASSIGN_OR_RETURN(known.last, LastSample(ref));
+      STRATA_ASSIGN_OR_RETURN(known.last, LastSample(ref, std::numeric_limits<int64_t>::min()));
       return std::optional<Known>(known);
     }
   }
   return std::optional<Known>();
 }
 
-absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref) {
+absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref,
+                                                             int64_t min_partition) {
   std::vector<int64_t> partitions;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -329,6 +330,7 @@ absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref) {
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(kChunks)));
   for (int64_t p : partitions) {
+    if (p < min_partition) break;
     std::string prefix = PartitionPrefix(p);
     coding::PutFixed64BE(&prefix, ref);
     it->SeekForPrev(ChunkKey(p, ref, std::numeric_limits<int64_t>::max()));

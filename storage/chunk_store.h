@@ -57,13 +57,13 @@ class ChunkStore final : public SeriesStore {
   // SeriesStore.
   absl::StatusOr<std::optional<Known>> FindSeries(const Labels& labels) override;
   absl::StatusOr<std::optional<Labels>> SeriesLabels(SeriesRef ref) override;
-  absl::StatusOr<std::optional<Sample>> LastSample(SeriesRef ref) override;
+  absl::StatusOr<std::optional<Sample>> LastSample(SeriesRef ref, int64_t min_partition) override;
 
   // One synced RocksDB write: when it returns OK the data survives a crash.
   absl::Status WriteFlush(const FlushData& data);
 
   // From the meta family: 0 / numeric_limits::min() when never written.
-  SeriesRef next_ref();
+  SeriesRef next_ref() override;
   std::optional<Timestamp> max_time();
 
   // The partitions holding chunks that may overlap [mint, maxt], ascending.

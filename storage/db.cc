@@ -76,6 +76,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
                                     std::string(replayed.status().message())));
   }
   db->replay_ = *replayed;
+  STRATA_RETURN_IF_ERROR(head.FinishReplay());
   if (head.replay_unknown_refs() > 0) {
     spdlog::warn("WAL replay in {} skipped {} samples of unknown series", wal_dir,
                  head.replay_unknown_refs());

@@ -75,7 +75,11 @@ class SeriesStore {
   // A stored series with exactly these labels.
   virtual absl::StatusOr<std::optional<Known>> FindSeries(const Labels& labels) = 0;
   virtual absl::StatusOr<std::optional<Labels>> SeriesLabels(SeriesRef ref) = 0;
-  virtual absl::StatusOr<std::optional<Sample>> LastSample(SeriesRef ref) = 0;
+  // The newest stored sample, looking only at partitions >= min_partition.
+  virtual absl::StatusOr<std::optional<Sample>> LastSample(SeriesRef ref,
+                                                           int64_t min_partition) = 0;
+  // Every ref at or above this one has never been stored.
+  virtual SeriesRef next_ref() = 0;
 };
 
 struct HeadOptions {
@@ -115,6 +119,7 @@ class MemSeries {
   Timestamp last_t = 0;
   double last_v = 0;
   bool persisted = false;  // labels are in RocksDB's series family
+  bool replay_lookup = false;  // replay has yet to ask the store for the last sample
   int64_t indexed_partition = std::numeric_limits<int64_t>::min();  // last partition with postings written
 };
 
@@ -144,6 +149,9 @@ class Head {
   // (head or stored) sample are skipped: they are already there.
   absl::Status ReplaySeries(SeriesRef ref, std::string_view encoded_labels);
   absl::Status ReplaySamples(int64_t segment, std::span<const WalSample> samples);
+  // After the last record: looks up the stored last sample of replayed series that had no
+  // samples in the WAL.
+  absl::Status FinishReplay();
   int64_t replay_unknown_refs() const { return replay_unknown_refs_; }
 
   // Reading. Thread-safe.

@@ -125,13 +125,39 @@ absl::Status Head::ReplaySeries(SeriesRef ref, std::string_view encoded_labels) 
     }
   }
   MemSeries* s = Insert(stripe, hash, ref, labels);
-  if (store_ != nullptr) {
-    STRATA_ASSIGN_OR_RETURN(std::optional<Sample> last, store_->LastSample(ref));
-    if (last) {
-      s->persisted = true;
-      s->has_last = true;
-      s->last_t = last->t;
-      s->last_v = last->v;
+  // Looked up at the series' first replayed sample, in that sample's partition and later
+  // ones only: older stored samples cannot be at or after it.
+  if (store_ != nullptr && ref < store_->next_ref()) s->replay_lookup = true;
+  return absl::OkStatus();
+}
+
+// REQUIRES: s.mu held.
+static absl::Status ResolveStoredLast(SeriesStore& store, MemSeries& s, int64_t min_partition) {
+  s.replay_lookup = false;
+  STRATA_ASSIGN_OR_RETURN(std::optional<Sample> last, store.LastSample(s.ref, min_partition));
+  if (last) {
+    s.persisted = true;
+    if (!s.has_last || last->t > s.last_t) {
+      s.has_last = true;
+      s.last_t = last->t;
+      s.last_v = last->v;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Head::FinishReplay() {
+  if (store_ == nullptr) return absl::OkStatus();
+  for (Stripe& stripe : stripes_) {
+    std::lock_guard<std::mutex> lock(stripe.mu);
+    for (auto& [hash, list] : stripe.by_hash) {
+      for (auto& s : list) {
+        std::lock_guard<std::mutex> series_lock(s->mu);
+        if (s->replay_lookup) {
+          STRATA_RETURN_IF_ERROR(
+              ResolveStoredLast(*store_, *s, std::numeric_limits<int64_t>::min()));
+        }
+      }
     }
   }
   return absl::OkStatus();
@@ -153,6 +179,10 @@ absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> sam
       continue;
     }
     std::lock_guard<std::mutex> lock(s->mu);
+    if (s->replay_lookup) {
+      STRATA_RETURN_IF_ERROR(
+          ResolveStoredLast(*store_, *s, PartitionOf(ws.t, options_.partition_ms)));
+    }
     if (s->has_last && ws.t <= s->last_t) continue;  // already in the store or the head
     AppendLocked(*s, {ws.t, ws.v}, std::numeric_limits<Timestamp>::min(), segment);
     ObserveTime(ws.t);
