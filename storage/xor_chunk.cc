@@ -243,6 +243,21 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d,
     dod = (w >> 48) & 0x3fff;
     if (dod > (1u << 13)) dod -= 1u << 14;
     s.pos += 16;
+    s.t_delta += dod;
+    if (!AdvanceTime(s)) [[unlikely]]
+      return DecodeError::kNotIncreasing;
+    // A jittered scrape: the value's first 41 bits are still in w.
+    const uint64_t rest = w << 16;
+    if ((rest >> 63) == 0) {
+      s.pos += 1;
+      return DecodeError::kOk;
+    }
+    if ((rest >> 62) == 0b10 && s.sig <= 39) {
+      s.v ^= ((rest << 2) >> s.shift) & s.mask;
+      s.pos += 2 + static_cast<uint64_t>(s.sig);
+      return DecodeError::kOk;
+    }
+    return DecodeValue(d, s, BitWindow(d, s.pos));
   } else if ((w >> 61) == 0b110) {
     dod = (w >> 44) & 0x1ffff;
     if (dod > (1u << 16)) dod -= 1u << 17;

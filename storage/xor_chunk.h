@@ -49,7 +49,8 @@ class XorChunkAppender {
 
   // Appends one sample. Fails, leaving the chunk unchanged, with InvalidArgument if `t` is
   // not after the last sample's time, and with FailedPrecondition if the chunk is full
-  // (kXorChunkMaxSamples).
+  // (kXorChunkMaxSamples). Inline (defined below): the common samples never leave the
+  // caller's loop.
   absl::Status Append(Timestamp t, double v);
 
   int num_samples() const { return count_; }
