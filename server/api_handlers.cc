@@ -216,7 +216,23 @@ absl::StatusOr<promql::ExprPtr> ParseQueryParam(const ApiParams& params,
   return expr;
 }
 
-HttpResponse QueryResponse(const promql::QueryResult& result) {
+// The `limit` parameter of query and query_range (Prometheus 3): at most that many series,
+// with a warning when some were left out.
+absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const ApiParams& params) {
+  STRATA_ASSIGN_OR_RETURN(int64_t limit, LimitParam(params, "limit"));
+  size_t max = static_cast<size_t>(limit);
+  bool truncated = false;
+  if (limit > 0 && result.value.type == promql::ValueType::kVector &&
+      result.value.vector.size() > max) {
+    result.value.vector.resize(max);
+    truncated = true;
+  }
+  if (limit > 0 && result.value.type == promql::ValueType::kMatrix &&
+      result.value.matrix.size() > max) {
+    result.value.matrix.resize(max);
+    truncated = true;
+  }
+  if (truncated) result.warnings.emplace_back(kTruncatedWarning);
   return Success([&](JsonWriter& w) { WriteQueryData(w, result.value); }, result.warnings,
                  result.infos);
 }
@@ -232,7 +248,7 @@ absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const ApiParams
                           engine.InstantQuery(storage, *expr, params.Get("query"), t));
   // Prometheus stamps a string result with the evaluation time; the engine leaves it 0.
   if (result.value.type == promql::ValueType::kString) result.value.scalar_t = t;
-  return QueryResponse(result);
+  return QueryResponse(std::move(result), params);
 }
 
 absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const ApiParams& params,
@@ -245,7 +261,7 @@ absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const ApiParams& 
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
                           engine.RangeQuery(storage, *expr, params.Get("query"), range.start,
                                             range.end, range.step_ms));
-  return QueryResponse(result);
+  return QueryResponse(std::move(result), params);
 }
 
 // Prometheus maps querier errors of the label and series endpoints to "execution".
@@ -510,10 +526,16 @@ void RegisterApiHandlers(Router& router, ApiContext* ctx) {
                        on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage&) {
                          return QueryExemplars(*ctx, p);
                        }));
-  router.Handle("POST", "/api/v1/write",
-                RunOnPool(ctx->write_pool, [ctx](const HttpRequest& req, HttpResponder r) {
-                  RemoteWrite(ctx, req, std::move(r));
-                }));
+  router.Handle("POST", "/api/v1/write", [ctx](const HttpRequest& req, HttpResponder responder) {
+    // The request stays valid until the response is sent (HttpServer's contract).
+    auto r = std::make_shared<HttpResponder>(std::move(responder));
+    bool accepted =
+        ctx->write_pool->TrySubmit([ctx, &req, r]() mutable { RemoteWrite(ctx, req, std::move(*r)); });
+    if (!accepted && !r->sent()) {
+      // Overload: senders back off and retry.
+      r->Send(TextResponse(429, "too many remote-write requests in flight; retry later"));
+    }
+  });
 }
 
 }  // namespace strata

@@ -137,6 +137,20 @@ TEST_F(ApiTest, InstantQueryReturnsVectorOfRemoteWrittenSamples) {
              R"({"status":"success","data":{"resultType":"string","result":[4,"hello"]}})");
 }
 
+TEST_F(ApiTest, QueryLimitTruncatesSeriesWithAWarning) {
+  WriteFixture();
+  ExpectJson(Get("/api/v1/query?query=up&time=30&limit=1"), 200,
+             fmt::format(R"({{"status":"success","data":{{"resultType":"vector","result":[)"
+                         R"({{"metric":{},"value":[30,"0"]}}]}},)"
+                         R"("warnings":["results truncated due to limit"]}})",
+                         kUpA));
+  ExpectJson(Get("/api/v1/query_range?query=up&start=10&end=20&step=10&limit=1"), 200,
+             fmt::format(R"({{"status":"success","data":{{"resultType":"matrix","result":[)"
+                         R"({{"metric":{},"values":[[10,"1"],[20,"1"]]}}]}},)"
+                         R"("warnings":["results truncated due to limit"]}})",
+                         kUpA));
+}
+
 TEST_F(ApiTest, InstantQueryByFormPost) {
   WriteFixture();
   ExpectJson(PostForm("/api/v1/query", "query=count(up)&time=2001-01-01T00:00:00Z"), 200,
