@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/http_test_client.h"
+#include "tests/server/remote_write_sender.h"
 
 namespace strata {
 namespace {
@@ -158,6 +159,46 @@ TEST_F(StrataMainTest, ServesHealthAndStopsCleanlyOnSigterm) {
   EXPECT_THAT(server.stderr_text(), HasSubstr("See you next time!"));
   TestHttpClient after(port);
   EXPECT_FALSE(after.connected());
+}
+
+// Remote-written samples are queryable, survive a SIGTERM and a restart of the binary on the
+// same directory.
+TEST_F(StrataMainTest, AcknowledgedSamplesSurviveARestart) {
+  std::string data = (dir_ / "data").string();
+  const std::string kQuery = "/api/v1/query?query=sum(disk_bytes)&time=100";
+  const std::string kExpected =
+      R"({"status":"success","data":{"resultType":"vector","result":[)"
+      R"({"metric":{},"value":[100,"42.5"]}]}})";
+  {
+    Child server({"--web.listen-address=127.0.0.1:0", "--storage.tsdb.path=" + data,
+                  "--log.format=json", "--self-scrape.interval=0"});
+    uint16_t port = PortFromListeningLine(server.WaitForLogLine("\"msg\":\"Listening\""));
+    ASSERT_NE(port, 0) << server.stderr_text();
+    ASSERT_FALSE(server.WaitForLogLine("Server is ready").empty()) << server.stderr_text();
+    TestHttpClient client(port);
+    test::WriteRequest req;
+    testing::AddSeries(&req, {{"__name__", "disk_bytes"}, {"dev", "sda"}}, {{90000, 40}});
+    testing::AddSeries(&req, {{"__name__", "disk_bytes"}, {"dev", "sdb"}}, {{95000, 2.5}});
+    auto written = testing::PostRemoteWrite(client, testing::EncodeRemoteWriteBody(req));
+    ASSERT_TRUE(written);
+    ASSERT_EQ(written->status, 204) << written->body;
+    auto r = client.Get(kQuery);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, kExpected);
+    ASSERT_EQ(::kill(server.pid(), SIGTERM), 0);
+    EXPECT_EQ(server.Wait(), 0) << server.stderr_text();
+  }
+  Child server({"--web.listen-address=127.0.0.1:0", "--storage.tsdb.path=" + data,
+                "--log.format=json", "--self-scrape.interval=0"});
+  uint16_t port = PortFromListeningLine(server.WaitForLogLine("\"msg\":\"Listening\""));
+  ASSERT_NE(port, 0) << server.stderr_text();
+  ASSERT_FALSE(server.WaitForLogLine("Server is ready").empty()) << server.stderr_text();
+  TestHttpClient client(port);
+  auto r = client.Get(kQuery);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, kExpected);
+  ASSERT_EQ(::kill(server.pid(), SIGTERM), 0);
+  EXPECT_EQ(server.Wait(), 0) << server.stderr_text();
 }
 
 TEST_F(StrataMainTest, SigintAlsoStopsCleanly) {
