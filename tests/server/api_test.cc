@@ -204,6 +204,20 @@ TEST_F(ApiTest, BadParametersAndPromQLGiveBadData) {
              R"("invalid parameter \"limit\": limit must be non-negative"})");
 }
 
+TEST_F(ApiTest, DeeplyNestedQueryIsBadDataAndTheServerKeepsServing) {
+  std::string query(5000, '(');
+  query += "1";
+  query += std::string(5000, ')');
+  std::string escaped;
+  for (char c : query) escaped += c == '(' ? "%28" : c == ')' ? "%29" : std::string(1, c);
+  TestHttpResponse r = PostForm("/api/v1/query", "time=1&query=" + escaped);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"({"status":"error","errorType":"bad_data","error":)"
+                                R"("invalid parameter \"query\": )"));
+  ExpectJson(Get("/api/v1/query?query=1%2B1&time=4"), 200,
+             R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
+}
+
 TEST_F(ApiTest, EvaluationErrorIsExecution) {
   WriteFixture();
   // Both `up` series share job="node": many-to-many matching is an evaluation error.
