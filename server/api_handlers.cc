@@ -85,15 +85,15 @@ HttpResponse Success(WriteData&& data, std::span<const std::string> warnings = {
 
 // A handler body that answers with a response or an error status (mapped to the Prometheus
 // error type). Exceptions (allocation failure) become 500 rather than a dropped connection.
-using ApiFunc = std::function<absl::StatusOr<HttpResponse>(const HttpRequest&, const ApiParams&,
-                                                          Storage&)>;
+using ApiFunc =
+    std::function<absl::StatusOr<HttpResponse>(const HttpRequest&, const ApiParams&, Storage&)>;
 
 HttpHandler Api(ApiContext* ctx, ApiFunc fn) {
   return [ctx, fn = std::move(fn)](const HttpRequest& req, HttpResponder responder) {
     Storage* storage = ctx->storage.load(std::memory_order_acquire);
     if (storage == nullptr) {
-      responder.Send(HttpResponse::Json(
-          503, ApiErrorBody(ApiErrorType::kUnavailable, "TSDB not ready")));
+      responder.Send(
+          HttpResponse::Json(503, ApiErrorBody(ApiErrorType::kUnavailable, "TSDB not ready")));
       return;
     }
     absl::StatusOr<ApiParams> params = ApiParams::FromRequest(req);
@@ -136,16 +136,17 @@ absl::StatusOr<std::vector<MatcherSet>> MatchParams(const ApiParams& params,
     absl::StatusOr<promql::ExprPtr> expr = promql::ParseExpr(m, options);
     if (!expr.ok()) return InvalidParamError("match[]", expr.status());
     if ((*expr)->kind() != promql::NodeKind::kVectorSelector) {
-      return InvalidParamError(
-          "match[]", absl::InvalidArgumentError(fmt::format(
-                         "1:1: parse error: expected a series selector, got \"{}\"", m)));
+      return InvalidParamError("match[]",
+                               absl::InvalidArgumentError(fmt::format(
+                                   "1:1: parse error: expected a series selector, got \"{}\"", m)));
     }
     MatcherSet set = (*expr)->As<promql::VectorSelector>().matchers;
     bool has_non_empty = std::any_of(set.begin(), set.end(),
                                      [](const LabelMatcher& lm) { return !lm.MatchesEmpty(); });
     if (!has_non_empty) {
-      return InvalidParamError("match[]", absl::InvalidArgumentError(
-                                              "match[] must contain at least one non-empty matcher"));
+      return InvalidParamError(
+          "match[]",
+          absl::InvalidArgumentError("match[] must contain at least one non-empty matcher"));
     }
     sets.push_back(std::move(set));
   }
@@ -154,8 +155,7 @@ absl::StatusOr<std::vector<MatcherSet>> MatchParams(const ApiParams& params,
 
 // The engine options of one request: the server's, with a shorter timeout when the
 // `timeout` parameter asks for one and another lookback when `lookback_delta` is given.
-absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx,
-                                                   const ApiParams& params) {
+absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx, const ApiParams& params) {
   promql::EngineOptions options = ctx.engine_options;
   if (!params.Get("timeout").empty()) {
     STRATA_ASSIGN_OR_RETURN(int64_t timeout_ms, DurationParam(params, "timeout"));
@@ -241,8 +241,7 @@ absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const ApiParams
                                           Storage& storage) {
   STRATA_ASSIGN_OR_RETURN(Timestamp t, TimeParam(params, "time", NowMillis()));
   STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, params));
-  STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr,
-                          ParseQueryParam(params, options.parser_options()));
+  STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
   promql::Engine engine(options);
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
                           engine.InstantQuery(storage, *expr, params.Get("query"), t));
@@ -255,8 +254,7 @@ absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const ApiParams& 
                                         Storage& storage) {
   STRATA_ASSIGN_OR_RETURN(RangeParams range, ParseRangeParams(params));
   STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, params));
-  STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr,
-                          ParseQueryParam(params, options.parser_options()));
+  STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
   promql::Engine engine(options);
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
                           engine.RangeQuery(storage, *expr, params.Get("query"), range.start,
@@ -490,26 +488,25 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
 
 void RegisterApiHandlers(Router& router, ApiContext* ctx) {
   auto on_pool = [ctx](ApiFunc fn) { return RunOnPool(ctx->query_pool, Api(ctx, std::move(fn))); };
-  router.HandleGetPost("/api/v1/query", on_pool([ctx](const HttpRequest&, const ApiParams& p,
-                                                      Storage& s) {
+  router.HandleGetPost("/api/v1/query",
+                       on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage& s) {
                          return InstantQuery(*ctx, p, s);
                        }));
-  router.HandleGetPost("/api/v1/query_range", on_pool([ctx](const HttpRequest&,
-                                                            const ApiParams& p, Storage& s) {
+  router.HandleGetPost("/api/v1/query_range",
+                       on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage& s) {
                          return RangeQuery(*ctx, p, s);
                        }));
-  router.HandleGetPost("/api/v1/series", on_pool([ctx](const HttpRequest&, const ApiParams& p,
-                                                       Storage& s) {
+  router.HandleGetPost("/api/v1/series",
+                       on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage& s) {
                          return SeriesQuery(*ctx, p, s);
                        }));
-  router.HandleGetPost("/api/v1/labels", on_pool([ctx](const HttpRequest&, const ApiParams& p,
-                                                       Storage& s) {
+  router.HandleGetPost("/api/v1/labels",
+                       on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage& s) {
                          return LabelQuery(*ctx, p, s, std::nullopt);
                        }));
   router.HandleGetPost(
-      "/api/v1/label/:name/values",
-      on_pool([ctx](const HttpRequest& req, const ApiParams& p,
-                    Storage& s) -> absl::StatusOr<HttpResponse> {
+      "/api/v1/label/:name/values", on_pool([ctx](const HttpRequest& req, const ApiParams& p,
+                                                  Storage& s) -> absl::StatusOr<HttpResponse> {
         std::string_view name = req.PathParam("name");
         if (name.empty()) {
           return absl::InvalidArgumentError(fmt::format("invalid label name: \"{}\"", name));
@@ -529,8 +526,8 @@ void RegisterApiHandlers(Router& router, ApiContext* ctx) {
   router.Handle("POST", "/api/v1/write", [ctx](const HttpRequest& req, HttpResponder responder) {
     // The request stays valid until the response is sent (HttpServer's contract).
     auto r = std::make_shared<HttpResponder>(std::move(responder));
-    bool accepted =
-        ctx->write_pool->TrySubmit([ctx, &req, r]() mutable { RemoteWrite(ctx, req, std::move(*r)); });
+    bool accepted = ctx->write_pool->TrySubmit(
+        [ctx, &req, r]() mutable { RemoteWrite(ctx, req, std::move(*r)); });
     if (!accepted && !r->sent()) {
       // Overload: senders back off and retry.
       r->Send(TextResponse(429, "too many remote-write requests in flight; retry later"));

@@ -72,8 +72,8 @@ class ApiTest : public ::testing::Test {
     return r.value_or(TestHttpResponse{});
   }
   TestHttpResponse PostForm(std::string_view path, std::string_view body) {
-    auto r = client_->Request("POST", path,
-                              {{"Content-Type", "application/x-www-form-urlencoded"}}, body);
+    auto r = client_->Request("POST", path, {{"Content-Type", "application/x-www-form-urlencoded"}},
+                              body);
     EXPECT_TRUE(r.has_value()) << path;
     return r.value_or(TestHttpResponse{});
   }
@@ -118,10 +118,11 @@ TEST_F(ApiTest, GrafanaSaveAndTestGetsScalarTwo) {
 
 TEST_F(ApiTest, InstantQueryReturnsVectorOfRemoteWrittenSamples) {
   WriteFixture();
-  ExpectJson(Get("/api/v1/query?query=up&time=30"), 200,
-             fmt::format(R"({{"status":"success","data":{{"resultType":"vector","result":[)"
-                         R"({{"metric":{},"value":[30,"0"]}},{{"metric":{},"value":[30,"1"]}}]}}}})",
-                         kUpA, kUpB));
+  ExpectJson(
+      Get("/api/v1/query?query=up&time=30"), 200,
+      fmt::format(R"({{"status":"success","data":{{"resultType":"vector","result":[)"
+                  R"({{"metric":{},"value":[30,"0"]}},{{"metric":{},"value":[30,"1"]}}]}}}})",
+                  kUpA, kUpB));
   // Millisecond times keep three decimals; aggregations drop the name.
   ExpectJson(Get("/api/v1/query?query=sum(up)&time=20.5"), 200,
              R"({"status":"success","data":{"resultType":"vector","result":[)"
@@ -191,11 +192,13 @@ TEST_F(ApiTest, BadParametersAndPromQLGiveBadData) {
   ExpectJson(Get("/api/v1/query_range?query=up&start=30&end=10&step=10"), 400,
              R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"end\": )"
              R"(end timestamp must not be before start time"})");
-  ExpectJson(Get("/api/v1/query_range?query=up&start=0&end=11001&step=1"), 400,
-             R"({"status":"error","errorType":"bad_data","error":"exceeded maximum resolution )"
-             R"j(of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"})j");
-  ExpectJson(Get("/api/v1/series"), 400,
-             R"({"status":"error","errorType":"bad_data","error":"no match[] parameter provided"})");
+  ExpectJson(
+      Get("/api/v1/query_range?query=up&start=0&end=11001&step=1"), 400,
+      R"({"status":"error","errorType":"bad_data","error":"exceeded maximum resolution )"
+      R"j(of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"})j");
+  ExpectJson(
+      Get("/api/v1/series"), 400,
+      R"({"status":"error","errorType":"bad_data","error":"no match[] parameter provided"})");
   ExpectJson(Get("/api/v1/series?match[]=%7Bjob%3D~%22.*%22%7D"), 400,
              R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
              R"(1:1: parse error: vector selector must contain at least one non-empty matcher"})");
@@ -242,8 +245,7 @@ TEST_F(ApiTest, SeriesLabelsAndValues) {
              R"({"status":"success","data":["__name__","code","instance","job"]})");
   ExpectJson(Get("/api/v1/labels?match[]=up"), 200,
              R"({"status":"success","data":["__name__","instance","job"]})");
-  ExpectJson(Get("/api/v1/label/job/values"), 200,
-             R"({"status":"success","data":["api","node"]})");
+  ExpectJson(Get("/api/v1/label/job/values"), 200, R"({"status":"success","data":["api","node"]})");
   ExpectJson(Get("/api/v1/label/__name__/values"), 200,
              R"({"status":"success","data":["http_requests_total","up"]})");
   ExpectJson(Get("/api/v1/label/job/values?match[]=up"), 200,
@@ -292,8 +294,8 @@ TEST_F(ApiTest, RemoteWriteKeepsValidSamplesAndSaysWhatWasRejected) {
                          R"({{"metric":{},"value":[30,"0"]}}]}}}})",
                          kUpA));
   // Unsupported content type: 415.
-  auto bad = client_->Request("POST", "/api/v1/write",
-                              {{"Content-Type", "application/json"}}, "{}");
+  auto bad =
+      client_->Request("POST", "/api/v1/write", {{"Content-Type", "application/json"}}, "{}");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 415);
 }
@@ -329,9 +331,10 @@ TEST_F(ApiTest, SelfScrapeStoresServerMetricsUnderJobStrata) {
     if (r.body != R"({"status":"success","data":[]})") break;
     ::usleep(100'000);
   }
-  EXPECT_EQ(r.body, fmt::format(R"({{"status":"success","data":[)"
-                                R"({{"__name__":"up","instance":"127.0.0.1:{}","job":"strata"}}]}})",
-                                server_->port()));
+  EXPECT_EQ(r.body,
+            fmt::format(R"({{"status":"success","data":[)"
+                        R"({{"__name__":"up","instance":"127.0.0.1:{}","job":"strata"}}]}})",
+                        server_->port()));
 }
 
 }  // namespace

@@ -166,9 +166,8 @@ TEST_F(StrataMainTest, ServesHealthAndStopsCleanlyOnSigterm) {
 TEST_F(StrataMainTest, AcknowledgedSamplesSurviveARestart) {
   std::string data = (dir_ / "data").string();
   const std::string kQuery = "/api/v1/query?query=sum(disk_bytes)&time=100";
-  const std::string kExpected =
-      R"({"status":"success","data":{"resultType":"vector","result":[)"
-      R"({"metric":{},"value":[100,"42.5"]}]}})";
+  const std::string kExpected = R"({"status":"success","data":{"resultType":"vector","result":[)"
+                                R"({"metric":{},"value":[100,"42.5"]}]}})";
   {
     Child server({"--web.listen-address=127.0.0.1:0", "--storage.tsdb.path=" + data,
                   "--log.format=json", "--self-scrape.interval=0"});
