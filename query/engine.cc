@@ -123,21 +123,7 @@ absl::StatusOr<std::vector<Timestamp>> Evaluator::WindowEnds(const AtModifier& a
   STRATA_ASSIGN_OR_RETURN(int64_t off, ResolveDuration(offset));
   std::vector<Timestamp> ends(r.Count());
   for (size_t i = 0; i < ends.size(); ++i) {
-    Timestamp t = r.At(i);
-    switch (at.kind) {
-      case AtKind::kNone:
-        break;
-      case AtKind::kTimestamp:
-        t = at.timestamp_ms;
-        break;
-      case AtKind::kStart:
-        t = query_range.start;
-        break;
-      case AtKind::kEnd:
-        t = query_range.end;
-        break;
-    }
-    ends[i] = t - off;
+    ends[i] = PinnedTime(at, r.At(i), query_range.start, query_range.end) - off;
   }
   return ends;
 }
@@ -397,19 +383,7 @@ struct TimeBounds {
 bool QueryBounds(const EngineOptions& options, const Expr& e, const DurationContext& ctx,
                  Timestamp lo, Timestamp hi, TimeBounds* out) {
   auto apply_at_offset = [&](const AtModifier& at, const Duration& offset) -> bool {
-    switch (at.kind) {
-      case AtKind::kNone:
-        break;
-      case AtKind::kTimestamp:
-        lo = hi = at.timestamp_ms;
-        break;
-      case AtKind::kStart:
-        lo = hi = ctx.start_ms;
-        break;
-      case AtKind::kEnd:
-        lo = hi = ctx.end_ms;
-        break;
-    }
+    if (at.kind != AtKind::kNone) lo = hi = PinnedTime(at, lo, ctx.start_ms, ctx.end_ms);
     auto off = offset.Resolve(ctx);
     if (!off.ok()) return false;
     lo -= *off;

@@ -1108,21 +1108,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalInfo(const Call& c, const StepRange& r)
 
 absl::StatusOr<Timestamp> Evaluator::ReferenceTime(const Expr& e, Timestamp t) {
   auto shift = [&](const AtModifier& at, const Duration& offset) -> absl::StatusOr<Timestamp> {
-    switch (at.kind) {
-      case AtKind::kNone:
-        break;
-      case AtKind::kTimestamp:
-        t = at.timestamp_ms;
-        break;
-      case AtKind::kStart:
-        t = query_range.start;
-        break;
-      case AtKind::kEnd:
-        t = query_range.end;
-        break;
-    }
     STRATA_ASSIGN_OR_RETURN(int64_t off, ResolveDuration(offset));
-    return t - off;
+    return PinnedTime(at, t, query_range.start, query_range.end) - off;
   };
   switch (e.kind()) {
     case NodeKind::kVectorSelector: {

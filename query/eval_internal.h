@@ -23,6 +23,22 @@
 namespace strata::promql {
 
 // The steps a node is evaluated at: start, start + interval, ..., end.
+// The evaluation time an `@` modifier pins a selector or subquery to: its timestamp, the
+// query's start or end, or `t` itself when there is no `@`.
+inline Timestamp PinnedTime(const AtModifier& at, Timestamp t, Timestamp start, Timestamp end) {
+  switch (at.kind) {
+    case AtKind::kNone:
+      return t;
+    case AtKind::kTimestamp:
+      return at.timestamp_ms;
+    case AtKind::kStart:
+      return start;
+    case AtKind::kEnd:
+      return end;
+  }
+  return t;
+}
+
 struct StepRange {
   Timestamp start = 0;
   Timestamp end = 0;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "query/lexer.h"
 #include "query/printer.h"
 #include "re2/re2.h"
 #include "src/status.h"
@@ -133,122 +134,12 @@ std::optional<double> ParseScalarLine(std::string_view s) {
   return ParseFloatWhole(s);
 }
 
-// Unquotes a PromQL / Go string literal ("..", '..' or `..`). Returns nullopt when
-// malformed.
+// Unquotes a PromQL / Go string literal ("..", '..' or `..`) with the lexer's rules.
+// Returns nullopt when malformed.
 std::optional<std::string> Unquote(std::string_view s) {
-  if (s.size() < 2) return std::nullopt;
-  char q = s.front();
-  if (s.back() != q || (q != '"' && q != '\'' && q != '`')) return std::nullopt;
-  s = s.substr(1, s.size() - 2);
-  if (q == '`') return std::string(s);
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c != '\\') {
-      out.push_back(c);
-      continue;
-    }
-    if (++i >= s.size()) return std::nullopt;
-    char e = s[i];
-    auto hex = [&](size_t n) -> std::optional<uint32_t> {
-      if (i + n >= s.size() + 0 && i + n > s.size() - 1 + 1) return std::nullopt;
-      uint32_t v = 0;
-      for (size_t k = 1; k <= n; ++k) {
-        if (i + k >= s.size()) return std::nullopt;
-        char h = s[i + k];
-        int x = std::isdigit(static_cast<unsigned char>(h)) ? h - '0'
-                : (h >= 'a' && h <= 'f')                    ? h - 'a' + 10
-                : (h >= 'A' && h <= 'F')                    ? h - 'A' + 10
-                                                            : -1;
-        if (x < 0) return std::nullopt;
-        v = v * 16 + x;
-      }
-      i += n;
-      return v;
-    };
-    auto append_utf8 = [&](uint32_t cp) {
-      if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-      } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      }
-    };
-    switch (e) {
-      case 'a':
-        out.push_back('\a');
-        break;
-      case 'b':
-        out.push_back('\b');
-        break;
-      case 'f':
-        out.push_back('\f');
-        break;
-      case 'n':
-        out.push_back('\n');
-        break;
-      case 'r':
-        out.push_back('\r');
-        break;
-      case 't':
-        out.push_back('\t');
-        break;
-      case 'v':
-        out.push_back('\v');
-        break;
-      case '\\':
-        out.push_back('\\');
-        break;
-      case '"':
-        out.push_back('"');
-        break;
-      case '\'':
-        out.push_back('\'');
-        break;
-      case 'x': {
-        auto v = hex(2);
-        if (!v) return std::nullopt;
-        out.push_back(static_cast<char>(*v));
-        break;
-      }
-      case 'u': {
-        auto v = hex(4);
-        if (!v) return std::nullopt;
-        append_utf8(*v);
-        break;
-      }
-      case 'U': {
-        auto v = hex(8);
-        if (!v) return std::nullopt;
-        append_utf8(*v);
-        break;
-      }
-      default:
-        if (e >= '0' && e <= '7') {
-          if (i + 2 >= s.size() + 0 && i + 2 > s.size() - 1) return std::nullopt;
-          int v = 0;
-          for (int k = 0; k < 3; ++k) {
-            char o = s[i + k];
-            if (o < '0' || o > '7') return std::nullopt;
-            v = v * 8 + (o - '0');
-          }
-          i += 2;
-          out.push_back(static_cast<char>(v));
-          break;
-        }
-        return std::nullopt;
-    }
-  }
-  return out;
+  auto r = UnquoteString(s);
+  if (!r.ok()) return std::nullopt;
+  return *std::move(r);
 }
 
 // Length of the quoted string starting at s[0], or npos.
