@@ -81,8 +81,7 @@ constexpr NamedQuery kQueries[] = {
 const bool kRegistered = [] {
   for (const NamedQuery& q : kQueries) {
     for (Window w : {Window::kDay, Window::kHour}) {
-      std::string name =
-          std::string("BM_Query/") + q.name + (w == Window::kDay ? "/24h" : "/1h");
+      std::string name = std::string("BM_Query/") + q.name + (w == Window::kDay ? "/24h" : "/1h");
       benchmark::RegisterBenchmark(name.c_str(), BM_Query, q.text, w)
           ->Unit(benchmark::kMillisecond);
     }

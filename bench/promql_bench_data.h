@@ -75,13 +75,12 @@ inline void MustAppend(MemoryStore& store, const Labels& labels,
 // Fills `store` (expected empty) with the 10,000 series described above.
 inline void LoadNodeExporterData(MemoryStore& store) {
   static constexpr std::array<const char*, 4> kModes = {"idle", "iowait", "system", "user"};
-  static constexpr std::array<const char*, 3> kHandlers = {"/api/v1/query",
-                                                           "/api/v1/query_range", "/metrics"};
+  static constexpr std::array<const char*, 3> kHandlers = {"/api/v1/query", "/api/v1/query_range",
+                                                           "/metrics"};
   static constexpr std::array<double, 11> kBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                      0.5,   1,    2.5,   5,    10};
-  static constexpr std::array<const char*, 12> kLe = {"0.005", "0.01", "0.025", "0.05",
-                                                      "0.1",   "0.25", "0.5",   "1",
-                                                      "2.5",   "5",    "10",    "+Inf"};
+  static constexpr std::array<const char*, 12> kLe = {
+      "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"};
   std::vector<Sample> samples(kScrapes);
   for (int inst = 0; inst < kInstances; ++inst) {
     BenchRng rng(0x5eed0000ULL + static_cast<uint64_t>(inst));
@@ -100,8 +99,11 @@ inline void LoadNodeExporterData(MemoryStore& store) {
         }
         const std::string xs = absl::StrCat("x", x);
         MustAppend(store,
-                   Labels{{"__name__", "m"}, {"instance", instance}, {"job", "node"},
-                          {"mode", mode}, {"x", xs}},
+                   Labels{{"__name__", "m"},
+                          {"instance", instance},
+                          {"job", "node"},
+                          {"mode", mode},
+                          {"x", xs}},
                    samples);
       }
     }
@@ -137,18 +139,24 @@ inline void LoadNodeExporterData(MemoryStore& store) {
       }
       for (size_t i = 0; i < 12; ++i) {
         MustAppend(store,
-                   Labels{{"__name__", "b_bucket"}, {"handler", handler},
-                          {"instance", instance}, {"job", "node"}, {"le", kLe[i]}},
+                   Labels{{"__name__", "b_bucket"},
+                          {"handler", handler},
+                          {"instance", instance},
+                          {"job", "node"},
+                          {"le", kLe[i]}},
                    buckets[i]);
       }
       MustAppend(store,
-                 Labels{{"__name__", "b_count"}, {"handler", handler}, {"instance", instance},
+                 Labels{{"__name__", "b_count"},
+                        {"handler", handler},
+                        {"instance", instance},
                         {"job", "node"}},
                  count);
-      MustAppend(store,
-                 Labels{{"__name__", "b_sum"}, {"handler", handler}, {"instance", instance},
-                        {"job", "node"}},
-                 sum);
+      MustAppend(
+          store,
+          Labels{
+              {"__name__", "b_sum"}, {"handler", handler}, {"instance", instance}, {"job", "node"}},
+          sum);
     }
 
     for (int d = 0; d < 18; ++d) {
@@ -158,8 +166,10 @@ inline void LoadNodeExporterData(MemoryStore& store) {
         samples[k] = {ts[k], v};
       }
       MustAppend(store,
-                 Labels{{"__name__", "g"}, {"device", absl::StrCat("sd", d)},
-                        {"instance", instance}, {"job", "node"}},
+                 Labels{{"__name__", "g"},
+                        {"device", absl::StrCat("sd", d)},
+                        {"instance", instance},
+                        {"job", "node"}},
                  samples);
     }
   }

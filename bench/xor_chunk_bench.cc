@@ -125,7 +125,7 @@ std::vector<std::string> EncodeAll(const std::vector<std::vector<Sample>>& serie
 }
 
 [[gnu::noinline]] void DecodeRangePass(const std::vector<std::string>& chunks,
-                                        std::vector<Sample>* out) {
+                                       std::vector<Sample>* out) {
   for (const std::string& c : chunks) {
     out->clear();
     XorChunkIterator it(c);

@@ -5,8 +5,7 @@
 
 namespace strata {
 
-ChunkListIterator::ChunkListIterator(std::vector<ChunkRef> chunks, Timestamp mint,
-                                     Timestamp maxt)
+ChunkListIterator::ChunkListIterator(std::vector<ChunkRef> chunks, Timestamp mint, Timestamp maxt)
     : chunks_(std::move(chunks)), lower_(mint), maxt_(maxt) {
   std::stable_sort(chunks_.begin(), chunks_.end(),
                    [](const ChunkRef& a, const ChunkRef& b) { return a.mint < b.mint; });

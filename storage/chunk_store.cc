@@ -21,8 +21,8 @@ constexpr std::string_view kMetaNextRef = "next_ref";
 constexpr std::string_view kMetaMaxTime = "max_time";
 
 enum Family { kSeries = 1, kSeriesByHash, kPostings, kChunks, kMeta };
-const char* const kFamilyNames[] = {"default", "series", "series_by_hash", "postings", "chunks",
-                                    "meta"};
+const char* const kFamilyNames[] = {"default",  "series", "series_by_hash",
+                                    "postings", "chunks", "meta"};
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
@@ -149,7 +149,8 @@ class StoreIndexReader final : public IndexReader {
       std::string_view name, const std::vector<std::string>& values) override {
     std::vector<std::unique_ptr<Postings>> lists;
     for (const std::string& v : values) {
-      STRATA_ASSIGN_OR_RETURN(std::vector<SeriesRef> refs, Read(PostingsPrefix(partition_, name, v)));
+      STRATA_ASSIGN_OR_RETURN(std::vector<SeriesRef> refs,
+                              Read(PostingsPrefix(partition_, name, v)));
       if (!refs.empty()) lists.push_back(ListPostings(std::move(refs)));
     }
     return Union(std::move(lists));
@@ -163,8 +164,8 @@ class StoreIndexReader final : public IndexReader {
  private:
   absl::StatusOr<std::vector<SeriesRef>> Read(const std::string& prefix) {
     std::vector<SeriesRef> refs;
-    STRATA_RETURN_IF_ERROR(
-        ScanPrefix(*impl_, impl_->cf(kPostings), prefix, [&](std::string_view key, std::string_view) {
+    STRATA_RETURN_IF_ERROR(ScanPrefix(
+        *impl_, impl_->cf(kPostings), prefix, [&](std::string_view key, std::string_view) {
           if (key.size() == prefix.size() + 8) {
             refs.push_back(coding::DecodeFixed64BE(key.data() + prefix.size()));
           }
@@ -302,13 +303,13 @@ absl::StatusOr<std::optional<SeriesStore::Known>> ChunkStore::FindSeries(const L
   std::string prefix;
   coding::PutFixed64BE(&prefix, labels.Hash());
   std::vector<SeriesRef> candidates;
-  STRATA_RETURN_IF_ERROR(ScanPrefix(*impl_, impl_->cf(kSeriesByHash), prefix,
-                                    [&](std::string_view key, std::string_view) {
-                                      if (key.size() == 16) {
-                                        candidates.push_back(coding::DecodeFixed64BE(key.data() + 8));
-                                      }
-                                      return true;
-                                    }));
+  STRATA_RETURN_IF_ERROR(ScanPrefix(
+      *impl_, impl_->cf(kSeriesByHash), prefix, [&](std::string_view key, std::string_view) {
+        if (key.size() == 16) {
+          candidates.push_back(coding::DecodeFixed64BE(key.data() + 8));
+        }
+        return true;
+      }));
   for (SeriesRef ref : candidates) {
     STRATA_ASSIGN_OR_RETURN(std::optional<Labels> stored, SeriesLabels(ref));
     if (stored && *stored == labels) {
@@ -320,8 +321,7 @@ absl::StatusOr<std::optional<SeriesStore::Known>> ChunkStore::FindSeries(const L
   return std::optional<Known>();
 }
 
-absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref,
-                                                             int64_t min_partition) {
+absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref, int64_t min_partition) {
   std::vector<int64_t> partitions;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -382,8 +382,8 @@ absl::Status ChunkStore::WriteFlush(const FlushData& data) {
     value.push_back(static_cast<char>(ChunkEncoding::kXor));
     coding::PutUvarint(&value, static_cast<uint64_t>(c.chunk.maxt - c.chunk.mint));
     value.append(*c.chunk.bytes);
-    STRATA_RETURN_IF_ERROR(FromRocks(
-        batch.Put(im.cf(kChunks), ChunkKey(p, c.ref, c.chunk.mint), value), "batch"));
+    STRATA_RETURN_IF_ERROR(
+        FromRocks(batch.Put(im.cf(kChunks), ChunkKey(p, c.ref, c.chunk.mint), value), "batch"));
   }
   std::string next_ref, max_time;
   coding::PutFixed64BE(&next_ref, data.next_ref);
@@ -430,9 +430,9 @@ absl::StatusOr<std::vector<ChunkRef>> ChunkStore::Chunks(int64_t partition, Seri
         Timestamp cmint = coding::DecodeInt64BE(key.data() + prefix.size());
         if (cmint > maxt) return false;
         if (static_cast<uint8_t>(value[0]) != static_cast<uint8_t>(ChunkEncoding::kXor)) {
-          bad = absl::DataLossError(fmt::format(
-              "chunk of series {} has encoding {} this build cannot read", ref,
-              static_cast<int>(static_cast<uint8_t>(value[0]))));
+          bad = absl::DataLossError(
+              fmt::format("chunk of series {} has encoding {} this build cannot read", ref,
+                          static_cast<int>(static_cast<uint8_t>(value[0]))));
           return false;
         }
         value.remove_prefix(1);
@@ -474,9 +474,9 @@ absl::Status ChunkStore::DropPartitionsBefore(int64_t partition) {
 absl::Status ChunkStore::WriteFormatVersionForTesting(int version) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(impl_->db->Put(wo, impl_->cf(kMeta), ToSlice(kMetaFormatVersion),
-                                  std::to_string(version)),
-                   "write meta");
+  return FromRocks(
+      impl_->db->Put(wo, impl_->cf(kMeta), ToSlice(kMetaFormatVersion), std::to_string(version)),
+      "write meta");
 }
 
 }  // namespace strata

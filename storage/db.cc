@@ -33,19 +33,19 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
   db->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (db->lock_fd_ < 0) {
     int e = errno;
-    std::string msg = fmt::format("cannot write to data directory {}: {}", options.dir,
-                                  std::strerror(e));
+    std::string msg =
+        fmt::format("cannot write to data directory {}: {}", options.dir, std::strerror(e));
     if (e == EACCES || e == EPERM || e == EROFS) return absl::PermissionDeniedError(msg);
     return absl::UnavailableError(msg);
   }
   if (::flock(db->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    return absl::UnavailableError(fmt::format(
-        "data directory {} is in use by another process (lock file {} is held)", options.dir,
-        lock_path));
+    return absl::UnavailableError(
+        fmt::format("data directory {} is in use by another process (lock file {} is held)",
+                    options.dir, lock_path));
   }
 
-  STRATA_ASSIGN_OR_RETURN(db->store_, ChunkStore::Open(options.dir + "/db",
-                                                       {.partition_ms = options.partition_ms}));
+  STRATA_ASSIGN_OR_RETURN(
+      db->store_, ChunkStore::Open(options.dir + "/db", {.partition_ms = options.partition_ms}));
   HeadOptions head_options;
   head_options.partition_ms = options.partition_ms;
   head_options.chunk_samples = options.chunk_samples;
@@ -71,9 +71,9 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
         return head.ReplaySamples(segment, samples);
       });
   if (!replayed.ok()) {
-    return absl::Status(replayed.status().code(),
-                        fmt::format("replaying WAL in {}: {}", wal_dir,
-                                    std::string(replayed.status().message())));
+    return absl::Status(
+        replayed.status().code(),
+        fmt::format("replaying WAL in {}: {}", wal_dir, std::string(replayed.status().message())));
   }
   db->replay_ = *replayed;
   STRATA_RETURN_IF_ERROR(head.FinishReplay());
@@ -85,14 +85,15 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
   if (MetricsRegistry* m = options.metrics) {
     wal_options.bytes_written =
         m->GetCounter("strata_wal_written_bytes_total", "Bytes written to the write-ahead log.");
-    wal_options.fsync_seconds = m->GetHistogram(
-        "strata_wal_fsync_duration_seconds", "Duration of write-ahead log fsyncs.",
-        DefaultLatencyBounds());
+    wal_options.fsync_seconds =
+        m->GetHistogram("strata_wal_fsync_duration_seconds", "Duration of write-ahead log fsyncs.",
+                        DefaultLatencyBounds());
   }
   STRATA_ASSIGN_OR_RETURN(db->wal_, Wal::Open(wal_dir, wal_options));
   db->RegisterMetrics();
   head.set_wal(db->wal_.get());
-  if (options.flush_interval_ms > 0) db->flush_thread_ = std::thread([d = db.get()] { d->FlushLoop(); });
+  if (options.flush_interval_ms > 0)
+    db->flush_thread_ = std::thread([d = db.get()] { d->FlushLoop(); });
   return db;
 }
 
@@ -117,26 +118,26 @@ void Storage::RecordAppend(const AppendResult& r) {
 void Storage::RegisterMetrics() {
   MetricsRegistry* m = options_.metrics;
   if (m == nullptr) return;
-  metrics_.appended = m->GetCounter("strata_head_samples_appended_total",
-                                    "Samples appended to the head.");
+  metrics_.appended =
+      m->GetCounter("strata_head_samples_appended_total", "Samples appended to the head.");
   auto* rejected = m->CounterFamily("strata_head_samples_rejected_total",
                                     "Samples rejected on append, by reason.", {"reason"});
   metrics_.out_of_order = rejected->With({"out_of_order"});
   metrics_.too_old = rejected->With({"too_old"});
   metrics_.duplicate = rejected->With({"duplicate"});
-  metrics_.flushed_chunks = m->GetCounter("strata_flush_chunks_total",
-                                          "Head chunks written to RocksDB.");
-  metrics_.flush_seconds = m->GetHistogram("strata_flush_duration_seconds",
-                                           "Duration of head flushes to RocksDB.",
-                                           DefaultLatencyBounds());
+  metrics_.flushed_chunks =
+      m->GetCounter("strata_flush_chunks_total", "Head chunks written to RocksDB.");
+  metrics_.flush_seconds =
+      m->GetHistogram("strata_flush_duration_seconds", "Duration of head flushes to RocksDB.",
+                      DefaultLatencyBounds());
   Head* head = head_.get();
   m->AddCallbackGauge("strata_head_series", "Series in the head.",
                       [head] { return static_cast<double>(head->num_series()); });
   m->AddCallbackGauge("strata_head_chunks", "Chunks in the head (open and not yet flushed).",
                       [head] { return static_cast<double>(head->num_chunks()); });
   std::string db_dir = options_.dir + "/db";
-  m->AddCallbackGauge("strata_storage_rocksdb_size_bytes", "Bytes of files in the RocksDB directory.",
-                      [db_dir] {
+  m->AddCallbackGauge("strata_storage_rocksdb_size_bytes",
+                      "Bytes of files in the RocksDB directory.", [db_dir] {
                         std::error_code ec;
                         uintmax_t total = 0;
                         for (std::filesystem::directory_iterator it(db_dir, ec), end;
@@ -172,7 +173,8 @@ absl::Status Storage::Flush(bool cut_open) {
     }
   }
   Timestamp retention_start = RetentionStart();
-  std::erase_if(data.chunks, [&](const FlushData::Chunk& c) { return c.chunk.maxt < retention_start; });
+  std::erase_if(data.chunks,
+                [&](const FlushData::Chunk& c) { return c.chunk.maxt < retention_start; });
   data.next_ref = head_->next_ref();
   data.max_time = head_->max_time();
   if (!items.empty()) STRATA_RETURN_IF_ERROR(store_->WriteFlush(data));

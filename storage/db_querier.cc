@@ -57,8 +57,7 @@ class StorageQuerier final : public Querier {
       mint = std::max(mint, hints.mint);
       maxt = std::min(maxt, hints.maxt);
     }
-    STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series,
-                            SelectSeries(matchers, mint, maxt));
+    STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series, SelectSeries(matchers, mint, maxt));
     return std::unique_ptr<SeriesSet>(
         std::make_unique<ChunkSeriesSet>(std::move(series), mint, maxt));
   }
@@ -136,7 +135,8 @@ class StorageQuerier final : public Querier {
       while (postings->Next()) {
         SeriesRef ref = postings->At();
         Timestamp limit = maxt;
-        if (auto it = head_last.find(ref); it != head_last.end()) limit = std::min(limit, it->second);
+        if (auto it = head_last.find(ref); it != head_last.end())
+          limit = std::min(limit, it->second);
         if (mint > limit) continue;
         STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks, store_->Chunks(p, ref, mint, limit));
         if (chunks.empty()) continue;
@@ -168,9 +168,8 @@ class StorageQuerier final : public Querier {
       }
       out.push_back(std::move(s));
     }
-    std::sort(out.begin(), out.end(), [](const SelectedSeries& a, const SelectedSeries& b) {
-      return a.labels < b.labels;
-    });
+    std::sort(out.begin(), out.end(),
+              [](const SelectedSeries& a, const SelectedSeries& b) { return a.labels < b.labels; });
     return out;
   }
 

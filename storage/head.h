@@ -118,9 +118,10 @@ class MemSeries {
   bool has_last = false;
   Timestamp last_t = 0;
   double last_v = 0;
-  bool persisted = false;  // labels are in RocksDB's series family
+  bool persisted = false;      // labels are in RocksDB's series family
   bool replay_lookup = false;  // replay has yet to ask the store for the last sample
-  int64_t indexed_partition = std::numeric_limits<int64_t>::min();  // last partition with postings written
+  int64_t indexed_partition =
+      std::numeric_limits<int64_t>::min();  // last partition with postings written
 };
 
 class Head {

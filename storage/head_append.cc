@@ -19,10 +19,9 @@ Head::Outcome Head::AppendLocked(MemSeries& s, Sample sample, Timestamp min_vali
                  : Outcome::kDuplicate;
     }
   }
-  if (s.open.num_samples() > 0 &&
-      (s.open.num_samples() >= options_.chunk_samples ||
-       PartitionOf(sample.t, options_.partition_ms) !=
-           PartitionOf(s.open_mint, options_.partition_ms))) {
+  if (s.open.num_samples() > 0 && (s.open.num_samples() >= options_.chunk_samples ||
+                                   PartitionOf(sample.t, options_.partition_ms) !=
+                                       PartitionOf(s.open_mint, options_.partition_ms))) {
     CutOpenLocked(s);
   }
   if (s.open.num_samples() == 0) {

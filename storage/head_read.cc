@@ -56,8 +56,7 @@ class Head::HeadIndexReader final : public IndexReader {
 
 std::unique_ptr<IndexReader> Head::Index() { return std::make_unique<HeadIndexReader>(this); }
 
-std::vector<ChunkRef> Head::Chunks(MemSeries& s, Timestamp mint, Timestamp maxt,
-                                   Timestamp* last) {
+std::vector<ChunkRef> Head::Chunks(MemSeries& s, Timestamp mint, Timestamp maxt, Timestamp* last) {
   std::vector<ChunkRef> out;
   std::lock_guard<std::mutex> lock(s.mu);
   if (last != nullptr) *last = s.has_last ? s.last_t : std::numeric_limits<Timestamp>::min();

@@ -198,10 +198,10 @@ bool IsLiteralSet(const LabelMatcher& m) {
 absl::StatusOr<std::vector<std::string>> ValuesWhere(IndexReader& index, const LabelMatcher& m,
                                                      bool positive) {
   // Fast paths: the matcher is true exactly on a known literal set.
-  bool equal_set = m.type() == MatchType::kEqual || (m.type() == MatchType::kRegexMatch &&
-                                                      IsLiteralSet(m));
-  bool not_equal_set = m.type() == MatchType::kNotEqual ||
-                       (m.type() == MatchType::kRegexNoMatch && IsLiteralSet(m));
+  bool equal_set =
+      m.type() == MatchType::kEqual || (m.type() == MatchType::kRegexMatch && IsLiteralSet(m));
+  bool not_equal_set =
+      m.type() == MatchType::kNotEqual || (m.type() == MatchType::kRegexNoMatch && IsLiteralSet(m));
   if (positive && equal_set) {
     if (m.type() == MatchType::kEqual) return std::vector<std::string>{m.value()};
     return *m.SetMatches();

@@ -11,8 +11,7 @@ namespace {
 
 Status FromAbsl(const absl::Status& st) {
   if (st.ok()) return Status();
-  return Status(static_cast<Status::Code>(static_cast<int>(st.code())),
-                std::string(st.message()));
+  return Status(static_cast<Status::Code>(static_cast<int>(st.code())), std::string(st.message()));
 }
 
 absl::StatusOr<std::vector<LabelMatcher>> ToMatchers(const std::vector<Matcher>& in) {

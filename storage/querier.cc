@@ -2,8 +2,7 @@
 
 namespace strata {
 
-absl::Status SampleIterator::AppendRange(Timestamp mint, Timestamp maxt,
-                                         std::vector<Sample>* out) {
+absl::Status SampleIterator::AppendRange(Timestamp mint, Timestamp maxt, std::vector<Sample>* out) {
   if (Seek(mint)) {
     do {
       Sample s = At();

@@ -89,8 +89,7 @@ class Querier {
 class Queryable {
  public:
   virtual ~Queryable() = default;
-  virtual absl::StatusOr<std::unique_ptr<Querier>> MakeQuerier(Timestamp mint,
-                                                              Timestamp maxt) = 0;
+  virtual absl::StatusOr<std::unique_ptr<Querier>> MakeQuerier(Timestamp mint, Timestamp maxt) = 0;
 };
 
 }  // namespace strata

@@ -52,9 +52,8 @@ absl::Status SyncDir(const std::string& dir) {
 }
 
 bool IsSegmentName(const std::string& name) {
-  return name.size() == 8 && std::all_of(name.begin(), name.end(), [](char c) {
-           return c >= '0' && c <= '9';
-         });
+  return name.size() == 8 &&
+         std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace
@@ -198,9 +197,10 @@ absl::StatusOr<WalReplayStats> ReplayWal(
     }
     if (!problem.empty()) {
       stats.truncated = true;
-      spdlog::warn("WAL segment {} is corrupt at offset {} ({}); cutting off {} bytes and {} later "
-                   "segment(s), everything before it is recovered",
-                   path, off, problem, data.size() - off, segments.size() - i - 1);
+      spdlog::warn(
+          "WAL segment {} is corrupt at offset {} ({}); cutting off {} bytes and {} later "
+          "segment(s), everything before it is recovered",
+          path, off, problem, data.size() - off, segments.size() - i - 1);
       if (::truncate(path.c_str(), static_cast<off_t>(off)) != 0) {
         return ErrnoStatus("truncate WAL segment", path);
       }

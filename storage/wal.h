@@ -74,11 +74,11 @@ struct WalReplayStats {
 };
 
 // Reads every record of every segment in `dir` in order and calls `fn` with the segment's
-// index, the record's type and its payload (valid only during the call). At the first record that is torn (cut short) or
-// corrupt (bad checksum or type), the segment is truncated at that record's offset, later
-// segments are deleted, a warning naming the segment and offset is logged, and replay ends
-// successfully: everything before it has been delivered. An error from `fn` stops replay
-// and is returned.
+// index, the record's type and its payload (valid only during the call). At the first record that
+// is torn (cut short) or corrupt (bad checksum or type), the segment is truncated at that record's
+// offset, later segments are deleted, a warning naming the segment and offset is logged, and replay
+// ends successfully: everything before it has been delivered. An error from `fn` stops replay and
+// is returned.
 absl::StatusOr<WalReplayStats> ReplayWal(
     const std::string& dir,
     const std::function<absl::Status(int64_t segment, WalRecordType, std::string_view)>& fn);
@@ -118,7 +118,7 @@ class Wal {
 
  private:
   Wal(std::string dir, WalOptions options) : dir_(std::move(dir)), options_(options) {}
-  absl::Status OpenSegment(int64_t index);  // REQUIRES: leader
+  absl::Status OpenSegment(int64_t index);                         // REQUIRES: leader
   absl::Status WriteAndSync(const std::string& buf, bool rotate);  // REQUIRES: leader
   // Becomes the leader (waits for the current one). REQUIRES: lock held.
   void AcquireLeader(std::unique_lock<std::mutex>& lock);

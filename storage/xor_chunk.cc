@@ -91,9 +91,9 @@ bool FitsBucket(int64_t dod) {
 // the value as Prometheus' xorWrite writes it, at bit `pos` of `buf`; returns the position
 // after the value. `leading` is 0xff until the first window. Fields are merged into as few
 // 8-byte stores as fit. REQUIRES: PutBits' conditions for the 20 bytes from buf + pos / 8.
-inline __attribute__((always_inline)) uint64_t WriteValue(uint8_t* buf, uint64_t pos,
-                                                          uint64_t code, int len, uint64_t x,
-                                                          uint8_t* leading, uint8_t* trailing) {
+inline __attribute__((always_inline)) uint64_t WriteValue(uint8_t* buf, uint64_t pos, uint64_t code,
+                                                          int len, uint64_t x, uint8_t* leading,
+                                                          uint8_t* trailing) {
   if (x == 0) {
     PutBits(buf, pos, code << 1, len + 1);
     return pos + len + 1;
@@ -133,9 +133,9 @@ inline __attribute__((always_inline)) uint64_t WriteValue(uint8_t* buf, uint64_t
 }
 
 // Writes a sample after the second: its dod and its value XORed with the previous one.
-inline __attribute__((always_inline)) uint64_t WriteSample(uint8_t* buf, uint64_t pos,
-                                                           int64_t dod, uint64_t x,
-                                                           uint8_t* leading, uint8_t* trailing) {
+inline __attribute__((always_inline)) uint64_t WriteSample(uint8_t* buf, uint64_t pos, int64_t dod,
+                                                           uint64_t x, uint8_t* leading,
+                                                           uint8_t* trailing) {
   const uint64_t u = static_cast<uint64_t>(dod);
   uint64_t code;
   int len;

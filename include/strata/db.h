@@ -53,9 +53,9 @@ struct Options {
   // fsync the write-ahead log before acknowledging (else a killed process still loses
   // nothing, but a power loss may).
   bool wal_fsync = true;
-  int64_t partition_ms = 24 * 3600 * 1000;         // RocksDB time partition length
-  int64_t max_sample_age_ms = 24 * 3600 * 1000;    // older samples are rejected; 0: no limit
-  int64_t flush_interval_ms = 60 * 1000;           // background flush period; 0: none
+  int64_t partition_ms = 24 * 3600 * 1000;       // RocksDB time partition length
+  int64_t max_sample_age_ms = 24 * 3600 * 1000;  // older samples are rejected; 0: no limit
+  int64_t flush_interval_ms = 60 * 1000;         // background flush period; 0: none
 };
 
 // Labels as (name, value) pairs in any order; empty values are dropped.
@@ -111,7 +111,8 @@ class DB {
   virtual Status Query(const std::vector<Matcher>& matchers, int64_t mint, int64_t maxt,
                        std::vector<SeriesData>* out) = 0;
   // Sorted label names / values of the series matching `matchers` (all series if empty).
-  virtual Status LabelNames(const std::vector<Matcher>& matchers, std::vector<std::string>* out) = 0;
+  virtual Status LabelNames(const std::vector<Matcher>& matchers,
+                            std::vector<std::string>* out) = 0;
   virtual Status LabelValues(const std::string& name, const std::vector<Matcher>& matchers,
                              std::vector<std::string>* out) = 0;
 

@@ -78,10 +78,22 @@ void CollectInputs(const std::filesystem::path& p, std::vector<std::string>* inp
 }
 
 std::string Mutate(const std::string& in, const std::vector<std::string>& all, std::mt19937& rng) {
-  static const char* kTokens[] = {"(", ")", "[", "]", "{", "}", ",", "\"", "'", "`", "@",
-                                  " offset ", " by ", "[5m:1m]", "^", "-", "+", "/", "==",
-                                  " bool ", " on(", " group_left(", "\\", "#", "1e308",
-                                  "0x", "Inf", "NaN", " and ", "start()", "\n", "\xff"};
+  static const char* kTokens[] = {"(",     ")",
+                                  "[",     "]",
+                                  "{",     "}",
+                                  ",",     "\"",
+                                  "'",     "`",
+                                  "@",     " offset ",
+                                  " by ",  "[5m:1m]",
+                                  "^",     "-",
+                                  "+",     "/",
+                                  "==",    " bool ",
+                                  " on(",  " group_left(",
+                                  "\\",    "#",
+                                  "1e308", "0x",
+                                  "Inf",   "NaN",
+                                  " and ", "start()",
+                                  "\n",    "\xff"};
   std::string s = in;
   int edits = 1 + static_cast<int>(rng() % 4);
   for (int i = 0; i < edits; ++i) {

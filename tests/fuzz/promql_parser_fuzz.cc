@@ -26,14 +26,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string printed = strata::promql::ToString(**expr);
   auto again = strata::promql::ParseExpr(printed, options);
   if (!again.ok()) {
-    std::fprintf(stderr, "printed form does not parse\n  input:   %.*s\n  printed: %s\n  error:   %s\n",
+    std::fprintf(stderr,
+                 "printed form does not parse\n  input:   %.*s\n  printed: %s\n  error:   %s\n",
                  static_cast<int>(query.size()), query.data(), printed.c_str(),
                  std::string(again.status().message()).c_str());
     std::abort();
   }
   const std::string reprinted = strata::promql::ToString(**again);
   if (reprinted != printed) {
-    std::fprintf(stderr, "printing is not stable\n  input:     %.*s\n  printed:   %s\n  reprinted: %s\n",
+    std::fprintf(stderr,
+                 "printing is not stable\n  input:     %.*s\n  printed:   %s\n  reprinted: %s\n",
                  static_cast<int>(query.size()), query.data(), printed.c_str(), reprinted.c_str());
     std::abort();
   }

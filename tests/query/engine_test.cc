@@ -123,12 +123,12 @@ TEST_F(EngineTest, SampleLimitFailsWithExecutionError) {
 
 TEST_F(EngineTest, ExtremeNumbersDoNotCrashFunctions) {
   Engine engine(EngineOptions::AllFeatures());
-  for (const char* q : {"year(vector(1e300))", "topk(1e300, vector(1))", "limitk(-1e300, vector(1))",
-                        "round(vector(1e308), 1e-308)", "day_of_week(vector(-Inf))",
-                        "quantile(2, vector(1))", "clamp(vector(1), NaN, 1)",
-                        "rate(m[5m] @ 9000000000000 offset -100y)",
-                        "m smoothed @ -9000000000000", "max_over_time(m[1y:1d] offset 100y)",
-                        "histogram_quantile(0.5, label_replace(vector(1), \"le\", \"NaN\", \"\", \"\"))"}) {
+  for (const char* q :
+       {"year(vector(1e300))", "topk(1e300, vector(1))", "limitk(-1e300, vector(1))",
+        "round(vector(1e308), 1e-308)", "day_of_week(vector(-Inf))", "quantile(2, vector(1))",
+        "clamp(vector(1), NaN, 1)", "rate(m[5m] @ 9000000000000 offset -100y)",
+        "m smoothed @ -9000000000000", "max_over_time(m[1y:1d] offset 100y)",
+        "histogram_quantile(0.5, label_replace(vector(1), \"le\", \"NaN\", \"\", \"\"))"}) {
     ExprPtr e = Parse(q);
     ASSERT_NE(e, nullptr) << q;
     auto r = engine.InstantQuery(store_, *e, q, 0);

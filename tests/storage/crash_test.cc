@@ -41,9 +41,7 @@ StorageOptions CrashOptions(const std::string& dir, bool sync) {
   return o;
 }
 
-Labels SeriesLabels(int s) {
-  return Labels{{"__name__", "crash"}, {"s", std::to_string(s)}};
-}
+Labels SeriesLabels(int s) { return Labels{{"__name__", "crash"}, {"s", std::to_string(s)}}; }
 
 // The child: appends batches from STRATA_CRASH_START on, writing each acknowledged batch id
 // to fd STRATA_CRASH_FD, until it is killed.
@@ -90,10 +88,10 @@ class CrashParent {
     int fds[2];
     EXPECT_EQ(::pipe(fds), 0);
     // Everything exec needs is built before fork: only async-signal-safe calls after it.
-    std::vector<std::string> env_strings = {
-        "STRATA_CRASH_DIR=" + dir_, "STRATA_CRASH_FD=" + std::to_string(fds[1]),
-        "STRATA_CRASH_START=" + std::to_string(start),
-        std::string("STRATA_CRASH_SYNC=") + (sync ? "1" : "0")};
+    std::vector<std::string> env_strings = {"STRATA_CRASH_DIR=" + dir_,
+                                            "STRATA_CRASH_FD=" + std::to_string(fds[1]),
+                                            "STRATA_CRASH_START=" + std::to_string(start),
+                                            std::string("STRATA_CRASH_SYNC=") + (sync ? "1" : "0")};
     for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
     std::vector<char*> envp;
     for (auto& s : env_strings) envp.push_back(s.data());

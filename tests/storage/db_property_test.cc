@@ -65,7 +65,8 @@ class Model {
   // Retention hides everything before the start of the partition holding max - kRetention.
   testing::SeriesSamplesMap Select(const std::vector<LabelMatcher>& matchers, Timestamp mint,
                                    Timestamp maxt) const {
-    if (has_max_) mint = std::max(mint, PartitionOf(max_time_ - kRetention, kPartition) * kPartition);
+    if (has_max_)
+      mint = std::max(mint, PartitionOf(max_time_ - kRetention, kPartition) * kPartition);
     testing::SeriesSamplesMap out;
     for (const auto& [key, entry] : series_) {
       if (!MatchesAll(matchers, entry.first)) continue;
@@ -94,12 +95,12 @@ class PropertyRun {
         }
       }
     }
-    for (const char* spec : {"__name__=cpu", "__name__=~.+", "job=~api|web", "job=~d.*",
-                             "__name__=~c.u"}) {
+    for (const char* spec :
+         {"__name__=cpu", "__name__=~.+", "job=~api|web", "job=~d.*", "__name__=~c.u"}) {
       positive_.push_back(Parse(spec));
     }
-    for (const char* spec : {"job!=db", "inst=", "inst!~i1", "job!~a.*", "inst=~i.*",
-                             "__name__!=mem", "inst=~i2|"}) {
+    for (const char* spec :
+         {"job!=db", "inst=", "inst!~i1", "job!~a.*", "inst=~i.*", "__name__!=mem", "inst=~i2|"}) {
       extra_.push_back(Parse(spec));
     }
   }
@@ -144,9 +145,9 @@ class PropertyRun {
 
  private:
   LabelMatcher Parse(std::string_view spec) {
-    for (auto [op, type] : {std::pair{"=~", MatchType::kRegexMatch},
-                            std::pair{"!~", MatchType::kRegexNoMatch},
-                            std::pair{"!=", MatchType::kNotEqual}, std::pair{"=", MatchType::kEqual}}) {
+    for (auto [op, type] :
+         {std::pair{"=~", MatchType::kRegexMatch}, std::pair{"!~", MatchType::kRegexNoMatch},
+          std::pair{"!=", MatchType::kNotEqual}, std::pair{"=", MatchType::kEqual}}) {
       size_t pos = spec.find(op);
       if (pos != std::string_view::npos) {
         return M(type, spec.substr(0, pos), spec.substr(pos + std::string_view(op).size()));
@@ -212,13 +213,13 @@ class PropertyRun {
     testing::SeriesSamplesMap want = model_.Select(matchers, mint, maxt);
     std::string desc;
     for (auto& m : matchers) desc += m.ToString() + " ";
-    ASSERT_EQ(got.size(), want.size()) << "op " << op << " " << desc << "[" << mint << ","
-                                       << maxt << "]";
+    ASSERT_EQ(got.size(), want.size())
+        << "op " << op << " " << desc << "[" << mint << "," << maxt << "]";
     for (auto& [key, samples] : want) {
       ASSERT_TRUE(got.count(key)) << key;
       ASSERT_TRUE(testing::SameSamples(got[key], samples))
-          << "op " << op << " " << key << "\n got  " << testing::Describe(got[key])
-          << "\n want " << testing::Describe(samples);
+          << "op " << op << " " << key << "\n got  " << testing::Describe(got[key]) << "\n want "
+          << testing::Describe(samples);
     }
     // Label values restricted by matchers agree with the selected series.
     auto values = (*q)->LabelValues("job", matchers);

@@ -40,8 +40,8 @@ TEST(StorageAppend, RejectsOutOfOrderAndDuplicatesAndKeepsTheRest) {
   auto db = Storage::Open(Opts(dir.path()));
   ASSERT_TRUE(db.ok()) << db.status();
   Labels a{{"__name__", "up"}, {"job", "a"}};
-  std::vector<SeriesBatch> batch = {Batch(a, {{100, 1}, {200, 2}, {150, 9}, {200, 2}, {200, 3},
-                                              {300, 3}})};
+  std::vector<SeriesBatch> batch = {
+      Batch(a, {{100, 1}, {200, 2}, {150, 9}, {200, 2}, {200, 3}, {300, 3}})};
   auto r = (*db)->Append(batch);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->appended, 3);
@@ -91,9 +91,9 @@ TEST(StorageQuery, MatchersAndLabelApisOverHeadAndStore) {
     }
     auto q = (*db)->MakeQuerier(0, kDay);
     ASSERT_TRUE(q.ok());
-    auto got = ReadAll(**q, {M(MatchType::kEqual, "__name__", "up"),
-                             M(MatchType::kRegexMatch, "job", "api|web"),
-                             M(MatchType::kNotEqual, "instance", "i2")});
+    auto got = ReadAll(
+        **q, {M(MatchType::kEqual, "__name__", "up"), M(MatchType::kRegexMatch, "job", "api|web"),
+              M(MatchType::kNotEqual, "instance", "i2")});
     ASSERT_EQ(got.size(), 2u) << "flushed " << flushed;
     EXPECT_EQ(got.begin()->first, R"({__name__="up", instance="i1", job="api"})");
     EXPECT_EQ(got.begin()->second.size(), 300u);
@@ -103,8 +103,7 @@ TEST(StorageQuery, MatchersAndLabelApisOverHeadAndStore) {
                         M(MatchType::kRegexMatch, "__name__", ".+")});
     EXPECT_EQ(got.size(), 4u);
     // A series without the label matches job="" style matchers.
-    got = ReadAll(**q, {M(MatchType::kEqual, "instance", ""),
-                        M(MatchType::kEqual, "job", "api")});
+    got = ReadAll(**q, {M(MatchType::kEqual, "instance", ""), M(MatchType::kEqual, "job", "api")});
     EXPECT_EQ(got.size(), 1u);
 
     auto names = (*q)->LabelNames({});
@@ -337,8 +336,8 @@ TEST(StorageDirectory, FailsClearlyOnUnwritablePath) {
   if (::geteuid() != 0) {
     std::string ro = dir.path() + "/ro";
     std::filesystem::create_directories(ro);
-    std::filesystem::permissions(ro, std::filesystem::perms::owner_read |
-                                         std::filesystem::perms::owner_exec);
+    std::filesystem::permissions(
+        ro, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
     auto db2 = Storage::Open(Opts(ro));
     ASSERT_FALSE(db2.ok());
     EXPECT_NE(db2.status().message().find(ro), std::string::npos) << db2.status();

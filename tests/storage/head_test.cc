@@ -29,8 +29,8 @@ TEST(HeadAppend, CutsChunksAt120SamplesAndAtPartitionBoundaries) {
   EXPECT_EQ(r->appended, 255);
   MemSeries* s = head.GetByRef(1);
   ASSERT_NE(s, nullptr);
-  std::vector<ChunkRef> chunks = head.Chunks(*s, std::numeric_limits<Timestamp>::min(),
-                                             std::numeric_limits<Timestamp>::max());
+  std::vector<ChunkRef> chunks =
+      head.Chunks(*s, std::numeric_limits<Timestamp>::min(), std::numeric_limits<Timestamp>::max());
   ASSERT_EQ(chunks.size(), 4u);
   EXPECT_EQ(chunks[0].mint, 0);
   EXPECT_EQ(chunks[0].maxt, 119000);

@@ -53,8 +53,8 @@ TEST(Postings, SeekNeverMovesBackwardsAndMatchesAModel) {
     auto a = random_list(), b = random_list(), c = random_list();
     std::set<SeriesRef> want;
     for (SeriesRef r : a) {
-      bool in_bc = std::binary_search(b.begin(), b.end(), r) ||
-                   std::binary_search(c.begin(), c.end(), r);
+      bool in_bc =
+          std::binary_search(b.begin(), b.end(), r) || std::binary_search(c.begin(), c.end(), r);
       if (in_bc) want.insert(r);
     }
     std::vector<std::unique_ptr<Postings>> bc;
@@ -153,8 +153,9 @@ TEST(PostingsForMatchers, PrometheusSemanticsAndLiteralFastPaths) {
   EXPECT_EQ(index.value_scans, 0) << "a literal alternation needs no value scan";
   EXPECT_EQ(run({Mk(MatchType::kEqual, "env", "")}), (std::vector<SeriesRef>{1}));
   EXPECT_EQ(run({Mk(MatchType::kNotEqual, "env", "prod")}), (std::vector<SeriesRef>{1, 2}));
-  EXPECT_EQ(run({Mk(MatchType::kRegexNoMatch, "job", "a.*"), Mk(MatchType::kRegexMatch, "job", ".+")}),
-            (std::vector<SeriesRef>{1, 2}));
+  EXPECT_EQ(
+      run({Mk(MatchType::kRegexNoMatch, "job", "a.*"), Mk(MatchType::kRegexMatch, "job", ".+")}),
+      (std::vector<SeriesRef>{1, 2}));
   EXPECT_EQ(run({Mk(MatchType::kRegexMatch, "job", "a.*"), Mk(MatchType::kEqual, "env", "prod")}),
             (std::vector<SeriesRef>{0, 3}));
   EXPECT_EQ(run({Mk(MatchType::kRegexMatch, "env", "pr.*|")}), (std::vector<SeriesRef>{0, 1, 3}));

@@ -1,12 +1,11 @@
 // Uses nothing but the public header, as an embedding program would.
-#include "strata/db.h"
-
 #include <unistd.h>
 
 #include <filesystem>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "strata/db.h"
 
 namespace {
 
@@ -44,8 +43,8 @@ TEST_F(PublicApiTest, OpenAppendQueryCloseReopen) {
   std::unique_ptr<strata::DB> db;
   ASSERT_TRUE(strata::DB::Open(options, &db).ok());
   std::vector<strata::SeriesData> series;
-  strata::Status st = db->Query({{"__name__", "up"}, {"job", "n.*", strata::Matcher::Op::kRegexMatch}},
-                                0, 10000, &series);
+  strata::Status st = db->Query(
+      {{"__name__", "up"}, {"job", "n.*", strata::Matcher::Op::kRegexMatch}}, 0, 10000, &series);
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_EQ(series.size(), 1u);
   EXPECT_EQ(series[0].labels, (strata::LabelPairs{{"__name__", "up"}, {"job", "node"}}));

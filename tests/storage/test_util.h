@@ -74,8 +74,7 @@ inline SeriesSamplesMap ReadAll(Querier& q, const std::vector<LabelMatcher>& mat
 inline bool SameSamples(const std::vector<Sample>& a, const std::vector<Sample>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].t != b[i].t ||
-        std::bit_cast<uint64_t>(a[i].v) != std::bit_cast<uint64_t>(b[i].v)) {
+    if (a[i].t != b[i].t || std::bit_cast<uint64_t>(a[i].v) != std::bit_cast<uint64_t>(b[i].v)) {
       return false;
     }
   }

@@ -108,7 +108,6 @@ TEST_F(WalTest, RotatesSegmentsAndDeletesOldOnes) {
   EXPECT_EQ((*again)->current_segment(), cur + 1);
 }
 
-
 TEST_F(WalTest, TruncatedLastRecordIsCutAndEverythingBeforeIsKept) {
   for (int cut : {1, 5, 9, 20}) {
     fs::remove_all(dir_);
