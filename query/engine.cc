@@ -540,6 +540,7 @@ absl::StatusOr<QueryResult> Run(const EngineOptions& options, Queryable& db, con
     STRATA_ASSIGN_OR_RETURN(EvalValue v, ev.Eval(expr, r));
     if (v.type == ValueType::kString) {
       result.value.type = ValueType::kString;
+      result.value.scalar_t = start;  // like a scalar, stamped with the evaluation time
       result.value.str = v.str;
     } else if (v.type == ValueType::kScalar) {
       if (instant) {

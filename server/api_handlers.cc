@@ -245,8 +245,6 @@ absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const ApiParams
   promql::Engine engine(options);
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
                           engine.InstantQuery(storage, *expr, params.Get("query"), t));
-  // Prometheus stamps a string result with the evaluation time; the engine leaves it 0.
-  if (result.value.type == promql::ValueType::kString) result.value.scalar_t = t;
   return QueryResponse(std::move(result), params);
 }
 

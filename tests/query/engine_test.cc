@@ -170,6 +170,16 @@ TEST_F(EngineTest, ScalarRangeQueryIsOneSeriesWithoutLabels) {
   EXPECT_EQ(r->value.matrix[0].samples[2].v, 240);
 }
 
+TEST_F(EngineTest, StringAndScalarResultsCarryTheEvaluationTime) {
+  Engine engine;
+  for (const char* q : {"\"hello\"", "42"}) {
+    ExprPtr e = Parse(q);
+    auto r = engine.InstantQuery(store_, *e, q, 1'234'567);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->value.scalar_t, 1'234'567) << q;
+  }
+}
+
 TEST_F(EngineTest, WithoutDelayedNameRemovalNamesDropAtOnce) {
   ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}, {"x", "1"}}, {{0, 1}}).ok());
   ASSERT_TRUE(store_.AppendMany({{"__name__", "b"}, {"x", "1"}}, {{0, 2}}).ok());
