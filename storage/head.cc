@@ -1,6 +1,7 @@
 #include "storage/head.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "src/status.h"
 
@@ -121,7 +122,13 @@ void Head::CutOpenLocked(MemSeries& s) {
 
 std::vector<Head::FlushItem> Head::CollectFlush(bool cut_open, int64_t idle_ms) {
   std::vector<FlushItem> items;
-  Timestamp max_time = max_time_.load();
+  // Open chunks whose last sample is older than this are cut. Nothing is idle while the
+  // head has no sample yet (max_time_ still at its minimum) or idle_ms is 0.
+  const Timestamp max_time = max_time_.load();
+  Timestamp idle_before = std::numeric_limits<Timestamp>::min();
+  if (idle_ms > 0 && max_time > std::numeric_limits<Timestamp>::min() + idle_ms) {
+    idle_before = max_time - idle_ms;
+  }
   for (Stripe& stripe : stripes_) {
     std::vector<MemSeries*> series;
     {
@@ -132,8 +139,7 @@ std::vector<Head::FlushItem> Head::CollectFlush(bool cut_open, int64_t idle_ms) 
     }
     for (MemSeries* s : series) {
       std::lock_guard<std::mutex> lock(s->mu);
-      if (s->open.num_samples() > 0 &&
-          (cut_open || (idle_ms > 0 && s->open.last_timestamp() < max_time - idle_ms))) {
+      if (s->open.num_samples() > 0 && (cut_open || s->open.last_timestamp() < idle_before)) {
         CutOpenLocked(*s);
       }
       if (s->closed.empty() && s->persisted) continue;

@@ -268,6 +268,21 @@ void Wal::ReleaseLeader() {
   cv_.notify_all();
 }
 
+absl::Status Wal::FlushPending(std::unique_lock<std::mutex>& lock, bool rotate) {
+  std::string buf;
+  buf.swap(pending_);
+  const uint64_t batch_seq = enqueued_seq_;
+  lock.unlock();
+  absl::Status st = WriteAndSync(buf, rotate);
+  lock.lock();
+  if (st.ok()) {
+    durable_seq_ = batch_seq;
+  } else {
+    error_ = st;
+  }
+  return st;
+}
+
 absl::Status Wal::WriteAndSync(const std::string& buf, bool rotate) {
   if (fd_ < 0) return absl::FailedPreconditionError("WAL is closed");
   if (!buf.empty() && segment_size_ > 0 && segment_size_ + buf.size() > options_.segment_bytes) {
@@ -308,17 +323,8 @@ absl::Status Wal::Sync(uint64_t seq) {
       continue;
     }
     leader_ = true;
-    std::string buf;
-    buf.swap(pending_);
-    uint64_t batch_seq = enqueued_seq_;
-    lock.unlock();
-    absl::Status st = WriteAndSync(buf, /*rotate=*/false);
-    lock.lock();
-    if (st.ok()) {
-      durable_seq_ = batch_seq;
-    } else {
-      error_ = st;
-    }
+    // A failure stays in error_, which the loop checks before waiting again.
+    FlushPending(lock, /*rotate=*/false).IgnoreError();
     ReleaseLeader();
   }
   return absl::OkStatus();
@@ -328,17 +334,7 @@ absl::StatusOr<int64_t> Wal::Rotate() {
   std::unique_lock<std::mutex> lock(mu_);
   if (!error_.ok()) return error_;
   AcquireLeader(lock);
-  std::string buf;
-  buf.swap(pending_);
-  uint64_t batch_seq = enqueued_seq_;
-  lock.unlock();
-  absl::Status st = WriteAndSync(buf, /*rotate=*/true);
-  lock.lock();
-  if (st.ok()) {
-    durable_seq_ = batch_seq;
-  } else {
-    error_ = st;
-  }
+  absl::Status st = FlushPending(lock, /*rotate=*/true);
   ReleaseLeader();
   if (!st.ok()) return st;
   return current_segment_.load();

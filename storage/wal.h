@@ -120,6 +120,9 @@ class Wal {
   Wal(std::string dir, WalOptions options) : dir_(std::move(dir)), options_(options) {}
   absl::Status OpenSegment(int64_t index);                         // REQUIRES: leader
   absl::Status WriteAndSync(const std::string& buf, bool rotate);  // REQUIRES: leader
+  // Writes and syncs everything enqueued so far, unlocking `lock` during the I/O, then
+  // records the durable sequence or the sticky error. REQUIRES: leader, `lock` held.
+  absl::Status FlushPending(std::unique_lock<std::mutex>& lock, bool rotate);
   // Becomes the leader (waits for the current one). REQUIRES: lock held.
   void AcquireLeader(std::unique_lock<std::mutex>& lock);
   void ReleaseLeader();  // REQUIRES: lock held
