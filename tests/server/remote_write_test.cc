@@ -1,5 +1,6 @@
 #include "server/remote_write.h"
 
+#include <fmt/format.h>
 #include <snappy.h>
 
 #include <algorithm>
@@ -201,7 +202,7 @@ class RandomRequests {
     if (r < 0.1) return "";
     if (r < 0.13) return RandomBytes(Uniform(1, 10));
     if (r < 0.14) return std::string(17000, 'v');  // over the value length limit
-    return "v" + std::to_string(Uniform(0, 1000));
+    return fmt::format("v{}", Uniform(0, 1000));
   }
 
   std::string RandomBytes(int n) {
