@@ -7,9 +7,11 @@
 #include <utility>
 #include <vector>
 
+#include "server/flags.h"
 #include "server/logging.h"
 #include "server/status_handlers.h"
 #include "spdlog/spdlog.h"
+#include "src/process_metrics.h"
 #include "src/status.h"
 #include "src/strings.h"
 #include "src/time.h"
@@ -59,6 +61,15 @@ absl::Status StrataServer::Start() {
   api_->engine_options = EngineOptionsFromConfig(config_);
   api_->query_pool = query_pool_.get();
   api_->write_pool = write_pool_.get();
+
+  RegisterProcessMetrics(metrics_);
+  metrics_
+      ->GaugeFamily("strata_build_info",
+                    "A metric with a constant '1' value labeled by Strata's version and the "
+                    "Prometheus API version it implements.",
+                    {"version", "prometheus_api_version"})
+      ->With({kStrataVersion, kPrometheusCompatibleVersion})
+      ->Set(1);
 
   Router router;
   RegisterHealthHandlers(router, &readiness_);
@@ -123,6 +134,7 @@ absl::Status StrataServer::Stop() {
   readiness_.SetReady(false);
   if (scraper_) scraper_->Stop();
   if (http_) http_->Stop();
+  UnregisterProcessMetrics(metrics_);
   // Requests handed to the pools finish before storage goes away.
   if (query_pool_) query_pool_->Shutdown();
   if (write_pool_) write_pool_->Shutdown();

@@ -11,11 +11,12 @@
 namespace strata {
 namespace {
 
-enum Kind { kCounter = 0, kGauge = 1, kHistogram = 2, kCallback = 3 };
+enum Kind { kCounter = 0, kGauge = 1, kHistogram = 2, kCallback = 3, kCallbackCounter = 4 };
 
 const char* KindName(int kind) {
   switch (kind) {
     case kCounter:
+    case kCallbackCounter:
       return "counter";
     case kHistogram:
       return "histogram";
@@ -245,10 +246,20 @@ void MetricsRegistry::AddCallbackGauge(std::string name, std::string help,
   f->callback = std::move(fn);
 }
 
+void MetricsRegistry::AddCallbackCounter(std::string name, std::string help,
+                                         std::function<double()> fn) {
+  Family* f = Register(std::move(name), std::move(help), kCallbackCounter, {}, {});
+  std::lock_guard lock(mu_);
+  f->callback = std::move(fn);
+}
+
 void MetricsRegistry::RemoveCallback(std::string_view name) {
   std::lock_guard lock(mu_);
   auto it = families_.find(name);
-  if (it != families_.end() && it->second->kind == kCallback) families_.erase(it);
+  if (it != families_.end() &&
+      (it->second->kind == kCallback || it->second->kind == kCallbackCounter)) {
+    families_.erase(it);
+  }
 }
 
 template <typename Emit>
@@ -264,7 +275,7 @@ void MetricsRegistry::ForEachSample(const Family& f, Emit&& emit) {
     emit("_count", values, "", "", static_cast<double>(counts.back()));
   };
   const std::vector<std::string> none;
-  if (f.kind == kCallback) {
+  if (f.kind == kCallback || f.kind == kCallbackCounter) {
     emit("", none, "", "", f.callback ? f.callback() : 0);
   } else if (f.kind == kCounter) {
     std::lock_guard child_lock(f.counters->mu_);

@@ -96,6 +96,8 @@ class MetricsRegistry {
   // A gauge whose value is read from `fn` at collection time (e.g. head series count).
   // `fn` must stay callable until RemoveCallback(name) or the registry dies.
   void AddCallbackGauge(std::string name, std::string help, std::function<double()> fn);
+  // The same for a value that only grows (exposed with TYPE counter), e.g. CPU seconds.
+  void AddCallbackCounter(std::string name, std::string help, std::function<double()> fn);
   void RemoveCallback(std::string_view name);
 
   // The Prometheus text exposition format (version 0.0.4), families sorted by name.

@@ -145,6 +145,11 @@ TEST_F(StrataMainTest, ServesHealthAndStopsCleanlyOnSigterm) {
   ASSERT_TRUE(metrics);
   EXPECT_THAT(metrics->body,
               HasSubstr("strata_http_requests_total{code=\"200\",handler=\"/-/ready\"} 1"));
+  // The process metrics every exporter has, and the build info.
+  EXPECT_THAT(metrics->body, HasSubstr("# TYPE process_cpu_seconds_total counter\n"));
+  EXPECT_THAT(metrics->body, HasSubstr("\nprocess_resident_memory_bytes "));
+  EXPECT_THAT(metrics->body, HasSubstr("\nprocess_start_time_seconds "));
+  EXPECT_THAT(metrics->body, HasSubstr("strata_build_info{"));
 
   // A second server on the same data directory refuses to start and says why.
   Child second({"--web.listen-address=127.0.0.1:0", "--storage.tsdb.path=" + data});
