@@ -6,114 +6,11 @@
 #include <bit>
 #include <cstring>
 
+#include "server/protobuf_wire.h"
 #include "src/strings.h"
 
 namespace strata {
 namespace {
-
-enum WireType : uint32_t {
-  kVarint = 0,
-  kFixed64 = 1,
-  kLengthDelimited = 2,
-  kStartGroup = 3,
-  kEndGroup = 4,
-  kFixed32 = 5,
-};
-
-constexpr int kMaxGroupDepth = 64;
-
-// A cursor over protobuf wire bytes. Every read checks bounds; on failure the cursor's
-// position is unspecified and the caller gives up on the whole message.
-class WireReader {
- public:
-  explicit WireReader(std::string_view buf)
-      : begin_(reinterpret_cast<const uint8_t*>(buf.data())), p_(begin_), end_(p_ + buf.size()) {}
-
-  bool done() const { return p_ == end_; }
-  size_t offset() const { return static_cast<size_t>(p_ - begin_); }
-
-  bool ReadVarint(uint64_t* out) {
-    // Fast path: one byte (field tags, small lengths).
-    if (p_ < end_ && *p_ < 0x80) {
-      *out = *p_++;
-      return true;
-    }
-    uint64_t result = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      if (p_ == end_) return false;
-      uint8_t b = *p_++;
-      result |= static_cast<uint64_t>(b & 0x7f) << shift;  // bits past 64 are dropped
-      if (b < 0x80) {
-        *out = result;
-        return true;
-      }
-    }
-    return false;  // more than ten bytes
-  }
-
-  bool ReadTag(uint32_t* field, uint32_t* wire) {
-    uint64_t tag;
-    if (!ReadVarint(&tag) || tag > UINT32_MAX) return false;
-    *field = static_cast<uint32_t>(tag >> 3);
-    *wire = static_cast<uint32_t>(tag & 7);
-    return *field != 0;
-  }
-
-  bool ReadFixed64(uint64_t* out) {
-    if (end_ - p_ < 8) return false;
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | p_[i];  // little-endian
-    p_ += 8;
-    *out = v;
-    return true;
-  }
-
-  bool ReadBytes(std::string_view* out) {
-    uint64_t len;
-    if (!ReadVarint(&len) || len > static_cast<uint64_t>(end_ - p_)) return false;
-    *out = std::string_view(reinterpret_cast<const char*>(p_), static_cast<size_t>(len));
-    p_ += len;
-    return true;
-  }
-
-  // Skips the value of a field whose tag was just read.
-  bool Skip(uint32_t field, uint32_t wire, int depth = 0) {
-    switch (wire) {
-      case kVarint: {
-        uint64_t v;
-        return ReadVarint(&v);
-      }
-      case kFixed64:
-        if (end_ - p_ < 8) return false;
-        p_ += 8;
-        return true;
-      case kLengthDelimited: {
-        std::string_view v;
-        return ReadBytes(&v);
-      }
-      case kFixed32:
-        if (end_ - p_ < 4) return false;
-        p_ += 4;
-        return true;
-      case kStartGroup: {
-        if (depth >= kMaxGroupDepth) return false;
-        for (;;) {
-          uint32_t f, w;
-          if (!ReadTag(&f, &w)) return false;
-          if (w == kEndGroup) return f == field;
-          if (!Skip(f, w, depth + 1)) return false;
-        }
-      }
-      default:  // an end-group tag outside a group, or wire types 6 and 7
-        return false;
-    }
-  }
-
- private:
-  const uint8_t* begin_;
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
 
 // Checks that an Exemplar { repeated Label labels = 1; double value = 2; int64 timestamp = 3 }
 // is well formed, without keeping anything.

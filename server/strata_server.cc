@@ -9,6 +9,7 @@
 
 #include "server/flags.h"
 #include "server/logging.h"
+#include "server/remote_read.h"
 #include "server/status_handlers.h"
 #include "spdlog/spdlog.h"
 #include "src/process_metrics.h"
@@ -78,6 +79,7 @@ absl::Status StrataServer::Start() {
   RegisterStatusHandlers(
       router, StatusInfo{config_, NowMillis(), std::filesystem::current_path(cwd_error).string()});
   RegisterApiHandlers(router, api_.get());
+  RegisterRemoteReadHandler(router, api_.get());
 
   HttpServerOptions options;
   options.host = config_.listen_host;
