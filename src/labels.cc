@@ -202,14 +202,53 @@ std::string Labels::ToString() const {
 }
 
 int Compare(const Labels& a, const Labels& b) {
-  auto ia = a.begin(), ib = b.begin();
-  const auto ea = a.end(), eb = b.end();
-  for (; ia != ea && ib != eb; ++ia, ++ib) {
-    if (int c = ia->name.compare(ib->name); c != 0) return c < 0 ? -1 : 1;
-    if (int c = ia->value.compare(ib->value); c != 0) return c < 0 ? -1 : 1;
+  // Label sets of one query mostly share their first labels (__name__, job, ...), so find
+  // the first differing byte of the packed forms and decode only the label holding it. The
+  // packing of a label (lengths, then bytes) is injective and labels are laid out one after
+  // another, so bytes that agree up to a label boundary mean equal labels up to there, and
+  // that boundary is a boundary in both sets.
+  const std::string& da = a.encoded();
+  const std::string& db = b.encoded();
+  const size_t n = std::min(da.size(), db.size());
+  size_t m = 0;
+  while (m + 8 <= n) {
+    uint64_t x, y;
+    std::memcpy(&x, da.data() + m, 8);
+    std::memcpy(&y, db.data() + m, 8);
+    if (x != y) break;
+    m += 8;
   }
-  if (ia == ea && ib == eb) return 0;
-  return ia == ea ? -1 : 1;
+  while (m < n && da[m] == db[m]) ++m;
+  if (m == n) {
+    if (da.size() == db.size()) return 0;
+    return da.size() < db.size() ? -1 : 1;  // the shorter is a prefix: fewer labels
+  }
+  // The start of the label that holds byte m.
+  const char* const base_a = da.data();
+  const char* const end_a = base_a + da.size();
+  const char* pos = base_a;
+  for (;;) {
+    uint32_t len = 0;
+    const char* p = GetVarint(pos, end_a, &len);
+    p = GetVarint(p + len, end_a, &len);
+    const char* next = p + len;
+    if (static_cast<size_t>(next - base_a) > m) break;
+    pos = next;
+  }
+  const size_t off = static_cast<size_t>(pos - base_a);
+  auto label_at = [](const std::string& d, size_t at) {
+    const char* end = d.data() + d.size();
+    uint32_t len = 0;
+    const char* p = GetVarint(d.data() + at, end, &len);
+    std::string_view name(p, len);
+    p = GetVarint(p + len, end, &len);
+    return std::pair<std::string_view, std::string_view>(name, std::string_view(p, len));
+  };
+  auto [name_a, value_a] = label_at(da, off);
+  auto [name_b, value_b] = label_at(db, off);
+  if (int c = name_a.compare(name_b); c != 0) return c < 0 ? -1 : 1;
+  int c = value_a.compare(value_b);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
 }
 
 void LabelsBuilder::Reset(const Labels& base) {

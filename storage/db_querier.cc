@@ -160,13 +160,26 @@ class StorageQuerier final : public Querier {
     std::vector<SelectedSeries> out;
     out.reserve(found.size());
     for (auto& [ref, s] : found) {
-      // Chunks overlap the range, but a sample inside it is needed.
-      ChunkListIterator it(s.chunks, mint, std::min(maxt, s.maxt));
-      if (!it.Next()) {
-        STRATA_RETURN_IF_ERROR(it.status());
-        continue;
+      // Chunks overlap the range, but a sample inside it is needed. A chunk's first and last
+      // samples are at its mint and maxt, so when either lies in the range there is one;
+      // only a chunk that spans the whole range may have none inside it (a gap), and only
+      // then is it decoded to find out.
+      const Timestamp limit = std::min(maxt, s.maxt);
+      bool has_sample = false, maybe = false;
+      for (const ChunkRef& c : s.chunks) {
+        if (c.maxt < mint || c.mint > limit) continue;
+        if (c.mint >= mint || c.maxt <= limit) {
+          has_sample = true;
+          break;
+        }
+        maybe = true;
       }
-      out.push_back(std::move(s));
+      if (!has_sample && maybe) {
+        ChunkListIterator it(s.chunks, mint, limit);
+        has_sample = it.Next();
+        STRATA_RETURN_IF_ERROR(it.status());
+      }
+      if (has_sample) out.push_back(std::move(s));
     }
     std::sort(out.begin(), out.end(),
               [](const SelectedSeries& a, const SelectedSeries& b) { return a.labels < b.labels; });

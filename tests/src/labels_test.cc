@@ -1,6 +1,9 @@
 #include "src/labels.h"
 
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -75,6 +78,43 @@ TEST(Labels, CompareOrdersLabelByLabel) {
   EXPECT_LT(Compare(a2, b), 0);
   EXPECT_EQ(Compare(ab, Labels{{"b", "1"}, {"a", "1"}}), 0);
   EXPECT_GT(Compare(b, Labels()), 0);
+}
+
+// Compare skips the packed bytes two sets share; check it against comparing decoded labels
+// one by one, on sets built to share long prefixes, differ in lengths (so varints differ
+// before the text does), hold long labels (two-byte varints) and prefixes of each other.
+TEST(Labels, CompareAgreesWithLabelByLabelOrder) {
+  auto naive = [](const Labels& a, const Labels& b) {
+    std::vector<std::pair<std::string, std::string>> x, y;
+    for (const LabelView& l : a) x.emplace_back(l.name, l.value);
+    for (const LabelView& l : b) y.emplace_back(l.name, l.value);
+    return x < y ? -1 : (y < x ? 1 : 0);
+  };
+  std::mt19937_64 rng(7);
+  auto pick = [&](std::vector<std::string> options) { return options[rng() % options.size()]; };
+  auto random_set = [&] {
+    std::vector<std::pair<std::string, std::string>> pairs;
+    const std::vector<std::string> names{
+        "__name__", "a", "ab", "b", "cpu", "instance", "job", std::string(200, 'n'), "mode", "z"};
+    for (const std::string& n : names) {
+      if (rng() % 3 == 0) continue;
+      pairs.emplace_back(
+          n, pick({"", "0", "1", "10", "a", "aa", "ab", "b", std::string(130, 'v'),
+                   std::string(129, 'v'), std::string(130, 'v') + "x", "node_cpu_seconds_total"}));
+    }
+    return Labels::FromPairs(pairs);
+  };
+  std::vector<Labels> sets;
+  for (int i = 0; i < 400; ++i) sets.push_back(random_set());
+  int differing = 0;
+  for (const Labels& a : sets) {
+    for (const Labels& b : sets) {
+      int want = naive(a, b);
+      ASSERT_EQ(Compare(a, b), want) << a.ToString() << " vs " << b.ToString();
+      differing += want != 0;
+    }
+  }
+  EXPECT_GT(differing, 100000);
 }
 
 TEST(Labels, EncodedFormRoundTripsAndRejectsGarbage) {
