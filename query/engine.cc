@@ -103,10 +103,7 @@ void Evaluator::DropName(EvalSeries& s) const {
 }
 
 Labels Evaluator::DropNameNow(const Labels& l) const {
-  if (!l.Has(kMetricName) && !l.Has("__type__") && !l.Has("__unit__")) return l;
-  LabelsBuilder b(l);
-  b.Del(kMetricName).Del("__type__").Del("__unit__");
-  return b.Build();
+  return l.Without({kMetricName, "__type__", "__unit__"});
 }
 
 absl::StatusOr<int64_t> Evaluator::ResolveDuration(const Duration& d) {

@@ -183,6 +183,31 @@ uint64_t Labels::HashWithoutNames(std::span<const std::string> sorted_names) con
   return h.Digest();
 }
 
+Labels Labels::Without(std::initializer_list<std::string_view> names) const {
+  Labels out;
+  const char* const begin = data_.data();
+  const char* const end = begin + data_.size();
+  const char* copied = begin;  // bytes before this are in out.data_ (or dropped)
+  bool dropped = false;
+  for (const char* pos = begin; pos < end;) {
+    uint32_t len = 0;
+    const char* p = GetVarint(pos, end, &len);
+    std::string_view name(p, len);
+    p = GetVarint(p + len, end, &len);
+    const char* next = p + len;
+    if (std::find(names.begin(), names.end(), name) != names.end()) {
+      if (!dropped) out.data_.reserve(data_.size());
+      out.data_.append(copied, pos);
+      copied = next;
+      dropped = true;
+    }
+    pos = next;
+  }
+  if (!dropped) return *this;
+  out.data_.append(copied, end);
+  return out;
+}
+
 std::string Labels::ToString() const {
   std::string out = "{";
   bool first = true;

@@ -93,6 +93,10 @@ class Labels {
   uint64_t HashForNames(std::span<const std::string> sorted_names) const;
   uint64_t HashWithoutNames(std::span<const std::string> sorted_names) const;
 
+  // The set without the labels named in `names` (any order), built with one copy of the
+  // packed bytes: no decoding into strings and back.
+  Labels Without(std::initializer_list<std::string_view> names) const;
+
   // {a="b", c="d\"e"}: names that are not legacy identifiers are quoted too.
   std::string ToString() const;
 

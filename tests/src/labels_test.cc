@@ -117,6 +117,21 @@ TEST(Labels, CompareAgreesWithLabelByLabelOrder) {
   EXPECT_GT(differing, 100000);
 }
 
+TEST(Labels, WithoutDropsNamedLabelsWherever) {
+  Labels l{{"A", "upper"}, {"__name__", "m"}, {"job", "j"}, {"zz", std::string(300, 'z')}};
+  EXPECT_EQ(l.Without({"__name__"}),
+            (Labels{{"A", "upper"}, {"job", "j"}, {"zz", std::string(300, 'z')}}));
+  EXPECT_EQ(l.Without({"A", "zz"}), (Labels{{"__name__", "m"}, {"job", "j"}}));
+  EXPECT_EQ(l.Without({"A", "__name__", "job", "zz"}), Labels());
+  EXPECT_EQ(l.Without({"absent"}), l);
+  EXPECT_EQ(l.Without({}), l);
+  EXPECT_EQ(Labels().Without({"__name__"}), Labels());
+  // The result is a valid set: it round-trips through its packed form.
+  auto again = Labels::FromEncoded(l.Without({"job"}).encoded());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, (Labels{{"A", "upper"}, {"__name__", "m"}, {"zz", std::string(300, 'z')}}));
+}
+
 TEST(Labels, EncodedFormRoundTripsAndRejectsGarbage) {
   Labels l{{"__name__", std::string(300, 'n')}, {"z", "last"}};
   auto back = Labels::FromEncoded(l.encoded());
