@@ -44,9 +44,12 @@ struct StorageOptions {
   // A flush also closes open chunks whose newest sample is this much older than the newest
   // sample in the head, so that idle series do not pin WAL segments. 0 disables.
   int64_t idle_chunk_ms = 3600 * 1000;
+  // After each background flush, compact closed partitions (see Storage::Compact).
+  bool background_compaction = true;
+  CompactionOptions compaction;
   // Where to record self-metrics (strata_head_*, strata_wal_*, strata_flush_*,
-  // strata_storage_*); not owned, must outlive the storage. Null: none. Only one open
-  // Storage per registry (callback gauges are keyed by name).
+  // strata_storage_*, strata_compaction_*); not owned, must outlive the storage. Null: none. Only
+  // one open Storage per registry (callback gauges are keyed by name).
   MetricsRegistry* metrics = nullptr;
 };
 
@@ -57,6 +60,7 @@ struct StorageStats {
   bool wal_was_truncated = false;
   int64_t flushes = 0;
   int64_t flushed_chunks = 0;
+  CompactionStats compaction;  // summed over this process's compactions
 };
 
 // Thread-safe: Append, Flush and MakeQuerier may be called from any threads.
@@ -77,9 +81,19 @@ class Storage final : public Queryable {
 
   absl::StatusOr<std::unique_ptr<Querier>> MakeQuerier(Timestamp mint, Timestamp maxt) override;
 
-  // Stops the background flush, syncs the WAL and closes everything. Open chunks stay in the
-  // WAL for the next Open. Idempotent; the destructor calls it. REQUIRES: no Append, Flush
-  // or Querier of this storage is in use or used afterwards.
+  // Rewrites the XOR chunks of every closed partition still retained into compacted
+  // blocks (docs/format/compacted.md). A partition is closed when the head rejects every
+  // sample in it as too old: it ends at or before max_time - max_sample_age_ms (or
+  // max_time - partition_ms when max_sample_age_ms is 0). Chunks that reach a compacted
+  // partition later (idle series flushed late) are merged by the next compaction. Queries
+  // read both forms meanwhile. One compaction at a time.
+  absl::Status Compact();
+  // Partitions below this one are closed (numeric_limits<int64_t>::min(): none).
+  int64_t FirstOpenPartition();
+
+  // Stops the background flush and compaction, syncs the WAL and closes everything. Open chunks
+  // stay in the WAL for the next Open. Idempotent; the destructor calls it. REQUIRES: no Append,
+  // Flush, Compact or Querier of this storage is in use or used afterwards.
   absl::Status Close();
 
   StorageStats stats();
@@ -104,6 +118,8 @@ class Storage final : public Queryable {
   std::mutex flush_mu_;  // one flush at a time
   std::atomic<int64_t> flushes_{0};
   std::atomic<int64_t> flushed_chunks_{0};
+  std::mutex compact_mu_;  // one compaction at a time; guards compaction_stats_
+  CompactionStats compaction_stats_;
 
   struct Metrics {
     Counter* appended = nullptr;
@@ -112,6 +128,11 @@ class Storage final : public Queryable {
     Counter* duplicate = nullptr;
     Counter* flushed_chunks = nullptr;
     Histogram* flush_seconds = nullptr;
+    Counter* compactions = nullptr;
+    Counter* compacted_samples = nullptr;
+    Counter* compaction_bytes_before = nullptr;
+    Counter* compaction_bytes_after = nullptr;
+    Histogram* compaction_seconds = nullptr;
   } metrics_;
 
   std::mutex loop_mu_;

@@ -1,0 +1,259 @@
+// Compaction of closed partitions into compacted blocks, through the Storage API: queries
+// read the same samples before and after, restarts, late chunks, retention, versions.
+#include <bit>
+#include <random>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "src/metrics.h"
+#include "storage/db.h"
+#include "tests/storage/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::M;
+using testing::ReadAll;
+using testing::TempDir;
+
+constexpr int64_t kPartition = 3600 * 1000;
+
+StorageOptions Opts(const std::string& dir) {
+  StorageOptions o;
+  o.dir = dir;
+  o.flush_interval_ms = 0;
+  o.partition_ms = kPartition;
+  o.max_sample_age_ms = kPartition / 2;
+  o.retention_ms = 0;
+  o.wal_sync = false;
+  o.chunk_samples = 50;
+  o.compaction.max_series_per_group = 7;  // several groups per partition
+  return o;
+}
+
+Labels Host(int host, int i) {
+  return Labels{{"__name__", i % 2 ? "cpu" : "mem"},
+                {"host", fmt::format("h{}", host)},
+                {"i", std::to_string(i)}};
+}
+
+// 3 hosts x 10 series, one scrape every 15 s with shared timestamps per host, from `from`
+// for `n` scrapes. Values: integer counters, two-decimal gauges, noise, stale markers.
+void AppendScrapes(Storage& db, Timestamp from, int n, std::mt19937_64& rng) {
+  for (int k = 0; k < n; ++k) {
+    std::vector<SeriesBatch> batch;
+    for (int h = 0; h < 3; ++h) {
+      Timestamp t = from + k * 15000 + h * 7 + static_cast<int>(rng() % 3);
+      for (int i = 0; i < 10; ++i) {
+        double v;
+        switch (i % 4) {
+          case 0:
+            v = static_cast<double>(t / 1000 + i);
+            break;
+          case 1:
+            v = static_cast<double>(rng() % 10000) / 100;
+            break;
+          case 2:
+            v = std::bit_cast<double>((rng() >> 12) | 0x3ff0000000000000ULL);
+            break;
+          default:
+            v = rng() % 7 == 0 ? StaleNaN() : -0.0;
+        }
+        batch.push_back({Host(h, i), {{t, v}}});
+      }
+    }
+    auto r = db.Append(batch);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->appended, 30);
+  }
+}
+
+testing::SeriesSamplesMap ReadEverything(Storage& db) {
+  auto q = db.MakeQuerier(std::numeric_limits<Timestamp>::min() / 2,
+                          std::numeric_limits<Timestamp>::max() / 2);
+  EXPECT_TRUE(q.ok());
+  return ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")});
+}
+
+void ExpectSame(const testing::SeriesSamplesMap& got, const testing::SeriesSamplesMap& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [key, samples] : want) {
+    ASSERT_TRUE(got.count(key)) << key;
+    ASSERT_TRUE(testing::SameSamples(got.at(key), samples))
+        << key << "\n got  " << testing::Describe(got.at(key)) << "\n want "
+        << testing::Describe(samples);
+  }
+}
+
+TEST(Compaction, QueriesReadTheSameBeforeAndAfterAndAcrossRestarts) {
+  TempDir dir;
+  std::mt19937_64 rng(1);
+  MetricsRegistry metrics;
+  auto opts = Opts(dir.path());
+  opts.metrics = &metrics;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  // 4 hours: partitions 0..3 (the last one still open).
+  AppendScrapes(**db, 0, 4 * 240, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  testing::SeriesSamplesMap before = ReadEverything(**db);
+  ASSERT_EQ(before.size(), 30u);
+  EXPECT_EQ((*db)->FirstOpenPartition(), 3);
+  ASSERT_TRUE((*db)->Compact().ok());
+  CompactionStats stats = (*db)->stats().compaction;
+  EXPECT_EQ(stats.partitions, 3);
+  EXPECT_GT(stats.chunks_removed, 3 * 30 * 4);
+  EXPECT_EQ(stats.blocks_written, 3 * 5);  // 30 series in groups of at most 7
+  EXPECT_LT(stats.bytes_after, stats.bytes_before);
+  EXPECT_EQ(stats.samples, 3 * 240 * 30);
+  EXPECT_TRUE((*db)->store().PartitionsWithChunks(3)->empty());
+  EXPECT_EQ((*db)->store().format_version(), kStoreFormatVersion);
+  ExpectSame(ReadEverything(**db), before);
+  EXPECT_NE(metrics.ExpositionText().find("strata_compaction_samples_total 21600"),
+            std::string::npos)
+      << metrics.ExpositionText();
+
+  // Sub-ranges and matchers over a compacted partition and the head.
+  {
+    auto q = (*db)->MakeQuerier(kPartition - 20000, 3 * kPartition + 60000);
+    ASSERT_TRUE(q.ok());
+    auto got = ReadAll(**q, {M(MatchType::kEqual, "host", "h1"), M(MatchType::kEqual, "i", "3")});
+    ASSERT_EQ(got.size(), 1u);
+    std::vector<Sample> want;
+    for (const Sample& s : before.at(Host(1, 3).ToString())) {
+      if (s.t >= kPartition - 20000 && s.t <= 3 * kPartition + 60000) want.push_back(s);
+    }
+    EXPECT_TRUE(testing::SameSamples(got.begin()->second, want));
+    auto values = (*q)->LabelValues("host", {});
+    ASSERT_TRUE(values.ok());
+    EXPECT_EQ(*values, (std::vector<std::string>{"h0", "h1", "h2"}));
+  }
+
+  // Compacting again changes nothing.
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.blocks_written, stats.blocks_written);
+
+  // After a restart the last samples come from compacted blocks where needed: a series
+  // whose only samples are compacted still refuses older samples.
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  ExpectSame(ReadEverything(**db), before);
+  ASSERT_TRUE((*db)->Close().ok());
+}
+
+TEST(Compaction, LateChunksMergeAndRestartSeesCompactedLastSample) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.max_sample_age_ms = 0;  // late samples anywhere: the mixed form must read right
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  Labels a{{"__name__", "a"}}, b{{"__name__", "b"}};
+  std::vector<SeriesBatch> first = {{a, {{1000, 1}, {2000, 2}}}, {b, {{1500, 5}}}};
+  ASSERT_TRUE((*db)->Append(first).ok());
+  std::vector<SeriesBatch> later = {{a, {{3 * kPartition, 3}}}};
+  ASSERT_TRUE((*db)->Append(later).ok());
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.partitions, 1);
+  // b gets a late sample in the compacted partition 0; a new series c too.
+  Labels c{{"__name__", "c"}};
+  std::vector<SeriesBatch> late = {{b, {{1600, 6}}}, {c, {{100, 7}}}};
+  auto r = (*db)->Append(late);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->appended, 2);
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  auto check = [&](Storage& s) {
+    auto got = ReadEverything(s);
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_TRUE(
+        testing::SameSamples(got[a.ToString()], {{1000, 1}, {2000, 2}, {3 * kPartition, 3}}));
+    EXPECT_TRUE(testing::SameSamples(got[b.ToString()], {{1500, 5}, {1600, 6}}))
+        << testing::Describe(got[b.ToString()]);
+    EXPECT_TRUE(testing::SameSamples(got[c.ToString()], {{100, 7}}));
+  };
+  check(**db);  // mixed: block + XOR chunks in partition 0
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.partitions, 2);
+  EXPECT_TRUE((*db)->store().PartitionsWithChunks(1)->empty());
+  check(**db);
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  check(**db);
+  // b's last sample (1600) is only in a compacted block: older ones are out of order.
+  std::vector<SeriesBatch> old = {{b, {{1550, 1}}}, {b, {{1600, 6}}}};
+  r = (*db)->Append(old);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out_of_order, 1);
+  EXPECT_EQ(r->unchanged, 1);
+  EXPECT_EQ(r->appended, 0);
+}
+
+TEST(Compaction, RetentionDropsCompactedPartitions) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.retention_ms = 2 * kPartition;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  std::mt19937_64 rng(2);
+  AppendScrapes(**db, 0, 2 * 240, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.partitions, 1);
+  EXPECT_EQ((*db)->store().Partitions(0, 0), std::vector<int64_t>{0});
+  AppendScrapes(**db, 2 * kPartition, 2 * 240, rng);  // up to 4 h: partition 0 and 1 expire
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  EXPECT_TRUE((*db)->store().Partitions(0, kPartition - 1).empty());
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  EXPECT_TRUE((*db)->store().Partitions(0, kPartition - 1).empty());
+  auto q = (*db)->MakeQuerier(0, kPartition - 1);
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")}).empty());
+}
+
+TEST(Compaction, VersionOneDirectoriesOpenAndAreUpgradedByTheFirstCompaction) {
+  TempDir dir;
+  std::mt19937_64 rng(3);
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok());
+    AppendScrapes(**db, 0, 2 * 240, rng);
+    ASSERT_TRUE((*db)->Flush(false).ok());
+    // What a build before compaction wrote.
+    ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(1).ok());
+  }
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->store().format_version(), 1);
+  auto before = ReadEverything(**db);
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->store().format_version(), 2);
+  ExpectSame(ReadEverything(**db), before);
+  ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(3).ok());
+  ASSERT_TRUE((*db)->Close().ok());
+  auto refused = Storage::Open(Opts(dir.path()));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("version 3"), std::string::npos);
+}
+
+TEST(Compaction, BackgroundCompactionRunsInTheFlushLoop) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.flush_interval_ms = 10;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  std::mt19937_64 rng(4);
+  AppendScrapes(**db, 0, 3 * 240, rng);
+  for (int i = 0; i < 3000 && (*db)->stats().compaction.partitions < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ((*db)->stats().compaction.partitions, 2);
+  EXPECT_EQ(ReadEverything(**db).size(), 30u);
+}
+
+}  // namespace
+}  // namespace strata
