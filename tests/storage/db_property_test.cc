@@ -87,7 +87,9 @@ class Model {
 
 class PropertyRun {
  public:
-  PropertyRun(uint32_t seed, const std::string& dir) : rng_(seed), dir_(dir) {
+  // With `compact`, compactions (with groups of at most 3 series) are interleaved too.
+  PropertyRun(uint32_t seed, const std::string& dir, bool compact = false)
+      : rng_(seed), dir_(dir), compact_(compact) {
     for (std::string name : {"cpu", "mem"}) {
       for (std::string job : {"api", "db", "web"}) {
         for (std::string inst : {"", "i1", "i2"}) {
@@ -116,6 +118,8 @@ class PropertyRun {
     o.wal_segment_bytes = 2048;
     o.idle_chunk_ms = 20000;
     o.wal_sync = false;
+    o.background_compaction = false;
+    o.compaction.max_series_per_group = 3;
     return o;
   }
 
@@ -125,11 +129,18 @@ class PropertyRun {
     db_ = std::move(*db);
     for (int op = 0; op < ops; ++op) {
       int dice = Uniform(0, 99);
-      if (dice < 60) {
+      if (compact_ && dice >= 95) {
+        if (dice == 99) {
+          ASSERT_TRUE(db_->Flush(true).ok());
+        }
+        absl::Status st = db_->Compact();
+        ASSERT_TRUE(st.ok()) << st;
+      } else if (dice < 60) {
         Append();
       } else if (dice < 70) {
         ASSERT_TRUE(db_->Flush(Uniform(0, 1) == 1).ok());
       } else if (dice < 74) {
+        compacted_ += db_->stats().compaction.partitions;
         ASSERT_TRUE(db_->Close().ok());
         db_.reset();
         auto again = Storage::Open(Options());
@@ -140,8 +151,11 @@ class PropertyRun {
       }
       if (::testing::Test::HasFatalFailure()) return;
     }
+    compacted_ += db_->stats().compaction.partitions;
     db_.reset();
   }
+
+  int64_t compacted_partitions() const { return compacted_; }
 
  private:
   LabelMatcher Parse(std::string_view spec) {
@@ -235,6 +249,8 @@ class PropertyRun {
 
   std::mt19937 rng_;
   std::string dir_;
+  bool compact_;
+  int64_t compacted_ = 0;
   std::vector<Labels> series_;
   std::vector<LabelMatcher> positive_, extra_;
   Model model_;
@@ -250,6 +266,19 @@ TEST(StorageProperty, MatchesNaiveModelOverAppendsFlushesRestartsAndQueries) {
     run.Run(400);
     if (HasFailure()) return;
   }
+}
+
+TEST(StorageProperty, MatchesNaiveModelWithCompactionsInterleaved) {
+  int64_t compacted = 0;
+  for (uint32_t seed : {11u, 12u, 13u, 14u}) {
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
+    testing::TempDir dir;
+    PropertyRun run(seed, dir.path(), /*compact=*/true);
+    run.Run(600);
+    if (HasFailure()) return;
+    compacted += run.compacted_partitions();
+  }
+  EXPECT_GT(compacted, 10);  // the runs did compact (and merge late chunks)
 }
 
 }  // namespace
