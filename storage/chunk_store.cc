@@ -842,4 +842,23 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> ChunkStore::LiveSstBytes(
+    bool compact_files) {
+  Impl& im = *impl_;
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (rocksdb::ColumnFamilyHandle* cf : im.handles) {
+    STRATA_RETURN_IF_ERROR(FromRocks(im.db->Flush(rocksdb::FlushOptions(), cf), "flush"));
+    if (compact_files) {
+      rocksdb::CompactRangeOptions co;
+      co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      STRATA_RETURN_IF_ERROR(
+          FromRocks(im.db->CompactRange(co, cf, nullptr, nullptr), "compact range"));
+    }
+    rocksdb::ColumnFamilyMetaData meta;
+    im.db->GetColumnFamilyMetaData(cf, &meta);
+    out.emplace_back(cf->GetName(), meta.size);
+  }
+  return out;
+}
+
 }  // namespace strata
