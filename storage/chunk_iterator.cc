@@ -25,14 +25,29 @@ bool ChunkListIterator::Step(bool seek) {
     if (!in_chunk_) {
       while (idx_ < chunks_.size() && chunks_[idx_].maxt < lower_) ++idx_;
       if (idx_ >= chunks_.size() || chunks_[idx_].mint > maxt_) return Finish();
-      it_.Reset(*chunks_[idx_].bytes);
+      decoded_ = chunks_[idx_].samples.get();
+      decoded_pos_ = 0;
+      if (decoded_ == nullptr) it_.Reset(*chunks_[idx_].bytes);
       in_chunk_ = true;
       seek = true;
     }
-    bool ok = seek ? it_.Seek(lower_) : it_.Next();
+    bool ok;
+    if (decoded_ != nullptr) {
+      if (seek) {
+        decoded_pos_ = static_cast<size_t>(
+            std::lower_bound(decoded_->begin() + decoded_pos_, decoded_->end(), lower_,
+                             [](const Sample& x, Timestamp t) { return x.t < t; }) -
+            decoded_->begin());
+      } else {
+        ++decoded_pos_;
+      }
+      ok = decoded_pos_ < decoded_->size();
+    } else {
+      ok = seek ? it_.Seek(lower_) : it_.Next();
+    }
     seek = false;
     if (!ok) {
-      if (!it_.status().ok()) {
+      if (decoded_ == nullptr && !it_.status().ok()) {
         status_ = it_.status();
         return Finish();
       }
@@ -40,7 +55,7 @@ bool ChunkListIterator::Step(bool seek) {
       ++idx_;
       continue;
     }
-    Sample s = it_.At();
+    Sample s = decoded_ != nullptr ? (*decoded_)[decoded_pos_] : it_.At();
     if (s.t < lower_) continue;
     if (s.t > maxt_) return Finish();
     cur_ = s;

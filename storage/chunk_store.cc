@@ -468,25 +468,16 @@ std::unique_ptr<IndexReader> ChunkStore::PartitionIndex(int64_t partition) {
 absl::StatusOr<std::vector<ChunkRef>> ChunkStore::Chunks(int64_t partition, SeriesRef ref,
                                                          Timestamp mint, Timestamp maxt) {
   std::vector<ChunkRef> out;
-  // Compacted samples first, as XOR chunks (what readers take). One snapshot for both
-  // forms, so that a compaction committing in between cannot hide samples.
+  // Compacted samples first, decoded (ChunkRef::samples). One snapshot for both forms, so
+  // that a compaction committing in between cannot hide samples.
   Snapshot snapshot(impl_->db.get());
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const CompactedBlock> block,
                           BlockFor(partition, ref, snapshot.get()));
   if (std::optional<size_t> i = block ? block->Find(ref) : std::nullopt;
       i && block->mint(*i) <= maxt && block->maxt(*i) >= mint) {
-    std::vector<Sample> samples;
-    STRATA_RETURN_IF_ERROR(block->Decode(*i, &samples));
-    auto lo = std::lower_bound(samples.begin(), samples.end(), mint,
-                               [](const Sample& x, Timestamp t) { return x.t < t; });
-    auto hi = std::upper_bound(lo, samples.end(), maxt,
-                               [](Timestamp t, const Sample& x) { return t < x.t; });
-    for (auto it = lo; it < hi; it += std::min<ptrdiff_t>(hi - it, kXorChunkMaxSamples)) {
-      std::span<const Sample> part(&*it, std::min<size_t>(hi - it, kXorChunkMaxSamples));
-      STRATA_ASSIGN_OR_RETURN(std::string bytes, EncodeXorChunk(part));
-      out.push_back(
-          {part.front().t, part.back().t, std::make_shared<const std::string>(std::move(bytes))});
-    }
+    auto samples = std::make_shared<std::vector<Sample>>();
+    STRATA_RETURN_IF_ERROR(block->Decode(*i, samples.get()));
+    out.push_back({samples->front().t, samples->back().t, nullptr, std::move(samples)});
   }
   std::string prefix = PartitionPrefix(partition);
   coding::PutFixed64BE(&prefix, ref);
