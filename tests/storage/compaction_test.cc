@@ -6,6 +6,7 @@
 
 #include "gtest/gtest.h"
 #include "src/metrics.h"
+#include "storage/chunk_iterator.h"
 #include "storage/db.h"
 #include "tests/storage/test_util.h"
 
@@ -253,6 +254,58 @@ TEST(Compaction, BackgroundCompactionRunsInTheFlushLoop) {
   }
   EXPECT_EQ((*db)->stats().compaction.partitions, 2);
   EXPECT_EQ(ReadEverything(**db).size(), 30u);
+}
+
+// Decoded chunks (compacted data) iterate, seek and drop repeats like XOR chunks.
+TEST(Compaction, DecodedChunksIterateLikeXorChunks) {
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 300; ++round) {
+    std::vector<Sample> all;
+    Timestamp t = static_cast<Timestamp>(rng() % 100);
+    for (int i = 0, n = 1 + static_cast<int>(rng() % 300); i < n; ++i) {
+      t += 1 + static_cast<Timestamp>(rng() % 20);
+      all.push_back({t, static_cast<double>(rng() % 1000)});
+    }
+    // The same samples cut into chunks, some overlapping (a repeat as after a racing
+    // flush); each chunk given both ways.
+    std::vector<ChunkRef> as_xor, mixed;
+    for (size_t i = 0; i < all.size();) {
+      size_t n = 1 + rng() % 50, back = rng() % 3 == 0 ? rng() % 5 : 0;
+      size_t from = i >= back ? i - back : 0, to = std::min(all.size(), i + n);
+      std::vector<Sample> part(all.begin() + from, all.begin() + to);
+      auto bytes = std::make_shared<const std::string>(*EncodeXorChunk(part));
+      as_xor.push_back({part.front().t, part.back().t, bytes});
+      if (rng() % 2) {
+        mixed.push_back({part.front().t, part.back().t, nullptr,
+                         std::make_shared<const std::vector<Sample>>(part)});
+      } else {
+        mixed.push_back(as_xor.back());
+      }
+      i = to;
+    }
+    Timestamp mint = all.front().t + static_cast<Timestamp>(rng() % 50) - 10;
+    Timestamp maxt = all.back().t - static_cast<Timestamp>(rng() % 50) + 10;
+    ChunkListIterator a(as_xor, mint, maxt), b(mixed, mint, maxt);
+    for (int step = 0; step < 400; ++step) {
+      bool ra, rb;
+      if (rng() % 3 == 0) {
+        Timestamp to =
+            mint + static_cast<Timestamp>(
+                       rng() % static_cast<uint64_t>(std::max<Timestamp>(1, t - mint + 20)));
+        ra = a.Seek(to);
+        rb = b.Seek(to);
+      } else {
+        ra = a.Next();
+        rb = b.Next();
+      }
+      ASSERT_EQ(ra, rb) << "round " << round << " step " << step;
+      if (!ra) break;
+      ASSERT_EQ(a.At().t, b.At().t);
+      ASSERT_EQ(a.At().v, b.At().v);
+    }
+    ASSERT_TRUE(a.status().ok());
+    ASSERT_TRUE(b.status().ok());
+  }
 }
 
 }  // namespace
