@@ -18,8 +18,10 @@ namespace {
 // XorChunkAppender::kSlackBytes (for the inline Append) is the same number.
 constexpr size_t kSlack = 32;
 
-// The buffer size for a chunk of `len` bytes. A pure function of the length, so the appender
-// need not store its capacity: it reallocates whenever the result changes.
+// The buffer size for a chunk of `len` bytes: the appender's growth policy, all of it. A pure
+// function of the length, so the appender need not store its capacity: it reallocates
+// whenever the result changes. REQUIRES (Append checks only there): the result changes only
+// where len + kSlack crosses a multiple of 64.
 size_t CapacityFor(size_t len) {
   const size_t need = len + kSlack;
   if (need <= 512) return (need + 63) & ~size_t{63};
@@ -342,6 +344,18 @@ size_t XorChunkAppender::allocated_bytes() const {
   return buf_ == nullptr ? 0 : CapacityFor(ByteLength(bit_len_));
 }
 
+absl::Status XorChunkAppender::AppendLong(Timestamp t, uint64_t vb, uint64_t w, int n,
+                                          uint64_t head, int head_len, uint64_t bits, int sig) {
+  const uint64_t pos = bit_len_;
+  const uint64_t end = pos + static_cast<uint64_t>(n + head_len + sig);
+  Grow(ByteLength(pos), ByteLength(end));
+  PutBits(buf_, pos, w >> (64 - n), n);
+  PutBits(buf_, pos + n, head, head_len);
+  PutBitsWide(buf_, pos + n + head_len, bits, sig);
+  Commit(t, vb, end);
+  return absl::OkStatus();
+}
+
 void XorChunkAppender::Grow(size_t old_len, size_t new_len) {
   static_assert(kSlack == kSlackBytes);
   const size_t old_cap = buf_ == nullptr ? 0 : CapacityFor(old_len);
@@ -353,9 +367,8 @@ void XorChunkAppender::Grow(size_t old_len, size_t new_len) {
   if (new_cap > old_cap) std::memset(buf_ + old_cap, 0, new_cap - old_cap);
 }
 
-// The first two samples (byte-aligned varints) and the errors.
 // Every case Append's fast path leaves out: the first two samples (byte-aligned varints),
-// the errors, the rarer codes and the buffer's growth.
+// the errors and 64-bit dods.
 absl::Status XorChunkAppender::AppendSlow(Timestamp t, double v) {
   const uint64_t vb = std::bit_cast<uint64_t>(v);
   if (count_ == 0) {
