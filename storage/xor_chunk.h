@@ -125,10 +125,13 @@ class XorChunkIterator final : public SampleIterator {
     // The value window. Until a '11' value sets one, Prometheus reads '10' values with
     // (0, 0): 64 significant bits.
     uint64_t mask = ~uint64_t{0};  // ones from bit `trailing` up
-    uint8_t leading = 0xff;        // 0xff until a '11' value sets a window
+    uint64_t shift = 0;            // leading, or 0 until set
+    uint64_t sig = 64;             // 64 - leading - trailing
+    // The top three bits of a '0' '10' sample whose window bits are in the first loaded
+    // word (sig <= 54), or 8 (no such bits) when they are not.
+    uint64_t fast_top = 8;
+    uint8_t leading = 0xff;  // 0xff until a '11' value sets a window
     uint8_t trailing = 0;
-    uint8_t shift = 0;  // leading, or 0 until set
-    uint8_t sig = 64;   // 64 - leading - trailing
     bool in_tail = false;
   };
 
