@@ -230,9 +230,12 @@ inline absl::Status XorChunkAppender::Append(Timestamp t, double v) {
   if (((pos + kRound) ^ (end + kRound)) >= 512) [[unlikely]] {
     Grow((pos + 7) / 8, (end + 7) / 8);
   }
-  // n <= 57, so the sample lies in the 8 bytes from its first.
-  uint8_t* p = buf_ + (pos >> 3);
-  StoreBigEndian64(p, LoadBigEndian64(p) | w >> (pos & 7));
+  // n <= 57, so the sample lies in the 8 bytes from its first. All-zero bits ('0' '0')
+  // are there already.
+  if (w != 0) {
+    uint8_t* p = buf_ + (pos >> 3);
+    StoreBigEndian64(p, LoadBigEndian64(p) | w >> (pos & 7));
+  }
   Commit(t, vb, end);
   return absl::OkStatus();
 }
