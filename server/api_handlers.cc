@@ -397,6 +397,49 @@ absl::StatusOr<HttpResponse> QueryExemplars(const ApiContext& ctx, const ApiPara
   return Success([](JsonWriter& w) { w.BeginArray().EndArray(); });
 }
 
+// ---- TSDB status ----
+
+// The largest `limit` /api/v1/status/tsdb accepts, as in Prometheus 3.
+constexpr int64_t kMaxTsdbStatusLimit = 10000;
+
+absl::StatusOr<HttpResponse> TsdbStatus(const ApiParams& params, Storage& storage) {
+  int64_t limit = 10;
+  if (std::string_view s = params.Get("limit"); !s.empty()) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), limit);
+    if (ec != std::errc() || p != s.data() + s.size() || limit < 1) {
+      return absl::InvalidArgumentError("limit must be a positive number");
+    }
+    if (limit > kMaxTsdbStatusLimit) {
+      return absl::InvalidArgumentError(
+          fmt::format("limit must not exceed {}", kMaxTsdbStatusLimit));
+    }
+  }
+  HeadStats stats = storage.head().Stats(kMetricName, static_cast<size_t>(limit));
+  auto list = [](JsonWriter& w, std::string_view key,
+                 const std::vector<HeadCardinalityStat>& entries) {
+    w.Key(key).BeginArray();
+    for (const HeadCardinalityStat& e : entries) {
+      w.BeginObject().Key("name").String(e.name).Key("value").Uint(e.value).EndObject();
+    }
+    w.EndArray();
+  };
+  return Success([&](JsonWriter& w) {
+    w.BeginObject();
+    w.Key("headStats").BeginObject();
+    w.Key("numSeries").Int(stats.num_series);
+    w.Key("numLabelPairs").Int(stats.num_label_pairs);
+    w.Key("chunkCount").Int(stats.chunk_count);
+    w.Key("minTime").Int(stats.min_time);
+    w.Key("maxTime").Int(stats.max_time);
+    w.EndObject();
+    list(w, "seriesCountByMetricName", stats.series_count_by_metric_name);
+    list(w, "labelValueCountByLabelName", stats.label_value_count_by_label_name);
+    list(w, "memoryInBytesByLabelName", stats.memory_in_bytes_by_label_name);
+    list(w, "seriesCountByLabelValuePair", stats.series_count_by_label_value_pair);
+    w.EndObject();
+  });
+}
+
 // ---- Remote write ----
 
 HttpResponse TextResponse(int status, std::string text) {
@@ -515,6 +558,9 @@ void RegisterApiHandlers(Router& router, ApiContext* ctx) {
                        on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage&) {
                          return FormatQuery(*ctx, p);
                        }));
+  router.Handle(
+      "GET", "/api/v1/status/tsdb",
+      on_pool([](const HttpRequest&, const ApiParams& p, Storage& s) { return TsdbStatus(p, s); }));
   router.HandleGetPost("/api/v1/metadata", Api(ctx, [ctx](const HttpRequest&, const ApiParams& p,
                                                           Storage&) { return Metadata(*ctx, p); }));
   router.HandleGetPost("/api/v1/query_exemplars",

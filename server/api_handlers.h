@@ -1,5 +1,6 @@
 // The /api/v1 endpoints that read or write storage: query, query_range, series, labels,
-// label values, format_query, metadata, query_exemplars and the remote-write receiver.
+// label values, format_query, metadata, query_exemplars, status/tsdb and the remote-write
+// receiver.
 // Answers follow Prometheus 3: the same JSON shapes, value and timestamp formatting, error
 // types, codes and messages.
 #ifndef STRATA_SERVER_API_HANDLERS_H_
@@ -62,7 +63,7 @@ struct ApiContext {
 
 // Registers GET and POST /api/v1/query, /api/v1/query_range, /api/v1/series,
 // /api/v1/labels, /api/v1/label/:name/values, /api/v1/format_query, /api/v1/metadata,
-// /api/v1/query_exemplars, and POST /api/v1/write.
+// /api/v1/query_exemplars, GET /api/v1/status/tsdb, and POST /api/v1/write.
 // REQUIRES: `ctx` and its pools outlive the server.
 void RegisterApiHandlers(Router& router, ApiContext* ctx);
 

@@ -300,6 +300,46 @@ TEST_F(ApiTest, RemoteWriteKeepsValidSamplesAndSaysWhatWasRejected) {
   EXPECT_EQ(bad->status, 415);
 }
 
+TEST_F(ApiTest, TsdbStatusReportsHeadCardinality) {
+  // An empty head: no series, and the "no data" time range Prometheus reports.
+  ExpectJson(Get("/api/v1/status/tsdb"), 200,
+             R"({"status":"success","data":{"headStats":{"numSeries":0,"numLabelPairs":0,)"
+             R"("chunkCount":0,"minTime":9223372036854775807,"maxTime":-9223372036854775808},)"
+             R"("seriesCountByMetricName":[],"labelValueCountByLabelName":[],)"
+             R"("memoryInBytesByLabelName":[],"seriesCountByLabelValuePair":[]}})");
+  WriteFixture();
+  // Bytes per label: for each series, varint length + name + varint length + value.
+  ExpectJson(
+      Get("/api/v1/status/tsdb"), 200,
+      R"({"status":"success","data":{"headStats":{"numSeries":3,"numLabelPairs":7,)"
+      R"("chunkCount":3,"minTime":10000,"maxTime":30000},)"
+      R"("seriesCountByMetricName":[{"name":"up","value":2},)"
+      R"({"name":"http_requests_total","value":1}],)"
+      R"("labelValueCountByLabelName":[{"name":"__name__","value":2},)"
+      R"({"name":"instance","value":2},{"name":"job","value":2},{"name":"code","value":1}],)"
+      R"("memoryInBytesByLabelName":[{"name":"__name__","value":53},)"
+      R"({"name":"instance","value":32},{"name":"job","value":26},{"name":"code","value":9}],)"
+      R"("seriesCountByLabelValuePair":[{"name":"__name__=up","value":2},)"
+      R"({"name":"job=node","value":2},{"name":"__name__=http_requests_total","value":1},)"
+      R"({"name":"code=200","value":1},{"name":"instance=a:9100","value":1},)"
+      R"({"name":"instance=b:9100","value":1},{"name":"job=api","value":1}]}})");
+  ExpectJson(Get("/api/v1/status/tsdb?limit=1"), 200,
+             R"({"status":"success","data":{"headStats":{"numSeries":3,"numLabelPairs":7,)"
+             R"("chunkCount":3,"minTime":10000,"maxTime":30000},)"
+             R"("seriesCountByMetricName":[{"name":"up","value":2}],)"
+             R"("labelValueCountByLabelName":[{"name":"__name__","value":2}],)"
+             R"("memoryInBytesByLabelName":[{"name":"__name__","value":53}],)"
+             R"("seriesCountByLabelValuePair":[{"name":"__name__=up","value":2}]}})");
+  EXPECT_EQ(Get("/api/v1/status/tsdb?limit=10000").status, 200);
+  for (std::string_view bad : {"0", "-1", "abc", "1.5", "99999999999999999999"}) {
+    ExpectJson(Get(fmt::format("/api/v1/status/tsdb?limit={}", bad)), 400,
+               R"({"status":"error","errorType":"bad_data",)"
+               R"("error":"limit must be a positive number"})");
+  }
+  ExpectJson(Get("/api/v1/status/tsdb?limit=10001"), 400,
+             R"({"status":"error","errorType":"bad_data","error":"limit must not exceed 10000"})");
+}
+
 TEST_F(ApiTest, DataSurvivesRestartOnTheSameDirectory) {
   WriteFixture();
   StopServer();
