@@ -15,10 +15,12 @@
 #include "query/printer.h"
 #include "server/api_json.h"
 #include "server/api_params.h"
+#include "server/http_compression.h"
 #include "src/labels.h"
 #include "src/matcher.h"
 #include "src/status.h"
 #include "src/strings.h"
+#include "src/text_format.h"
 #include "src/time.h"
 
 namespace strata {
@@ -448,7 +450,8 @@ HttpResponse TextResponse(int status, std::string text) {
 }
 
 // What was rejected, for the 400 answer: "3 samples rejected: 2 out of order, 1 duplicate".
-std::string RejectMessage(const AppendResult& r, const WriteRequestDecoder& decoder) {
+// `decoder` (null for other sources) adds the series rejected for their labels.
+std::string RejectMessage(const AppendResult& r, const WriteRequestDecoder* decoder) {
   std::vector<std::string> parts;
   if (r.rejected() > 0) {
     std::vector<std::string> why;
@@ -461,10 +464,10 @@ std::string RejectMessage(const AppendResult& r, const WriteRequestDecoder& deco
     for (const std::string& w : why) joined += (joined.empty() ? "" : ", ") + w;
     parts.push_back(fmt::format("{} samples rejected: {}", r.rejected(), joined));
   }
-  if (decoder.invalid_series() > 0) {
+  if (decoder != nullptr && decoder->invalid_series() > 0) {
     parts.push_back(fmt::format("{} series with invalid labels ({} samples) rejected, first: {}",
-                                decoder.invalid_series(), decoder.invalid_samples(),
-                                decoder.first_error()));
+                                decoder->invalid_series(), decoder->invalid_samples(),
+                                decoder->first_error()));
   }
   std::string out;
   for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
@@ -519,10 +522,128 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
     result = *appended;
   }
   if (result.rejected() > 0 || decoder.invalid_series() > 0) {
-    responder.Send(TextResponse(400, RejectMessage(result, decoder)));
+    responder.Send(TextResponse(400, RejectMessage(result, &decoder)));
     return;
   }
   responder.Send(HttpResponse::Empty(204));
+}
+
+// ---- Text import ----
+
+// The HTTP status and Prometheus error type of a failed append: retryable (5xx, 429) like
+// remote write's, since the body was valid.
+HttpResponse AppendFailure(const absl::Status& st) {
+  std::string message = fmt::format("storage failed to append: {}", StatusText(st));
+  if (absl::IsResourceExhausted(st)) {
+    return HttpResponse::Json(429, ApiErrorBody(ApiErrorType::kUnavailable, message));
+  }
+  ApiErrorType type =
+      absl::IsUnavailable(st) ? ApiErrorType::kUnavailable : ApiErrorType::kInternal;
+  return HttpResponse::Json(ApiErrorHttpCode(type), ApiErrorBody(type, message));
+}
+
+// The options of one import: `timestamp` (milliseconds) for lines without one, else the
+// request time; every `extra_label=name=value`. Only URL parameters: the body is the data,
+// whatever Content-Type a client (curl -d) gives it.
+absl::StatusOr<TextFormatOptions> ImportOptions(const HttpRequest& req,
+                                                const RemoteWriteLimits& limits) {
+  STRATA_ASSIGN_OR_RETURN(ApiParams params, ApiParams::Parse(req.query, "", ""));
+  TextFormatOptions options;
+  options.default_timestamp = NowMillis();
+  if (std::string_view ts = params.Get("timestamp"); !ts.empty()) {
+    auto [p, ec] = std::from_chars(ts.data(), ts.data() + ts.size(), options.default_timestamp);
+    if (ec != std::errc() || p != ts.data() + ts.size()) {
+      return absl::InvalidArgumentError(fmt::format(
+          "invalid parameter \"timestamp\": cannot parse \"{}\" as Unix milliseconds", ts));
+    }
+  }
+  for (std::string_view extra : params.GetAll("extra_label")) {
+    size_t eq = extra.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          fmt::format("invalid parameter \"extra_label\": expected name=value, got \"{}\"", extra));
+    }
+    options.extra_labels.emplace_back(std::string(extra.substr(0, eq)),
+                                      std::string(extra.substr(eq + 1)));
+  }
+  options.max_labels_per_series = limits.max_labels_per_series;
+  options.max_label_name_bytes = limits.max_label_name_bytes;
+  options.max_label_value_bytes = limits.max_label_value_bytes;
+  return options;
+}
+
+// POST /api/v1/import/prometheus. The body is parsed and checked whole before anything is
+// appended, so a body with any syntax or label error stores nothing (400 naming the line).
+// A valid body is appended in one batch and acknowledged (204) once it is in the WAL;
+// samples the storage refuses (older than a series' stored samples, too old) are counted
+// in a 400 while the rest is kept, as remote write does.
+void ImportPrometheusText(ApiContext* ctx, const HttpRequest& req, HttpResponder responder) {
+  auto bad = [&](int code, ApiErrorType type, std::string_view message) {
+    responder.Send(HttpResponse::Json(code, ApiErrorBody(type, message)));
+  };
+  Storage* storage = ctx->storage.load(std::memory_order_acquire);
+  if (storage == nullptr) return bad(503, ApiErrorType::kUnavailable, "TSDB not ready");
+  absl::StatusOr<TextFormatOptions> options = ImportOptions(req, ctx->remote_write_limits);
+  if (!options.ok()) return bad(400, ApiErrorType::kBadData, StatusText(options.status()));
+
+  std::string inflated;
+  std::string_view body = req.body;
+  std::string_view encoding = req.Header("Content-Encoding");
+  if (encoding == "gzip" || encoding == "x-gzip") {
+    absl::StatusOr<std::string> got =
+        GzipDecompress(req.body, ctx->remote_write_limits.max_decoded_bytes);
+    if (!got.ok()) {
+      if (absl::IsResourceExhausted(got.status())) {
+        return bad(413, ApiErrorType::kBadData, StatusText(got.status()));
+      }
+      return bad(400, ApiErrorType::kBadData,
+                 fmt::format("cannot decompress the gzip body: {}", StatusText(got.status())));
+    }
+    inflated = std::move(*got);
+    body = inflated;
+  } else if (!encoding.empty() && encoding != "identity") {
+    responder.Send(HttpResponse::Json(
+        415, ApiErrorBody(ApiErrorType::kBadData,
+                          fmt::format("unsupported Content-Encoding \"{}\": send the body "
+                                      "uncompressed or with Content-Encoding: gzip",
+                                      encoding))));
+    return;
+  }
+
+  absl::StatusOr<TextParseResult> parsed = ParseTextFormat(body, *options);
+  if (!parsed.ok()) {
+    return bad(400, ApiErrorType::kBadData,
+               fmt::format("cannot import: {}", StatusText(parsed.status())));
+  }
+  for (TextMetadata& m : parsed->metadata) {
+    ctx->metadata.Add(m.metric, {std::move(m.type), std::move(m.help), ""});
+  }
+  std::vector<SeriesBatch> batch;
+  batch.reserve(parsed->series.size());
+  for (TextSeries& s : parsed->series) {
+    batch.push_back(SeriesBatch{std::move(s.labels), std::move(s.samples)});
+  }
+  if (batch.empty()) return responder.Send(HttpResponse::Empty(204));
+  absl::StatusOr<AppendResult> appended = storage->Append(batch);
+  if (!appended.ok()) return responder.Send(AppendFailure(appended.status()));
+  if (appended->rejected() > 0) {
+    return bad(400, ApiErrorType::kBadData, RejectMessage(*appended, nullptr));
+  }
+  responder.Send(HttpResponse::Empty(204));
+}
+
+// Runs `handler` on the write pool; a full pool answers 429 so that senders back off.
+HttpHandler OnWritePool(ApiContext* ctx,
+                        void (*handler)(ApiContext*, const HttpRequest&, HttpResponder)) {
+  return [ctx, handler](const HttpRequest& req, HttpResponder responder) {
+    // The request stays valid until the response is sent (HttpServer's contract).
+    auto r = std::make_shared<HttpResponder>(std::move(responder));
+    bool accepted = ctx->write_pool->TrySubmit(
+        [ctx, handler, &req, r]() mutable { handler(ctx, req, std::move(*r)); });
+    if (!accepted && !r->sent()) {
+      r->Send(TextResponse(429, "too many write requests in flight; retry later"));
+    }
+  };
 }
 
 }  // namespace
@@ -567,16 +688,8 @@ void RegisterApiHandlers(Router& router, ApiContext* ctx) {
                        on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage&) {
                          return QueryExemplars(*ctx, p);
                        }));
-  router.Handle("POST", "/api/v1/write", [ctx](const HttpRequest& req, HttpResponder responder) {
-    // The request stays valid until the response is sent (HttpServer's contract).
-    auto r = std::make_shared<HttpResponder>(std::move(responder));
-    bool accepted = ctx->write_pool->TrySubmit(
-        [ctx, &req, r]() mutable { RemoteWrite(ctx, req, std::move(*r)); });
-    if (!accepted && !r->sent()) {
-      // Overload: senders back off and retry.
-      r->Send(TextResponse(429, "too many remote-write requests in flight; retry later"));
-    }
-  });
+  router.Handle("POST", "/api/v1/write", OnWritePool(ctx, RemoteWrite));
+  router.Handle("POST", "/api/v1/import/prometheus", OnWritePool(ctx, ImportPrometheusText));
 }
 
 }  // namespace strata

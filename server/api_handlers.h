@@ -63,7 +63,9 @@ struct ApiContext {
 
 // Registers GET and POST /api/v1/query, /api/v1/query_range, /api/v1/series,
 // /api/v1/labels, /api/v1/label/:name/values, /api/v1/format_query, /api/v1/metadata,
-// /api/v1/query_exemplars, GET /api/v1/status/tsdb, and POST /api/v1/write.
+// /api/v1/query_exemplars, GET /api/v1/status/tsdb, POST /api/v1/write (remote write 1.0)
+// and POST /api/v1/import/prometheus (text exposition format, as VictoriaMetrics takes it:
+// `timestamp` and `extra_label` parameters, optional gzip; see ImportPrometheusText).
 // REQUIRES: `ctx` and its pools outlive the server.
 void RegisterApiHandlers(Router& router, ApiContext* ctx);
 

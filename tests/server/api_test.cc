@@ -11,9 +11,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/flags.h"
+#include "server/http_compression.h"
 #include "server/strata_server.h"
 #include "src/metrics.h"
 #include "src/strings.h"
+#include "src/time.h"
 #include "tests/server/http_test_client.h"
 #include "tests/server/remote_write_sender.h"
 
@@ -338,6 +340,96 @@ TEST_F(ApiTest, TsdbStatusReportsHeadCardinality) {
   }
   ExpectJson(Get("/api/v1/status/tsdb?limit=10001"), 400,
              R"({"status":"error","errorType":"bad_data","error":"limit must not exceed 10000"})");
+}
+
+TEST_F(ApiTest, TextImportStoresSamplesAndMetadata) {
+  std::string body =
+      "# HELP temp_celsius Temperature.\n"
+      "# TYPE temp_celsius gauge\n"
+      "temp_celsius{room=\"a \\\"b\\\"\"} 21.5 10000\n"
+      "temp_celsius{room=\"c\"} NaN 10000\n"
+      "temp_celsius{room=\"c\"} -Inf 20000\n"
+      "no_timestamp 7\n";
+  auto r = client_->Request("POST", "/api/v1/import/prometheus?timestamp=15000&extra_label=site=x",
+                            {{"Content-Type", "application/x-www-form-urlencoded"}}, body);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 204) << r->body;
+  ExpectJson(Get("/api/v1/query_range?query=temp_celsius&start=10&end=20&step=10"), 200,
+             R"({"status":"success","data":{"resultType":"matrix","result":[)"
+             R"({"metric":{"__name__":"temp_celsius","room":"a \"b\"","site":"x"},)"
+             R"("values":[[10,"21.5"],[20,"21.5"]]},)"
+             R"({"metric":{"__name__":"temp_celsius","room":"c","site":"x"},)"
+             R"("values":[[10,"NaN"],[20,"-Inf"]]}]}})");
+  // A line without a timestamp takes the `timestamp` parameter.
+  ExpectJson(Get("/api/v1/query?query=no_timestamp&time=15"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{"__name__":"no_timestamp","site":"x"},"value":[15,"7"]}]}})");
+  ExpectJson(Get("/api/v1/query?query=no_timestamp&time=14.999"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[]}})");
+  ExpectJson(Get("/api/v1/metadata?metric=temp_celsius"), 200,
+             R"({"status":"success","data":{"temp_celsius":[)"
+             R"({"type":"gauge","help":"Temperature.","unit":""}]}})");
+}
+
+TEST_F(ApiTest, TextImportTakesGzipAndDefaultsToTheRequestTime) {
+  Timestamp before = NowMillis();
+  auto gz = GzipCompress("gzipped_metric{a=\"1\"} 42\n");
+  ASSERT_TRUE(gz.ok());
+  auto r =
+      client_->Request("POST", "/api/v1/import/prometheus", {{"Content-Encoding", "gzip"}}, *gz);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 204) << r->body;
+  Timestamp after = NowMillis();
+  auto series = Get("/api/v1/query?query=timestamp(gzipped_metric)");
+  EXPECT_EQ(series.status, 200) << series.body;
+  // The sample's time lies between the request and its answer.
+  size_t at = series.body.find("\"value\":[");
+  ASSERT_NE(at, std::string::npos) << series.body;
+  double t = std::stod(series.body.substr(series.body.find(",\"", at) + 2));
+  EXPECT_GE(t * 1000, static_cast<double>(before) - 1);
+  EXPECT_LE(t * 1000, static_cast<double>(after) + 1);
+
+  auto bad = client_->Request("POST", "/api/v1/import/prometheus", {{"Content-Encoding", "gzip"}},
+                              "not gzip");
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_THAT(bad->body, HasSubstr("cannot decompress the gzip body"));
+  auto br =
+      client_->Request("POST", "/api/v1/import/prometheus", {{"Content-Encoding", "br"}}, "x 1");
+  ASSERT_TRUE(br.has_value());
+  EXPECT_EQ(br->status, 415);
+  EXPECT_THAT(br->body, HasSubstr(R"(unsupported Content-Encoding \"br\")"));
+}
+
+TEST_F(ApiTest, TextImportRejectsABadBodyWholeAndSaysWhichLine) {
+  std::string body = "good_metric 1 10000\ngood_metric 2 20000\nbad_metric{job=\"x} 3\n";
+  auto r = client_->Request("POST", "/api/v1/import/prometheus", {}, body);
+  ASSERT_TRUE(r.has_value());
+  ExpectJson(*r, 400,
+             R"({"status":"error","errorType":"bad_data","error":"cannot import: line 3, )"
+             R"(column 16: the value of label \"job\" is missing its closing quote"})");
+  // Nothing of it was stored, not even the valid lines before the error.
+  ExpectJson(Get("/api/v1/series?match[]=good_metric"), 200, R"({"status":"success","data":[]})");
+
+  for (std::string_view target : {"/api/v1/import/prometheus?timestamp=soon",
+                                  "/api/v1/import/prometheus?extra_label=novalue"}) {
+    auto p = client_->Request("POST", target, {}, "m 1\n");
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->status, 400) << target;
+    EXPECT_THAT(p->body, HasSubstr("invalid parameter")) << p->body;
+  }
+  // Samples older than what a series holds are refused by storage and counted; the rest
+  // of the body is kept, as with remote write.
+  ASSERT_EQ(client_->Request("POST", "/api/v1/import/prometheus", {}, "m 1 50000\n")->status, 204);
+  auto late = client_->Request("POST", "/api/v1/import/prometheus", {},
+                               "m 0 40000\nm 2 60000\nother 1 60000\n");
+  ASSERT_TRUE(late.has_value());
+  ExpectJson(*late, 400,
+             R"({"status":"error","errorType":"bad_data",)"
+             R"("error":"1 samples rejected: 1 out of order"})");
+  ExpectJson(Get("/api/v1/query?query=count_over_time(m[1m])&time=60"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{},"value":[60,"2"]}]}})");
 }
 
 TEST_F(ApiTest, DataSurvivesRestartOnTheSameDirectory) {
