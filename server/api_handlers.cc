@@ -98,6 +98,14 @@ HttpHandler Api(ApiContext* ctx, ApiFunc fn) {
           HttpResponse::Json(503, ApiErrorBody(ApiErrorType::kUnavailable, "TSDB not ready")));
       return;
     }
+    // The client left while the request waited for a worker: do not start it.
+    if (req.ClientGone()) {
+      if (ctx->queries_canceled != nullptr) ctx->queries_canceled->Inc();
+      responder.Send(HttpResponse::Json(
+          499, ApiErrorBody(ApiErrorType::kCanceled,
+                            "query was canceled: the client went away while it was queued")));
+      return;
+    }
     absl::StatusOr<ApiParams> params = ApiParams::FromRequest(req);
     if (!params.ok()) {
       responder.Send(BadData(StatusText(params.status())));
@@ -105,6 +113,9 @@ HttpHandler Api(ApiContext* ctx, ApiFunc fn) {
     }
     try {
       absl::StatusOr<HttpResponse> resp = fn(req, *params, *storage);
+      if (!resp.ok() && absl::IsCancelled(resp.status()) && ctx->queries_canceled != nullptr) {
+        ctx->queries_canceled->Inc();
+      }
       responder.Send(resp.ok() ? std::move(*resp) : ErrorResponse(resp.status()));
     } catch (const std::exception& e) {
       responder.Send(HttpResponse::Json(
@@ -156,9 +167,13 @@ absl::StatusOr<std::vector<MatcherSet>> MatchParams(const ApiParams& params,
 }
 
 // The engine options of one request: the server's, with a shorter timeout when the
-// `timeout` parameter asks for one and another lookback when `lookback_delta` is given.
-absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx, const ApiParams& params) {
+// `timeout` parameter asks for one, another lookback when `lookback_delta` is given, and
+// the request's client_gone flag as the cancel signal.
+absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx, const HttpRequest& req,
+                                                   const ApiParams& params) {
   promql::EngineOptions options = ctx.engine_options;
+  // The evaluation stops when the client goes away.
+  options.canceled = req.client_gone.get();
   if (!params.Get("timeout").empty()) {
     STRATA_ASSIGN_OR_RETURN(int64_t timeout_ms, DurationParam(params, "timeout"));
     absl::Duration timeout = absl::Milliseconds(timeout_ms);
@@ -239,10 +254,10 @@ absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const Api
                  result.infos);
 }
 
-absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const ApiParams& params,
-                                          Storage& storage) {
+absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const HttpRequest& req,
+                                          const ApiParams& params, Storage& storage) {
   STRATA_ASSIGN_OR_RETURN(Timestamp t, TimeParam(params, "time", NowMillis()));
-  STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, params));
+  STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, req, params));
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
   promql::Engine engine(options);
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
@@ -250,10 +265,10 @@ absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const ApiParams
   return QueryResponse(std::move(result), params);
 }
 
-absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const ApiParams& params,
-                                        Storage& storage) {
+absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const HttpRequest& req,
+                                        const ApiParams& params, Storage& storage) {
   STRATA_ASSIGN_OR_RETURN(RangeParams range, ParseRangeParams(params));
-  STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, params));
+  STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, req, params));
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
   promql::Engine engine(options);
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
@@ -651,12 +666,12 @@ HttpHandler OnWritePool(ApiContext* ctx,
 void RegisterApiHandlers(Router& router, ApiContext* ctx) {
   auto on_pool = [ctx](ApiFunc fn) { return RunOnPool(ctx->query_pool, Api(ctx, std::move(fn))); };
   router.HandleGetPost("/api/v1/query",
-                       on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage& s) {
-                         return InstantQuery(*ctx, p, s);
+                       on_pool([ctx](const HttpRequest& req, const ApiParams& p, Storage& s) {
+                         return InstantQuery(*ctx, req, p, s);
                        }));
   router.HandleGetPost("/api/v1/query_range",
-                       on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage& s) {
-                         return RangeQuery(*ctx, p, s);
+                       on_pool([ctx](const HttpRequest& req, const ApiParams& p, Storage& s) {
+                         return RangeQuery(*ctx, req, p, s);
                        }));
   router.HandleGetPost("/api/v1/series",
                        on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage& s) {

@@ -17,6 +17,7 @@
 #include "server/http_server.h"
 #include "server/remote_write.h"
 #include "server/work_pool.h"
+#include "src/metrics.h"
 #include "storage/db.h"
 
 namespace strata {
@@ -59,6 +60,9 @@ struct ApiContext {
   WorkPool* query_pool = nullptr;
   // Remote-write appends (which wait for the WAL) run here.
   WorkPool* write_pool = nullptr;
+  // Counts queries stopped because their client went away while they were queued or
+  // evaluating (strata_queries_canceled_total). Null: not counted.
+  Counter* queries_canceled = nullptr;
 };
 
 // Registers GET and POST /api/v1/query, /api/v1/query_range, /api/v1/series,

@@ -44,13 +44,13 @@ class ApiTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  void StartServer() {
+  void StartServer(int query_concurrency = 2) {
     ServerConfig config;
     config.listen_host = "127.0.0.1";
     config.listen_port = 0;
     config.storage_path = (dir_ / "data").string();
     config.self_scrape_interval_ms = 0;
-    config.query_max_concurrency = 2;
+    config.query_max_concurrency = query_concurrency;
     // A registry per server: one open storage per registry.
     registry_ = std::make_unique<MetricsRegistry>();
     server_ = std::make_unique<StrataServer>(config, registry_.get());
@@ -430,6 +430,70 @@ TEST_F(ApiTest, TextImportRejectsABadBodyWholeAndSaysWhichLine) {
   ExpectJson(Get("/api/v1/query?query=count_over_time(m[1m])&time=60"), 200,
              R"({"status":"success","data":{"resultType":"vector","result":[)"
              R"({"metric":{},"value":[60,"2"]}]}})");
+}
+
+// A query that runs for minutes: a median over a day of one-second points, at 10,001 steps.
+constexpr std::string_view kSlowQuery =
+    "/api/v1/query_range?query=quantile_over_time(0.5,vector(1)%5B1d:1s%5D)"
+    "&start=0&end=10000&step=1";
+
+std::string Request(std::string_view target) {
+  return fmt::format("GET {} HTTP/1.1\r\nHost: test\r\n\r\n", target);
+}
+
+TEST_F(ApiTest, SlowQueryPastItsTimeoutGetsTheTimeoutShape) {
+  ExpectJson(Get(fmt::format("{}&timeout=500ms", kSlowQuery)), 503,
+             R"({"status":"error","errorType":"timeout",)"
+             R"("error":"query timed out in expression evaluation"})");
+  // The server keeps serving.
+  ExpectJson(Get("/api/v1/query?query=1%2B1&time=4"), 200,
+             R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
+}
+
+TEST_F(ApiTest, ClientsThatGoAwayHaveTheirQueriesStoppedAndFreeTheWorker) {
+  StopServer();
+  StartServer(/*query_concurrency=*/1);
+  // One worker: `running` takes it; `queued` waits behind it. Both clients then close their
+  // sockets. Unless both queries are stopped, the last query waits minutes for the worker
+  // and the client gives up after 30 s.
+  auto running = std::make_unique<TestHttpClient>(server_->port());
+  ASSERT_TRUE(running->SendRaw(Request(kSlowQuery)));
+  auto queued = std::make_unique<TestHttpClient>(server_->port());
+  ASSERT_TRUE(queued->SendRaw(Request(kSlowQuery)));
+  // Closing right after sending is fine: the request reaches the server before the end of
+  // stream does, so it is read and dispatched, and the end of stream then marks it gone.
+  queued.reset();
+  running.reset();
+  ExpectJson(Get("/api/v1/query?query=1%2B1&time=4"), 200,
+             R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
+  // Both are counted; the `queued` request may reach the pool after the last query did (its
+  // connection is read on another I/O thread), so wait for the count without a deadline
+  // assertion.
+  TestHttpResponse metrics;
+  for (int i = 0; i < 300; ++i) {
+    metrics = Get("/metrics");
+    if (metrics.body.find("strata_queries_canceled_total 2\n") != std::string::npos) break;
+    ::usleep(100'000);
+  }
+  EXPECT_THAT(metrics.body, HasSubstr("strata_queries_canceled_total 2\n"));
+}
+
+TEST_F(ApiTest, HalfClosedClientOfAFastQueryStillGetsItsAnswer) {
+  WriteFixture();
+  TestHttpClient half(server_->port());
+  ASSERT_TRUE(half.SendRaw(Request("/api/v1/query?query=count(up)&time=30")));
+  half.ShutdownWrite();
+  auto r = half.ReadResponse();
+  ASSERT_TRUE(r.has_value());
+  // Either the answer, or (when the end of stream was seen before the query started) the
+  // canceled shape Prometheus gives a client that went away; never a dropped connection.
+  if (r->status == 200) {
+    EXPECT_EQ(r->body, R"({"status":"success","data":{"resultType":"vector","result":[)"
+                       R"({"metric":{},"value":[30,"2"]}]}})");
+  } else {
+    EXPECT_EQ(r->status, 499) << r->body;
+    EXPECT_THAT(r->body, HasSubstr(R"("errorType":"canceled")"));
+  }
 }
 
 TEST_F(ApiTest, DataSurvivesRestartOnTheSameDirectory) {
