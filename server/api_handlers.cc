@@ -681,15 +681,17 @@ void RegisterApiHandlers(Router& router, ApiContext* ctx) {
                        on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage& s) {
                          return LabelQuery(*ctx, p, s, std::nullopt);
                        }));
-  router.HandleGetPost(
-      "/api/v1/label/:name/values", on_pool([ctx](const HttpRequest& req, const ApiParams& p,
-                                                  Storage& s) -> absl::StatusOr<HttpResponse> {
-        std::string_view name = req.PathParam("name");
-        if (name.empty()) {
-          return absl::InvalidArgumentError(fmt::format("invalid label name: \"{}\"", name));
-        }
-        return LabelQuery(*ctx, p, s, name);
-      }));
+  router.HandleGetPost("/api/v1/label/:name/values",
+                       on_pool([ctx](const HttpRequest& req, const ApiParams& p,
+                                     Storage& s) -> absl::StatusOr<HttpResponse> {
+                         // Prometheus 3 clients write UTF-8 names as U__<escaped> in the path.
+                         std::string name = UnescapeValueEncodedName(req.PathParam("name"));
+                         if (name.empty() || !IsValidUtf8(name)) {
+                           return absl::InvalidArgumentError(
+                               fmt::format("invalid label name: {}", QuoteString(name)));
+                         }
+                         return LabelQuery(*ctx, p, s, name);
+                       }));
   router.HandleGetPost("/api/v1/format_query",
                        on_pool([ctx](const HttpRequest&, const ApiParams& p, Storage&) {
                          return FormatQuery(*ctx, p);

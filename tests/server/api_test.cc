@@ -496,6 +496,21 @@ TEST_F(ApiTest, HalfClosedClientOfAFastQueryStillGetsItsAnswer) {
   }
 }
 
+TEST_F(ApiTest, LabelValuesTakeUtf8NamesEscapedInThePath) {
+  test::WriteRequest req;
+  AddSeries(&req, {{"__name__", "m"}, {"my.label", "one"}, {"a_b", "two"}}, {{10000, 1}});
+  ASSERT_EQ(Write(req).status, 204);
+  ExpectJson(Get("/api/v1/label/U__my_2e_label/values"), 200,
+             R"({"status":"success","data":["one"]})");
+  ExpectJson(Get("/api/v1/label/U__a__b/values"), 200, R"({"status":"success","data":["two"]})");
+  // Percent-encoding works too, and a name that does not decode is taken as written.
+  ExpectJson(Get("/api/v1/label/my.label/values"), 200, R"({"status":"success","data":["one"]})");
+  ExpectJson(Get("/api/v1/label/U__my_zz_label/values"), 200, R"({"status":"success","data":[]})");
+  ExpectJson(
+      Get("/api/v1/label/%FF/values"), 400,
+      R"({"status":"error","errorType":"bad_data","error":"invalid label name: \"\\xff\""})");
+}
+
 TEST_F(ApiTest, DataSurvivesRestartOnTheSameDirectory) {
   WriteFixture();
   StopServer();
