@@ -381,7 +381,7 @@ absl::StatusOr<HttpResponse> LabelQuery(const ApiContext& ctx, const ApiParams& 
 absl::StatusOr<HttpResponse> FormatQuery(const ApiContext& ctx, const ApiParams& params) {
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr,
                           ParseQueryParam(params, ctx.engine_options.parser_options()));
-  std::string text = promql::ToString(*expr);
+  std::string text = promql::Pretty(*expr);
   return Success([&](JsonWriter& w) { w.String(text); });
 }
 

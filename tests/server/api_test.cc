@@ -511,6 +511,15 @@ TEST_F(ApiTest, LabelValuesTakeUtf8NamesEscapedInThePath) {
       R"({"status":"error","errorType":"bad_data","error":"invalid label name: \"\\xff\""})");
 }
 
+TEST_F(ApiTest, FormatQuerySplitsLongExpressionsOverLines) {
+  ExpectJson(
+      Get("/api/v1/format_query?query=histogram_quantile(0.99,sum%20by(le)(rate("
+          "http_request_duration_seconds_bucket%7Bjob%3D%22some-long-job-name%22%7D%5B5m%5D)))"),
+      200,
+      R"j({"status":"success","data":"histogram_quantile(\n  0.99,\n  sum by (le) )j"
+      R"j((rate(http_request_duration_seconds_bucket{job=\"some-long-job-name\"}[5m]))\n)"})j");
+}
+
 TEST_F(ApiTest, DataSurvivesRestartOnTheSameDirectory) {
   WriteFixture();
   StopServer();
