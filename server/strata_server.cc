@@ -62,6 +62,10 @@ absl::Status StrataServer::Start() {
   api_->engine_options = EngineOptionsFromConfig(config_);
   api_->query_pool = query_pool_.get();
   api_->write_pool = write_pool_.get();
+  api_->queries_canceled = metrics_->GetCounter(
+      "strata_queries_canceled_total",
+      "API requests (queries, label and series lookups) stopped because their client went "
+      "away while they were queued or evaluating.");
 
   RegisterProcessMetrics(metrics_);
   metrics_
