@@ -707,7 +707,7 @@ EncodedLoad BuildLoad(const LoadConfig& config, int threads,
     std::atomic<bool> stop{false};
     std::thread reporter([&] {
       while (!stop.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
         progress(encoded.load());
       }
     });
