@@ -138,15 +138,20 @@ Labels Labels::FromPairs(std::vector<std::pair<std::string, std::string>> pairs)
 
 Labels Labels::FromSortedViews(std::span<const LabelView> labels) {
   Labels out;
+  out.AssignSortedViews(labels);
+  return out;
+}
+
+void Labels::AssignSortedViews(std::span<const LabelView> labels) {
   size_t bytes = 0;
   for (const auto& l : labels) bytes += l.name.size() + l.value.size() + 4;
-  out.data_.reserve(bytes);
+  data_.clear();
+  data_.reserve(bytes);
   for (size_t i = 0; i < labels.size(); ++i) {
     assert(i == 0 || labels[i - 1].name < labels[i].name);
     assert(!labels[i].value.empty());
-    AppendLabel(out.data_, labels[i].name, labels[i].value);
+    AppendLabel(data_, labels[i].name, labels[i].value);
   }
-  return out;
 }
 
 absl::StatusOr<Labels> Labels::FromEncoded(std::string_view encoded) {
