@@ -272,6 +272,21 @@ def measure(name, bins, args, work):
     return out
 
 
+def combine(outs):
+    """The median of each figure over rounds (the first round's text fields)."""
+    if len(outs) == 1:
+        return outs[0]
+    out = dict(outs[0])
+    for k in ("samples_per_s", "wall_s", "cpu_s", "cpu_per_m", "hwm", "disk_apparent",
+              "disk_allocated"):
+        out[k] = statistics.median(o[k] for o in outs)
+    out["queries"] = {q: (statistics.median(o["queries"][q][0] for o in outs), outs[0]["queries"][q][1])
+                      for q in outs[0]["queries"]}
+    out["rounds"] = [o["samples_per_s"] for o in outs]
+    out["load_before"] = ", ".join(o["load_before"] for o in outs)
+    return out
+
+
 def fmt_ratio(a, b):
     return f"{a / b:.2f}×" if b else "-"
 
@@ -304,6 +319,8 @@ def render(results, args, started, machine):
         lines.append(f"| {label} | " + " | ".join(f(by[n]) for n in names) + " |")
 
     row("samples acked / sent", lambda r: f"{r['acked']:,} / {r['sent']:,}")
+    if args.rounds > 1:
+        row("ingest samples/s per round", lambda r: ", ".join(f"{v:,.0f}" for v in r["rounds"]))
     row("rejected requests", lambda r: r["rejected"])
     row("ingest, samples/s", lambda r: f"{r['samples_per_s']:,.0f}")
     row("ingest wall time, s", lambda r: f"{r['wall_s']:.1f}")
@@ -356,7 +373,9 @@ def render(results, args, started, machine):
         f"Queries are POSTed after a {args.settle:g} s settle, instant at the last scrape "
         f"time and range over the whole load minus its first 5 minutes, step {args.step} s; "
         f"each is run once to warm up, then {args.reps} times, median of those. Disk is the "
-        f"data directory's allocated blocks after SIGTERM and exit.")
+        f"data directory's allocated blocks after SIGTERM and exit."
+        + (f" Every system ran {args.rounds} times, the order rotating each round; figures "
+           "are medians over the rounds." if args.rounds > 1 else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -377,7 +396,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default="build/release")
-    ap.add_argument("--hosts", type=int, default=100)
+    ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--interval-ms", type=int, default=15000)
     ap.add_argument("--connections", type=int, default=8)
@@ -386,6 +405,9 @@ def main():
     ap.add_argument("--step", type=int, default=30, help="range query step, seconds")
     ap.add_argument("--settle", type=float, default=5, help="seconds between ingest and queries")
     ap.add_argument("--systems", default="strata,prometheus,victoriametrics")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every system this many times (the order rotates each round) "
+                         "and report medians")
     ap.add_argument("--results", default="bench/RESULTS.md",
                     help="file to write the section into ('' to skip)")
     ap.add_argument("--keep", action="store_true", help="keep the temp data directories")
@@ -410,10 +432,14 @@ def main():
     machine = f"{cpu}, {os.cpu_count()} CPUs"
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     work = tempfile.mkdtemp(prefix="strata-macro-")
-    results = []
+    names = args.systems.split(",")
+    runs = {n: [] for n in names}
     try:
-        for name in args.systems.split(","):
-            results.append(measure(name, bins, args, work))
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                runs[name].append(measure(name, bins, args, os.path.join(work, f"round{r}")))
+        results = [combine(runs[n]) for n in names]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
