@@ -364,6 +364,21 @@ def render(results, args, started, machine):
             lines.append(f"| {kind} query latency (geometric mean), Strata ÷ peer | " +
                          " | ".join(fmt_ratio(geo(s), geo(by[p])) for p in peers) + " |")
         lines.append("")
+        goals = []
+        for peer, want in (("victoriametrics", 1.5), ("prometheus", 3.0)):
+            if peer in by and by[peer]["samples_per_s"]:
+                got = s["samples_per_s"] / by[peer]["samples_per_s"]
+                goals.append(f"ingest ≥ {want:g}× {peer}: {'met' if got >= want else 'not met'} "
+                             f"({got:.2f}×)")
+        met = total = 0
+        for label, _ in QUERIES:
+            for kind in ("instant", "range"):
+                fastest = min(by[p]["queries"][(label, kind)][0] for p in peers)
+                total += 1
+                met += s["queries"][(label, kind)][0] <= fastest / 2
+        goals.append(f"query latency ≤ half the faster peer's: met by {met} of {total} queries")
+        lines.append("Goals from the server issue: " + "; ".join(goals) + ".")
+        lines.append("")
     lines.append(
         f"Method: servers started one after the other on 127.0.0.1 with empty temp data "
         f"directories (Prometheus 2.42 with `--web.enable-remote-write-receiver`; "
