@@ -515,17 +515,29 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
     ctx->metadata.Add(m.metric_family_name, {std::string(MetricTypeName(m.type)),
                                              std::string(m.help), std::string(m.unit)});
   }
-  std::vector<SeriesBatch> batch;
-  batch.reserve(decoder.series_count());
+  // The batch is reused too: refilling its label sets and sample vectors in place saves two
+  // allocations and two frees per series, a fifth of the handler's cost with one sample per
+  // series (what Prometheus sends). Entries past `used` keep their memory for later requests;
+  // an unusually large request's batch is released afterwards.
+  thread_local std::vector<SeriesBatch> batch;
+  size_t used = 0;
   for (size_t i = 0; i < decoder.series_count(); ++i) {
     RemoteWriteSeries s = decoder.series(i);
     if (!s.ok() || s.samples.empty()) continue;
-    batch.push_back(SeriesBatch{Labels::FromSortedViews(s.labels),
-                                std::vector<Sample>(s.samples.begin(), s.samples.end())});
+    if (used == batch.size()) batch.emplace_back();
+    SeriesBatch& b = batch[used++];
+    b.labels.AssignSortedViews(s.labels);
+    b.samples.assign(s.samples.begin(), s.samples.end());
   }
+  struct ReleaseLargeBatch {
+    ~ReleaseLargeBatch() {
+      if (batch.size() > 20'000) std::vector<SeriesBatch>().swap(batch);
+    }
+  } release_large_batch;
   AppendResult result;
-  if (!batch.empty()) {
-    absl::StatusOr<AppendResult> appended = storage->Append(batch);
+  if (used > 0) {
+    absl::StatusOr<AppendResult> appended =
+        storage->Append(std::span<const SeriesBatch>(batch.data(), used));
     if (!appended.ok()) {
       // Retryable: the sender backs off and sends the whole request again.
       int code = absl::IsResourceExhausted(appended.status()) ? 429 : 500;
