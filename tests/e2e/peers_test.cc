@@ -1,8 +1,9 @@
 // End-to-end tests of the real `strata` binary against real peers, all started once for the
 // whole binary (PeersEnvironment):
 //
-//   prometheus-node-exporter <- prometheus (1 s scrapes of itself and the exporter)
-//                                   `-- remote_write --> strata "prom"
+//   prometheus-node-exporter <- prometheus (1 s scrapes of itself and both exporters)
+//   prometheus-node-exporter "node-gone"   `-- remote_write --> strata "prom"
+//     (stopped half way: its series end with stale markers)
 //   prometheus-node-exporter <- vmagent --remoteWrite--> strata "vm" and victoria-metrics
 //
 // After about 85 s of data:
@@ -26,8 +27,12 @@
 //   an aggregation.
 // - 3.x renamed holt_winters to double_exponential_smoothing (behind a feature flag): not
 //   queried.
-// - 3.x sums with Kahan compensation (sum, avg, *_over_time), 2.42 does not: float results are
-//   compared with a relative tolerance of 1e-9, exact text only where no arithmetic happens.
+// - 3.x sums with Kahan compensation (sum, avg, *_over_time), 2.42 does not, and Go's math
+//   functions (atan2, exp, ln) can be an ulp off glibc's: float results are compared with a
+//   relative tolerance of 1e-9, exact text only where no arithmetic happens.
+// - Prometheus 2.42 answers label names and values with match[] from its head index without
+//   looking at sample times (see SeriesLabelsAndLabelValuesAgree), and serves label values by
+//   GET only (Strata also takes a form POST there).
 #include "tests/e2e/peers.h"
 
 #include <signal.h>
@@ -62,13 +67,23 @@ constexpr const char* kVmagent = "/usr/bin/vmagent";
 // How long the peers collect data before the tests compare: the queries reach back at most
 // 71 s before the window's end, which lies 10 s before the tests start.
 constexpr int kDataSeconds = 85;
+// When the "node-gone" exporter stops: inside the comparison window.
+constexpr int kGoneSeconds = 55;
 
 std::string SecondsText(int64_t ms) { return fmt::format("{:.3f}", ms / 1000.0); }
 
 class PeersEnvironment : public ::testing::Environment {
  public:
   void SetUp() override;
-  void TearDown() override { StopAll(); }
+  void TearDown() override {
+    StopAll();
+    // Keep the logs and data of a failed run.
+    if (::testing::UnitTest::GetInstance()->Passed()) {
+      std::filesystem::remove_all(dir);
+    } else {
+      std::printf("peer logs and data kept in %s\n", dir.c_str());
+    }
+  }
 
   void StopAll() {
     // Writers first, then what they write to.
@@ -78,8 +93,10 @@ class PeersEnvironment : public ::testing::Environment {
   bool ready() const { return error_.empty(); }
   const std::string& error() const { return error_; }
 
-  uint16_t strata_prom = 0, strata_vm = 0, prometheus = 0, node_exporter = 0, vm = 0, vmagent = 0;
+  uint16_t strata_prom = 0, strata_vm = 0, prometheus = 0, node_exporter = 0, vm = 0, vmagent = 0,
+           node_exporter_gone = 0;
   int64_t data_start_ms = 0;  // when Prometheus was ready (no sample is older)
+  int64_t gone_ms = 0;        // when the "node-gone" exporter was stopped
   std::filesystem::path dir;
 
   // The logs of every peer, for a failure message.
@@ -123,6 +140,7 @@ void PeersEnvironment::SetUp() {
   strata_vm = FreePort();
   prometheus = FreePort();
   node_exporter = FreePort();
+  node_exporter_gone = FreePort();
   vm = FreePort();
   vmagent = FreePort();
 
@@ -139,12 +157,20 @@ void PeersEnvironment::SetUp() {
                          "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo",
                          "--collector.loadavg", "--collector.netdev", "--collector.stat",
                          "--collector.vmstat", "--collector.uname"});
+  // A second exporter, job "node-gone", stopped while the data is collected: its series end
+  // with Prometheus' stale markers inside the comparison window.
+  PeerProcess* gone = Add("node-exporter-gone", kNodeExporter,
+                          {fmt::format("--web.listen-address=127.0.0.1:{}", node_exporter_gone),
+                           "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo",
+                           "--collector.loadavg"});
   PeerProcess* victoria = Add("victoria-metrics", kVictoriaMetrics,
                               {fmt::format("-httpListenAddr=127.0.0.1:{}", vm),
                                "-storageDataPath=" + (dir / "victoria-metrics").string(),
                                "-retentionPeriod=1", "-search.latencyOffset=1s"});
   if (!StartAndWait(s1, strata_prom, "/-/ready") || !StartAndWait(s2, strata_vm, "/-/ready") ||
-      !StartAndWait(ne, node_exporter, "/metrics") || !StartAndWait(victoria, vm, "/health")) {
+      !StartAndWait(ne, node_exporter, "/metrics") ||
+      !StartAndWait(gone, node_exporter_gone, "/metrics") ||
+      !StartAndWait(victoria, vm, "/health")) {
     return;
   }
 
@@ -159,11 +185,13 @@ void PeersEnvironment::SetUp() {
       "    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n"
       "  - job_name: node\n"
       "    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n"
+      "  - job_name: node-gone\n"
+      "    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n"
       "remote_write:\n"
       "  - url: http://127.0.0.1:{}/api/v1/write\n"
       "    queue_config: {{batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s}}\n"
       "    metadata_config: {{send: true, send_interval: 2s}}\n",
-      prometheus, node_exporter, strata_prom);
+      prometheus, node_exporter, node_exporter_gone, strata_prom);
   PeerProcess* prom = Add(
       "prometheus", kPrometheus,
       {"--config.file=" + prom_yml.string(), "--storage.tsdb.path=" + (dir / "prometheus").string(),
@@ -206,8 +234,12 @@ void PeersEnvironment::SetUp() {
   size_t i = 0;
   while (NowMs() < data_start_ms + kDataSeconds * 1000) {
     HttpGet(prometheus, traffic[i++ % std::size(traffic)]);
+    if (gone_ms == 0 && NowMs() >= data_start_ms + kGoneSeconds * 1000) {
+      gone->Stop();
+      gone_ms = NowMs();
+    }
     for (const auto& p : peers_) {
-      if (!p->Alive()) {
+      if (p.get() != gone && !p->Alive()) {
         error_ = fmt::format("{} died while collecting data\n{}", p->name(), p->LogTail());
         return;
       }
@@ -216,7 +248,8 @@ void PeersEnvironment::SetUp() {
   }
 }
 
-// Waits for a failed environment to be reported by every test, not silently skipped.
+// Every test reports a failed environment (a missing peer binary, a peer that died): nothing
+// is skipped silently.
 #define ASSERT_PEERS_READY() \
   ASSERT_TRUE(g_env != nullptr && g_env->ready()) << (g_env ? g_env->error() : "no environment")
 
@@ -263,7 +296,7 @@ int FreePhase(std::vector<int> used) {
 const Window& GetWindow() {
   static Window w = [] {
     Window w;
-    // The scrape phases, from the raw `up` samples of both targets.
+    // The scrape phases, from the raw `up` samples of every target.
     int64_t now = NowMs();
     std::string body = Post(g_env->strata_prom, "/api/v1/query",
                             {{"query", "up[60s]"}, {"time", SecondsText(now - 5000)}});
@@ -273,8 +306,8 @@ const Window& GetWindow() {
     for (const Series& s : raw.series) {
       for (const Sample& smp : s.samples) phases.push_back(static_cast<int>(smp.t_ms % 1000));
     }
-    if (raw.series.size() != 2) {
-      w.error = "expected the up series of 2 targets in Strata, got: " + Abbreviate(body);
+    if (raw.series.size() != 3) {
+      w.error = "expected the up series of 3 targets in Strata, got: " + Abbreviate(body);
       return w;
     }
     w.phase_ms = FreePhase(phases);
@@ -396,6 +429,16 @@ const std::vector<PromQuery>& Queries() {
        "sum(rate(node_network_receive_packets_total[30s])) by (device)"},
       {"sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[30s])) > 0"},
       {"irate(node_cpu_seconds_total{mode=\"user\"}[30s] offset 2s) * 100"},
+      // Series that end with stale markers inside the window.
+      {R"(node_load1{job="node-gone"})", true},
+      {R"(up{job="node-gone"})", true},
+      {R"(count_over_time(node_load1{job="node-gone"}[30s]))", true},
+      {R"(last_over_time(node_load1{job="node-gone"}[30s]))", true},
+      {R"(present_over_time(node_memory_MemFree_bytes{job="node-gone"}[20s]))", true},
+      {R"(absent(node_load1{job="node-gone"}))", true},
+      {R"(timestamp(node_load1{job="node-gone"}))", true},
+      {R"(rate(node_cpu_seconds_total{job="node-gone"}[30s]))"},
+      {R"(count by (job) (node_load1))", true},
   };
   return q;
 }
@@ -462,9 +505,10 @@ TEST_F(PrometheusE2e, RawSamplesAgree) {
 
 TEST_F(PrometheusE2e, GrafanaQueriesAgree) {
   const Window& w = GetWindow();
-  // Let remote write catch up with the window's end first.
+  // Let remote write catch up with the window's end first (and the 5 s after it that a
+  // negative offset reaches).
   for (int i = 0; i < 30; ++i) {
-    if (CompareQuery("/api/v1/query", {{"query", "up[5s]"}, {"time", SecondsText(w.end_ms + 3000)}},
+    if (CompareQuery("/api/v1/query", {{"query", "up[5s]"}, {"time", SecondsText(w.end_ms + 6000)}},
                      CompareOptions{.exact = true})
             .empty()) {
       break;
@@ -498,6 +542,23 @@ TEST_F(PrometheusE2e, GrafanaQueriesAgree) {
   RecordProperty("compared", compared);
   std::printf("compared %d query answers, %d differ (window %s..%s, phase %d ms)\n", compared,
               failed, SecondsText(w.start_ms).c_str(), SecondsText(w.end_ms).c_str(), w.phase_ms);
+}
+
+// The "node-gone" exporter stopped inside the window: its series are there at the start and
+// gone at the end (Prometheus' stale markers arrived and count), and both servers agree.
+TEST_F(PrometheusE2e, StaleMarkersEndSeries) {
+  const Window& w = GetWindow();
+  ASSERT_GT(g_env->gone_ms, w.start_ms);
+  ASSERT_LT(g_env->gone_ms + 2000, w.end_ms);
+  for (int64_t t : {w.start_ms, w.end_ms}) {
+    Params params = {{"query", R"(node_load1{job="node-gone"})"}, {"time", SecondsText(t)}};
+    QueryResult r;
+    std::string error;
+    ASSERT_TRUE(ParseQueryResponse(Post(g_env->strata_prom, "/api/v1/query", params), &r, &error))
+        << error;
+    EXPECT_EQ(r.series.size(), t == w.start_ms ? 1u : 0u) << SecondsText(t);
+    EXPECT_EQ(CompareQuery("/api/v1/query", params, {.exact = true}), "");
+  }
 }
 
 // Prometheus 2.42 answers label names and values with match[] from its head index without
@@ -755,7 +816,7 @@ TEST_F(GrafanaReplay, LabelBrowserAndVariables) {
       if (field.key == "job") jobs.emplace(v);
     }
   }
-  EXPECT_EQ(jobs, (std::set<std::string>{"node", "prometheus"}));
+  EXPECT_EQ(jobs, (std::set<std::string>{"node", "node-gone", "prometheus"}));
   // No match: an empty list, not null.
   EXPECT_TRUE(
       Strings(Call("GET", "/api/v1/label/mode/values", {{"match[]", "nonexistent_metric"}})["data"])
@@ -809,10 +870,10 @@ TEST_F(GrafanaReplay, DashboardRangeAndInstantQueries) {
        {{"query", "up"}, {"time", fmt::format("{:.3f}", NowMs() / 1000.0 - 5)}});
   ASSERT_TRUE(ParseQueryResponse(last_body_, &r, &error)) << error;
   EXPECT_EQ(r.result_type, "vector");
-  ASSERT_EQ(r.series.size(), 2u);
+  ASSERT_EQ(r.series.size(), 3u);
   for (const Series& s : r.series) {
     EXPECT_EQ(s.labels.at("__name__"), "up");
-    EXPECT_EQ(s.samples[0].text, "1");
+    EXPECT_EQ(s.samples[0].text, s.labels.at("job") == "node-gone" ? "0" : "1") << s.Key();
   }
   // A broken query: Grafana shows `error`; 400 with errorType bad_data.
   doc = Call("POST", "/api/v1/query_range",
@@ -891,28 +952,35 @@ TEST_F(VmagentE2e, RawSamplesAgreeWithVictoriaMetrics) {
   // A time whose 40 s window has no sample on its left edge, well before now.
   const int64_t t = (now / 1000 - 15) * 1000 + FreePhase(phases);
   const std::string selector = R"({job="vmagent-node"})";
+  // vmagent parses the exposition text with its own fast float parser, which is not always
+  // correctly rounded (1.4326e-05 arrives as 1.4326000000000001e-05); Strata keeps the
+  // float64 vmagent sent bit for bit (as it keeps Prometheus' in
+  // PrometheusE2e.RawSamplesAgree), VictoriaMetrics stores values as decimals and gives back
+  // 1.4326e-05. So values agree to about 1e-16, not always bit for bit.
   std::vector<Series> ours, theirs;
-  ASSERT_TRUE(ParseQueryResponse(Post(g_env->strata_vm, "/api/v1/query",
-                                      {{"query", selector + "[40s]"}, {"time", SecondsText(t)}}),
-                                 &r, &error))
-      << error;
-  ours = r.series;
-  std::string exported =
-      Get(g_env->vm, "/api/v1/export?" + FormEncode({{"match[]", selector},
-                                                     {"start", SecondsText(t - 40000)},
-                                                     {"end", SecondsText(t)}}));
-  ASSERT_TRUE(ParseVmExport(exported, &theirs, &error)) << error;
+  std::string diff;
+  // Both may still be taking in the last blocks: retry a while before reporting.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSERT_TRUE(ParseQueryResponse(Post(g_env->strata_vm, "/api/v1/query",
+                                        {{"query", selector + "[40s]"}, {"time", SecondsText(t)}}),
+                                   &r, &error))
+        << error;
+    ours = r.series;
+    std::string exported =
+        Get(g_env->vm, "/api/v1/export?" + FormEncode({{"match[]", selector},
+                                                       {"start", SecondsText(t - 40000)},
+                                                       {"end", SecondsText(t)}}));
+    theirs.clear();
+    ASSERT_TRUE(ParseVmExport(exported, &theirs, &error)) << error;
+    diff = CompareSeries(ours, theirs, CompareOptions{.rel_tol = 1e-12});
+    if (diff.empty()) break;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  EXPECT_EQ(diff, "") << "at " << SecondsText(t);
   EXPECT_GT(ours.size(), 100u);
   size_t samples = 0;
   for (const Series& s : ours) samples += s.samples.size();
   EXPECT_GT(samples, ours.size() * 35);
-  // vmagent parses the exposition text with its own fast float parser, which can be an ulp
-  // or two off Go's correctly rounded result (1.4326e-05 becomes 1.4326000000000001e-05);
-  // Strata keeps the float64 vmagent sent bit for bit (it matches Prometheus exactly in
-  // PrometheusE2e.RawSamplesAgree), VictoriaMetrics stores values as decimals and gives back
-  // the rounded 1.4326e-05. So values agree to about 1e-16, not always bit for bit.
-  std::string diff = CompareSeries(ours, theirs, CompareOptions{.rel_tol = 1e-12});
-  EXPECT_EQ(diff, "") << "at " << SecondsText(t);
 
   // Both list the same series.
   Params series = {
