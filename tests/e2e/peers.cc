@@ -91,6 +91,7 @@ bool PeerProcess::Alive() {
   if (r == 0) return true;
   running_ = false;
   if (r == pid_) {
+    exit_status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     exit_ = WIFEXITED(st) ? fmt::format("exited with code {}", WEXITSTATUS(st))
                           : fmt::format("killed by signal {}", WTERMSIG(st));
   }
@@ -108,6 +109,7 @@ void PeerProcess::Stop() {
   int st = 0;
   ::waitpid(pid_, &st, 0);
   running_ = false;
+  exit_status_ = 128 + SIGKILL;
   exit_ = "killed after SIGTERM was not enough";
 }
 

@@ -40,6 +40,8 @@ class PeerProcess {
 
   const std::string& name() const { return name_; }
   pid_t pid() const { return pid_; }
+  // The exit code once the process ended (128 + signal when killed), else -1.
+  int exit_status() const { return exit_status_; }
   // The last `bytes` of the process' output and, when it ended, how.
   std::string LogTail(size_t bytes = 3000) const;
 
@@ -49,6 +51,7 @@ class PeerProcess {
   std::filesystem::path log_;
   pid_t pid_ = -1;
   bool running_ = false;
+  int exit_status_ = -1;
   std::string exit_;
 };
 

@@ -78,6 +78,12 @@ class PeersEnvironment : public ::testing::Environment {
   void SetUp() override;
   void TearDown() override {
     StopAll();
+    // Strata exits cleanly on SIGTERM (under the sanitizers: without a leak or error report).
+    for (const auto& p : peers_) {
+      if (p->name().starts_with("strata") && p->exit_status() != 0) {
+        ADD_FAILURE() << p->name() << " did not exit with 0 on SIGTERM\n" << p->LogTail();
+      }
+    }
     // Keep the logs and data of a failed run.
     if (::testing::UnitTest::GetInstance()->Passed()) {
       std::filesystem::remove_all(dir);
