@@ -30,7 +30,9 @@
 //   queried.
 // - 3.x sums with Kahan compensation (sum, avg, *_over_time), 2.42 does not, and Go's math
 //   functions (atan2, exp, ln) can be an ulp off glibc's: float results are compared with a
-//   relative tolerance of 1e-9, exact text only where no arithmetic happens.
+//   relative tolerance of 1e-9, exact text only where no arithmetic happens. Where values
+//   cancel (stddev, stdvar of equal values) the rounding residue near 0 differs in every
+//   digit: those queries also accept an absolute difference far below the data's resolution.
 // - Prometheus 2.42 answers label names and values with match[] from its head index without
 //   looking at sample times (see SeriesLabelsAndLabelValuesAgree), and serves label values by
 //   GET only (Strata also takes a form POST there).
@@ -346,6 +348,10 @@ struct PromQuery {
   std::string expr;
   bool exact = false;    // no float arithmetic: the value text must match
   bool ordered = false;  // an instant query's result order matters
+  // Values this close count as equal whatever their ratio: for results that cancel (a
+  // standard deviation of equal values is 0 up to rounding residue that depends on the order
+  // of the arithmetic, 2.45e-16 here and 2.45e-16 with other digits there).
+  double abs_tol = 0;
 };
 
 // Grafana-style dashboard queries. {SO} is the subquery inner offset (see Window), {T0} the
@@ -396,7 +402,7 @@ const std::vector<PromQuery>& Queries() {
       {"max_over_time(go_goroutines[30s])", true},
       {"count_over_time(up[30s])", true},
       {"quantile_over_time(0.9, scrape_duration_seconds[30s])"},
-      {"stddev_over_time(process_resident_memory_bytes[30s])"},
+      {"stddev_over_time(process_resident_memory_bytes[30s])", false, false, 1e-6},
       {"last_over_time(up[30s])", true},
       {"absent(nonexistent_metric{job=\"x\"})", true},
       {"absent(up{job=\"node\"})", true},
@@ -408,7 +414,7 @@ const std::vector<PromQuery>& Queries() {
       {"changes(process_resident_memory_bytes[30s])", true},
       {"resets(node_cpu_seconds_total[30s])", true},
       {"quantile(0.5, rate(node_cpu_seconds_total[30s]))"},
-      {"stddev by (mode) (rate(node_cpu_seconds_total[30s]))"},
+      {"stddev by (mode) (rate(node_cpu_seconds_total[30s]))", false, false, 1e-12},
       {"time() - process_start_time_seconds"},
       {"timestamp(up)", true},
       {"sort_desc(sum by (job) (scrape_samples_scraped))", true, true},
@@ -427,7 +433,7 @@ const std::vector<PromQuery>& Queries() {
       {"rate(go_gc_duration_seconds_count[30s])"},
       {R"(topk by (mode) (1, node_cpu_seconds_total{job="node", mode=~"idle|user"}))", true},
       {"quantile by (job) (0.9, scrape_duration_seconds)"},
-      {"stdvar(rate(node_cpu_seconds_total[30s]))"},
+      {"stdvar(rate(node_cpu_seconds_total[30s]))", false, false, 1e-12},
       {"group by (job) (up)", true},
       {"count without (instance) (up)", true},
       {"max(up) by (job) == bool on(job) min(up) by (job)", true},
@@ -577,9 +583,9 @@ TEST_F(PrometheusE2e, GrafanaQueriesAgree) {
     std::string expr = Expand(q.expr, w);
     for (int64_t t : instants) {
       size_t samples = 0;
-      std::string diff =
-          CompareQuery("/api/v1/query", {{"query", expr}, {"time", SecondsText(t)}},
-                       CompareOptions{.exact = q.exact, .ordered = q.ordered}, &samples);
+      std::string diff = CompareQuery(
+          "/api/v1/query", {{"query", expr}, {"time", SecondsText(t)}},
+          CompareOptions{.exact = q.exact, .abs_tol = q.abs_tol, .ordered = q.ordered}, &samples);
       ++compared;
       total_samples += samples;
       if (samples == 0) ++empty;
@@ -588,12 +594,13 @@ TEST_F(PrometheusE2e, GrafanaQueriesAgree) {
     }
     for (int step_s : {5, 2}) {
       size_t samples = 0;
-      std::string diff = CompareQuery("/api/v1/query_range",
-                                      {{"query", expr},
-                                       {"start", SecondsText(w.start_ms)},
-                                       {"end", SecondsText(w.end_ms)},
-                                       {"step", std::to_string(step_s)}},
-                                      CompareOptions{.exact = q.exact}, &samples);
+      std::string diff =
+          CompareQuery("/api/v1/query_range",
+                       {{"query", expr},
+                        {"start", SecondsText(w.start_ms)},
+                        {"end", SecondsText(w.end_ms)},
+                        {"step", std::to_string(step_s)}},
+                       CompareOptions{.exact = q.exact, .abs_tol = q.abs_tol}, &samples);
       ++compared;
       total_samples += samples;
       if (samples == 0) ++empty;

@@ -76,6 +76,7 @@ bool ValuesEqual(const Sample& a, const Sample& b, const CompareOptions& o) {
   if (std::isnan(a.v) || std::isnan(b.v)) return std::isnan(a.v) && std::isnan(b.v);
   if (a.v == b.v) return true;
   if (std::isinf(a.v) || std::isinf(b.v)) return false;
+  if (std::fabs(a.v - b.v) <= o.abs_tol) return true;
   return std::fabs(a.v - b.v) <= o.rel_tol * std::max(std::fabs(a.v), std::fabs(b.v));
 }
 

@@ -44,6 +44,8 @@ struct CompareOptions {
   // Values equal as text (no float arithmetic in the query) rather than within `rel_tol`.
   bool exact = false;
   double rel_tol = 1e-9;
+  // Values at most this far apart are equal too (for results that cancel to about 0).
+  double abs_tol = 0;
   // The order of the series matters (sort, sort_desc on an instant query).
   bool ordered = false;
 };

@@ -56,6 +56,15 @@ TEST(CompareQueryResponses, MatricesNaNAndInfinities) {
   EXPECT_THAT(CompareQueryResponses(a, shorter, {}), HasSubstr("differs from sample 2"));
 }
 
+TEST(CompareQueryResponses, AbsoluteToleranceForCancellation) {
+  std::string a =
+      R"({"status":"success","data":{"resultType":"scalar","result":[1,"2.450657644340301e-16"]}})";
+  std::string b =
+      R"({"status":"success","data":{"resultType":"scalar","result":[1,"2.452103886805719e-16"]}})";
+  EXPECT_THAT(CompareQueryResponses(a, b, {}), HasSubstr("differs"));
+  EXPECT_EQ(CompareQueryResponses(a, b, {.abs_tol = 1e-12}), "");
+}
+
 TEST(CompareQueryResponses, TypesAndErrors) {
   std::string scalar = R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})";
   EXPECT_EQ(CompareQueryResponses(scalar, scalar, {.exact = true}), "");
