@@ -500,8 +500,7 @@ absl::StatusOr<TombstoneMap> ChunkStore::ReadTombstones() {
   return out;
 }
 
-absl::Status ChunkStore::WriteTombstones(
-    std::span<const std::pair<SeriesRef, Intervals>> entries) {
+absl::Status ChunkStore::WriteTombstones(std::span<const std::pair<SeriesRef, Intervals>> entries) {
   if (entries.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
   for (const auto& [ref, iv] : entries) {

@@ -99,8 +99,8 @@ absl::StatusOr<std::optional<ChunkRef>> RewriteChunk(const ChunkRef& chunk,
   }
   STRATA_RETURN_IF_ERROR(it.status());
   if (out.num_samples() == 0) return std::optional<ChunkRef>();
-  return std::optional<ChunkRef>(ChunkRef{first, out.last_timestamp(),
-                                          std::make_shared<const std::string>(out.bytes())});
+  return std::optional<ChunkRef>(
+      ChunkRef{first, out.last_timestamp(), std::make_shared<const std::string>(out.bytes())});
 }
 
 }  // namespace
@@ -272,9 +272,9 @@ absl::Status Storage::EnforceSizeRetentionLocked() {
 void Storage::RegisterAdminMetrics() {
   MetricsRegistry* m = options_.metrics;
   if (m == nullptr) return;
-  metrics_.deleted_series = m->GetCounter(
-      "strata_storage_deleted_series_total",
-      "Series deletions recorded as tombstones (one per series and delete request).");
+  metrics_.deleted_series =
+      m->GetCounter("strata_storage_deleted_series_total",
+                    "Series deletions recorded as tombstones (one per series and delete request).");
   metrics_.tombstone_cleans =
       m->GetCounter("strata_storage_tombstone_cleans_total", "Tombstone cleanings run.");
   metrics_.rewritten_chunks =

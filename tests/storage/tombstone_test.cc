@@ -79,7 +79,9 @@ TEST(Intervals, MergeAndContain) {
   auto decoded = Intervals::Decode(iv.Encode());
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(*decoded, iv);
-  EXPECT_FALSE(Intervals::Decode("\x01" "abc").ok());
+  EXPECT_FALSE(Intervals::Decode("\x01"
+                                 "abc")
+                   .ok());
 
   std::vector<Stone> stones = {{7, {-5, 9}}, {uint64_t{1} << 40, {100, 100}}};
   std::string payload;
@@ -99,19 +101,22 @@ TEST(DeleteSeries, HidesHeadAndStoredSamplesAndSurvivesRestartAndClean) {
   {
     auto db = Storage::Open(Opts(dir.path()));
     ASSERT_TRUE(db.ok()) << db.status();
-    ASSERT_TRUE((*db)->Append(std::vector<SeriesBatch>{{a, Range(1000, 150000, 1000)},
-                                                       {b, Range(1000, 150000, 1000)},
-                                                       {c, Range(1000, 150000, 1000)}})
+    ASSERT_TRUE((*db)
+                    ->Append(std::vector<SeriesBatch>{{a, Range(1000, 150000, 1000)},
+                                                      {b, Range(1000, 150000, 1000)},
+                                                      {c, Range(1000, 150000, 1000)}})
                     .ok());
     ASSERT_TRUE((*db)->Flush(false).ok());  // part in RocksDB, part in the head
-    ASSERT_TRUE((*db)->Append(std::vector<SeriesBatch>{{a, Range(151000, 300000, 1000)},
-                                                       {b, Range(151000, 300000, 1000)},
-                                                       {c, Range(151000, 300000, 1000)}})
+    ASSERT_TRUE((*db)
+                    ->Append(std::vector<SeriesBatch>{{a, Range(151000, 300000, 1000)},
+                                                      {b, Range(151000, 300000, 1000)},
+                                                      {c, Range(151000, 300000, 1000)}})
                     .ok());
     // Deletes across the flushed/head boundary, for m{job="a"} only.
-    ASSERT_TRUE((*db)->DeleteSeries({M(MatchType::kEqual, "__name__", "m"),
-                                     M(MatchType::kEqual, "job", "a")},
-                                    100000, 200000)
+    ASSERT_TRUE((*db)
+                    ->DeleteSeries(
+                        {M(MatchType::kEqual, "__name__", "m"), M(MatchType::kEqual, "job", "a")},
+                        100000, 200000)
                     .ok());
     ExpectSamples(**db, a, Without(all, 100000, 200000));
     ExpectSamples(**db, b, all);
@@ -164,8 +169,9 @@ TEST(DeleteSeries, WholeSeriesDisappearsFromListingsAndNewSamplesStayVisible) {
   auto db = Storage::Open(Opts(dir.path()));
   ASSERT_TRUE(db.ok()) << db.status();
   Labels a{{"__name__", "gone"}, {"only_here", "x"}}, b = L("kept", "b");
-  ASSERT_TRUE((*db)->Append(std::vector<SeriesBatch>{{a, Range(1000, 100000, 1000)},
-                                                     {b, Range(1000, 100000, 1000)}})
+  ASSERT_TRUE((*db)
+                  ->Append(std::vector<SeriesBatch>{{a, Range(1000, 100000, 1000)},
+                                                    {b, Range(1000, 100000, 1000)}})
                   .ok());
   ASSERT_TRUE((*db)->Flush(false).ok());
   // No end: everything up to the end of time, clamped to the series' samples.
@@ -250,8 +256,9 @@ TEST(Snapshot, WithAndWithoutHeadOpensAsADataDirectory) {
   Labels a = L("m", "a"), b = L("m", "b");
   auto db = Storage::Open(Opts(data));
   ASSERT_TRUE(db.ok()) << db.status();
-  ASSERT_TRUE((*db)->Append(std::vector<SeriesBatch>{{a, Range(1000, 100000, 1000)},
-                                                     {b, Range(1000, 100000, 1000)}})
+  ASSERT_TRUE((*db)
+                  ->Append(std::vector<SeriesBatch>{{a, Range(1000, 100000, 1000)},
+                                                    {b, Range(1000, 100000, 1000)}})
                   .ok());
   ASSERT_TRUE((*db)->Flush(false).ok());
   ASSERT_TRUE((*db)->Append(std::vector<SeriesBatch>{{a, Range(101000, 130000, 1000)}}).ok());
@@ -332,9 +339,10 @@ TEST(SizeRetention, DropsOldestPartitionsButNeverTheHeadOne) {
   auto got = All(**db);
   ASSERT_EQ(got.size(), 40u);
   EXPECT_GE(got.begin()->second.front().t, left.front() * kPartition);
-  EXPECT_NE(metrics2.ExpositionText().find("strata_storage_size_retention_dropped_partitions_total " +
-                                           std::to_string(left.front())),
-            std::string::npos)
+  EXPECT_NE(
+      metrics2.ExpositionText().find("strata_storage_size_retention_dropped_partitions_total " +
+                                     std::to_string(left.front())),
+      std::string::npos)
       << metrics2.ExpositionText();
 
   // A limit below the newest partition alone keeps it.
