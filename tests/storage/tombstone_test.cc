@@ -1,6 +1,10 @@
 // Series deletion (tombstones), tombstone cleaning, snapshots and size-based retention.
+#include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <random>
 #include <set>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "storage/db.h"
@@ -248,6 +252,90 @@ TEST(DeleteSeries, EmptyOrNonMatchingDeletesChangeNothing) {
   ASSERT_TRUE((*db)->DeleteSeries({M(MatchType::kEqual, "job", "a")}, 6000, 9000).ok());
   EXPECT_EQ((*db)->tombstones()->size(), 0u);
   ExpectSamples(**db, a, Range(1000, 5000, 1000));
+}
+
+// Deletes, flushes and cleanings race appends and queries: a query made after a delete
+// returned never sees the deleted samples, and always sees every other acknowledged one.
+TEST(DeleteSeries, ConcurrentWithAppendsFlushesAndQueries) {
+  TempDir dir;
+  StorageOptions o = Opts(dir.path());
+  o.flush_interval_ms = 5;
+  o.idle_chunk_ms = 1000;
+  auto opened = Storage::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Storage& db = **opened;
+  Labels c = L("c", "x");
+  std::atomic<Timestamp> acked{-1};  // every sample up to here is acknowledged
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<TimeInterval> deleted;  // acknowledged deletions
+  std::thread appender([&] {
+    for (Timestamp t = 0; !stop.load(); t += 5000) {
+      auto r = db.Append(std::vector<SeriesBatch>{{c, Range(t, t + 4000, 1000)}});
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->appended, 5);
+      acked.store(t + 4000);
+    }
+  });
+  std::atomic<int> checks{0};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      std::vector<TimeInterval> gone;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        gone = deleted;
+      }
+      Timestamp upto = acked.load();
+      auto q = db.MakeQuerier(0, std::numeric_limits<Timestamp>::max() / 2);
+      ASSERT_TRUE(q.ok());
+      auto got = ReadAll(**q, {M(MatchType::kEqual, "__name__", "c")});
+      std::set<Timestamp> times;
+      for (const Sample& x : got[c.ToString()]) times.insert(x.t);
+      Intervals del;
+      for (const TimeInterval& iv : gone) del.Add(iv);
+      for (Timestamp t = 0; t <= upto; t += 1000) {
+        if (del.Contains(t)) {
+          ASSERT_EQ(times.count(t), 0u) << "deleted sample " << t << " visible";
+        } else {
+          ASSERT_EQ(times.count(t), 1u) << "sample " << t << " missing";
+        }
+      }
+      ++checks;
+    }
+  });
+  // Waits for `done`; false after a failure in another thread or a minute.
+  auto wait = [&](auto done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!done()) {
+      if (::testing::Test::HasFailure() || std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      std::this_thread::yield();
+    }
+    return true;
+  };
+  std::mt19937 rng(5);
+  for (int i = 0; i < 40 && !HasFailure(); ++i) {
+    if (!wait([&] { return acked.load() >= (i + 2) * 20000; })) break;
+    Timestamp hi = acked.load() - 2000;  // never the series' last sample
+    Timestamp lo = std::max<Timestamp>(0, hi - static_cast<Timestamp>(rng() % 30000));
+    hi = lo + static_cast<Timestamp>(rng() % (hi - lo + 1));
+    ASSERT_TRUE(db.DeleteSeries({M(MatchType::kEqual, "__name__", "c")}, lo, hi).ok());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      deleted.push_back({lo, hi});
+    }
+    if (rng() % 4 == 0) {
+      ASSERT_TRUE(db.CleanTombstones().ok());
+    }
+    if (rng() % 3 == 0) {
+      ASSERT_TRUE(db.Flush(rng() % 2 == 0).ok());
+    }
+  }
+  EXPECT_TRUE(wait([&] { return checks.load() >= 5; }));
+  stop.store(true);
+  appender.join();
+  reader.join();
 }
 
 TEST(Snapshot, WithAndWithoutHeadOpensAsADataDirectory) {
