@@ -390,7 +390,8 @@ TEST(Snapshot, WithAndWithoutHeadOpensAsADataDirectory) {
 
 TEST(SizeRetention, DropsOldestPartitionsButNeverTheHeadOne) {
   TempDir dir;
-  MetricsRegistry metrics;
+  // Declared before the storage, which uses them until it is destroyed.
+  MetricsRegistry metrics, metrics2, metrics3;
   StorageOptions o = Opts(dir.path());
   o.metrics = &metrics;
   o.wal_segment_bytes = 64 << 10;
@@ -422,7 +423,6 @@ TEST(SizeRetention, DropsOldestPartitionsButNeverTheHeadOne) {
 
   // Reopen with a limit of about a third: old partitions go, the newest stays.
   o.retention_bytes = static_cast<int64_t>(full / 3);
-  MetricsRegistry metrics2;
   o.metrics = &metrics2;
   db = Storage::Open(o);
   ASSERT_TRUE(db.ok()) << db.status();
@@ -446,7 +446,6 @@ TEST(SizeRetention, DropsOldestPartitionsButNeverTheHeadOne) {
   // A limit below the newest partition alone keeps it.
   ASSERT_TRUE((*db)->Close().ok());
   o.retention_bytes = 1;
-  MetricsRegistry metrics3;
   o.metrics = &metrics3;
   db = Storage::Open(o);
   ASSERT_TRUE(db.ok()) << db.status();
