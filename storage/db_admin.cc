@@ -289,8 +289,8 @@ void Storage::RegisterAdminMetrics() {
   m->AddCallbackGauge("strata_storage_tombstone_intervals", "Deleted intervals over all series.",
                       [tombstones] { return static_cast<double>(tombstones->num_intervals()); });
   m->AddCallbackGauge("strata_storage_size_bytes",
-                      "Bytes on disk as size retention counts them (RocksDB live SST and "
-                      "memtables, plus the WAL).",
+                      "Bytes on disk as size retention counts them (RocksDB live SST and log "
+                      "files, plus the WAL).",
                       [this] { return static_cast<double>(DiskBytes()); });
   double limit = static_cast<double>(options_.retention_bytes);
   m->AddCallbackGauge("strata_storage_retention_limit_bytes",
