@@ -73,6 +73,9 @@ void Evaluator::Info(const Expr& at, std::string_view text) {
 }
 
 absl::Status Evaluator::CheckDeadline() {
+  if (options_.canceled != nullptr && options_.canceled->load(std::memory_order_relaxed)) {
+    return absl::CancelledError("query was canceled in expression evaluation");
+  }
   if (absl::Now() > deadline_) {
     return absl::DeadlineExceededError("query timed out in expression evaluation");
   }

@@ -10,6 +10,7 @@
 #ifndef STRATA_QUERY_ENGINE_H_
 #define STRATA_QUERY_ENGINE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -31,6 +32,9 @@ struct EngineOptions {
   int64_t max_samples = 50'000'000;
   // Wall-clock budget per query; absl::InfiniteDuration() for none.
   absl::Duration timeout = absl::Minutes(2);
+  // Set (by another thread) when the query's client has gone away: evaluation stops at its
+  // next deadline check with a Cancelled error. Not owned; null for none.
+  const std::atomic<bool>* canceled = nullptr;
   // Step of a subquery written without one (`[5m:]`).
   int64_t default_subquery_step_ms = 60 * 1000;
   // --enable-feature= names of Prometheus:
@@ -71,6 +75,7 @@ struct QueryResult {
 
 // Errors (absl::Status codes, Prometheus error types, see src/status.h):
 //   DeadlineExceeded   "query timed out in expression evaluation"          (timeout)
+//   Cancelled          "query was canceled in expression evaluation"       (canceled)
 //   ResourceExhausted  "query processing would load too many samples ..."  (execution)
 //   FailedPrecondition  errors met while evaluating, e.g. "vector cannot contain metrics
 //                       with the same labelset", many-to-many matching     (execution)

@@ -371,6 +371,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     bool noted = false;  // the "might not be a counter" info, once per series
     bool counter_like = metric.ends_with("_total") || metric.ends_with("_sum") ||
                         metric.ends_with("_count") || metric.ends_with("_bucket");
+    // Samples visited since the last deadline check: windows may be long (a subquery with a
+    // fine step), so the check goes by work done, not by steps.
+    size_t work = 0;
     for (size_t i = 0; i < n; ++i) {
       Timestamp T = m.window_ends[i];
       if (T < prev_end) lo = hi = 0;
@@ -379,6 +382,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       while (lo < hi && pts[lo].t <= T - range) ++lo;
       while (lo < pts.size() && pts[lo].t <= T - range) ++lo;
       std::span<const Sample> w(pts.data() + lo, hi > lo ? hi - lo : 0);
+      work += w.size() + 1;
+      if (work >= 65536) {
+        work = 0;
+        STRATA_RETURN_IF_ERROR(CheckDeadline());
+      }
       if (m.anchored || m.smoothed) {
         if (id == F::kAbsentOverTime && !w.empty()) any_at_step[i] = true;
         std::optional<double> v = ExtendedRangeValue(id, m, pts, lo, hi, T, range);

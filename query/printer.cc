@@ -147,6 +147,63 @@ void AppendExtended(std::string* out, const VectorSelector& vs) {
   }
 }
 
+// `[5m:1m] @ 100.000 offset 1m`: what follows a subquery's expression.
+void AppendSubquerySuffix(std::string* out, const Subquery& sq) {
+  *out += '[';
+  *out += DurationToString(sq.range);
+  *out += ':';
+  if (sq.has_step && (sq.step.expr != nullptr || sq.step.ms != 0)) {
+    *out += DurationToString(sq.step);
+  }
+  *out += ']';
+  AppendAt(out, sq.at);
+  AppendOffset(out, sq.offset);
+}
+
+// `sum`, `sum by (a) `, `sum without (a) `: an aggregation up to its parenthesis.
+void AppendAggregateHead(std::string* out, const Aggregate& a) {
+  *out += AggregateOpString(a.op);
+  if (a.without) {
+    *out += " without (";
+    AppendLabelList(out, a.grouping);
+    *out += ") ";
+  } else if (!a.grouping.empty()) {
+    *out += " by (";
+    AppendLabelList(out, a.grouping);
+    *out += ") ";
+  }
+}
+
+// The operator of a binary expression with its modifiers: `* bool on (a) group_left (b)`.
+void AppendOperator(std::string* out, const Binary& b) {
+  *out += BinaryOpString(b.op);
+  if (b.return_bool) *out += " bool";
+  if (b.matching) {
+    const VectorMatching& vm = *b.matching;
+    const bool grouped =
+        vm.card == VectorMatchCard::kManyToOne || vm.card == VectorMatchCard::kOneToMany;
+    if (!vm.matching_labels.empty() || vm.on || grouped) {
+      *out += vm.on ? " on (" : " ignoring (";
+      AppendLabelList(out, vm.matching_labels);
+      *out += ')';
+    }
+    if (grouped) {
+      *out += vm.card == VectorMatchCard::kManyToOne ? " group_left (" : " group_right (";
+      AppendLabelList(out, vm.include);
+      *out += ')';
+    }
+    auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+    if (vm.fill_left && vm.fill_right && same(*vm.fill_left, *vm.fill_right)) {
+      *out += fmt::format(" fill ({})", FormatNumber(*vm.fill_left));
+    } else {
+      if (vm.fill_left) *out += fmt::format(" fill_left ({})", FormatNumber(*vm.fill_left));
+      if (vm.fill_right) {
+        *out += fmt::format(" fill_right ({})", FormatNumber(*vm.fill_right));
+      }
+    }
+  }
+}
+
 void Append(std::string* out, const Expr& e) {
   switch (e.kind()) {
     case NodeKind::kNumberLiteral: {
@@ -184,15 +241,7 @@ void Append(std::string* out, const Expr& e) {
     case NodeKind::kSubquery: {
       const auto& sq = e.As<Subquery>();
       Append(out, *sq.expr);
-      *out += '[';
-      *out += DurationToString(sq.range);
-      *out += ':';
-      if (sq.has_step && (sq.step.expr != nullptr || sq.step.ms != 0)) {
-        *out += DurationToString(sq.step);
-      }
-      *out += ']';
-      AppendAt(out, sq.at);
-      AppendOffset(out, sq.offset);
+      AppendSubquerySuffix(out, sq);
       return;
     }
     case NodeKind::kParen:
@@ -217,48 +266,14 @@ void Append(std::string* out, const Expr& e) {
         Append(out, lhs);
       }
       *out += ' ';
-      *out += BinaryOpString(b.op);
-      if (b.return_bool) *out += " bool";
-      if (b.matching) {
-        const VectorMatching& vm = *b.matching;
-        const bool grouped =
-            vm.card == VectorMatchCard::kManyToOne || vm.card == VectorMatchCard::kOneToMany;
-        if (!vm.matching_labels.empty() || vm.on || grouped) {
-          *out += vm.on ? " on (" : " ignoring (";
-          AppendLabelList(out, vm.matching_labels);
-          *out += ')';
-        }
-        if (grouped) {
-          *out += vm.card == VectorMatchCard::kManyToOne ? " group_left (" : " group_right (";
-          AppendLabelList(out, vm.include);
-          *out += ')';
-        }
-        auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
-        if (vm.fill_left && vm.fill_right && same(*vm.fill_left, *vm.fill_right)) {
-          *out += fmt::format(" fill ({})", FormatNumber(*vm.fill_left));
-        } else {
-          if (vm.fill_left) *out += fmt::format(" fill_left ({})", FormatNumber(*vm.fill_left));
-          if (vm.fill_right) {
-            *out += fmt::format(" fill_right ({})", FormatNumber(*vm.fill_right));
-          }
-        }
-      }
+      AppendOperator(out, b);
       *out += ' ';
       Append(out, *b.rhs);
       return;
     }
     case NodeKind::kAggregate: {
       const auto& a = e.As<Aggregate>();
-      *out += AggregateOpString(a.op);
-      if (a.without) {
-        *out += " without (";
-        AppendLabelList(out, a.grouping);
-        *out += ") ";
-      } else if (!a.grouping.empty()) {
-        *out += " by (";
-        AppendLabelList(out, a.grouping);
-        *out += ") ";
-      }
+      AppendAggregateHead(out, a);
       *out += '(';
       if (a.param) {
         Append(out, *a.param);
@@ -282,7 +297,109 @@ void Append(std::string* out, const Expr& e) {
   }
 }
 
+// Prometheus' Pretty(level): a node whose one-line form is longer than 100 characters is
+// split, its children one level deeper, each level indented by two spaces; shorter nodes
+// print on one line. Subqueries that fit are printed without indentation, as Prometheus
+// prints them.
+constexpr size_t kMaxCharactersPerLine = 100;
+
+void AppendIndent(std::string* out, int level) { out->append(static_cast<size_t>(level) * 2, ' '); }
+
+// Appends the pretty form of `e` at `level` (string appends only: GCC 12 -O3 warns falsely
+// on chains of operator+).
+void AppendPretty(std::string* out, const Expr& e, int level) {
+  std::string one_line = ToString(e);
+  const bool split = one_line.size() > kMaxCharactersPerLine;
+  switch (e.kind()) {
+    case NodeKind::kNumberLiteral:
+    case NodeKind::kStringLiteral:
+    case NodeKind::kVectorSelector:
+    case NodeKind::kMatrixSelector:
+      break;
+    case NodeKind::kSubquery: {
+      if (!split) {
+        out->append(one_line);
+        return;
+      }
+      const auto& sq = e.As<Subquery>();
+      AppendPretty(out, *sq.expr, level);
+      AppendSubquerySuffix(out, sq);
+      return;
+    }
+    case NodeKind::kParen:
+      if (!split) break;
+      AppendIndent(out, level);
+      out->append("(\n");
+      AppendPretty(out, *e.As<Paren>().expr, level + 1);
+      out->push_back('\n');
+      AppendIndent(out, level);
+      out->push_back(')');
+      return;
+    case NodeKind::kUnary: {
+      const auto& u = e.As<Unary>();
+      std::string child;
+      AppendPretty(&child, *u.expr, level);
+      size_t first = child.find_first_not_of(" \t\n");
+      size_t last = child.find_last_not_of(" \t\n");
+      AppendIndent(out, level);
+      out->push_back(u.negate ? '-' : '+');
+      if (first != std::string::npos) out->append(child, first, last - first + 1);
+      return;
+    }
+    case NodeKind::kBinary: {
+      if (!split) break;
+      const auto& b = e.As<Binary>();
+      AppendPretty(out, *b.lhs, level + 1);
+      out->push_back('\n');
+      AppendIndent(out, level);
+      AppendOperator(out, b);
+      out->push_back('\n');
+      AppendPretty(out, *b.rhs, level + 1);
+      return;
+    }
+    case NodeKind::kAggregate: {
+      if (!split) break;
+      const auto& a = e.As<Aggregate>();
+      AppendIndent(out, level);
+      AppendAggregateHead(out, a);
+      out->append("(\n");
+      if (a.param) {
+        AppendPretty(out, *a.param, level + 1);
+        out->append(",\n");
+      }
+      AppendPretty(out, *a.expr, level + 1);
+      out->push_back('\n');
+      AppendIndent(out, level);
+      out->push_back(')');
+      return;
+    }
+    case NodeKind::kCall: {
+      if (!split) break;
+      const auto& c = e.As<Call>();
+      AppendIndent(out, level);
+      out->append(c.func->name);
+      out->append("(\n");
+      for (size_t i = 0; i < c.args.size(); ++i) {
+        if (i > 0) out->append(",\n");
+        AppendPretty(out, *c.args[i], level + 1);
+      }
+      out->push_back('\n');
+      AppendIndent(out, level);
+      out->push_back(')');
+      return;
+    }
+  }
+  AppendIndent(out, level);
+  out->append(one_line);
+}
+
 }  // namespace
+
+std::string Pretty(const Expr& e) {
+  std::string out;
+  AppendPretty(&out, e, 0);
+  return out;
+}
 
 std::string FormatNumber(double v) {
   if (std::isnan(v)) return "NaN";

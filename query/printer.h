@@ -13,6 +13,15 @@ namespace strata::promql {
 std::string ToString(const Expr& e);
 std::string ToString(const DurationExpr& e);
 
+// The text /api/v1/format_query answers, as Prometheus' Prettify writes it: ToString(e)
+// when it fits in 100 characters; otherwise aggregations, calls, binary operations and
+// parentheses longer than that are split over lines, children indented two spaces per
+// level:
+//   sum by (job) (
+//     rate(http_requests_total{...}[5m])
+//   )
+std::string Pretty(const Expr& e);
+
 // Prometheus' canonical duration text for the range / offset / step slot (`5m`, `1h30m`,
 // or the expression as written when it was one).
 std::string DurationToString(const Duration& d);

@@ -1,5 +1,6 @@
 // The /api/v1 endpoints that read or write storage: query, query_range, series, labels,
-// label values, format_query, metadata, query_exemplars and the remote-write receiver.
+// label values, format_query, metadata, query_exemplars, status/tsdb and the remote-write
+// receiver.
 // Answers follow Prometheus 3: the same JSON shapes, value and timestamp formatting, error
 // types, codes and messages.
 #ifndef STRATA_SERVER_API_HANDLERS_H_
@@ -16,6 +17,7 @@
 #include "server/http_server.h"
 #include "server/remote_write.h"
 #include "server/work_pool.h"
+#include "src/metrics.h"
 #include "storage/db.h"
 
 namespace strata {
@@ -58,11 +60,16 @@ struct ApiContext {
   WorkPool* query_pool = nullptr;
   // Remote-write appends (which wait for the WAL) run here.
   WorkPool* write_pool = nullptr;
+  // Counts queries stopped because their client went away while they were queued or
+  // evaluating (strata_queries_canceled_total). Null: not counted.
+  Counter* queries_canceled = nullptr;
 };
 
 // Registers GET and POST /api/v1/query, /api/v1/query_range, /api/v1/series,
 // /api/v1/labels, /api/v1/label/:name/values, /api/v1/format_query, /api/v1/metadata,
-// /api/v1/query_exemplars, and POST /api/v1/write.
+// /api/v1/query_exemplars, GET /api/v1/status/tsdb, POST /api/v1/write (remote write 1.0)
+// and POST /api/v1/import/prometheus (text exposition format, as VictoriaMetrics takes it:
+// `timestamp` and `extra_label` parameters, optional gzip; see ImportPrometheusText).
 // REQUIRES: `ctx` and its pools outlive the server.
 void RegisterApiHandlers(Router& router, ApiContext* ctx);
 

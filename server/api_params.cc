@@ -180,4 +180,57 @@ absl::StatusOr<RangeParams> ParseRangeParams(const ApiParams& params) {
   return r;
 }
 
+std::string UnescapeValueEncodedName(std::string_view name) {
+  constexpr std::string_view kPrefix = "U__";
+  if (!name.starts_with(kPrefix)) return std::string(name);
+  std::string_view escaped = name.substr(kPrefix.size());
+  std::string out;
+  out.reserve(escaped.size());
+  for (size_t i = 0; i < escaped.size(); ++i) {
+    if (escaped[i] != '_') {
+      out.push_back(escaped[i]);
+      continue;
+    }
+    if (++i >= escaped.size()) return std::string(name);
+    if (escaped[i] == '_') {
+      out.push_back('_');
+      continue;
+    }
+    uint32_t code = 0;
+    int digits = 0;
+    while (i < escaped.size() && escaped[i] != '_') {
+      char c = escaped[i];
+      if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+      if (++digits > 6) return std::string(name);
+      if (c >= '0' && c <= '9') {
+        code = code * 16 + static_cast<uint32_t>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        code = code * 16 + static_cast<uint32_t>(c - 'a' + 10);
+      } else {
+        return std::string(name);
+      }
+      ++i;
+    }
+    if (i >= escaped.size()) return std::string(name);  // no closing '_'
+    if (code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return std::string(name);
+    // UTF-8 encoding of the code point.
+    if (code < 0x80) {
+      out.push_back(static_cast<char>(code));
+    } else if (code < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (code >> 6)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    } else if (code < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (code >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (code >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    }
+  }
+  return out;
+}
+
 }  // namespace strata

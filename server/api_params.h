@@ -22,6 +22,13 @@ struct HttpRequest;
 // byte. Errors on a malformed escape: `invalid URL escape "%zz"`.
 absl::StatusOr<std::string> QueryUnescape(std::string_view s);
 
+// Undoes Prometheus 3's "values" escaping of a name, which clients use to put a UTF-8 label
+// name in a URL path (/api/v1/label/U__<escaped>/values): after the "U__" prefix, "__" is
+// "_" and "_<hex code point>_" is that character ("U__my_2e_label" -> "my.label"). A name
+// without the prefix, or one that does not decode (a bad hex digit, more than six digits, a
+// missing closing '_', no valid code point), is returned unchanged, as Prometheus does.
+std::string UnescapeValueEncodedName(std::string_view name);
+
 // The parameters of one request, in Go's r.Form order: body parameters first, then URL
 // parameters, each in the order they appear. Parameter names are case-sensitive.
 class ApiParams {

@@ -118,7 +118,7 @@ absl::StatusOr<std::string> GzipDecompress(std::string_view data, size_t max_siz
   size_t total = zs.total_out;
   inflateEnd(&zs);
   if (total > max_size) {
-    return absl::InvalidArgumentError(
+    return absl::ResourceExhaustedError(
         fmt::format("gzip: decompressed size exceeds the limit of {} bytes", max_size));
   }
   out.resize(total);

@@ -18,8 +18,8 @@ bool AcceptsGzip(std::string_view accept_encoding);
 // server uses a fast level because it compresses on the I/O threads).
 absl::StatusOr<std::string> GzipCompress(std::string_view data, int level = 1);
 
-// Inflates a gzip (or zlib) stream; errors when it is malformed or inflates past
-// `max_size` bytes.
+// Inflates a gzip (or zlib) stream. Errors: InvalidArgument when it is malformed,
+// ResourceExhausted when it inflates past `max_size` bytes.
 absl::StatusOr<std::string> GzipDecompress(std::string_view data, size_t max_size);
 
 }  // namespace strata

@@ -1,8 +1,11 @@
 // The only translation unit that includes Boost.Beast (compile time).
 #include "server/http_server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -427,6 +430,9 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
       return Write(HttpResponse::Text(404, "404 page not found\n"));
     }
     pattern_ = std::string(m.pattern);
+    auto gone = std::make_shared<std::atomic<bool>>(false);
+    client_gone_ = gone;
+    request_.client_gone = gone;
     HttpResponder responder(shared_from_this());
     try {
       (*m.handler)(request_, std::move(responder));
@@ -435,11 +441,48 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
       // its destructor has already queued a 500.
       spdlog::error("HTTP handler for {} threw: {}", pattern_, e.what());
     }
+    // Answered later from another thread: watch for the client going away meanwhile.
+    if (!writing_) WatchDisconnect();
+  }
+
+  // Waits for the socket to become readable while a response is pending. Readable with
+  // data: the client pipelined its next request and is still there. End of stream or an
+  // error: the client is gone (or half-closed), which sets the request's client_gone flag.
+  void WatchDisconnect() {
+    watching_ = true;
+    stream_.socket().async_wait(tcp::socket::wait_read,
+                                [self = shared_from_this(), gone = client_gone_](
+                                    beast::error_code ec) { self->OnReadable(ec, gone); });
+  }
+
+  void OnReadable(beast::error_code ec, const std::shared_ptr<std::atomic<bool>>& gone) {
+    // Answered meanwhile (Write cancels the wait), or a later request's watch.
+    if (!watching_ || gone != client_gone_) return;
+    if (ec == net::error::operation_aborted) return;
+    if (!ec) {
+      char c;
+      ssize_t n = ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) {
+        watching_ = false;
+        return;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return WatchDisconnect();
+      }
+    }
+    watching_ = false;
+    gone->store(true, std::memory_order_relaxed);
+    spdlog::debug("HTTP client {} went away while {} was being handled", remote_, pattern_);
   }
 
   void Write(HttpResponse r) {
     if (writing_) return;  // a second answer to one request (a handler bug); drop it
     writing_ = true;
+    if (watching_) {
+      watching_ = false;
+      beast::error_code ec;
+      stream_.socket().cancel(ec);
+    }
     bool head = request_.method == "HEAD";
     bool close = force_close_ || stopping_ || !keep_alive_ ||
                  server_->shutting_down_.load(std::memory_order_acquire);
@@ -538,6 +581,8 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   bool stopping_ = false;     // the server is stopping: close after this request
   bool force_close_ = false;  // close after this response (an error answer)
   bool writing_ = false;
+  bool watching_ = false;                           // WatchDisconnect's wait is pending
+  std::shared_ptr<std::atomic<bool>> client_gone_;  // of the request being handled
 };
 
 bool HttpServer::Impl::Register(uint64_t* id, std::weak_ptr<Session> s) {

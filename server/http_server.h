@@ -6,6 +6,7 @@
 #ifndef STRATA_SERVER_HTTP_SERVER_H_
 #define STRATA_SERVER_HTTP_SERVER_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +35,13 @@ struct HttpRequest {
   // Values of the ":name" segments of the matched route pattern, percent-decoded.
   std::vector<std::pair<std::string, std::string>> path_params;
   std::string remote_address;  // "127.0.0.1:53412"
+  // Set by the server when the client closes its end of the connection, or the connection
+  // breaks, while the request is being handled asynchronously (the handler returned
+  // without answering). Long handlers such as queries poll it and stop early. A client that
+  // only half-closes (shutdown of its sending side) looks the same and still gets whatever
+  // answer the handler sends. Null for requests not read by HttpServer.
+  std::shared_ptr<const std::atomic<bool>> client_gone;
+  bool ClientGone() const { return client_gone && client_gone->load(std::memory_order_relaxed); }
 
   // The first header of that name (case-insensitive), or "".
   std::string_view Header(std::string_view name) const;

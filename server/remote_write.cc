@@ -39,6 +39,18 @@ bool CheckExemplar(std::string_view msg) {
 }
 
 bool DecodeLabel(std::string_view msg, LabelView* out) {
+  // What senders produce: name [1] then value [2], each with a one-byte length. Read
+  // directly; any other layout takes the general loop, which gives the same result.
+  const auto* p = reinterpret_cast<const uint8_t*>(msg.data());
+  if (msg.size() >= 4 && p[0] == 0x0a && p[1] < 0x80) {
+    const size_t at = 2 + size_t{p[1]};
+    if (at + 2 <= msg.size() && p[at] == 0x12 && p[at + 1] < 0x80 &&
+        at + 2 + size_t{p[at + 1]} == msg.size()) {
+      out->name = msg.substr(2, p[1]);
+      out->value = msg.substr(at + 2);
+      return true;
+    }
+  }
   WireReader r(msg);
   *out = LabelView{};
   while (!r.done()) {
@@ -56,6 +68,19 @@ bool DecodeLabel(std::string_view msg, LabelView* out) {
 }
 
 bool DecodeSample(std::string_view msg, Sample* out) {
+  // What senders produce: value [1] then timestamp [2]; as for labels, read directly.
+  const auto* p = reinterpret_cast<const uint8_t*>(msg.data());
+  if (msg.size() >= 11 && p[0] == 0x09 && p[9] == 0x10) {
+    WireReader ts(msg.substr(10));
+    uint64_t t;
+    if (ts.ReadVarint(&t) && ts.done()) {
+      uint64_t bits = 0;
+      for (int i = 8; i >= 1; --i) bits = (bits << 8) | p[i];  // little-endian
+      out->v = std::bit_cast<double>(bits);
+      out->t = static_cast<int64_t>(t);
+      return true;
+    }
+  }
   WireReader r(msg);
   *out = Sample{};
   while (!r.done()) {

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/admin_handlers.h"
 #include "server/flags.h"
 #include "server/logging.h"
 #include "server/remote_read.h"
@@ -36,12 +37,13 @@ StorageOptions StorageOptionsFromConfig(const ServerConfig& config, MetricsRegis
   StorageOptions o;
   o.dir = config.storage_path;
   // Prometheus keeps 15 d unless a time is given; a size limit alone turns the time limit
-  // off. Storage has no size-based retention yet, so a size limit alone keeps everything.
+  // off. Both limits may be set; whichever is reached first drops data.
   if (config.retention_time_ms > 0) {
     o.retention_ms = config.retention_time_ms;
   } else if (config.retention_size_bytes > 0) {
     o.retention_ms = 0;
   }
+  o.retention_bytes = config.retention_size_bytes;
   o.metrics = metrics;
   return o;
 }
@@ -62,6 +64,10 @@ absl::Status StrataServer::Start() {
   api_->engine_options = EngineOptionsFromConfig(config_);
   api_->query_pool = query_pool_.get();
   api_->write_pool = write_pool_.get();
+  api_->queries_canceled = metrics_->GetCounter(
+      "strata_queries_canceled_total",
+      "API requests (queries, label and series lookups) stopped because their client went "
+      "away while they were queued or evaluating.");
 
   RegisterProcessMetrics(metrics_);
   metrics_
@@ -80,6 +86,7 @@ absl::Status StrataServer::Start() {
       router, StatusInfo{config_, NowMillis(), std::filesystem::current_path(cwd_error).string()});
   RegisterApiHandlers(router, api_.get());
   RegisterRemoteReadHandler(router, api_.get());
+  RegisterAdminHandlers(router, api_.get(), config_.enable_admin_api);
 
   HttpServerOptions options;
   options.host = config_.listen_host;

@@ -45,18 +45,50 @@ void AppendLabel(std::string& out, std::string_view name, std::string_view value
 
 constexpr char kSep = '\xff';
 
+// XXH64 over name 0xff value 0xff per label. The bytes are gathered in a buffer and hashed
+// in one call (or a few, for label sets past the buffer): XXH64 of a whole input equals
+// its streaming form, so the value is the same as four XXH64_update calls per label, which
+// cost more than the hashing itself for the short names and values labels have.
 class LabelHasher {
  public:
-  LabelHasher() { XXH64_reset(&state_, 0); }
   void Add(const LabelView& l) {
-    XXH64_update(&state_, l.name.data(), l.name.size());
-    XXH64_update(&state_, &kSep, 1);
-    XXH64_update(&state_, l.value.data(), l.value.size());
-    XXH64_update(&state_, &kSep, 1);
+    const size_t need = l.name.size() + l.value.size() + 2;
+    if (len_ + need > sizeof(buf_)) {
+      Spill();
+      if (need > sizeof(buf_)) {
+        XXH64_update(&state_, l.name.data(), l.name.size());
+        XXH64_update(&state_, &kSep, 1);
+        XXH64_update(&state_, l.value.data(), l.value.size());
+        XXH64_update(&state_, &kSep, 1);
+        return;
+      }
+    }
+    std::memcpy(buf_ + len_, l.name.data(), l.name.size());
+    len_ += l.name.size();
+    buf_[len_++] = kSep;
+    std::memcpy(buf_ + len_, l.value.data(), l.value.size());
+    len_ += l.value.size();
+    buf_[len_++] = kSep;
   }
-  uint64_t Digest() { return XXH64_digest(&state_); }
+  uint64_t Digest() {
+    if (!streaming_) return XXH64(buf_, len_, 0);
+    Spill();
+    return XXH64_digest(&state_);
+  }
 
  private:
+  void Spill() {
+    if (!streaming_) {
+      XXH64_reset(&state_, 0);
+      streaming_ = true;
+    }
+    XXH64_update(&state_, buf_, len_);
+    len_ = 0;
+  }
+
+  char buf_[1024];
+  size_t len_ = 0;
+  bool streaming_ = false;
   XXH64_state_t state_;
 };
 
@@ -106,15 +138,20 @@ Labels Labels::FromPairs(std::vector<std::pair<std::string, std::string>> pairs)
 
 Labels Labels::FromSortedViews(std::span<const LabelView> labels) {
   Labels out;
+  out.AssignSortedViews(labels);
+  return out;
+}
+
+void Labels::AssignSortedViews(std::span<const LabelView> labels) {
   size_t bytes = 0;
   for (const auto& l : labels) bytes += l.name.size() + l.value.size() + 4;
-  out.data_.reserve(bytes);
+  data_.clear();
+  data_.reserve(bytes);
   for (size_t i = 0; i < labels.size(); ++i) {
     assert(i == 0 || labels[i - 1].name < labels[i].name);
     assert(!labels[i].value.empty());
-    AppendLabel(out.data_, labels[i].name, labels[i].value);
+    AppendLabel(data_, labels[i].name, labels[i].value);
   }
-  return out;
 }
 
 absl::StatusOr<Labels> Labels::FromEncoded(std::string_view encoded) {

@@ -69,6 +69,8 @@ class Labels {
   // From views already sorted by name, unique, with non-empty values. Cheapest builder;
   // REQUIRES: the precondition holds (checked in debug builds only).
   static Labels FromSortedViews(std::span<const LabelView> labels);
+  // The same, into this object, reusing its memory: for hot loops that refill one Labels.
+  void AssignSortedViews(std::span<const LabelView> labels);
   // Decodes the packed form produced by encoded(). Errors on malformed bytes.
   static absl::StatusOr<Labels> FromEncoded(std::string_view encoded);
 

@@ -69,4 +69,44 @@ bool ChunkListIterator::Step(bool seek) {
   }
 }
 
+absl::Status ChunkListIterator::AppendRange(Timestamp mint, Timestamp maxt,
+                                            std::vector<Sample>* out) {
+  if (done_ || in_chunk_ || has_cur_ || idx_ != 0) {
+    return SampleIterator::AppendRange(mint, maxt, out);
+  }
+  done_ = true;
+  Timestamp lower = std::max(lower_, mint);
+  const Timestamp upper = std::min(maxt_, maxt);
+  if (lower > upper) return status_;
+  for (const ChunkRef& c : chunks_) {
+    // As Step: skip chunks that end before the next sample wanted, stop at one that starts
+    // after the range.
+    if (c.maxt < lower) continue;
+    if (c.mint > upper) break;
+    const size_t before = out->size();
+    if (c.samples != nullptr) {
+      // Decoded (compacted) samples, in time order: the same samples as Step gives.
+      const std::vector<Sample>& d = *c.samples;
+      auto it = std::lower_bound(d.begin(), d.end(), lower,
+                                 [](const Sample& x, Timestamp t) { return x.t < t; });
+      for (; it != d.end() && it->t <= upper; ++it) out->push_back(*it);
+      // Step finishes at the first sample after the range.
+      if (it != d.end()) break;
+    } else {
+      it_.Reset(*c.bytes);
+      if (absl::Status st = it_.AppendRange(lower, upper, out); !st.ok()) {
+        status_ = st;
+        return status_;
+      }
+      // Step finishes at the first sample after the range.
+      if (it_.num_samples() > 0 && it_.At().t > upper) break;
+    }
+    if (out->size() > before) {
+      if (out->back().t == std::numeric_limits<Timestamp>::max()) break;
+      lower = out->back().t + 1;  // samples at or before the last one are duplicates
+    }
+  }
+  return status_;
+}
+
 }  // namespace strata

@@ -23,6 +23,9 @@ class ChunkListIterator final : public SampleIterator {
   bool Seek(Timestamp t) override;
   Sample At() const override { return cur_; }
   absl::Status status() const override { return status_; }
+  // Decodes each chunk in one pass (XorChunkIterator::AppendRange) with the same samples as
+  // Next() would give.
+  absl::Status AppendRange(Timestamp mint, Timestamp maxt, std::vector<Sample>* out) override;
 
  private:
   bool Step(bool seek);

@@ -7,6 +7,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "src/status.h"
 #include "src/strings.h"
@@ -22,9 +23,9 @@ constexpr std::string_view kMetaFormatVersion = "format_version";
 constexpr std::string_view kMetaNextRef = "next_ref";
 constexpr std::string_view kMetaMaxTime = "max_time";
 
-enum Family { kSeries = 1, kSeriesByHash, kPostings, kChunks, kMeta, kCompacted };
+enum Family { kSeries = 1, kSeriesByHash, kPostings, kChunks, kMeta, kCompacted, kTombstones };
 const char* const kFamilyNames[] = {"default", "series", "series_by_hash", "postings",
-                                    "chunks",  "meta",   "compacted"};
+                                    "chunks",  "meta",   "compacted",      "tombstones"};
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
@@ -277,7 +278,8 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
     // A database created by a process killed before it wrote the version holds nothing.
     if (!fresh) {
       fresh = true;
-      for (Family f : {kSeries, kSeriesByHash, kPostings, kChunks, kMeta, kCompacted}) {
+      for (Family f :
+           {kSeries, kSeriesByHash, kPostings, kChunks, kMeta, kCompacted, kTombstones}) {
         std::unique_ptr<rocksdb::Iterator> it(
             impl->db->NewIterator(rocksdb::ReadOptions(), impl->cf(f)));
         it->SeekToFirst();
@@ -850,6 +852,135 @@ absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> ChunkStore::LiveSs
     out.emplace_back(cf->GetName(), meta.size);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tombstones, chunk rewrites (CleanTombstones), checkpoints and sizes (storage/db_admin.cc).
+
+absl::StatusOr<TombstoneMap> ChunkStore::ReadTombstones() {
+  TombstoneMap out;
+  absl::Status bad;
+  STRATA_RETURN_IF_ERROR(ScanPrefix(
+      *impl_, impl_->cf(kTombstones), "", [&](std::string_view key, std::string_view value) {
+        absl::StatusOr<Intervals> iv = Intervals::Decode(value);
+        if (key.size() != 8 || !iv.ok()) {
+          bad = absl::DataLossError(fmt::format("malformed tombstone entry in {}", impl_->path));
+          return false;
+        }
+        out[coding::DecodeFixed64BE(key.data())] = std::move(*iv);
+        return true;
+      }));
+  STRATA_RETURN_IF_ERROR(bad);
+  return out;
+}
+
+absl::Status ChunkStore::WriteTombstones(std::span<const std::pair<SeriesRef, Intervals>> entries) {
+  if (entries.empty()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  for (const auto& [ref, iv] : entries) {
+    rocksdb::Status s = iv.empty() ? batch.Delete(impl_->cf(kTombstones), SeriesKey(ref))
+                                   : batch.Put(impl_->cf(kTombstones), SeriesKey(ref), iv.Encode());
+    STRATA_RETURN_IF_ERROR(FromRocks(s, "batch"));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(impl_->db->Write(wo, &batch),
+                   fmt::format("write tombstones to {}", impl_->path));
+}
+
+absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
+                                      std::span<const SeriesRef> clear_tombstones) {
+  rocksdb::WriteBatch batch;
+  Impl& im = *impl_;
+  for (const ChunkRewrite& rw : rewrites) {
+    for (Timestamp mint : rw.remove_mints) {
+      STRATA_RETURN_IF_ERROR(
+          FromRocks(batch.Delete(im.cf(kChunks), ChunkKey(rw.partition, rw.ref, mint)), "batch"));
+    }
+    for (const ChunkRef& c : rw.add) {
+      std::string value;
+      value.push_back(static_cast<char>(ChunkEncoding::kXor));
+      coding::PutUvarint(&value, static_cast<uint64_t>(c.maxt - c.mint));
+      value.append(*c.bytes);
+      STRATA_RETURN_IF_ERROR(FromRocks(
+          batch.Put(im.cf(kChunks), ChunkKey(rw.partition, rw.ref, c.mint), value), "batch"));
+    }
+    if (rw.drop_postings != nullptr) {
+      std::string ref_be;
+      coding::PutFixed64BE(&ref_be, rw.ref);
+      for (const LabelView& l : *rw.drop_postings) {
+        std::string key = PostingsPrefix(rw.partition, l.name, l.value) + ref_be;
+        STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kPostings), key), "batch"));
+      }
+      std::string all = PostingsPrefix(rw.partition, "", "") + ref_be;
+      STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kPostings), all), "batch"));
+    }
+  }
+  for (SeriesRef ref : clear_tombstones) {
+    STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kTombstones), SeriesKey(ref)), "batch"));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(im.db->Write(wo, &batch), fmt::format("rewrite chunks in {}", im.path));
+}
+
+absl::Status ChunkStore::Checkpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  STRATA_RETURN_IF_ERROR(
+      FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "create checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // A log size of 0 flushes the memtables first, so the copy holds SST files only.
+  return FromRocks(checkpoint->CreateCheckpoint(dir, 0),
+                   fmt::format("checkpoint of {} into {}", impl_->path, dir));
+}
+
+uint64_t ChunkStore::DiskBytes() {
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* h : impl_->handles) {
+    uint64_t v = 0;
+    if (impl_->db->GetIntProperty(h, "rocksdb.live-sst-files-size", &v)) total += v;
+  }
+  // Data not yet in SST files is in RocksDB's own log files (<number>.log).
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(impl_->path, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->path().extension() != ".log") continue;
+    std::error_code size_ec;
+    uintmax_t size = it->file_size(size_ec);
+    if (!size_ec) total += size;
+  }
+  return total;
+}
+
+uint64_t ChunkStore::ApproximatePartitionBytes(int64_t partition) {
+  std::string from = PartitionPrefix(partition);
+  std::string to = partition == std::numeric_limits<int64_t>::max()
+                       ? std::string(9, '\xff')
+                       : PartitionPrefix(partition + 1);
+  rocksdb::Range range(from, to);
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  uint64_t total = 0;
+  for (Family f : {kChunks, kCompacted, kPostings}) {
+    uint64_t size = 0;
+    if (impl_->db->GetApproximateSizes(options, impl_->cf(f), &range, 1, &size).ok()) {
+      total += size;
+    }
+  }
+  return total;
+}
+
+absl::Status ChunkStore::CompactPartitions(int64_t from, int64_t to) {
+  std::string begin = PartitionPrefix(from), end = PartitionPrefix(to);
+  rocksdb::Slice b(begin), e(end);
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (Family f : {kChunks, kCompacted, kPostings}) {
+    STRATA_RETURN_IF_ERROR(FromRocks(impl_->db->CompactRange(options, impl_->cf(f), &b, &e),
+                                     fmt::format("compact {}", impl_->path)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace strata

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "src/labels.h"
 #include "storage/head.h"
 #include "storage/postings.h"
+#include "storage/tombstones.h"
 
 namespace strata {
 
@@ -117,6 +119,34 @@ class ChunkStore final : public SeriesStore {
   absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LiveSstBytes(bool compact_files);
   // The format version read at open (raised to kStoreFormatVersion by the first compaction).
   int format_version();
+  // Tombstones, chunk rewrites, checkpoints and sizes (storage/db_admin.cc).
+  // Every stored tombstone (family `tombstones`).
+  absl::StatusOr<TombstoneMap> ReadTombstones();
+  // One synced write; an entry with no intervals deletes the series' tombstones.
+  absl::Status WriteTombstones(std::span<const std::pair<SeriesRef, Intervals>> entries);
+  // How one series' chunks in one partition change: chunks removed by their min time,
+  // chunks added, and (when it has none left there) its postings of the partition removed.
+  struct ChunkRewrite {
+    int64_t partition = 0;
+    SeriesRef ref = 0;
+    std::vector<Timestamp> remove_mints;
+    std::vector<ChunkRef> add;
+    const Labels* drop_postings = nullptr;
+  };
+  // Applies the rewrites and deletes the tombstones of `clear_tombstones`, in one synced
+  // write.
+  absl::Status ApplyRewrite(std::span<const ChunkRewrite> rewrites,
+                            std::span<const SeriesRef> clear_tombstones);
+  // A consistent, openable copy of the database in `dir` (which must not exist): hard links
+  // to SST files where possible.
+  absl::Status Checkpoint(const std::string& dir);
+  // Live SST bytes of every family plus RocksDB's own log files.
+  uint64_t DiskBytes();
+  // Approximate bytes of one partition's chunks, compacted blocks and postings.
+  uint64_t ApproximatePartitionBytes(int64_t partition);
+  // Compacts the chunks, compacted blocks and postings of partitions [from, to) (RocksDB
+  // files) so that deleted data leaves disk.
+  absl::Status CompactPartitions(int64_t from, int64_t to);
 
   int64_t partition_ms() const { return options_.partition_ms; }
   // Overwrites the format version (for tests of the refusal path and future migrations).

@@ -50,6 +50,14 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
   head_options.partition_ms = options.partition_ms;
   head_options.chunk_samples = options.chunk_samples;
   head_options.max_sample_age_ms = options.max_sample_age_ms;
+  {
+    STRATA_ASSIGN_OR_RETURN(TombstoneMap stored, db->store_->ReadTombstones());
+    std::vector<Stone> stones;
+    for (const auto& [ref, intervals] : stored) {
+      for (const TimeInterval& iv : intervals.list()) stones.push_back({ref, iv});
+    }
+    db->tombstones_.Add(stones, /*persisted=*/true);
+  }
   db->head_ = std::make_unique<Head>(head_options, db->store_.get());
   db->head_->ReserveRefs(std::max<SeriesRef>(1, db->store_->next_ref()));
   if (auto t = db->store_->max_time()) db->head_->ObserveTime(*t);
@@ -58,6 +66,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
   Head& head = *db->head_;
   std::vector<WalSeries> series;
   std::vector<WalSample> samples;
+  std::vector<Stone> stones;
   auto replayed = ReplayWal(
       wal_dir, [&](int64_t segment, WalRecordType type, std::string_view payload) -> absl::Status {
         if (type == WalRecordType::kSeries) {
@@ -65,6 +74,11 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
           for (const WalSeries& s : series) {
             STRATA_RETURN_IF_ERROR(head.ReplaySeries(s.ref, s.labels));
           }
+          return absl::OkStatus();
+        }
+        if (type == WalRecordType::kTombstones) {
+          STRATA_RETURN_IF_ERROR(DecodeWalTombstones(payload, &stones));
+          db->tombstones_.Add(stones, /*persisted=*/false);
           return absl::OkStatus();
         }
         STRATA_RETURN_IF_ERROR(DecodeWalSamples(payload, &samples));
@@ -142,6 +156,7 @@ void Storage::RegisterMetrics() {
   metrics_.compaction_seconds =
       m->GetHistogram("strata_compaction_duration_seconds",
                       "Duration of compactions (all closed partitions).", DefaultLatencyBounds());
+  RegisterAdminMetrics();
   Head* head = head_.get();
   m->AddCallbackGauge("strata_head_series", "Series in the head.",
                       [head] { return static_cast<double>(head->num_series()); });
@@ -164,10 +179,15 @@ void Storage::RegisterMetrics() {
 
 absl::Status Storage::Flush(bool cut_open) {
   std::lock_guard<std::mutex> lock(flush_mu_);
+  return FlushLocked(cut_open, nullptr);
+}
+
+absl::Status Storage::FlushLocked(bool cut_open, int64_t* rotated_to) {
   if (wal_ == nullptr) return absl::FailedPreconditionError("storage is closed");
   auto start = std::chrono::steady_clock::now();
   // Series created before the new segment starts are all collected below.
   STRATA_ASSIGN_OR_RETURN(int64_t flush_segment, wal_->Rotate());
+  if (rotated_to != nullptr) *rotated_to = flush_segment;
   std::vector<Head::FlushItem> items = head_->CollectFlush(cut_open, options_.idle_chunk_ms);
 
   FlushData data;
@@ -200,12 +220,15 @@ absl::Status Storage::Flush(bool cut_open) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
+  // Tombstones logged in segments the checkpoint below deletes must be in RocksDB first.
+  STRATA_RETURN_IF_ERROR(PersistTombstonesLocked());
   int64_t keep_from = std::min(head_->LowestNeededSegment(), flush_segment);
   STRATA_RETURN_IF_ERROR(wal_->DeleteSegmentsBefore(keep_from));
   if (retention_start > std::numeric_limits<Timestamp>::min()) {
     STRATA_RETURN_IF_ERROR(
         store_->DropPartitionsBefore(PartitionOf(retention_start, options_.partition_ms)));
   }
+  if (options_.retention_bytes > 0) STRATA_RETURN_IF_ERROR(EnforceSizeRetentionLocked());
   return absl::OkStatus();
 }
 
@@ -250,6 +273,7 @@ absl::Status Storage::Close() {
     m->RemoveCallback("strata_head_series");
     m->RemoveCallback("strata_head_chunks");
     m->RemoveCallback("strata_storage_rocksdb_size_bytes");
+    RemoveAdminMetrics();
   }
   absl::Status st;
   std::lock_guard<std::mutex> compact_lock(compact_mu_);

@@ -21,6 +21,7 @@
 #include "storage/chunk_store.h"
 #include "storage/head.h"
 #include "storage/querier.h"
+#include "storage/tombstones.h"
 #include "storage/wal.h"
 
 namespace strata {
@@ -39,6 +40,10 @@ struct StorageOptions {
   // invisible to queries and dropped, whole partitions at a time, by the next flush.
   // 0 keeps everything.
   int64_t retention_ms = 15LL * 24 * 3600 * 1000;
+  // Size-based retention: while RocksDB (live SST + memtable) plus the WAL take more than
+  // this many bytes, each flush drops the oldest whole partitions, never the one holding the
+  // newest sample. 0 disables.
+  int64_t retention_bytes = 0;
   // Background flush period; 0: only explicit Flush() calls.
   int64_t flush_interval_ms = 60 * 1000;
   // A flush also closes open chunks whose newest sample is this much older than the newest
@@ -96,6 +101,23 @@ class Storage final : public Queryable {
   // Flush, Compact or Querier of this storage is in use or used afterwards.
   absl::Status Close();
 
+  // Deletion (storage/db_admin.cc). Hides every sample of the series matching all
+  // `matchers` in [mint, maxt], clamped per series to the samples it has now (later appends
+  // stay visible). Durable when it returns (a WAL record; RocksDB from the next flush on).
+  absl::Status DeleteSeries(const std::vector<LabelMatcher>& matchers, Timestamp mint,
+                            Timestamp maxt);
+  // Flushes the head (open chunks too), rewrites the stored chunks that hold deleted
+  // samples without them, and drops the tombstones.
+  absl::Status CleanTombstones();
+  // Writes a consistent, openable copy of the database into `dir` (must not exist): a
+  // RocksDB checkpoint plus, `with_head`, the WAL; without it the head's closed chunks
+  // are flushed first and open ones are left out.
+  absl::Status Snapshot(const std::string& dir, bool with_head);
+  std::shared_ptr<const TombstoneMap> tombstones() const { return tombstones_.Snapshot(); }
+  // RocksDB's and the WAL's bytes on disk, as size retention counts them.
+  uint64_t DiskBytes();
+  const std::string& dir() const { return options_.dir; }
+
   StorageStats stats();
   // The oldest time still retained (see retention_ms).
   Timestamp RetentionStart();
@@ -107,6 +129,14 @@ class Storage final : public Queryable {
   void FlushLoop();
   void RegisterMetrics();
   void RecordAppend(const AppendResult& r);
+  // Flush's body; `rotated_to` (optional) gets the WAL segment it started. REQUIRES:
+  // flush_mu_ held.
+  absl::Status FlushLocked(bool cut_open, int64_t* rotated_to);
+  // db_admin.cc. REQUIRES: flush_mu_ held.
+  absl::Status PersistTombstonesLocked();
+  absl::Status EnforceSizeRetentionLocked();
+  void RegisterAdminMetrics();
+  void RemoveAdminMetrics();
 
   const StorageOptions options_;
   int lock_fd_ = -1;
@@ -114,6 +144,7 @@ class Storage final : public Queryable {
   std::unique_ptr<Head> head_;
   std::unique_ptr<Wal> wal_;
   WalReplayStats replay_;
+  TombstoneSet tombstones_;
 
   std::mutex flush_mu_;  // one flush at a time
   std::atomic<int64_t> flushes_{0};
@@ -133,6 +164,10 @@ class Storage final : public Queryable {
     Counter* compaction_bytes_before = nullptr;
     Counter* compaction_bytes_after = nullptr;
     Histogram* compaction_seconds = nullptr;
+    Counter* deleted_series = nullptr;
+    Counter* tombstone_cleans = nullptr;
+    Counter* rewritten_chunks = nullptr;
+    Counter* size_retention_drops = nullptr;
   } metrics_;
 
   std::mutex loop_mu_;

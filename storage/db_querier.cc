@@ -14,7 +14,15 @@ struct SelectedSeries {
   Labels labels;
   std::vector<ChunkRef> chunks;
   Timestamp maxt = std::numeric_limits<Timestamp>::max();  // the series' own upper bound
+  Intervals deleted;                                       // tombstones: samples hidden
 };
+
+std::unique_ptr<SampleIterator> SeriesSamples(const SelectedSeries& s, Timestamp mint,
+                                              Timestamp maxt) {
+  auto it = std::make_unique<ChunkListIterator>(s.chunks, mint, std::min(maxt, s.maxt));
+  if (s.deleted.empty()) return it;
+  return std::make_unique<TombstoneFilterIterator>(std::move(it), s.deleted);
+}
 
 class ChunkSeriesSet final : public SeriesSet {
  public:
@@ -27,8 +35,7 @@ class ChunkSeriesSet final : public SeriesSet {
   }
   const Labels& labels() const override { return series_[pos_].labels; }
   std::unique_ptr<SampleIterator> Samples() const override {
-    return std::make_unique<ChunkListIterator>(series_[pos_].chunks, mint_,
-                                               std::min(maxt_, series_[pos_].maxt));
+    return SeriesSamples(series_[pos_], mint_, maxt_);
   }
   absl::Status status() const override { return absl::OkStatus(); }
 
@@ -41,8 +48,9 @@ class ChunkSeriesSet final : public SeriesSet {
 
 class StorageQuerier final : public Querier {
  public:
-  StorageQuerier(Head* head, ChunkStore* store, Timestamp mint, Timestamp maxt)
-      : head_(head), store_(store), mint_(mint), maxt_(maxt) {}
+  StorageQuerier(Head* head, ChunkStore* store, std::shared_ptr<const TombstoneMap> tombstones,
+                 Timestamp mint, Timestamp maxt)
+      : head_(head), store_(store), tombstones_(std::move(tombstones)), mint_(mint), maxt_(maxt) {}
 
   absl::StatusOr<std::unique_ptr<SeriesSet>> Select(const std::vector<LabelMatcher>& matchers,
                                                     const SelectHints& hints) override {
@@ -65,7 +73,9 @@ class StorageQuerier final : public Querier {
   absl::StatusOr<std::vector<std::string>> LabelNames(
       const std::vector<LabelMatcher>& matchers) override {
     std::set<std::string, std::less<>> names;
-    if (matchers.empty()) {
+    // The indexes still list series whose samples are all deleted: with tombstones, look
+    // at the samples.
+    if (matchers.empty() && tombstones_->empty()) {
       STRATA_ASSIGN_OR_RETURN(auto head_names, head_->Index()->LabelNames());
       names.insert(head_names.begin(), head_names.end());
       for (int64_t p : store_->Partitions(mint_, maxt_)) {
@@ -85,7 +95,7 @@ class StorageQuerier final : public Querier {
   absl::StatusOr<std::vector<std::string>> LabelValues(
       std::string_view name, const std::vector<LabelMatcher>& matchers) override {
     std::set<std::string, std::less<>> values;
-    if (matchers.empty()) {
+    if (matchers.empty() && tombstones_->empty()) {
       STRATA_ASSIGN_OR_RETURN(auto head_values, head_->Index()->LabelValues(name, ""));
       values.insert(head_values.begin(), head_values.end());
       for (int64_t p : store_->Partitions(mint_, maxt_)) {
@@ -124,7 +134,7 @@ class StorageQuerier final : public Querier {
         std::vector<ChunkRef> chunks = head_->Chunks(*s, mint, maxt, &last);
         head_last[s->ref] = last;
         if (chunks.empty()) continue;
-        found[s->ref] = {s->labels, std::move(chunks), last};
+        found[s->ref] = {s->labels, std::move(chunks), last, Intervals()};
       }
       STRATA_RETURN_IF_ERROR(postings->status());
     }
@@ -160,6 +170,15 @@ class StorageQuerier final : public Querier {
     std::vector<SelectedSeries> out;
     out.reserve(found.size());
     for (auto& [ref, s] : found) {
+      if (auto t = tombstones_->find(ref); t != tombstones_->end()) {
+        // Deleted samples: only decoding tells whether one is left in the range.
+        s.deleted = t->second;
+        std::unique_ptr<SampleIterator> it = SeriesSamples(s, mint, maxt);
+        bool left = it->Next();
+        STRATA_RETURN_IF_ERROR(it->status());
+        if (left) out.push_back(std::move(s));
+        continue;
+      }
       // Chunks overlap the range, but a sample inside it is needed. A chunk's first and last
       // samples are at its mint and maxt, so when either lies in the range there is one;
       // only a chunk that spans the whole range may have none inside it (a gap), and only
@@ -188,6 +207,7 @@ class StorageQuerier final : public Querier {
 
   Head* head_;
   ChunkStore* store_;
+  std::shared_ptr<const TombstoneMap> tombstones_;  // as of the querier's creation
   Timestamp mint_, maxt_;
 };
 
@@ -196,7 +216,7 @@ class StorageQuerier final : public Querier {
 absl::StatusOr<std::unique_ptr<Querier>> Storage::MakeQuerier(Timestamp mint, Timestamp maxt) {
   if (head_ == nullptr) return absl::FailedPreconditionError("storage is closed");
   return std::unique_ptr<Querier>(std::make_unique<StorageQuerier>(
-      head_.get(), store_.get(), std::max(mint, RetentionStart()), maxt));
+      head_.get(), store_.get(), tombstones_.Snapshot(), std::max(mint, RetentionStart()), maxt));
 }
 
 }  // namespace strata

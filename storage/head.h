@@ -127,6 +127,33 @@ class MemSeries {
       std::numeric_limits<int64_t>::min();  // last partition with postings written
 };
 
+// One entry of a top-N cardinality list: a label name, a metric name or a "name=value" pair,
+// and its count (series, values or bytes).
+struct HeadCardinalityStat {
+  std::string name;
+  uint64_t value = 0;
+  friend bool operator==(const HeadCardinalityStat&, const HeadCardinalityStat&) = default;
+};
+
+// Cardinality statistics of the head, the figures /api/v1/status/tsdb reports (head_stats.cc).
+struct HeadStats {
+  int64_t num_series = 0;
+  int64_t num_label_pairs = 0;  // distinct name=value pairs
+  int64_t chunk_count = 0;      // num_chunks()
+  // Oldest and newest sample held in memory (open chunks and closed chunks not yet flushed);
+  // with none, min_time is the largest Timestamp and max_time the smallest, as Prometheus
+  // reports an empty head.
+  Timestamp min_time = std::numeric_limits<Timestamp>::max();
+  Timestamp max_time = std::numeric_limits<Timestamp>::min();
+  // Each list holds at most `limit` entries, largest value first, ties by name.
+  std::vector<HeadCardinalityStat> series_count_by_metric_name;
+  std::vector<HeadCardinalityStat> label_value_count_by_label_name;
+  // Per label name: the bytes its name/value pairs take in the series' packed label sets
+  // (varint length + name + varint length + value, once per series).
+  std::vector<HeadCardinalityStat> memory_in_bytes_by_label_name;
+  std::vector<HeadCardinalityStat> series_count_by_label_value_pair;
+};
+
 class Head {
  public:
   // `store` may be null (no durable storage). Not owned; must outlive the head.
@@ -169,6 +196,10 @@ class Head {
   int64_t num_series() const { return num_series_.load(); }
   // Open chunks with samples plus closed chunks not yet flushed.
   int64_t num_chunks() const { return num_chunks_.load(); }
+  // Cardinality statistics from the inverted index (one pass under its shared lock, no copy
+  // of label sets), series counts by the values of `metric_label`, and the in-memory time
+  // range (one pass over the series). Thread-safe. REQUIRES: limit > 0.
+  HeadStats Stats(std::string_view metric_label, size_t limit);
 
   // Flushing. The chunks a flush may write, per series: closed chunks, plus open chunks
   // when `cut_open` or when their newest sample is older than max_time() - idle_ms (idle

@@ -186,7 +186,8 @@ absl::StatusOr<WalReplayStats> ReplayWal(
         break;
       }
       if (type != static_cast<uint8_t>(WalRecordType::kSeries) &&
-          type != static_cast<uint8_t>(WalRecordType::kSamples)) {
+          type != static_cast<uint8_t>(WalRecordType::kSamples) &&
+          type != static_cast<uint8_t>(WalRecordType::kTombstones)) {
         problem = "unknown record type";
         break;
       }

@@ -29,8 +29,9 @@ namespace strata {
 using SeriesRef = uint64_t;
 
 enum class WalRecordType : uint8_t {
-  kSeries = 1,   // new series: ref and encoded label set
-  kSamples = 2,  // a batch of (ref, t, v)
+  kSeries = 1,      // new series: ref and encoded label set
+  kSamples = 2,     // a batch of (ref, t, v)
+  kTombstones = 3,  // deleted intervals of series (storage/tombstones.h)
 };
 
 struct WalSeries {

@@ -18,8 +18,10 @@ namespace {
 // XorChunkAppender::kSlackBytes (for the inline Append) is the same number.
 constexpr size_t kSlack = 32;
 
-// The buffer size for a chunk of `len` bytes. A pure function of the length, so the appender
-// need not store its capacity: it reallocates whenever the result changes.
+// The buffer size for a chunk of `len` bytes: the appender's growth policy, all of it. A pure
+// function of the length, so the appender need not store its capacity: it reallocates
+// whenever the result changes. REQUIRES (Append checks only there): the result changes only
+// where len + kSlack crosses a multiple of 64.
 size_t CapacityFor(size_t len) {
   const size_t need = len + kSlack;
   if (need <= 512) return (need + 63) & ~size_t{63};
@@ -161,7 +163,8 @@ inline __attribute__((always_inline)) uint64_t WriteSample(uint8_t* buf, uint64_
   return WriteValue(buf, pos, code, len, x, leading, trailing);
 }
 
-enum class DecodeError { kOk, kTruncated, kBadWindow, kNotIncreasing };
+// kZeroZero: a valid '0' '0' sample, reported apart only when asked (DecodeSample<true>).
+enum class DecodeError { kOk, kTruncated, kBadWindow, kNotIncreasing, kZeroZero };
 
 using State = XorChunkIterator::State;
 
@@ -180,7 +183,7 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, 
   }
   if ((w >> 62) == 0b10) {
     // The previous window.
-    const int sig = s.sig;
+    const int sig = static_cast<int>(s.sig);
     const uint64_t bits = sig <= 54 ? w << 2 : BitWindow64(d, s.pos + 2);
     s.v ^= (bits >> s.shift) & s.mask;
     s.pos += 2 + static_cast<uint64_t>(sig);
@@ -195,9 +198,10 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, 
     return DecodeError::kBadWindow;
   const int trail = 64 - lead - sig;
   s.leading = static_cast<uint8_t>(lead);
-  s.shift = static_cast<uint8_t>(lead);
+  s.shift = static_cast<uint64_t>(lead);
   s.trailing = static_cast<uint8_t>(trail);
-  s.sig = static_cast<uint8_t>(sig);
+  s.sig = static_cast<uint64_t>(sig);
+  s.fast_top = sig <= 54 ? 0b010 : 8;
   s.mask = ~uint64_t{0} << trail;
   const uint64_t bits = sig <= 43 ? w << 13 : BitWindow64(d, s.pos);
   s.v ^= (bits >> lead) & s.mask;
@@ -215,6 +219,9 @@ inline __attribute__((always_inline)) bool AdvanceTime(State& s) {
 }
 
 // Reads one sample after the second.
+// With kTellZeroZero, a '0' '0' sample returns kZeroZero instead of kOk, so that a caller
+// can look for a run of them.
+template <bool kTellZeroZero = false>
 inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d, State& s) {
   const uint64_t w = BitWindow(d, s.pos);
   const uint64_t top = w >> 61;
@@ -227,12 +234,12 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d,
     if (top < 0b010) {
       // '0' '0': same interval, same value; the commonest sample of all.
       s.pos += 2;
-      return DecodeError::kOk;
+      return kTellZeroZero ? DecodeError::kZeroZero : DecodeError::kOk;
     }
-    if (top == 0b010 && s.sig <= 54) [[likely]] {
+    if (top == s.fast_top) [[likely]] {
       // '0' '10' with the window's bits inside w.
       s.v ^= ((w << 3) >> s.shift) & s.mask;
-      s.pos += 3 + static_cast<uint64_t>(s.sig);
+      s.pos += 3 + s.sig;
       return DecodeError::kOk;
     }
     s.pos += 1;
@@ -254,7 +261,7 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d,
     }
     if ((rest >> 62) == 0b10 && s.sig <= 39) {
       s.v ^= ((rest << 2) >> s.shift) & s.mask;
-      s.pos += 2 + static_cast<uint64_t>(s.sig);
+      s.pos += 2 + s.sig;
       return DecodeError::kOk;
     }
     return DecodeValue(d, s, BitWindow(d, s.pos));
@@ -286,6 +293,8 @@ std::string DescribeError(DecodeError e) {
       return "leading zeros plus significant bits exceed 64";
     case DecodeError::kNotIncreasing:
       return "timestamp not after the previous one";
+    case DecodeError::kZeroZero:
+      return "ok";
   }
   return "unknown error";
 }
@@ -342,6 +351,18 @@ size_t XorChunkAppender::allocated_bytes() const {
   return buf_ == nullptr ? 0 : CapacityFor(ByteLength(bit_len_));
 }
 
+absl::Status XorChunkAppender::AppendLong(Timestamp t, uint64_t vb, uint64_t w, int n,
+                                          uint64_t head, int head_len, uint64_t bits, int sig) {
+  const uint64_t pos = bit_len_;
+  const uint64_t end = pos + static_cast<uint64_t>(n + head_len + sig);
+  Grow(ByteLength(pos), ByteLength(end));
+  PutBits(buf_, pos, w >> (64 - n), n);
+  PutBits(buf_, pos + n, head, head_len);
+  PutBitsWide(buf_, pos + n + head_len, bits, sig);
+  Commit(t, vb, end);
+  return absl::OkStatus();
+}
+
 void XorChunkAppender::Grow(size_t old_len, size_t new_len) {
   static_assert(kSlack == kSlackBytes);
   const size_t old_cap = buf_ == nullptr ? 0 : CapacityFor(old_len);
@@ -353,9 +374,8 @@ void XorChunkAppender::Grow(size_t old_len, size_t new_len) {
   if (new_cap > old_cap) std::memset(buf_ + old_cap, 0, new_cap - old_cap);
 }
 
-// The first two samples (byte-aligned varints) and the errors.
 // Every case Append's fast path leaves out: the first two samples (byte-aligned varints),
-// the errors, the rarer codes and the buffer's growth.
+// the errors and 64-bit dods.
 absl::Status XorChunkAppender::AppendSlow(Timestamp t, double v) {
   const uint64_t vb = std::bit_cast<uint64_t>(v);
   if (count_ == 0) {
@@ -599,23 +619,55 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
     }
   }
   if (e == DecodeError::kOk && !(pending && s.t > maxt)) {
-    // Samples go through a small stack batch, appended with one copy each: resizing the
-    // vector first would construct (zero) every sample before the decoder overwrites it,
-    // and push_back checks the capacity every time.
-    constexpr int kBatch = 32;
-    Sample batch[kBatch];
+    // Samples go through a stack batch, appended with one copy each: resizing the vector
+    // first would construct (zero) every sample before the decoder overwrites it, and
+    // push_back checks the capacity every time. The batch is raw storage, constructed
+    // sample by sample, so that it is not zeroed either.
+    constexpr int kBatch = 64;
+    alignas(Sample) unsigned char batch_bytes[kBatch * sizeof(Sample)];
+    Sample* const batch = reinterpret_cast<Sample*>(batch_bytes);
     Sample* o = batch;
     out->reserve(out->size() + left + pending);
-    if (pending) *o++ = {s.t, std::bit_cast<double>(s.v)};
+    if (pending) new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
     for (bool more = true; more;) {
       Sample* const end = o + std::min(left, static_cast<int>(batch + kBatch - o));
       while (o < end) {
-        e = DecodeSample(base, s);
+        e = DecodeSample<true>(base, s);
         if (s.pos > s.limit) [[unlikely]] {
           if (!AfterLimit(&s)) e = DecodeError::kTruncated;
           base = tail_;
         }
         if (e != DecodeError::kOk) [[unlikely]] {
+          if (e == DecodeError::kZeroZero) {
+            e = DecodeError::kOk;
+            if (s.t > maxt) {
+              --left;  // decoded, not copied
+              more = false;
+              break;
+            }
+            new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
+            // More '0' '0' samples may follow (a constant series): take as many as one load
+            // holds, an add and a store each. The run stops before a sample that would pass
+            // the bits known to be the chunk's (s.limit) or maxt, or fail the order check;
+            // DecodeSample then takes that one as usual.
+            const uint64_t w = BitWindow(base, s.pos);
+            if (w >> 62 != 0) continue;
+            const uint64_t k =
+                std::min({static_cast<uint64_t>(std::countl_zero(w | 1)) / 2, uint64_t{28},
+                          static_cast<uint64_t>(end - o), (s.limit - s.pos) / 2});
+            const double v = std::bit_cast<double>(s.v);
+            Timestamp t = s.t;
+            uint64_t i = 0;
+            for (; i < k; ++i) {
+              const Timestamp next = static_cast<Timestamp>(static_cast<uint64_t>(t) + s.t_delta);
+              if (next <= t || next > maxt) break;
+              t = next;
+              new (o++) Sample{t, v};
+            }
+            s.t = t;
+            s.pos += 2 * i;
+            continue;
+          }
           more = false;
           break;
         }
@@ -624,7 +676,7 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
           more = false;
           break;
         }
-        *o++ = {s.t, std::bit_cast<double>(s.v)};
+        new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
       }
       left -= static_cast<int>(o - batch) - (pending ? 1 : 0);
       pending = false;

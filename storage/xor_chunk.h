@@ -12,6 +12,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,7 +69,15 @@ class XorChunkAppender {
   static constexpr size_t kSlackBytes = 32;
 
   [[gnu::noinline]] absl::Status AppendSlow(Timestamp t, double v);
-  void Grow(size_t old_len, size_t new_len);
+  // Append's rest for a sample longer than 57 bits: its first n bits, left-aligned in w,
+  // then the value's control bits `head` (the low head_len bits) and its sig bits `bits`.
+  [[gnu::noinline]] absl::Status AppendLong(Timestamp t, uint64_t vb, uint64_t w, int n,
+                                            uint64_t head, int head_len, uint64_t bits, int sig);
+  // Records an appended sample that ends at bit `end`.
+  void Commit(Timestamp t, uint64_t vb, uint64_t end);
+  // Reallocates the buffer for a chunk growing from `old_len` to `new_len` bytes, if
+  // CapacityFor (xor_chunk.cc: the one place of the growth policy) says so.
+  [[gnu::noinline]] void Grow(size_t old_len, size_t new_len);
 
   uint8_t* buf_ = nullptr;  // capacity is CapacityFor(byte length); see xor_chunk.cc
   uint32_t bit_len_ = 0;
@@ -116,10 +125,13 @@ class XorChunkIterator final : public SampleIterator {
     // The value window. Until a '11' value sets one, Prometheus reads '10' values with
     // (0, 0): 64 significant bits.
     uint64_t mask = ~uint64_t{0};  // ones from bit `trailing` up
-    uint8_t leading = 0xff;        // 0xff until a '11' value sets a window
+    uint64_t shift = 0;            // leading, or 0 until set
+    uint64_t sig = 64;             // 64 - leading - trailing
+    // The top three bits of a '0' '10' sample whose window bits are in the first loaded
+    // word (sig <= 54), or 8 (no such bits) when they are not.
+    uint64_t fast_top = 8;
+    uint8_t leading = 0xff;  // 0xff until a '11' value sets a window
     uint8_t trailing = 0;
-    uint8_t shift = 0;  // leading, or 0 until set
-    uint8_t sig = 64;   // 64 - leading - trailing
     bool in_tail = false;
   };
 
@@ -151,61 +163,91 @@ class XorChunkIterator final : public SampleIterator {
 };
 
 inline absl::Status XorChunkAppender::Append(Timestamp t, double v) {
-  // Inline so that a caller's loop keeps its own state in registers. Anything unusual goes
-  // to AppendSlow, which starts over.
-  if (count_ < 2 || t <= t_ || count_ == kXorChunkMaxSamples) [[unlikely]] {
+  // Inline so that a caller's loop keeps its own state in registers. The first two samples,
+  // errors, a full chunk and 64-bit dods go to AppendSlow, which starts over. count_ - 2
+  // wraps for 0 and 1, so one comparison covers count_ < 2 and a full chunk.
+  if (static_cast<uint16_t>(count_ - 2) >= kXorChunkMaxSamples - 2 || t <= t_) [[unlikely]] {
     return AppendSlow(t, v);
   }
   const uint64_t vb = std::bit_cast<uint64_t>(v);
-  const uint64_t delta = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_);  // mod 2^64
-  const uint64_t dod = delta - t_delta_;
+  const uint64_t dod = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_) - t_delta_;  // mod 2^64
   const uint64_t x = vb ^ v_;
   const uint64_t pos = bit_len_;
-  uint64_t code = 0;  // the sample's bits, written in one store
-  int len;
-  if ((dod | x) == 0) {
-    // '0' '0': the commonest sample; the bits are zero already, so only the length moves.
-    len = 2;
-  } else {
-    if (dod == 0) {
-      len = 1;
-    } else if (dod + 8191 <= 16383) {
-      code = uint64_t{0b10} << 14 | (dod & 0x3fff);
-      len = 16;
-    } else {
-      return AppendSlow(t, v);
-    }
-    if (x == 0) {
-      code <<= 1;
-      len += 1;
-    } else {
-      // '10' when x fits the window. With no window yet leading_ is 0xff, which no count of
-      // leading zeros reaches; otherwise leading_ <= 31, so Prometheus' clamp of the count
-      // to 31 cannot change the comparison.
-      const int sig = 64 - leading_ - trailing_;
-      if (__builtin_clzll(x) < leading_ || __builtin_ctzll(x) < trailing_ || len + 2 + sig > 57) {
-        return AppendSlow(t, v);
-      }
-      code = (code << 2 | 0b10) << sig | x >> trailing_;
-      len += 2 + sig;
-    }
-  }
-  // CapacityFor() changes only where ceil((len + kSlack) / 64) does; growing is for
-  // AppendSlow.
-  const size_t old_len = (pos + 7) / 8;
-  const size_t new_len = (pos + len + 7) / 8;
-  if (((old_len + kSlackBytes - 1) ^ (new_len + kSlackBytes - 1)) >= 64) [[unlikely]] {
+  // The sample's first n bits, left-aligned in w (the rest of w is zero).
+  uint64_t w;
+  int n;
+  if (dod == 0) {
+    w = 0;
+    n = 1;
+  } else if (dod + 8191 <= 16383) {  // Prometheus' bucket ranges: see FitsBucket
+    w = (uint64_t{0b10} << 14 | (dod & 0x3fff)) << 48;
+    n = 16;
+  } else if (dod + 65535 <= 131071) {
+    w = (uint64_t{0b110} << 17 | (dod & 0x1ffff)) << 44;
+    n = 20;
+  } else if (dod + 524287 <= 1048575) {
+    w = (uint64_t{0b1110} << 20 | (dod & 0xfffff)) << 40;
+    n = 24;
+  } else [[unlikely]] {
     return AppendSlow(t, v);
   }
-  if (code != 0) PutBits(buf_, pos, code, len);
-  bit_len_ = static_cast<uint32_t>(pos + len);
-  t_delta_ = delta;
+  if (x == 0) {
+    n += 1;  // '0'
+  } else {
+    const int lead = std::countl_zero(x);
+    const int trail = std::countr_zero(x);
+    // With no window yet leading_ is 0xff, which no count reaches; otherwise leading_ <= 31,
+    // so Prometheus' clamp of the count to 31 cannot change the comparison.
+    if (lead >= leading_ && trail >= trailing_) {
+      // '10', then the previous window's bits: x << leading_ left-aligns them.
+      const int sig = 64 - leading_ - trailing_;
+      if (n + 2 + sig > 57) [[unlikely]] {
+        return AppendLong(t, vb, w, n, 0b10, 2, x >> trailing_, sig);
+      }
+      w |= (uint64_t{1} << 63 | (x << leading_) >> 2) >> n;
+      n += 2 + sig;
+    } else {
+      // '11', 5 bits of leading zeros (clamped to 31), 6 of significant bits (64 as 0).
+      const int clamped = lead < 31 ? lead : 31;
+      const int sig = 64 - clamped - trail;
+      const uint64_t head = uint64_t{0b11} << 11 | static_cast<uint64_t>(clamped) << 6 |
+                            static_cast<uint64_t>(sig & 63);
+      leading_ = static_cast<uint8_t>(clamped);
+      trailing_ = static_cast<uint8_t>(trail);
+      if (n + 13 + sig > 57) [[unlikely]] {
+        return AppendLong(t, vb, w, n, head, 13, x >> trail, sig);
+      }
+      w |= (head << 51 | (x << clamped) >> 13) >> n;
+      n += 13 + sig;
+    }
+  }
+  const uint64_t end = pos + static_cast<uint64_t>(n);
+  // The buffer's size is a function of the byte length that changes at most where
+  // (byte length + kSlackBytes) crosses a multiple of 64 (see CapacityFor); in bits, where
+  // bits + 8 * kSlackBytes - 1 crosses a multiple of 512. Growing first leaves the chunk
+  // unchanged if the allocation fails.
+  constexpr uint64_t kRound = 8 * kSlackBytes - 1;
+  if (((pos + kRound) ^ (end + kRound)) >= 512) [[unlikely]] {
+    Grow((pos + 7) / 8, (end + 7) / 8);
+  }
+  // n <= 57, so the sample lies in the 8 bytes from its first. All-zero bits ('0' '0')
+  // are there already.
+  if (w != 0) {
+    uint8_t* p = buf_ + (pos >> 3);
+    StoreBigEndian64(p, LoadBigEndian64(p) | w >> (pos & 7));
+  }
+  Commit(t, vb, end);
+  return absl::OkStatus();
+}
+
+inline void XorChunkAppender::Commit(Timestamp t, uint64_t vb, uint64_t end) {
+  bit_len_ = static_cast<uint32_t>(end);
+  t_delta_ = static_cast<uint64_t>(t) - static_cast<uint64_t>(t_);
   t_ = t;
   v_ = vb;
   ++count_;
-  buf_[0] = static_cast<uint8_t>(count_ >> 8);
-  buf_[1] = static_cast<uint8_t>(count_);
-  return absl::OkStatus();
+  const uint16_t count_be = __builtin_bswap16(count_);  // the header: big-endian count
+  std::memcpy(buf_, &count_be, 2);
 }
 
 // Encodes samples into one XOR chunk (the same bytes XorChunkAppender builds).

@@ -1,5 +1,6 @@
 #include "query/engine.h"
 
+#include <atomic>
 #include <cmath>
 #include <random>
 
@@ -155,6 +156,22 @@ TEST_F(EngineTest, DeadlineStopsAQuery) {
   auto r = engine.RangeQuery(store_, *e, q, 0, 240 * 60'000, 1000);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(EngineTest, CancelFlagStopsAQuery) {
+  Fill(50, 240);
+  std::atomic<bool> canceled{true};
+  EngineOptions opts;
+  opts.max_samples = 100'000'000;
+  opts.canceled = &canceled;
+  const char* q = "sum by (g) (rate(m_total[5m]))";
+  ExprPtr e = Parse(q);
+  auto r = Engine(opts).RangeQuery(store_, *e, q, 0, 240 * 60'000, 1000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(r.status().message(), "query was canceled in expression evaluation");
+  canceled = false;
+  EXPECT_TRUE(Engine(opts).RangeQuery(store_, *e, q, 0, 240 * 60'000, 1000).ok());
 }
 
 TEST_F(EngineTest, ScalarRangeQueryIsOneSeriesWithoutLabels) {

@@ -144,5 +144,70 @@ TEST(Printer, PrintedTreesParseBackEqual) {
   }
 }
 
+std::string PrettyOf(std::string_view q) {
+  absl::StatusOr<ExprPtr> e = ParseExpr(q, ParserOptions::AllFeatures());
+  if (!e.ok()) return "error: " + std::string(e.status().message());
+  return Pretty(**e);
+}
+
+TEST(Printer, PrettyKeepsShortExpressionsOnOneLine) {
+  EXPECT_EQ(PrettyOf("sum(rate(x[5m])) by (job)"), "sum by (job) (rate(x[5m]))");
+  EXPECT_EQ(PrettyOf("-x"), "-x");
+  EXPECT_EQ(PrettyOf("x[5m:1m]"), "x[5m:1m]");
+}
+
+TEST(Printer, PrettySplitsLongExpressionsAsPrometheusDoes) {
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {"sum by (job) (rate(http_requests_total{job=\"api-server\",handler=\"/api/v1/query_range\","
+       "code=\"200\"}[5m]))",
+       "sum by (job) (\n"
+       "  rate(http_requests_total{code=\"200\",handler=\"/api/v1/query_range\","
+       "job=\"api-server\"}[5m])\n"
+       ")"},
+      {"sum(rate(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa[5m])) / on(job) group_left(instance) "
+       "sum(rate(bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb[5m]))",
+       "  sum(rate(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa[5m]))\n"
+       "/ on (job) group_left (instance)\n"
+       "  sum(rate(bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb[5m]))"},
+      {"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job="
+       "\"some-long-job-name\"}[5m])))",
+       "histogram_quantile(\n"
+       "  0.99,\n"
+       "  sum by (le) "
+       "(rate(http_request_duration_seconds_bucket{job=\"some-long-job-name\"}[5m]))\n"
+       ")"},
+      {"topk(5, sum without (instance) (rate(node_network_receive_bytes_total{device!=\"lo\","
+       "job=\"node\"}[5m])))",
+       "topk(\n"
+       "  5,\n"
+       "  sum without (instance) (rate(node_network_receive_bytes_total{device!=\"lo\","
+       "job=\"node\"}[5m]))\n"
+       ")"},
+      // Two levels: the parenthesis and the sum inside it are both too long.
+      {"-(first_metric_name_that_is_really_quite_long_xxxxxxxx + "
+       "second_metric_name_that_is_really_quite_long_xxxxxxx)",
+       "-(\n"
+       "    first_metric_name_that_is_really_quite_long_xxxxxxxx\n"
+       "  +\n"
+       "    second_metric_name_that_is_really_quite_long_xxxxxxx\n"
+       ")"},
+      // A subquery that fits is printed without indentation (Prometheus does the same).
+      {"max_over_time(sum by (job) "
+       "(rate(some_really_long_metric_name_written_for_the_prettier_total[5m]))"
+       "[1h:5m])",
+       "max_over_time(\n"
+       "sum by (job) "
+       "(rate(some_really_long_metric_name_written_for_the_prettier_total[5m]))[1h:5m]\n"
+       ")"},
+  };
+  for (const auto& [in, want] : cases) {
+    EXPECT_EQ(PrettyOf(in), want) << in;
+    // The pretty text parses back to the same expression.
+    absl::StatusOr<ExprPtr> again = ParseExpr(PrettyOf(in), ParserOptions::AllFeatures());
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(ToString(**again), Print(in));
+  }
+}
+
 }  // namespace
 }  // namespace strata::promql

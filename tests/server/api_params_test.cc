@@ -193,3 +193,27 @@ TEST(CheckResolution, BoundaryIsElevenThousandSteps) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(UnescapeValueEncodedName, DecodesPrometheusValuesEscaping) {
+  EXPECT_EQ(UnescapeValueEncodedName("U__my_2e_label"), "my.label");
+  EXPECT_EQ(UnescapeValueEncodedName("U__a__b"), "a_b");
+  EXPECT_EQ(UnescapeValueEncodedName("U___2E__2e_"), "..");
+  EXPECT_EQ(UnescapeValueEncodedName("U__caf_e9_"), "caf\xc3\xa9");
+  EXPECT_EQ(UnescapeValueEncodedName("U___65e5__672c_"), "\xe6\x97\xa5\xe6\x9c\xac");
+  EXPECT_EQ(UnescapeValueEncodedName("U___1f600_"), "\xf0\x9f\x98\x80");
+  EXPECT_EQ(UnescapeValueEncodedName("U__"), "");
+  // Not escaped, or not decodable: unchanged.
+  EXPECT_EQ(UnescapeValueEncodedName("plain_name"), "plain_name");
+  EXPECT_EQ(UnescapeValueEncodedName("U__bad_zz_"), "U__bad_zz_");
+  EXPECT_EQ(UnescapeValueEncodedName("U__open_2e"), "U__open_2e");
+  EXPECT_EQ(UnescapeValueEncodedName("U__trailing_"), "U__trailing_");
+  EXPECT_EQ(UnescapeValueEncodedName("U___1234567_"), "U___1234567_");
+  EXPECT_EQ(UnescapeValueEncodedName("U___d800_"), "U___d800_");
+  EXPECT_EQ(UnescapeValueEncodedName("U___110000_"), "U___110000_");
+}
+
+}  // namespace
+}  // namespace strata

@@ -11,9 +11,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/flags.h"
+#include "server/http_compression.h"
 #include "server/strata_server.h"
 #include "src/metrics.h"
 #include "src/strings.h"
+#include "src/time.h"
 #include "tests/server/http_test_client.h"
 #include "tests/server/remote_write_sender.h"
 
@@ -42,13 +44,13 @@ class ApiTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  void StartServer() {
+  void StartServer(int query_concurrency = 2) {
     ServerConfig config;
     config.listen_host = "127.0.0.1";
     config.listen_port = 0;
     config.storage_path = (dir_ / "data").string();
     config.self_scrape_interval_ms = 0;
-    config.query_max_concurrency = 2;
+    config.query_max_concurrency = query_concurrency;
     // A registry per server: one open storage per registry.
     registry_ = std::make_unique<MetricsRegistry>();
     server_ = std::make_unique<StrataServer>(config, registry_.get());
@@ -298,6 +300,224 @@ TEST_F(ApiTest, RemoteWriteKeepsValidSamplesAndSaysWhatWasRejected) {
       client_->Request("POST", "/api/v1/write", {{"Content-Type", "application/json"}}, "{}");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 415);
+}
+
+TEST_F(ApiTest, TsdbStatusReportsHeadCardinality) {
+  // An empty head: no series, and the "no data" time range Prometheus reports.
+  ExpectJson(Get("/api/v1/status/tsdb"), 200,
+             R"({"status":"success","data":{"headStats":{"numSeries":0,"numLabelPairs":0,)"
+             R"("chunkCount":0,"minTime":9223372036854775807,"maxTime":-9223372036854775808},)"
+             R"("seriesCountByMetricName":[],"labelValueCountByLabelName":[],)"
+             R"("memoryInBytesByLabelName":[],"seriesCountByLabelValuePair":[]}})");
+  WriteFixture();
+  // Bytes per label: for each series, varint length + name + varint length + value.
+  ExpectJson(
+      Get("/api/v1/status/tsdb"), 200,
+      R"({"status":"success","data":{"headStats":{"numSeries":3,"numLabelPairs":7,)"
+      R"("chunkCount":3,"minTime":10000,"maxTime":30000},)"
+      R"("seriesCountByMetricName":[{"name":"up","value":2},)"
+      R"({"name":"http_requests_total","value":1}],)"
+      R"("labelValueCountByLabelName":[{"name":"__name__","value":2},)"
+      R"({"name":"instance","value":2},{"name":"job","value":2},{"name":"code","value":1}],)"
+      R"("memoryInBytesByLabelName":[{"name":"__name__","value":53},)"
+      R"({"name":"instance","value":32},{"name":"job","value":26},{"name":"code","value":9}],)"
+      R"("seriesCountByLabelValuePair":[{"name":"__name__=up","value":2},)"
+      R"({"name":"job=node","value":2},{"name":"__name__=http_requests_total","value":1},)"
+      R"({"name":"code=200","value":1},{"name":"instance=a:9100","value":1},)"
+      R"({"name":"instance=b:9100","value":1},{"name":"job=api","value":1}]}})");
+  ExpectJson(Get("/api/v1/status/tsdb?limit=1"), 200,
+             R"({"status":"success","data":{"headStats":{"numSeries":3,"numLabelPairs":7,)"
+             R"("chunkCount":3,"minTime":10000,"maxTime":30000},)"
+             R"("seriesCountByMetricName":[{"name":"up","value":2}],)"
+             R"("labelValueCountByLabelName":[{"name":"__name__","value":2}],)"
+             R"("memoryInBytesByLabelName":[{"name":"__name__","value":53}],)"
+             R"("seriesCountByLabelValuePair":[{"name":"__name__=up","value":2}]}})");
+  EXPECT_EQ(Get("/api/v1/status/tsdb?limit=10000").status, 200);
+  for (std::string_view bad : {"0", "-1", "abc", "1.5", "99999999999999999999"}) {
+    ExpectJson(Get(fmt::format("/api/v1/status/tsdb?limit={}", bad)), 400,
+               R"({"status":"error","errorType":"bad_data",)"
+               R"("error":"limit must be a positive number"})");
+  }
+  ExpectJson(Get("/api/v1/status/tsdb?limit=10001"), 400,
+             R"({"status":"error","errorType":"bad_data","error":"limit must not exceed 10000"})");
+}
+
+TEST_F(ApiTest, TextImportStoresSamplesAndMetadata) {
+  std::string body =
+      "# HELP temp_celsius Temperature.\n"
+      "# TYPE temp_celsius gauge\n"
+      "temp_celsius{room=\"a \\\"b\\\"\"} 21.5 10000\n"
+      "temp_celsius{room=\"c\"} NaN 10000\n"
+      "temp_celsius{room=\"c\"} -Inf 20000\n"
+      "no_timestamp 7\n";
+  auto r = client_->Request("POST", "/api/v1/import/prometheus?timestamp=15000&extra_label=site=x",
+                            {{"Content-Type", "application/x-www-form-urlencoded"}}, body);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 204) << r->body;
+  ExpectJson(Get("/api/v1/query_range?query=temp_celsius&start=10&end=20&step=10"), 200,
+             R"({"status":"success","data":{"resultType":"matrix","result":[)"
+             R"({"metric":{"__name__":"temp_celsius","room":"a \"b\"","site":"x"},)"
+             R"("values":[[10,"21.5"],[20,"21.5"]]},)"
+             R"({"metric":{"__name__":"temp_celsius","room":"c","site":"x"},)"
+             R"("values":[[10,"NaN"],[20,"-Inf"]]}]}})");
+  // A line without a timestamp takes the `timestamp` parameter.
+  ExpectJson(Get("/api/v1/query?query=no_timestamp&time=15"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{"__name__":"no_timestamp","site":"x"},"value":[15,"7"]}]}})");
+  ExpectJson(Get("/api/v1/query?query=no_timestamp&time=14.999"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[]}})");
+  ExpectJson(Get("/api/v1/metadata?metric=temp_celsius"), 200,
+             R"({"status":"success","data":{"temp_celsius":[)"
+             R"({"type":"gauge","help":"Temperature.","unit":""}]}})");
+}
+
+TEST_F(ApiTest, TextImportTakesGzipAndDefaultsToTheRequestTime) {
+  Timestamp before = NowMillis();
+  auto gz = GzipCompress("gzipped_metric{a=\"1\"} 42\n");
+  ASSERT_TRUE(gz.ok());
+  auto r =
+      client_->Request("POST", "/api/v1/import/prometheus", {{"Content-Encoding", "gzip"}}, *gz);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 204) << r->body;
+  Timestamp after = NowMillis();
+  auto series = Get("/api/v1/query?query=timestamp(gzipped_metric)");
+  EXPECT_EQ(series.status, 200) << series.body;
+  // The sample's time lies between the request and its answer.
+  size_t at = series.body.find("\"value\":[");
+  ASSERT_NE(at, std::string::npos) << series.body;
+  double t = std::stod(series.body.substr(series.body.find(",\"", at) + 2));
+  EXPECT_GE(t * 1000, static_cast<double>(before) - 1);
+  EXPECT_LE(t * 1000, static_cast<double>(after) + 1);
+
+  auto bad = client_->Request("POST", "/api/v1/import/prometheus", {{"Content-Encoding", "gzip"}},
+                              "not gzip");
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_THAT(bad->body, HasSubstr("cannot decompress the gzip body"));
+  auto br =
+      client_->Request("POST", "/api/v1/import/prometheus", {{"Content-Encoding", "br"}}, "x 1");
+  ASSERT_TRUE(br.has_value());
+  EXPECT_EQ(br->status, 415);
+  EXPECT_THAT(br->body, HasSubstr(R"(unsupported Content-Encoding \"br\")"));
+}
+
+TEST_F(ApiTest, TextImportRejectsABadBodyWholeAndSaysWhichLine) {
+  std::string body = "good_metric 1 10000\ngood_metric 2 20000\nbad_metric{job=\"x} 3\n";
+  auto r = client_->Request("POST", "/api/v1/import/prometheus", {}, body);
+  ASSERT_TRUE(r.has_value());
+  ExpectJson(*r, 400,
+             R"({"status":"error","errorType":"bad_data","error":"cannot import: line 3, )"
+             R"(column 16: the value of label \"job\" is missing its closing quote"})");
+  // Nothing of it was stored, not even the valid lines before the error.
+  ExpectJson(Get("/api/v1/series?match[]=good_metric"), 200, R"({"status":"success","data":[]})");
+
+  for (std::string_view target : {"/api/v1/import/prometheus?timestamp=soon",
+                                  "/api/v1/import/prometheus?extra_label=novalue"}) {
+    auto p = client_->Request("POST", target, {}, "m 1\n");
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->status, 400) << target;
+    EXPECT_THAT(p->body, HasSubstr("invalid parameter")) << p->body;
+  }
+  // Samples older than what a series holds are refused by storage and counted; the rest
+  // of the body is kept, as with remote write.
+  ASSERT_EQ(client_->Request("POST", "/api/v1/import/prometheus", {}, "m 1 50000\n")->status, 204);
+  auto late = client_->Request("POST", "/api/v1/import/prometheus", {},
+                               "m 0 40000\nm 2 60000\nother 1 60000\n");
+  ASSERT_TRUE(late.has_value());
+  ExpectJson(*late, 400,
+             R"({"status":"error","errorType":"bad_data",)"
+             R"("error":"1 samples rejected: 1 out of order"})");
+  ExpectJson(Get("/api/v1/query?query=count_over_time(m[1m])&time=60"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{},"value":[60,"2"]}]}})");
+}
+
+// A query that runs for minutes: a median over a day of one-second points, at 10,001 steps.
+constexpr std::string_view kSlowQuery =
+    "/api/v1/query_range?query=quantile_over_time(0.5,vector(1)%5B1d:1s%5D)"
+    "&start=0&end=10000&step=1";
+
+std::string Request(std::string_view target) {
+  return fmt::format("GET {} HTTP/1.1\r\nHost: test\r\n\r\n", target);
+}
+
+TEST_F(ApiTest, SlowQueryPastItsTimeoutGetsTheTimeoutShape) {
+  ExpectJson(Get(fmt::format("{}&timeout=500ms", kSlowQuery)), 503,
+             R"({"status":"error","errorType":"timeout",)"
+             R"("error":"query timed out in expression evaluation"})");
+  // The server keeps serving.
+  ExpectJson(Get("/api/v1/query?query=1%2B1&time=4"), 200,
+             R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
+}
+
+TEST_F(ApiTest, ClientsThatGoAwayHaveTheirQueriesStoppedAndFreeTheWorker) {
+  StopServer();
+  StartServer(/*query_concurrency=*/1);
+  // One worker: `running` takes it; `queued` waits behind it. Both clients then close their
+  // sockets. Unless both queries are stopped, the last query waits minutes for the worker
+  // and the client gives up after 30 s.
+  auto running = std::make_unique<TestHttpClient>(server_->port());
+  ASSERT_TRUE(running->SendRaw(Request(kSlowQuery)));
+  auto queued = std::make_unique<TestHttpClient>(server_->port());
+  ASSERT_TRUE(queued->SendRaw(Request(kSlowQuery)));
+  // Closing right after sending is fine: the request reaches the server before the end of
+  // stream does, so it is read and dispatched, and the end of stream then marks it gone.
+  queued.reset();
+  running.reset();
+  ExpectJson(Get("/api/v1/query?query=1%2B1&time=4"), 200,
+             R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
+  // Both are counted; the `queued` request may reach the pool after the last query did (its
+  // connection is read on another I/O thread), so wait for the count without a deadline
+  // assertion.
+  TestHttpResponse metrics;
+  for (int i = 0; i < 300; ++i) {
+    metrics = Get("/metrics");
+    if (metrics.body.find("strata_queries_canceled_total 2\n") != std::string::npos) break;
+    ::usleep(100'000);
+  }
+  EXPECT_THAT(metrics.body, HasSubstr("strata_queries_canceled_total 2\n"));
+}
+
+TEST_F(ApiTest, HalfClosedClientOfAFastQueryStillGetsItsAnswer) {
+  WriteFixture();
+  TestHttpClient half(server_->port());
+  ASSERT_TRUE(half.SendRaw(Request("/api/v1/query?query=count(up)&time=30")));
+  half.ShutdownWrite();
+  auto r = half.ReadResponse();
+  ASSERT_TRUE(r.has_value());
+  // Either the answer, or (when the end of stream was seen before the query started) the
+  // canceled shape Prometheus gives a client that went away; never a dropped connection.
+  if (r->status == 200) {
+    EXPECT_EQ(r->body, R"({"status":"success","data":{"resultType":"vector","result":[)"
+                       R"({"metric":{},"value":[30,"2"]}]}})");
+  } else {
+    EXPECT_EQ(r->status, 499) << r->body;
+    EXPECT_THAT(r->body, HasSubstr(R"("errorType":"canceled")"));
+  }
+}
+
+TEST_F(ApiTest, LabelValuesTakeUtf8NamesEscapedInThePath) {
+  test::WriteRequest req;
+  AddSeries(&req, {{"__name__", "m"}, {"my.label", "one"}, {"a_b", "two"}}, {{10000, 1}});
+  ASSERT_EQ(Write(req).status, 204);
+  ExpectJson(Get("/api/v1/label/U__my_2e_label/values"), 200,
+             R"({"status":"success","data":["one"]})");
+  ExpectJson(Get("/api/v1/label/U__a__b/values"), 200, R"({"status":"success","data":["two"]})");
+  // Percent-encoding works too, and a name that does not decode is taken as written.
+  ExpectJson(Get("/api/v1/label/my.label/values"), 200, R"({"status":"success","data":["one"]})");
+  ExpectJson(Get("/api/v1/label/U__my_zz_label/values"), 200, R"({"status":"success","data":[]})");
+  ExpectJson(
+      Get("/api/v1/label/%FF/values"), 400,
+      R"({"status":"error","errorType":"bad_data","error":"invalid label name: \"\\xff\""})");
+}
+
+TEST_F(ApiTest, FormatQuerySplitsLongExpressionsOverLines) {
+  ExpectJson(
+      Get("/api/v1/format_query?query=histogram_quantile(0.99,sum%20by(le)(rate("
+          "http_request_duration_seconds_bucket%7Bjob%3D%22some-long-job-name%22%7D%5B5m%5D)))"),
+      200,
+      R"j({"status":"success","data":"histogram_quantile(\n  0.99,\n  sum by (le) )j"
+      R"j((rate(http_request_duration_seconds_bucket{job=\"some-long-job-name\"}[5m]))\n)"})j");
 }
 
 TEST_F(ApiTest, DataSurvivesRestartOnTheSameDirectory) {

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "fmt/format.h"
 #include "gtest/gtest.h"
 
 namespace strata {
@@ -55,6 +56,20 @@ TEST(Labels, HashIsStableAcrossRunsAndBuilds) {
   EXPECT_NE(l.Hash(), Labels({{"__name__", "up"}, {"job", "apI"}}).Hash());
   // Moving the separator must change the hash: {a="bc"} vs {ab="c"}.
   EXPECT_NE(Labels({{"a", "bc"}}).Hash(), Labels({{"ab", "c"}}).Hash());
+  // Pinned values, computed with libxxhash's one-shot XXH64 over the bytes above.
+  EXPECT_EQ(l.Hash(), 0x27967ec87265eaefULL);
+  // A label set longer than the hasher's buffer (2,080 bytes hashed) hashes the same way.
+  std::vector<std::pair<std::string, std::string>> long_pairs;
+  for (int i = 0; i < 40; ++i) {
+    long_pairs.emplace_back(fmt::format("label_name_{:02d}", i),
+                            std::string(37, static_cast<char>('a' + i % 26)));
+  }
+  EXPECT_EQ(Labels::FromPairs(long_pairs).Hash(), 0x124a28f9e4727f7ULL);
+  // A single label longer than the buffer, alone and between short ones.
+  Labels huge{{"__name__", std::string(3000, 'x')}};
+  EXPECT_EQ(huge.Hash(), 0x2058e00c3f542326ULL);
+  EXPECT_EQ(Labels({{"a", "1"}, {"b", std::string(3000, 'y')}, {"c", "2"}}).Hash(),
+            0xde2a7ee2b22dc40eULL);
 }
 
 TEST(Labels, HashForAndWithoutNames) {
