@@ -890,8 +890,60 @@ absl::Status ChunkStore::WriteTombstones(std::span<const std::pair<SeriesRef, In
 
 absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
                                       std::span<const SeriesRef> clear_tombstones) {
+  std::lock_guard<std::mutex> compact_lock(compact_mu_);
   rocksdb::WriteBatch batch;
   Impl& im = *impl_;
+  // Compacted blocks: per block key, the series whose samples change.
+  std::map<std::string, std::map<SeriesRef, const std::vector<Sample>*>> block_changes;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        im.db->NewIterator(rocksdb::ReadOptions(), im.cf(kCompacted)));
+    for (const ChunkRewrite& rw : rewrites) {
+      if (!rw.compacted) continue;
+      it->Seek(CompactedKey(rw.partition, rw.ref));
+      STRATA_RETURN_IF_ERROR(FromRocks(it->status(), "read compacted blocks"));
+      if (!it->Valid() || !it->key().starts_with(ToSlice(PartitionPrefix(rw.partition)))) {
+        return absl::DataLossError(
+            fmt::format("no compacted block of partition {} holds series {} in {}", rw.partition,
+                        rw.ref, im.path));
+      }
+      block_changes[std::string(ToView(it->key()))][rw.ref] = &*rw.compacted;
+    }
+  }
+  for (const auto& [key, changes] : block_changes) {
+    std::string value;
+    STRATA_RETURN_IF_ERROR(
+        FromRocks(im.db->Get(rocksdb::ReadOptions(), im.cf(kCompacted), key, &value),
+                  "read compacted block"));
+    absl::StatusOr<CompactedBlock> block = CompactedBlock::Open(value);
+    if (!block.ok()) {
+      return absl::DataLossError(
+          fmt::format("compacted block in {}: {}", im.path, std::string(block.status().message())));
+    }
+    std::vector<CompactedSeries> series;
+    size_t found = 0;
+    for (size_t i = 0; i < block->num_series(); ++i) {
+      CompactedSeries s{.ref = block->ref(i), .samples = {}};
+      if (auto c = changes.find(s.ref); c != changes.end()) {
+        ++found;
+        s.samples = *c->second;
+      } else {
+        STRATA_RETURN_IF_ERROR(block->Decode(i, &s.samples));
+      }
+      if (!s.samples.empty()) series.push_back(std::move(s));
+    }
+    if (found != changes.size()) {
+      return absl::DataLossError(
+          fmt::format("a compacted block in {} lacks a series being rewritten", im.path));
+    }
+    if (series.empty()) {
+      STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kCompacted), key), "batch"));
+    } else {
+      STRATA_ASSIGN_OR_RETURN(std::string encoded,
+                              EncodeCompactedBlock(series, CompactedEncodeOptions{}));
+      STRATA_RETURN_IF_ERROR(FromRocks(batch.Put(im.cf(kCompacted), key, encoded), "batch"));
+    }
+  }
   for (const ChunkRewrite& rw : rewrites) {
     for (Timestamp mint : rw.remove_mints) {
       STRATA_RETURN_IF_ERROR(
@@ -921,7 +973,14 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(im.db->Write(wo, &batch), fmt::format("rewrite chunks in {}", im.path));
+  STRATA_RETURN_IF_ERROR(
+      FromRocks(im.db->Write(wo, &batch), fmt::format("rewrite chunks in {}", im.path)));
+  if (!block_changes.empty()) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    ++block_epoch_;
+    cache_.clear();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ChunkStore::Checkpoint(const std::string& dir) {

@@ -131,10 +131,14 @@ class ChunkStore final : public SeriesStore {
     SeriesRef ref = 0;
     std::vector<Timestamp> remove_mints;
     std::vector<ChunkRef> add;
+    // Set: the series' samples in its compacted block of the partition become these (empty:
+    // the series leaves the block, and a block left without series is deleted). The block
+    // keeps its key, so block ref ranges stay disjoint.
+    std::optional<std::vector<Sample>> compacted;
     const Labels* drop_postings = nullptr;
   };
-  // Applies the rewrites and deletes the tombstones of `clear_tombstones`, in one synced
-  // write.
+  // Applies the rewrites (XOR chunks and compacted blocks) and deletes the tombstones of
+  // `clear_tombstones`, in one synced write. Serialized with compactions and retention drops.
   absl::Status ApplyRewrite(std::span<const ChunkRewrite> rewrites,
                             std::span<const SeriesRef> clear_tombstones);
   // A consistent, openable copy of the database in `dir` (which must not exist): hard links

@@ -106,8 +106,9 @@ class Storage final : public Queryable {
   // stay visible). Durable when it returns (a WAL record; RocksDB from the next flush on).
   absl::Status DeleteSeries(const std::vector<LabelMatcher>& matchers, Timestamp mint,
                             Timestamp maxt);
-  // Flushes the head (open chunks too), rewrites the stored chunks that hold deleted
-  // samples without them, and drops the tombstones.
+  // Flushes the head (open chunks too), rewrites the stored XOR chunks and compacted blocks
+  // that hold deleted samples without them, and drops the tombstones. Waits for a running
+  // compaction; none starts meanwhile.
   absl::Status CleanTombstones();
   // Writes a consistent, openable copy of the database into `dir` (must not exist): a
   // RocksDB checkpoint plus, `with_head`, the WAL; without it the head's closed chunks

@@ -160,6 +160,13 @@ class PropertyRun {
         }
         absl::Status st = db_->Compact();
         ASSERT_TRUE(st.ok()) << st;
+        if (dice == 94 || dice == 99) {
+          // Deleted samples in compacted blocks: cleaning must rewrite the blocks.
+          Delete(/*old=*/true);
+          st = db_->CleanTombstones();
+          ASSERT_TRUE(st.ok()) << st;
+          Query(op, /*old=*/true);
+        }
       } else if (dice < 54) {
         Append();
       } else if (dice < 62) {
