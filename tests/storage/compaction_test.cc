@@ -3,6 +3,7 @@
 #include <bit>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "gtest/gtest.h"
 #include "src/metrics.h"
@@ -305,7 +306,123 @@ TEST(Compaction, DecodedChunksIterateLikeXorChunks) {
     }
     ASSERT_TRUE(a.status().ok());
     ASSERT_TRUE(b.status().ok());
+    // AppendRange (one pass per chunk) gives what Next gives, over any sub-range.
+    Timestamp lo = mint + static_cast<Timestamp>(rng() % 40) - 20;
+    Timestamp hi = maxt - static_cast<Timestamp>(rng() % 40) + 20;
+    ChunkListIterator c(as_xor, mint, maxt), d(mixed, mint, maxt);
+    std::vector<Sample> want, got;
+    while (c.Next()) {
+      if (c.At().t >= lo && c.At().t <= hi) want.push_back(c.At());
+    }
+    ASSERT_TRUE(d.AppendRange(lo, hi, &got).ok());
+    ASSERT_TRUE(testing::SameSamples(got, want))
+        << "round " << round << "\n got  " << testing::Describe(got) << "\n want "
+        << testing::Describe(want);
   }
+}
+
+// Deleted samples in compacted blocks are hidden by tombstones, and cleaning rewrites the
+// blocks so that they stay gone once the tombstones are dropped (also after a restart and a
+// later compaction).
+TEST(Compaction, CleanTombstonesRewritesCompactedBlocks) {
+  TempDir dir;
+  std::mt19937_64 rng(6);
+  MetricsRegistry metrics;
+  auto opts = Opts(dir.path());
+  opts.metrics = &metrics;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  AppendScrapes(**db, 0, 3 * 240, rng);  // partitions 0, 1 closed; 2 open
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  ASSERT_EQ((*db)->stats().compaction.partitions, 2);
+  ASSERT_TRUE((*db)->store().PartitionsWithChunks(2)->empty());
+  testing::SeriesSamplesMap want = ReadEverything(**db);
+
+  // Host h1's series i=3: a range across the first two partitions; host h2: everything of
+  // i=4 (a whole series, also its open partition); the deletion of i=4 covers blocks only
+  // partly (other series share them).
+  const Timestamp from = kPartition / 2, to = kPartition + kPartition / 4;
+  ASSERT_TRUE(
+      (*db)
+          ->DeleteSeries({M(MatchType::kEqual, "host", "h1"), M(MatchType::kEqual, "i", "3")}, from,
+                         to)
+          .ok());
+  ASSERT_TRUE((*db)
+                  ->DeleteSeries(
+                      {M(MatchType::kEqual, "host", "h2"), M(MatchType::kEqual, "i", "4")},
+                      std::numeric_limits<Timestamp>::min(), std::numeric_limits<Timestamp>::max())
+                  .ok());
+  std::erase_if(want[Host(1, 3).ToString()],
+                [&](const Sample& x) { return x.t >= from && x.t <= to; });
+  want.erase(Host(2, 4).ToString());
+  ExpectSame(ReadEverything(**db), want);
+
+  ASSERT_TRUE((*db)->CleanTombstones().ok());
+  EXPECT_TRUE((*db)->tombstones()->empty());
+  ExpectSame(ReadEverything(**db), want);
+  // Series 4 of h2 has nothing left in the compacted partitions: its postings there are
+  // gone; h1's series 3 keeps samples in both, and its postings.
+  for (int64_t p : {0, 1}) {
+    for (auto [host, i, left] : {std::tuple{"h2", "4", false}, std::tuple{"h1", "3", true}}) {
+      auto index = (*db)->store().PartitionIndex(p);
+      auto postings = PostingsForMatchers(
+          *index, {M(MatchType::kEqual, "host", host), M(MatchType::kEqual, "i", i)});
+      ASSERT_TRUE(postings.ok());
+      EXPECT_EQ((*postings)->Next(), left) << "partition " << p << " " << host << " " << i;
+    }
+  }
+  // 4 series of compacted blocks (2 series x 2 partitions) and the open partition's
+  // chunks of h2's series 4.
+  EXPECT_EQ(metrics.ExpositionText().find("strata_storage_tombstone_rewritten_chunks_total 0\n"),
+            std::string::npos);
+
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_TRUE((*db)->tombstones()->empty());
+  ExpectSame(ReadEverything(**db), want);
+  // More data, a compaction that merges into the rewritten blocks' neighbours: still gone.
+  AppendScrapes(**db, 3 * kPartition, 240, rng);
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  testing::SeriesSamplesMap now = ReadEverything(**db);
+  for (const auto& [key, samples] : want) {
+    ASSERT_TRUE(now.count(key)) << key;
+    std::vector<Sample> early;
+    for (const Sample& x : now.at(key)) {
+      if (x.t < 3 * kPartition) early.push_back(x);
+    }
+    ASSERT_TRUE(testing::SameSamples(early, samples)) << key;
+  }
+  EXPECT_EQ(now.count(Host(2, 4).ToString()), 1u);  // appended again after the deletion
+  for (const Sample& x : now.at(Host(2, 4).ToString())) EXPECT_GE(x.t, 3 * kPartition);
+}
+
+// Size retention drops the oldest partitions when they are compacted too.
+TEST(Compaction, SizeRetentionDropsCompactedPartitions) {
+  TempDir dir;
+  std::mt19937_64 rng(7);
+  auto opts = Opts(dir.path());
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  AppendScrapes(**db, 0, 4 * 240, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  ASSERT_EQ((*db)->stats().compaction.partitions, 3);
+  ASSERT_TRUE((*db)->store().PartitionsWithChunks(3)->empty());
+  ASSERT_EQ((*db)->store().Partitions(0, 3 * kPartition - 1), (std::vector<int64_t>{0, 1, 2}));
+  ASSERT_TRUE((*db)->Close().ok());
+
+  opts.retention_bytes = 1;  // everything but the newest partition must go
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  EXPECT_TRUE((*db)->store().Partitions(0, 3 * kPartition - 1).empty());
+  auto q = (*db)->MakeQuerier(0, 3 * kPartition - 1);
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")}).empty());
+  EXPECT_FALSE(ReadEverything(**db).empty());  // the newest partition stays
 }
 
 }  // namespace
