@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -254,14 +255,30 @@ absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const Api
                  result.infos);
 }
 
+void Inc(Counter* c, double v) {
+  if (c != nullptr && v > 0) c->Add(v);
+}
+
+// Evaluation time and samples read of a query that succeeded.
+void CountQuery(Histogram* duration, Counter* samples,
+                std::chrono::steady_clock::time_point started, const promql::QueryResult& r) {
+  if (duration != nullptr) {
+    duration->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
+  Inc(samples, static_cast<double>(r.samples_decoded));
+}
+
 absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const HttpRequest& req,
                                           const ApiParams& params, Storage& storage) {
   STRATA_ASSIGN_OR_RETURN(Timestamp t, TimeParam(params, "time", NowMillis()));
   STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, req, params));
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
   promql::Engine engine(options);
+  const auto started = std::chrono::steady_clock::now();
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
                           engine.InstantQuery(storage, *expr, params.Get("query"), t));
+  CountQuery(ctx.metrics.instant_query_duration, ctx.metrics.query_samples, started, result);
   return QueryResponse(std::move(result), params);
 }
 
@@ -271,9 +288,11 @@ absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const HttpRequest
   STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, req, params));
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
   promql::Engine engine(options);
+  const auto started = std::chrono::steady_clock::now();
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
                           engine.RangeQuery(storage, *expr, params.Get("query"), range.start,
                                             range.end, range.step_ms));
+  CountQuery(ctx.metrics.range_query_duration, ctx.metrics.query_samples, started, result);
   return QueryResponse(std::move(result), params);
 }
 
@@ -510,6 +529,18 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
     responder.Send(TextResponse(decoded.http_status, std::string(StatusText(decoded.status))));
     return;
   }
+  {
+    Inc(ctx->metrics.remote_write_samples, static_cast<double>(decoder.total_samples()));
+    Inc(ctx->metrics.remote_write_invalid_samples, static_cast<double>(decoder.invalid_samples()));
+    double exemplars = 0, histograms = 0;
+    for (size_t i = 0; i < decoder.series_count(); ++i) {
+      RemoteWriteSeries s = decoder.series(i);
+      exemplars += s.exemplars;
+      histograms += s.histograms;
+    }
+    Inc(ctx->metrics.remote_write_exemplars_dropped, exemplars);
+    Inc(ctx->metrics.remote_write_histograms_dropped, histograms);
+  }
   for (const RemoteWriteMetadata& m : decoder.metadata()) {
     if (m.metric_family_name.empty()) continue;
     ctx->metadata.Add(m.metric_family_name, {std::string(MetricTypeName(m.type)),
@@ -651,6 +682,9 @@ void ImportPrometheusText(ApiContext* ctx, const HttpRequest& req, HttpResponder
     batch.push_back(SeriesBatch{std::move(s.labels), std::move(s.samples)});
   }
   if (batch.empty()) return responder.Send(HttpResponse::Empty(204));
+  double samples = 0;
+  for (const SeriesBatch& b : batch) samples += static_cast<double>(b.samples.size());
+  Inc(ctx->metrics.import_samples, samples);
   absl::StatusOr<AppendResult> appended = storage->Append(batch);
   if (!appended.ok()) return responder.Send(AppendFailure(appended.status()));
   if (appended->rejected() > 0) {
@@ -674,6 +708,31 @@ HttpHandler OnWritePool(ApiContext* ctx,
 }
 
 }  // namespace
+
+void RegisterApiMetrics(MetricsRegistry* registry, ApiContext* ctx) {
+  ApiContext::Metrics& m = ctx->metrics;
+  m.remote_write_samples = registry->GetCounter("strata_remote_write_samples_received_total",
+                                                "Samples in decoded remote-write requests.");
+  m.remote_write_invalid_samples = registry->GetCounter(
+      "strata_remote_write_invalid_samples_total",
+      "Remote-write samples refused because their series' labels are invalid.");
+  auto* dropped = registry->CounterFamily(
+      "strata_remote_write_dropped_total",
+      "Remote-write exemplars and native histogram samples received and not stored (not "
+      "supported yet).",
+      {"kind"});
+  m.remote_write_exemplars_dropped = dropped->With({"exemplar"});
+  m.remote_write_histograms_dropped = dropped->With({"native_histogram"});
+  m.import_samples = registry->GetCounter("strata_import_samples_received_total",
+                                          "Samples in accepted /api/v1/import/prometheus bodies.");
+  auto* duration = registry->HistogramFamily("strata_query_duration_seconds",
+                                             "Evaluation time of PromQL queries that succeeded.",
+                                             DefaultLatencyBounds(), {"type"});
+  m.instant_query_duration = duration->With({"instant"});
+  m.range_query_duration = duration->With({"range"});
+  m.query_samples = registry->GetCounter("strata_query_samples_total",
+                                         "Samples read from storage by PromQL queries.");
+}
 
 void RegisterApiHandlers(Router& router, ApiContext* ctx) {
   auto on_pool = [ctx](ApiFunc fn) { return RunOnPool(ctx->query_pool, Api(ctx, std::move(fn))); };

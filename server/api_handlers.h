@@ -63,7 +63,21 @@ struct ApiContext {
   // Counts queries stopped because their client went away while they were queued or
   // evaluating (strata_queries_canceled_total). Null: not counted.
   Counter* queries_canceled = nullptr;
+  // Ingest and query figures for /metrics (RegisterApiMetrics); null members are not counted.
+  struct Metrics {
+    Counter* remote_write_samples = nullptr;          // samples in decoded requests
+    Counter* remote_write_invalid_samples = nullptr;  // of series refused for their labels
+    Counter* remote_write_exemplars_dropped = nullptr;
+    Counter* remote_write_histograms_dropped = nullptr;
+    Counter* import_samples = nullptr;
+    Histogram* instant_query_duration = nullptr;
+    Histogram* range_query_duration = nullptr;
+    Counter* query_samples = nullptr;  // samples read from storage by queries
+  } metrics;
 };
+
+// Creates the ApiContext::Metrics families in `registry` and points `ctx` at them.
+void RegisterApiMetrics(MetricsRegistry* registry, ApiContext* ctx);
 
 // Registers GET and POST /api/v1/query, /api/v1/query_range, /api/v1/series,
 // /api/v1/labels, /api/v1/label/:name/values, /api/v1/format_query, /api/v1/metadata,

@@ -84,6 +84,7 @@ absl::Status StrataServer::Start() {
   std::error_code cwd_error;
   RegisterStatusHandlers(
       router, StatusInfo{config_, NowMillis(), std::filesystem::current_path(cwd_error).string()});
+  RegisterApiMetrics(metrics_, api_.get());
   RegisterApiHandlers(router, api_.get());
   RegisterRemoteReadHandler(router, api_.get());
   RegisterAdminHandlers(router, api_.get(), config_.enable_admin_api);

@@ -140,6 +140,31 @@ TEST_F(ApiTest, InstantQueryReturnsVectorOfRemoteWrittenSamples) {
              R"({"status":"success","data":{"resultType":"string","result":[4,"hello"]}})");
 }
 
+TEST_F(ApiTest, IngestAndQueryFiguresReachTheMetricsRegistry) {
+  WriteFixture();  // 3 series, 9 samples
+  test::WriteRequest req;
+  test::TimeSeries* ts =
+      AddSeries(&req, {{"__name__", "with_exemplar"}, {"job", "x"}}, {{10000, 1}, {20000, 2}});
+  test::Exemplar* ex = ts->add_exemplars();
+  ex->set_value(1);
+  ex->set_timestamp(10000);
+  AddSeries(&req, {{"__name__", "m2"}, {"", "empty name"}}, {{10000, 1}});
+  ASSERT_EQ(Write(req).status, 400);
+  ASSERT_EQ(Get("/api/v1/query?query=sum(up)&time=30").status, 200);
+  ASSERT_EQ(Get("/api/v1/query_range?query=up&start=10&end=30&step=10").status, 200);
+  ASSERT_EQ(Get("/api/v1/query?query=sum(").status, 400);  // not counted: it failed
+
+  std::string text = registry_->ExpositionText();
+  EXPECT_THAT(text, HasSubstr("\nstrata_remote_write_samples_received_total 12\n"));
+  EXPECT_THAT(text, HasSubstr("\nstrata_remote_write_invalid_samples_total 1\n"));
+  EXPECT_THAT(text, HasSubstr("strata_remote_write_dropped_total{kind=\"exemplar\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("strata_query_duration_seconds_count{type=\"instant\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("strata_query_duration_seconds_count{type=\"range\"} 1\n"));
+  // Each query reads the 3 samples (10, 20, 30 s) of both up series: sum(up) at 30 s
+  // within its 5 m lookback, the range query over 10..30 s.
+  EXPECT_THAT(text, HasSubstr("\nstrata_query_samples_total 12\n"));
+}
+
 TEST_F(ApiTest, QueryLimitTruncatesSeriesWithAWarning) {
   WriteFixture();
   ExpectJson(Get("/api/v1/query?query=up&time=30&limit=1"), 200,

@@ -115,6 +115,8 @@ class DashboardTest : public ::testing::Test {
     config.listen_port = 0;
     config.storage_path = (dir_ / "data").string();
     config.self_scrape_interval_ms = 100;
+    // A size limit, so the panel that draws it has data (far above what the test writes).
+    config.retention_size_bytes = int64_t{1} << 30;
     registry_ = std::make_unique<MetricsRegistry>();
     server_ = std::make_unique<StrataServer>(config, registry_.get());
     absl::Status st = server_->Start();
