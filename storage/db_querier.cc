@@ -128,13 +128,13 @@ class StorageQuerier final : public Querier {
       auto index = head_->Index();
       STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
       while (postings->Next()) {
-        MemSeries* s = head_->GetByRef(postings->At());
+        SeriesPtr s = head_->GetByRef(postings->At());
         if (s == nullptr) continue;
         Timestamp last;
         std::vector<ChunkRef> chunks = head_->Chunks(*s, mint, maxt, &last);
         head_last[s->ref] = last;
         if (chunks.empty()) continue;
-        found[s->ref] = {s->labels, std::move(chunks), last, Intervals()};
+        found[s->ref] = {head_->LabelsOf(*s), std::move(chunks), last, Intervals()};
       }
       STRATA_RETURN_IF_ERROR(postings->status());
     }
@@ -153,8 +153,8 @@ class StorageQuerier final : public Querier {
         SelectedSeries& entry = found[ref];
         entry.maxt = std::min(entry.maxt, limit);
         if (entry.labels.empty()) {
-          if (MemSeries* s = head_->GetByRef(ref)) {
-            entry.labels = s->labels;
+          if (SeriesPtr s = head_->GetByRef(ref)) {
+            entry.labels = head_->LabelsOf(*s);
           } else {
             STRATA_ASSIGN_OR_RETURN(std::optional<Labels> labels, store_->SeriesLabels(ref));
             if (!labels) {

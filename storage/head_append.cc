@@ -1,6 +1,7 @@
 // The head's append path and WAL replay.
 #include <algorithm>
 #include <bit>
+#include <functional>
 
 #include "spdlog/spdlog.h"
 #include "src/status.h"
@@ -46,17 +47,33 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
     if (b.labels.empty()) return absl::InvalidArgumentError("series with no labels");
   }
   uint64_t seq = 0;
-  std::vector<MemSeries*> series(batch.size());
+  std::vector<SeriesPtr> series(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
   }
   // Lock every series of the batch (in ref order, so batches cannot deadlock) while
   // appending and queuing the WAL record: per series, WAL order is then head order.
-  std::vector<MemSeries*> locked = series;
-  std::sort(locked.begin(), locked.end(),
-            [](const MemSeries* a, const MemSeries* b) { return a->ref < b->ref; });
-  locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
-  for (MemSeries* s : locked) s->mu.lock();
+  std::vector<MemSeries*> locked;
+  while (true) {
+    locked.clear();
+    for (const SeriesPtr& s : series) locked.push_back(s.get());
+    // By address after the ref: a series removed by head GC and its successor share a ref.
+    std::sort(locked.begin(), locked.end(), [](const MemSeries* a, const MemSeries* b) {
+      return a->ref != b->ref ? a->ref < b->ref : std::less<>()(a, b);
+    });
+    locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
+    for (MemSeries* s : locked) s->mu.lock();
+    bool removed = false;
+    for (MemSeries* s : locked) removed |= s->removed;
+    if (!removed) break;
+    // Head GC took a series out after we found it: find (or recreate) it again.
+    for (MemSeries* s : locked) s->mu.unlock();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (series[i]->removed) {
+        STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
+      }
+    }
+  }
 
   AppendResult result;
   Timestamp max_time = max_time_.load();
@@ -108,20 +125,20 @@ absl::Status Head::ReplaySeries(SeriesRef ref, std::string_view encoded_labels) 
   uint64_t hash = labels.Hash();
   Stripe& stripe = stripes_[hash % stripes_.size()];
   std::lock_guard<std::mutex> lock(stripe.mu);
-  auto it = stripe.by_hash.find(hash);
-  if (it != stripe.by_hash.end()) {
-    for (auto& s : it->second) {
-      if (s->labels == labels) {
-        if (s->ref != ref) {
-          // Should not happen; map the logged ref onto the live series.
-          RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
-          std::lock_guard<std::mutex> ref_lock(rs.mu);
-          rs.by_ref[ref] = s.get();
-        }
-        ReserveRefs(ref + 1);
-        return absl::OkStatus();
+  if (MemSeries* s = FindLocked(stripe, hash, labels)) {
+    if (s->ref != ref) {
+      // Should not happen; map the logged ref onto the live series (the entry holds a
+      // reference, like every by_ref entry).
+      RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
+      std::lock_guard<std::mutex> ref_lock(rs.mu);
+      MemSeries*& slot = rs.by_ref[ref];
+      if (slot == nullptr) {
+        s->refs_.fetch_add(1, std::memory_order_relaxed);
+        slot = s;
       }
     }
+    ReserveRefs(ref + 1);
+    return absl::OkStatus();
   }
   MemSeries* s = Insert(stripe, hash, ref, labels);
   // Looked up at the series' first replayed sample, in that sample's partition and later
@@ -149,9 +166,9 @@ absl::Status Head::FinishReplay() {
   if (store_ == nullptr) return absl::OkStatus();
   for (Stripe& stripe : stripes_) {
     std::lock_guard<std::mutex> lock(stripe.mu);
-    for (auto& [hash, list] : stripe.by_hash) {
-      for (auto& s : list) {
-        std::lock_guard<std::mutex> series_lock(s->mu);
+    for (auto& [hash, first] : stripe.by_hash) {
+      for (MemSeries* s = first; s != nullptr; s = s->hash_next_) {
+        std::lock_guard<SeriesMutex> series_lock(s->mu);
         if (s->replay_lookup) {
           STRATA_RETURN_IF_ERROR(
               ResolveStoredLast(*store_, *s, std::numeric_limits<int64_t>::min()));
@@ -164,7 +181,7 @@ absl::Status Head::FinishReplay() {
 
 absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> samples) {
   for (const WalSample& ws : samples) {
-    MemSeries* s = GetByRef(ws.ref);
+    SeriesPtr s = GetByRef(ws.ref);
     if (s == nullptr && store_ != nullptr) {
       // Its series record was checkpointed away; the series is in the store.
       STRATA_ASSIGN_OR_RETURN(std::optional<Labels> labels, store_->SeriesLabels(ws.ref));
@@ -177,7 +194,7 @@ absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> sam
       ++replay_unknown_refs_;
       continue;
     }
-    std::lock_guard<std::mutex> lock(s->mu);
+    std::lock_guard<SeriesMutex> lock(s->mu);
     if (s->replay_lookup) {
       STRATA_RETURN_IF_ERROR(
           ResolveStoredLast(*store_, *s, PartitionOf(ws.t, options_.partition_ms)));
