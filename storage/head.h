@@ -156,6 +156,7 @@ class MemSeries {
   std::vector<ClosedChunk> closed;  // oldest first, not yet durable in RocksDB
   XorChunkAppender open;            // empty when num_samples() == 0
   Timestamp open_mint = 0;
+  Timestamp open_partition_end = 0;  // start of the partition after open_mint's
   int64_t open_segment = 0;
   Timestamp last_t = 0;
   double last_v = 0;

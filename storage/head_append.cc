@@ -20,14 +20,19 @@ Head::Outcome Head::AppendLocked(MemSeries& s, Sample sample, Timestamp min_vali
                  : Outcome::kDuplicate;
     }
   }
-  if (s.open.num_samples() > 0 && (s.open.num_samples() >= options_.chunk_samples ||
-                                   PartitionOf(sample.t, options_.partition_ms) !=
-                                       PartitionOf(s.open_mint, options_.partition_ms))) {
+  // Samples only move forward, so "in another partition" is "at or after the end of the
+  // open chunk's partition" (no division per sample).
+  if (s.open.num_samples() > 0 &&
+      (s.open.num_samples() >= options_.chunk_samples || sample.t >= s.open_partition_end)) {
     CutOpenLocked(s);
   }
   if (s.open.num_samples() == 0) {
     s.open_mint = sample.t;
     s.open_segment = segment;
+    const int64_t p = PartitionOf(sample.t, options_.partition_ms);
+    s.open_partition_end = p < std::numeric_limits<int64_t>::max() / options_.partition_ms - 1
+                               ? (p + 1) * options_.partition_ms
+                               : std::numeric_limits<Timestamp>::max();
     ++num_chunks_;
   }
   // Cannot fail: the time is after the last one and the chunk is below its size limit.
@@ -54,6 +59,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
   // Lock every series of the batch (in ref order, so batches cannot deadlock) while
   // appending and queuing the WAL record: per series, WAL order is then head order.
   std::vector<MemSeries*> locked;
+  locked.reserve(series.size());
   while (true) {
     locked.clear();
     for (const SeriesPtr& s : series) locked.push_back(s.get());
@@ -63,13 +69,15 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
     });
     locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
     for (MemSeries* s : locked) s->mu.lock();
-    bool removed = false;
-    for (MemSeries* s : locked) removed |= s->removed;
-    if (!removed) break;
+    std::vector<const MemSeries*> removed;
+    for (MemSeries* s : locked) {
+      if (s->removed) removed.push_back(s);
+    }
+    if (removed.empty()) break;
     // Head GC took a series out after we found it: find (or recreate) it again.
     for (MemSeries* s : locked) s->mu.unlock();
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (series[i]->removed) {
+      if (std::find(removed.begin(), removed.end(), series[i].get()) != removed.end()) {
         STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
       }
     }
@@ -83,7 +91,10 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
     min_valid = max_time - options_.max_sample_age_ms;
   }
   int64_t segment = wal_ != nullptr ? wal_->current_segment() : 0;
+  size_t total = 0;
+  for (const SeriesBatch& b : batch) total += b.samples.size();
   std::vector<WalSample> accepted;
+  accepted.reserve(total);
   Timestamp batch_max = std::numeric_limits<Timestamp>::min();
   for (size_t i = 0; i < batch.size(); ++i) {
     for (const Sample& sample : batch[i].samples) {
@@ -110,6 +121,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
   }
   if (wal_ != nullptr && !accepted.empty()) {
     std::string rec;
+    rec.reserve(20 + accepted.size() * 28);
     EncodeWalSamples(accepted, &rec);
     seq = std::max(seq, wal_->Enqueue(WalRecordType::kSamples, rec));
   }
