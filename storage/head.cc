@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "src/status.h"
+#include "xxhash.h"
 
 namespace strata {
 
@@ -128,8 +129,13 @@ void Head::AddPostings(const MemSeries& s) {
   insert(all_refs_);
 }
 
+uint64_t Head::SeriesHash(const Labels& labels) {
+  // The packed form is canonical: equal label sets have equal bytes.
+  return XXH3_64bits(labels.encoded().data(), labels.encoded().size());
+}
+
 absl::StatusOr<SeriesPtr> Head::GetOrCreate(const Labels& labels, uint64_t* seq) {
-  uint64_t hash = labels.Hash();
+  uint64_t hash = SeriesHash(labels);
   Stripe& stripe = stripes_[hash % stripes_.size()];
   std::lock_guard<std::mutex> lock(stripe.mu);
   if (MemSeries* s = FindLocked(stripe, hash, labels)) return SeriesPtr(s);

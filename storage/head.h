@@ -300,6 +300,9 @@ class Head {
   class HeadIndexReader;
   enum class Outcome { kAppended, kUnchanged, kOutOfOrder, kTooOld, kDuplicate };
 
+  // The in-memory series maps' hash: XXH3 of the packed label set (cheaper than the stable
+  // Labels::Hash, which only the store's series_by_hash needs).
+  static uint64_t SeriesHash(const Labels& labels);
   // Finds or creates the series; a creation queues its WAL record and raises *seq.
   absl::StatusOr<SeriesPtr> GetOrCreate(const Labels& labels, uint64_t* seq);
   // The series with these labels. REQUIRES: stripe lock held.

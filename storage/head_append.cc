@@ -134,7 +134,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
 
 absl::Status Head::ReplaySeries(SeriesRef ref, std::string_view encoded_labels) {
   STRATA_ASSIGN_OR_RETURN(Labels labels, Labels::FromEncoded(encoded_labels));
-  uint64_t hash = labels.Hash();
+  uint64_t hash = SeriesHash(labels);
   Stripe& stripe = stripes_[hash % stripes_.size()];
   std::lock_guard<std::mutex> lock(stripe.mu);
   if (MemSeries* s = FindLocked(stripe, hash, labels)) {
