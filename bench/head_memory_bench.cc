@@ -1,17 +1,18 @@
 // Head memory per active series. Figures go to bench/RESULTS.md.
 //
-//   BM_HeadMemory/N   opens a storage (WAL without fsync, no background flush), creates N
+//   BM_HeadMemory/N/S opens a storage (WAL without fsync, no background flush), creates N
 //                     node-exporter-like series (about 580 per host: CPU modes, filesystems,
 //                     network and disk devices, memory/vmstat/netstat gauges, collector
 //                     durations; each with __name__, instance, job, env, region, team and
-//                     0-3 metric-specific labels), appends 4 samples to each in batches of
-//                     1,000 series, and reports the growth of the process' memory divided
-//                     by N:
+//                     0-3 metric-specific labels), appends S samples to each (15 s apart) in
+//                     batches of 1,000 series, and reports the growth of the process'
+//                     memory divided by N (S = 120 fills each series' open chunk: the most
+//                     a series holds between flushes, closed chunks aside):
 //                       rss_per_series    resident set (/proc/self/statm) after malloc_trim
 //                       heap_per_series   bytes malloc reports in use (mallinfo2)
 //
 // Run one size at a time for clean figures, e.g.
-//   head_memory_bench --benchmark_filter=BM_HeadMemory/1000000
+//   head_memory_bench --benchmark_filter=BM_HeadMemory/1000000/4
 
 #include <malloc.h>
 #include <unistd.h>
@@ -124,6 +125,7 @@ Memory MeasureMemory() {
 
 void BM_HeadMemory(benchmark::State& state) {
   const int64_t n = state.range(0);
+  const int samples = static_cast<int>(state.range(1));
   const std::vector<Template> templates = HostTemplates();
   std::string dir = (std::filesystem::temp_directory_path() /
                      ("strata_bench_memory_" + std::to_string(::getpid())))
@@ -143,20 +145,24 @@ void BM_HeadMemory(benchmark::State& state) {
     }
     Memory before = MeasureMemory();
     constexpr int kBatch = 1000;
-    constexpr int kSamples = 4;
-    for (int64_t first = 0; first < n; first += kBatch) {
-      std::vector<SeriesBatch> batch;
-      for (int64_t i = first; i < std::min(n, first + kBatch); ++i) {
-        SeriesBatch b{SeriesLabels(templates, i), {}};
-        for (int j = 0; j < kSamples; ++j) {
-          b.samples.push_back({1'700'000'000'000 + j * 15000, double(i * 7 + j * 13)});
+    // Four samples per series per batch, as a scrape every 15 s would add them.
+    for (int j0 = 0; j0 < samples; j0 += 4) {
+      const int per = std::min(4, samples - j0);
+      for (int64_t first = 0; first < n; first += kBatch) {
+        std::vector<SeriesBatch> batch;
+        for (int64_t i = first; i < std::min(n, first + kBatch); ++i) {
+          SeriesBatch b{SeriesLabels(templates, i), {}};
+          for (int j = j0; j < j0 + per; ++j) {
+            // Counters that grow by a varying amount: a few bytes per sample, as real ones.
+            b.samples.push_back({1'700'000'000'000 + j * 15000, double(i + j * (i % 97 + 1))});
+          }
+          batch.push_back(std::move(b));
         }
-        batch.push_back(std::move(b));
-      }
-      auto r = (*db)->Append(batch);
-      if (!r.ok() || r->appended != static_cast<int64_t>(batch.size()) * kSamples) {
-        state.SkipWithError("append failed");
-        return;
+        auto r = (*db)->Append(batch);
+        if (!r.ok() || r->appended != static_cast<int64_t>(batch.size()) * per) {
+          state.SkipWithError("append failed");
+          return;
+        }
       }
     }
     Memory after = MeasureMemory();
@@ -164,11 +170,17 @@ void BM_HeadMemory(benchmark::State& state) {
     state.counters["rss_per_series"] = double(after.rss - before.rss) / double(n);
     state.counters["heap_per_series"] = double(after.heap - before.heap) / double(n);
     state.counters["series"] = double(n);
+    state.counters["samples_per_series"] = samples;
     db->reset();
   }
   std::filesystem::remove_all(dir);
 }
-BENCHMARK(BM_HeadMemory)->Arg(100000)->Arg(1000000)->Iterations(1)->Unit(benchmark::kSecond);
+BENCHMARK(BM_HeadMemory)
+    ->Args({100000, 4})
+    ->Args({1000000, 4})
+    ->Args({1000000, 120})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
 
 }  // namespace
 }  // namespace strata
