@@ -76,8 +76,10 @@ class StorageQuerier final : public Querier {
     // The indexes still list series whose samples are all deleted: with tombstones, look
     // at the samples.
     if (matchers.empty() && tombstones_->empty()) {
-      STRATA_ASSIGN_OR_RETURN(auto head_names, head_->Index()->LabelNames());
-      names.insert(head_names.begin(), head_names.end());
+      if (head_->MayHaveSamplesIn(mint_, maxt_)) {
+        STRATA_ASSIGN_OR_RETURN(auto head_names, head_->Index()->LabelNames());
+        names.insert(head_names.begin(), head_names.end());
+      }
       for (int64_t p : store_->Partitions(mint_, maxt_)) {
         STRATA_ASSIGN_OR_RETURN(auto part_names, store_->PartitionIndex(p)->LabelNames());
         names.insert(part_names.begin(), part_names.end());
@@ -96,8 +98,10 @@ class StorageQuerier final : public Querier {
       std::string_view name, const std::vector<LabelMatcher>& matchers) override {
     std::set<std::string, std::less<>> values;
     if (matchers.empty() && tombstones_->empty()) {
-      STRATA_ASSIGN_OR_RETURN(auto head_values, head_->Index()->LabelValues(name, ""));
-      values.insert(head_values.begin(), head_values.end());
+      if (head_->MayHaveSamplesIn(mint_, maxt_)) {
+        STRATA_ASSIGN_OR_RETURN(auto head_values, head_->Index()->LabelValues(name, ""));
+        values.insert(head_values.begin(), head_values.end());
+      }
       for (int64_t p : store_->Partitions(mint_, maxt_)) {
         STRATA_ASSIGN_OR_RETURN(auto part_values, store_->PartitionIndex(p)->LabelValues(name, ""));
         values.insert(part_values.begin(), part_values.end());

@@ -41,6 +41,16 @@ void Head::ObserveTime(Timestamp t) {
   }
 }
 
+void Head::LowerMinTime(Timestamp t) {
+  // flush_min_ first: a MarkFlushed that stores min_time_ after this call's update of it
+  // reads flush_min_ afterwards and sees t (see CollectFlush).
+  for (std::atomic<Timestamp>* a : {&flush_min_, &min_time_}) {
+    Timestamp cur = a->load();
+    while (cur > t && !a->compare_exchange_weak(cur, t)) {
+    }
+  }
+}
+
 MemSeries* Head::Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labels& labels) {
   uint32_t syms[2 * 64];
   std::vector<uint32_t> many;
@@ -191,6 +201,10 @@ std::vector<Head::FlushItem> Head::CollectFlush(bool cut_open, int64_t idle_ms) 
   if (idle_ms > 0 && max_time > std::numeric_limits<Timestamp>::min() + idle_ms) {
     idle_before = max_time - idle_ms;
   }
+  // Samples appended to a series after it is visited below lower flush_min_; the visits
+  // see everything appended before.
+  flush_min_.store(std::numeric_limits<Timestamp>::max());
+  Timestamp left_min = std::numeric_limits<Timestamp>::max();
   for (Stripe& stripe : stripes_) {
     std::vector<SeriesPtr> series;
     {
@@ -204,12 +218,15 @@ std::vector<Head::FlushItem> Head::CollectFlush(bool cut_open, int64_t idle_ms) 
       if (s->open.num_samples() > 0 && (cut_open || s->open.last_timestamp() < idle_before)) {
         CutOpenLocked(*s);
       }
+      // What stays in the head after this flush: the open chunk (closed ones are written).
+      if (s->open.num_samples() > 0) left_min = std::min(left_min, s->open_mint);
       if (s->closed.empty() && s->persisted) continue;
       FlushItem item{s, !s->persisted, s->closed.size(), {}};
       for (const auto& c : s->closed) item.chunks.push_back(c.chunk);
       items.push_back(std::move(item));
     }
   }
+  collected_min_ = left_min;
   return items;
 }
 
@@ -221,6 +238,10 @@ void Head::MarkFlushed(const std::vector<FlushItem>& items) {
     num_chunks_ -= item.num_closed;
     s.persisted = true;
   }
+  // An append that lowered min_time_ before this store lowered flush_min_ before that, so
+  // the load below sees it; a later one lowers min_time_ itself.
+  min_time_.store(collected_min_);
+  LowerMinTime(flush_min_.load());
 }
 
 int64_t Head::LowestNeededSegment() {

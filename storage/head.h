@@ -228,6 +228,12 @@ class Head {
   // Samples up to `t` exist (for the too-old check after a restart).
   void ObserveTime(Timestamp t);
   Timestamp max_time() const { return max_time_.load(); }
+  // True when the head may hold a sample in [mint, maxt]: the range meets
+  // [lower bound of the head's sample times, max_time()]. Cheap; lets label-name and
+  // label-value lookups over a time range skip the head's index.
+  bool MayHaveSamplesIn(Timestamp mint, Timestamp maxt) const {
+    return mint <= maxt && maxt >= min_time_.load() && mint <= max_time_.load();
+  }
 
   // Appends the batch. Thread-safe. With a WAL, returns once the accepted samples are
   // logged; an error means they may be visible but are not durable. Errors
@@ -274,6 +280,7 @@ class Head {
   };
   std::vector<FlushItem> CollectFlush(bool cut_open, int64_t idle_ms);
   // After the flush is durable: drops the flushed chunks and marks series persisted.
+  // REQUIRES: one CollectFlush/MarkFlushed pair at a time.
   void MarkFlushed(const std::vector<FlushItem>& items);
   // The lowest WAL segment that may hold a sample only in the head
   // (numeric_limits<int64_t>::max() when none).
@@ -322,6 +329,13 @@ class Head {
   std::vector<RefStripe> ref_stripes_;
   std::atomic<SeriesRef> next_ref_{1};
   std::atomic<Timestamp> max_time_{std::numeric_limits<Timestamp>::min()};
+  // A lower bound on the time of every sample in the head. Appends lower it; MarkFlushed
+  // raises it to the oldest sample left after the flush (collected_min_), lowered again by
+  // appends since CollectFlush began (flush_min_).
+  void LowerMinTime(Timestamp t);
+  std::atomic<Timestamp> min_time_{std::numeric_limits<Timestamp>::max()};
+  std::atomic<Timestamp> flush_min_{std::numeric_limits<Timestamp>::max()};
+  Timestamp collected_min_ = std::numeric_limits<Timestamp>::max();
   std::atomic<int64_t> num_series_{0};
   std::atomic<int64_t> num_chunks_{0};
   int64_t replay_unknown_refs_ = 0;

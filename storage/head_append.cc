@@ -96,6 +96,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
   std::vector<WalSample> accepted;
   accepted.reserve(total);
   Timestamp batch_max = std::numeric_limits<Timestamp>::min();
+  Timestamp batch_min = std::numeric_limits<Timestamp>::max();
   for (size_t i = 0; i < batch.size(); ++i) {
     for (const Sample& sample : batch[i].samples) {
       switch (AppendLocked(*series[i], sample, min_valid, segment)) {
@@ -103,6 +104,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
           ++result.appended;
           accepted.push_back({series[i]->ref, sample.t, sample.v});
           batch_max = std::max(batch_max, sample.t);
+          batch_min = std::min(batch_min, sample.t);
           break;
         case Outcome::kUnchanged:
           ++result.unchanged;
@@ -128,6 +130,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
   for (MemSeries* s : locked) s->mu.unlock();
 
   ObserveTime(batch_max);
+  if (batch_min <= batch_max) LowerMinTime(batch_min);
   if (wal_ != nullptr && seq > 0) STRATA_RETURN_IF_ERROR(wal_->Sync(seq));
   return result;
 }
@@ -214,6 +217,7 @@ absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> sam
     if (s->has_last && ws.t <= s->last_t) continue;  // already in the store or the head
     AppendLocked(*s, {ws.t, ws.v}, std::numeric_limits<Timestamp>::min(), segment);
     ObserveTime(ws.t);
+    LowerMinTime(ws.t);
   }
   return absl::OkStatus();
 }
