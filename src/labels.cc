@@ -99,23 +99,6 @@ bool Contains(std::span<const std::string> sorted, std::string_view name) {
 
 }  // namespace
 
-void Labels::Iterator::Decode() {
-  if (pos_ == end_) return;
-  uint32_t len = 0;
-  const char* p = GetVarint(pos_, end_, &len);
-  cur_.name = std::string_view(p, len);
-  p += len;
-  p = GetVarint(p, end_, &len);
-  cur_.value = std::string_view(p, len);
-  next_ = p + len;
-}
-
-Labels::Iterator& Labels::Iterator::operator++() {
-  pos_ = next_;
-  Decode();
-  return *this;
-}
-
 Labels::Labels(std::initializer_list<std::pair<std::string_view, std::string_view>> pairs) {
   std::vector<std::pair<std::string, std::string>> v;
   v.reserve(pairs.size());

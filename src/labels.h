@@ -44,7 +44,11 @@ class Labels {
     Iterator() = default;
     const LabelView& operator*() const { return cur_; }
     const LabelView* operator->() const { return &cur_; }
-    Iterator& operator++();
+    Iterator& operator++() {
+      pos_ = next_;
+      Decode();
+      return *this;
+    }
     Iterator operator++(int) {
       Iterator old = *this;
       ++*this;
@@ -55,7 +59,32 @@ class Labels {
    private:
     friend class Labels;
     Iterator(const char* pos, const char* end) : pos_(pos), end_(end) { Decode(); }
-    void Decode();
+    // Inline: label sets are iterated on every append (hashing, series lookup).
+    void Decode() {
+      if (pos_ == end_) return;
+      uint32_t len = 0;
+      const char* p = ReadLength(pos_, &len);
+      cur_.name = std::string_view(p, len);
+      p = ReadLength(p + len, &len);
+      cur_.value = std::string_view(p, len);
+      next_ = p + len;
+    }
+    // A varint length; the packed form was validated when the Labels was built.
+    static const char* ReadLength(const char* p, uint32_t* len) {
+      uint32_t byte = static_cast<unsigned char>(*p++);
+      if (byte < 0x80) [[likely]] {
+        *len = byte;
+        return p;
+      }
+      uint32_t result = byte & 0x7f;
+      for (int shift = 7; shift <= 28; shift += 7) {
+        byte = static_cast<unsigned char>(*p++);
+        result |= (byte & 0x7f) << shift;
+        if (byte < 0x80) break;
+      }
+      *len = result;
+      return p;
+    }
     const char* pos_ = nullptr;
     const char* next_ = nullptr;
     const char* end_ = nullptr;

@@ -141,6 +141,9 @@ void Storage::RegisterMetrics() {
   metrics_.duplicate = rejected->With({"duplicate"});
   metrics_.flushed_chunks =
       m->GetCounter("strata_flush_chunks_total", "Head chunks written to RocksDB.");
+  metrics_.removed_series = m->GetCounter(
+      "strata_head_gc_removed_series_total",
+      "Series removed from the head by head GC (idle, with all their data in RocksDB).");
   metrics_.flush_seconds =
       m->GetHistogram("strata_flush_duration_seconds", "Duration of head flushes to RocksDB.",
                       DefaultLatencyBounds());
@@ -192,14 +195,16 @@ absl::Status Storage::FlushLocked(bool cut_open, int64_t* rotated_to) {
 
   FlushData data;
   std::vector<int64_t> indexed(items.size());
+  std::vector<Labels> labels(items.size());
   int64_t chunks = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     MemSeries& s = *items[i].series;
-    if (items[i].persist_series) data.series.push_back({s.ref, &s.labels});
+    labels[i] = head_->LabelsOf(s);
+    if (items[i].persist_series) data.series.push_back({s.ref, &labels[i]});
     indexed[i] = s.indexed_partition;  // only flushes (serialized by flush_mu_) touch it
     for (const ChunkRef& c : items[i].chunks) {
       int64_t p = PartitionOf(c.mint, options_.partition_ms);
-      data.chunks.push_back({s.ref, &s.labels, p != indexed[i], c});
+      data.chunks.push_back({s.ref, &labels[i], p != indexed[i], c});
       indexed[i] = p;
       ++chunks;
     }
@@ -212,6 +217,16 @@ absl::Status Storage::FlushLocked(bool cut_open, int64_t* rotated_to) {
   if (!items.empty()) STRATA_RETURN_IF_ERROR(store_->WriteFlush(data));
   head_->MarkFlushed(items);
   for (size_t i = 0; i < items.size(); ++i) items[i].series->indexed_partition = indexed[i];
+  items.clear();  // drops the flush's references to the series before head GC
+  // Head GC: series idle for as long as makes their open chunk flushable have just been
+  // written out completely; they leave the head (the store answers for them).
+  const Timestamp max_time = head_->max_time();
+  if (options_.idle_chunk_ms > 0 &&
+      max_time > std::numeric_limits<Timestamp>::min() + options_.idle_chunk_ms) {
+    int64_t removed = head_->RemoveStaleSeries(max_time - options_.idle_chunk_ms);
+    removed_series_ += removed;
+    if (metrics_.removed_series != nullptr) metrics_.removed_series->Add(removed);
+  }
   ++flushes_;
   flushed_chunks_ += chunks;
   if (metrics_.flushed_chunks != nullptr) {
@@ -300,6 +315,7 @@ StorageStats Storage::stats() {
   s.flushed_chunks = flushed_chunks_.load();
   std::lock_guard<std::mutex> lock(compact_mu_);
   s.compaction = compaction_stats_;
+  s.head_series_removed = removed_series_.load();
   return s;
 }
 

@@ -47,7 +47,8 @@ struct StorageOptions {
   // Background flush period; 0: only explicit Flush() calls.
   int64_t flush_interval_ms = 60 * 1000;
   // A flush also closes open chunks whose newest sample is this much older than the newest
-  // sample in the head, so that idle series do not pin WAL segments. 0 disables.
+  // sample in the head, so that idle series do not pin WAL segments; once flushed, such
+  // series leave the head's memory (head GC) until they get a sample again. 0 disables both.
   int64_t idle_chunk_ms = 3600 * 1000;
   // After each background flush, compact closed partitions (see Storage::Compact).
   bool background_compaction = true;
@@ -66,6 +67,7 @@ struct StorageStats {
   int64_t flushes = 0;
   int64_t flushed_chunks = 0;
   CompactionStats compaction;  // summed over this process's compactions
+  int64_t head_series_removed = 0;  // by head GC, since Open
 };
 
 // Thread-safe: Append, Flush and MakeQuerier may be called from any threads.
@@ -152,6 +154,7 @@ class Storage final : public Queryable {
   std::atomic<int64_t> flushed_chunks_{0};
   std::mutex compact_mu_;  // one compaction at a time; guards compaction_stats_
   CompactionStats compaction_stats_;
+  std::atomic<int64_t> removed_series_{0};
 
   struct Metrics {
     Counter* appended = nullptr;
@@ -159,6 +162,7 @@ class Storage final : public Queryable {
     Counter* too_old = nullptr;
     Counter* duplicate = nullptr;
     Counter* flushed_chunks = nullptr;
+    Counter* removed_series = nullptr;
     Histogram* flush_seconds = nullptr;
     Counter* compactions = nullptr;
     Counter* compacted_samples = nullptr;

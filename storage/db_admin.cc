@@ -37,7 +37,7 @@ absl::Status Storage::DeleteSeries(const std::vector<LabelMatcher>& matchers, Ti
     auto index = head_->Index();
     STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
     while (postings->Next()) {
-      MemSeries* s = head_->GetByRef(postings->At());
+      SeriesPtr s = head_->GetByRef(postings->At());
       if (s == nullptr) continue;
       for (const ChunkRef& c : head_->Chunks(*s, mint, maxt)) note(s->ref, c);
     }

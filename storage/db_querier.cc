@@ -76,8 +76,10 @@ class StorageQuerier final : public Querier {
     // The indexes still list series whose samples are all deleted: with tombstones, look
     // at the samples.
     if (matchers.empty() && tombstones_->empty()) {
-      STRATA_ASSIGN_OR_RETURN(auto head_names, head_->Index()->LabelNames());
-      names.insert(head_names.begin(), head_names.end());
+      if (head_->MayHaveSamplesIn(mint_, maxt_)) {
+        STRATA_ASSIGN_OR_RETURN(auto head_names, head_->Index()->LabelNames());
+        names.insert(head_names.begin(), head_names.end());
+      }
       for (int64_t p : store_->Partitions(mint_, maxt_)) {
         STRATA_ASSIGN_OR_RETURN(auto part_names, store_->PartitionIndex(p)->LabelNames());
         names.insert(part_names.begin(), part_names.end());
@@ -96,8 +98,10 @@ class StorageQuerier final : public Querier {
       std::string_view name, const std::vector<LabelMatcher>& matchers) override {
     std::set<std::string, std::less<>> values;
     if (matchers.empty() && tombstones_->empty()) {
-      STRATA_ASSIGN_OR_RETURN(auto head_values, head_->Index()->LabelValues(name, ""));
-      values.insert(head_values.begin(), head_values.end());
+      if (head_->MayHaveSamplesIn(mint_, maxt_)) {
+        STRATA_ASSIGN_OR_RETURN(auto head_values, head_->Index()->LabelValues(name, ""));
+        values.insert(head_values.begin(), head_values.end());
+      }
       for (int64_t p : store_->Partitions(mint_, maxt_)) {
         STRATA_ASSIGN_OR_RETURN(auto part_values, store_->PartitionIndex(p)->LabelValues(name, ""));
         values.insert(part_values.begin(), part_values.end());
@@ -128,13 +132,13 @@ class StorageQuerier final : public Querier {
       auto index = head_->Index();
       STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
       while (postings->Next()) {
-        MemSeries* s = head_->GetByRef(postings->At());
+        SeriesPtr s = head_->GetByRef(postings->At());
         if (s == nullptr) continue;
         Timestamp last;
         std::vector<ChunkRef> chunks = head_->Chunks(*s, mint, maxt, &last);
         head_last[s->ref] = last;
         if (chunks.empty()) continue;
-        found[s->ref] = {s->labels, std::move(chunks), last, Intervals()};
+        found[s->ref] = {head_->LabelsOf(*s), std::move(chunks), last, Intervals()};
       }
       STRATA_RETURN_IF_ERROR(postings->status());
     }
@@ -153,8 +157,8 @@ class StorageQuerier final : public Querier {
         SelectedSeries& entry = found[ref];
         entry.maxt = std::min(entry.maxt, limit);
         if (entry.labels.empty()) {
-          if (MemSeries* s = head_->GetByRef(ref)) {
-            entry.labels = s->labels;
+          if (SeriesPtr s = head_->GetByRef(ref)) {
+            entry.labels = head_->LabelsOf(*s);
           } else {
             STRATA_ASSIGN_OR_RETURN(std::optional<Labels> labels, store_->SeriesLabels(ref));
             if (!labels) {

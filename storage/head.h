@@ -5,8 +5,12 @@
 //
 // Every series has one open XOR chunk, cut at `chunk_samples` samples or when a sample
 // falls in another partition; closed chunks wait in the series until a flush has made them
-// durable in RocksDB. Series are never removed (no head GC yet), so MemSeries pointers stay
-// valid for the Head's lifetime.
+// durable in RocksDB. Head GC (RemoveStaleSeries) takes out series that have nothing left
+// in the head; they stay in the store, and a later sample brings them back with their ref.
+// Series are handed out as SeriesPtr, which keeps a removed series allocated.
+//
+// Memory per series: label strings are interned in one SymbolTable (series hold 32-bit
+// ids), the series lock is 4 bytes, and the maps hold plain pointers.
 #ifndef STRATA_STORAGE_HEAD_H_
 #define STRATA_STORAGE_HEAD_H_
 
@@ -19,6 +23,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -27,6 +32,8 @@
 #include "src/sample.h"
 #include "src/strings.h"
 #include "storage/postings.h"
+#include "storage/series_mutex.h"
+#include "storage/symbol_table.h"
 #include "storage/wal.h"
 #include "storage/xor_chunk.h"
 
@@ -101,15 +108,50 @@ inline int64_t PartitionOf(Timestamp t, int64_t partition_ms) {
   return p;
 }
 
+class MemSeries;
+// A counted reference to a head series: the series stays allocated while one exists, even
+// after head GC has taken it out of the head.
+class SeriesPtr {
+ public:
+  SeriesPtr() = default;
+  SeriesPtr(std::nullptr_t) {}  // NOLINT: converts like a pointer
+  explicit SeriesPtr(MemSeries* s);
+  SeriesPtr(const SeriesPtr& o) : SeriesPtr(o.s_) {}
+  SeriesPtr(SeriesPtr&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  SeriesPtr& operator=(SeriesPtr o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~SeriesPtr();
+  MemSeries* get() const { return s_; }
+  MemSeries* operator->() const { return s_; }
+  MemSeries& operator*() const { return *s_; }
+  explicit operator bool() const { return s_ != nullptr; }
+  friend bool operator==(const SeriesPtr& a, std::nullptr_t) { return a.s_ == nullptr; }
+  // Drops one reference that is not held by a SeriesPtr (the head maps').
+  static void Release(MemSeries* s);
+
+ private:
+  MemSeries* s_ = nullptr;
+};
+
 class MemSeries {
  public:
-  MemSeries(SeriesRef ref, Labels labels) : ref(ref), labels(std::move(labels)) {}
+  // `symbols`: the label set as interned ids (name, value, name, value, ...), sorted by name.
+  MemSeries(SeriesRef ref, std::span<const uint32_t> symbols);
+  MemSeries(const MemSeries&) = delete;
+  MemSeries& operator=(const MemSeries&) = delete;
 
   const SeriesRef ref;
-  const Labels labels;
+  // The label set as symbol ids of the head's SymbolTable (Head::LabelsOf builds Labels).
+  std::span<const uint32_t> symbols() const { return {symbols_.get(), num_symbols_}; }
 
-  std::mutex mu;
+  SeriesMutex mu;
   // Guarded by mu.
+  bool has_last = false;
+  bool persisted = false;      // labels are in RocksDB's series family
+  bool replay_lookup = false;  // replay has yet to ask the store for the last sample
+  bool removed = false;        // head GC took it out of the head; look the labels up again
   struct ClosedChunk {
     ChunkRef chunk;
     int64_t wal_segment;  // no sample of the chunk is in an earlier WAL segment
@@ -117,14 +159,21 @@ class MemSeries {
   std::vector<ClosedChunk> closed;  // oldest first, not yet durable in RocksDB
   XorChunkAppender open;            // empty when num_samples() == 0
   Timestamp open_mint = 0;
+  Timestamp open_partition_end = 0;  // start of the partition after open_mint's
   int64_t open_segment = 0;
-  bool has_last = false;
   Timestamp last_t = 0;
   double last_v = 0;
-  bool persisted = false;      // labels are in RocksDB's series family
-  bool replay_lookup = false;  // replay has yet to ask the store for the last sample
   int64_t indexed_partition =
       std::numeric_limits<int64_t>::min();  // last partition with postings written
+
+ private:
+  friend class Head;
+  friend class SeriesPtr;
+
+  std::atomic<uint32_t> refs_{0};  // SeriesPtrs plus one while in the head's maps
+  uint16_t num_symbols_ = 0;
+  std::unique_ptr<uint32_t[]> symbols_;
+  MemSeries* hash_next_ = nullptr;  // next series with the same hash; under the stripe lock
 };
 
 // One entry of a top-N cardinality list: a label name, a metric name or a "name=value" pair,
@@ -154,6 +203,18 @@ struct HeadStats {
   std::vector<HeadCardinalityStat> series_count_by_label_value_pair;
 };
 
+inline SeriesPtr::SeriesPtr(MemSeries* s) : s_(s) {
+  if (s_ != nullptr) s_->refs_.fetch_add(1, std::memory_order_relaxed);
+}
+
+inline void SeriesPtr::Release(MemSeries* s) {
+  if (s->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s;
+}
+
+inline SeriesPtr::~SeriesPtr() {
+  if (s_ != nullptr) Release(s_);
+}
+
 class Head {
  public:
   // `store` may be null (no durable storage). Not owned; must outlive the head.
@@ -170,6 +231,12 @@ class Head {
   // Samples up to `t` exist (for the too-old check after a restart).
   void ObserveTime(Timestamp t);
   Timestamp max_time() const { return max_time_.load(); }
+  // True when the head may hold a sample in [mint, maxt]: the range meets
+  // [lower bound of the head's sample times, max_time()]. Cheap; lets label-name and
+  // label-value lookups over a time range skip the head's index.
+  bool MayHaveSamplesIn(Timestamp mint, Timestamp maxt) const {
+    return mint <= maxt && maxt >= min_time_.load() && mint <= max_time_.load();
+  }
 
   // Appends the batch. Thread-safe. With a WAL, returns once the accepted samples are
   // logged; an error means they may be visible but are not durable. Errors
@@ -187,7 +254,11 @@ class Head {
 
   // Reading. Thread-safe.
   std::unique_ptr<IndexReader> Index();
-  MemSeries* GetByRef(SeriesRef ref);
+  // Null when the series is not in the head (never was, or removed by head GC).
+  SeriesPtr GetByRef(SeriesRef ref);
+  // The series' label set.
+  Labels LabelsOf(const MemSeries& s) const;
+  const SymbolTable& symbols() const { return symbols_; }
   // The series' chunks that overlap [mint, maxt], oldest first (the open chunk copied).
   // With `last`, also the time of the series' newest sample at that moment (or
   // numeric_limits<Timestamp>::min() when it has none).
@@ -205,22 +276,32 @@ class Head {
   // when `cut_open` or when their newest sample is older than max_time() - idle_ms (idle
   // series would otherwise pin WAL segments). Also lists series not yet persisted.
   struct FlushItem {
-    MemSeries* series;
+    SeriesPtr series;
     bool persist_series;
     size_t num_closed;  // how many of series->closed this item covers
     std::vector<ChunkRef> chunks;
   };
   std::vector<FlushItem> CollectFlush(bool cut_open, int64_t idle_ms);
   // After the flush is durable: drops the flushed chunks and marks series persisted.
+  // REQUIRES: one CollectFlush/MarkFlushed pair at a time.
   void MarkFlushed(const std::vector<FlushItem>& items);
   // The lowest WAL segment that may hold a sample only in the head
   // (numeric_limits<int64_t>::max() when none).
   int64_t LowestNeededSegment();
 
+  // Head GC: removes series whose newest sample is before `before` and that have nothing
+  // left in the head (no open chunk, every closed chunk flushed, labels persisted) from the
+  // series maps and the head's postings. Their data stays in the store; a later sample for
+  // the same labels gets the same ref back from the store. Returns how many were removed.
+  // Thread-safe against appends and reads; call it right after a flush (MarkFlushed).
+  int64_t RemoveStaleSeries(Timestamp before);
+
  private:
   struct Stripe {
     std::mutex mu;
-    absl::flat_hash_map<uint64_t, std::vector<std::unique_ptr<MemSeries>>> by_hash;
+    // Label hash -> the first series with that hash (more chained by hash_next_). The maps
+    // hold one reference to each series (MemSeries::refs_).
+    absl::flat_hash_map<uint64_t, MemSeries*> by_hash;
   };
   struct RefStripe {
     std::mutex mu;
@@ -229,8 +310,14 @@ class Head {
   class HeadIndexReader;
   enum class Outcome { kAppended, kUnchanged, kOutOfOrder, kTooOld, kDuplicate };
 
+  // The in-memory series maps' hash: XXH3 of the packed label set (cheaper than the stable
+  // Labels::Hash, which only the store's series_by_hash needs).
+  static uint64_t SeriesHash(const Labels& labels);
   // Finds or creates the series; a creation queues its WAL record and raises *seq.
-  absl::StatusOr<MemSeries*> GetOrCreate(const Labels& labels, uint64_t* seq);
+  absl::StatusOr<SeriesPtr> GetOrCreate(const Labels& labels, uint64_t* seq);
+  // The series with these labels. REQUIRES: stripe lock held.
+  MemSeries* FindLocked(const Stripe& stripe, uint64_t hash, const Labels& labels) const;
+  bool SameLabels(const MemSeries& s, const Labels& labels) const;
   // Creates a series with a known ref. REQUIRES: stripe lock held, not present.
   MemSeries* Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labels& labels);
   void AddPostings(const MemSeries& s);
@@ -245,14 +332,23 @@ class Head {
   std::vector<RefStripe> ref_stripes_;
   std::atomic<SeriesRef> next_ref_{1};
   std::atomic<Timestamp> max_time_{std::numeric_limits<Timestamp>::min()};
+  // A lower bound on the time of every sample in the head. Appends lower it; MarkFlushed
+  // raises it to the oldest sample left after the flush (collected_min_), lowered again by
+  // appends since CollectFlush began (flush_min_).
+  void LowerMinTime(Timestamp t);
+  std::atomic<Timestamp> min_time_{std::numeric_limits<Timestamp>::max()};
+  std::atomic<Timestamp> flush_min_{std::numeric_limits<Timestamp>::max()};
+  Timestamp collected_min_ = std::numeric_limits<Timestamp>::max();
   std::atomic<int64_t> num_series_{0};
   std::atomic<int64_t> num_chunks_{0};
   int64_t replay_unknown_refs_ = 0;
 
-  // Inverted index: name -> value -> sorted refs. The map keys are the head's one copy of
-  // each label string.
+  SymbolTable symbols_;
+  // Inverted index: name -> value -> sorted refs. Keys are views of interned strings.
+  template <typename V>
+  using ViewMap = absl::flat_hash_map<std::string_view, V, StringViewHash, StringViewEq>;
   std::shared_mutex postings_mu_;
-  StringMap<StringMap<std::vector<SeriesRef>>> postings_;
+  ViewMap<ViewMap<std::vector<SeriesRef>>> postings_;
   std::vector<SeriesRef> all_refs_;
 };
 

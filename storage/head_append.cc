@@ -1,6 +1,7 @@
 // The head's append path and WAL replay.
 #include <algorithm>
 #include <bit>
+#include <functional>
 
 #include "spdlog/spdlog.h"
 #include "src/status.h"
@@ -19,14 +20,19 @@ Head::Outcome Head::AppendLocked(MemSeries& s, Sample sample, Timestamp min_vali
                  : Outcome::kDuplicate;
     }
   }
-  if (s.open.num_samples() > 0 && (s.open.num_samples() >= options_.chunk_samples ||
-                                   PartitionOf(sample.t, options_.partition_ms) !=
-                                       PartitionOf(s.open_mint, options_.partition_ms))) {
+  // Samples only move forward, so "in another partition" is "at or after the end of the
+  // open chunk's partition" (no division per sample).
+  if (s.open.num_samples() > 0 &&
+      (s.open.num_samples() >= options_.chunk_samples || sample.t >= s.open_partition_end)) {
     CutOpenLocked(s);
   }
   if (s.open.num_samples() == 0) {
     s.open_mint = sample.t;
     s.open_segment = segment;
+    const int64_t p = PartitionOf(sample.t, options_.partition_ms);
+    s.open_partition_end = p < std::numeric_limits<int64_t>::max() / options_.partition_ms - 1
+                               ? (p + 1) * options_.partition_ms
+                               : std::numeric_limits<Timestamp>::max();
     ++num_chunks_;
   }
   // Cannot fail: the time is after the last one and the chunk is below its size limit.
@@ -46,17 +52,36 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
     if (b.labels.empty()) return absl::InvalidArgumentError("series with no labels");
   }
   uint64_t seq = 0;
-  std::vector<MemSeries*> series(batch.size());
+  std::vector<SeriesPtr> series(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
   }
   // Lock every series of the batch (in ref order, so batches cannot deadlock) while
   // appending and queuing the WAL record: per series, WAL order is then head order.
-  std::vector<MemSeries*> locked = series;
-  std::sort(locked.begin(), locked.end(),
-            [](const MemSeries* a, const MemSeries* b) { return a->ref < b->ref; });
-  locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
-  for (MemSeries* s : locked) s->mu.lock();
+  std::vector<MemSeries*> locked;
+  locked.reserve(series.size());
+  while (true) {
+    locked.clear();
+    for (const SeriesPtr& s : series) locked.push_back(s.get());
+    // By address after the ref: a series removed by head GC and its successor share a ref.
+    std::sort(locked.begin(), locked.end(), [](const MemSeries* a, const MemSeries* b) {
+      return a->ref != b->ref ? a->ref < b->ref : std::less<>()(a, b);
+    });
+    locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
+    for (MemSeries* s : locked) s->mu.lock();
+    std::vector<const MemSeries*> removed;
+    for (MemSeries* s : locked) {
+      if (s->removed) removed.push_back(s);
+    }
+    if (removed.empty()) break;
+    // Head GC took a series out after we found it: find (or recreate) it again.
+    for (MemSeries* s : locked) s->mu.unlock();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (std::find(removed.begin(), removed.end(), series[i].get()) != removed.end()) {
+        STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
+      }
+    }
+  }
 
   AppendResult result;
   Timestamp max_time = max_time_.load();
@@ -66,8 +91,12 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
     min_valid = max_time - options_.max_sample_age_ms;
   }
   int64_t segment = wal_ != nullptr ? wal_->current_segment() : 0;
+  size_t total = 0;
+  for (const SeriesBatch& b : batch) total += b.samples.size();
   std::vector<WalSample> accepted;
+  accepted.reserve(total);
   Timestamp batch_max = std::numeric_limits<Timestamp>::min();
+  Timestamp batch_min = std::numeric_limits<Timestamp>::max();
   for (size_t i = 0; i < batch.size(); ++i) {
     for (const Sample& sample : batch[i].samples) {
       switch (AppendLocked(*series[i], sample, min_valid, segment)) {
@@ -75,6 +104,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
           ++result.appended;
           accepted.push_back({series[i]->ref, sample.t, sample.v});
           batch_max = std::max(batch_max, sample.t);
+          batch_min = std::min(batch_min, sample.t);
           break;
         case Outcome::kUnchanged:
           ++result.unchanged;
@@ -93,35 +123,37 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
   }
   if (wal_ != nullptr && !accepted.empty()) {
     std::string rec;
+    rec.reserve(20 + accepted.size() * 28);
     EncodeWalSamples(accepted, &rec);
     seq = std::max(seq, wal_->Enqueue(WalRecordType::kSamples, rec));
   }
   for (MemSeries* s : locked) s->mu.unlock();
 
   ObserveTime(batch_max);
+  if (batch_min <= batch_max) LowerMinTime(batch_min);
   if (wal_ != nullptr && seq > 0) STRATA_RETURN_IF_ERROR(wal_->Sync(seq));
   return result;
 }
 
 absl::Status Head::ReplaySeries(SeriesRef ref, std::string_view encoded_labels) {
   STRATA_ASSIGN_OR_RETURN(Labels labels, Labels::FromEncoded(encoded_labels));
-  uint64_t hash = labels.Hash();
+  uint64_t hash = SeriesHash(labels);
   Stripe& stripe = stripes_[hash % stripes_.size()];
   std::lock_guard<std::mutex> lock(stripe.mu);
-  auto it = stripe.by_hash.find(hash);
-  if (it != stripe.by_hash.end()) {
-    for (auto& s : it->second) {
-      if (s->labels == labels) {
-        if (s->ref != ref) {
-          // Should not happen; map the logged ref onto the live series.
-          RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
-          std::lock_guard<std::mutex> ref_lock(rs.mu);
-          rs.by_ref[ref] = s.get();
-        }
-        ReserveRefs(ref + 1);
-        return absl::OkStatus();
+  if (MemSeries* s = FindLocked(stripe, hash, labels)) {
+    if (s->ref != ref) {
+      // Should not happen; map the logged ref onto the live series (the entry holds a
+      // reference, like every by_ref entry).
+      RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
+      std::lock_guard<std::mutex> ref_lock(rs.mu);
+      MemSeries*& slot = rs.by_ref[ref];
+      if (slot == nullptr) {
+        s->refs_.fetch_add(1, std::memory_order_relaxed);
+        slot = s;
       }
     }
+    ReserveRefs(ref + 1);
+    return absl::OkStatus();
   }
   MemSeries* s = Insert(stripe, hash, ref, labels);
   // Looked up at the series' first replayed sample, in that sample's partition and later
@@ -149,9 +181,9 @@ absl::Status Head::FinishReplay() {
   if (store_ == nullptr) return absl::OkStatus();
   for (Stripe& stripe : stripes_) {
     std::lock_guard<std::mutex> lock(stripe.mu);
-    for (auto& [hash, list] : stripe.by_hash) {
-      for (auto& s : list) {
-        std::lock_guard<std::mutex> series_lock(s->mu);
+    for (auto& [hash, first] : stripe.by_hash) {
+      for (MemSeries* s = first; s != nullptr; s = s->hash_next_) {
+        std::lock_guard<SeriesMutex> series_lock(s->mu);
         if (s->replay_lookup) {
           STRATA_RETURN_IF_ERROR(
               ResolveStoredLast(*store_, *s, std::numeric_limits<int64_t>::min()));
@@ -164,7 +196,7 @@ absl::Status Head::FinishReplay() {
 
 absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> samples) {
   for (const WalSample& ws : samples) {
-    MemSeries* s = GetByRef(ws.ref);
+    SeriesPtr s = GetByRef(ws.ref);
     if (s == nullptr && store_ != nullptr) {
       // Its series record was checkpointed away; the series is in the store.
       STRATA_ASSIGN_OR_RETURN(std::optional<Labels> labels, store_->SeriesLabels(ws.ref));
@@ -177,7 +209,7 @@ absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> sam
       ++replay_unknown_refs_;
       continue;
     }
-    std::lock_guard<std::mutex> lock(s->mu);
+    std::lock_guard<SeriesMutex> lock(s->mu);
     if (s->replay_lookup) {
       STRATA_RETURN_IF_ERROR(
           ResolveStoredLast(*store_, *s, PartitionOf(ws.t, options_.partition_ms)));
@@ -185,6 +217,7 @@ absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> sam
     if (s->has_last && ws.t <= s->last_t) continue;  // already in the store or the head
     AppendLocked(*s, {ws.t, ws.v}, std::numeric_limits<Timestamp>::min(), segment);
     ObserveTime(ws.t);
+    LowerMinTime(ws.t);
   }
   return absl::OkStatus();
 }

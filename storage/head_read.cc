@@ -14,7 +14,7 @@ class Head::HeadIndexReader final : public IndexReader {
     std::shared_lock<std::shared_mutex> lock(head_->postings_mu_);
     std::vector<std::string> out;
     out.reserve(head_->postings_.size());
-    for (const auto& [name, values] : head_->postings_) out.push_back(name);
+    for (const auto& [name, values] : head_->postings_) out.emplace_back(name);
     std::sort(out.begin(), out.end());
     return out;
   }
@@ -26,7 +26,7 @@ class Head::HeadIndexReader final : public IndexReader {
     auto it = head_->postings_.find(name);
     if (it == head_->postings_.end()) return out;
     for (const auto& [value, refs] : it->second) {
-      if (value.starts_with(prefix)) out.push_back(value);
+      if (value.starts_with(prefix)) out.emplace_back(value);
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -58,7 +58,7 @@ std::unique_ptr<IndexReader> Head::Index() { return std::make_unique<HeadIndexRe
 
 std::vector<ChunkRef> Head::Chunks(MemSeries& s, Timestamp mint, Timestamp maxt, Timestamp* last) {
   std::vector<ChunkRef> out;
-  std::lock_guard<std::mutex> lock(s.mu);
+  std::lock_guard<SeriesMutex> lock(s.mu);
   if (last != nullptr) *last = s.has_last ? s.last_t : std::numeric_limits<Timestamp>::min();
   for (const auto& c : s.closed) {
     if (c.chunk.maxt >= mint && c.chunk.mint <= maxt) out.push_back(c.chunk);

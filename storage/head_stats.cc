@@ -127,9 +127,9 @@ HeadStats Head::Stats(std::string_view metric_label, size_t limit) {
   // Lock order as elsewhere: stripe, then series.
   for (Stripe& stripe : stripes_) {
     std::lock_guard<std::mutex> lock(stripe.mu);
-    for (auto& [hash, list] : stripe.by_hash) {
-      for (auto& s : list) {
-        std::lock_guard<std::mutex> series_lock(s->mu);
+    for (auto& [hash, first] : stripe.by_hash) {
+      for (MemSeries* s = first; s != nullptr; s = s->hash_next_) {
+        std::lock_guard<SeriesMutex> series_lock(s->mu);
         if (!s->closed.empty()) {
           stats.min_time = std::min(stats.min_time, s->closed.front().chunk.mint);
           stats.max_time = std::max(stats.max_time, s->closed.back().chunk.maxt);

@@ -71,11 +71,26 @@ void EncodeWalSamples(std::span<const WalSample> samples, std::string* out) {
   if (samples.empty()) return;
   Timestamp base = samples[0].t;
   coding::PutVarint(out, base);
+  // Into room for the longest encoding (two 10-byte varints and 8 bytes per sample), then
+  // cut to size: byte-wise appends to the string cost more than the samples' whole encoding.
+  const size_t start = out->size();
+  out->resize(start + samples.size() * 28);
+  char* p = out->data() + start;
+  auto put_uvarint = [&p](uint64_t v) {
+    while (v >= 0x80) {
+      *p++ = static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+  };
   for (const WalSample& s : samples) {
-    coding::PutUvarint(out, s.ref);
-    coding::PutVarint(out, s.t - base);
-    coding::PutFixed64LE(out, std::bit_cast<uint64_t>(s.v));
+    put_uvarint(s.ref);
+    put_uvarint(coding::Zigzag(s.t - base));
+    const uint64_t bits = std::bit_cast<uint64_t>(s.v);
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(bits >> (8 * i));
+    p += 8;
   }
+  out->resize(p - out->data());
 }
 
 absl::Status DecodeWalSeries(std::string_view payload, std::vector<WalSeries>* out) {

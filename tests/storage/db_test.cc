@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -123,6 +124,41 @@ TEST(StorageQuery, MatchersAndLabelApisOverHeadAndStore) {
     ASSERT_EQ(got.size(), 2u);
     for (auto& [k, s] : got) EXPECT_EQ(s.size(), 10u) << k;
   }
+}
+
+TEST(StorageQuery, LabelNamesAndValuesWithoutMatchersHonourTheHeadsTimeRange) {
+  TempDir dir;
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok());
+  Storage& s = **db;
+  std::vector<SeriesBatch> b = {
+      Batch(Labels{{"__name__", "old"}, {"only_old", "x"}}, Range(0, 10, 15000))};
+  ASSERT_TRUE(s.Append(b).ok());
+  ASSERT_TRUE(s.Flush(/*cut_open=*/true).ok());  // day 0 is in the store only
+  b = {Batch(Labels{{"__name__", "new"}, {"only_new", "y"}}, Range(10 * kDay, 10, 15000))};
+  ASSERT_TRUE(s.Append(b).ok());
+
+  auto early = s.MakeQuerier(0, 3600 * 1000);
+  ASSERT_TRUE(early.ok());
+  auto values = (*early)->LabelValues("__name__", {});
+  ASSERT_TRUE(values.ok());
+  EXPECT_EQ(*values, std::vector<std::string>{"old"}) << "the head holds nothing before day 10";
+  auto names = (*early)->LabelNames({});
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"__name__", "only_old"}));
+
+  auto late = s.MakeQuerier(10 * kDay, 10 * kDay + 3600 * 1000);
+  ASSERT_TRUE(late.ok());
+  values = (*late)->LabelValues("only_new", {});
+  ASSERT_TRUE(values.ok());
+  EXPECT_EQ(*values, std::vector<std::string>{"y"});
+  // An appended old sample (within the head's age limit) widens the head's range again.
+  b = {Batch(Labels{{"__name__", "late"}}, {{10 * kDay - 3600 * 1000, 1}})};
+  ASSERT_TRUE(s.Append(b).ok());
+  auto before = s.MakeQuerier(10 * kDay - 2 * 3600 * 1000, 10 * kDay - 1);
+  values = (*before)->LabelValues("__name__", {});
+  ASSERT_TRUE(values.ok());
+  EXPECT_TRUE(std::find(values->begin(), values->end(), "late") != values->end());
 }
 
 TEST(StorageRestart, RecoversFromWalAndStoreAndKeepsOrderChecks) {

@@ -27,7 +27,7 @@ TEST(HeadAppend, CutsChunksAt120SamplesAndAtPartitionBoundaries) {
   auto r = head.Append(batch);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->appended, 255);
-  MemSeries* s = head.GetByRef(1);
+  SeriesPtr s = head.GetByRef(1);
   ASSERT_NE(s, nullptr);
   std::vector<ChunkRef> chunks =
       head.Chunks(*s, std::numeric_limits<Timestamp>::min(), std::numeric_limits<Timestamp>::max());
