@@ -25,14 +25,29 @@ bool ChunkListIterator::Step(bool seek) {
     if (!in_chunk_) {
       while (idx_ < chunks_.size() && chunks_[idx_].maxt < lower_) ++idx_;
       if (idx_ >= chunks_.size() || chunks_[idx_].mint > maxt_) return Finish();
-      it_.Reset(*chunks_[idx_].bytes);
+      decoded_ = chunks_[idx_].samples.get();
+      decoded_pos_ = 0;
+      if (decoded_ == nullptr) it_.Reset(*chunks_[idx_].bytes);
       in_chunk_ = true;
       seek = true;
     }
-    bool ok = seek ? it_.Seek(lower_) : it_.Next();
+    bool ok;
+    if (decoded_ != nullptr) {
+      if (seek) {
+        decoded_pos_ = static_cast<size_t>(
+            std::lower_bound(decoded_->begin() + decoded_pos_, decoded_->end(), lower_,
+                             [](const Sample& x, Timestamp t) { return x.t < t; }) -
+            decoded_->begin());
+      } else {
+        ++decoded_pos_;
+      }
+      ok = decoded_pos_ < decoded_->size();
+    } else {
+      ok = seek ? it_.Seek(lower_) : it_.Next();
+    }
     seek = false;
     if (!ok) {
-      if (!it_.status().ok()) {
+      if (decoded_ == nullptr && !it_.status().ok()) {
         status_ = it_.status();
         return Finish();
       }
@@ -40,7 +55,7 @@ bool ChunkListIterator::Step(bool seek) {
       ++idx_;
       continue;
     }
-    Sample s = it_.At();
+    Sample s = decoded_ != nullptr ? (*decoded_)[decoded_pos_] : it_.At();
     if (s.t < lower_) continue;
     if (s.t > maxt_) return Finish();
     cur_ = s;
@@ -68,14 +83,24 @@ absl::Status ChunkListIterator::AppendRange(Timestamp mint, Timestamp maxt,
     // after the range.
     if (c.maxt < lower) continue;
     if (c.mint > upper) break;
-    it_.Reset(*c.bytes);
     const size_t before = out->size();
-    if (absl::Status st = it_.AppendRange(lower, upper, out); !st.ok()) {
-      status_ = st;
-      return status_;
+    if (c.samples != nullptr) {
+      // Decoded (compacted) samples, in time order: the same samples as Step gives.
+      const std::vector<Sample>& d = *c.samples;
+      auto it = std::lower_bound(d.begin(), d.end(), lower,
+                                 [](const Sample& x, Timestamp t) { return x.t < t; });
+      for (; it != d.end() && it->t <= upper; ++it) out->push_back(*it);
+      // Step finishes at the first sample after the range.
+      if (it != d.end()) break;
+    } else {
+      it_.Reset(*c.bytes);
+      if (absl::Status st = it_.AppendRange(lower, upper, out); !st.ok()) {
+        status_ = st;
+        return status_;
+      }
+      // Step finishes at the first sample after the range.
+      if (it_.num_samples() > 0 && it_.At().t > upper) break;
     }
-    // Step finishes at the first sample after the range.
-    if (it_.num_samples() > 0 && it_.At().t > upper) break;
     if (out->size() > before) {
       if (out->back().t == std::numeric_limits<Timestamp>::max()) break;
       lower = out->back().t + 1;  // samples at or before the last one are duplicates

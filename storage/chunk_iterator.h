@@ -39,6 +39,8 @@ class ChunkListIterator final : public SampleIterator {
   Timestamp lower_;  // the next sample returned is at or after this
   const Timestamp maxt_;
   XorChunkIterator it_{std::string_view()};
+  const std::vector<Sample>* decoded_ = nullptr;  // the current chunk's samples, if decoded
+  size_t decoded_pos_ = 0;
   bool in_chunk_ = false;
   bool has_cur_ = false;
   bool done_ = false;

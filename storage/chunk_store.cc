@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -12,6 +13,7 @@
 #include "src/strings.h"
 #include "storage/chunk_encoding.h"
 #include "storage/coding.h"
+#include "storage/compacted_block.h"
 #include "storage/xor_chunk.h"
 
 namespace strata {
@@ -21,9 +23,9 @@ constexpr std::string_view kMetaFormatVersion = "format_version";
 constexpr std::string_view kMetaNextRef = "next_ref";
 constexpr std::string_view kMetaMaxTime = "max_time";
 
-enum Family { kSeries = 1, kSeriesByHash, kPostings, kChunks, kMeta, kTombstones };
+enum Family { kSeries = 1, kSeriesByHash, kPostings, kChunks, kMeta, kCompacted, kTombstones };
 const char* const kFamilyNames[] = {"default", "series", "series_by_hash", "postings",
-                                    "chunks",  "meta",   "tombstones"};
+                                    "chunks",  "meta",   "compacted",      "tombstones"};
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
@@ -90,13 +92,54 @@ namespace {
 // Scans keys with `prefix` in one family; fn returns false to stop.
 template <typename Fn>
 absl::Status ScanPrefix(ChunkStore::Impl& impl, rocksdb::ColumnFamilyHandle* cf,
-                        std::string_view prefix, Fn&& fn) {
-  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(rocksdb::ReadOptions(), cf));
+                        std::string_view prefix, Fn&& fn,
+                        const rocksdb::Snapshot* snapshot = nullptr) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(ro, cf));
   for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
        it->Next()) {
     if (!fn(ToView(it->key()), ToView(it->value()))) break;
   }
   return FromRocks(it->status(), "scan");
+}
+
+// Releases a RocksDB snapshot when it goes out of scope.
+class Snapshot {
+ public:
+  explicit Snapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~Snapshot() { db_->ReleaseSnapshot(snapshot_); }
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+// The newest sample of the series' XOR chunks in partition p.
+absl::StatusOr<std::optional<Sample>> LastInChunks(rocksdb::Iterator& it, int64_t p,
+                                                   SeriesRef ref) {
+  {  // NOLINT(readability/braces)
+    std::string prefix = PartitionPrefix(p);
+    coding::PutFixed64BE(&prefix, ref);
+    it.SeekForPrev(ChunkKey(p, ref, std::numeric_limits<int64_t>::max()));
+    STRATA_RETURN_IF_ERROR(FromRocks(it.status(), "read chunks"));
+    if (!it.Valid() || !it.key().starts_with(ToSlice(prefix))) return std::optional<Sample>();
+    std::string_view value = ToView(it.value());
+    if (value.empty()) return absl::DataLossError(fmt::format("empty chunk of series {}", ref));
+    value.remove_prefix(1);
+    uint64_t span;
+    if (!coding::GetUvarint(&value, &span)) {
+      return absl::DataLossError(fmt::format("malformed chunk header of series {}", ref));
+    }
+    XorChunkIterator chunk(value);
+    std::optional<Sample> last;
+    while (chunk.Next()) last = chunk.At();
+    STRATA_RETURN_IF_ERROR(chunk.status());
+    return last;
+  }
 }
 
 class StoreIndexReader final : public IndexReader {
@@ -204,6 +247,8 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
     if (std::string_view(name) == "chunks" || std::string_view(name) == "postings") {
       cf.compression = rocksdb::kZSTD;
     }
+    // Compacted blocks are zstd frames already.
+    if (std::string_view(name) == "compacted") cf.compression = rocksdb::kNoCompression;
     descriptors.emplace_back(name, cf);
   }
   // Families a newer version added must be opened too, or RocksDB refuses; the version
@@ -233,7 +278,8 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
     // A database created by a process killed before it wrote the version holds nothing.
     if (!fresh) {
       fresh = true;
-      for (Family f : {kSeries, kSeriesByHash, kPostings, kChunks, kMeta, kTombstones}) {
+      for (Family f :
+           {kSeries, kSeriesByHash, kPostings, kChunks, kMeta, kCompacted, kTombstones}) {
         std::unique_ptr<rocksdb::Iterator> it(
             impl->db->NewIterator(rocksdb::ReadOptions(), impl->cf(f)));
         it->SeekToFirst();
@@ -253,30 +299,37 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
   } else {
     STRATA_RETURN_IF_ERROR(FromRocks(s, "read format version"));
   }
-  if (version != std::to_string(kStoreFormatVersion)) {
+  int version_number = 0;
+  for (int v = kStoreFormatVersionMin; v <= kStoreFormatVersion; ++v) {
+    if (version == std::to_string(v)) version_number = v;
+  }
+  if (version_number == 0) {
     return absl::FailedPreconditionError(fmt::format(
-        "data directory {} has storage format version {}, but this build reads only version {}; "
-        "use a matching Strata version or a new directory",
-        path, version, kStoreFormatVersion));
+        "data directory {} has storage format version {}, but this build reads only versions "
+        "{} to {}; use a matching Strata version or a new directory",
+        path, version, kStoreFormatVersionMin, kStoreFormatVersion));
   }
 
   std::unique_ptr<ChunkStore> store(new ChunkStore(options, std::move(impl)));
+  store->format_version_ = version_number;
   Impl& im = *store->impl_;
   std::string value;
   s = im.db->Get(rocksdb::ReadOptions(), im.cf(kMeta), ToSlice(kMetaNextRef), &value);
   if (s.ok() && value.size() == 8) store->next_ref_ = coding::DecodeFixed64BE(value.data());
   s = im.db->Get(rocksdb::ReadOptions(), im.cf(kMeta), ToSlice(kMetaMaxTime), &value);
   if (s.ok() && value.size() == 8) store->max_time_ = coding::DecodeInt64BE(value.data());
-  // Partitions present: one seek per partition.
-  std::unique_ptr<rocksdb::Iterator> it(im.db->NewIterator(rocksdb::ReadOptions(), im.cf(kChunks)));
-  it->SeekToFirst();
-  while (it->Valid() && it->key().size() >= 8) {
-    int64_t p = coding::DecodeInt64BE(it->key().data());
-    store->partitions_.insert(p);
-    if (p == std::numeric_limits<int64_t>::max()) break;
-    it->Seek(PartitionPrefix(p + 1));
+  // Partitions present: one seek per partition, in XOR chunks and in compacted blocks.
+  for (Family f : {kChunks, kCompacted}) {
+    std::unique_ptr<rocksdb::Iterator> it(im.db->NewIterator(rocksdb::ReadOptions(), im.cf(f)));
+    it->SeekToFirst();
+    while (it->Valid() && it->key().size() >= 8) {
+      int64_t p = coding::DecodeInt64BE(it->key().data());
+      store->partitions_.insert(p);
+      if (p == std::numeric_limits<int64_t>::max()) break;
+      it->Seek(PartitionPrefix(p + 1));
+    }
+    STRATA_RETURN_IF_ERROR(FromRocks(it->status(), "list partitions"));
   }
-  STRATA_RETURN_IF_ERROR(FromRocks(it->status(), "list partitions"));
   return store;
 }
 
@@ -328,26 +381,24 @@ absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref, int6
     std::lock_guard<std::mutex> lock(mu_);
     partitions.assign(partitions_.rbegin(), partitions_.rend());
   }
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(kChunks)));
+  // One snapshot for both forms: a compaction moving chunks meanwhile cannot hide them.
+  Snapshot snapshot(impl_->db.get());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot.get();
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(kChunks)));
   for (int64_t p : partitions) {
     if (p < min_partition) break;
-    std::string prefix = PartitionPrefix(p);
-    coding::PutFixed64BE(&prefix, ref);
-    it->SeekForPrev(ChunkKey(p, ref, std::numeric_limits<int64_t>::max()));
-    if (!it->Valid() || !it->key().starts_with(ToSlice(prefix))) continue;
-    std::string_view value = ToView(it->value());
-    if (value.empty()) return absl::DataLossError(fmt::format("empty chunk of series {}", ref));
-    value.remove_prefix(1);
-    uint64_t span;
-    if (!coding::GetUvarint(&value, &span)) {
-      return absl::DataLossError(fmt::format("malformed chunk header of series {}", ref));
+    // Chunks flushed after a compaction hold the newer samples, so they are looked at first.
+    STRATA_ASSIGN_OR_RETURN(std::optional<Sample> in_chunks, LastInChunks(*it, p, ref));
+    if (in_chunks) return in_chunks;
+    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const CompactedBlock> block,
+                            BlockFor(p, ref, snapshot.get()));
+    if (block == nullptr) continue;
+    if (std::optional<size_t> i = block->Find(ref)) {
+      std::vector<Sample> samples;
+      STRATA_RETURN_IF_ERROR(block->Decode(*i, &samples));
+      return std::optional<Sample>(samples.back());
     }
-    XorChunkIterator chunk(value);
-    std::optional<Sample> last;
-    while (chunk.Next()) last = chunk.At();
-    STRATA_RETURN_IF_ERROR(chunk.status());
-    if (last) return last;
   }
   STRATA_RETURN_IF_ERROR(FromRocks(it->status(), "read chunks"));
   return std::optional<Sample>();
@@ -419,11 +470,23 @@ std::unique_ptr<IndexReader> ChunkStore::PartitionIndex(int64_t partition) {
 absl::StatusOr<std::vector<ChunkRef>> ChunkStore::Chunks(int64_t partition, SeriesRef ref,
                                                          Timestamp mint, Timestamp maxt) {
   std::vector<ChunkRef> out;
+  // Compacted samples first, decoded (ChunkRef::samples). One snapshot for both forms, so
+  // that a compaction committing in between cannot hide samples.
+  Snapshot snapshot(impl_->db.get());
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const CompactedBlock> block,
+                          BlockFor(partition, ref, snapshot.get()));
+  if (std::optional<size_t> i = block ? block->Find(ref) : std::nullopt;
+      i && block->mint(*i) <= maxt && block->maxt(*i) >= mint) {
+    auto samples = std::make_shared<std::vector<Sample>>();
+    STRATA_RETURN_IF_ERROR(block->Decode(*i, samples.get()));
+    out.push_back({samples->front().t, samples->back().t, nullptr, std::move(samples)});
+  }
   std::string prefix = PartitionPrefix(partition);
   coding::PutFixed64BE(&prefix, ref);
   absl::Status bad;
   STRATA_RETURN_IF_ERROR(ScanPrefix(
-      *impl_, impl_->cf(kChunks), prefix, [&](std::string_view key, std::string_view value) {
+      *impl_, impl_->cf(kChunks), prefix,
+      [&](std::string_view key, std::string_view value) {
         if (key.size() != prefix.size() + 8 || value.empty()) {
           bad = absl::DataLossError(fmt::format("malformed chunk key of series {}", ref));
           return false;
@@ -447,12 +510,14 @@ absl::StatusOr<std::vector<ChunkRef>> ChunkStore::Chunks(int64_t partition, Seri
           out.push_back({cmint, cmaxt, std::make_shared<const std::string>(value)});
         }
         return true;
-      }));
+      },
+      snapshot.get()));
   STRATA_RETURN_IF_ERROR(bad);
   return out;
 }
 
 absl::Status ChunkStore::DropPartitionsBefore(int64_t partition) {
+  std::lock_guard<std::mutex> compact_lock(compact_mu_);
   int64_t first;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -463,10 +528,16 @@ absl::Status ChunkStore::DropPartitionsBefore(int64_t partition) {
   std::string from = PartitionPrefix(first), to = PartitionPrefix(partition);
   STRATA_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(impl_->cf(kChunks), from, to), "batch"));
   STRATA_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(impl_->cf(kPostings), from, to), "batch"));
+  STRATA_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(impl_->cf(kCompacted), from, to), "batch"));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   STRATA_RETURN_IF_ERROR(
       FromRocks(impl_->db->Write(wo, &batch), fmt::format("drop partitions in {}", impl_->path)));
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    ++block_epoch_;
+    cache_.clear();
+  }
   std::lock_guard<std::mutex> lock(mu_);
   partitions_.erase(partitions_.begin(), partitions_.lower_bound(partition));
   return absl::OkStatus();
@@ -478,6 +549,309 @@ absl::Status ChunkStore::WriteFormatVersionForTesting(int version) {
   return FromRocks(
       impl_->db->Put(wo, impl_->cf(kMeta), ToSlice(kMetaFormatVersion), std::to_string(version)),
       "write meta");
+}
+
+// ---- Compacted partitions (docs/format/compacted.md; keys in docs/format/keys.md) ----
+
+namespace {
+
+// partition i64, last ref of the block u64
+std::string CompactedKey(int64_t partition, SeriesRef last_ref) {
+  std::string k = PartitionPrefix(partition);
+  coding::PutFixed64BE(&k, last_ref);
+  return k;
+}
+
+// Blocks kept decoded for repeated reads (a query reads one series after another).
+constexpr size_t kCacheMaxBlocks = 16;
+constexpr size_t kCacheMaxBytes = 64 << 20;
+
+// The samples of one series from several sources (a block, XOR chunks), in time order;
+// a sample at or before the previous one is dropped, as the query path does.
+std::vector<Sample> MergeSources(std::vector<std::vector<Sample>>& sources) {
+  std::stable_sort(sources.begin(), sources.end(),
+                   [](const std::vector<Sample>& a, const std::vector<Sample>& b) {
+                     return a.front().t < b.front().t;
+                   });
+  std::vector<Sample> out;
+  for (const std::vector<Sample>& src : sources) {
+    for (const Sample& x : src) {
+      if (out.empty() || x.t > out.back().t) out.push_back(x);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+struct ChunkStore::CachedBlock {
+  std::string key;
+  std::shared_ptr<const CompactedBlock> block;
+  uint64_t used = 0;
+};
+
+CompactionStats& CompactionStats::operator+=(const CompactionStats& o) {
+  partitions += o.partitions;
+  blocks_written += o.blocks_written;
+  chunks_removed += o.chunks_removed;
+  samples += o.samples;
+  bytes_before += o.bytes_before;
+  bytes_after += o.bytes_after;
+  return *this;
+}
+
+int ChunkStore::format_version() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return format_version_;
+}
+
+absl::StatusOr<std::shared_ptr<const CompactedBlock>> ChunkStore::BlockFor(int64_t partition,
+                                                                           SeriesRef ref,
+                                                                           const void* snapshot) {
+  uint64_t epoch;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    epoch = block_epoch_;
+  }
+  rocksdb::ReadOptions ro;
+  ro.snapshot = static_cast<const rocksdb::Snapshot*>(snapshot);
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(kCompacted)));
+  std::string prefix = PartitionPrefix(partition);
+  it->Seek(CompactedKey(partition, ref));
+  STRATA_RETURN_IF_ERROR(FromRocks(it->status(), "read compacted blocks"));
+  if (!it->Valid() || !it->key().starts_with(ToSlice(prefix))) {
+    return std::shared_ptr<const CompactedBlock>();
+  }
+  std::string key(ToView(it->key()));
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    for (auto& c : cache_) {
+      if (c->key == key) {
+        c->used = ++cache_clock_;
+        return c->block;
+      }
+    }
+  }
+  absl::StatusOr<CompactedBlock> block = CompactedBlock::Open(ToView(it->value()));
+  if (!block.ok()) {
+    return absl::DataLossError(fmt::format("compacted block of partition {} in {}: {}", partition,
+                                           impl_->path, std::string(block.status().message())));
+  }
+  auto shared = std::make_shared<const CompactedBlock>(std::move(*block));
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (block_epoch_ == epoch) {
+    size_t bytes = shared->raw_bytes();
+    for (auto& c : cache_) bytes += c->block->raw_bytes();
+    while (!cache_.empty() && (cache_.size() >= kCacheMaxBlocks || bytes > kCacheMaxBytes)) {
+      auto oldest =
+          std::min_element(cache_.begin(), cache_.end(),
+                           [](const auto& a, const auto& b) { return a->used < b->used; });
+      bytes -= (*oldest)->block->raw_bytes();
+      cache_.erase(oldest);
+    }
+    if (bytes <= kCacheMaxBytes) {
+      cache_.push_back(std::make_shared<CachedBlock>(CachedBlock{key, shared, ++cache_clock_}));
+    }
+  }
+  return std::shared_ptr<const CompactedBlock>(shared);
+}
+
+absl::StatusOr<std::vector<int64_t>> ChunkStore::PartitionsWithChunks(int64_t before) {
+  std::vector<int64_t> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(kChunks)));
+  it->SeekToFirst();
+  while (it->Valid() && it->key().size() >= 8) {
+    int64_t p = coding::DecodeInt64BE(it->key().data());
+    if (p >= before) break;
+    out.push_back(p);
+    if (p == std::numeric_limits<int64_t>::max()) break;
+    it->Seek(PartitionPrefix(p + 1));
+  }
+  STRATA_RETURN_IF_ERROR(FromRocks(it->status(), "list partitions"));
+  return out;
+}
+
+absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOptions& options,
+                                          CompactionStats* stats) {
+  std::lock_guard<std::mutex> compact_lock(compact_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!partitions_.contains(partition)) return absl::OkStatus();  // dropped meanwhile
+  }
+  Impl& im = *impl_;
+  const std::string prefix = PartitionPrefix(partition);
+  Snapshot snapshot(im.db.get());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot.get();
+  std::unique_ptr<rocksdb::Iterator> blocks(im.db->NewIterator(ro, im.cf(kCompacted)));
+  std::unique_ptr<rocksdb::Iterator> chunks(im.db->NewIterator(ro, im.cf(kChunks)));
+  blocks->Seek(prefix);
+  chunks->Seek(prefix);
+
+  CompactionStats done;
+  // The group being built: series in ref order, and the keys it replaces.
+  std::vector<CompactedSeries> group;
+  std::vector<std::string> old_blocks, old_chunks;
+  int64_t group_samples = 0, group_bytes_before = 0;
+
+  auto write_group = [&]() -> absl::Status {
+    if (group.empty() && old_chunks.empty()) return absl::OkStatus();
+    rocksdb::WriteBatch batch;
+    for (const std::string& k : old_blocks) {
+      STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kCompacted), k), "batch"));
+    }
+    for (const std::string& k : old_chunks) {
+      STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kChunks), k), "batch"));
+    }
+    size_t block_bytes = 0;
+    if (!group.empty()) {
+      CompactedEncodeOptions eo;
+      eo.zstd_level = options.zstd_level;
+      STRATA_ASSIGN_OR_RETURN(std::string block, EncodeCompactedBlock(group, eo));
+      block_bytes = block.size();
+      STRATA_RETURN_IF_ERROR(FromRocks(
+          batch.Put(im.cf(kCompacted), CompactedKey(partition, group.back().ref), block), "batch"));
+    }
+    bool upgrade = format_version() < kStoreFormatVersion;
+    if (upgrade) {
+      STRATA_RETURN_IF_ERROR(FromRocks(
+          batch.Put(im.cf(kMeta), ToSlice(kMetaFormatVersion), std::to_string(kStoreFormatVersion)),
+          "batch"));
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    STRATA_RETURN_IF_ERROR(FromRocks(im.db->Write(wo, &batch),
+                                     fmt::format("write compacted partition to {}", im.path)));
+    if (upgrade) {
+      std::lock_guard<std::mutex> lock(mu_);
+      format_version_ = kStoreFormatVersion;
+    }
+    {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      ++block_epoch_;
+      cache_.clear();
+    }
+    done.blocks_written += group.empty() ? 0 : 1;
+    done.chunks_removed += static_cast<int64_t>(old_chunks.size());
+    done.samples += group_samples;
+    done.bytes_before += group_bytes_before;
+    done.bytes_after += static_cast<int64_t>(block_bytes);
+    group.clear();
+    old_blocks.clear();
+    old_chunks.clear();
+    group_samples = group_bytes_before = 0;
+    return absl::OkStatus();
+  };
+
+  auto valid = [&](rocksdb::Iterator& it) {
+    return it.Valid() && it.key().starts_with(ToSlice(prefix)) &&
+           it.key().size() >= prefix.size() + 8;
+  };
+  auto ref_of = [&](rocksdb::Iterator& it) {
+    return coding::DecodeFixed64BE(it.key().data() + prefix.size());
+  };
+  // Reads every XOR chunk of the series at `chunks` into `sources`.
+  auto read_chunks = [&](SeriesRef ref, std::vector<std::vector<Sample>>* sources) {
+    for (; valid(*chunks) && ref_of(*chunks) == ref; chunks->Next()) {
+      std::string_view value = ToView(chunks->value());
+      group_bytes_before += static_cast<int64_t>(value.size());
+      old_chunks.emplace_back(ToView(chunks->key()));
+      if (value.empty() ||
+          static_cast<uint8_t>(value[0]) != static_cast<uint8_t>(ChunkEncoding::kXor)) {
+        return absl::DataLossError(
+            fmt::format("chunk of series {} in partition {} has an encoding compaction cannot read",
+                        ref, partition));
+      }
+      value.remove_prefix(1);
+      uint64_t span;
+      if (!coding::GetUvarint(&value, &span)) {
+        return absl::DataLossError(fmt::format("malformed chunk header of series {}", ref));
+      }
+      std::vector<Sample> samples;
+      XorChunkIterator it(value);
+      STRATA_RETURN_IF_ERROR(it.AppendRange(std::numeric_limits<Timestamp>::min(),
+                                            std::numeric_limits<Timestamp>::max(), &samples));
+      if (!samples.empty()) sources->push_back(std::move(samples));
+    }
+    return FromRocks(chunks->status(), "read chunks");
+  };
+  auto add_series = [&](SeriesRef ref, std::vector<std::vector<Sample>>& sources) {
+    if (sources.empty()) return;
+    CompactedSeries s{.ref = ref, .samples = MergeSources(sources)};
+    group_samples += static_cast<int64_t>(s.samples.size());
+    group.push_back(std::move(s));
+  };
+
+  while (true) {
+    bool has_block = valid(*blocks), has_chunk = valid(*chunks);
+    if (!has_block && !has_chunk) break;
+    SeriesRef chunk_ref = has_chunk ? ref_of(*chunks) : 0;
+    if (has_block && (!has_chunk || chunk_ref > ref_of(*blocks))) {
+      // A block with no new chunks in its ref range stays as it is; a group never spans it.
+      STRATA_RETURN_IF_ERROR(write_group());
+      blocks->Next();
+      continue;
+    }
+    if (has_block) {
+      // The block and every chunk in its ref range become part of the group.
+      SeriesRef last = ref_of(*blocks);
+      std::string_view value = ToView(blocks->value());
+      absl::StatusOr<CompactedBlock> block = CompactedBlock::Open(value);
+      if (!block.ok()) {
+        return absl::DataLossError(fmt::format("compacted block of partition {} in {}: {}",
+                                               partition, im.path,
+                                               std::string(block.status().message())));
+      }
+      group_bytes_before += static_cast<int64_t>(value.size());
+      old_blocks.emplace_back(ToView(blocks->key()));
+      std::map<SeriesRef, std::vector<std::vector<Sample>>> sources;
+      for (size_t i = 0; i < block->num_series(); ++i) {
+        std::vector<Sample> samples;
+        STRATA_RETURN_IF_ERROR(block->Decode(i, &samples));
+        sources[block->ref(i)].push_back(std::move(samples));
+      }
+      while (valid(*chunks) && ref_of(*chunks) <= last) {
+        SeriesRef ref = ref_of(*chunks);
+        STRATA_RETURN_IF_ERROR(read_chunks(ref, &sources[ref]));
+      }
+      for (auto& [ref, src] : sources) add_series(ref, src);
+      blocks->Next();
+    } else {
+      std::vector<std::vector<Sample>> sources;
+      STRATA_RETURN_IF_ERROR(read_chunks(chunk_ref, &sources));
+      add_series(chunk_ref, sources);
+    }
+    if (static_cast<int64_t>(group.size()) >= options.max_series_per_group ||
+        group_samples >= options.max_samples_per_group) {
+      STRATA_RETURN_IF_ERROR(write_group());
+    }
+  }
+  STRATA_RETURN_IF_ERROR(FromRocks(blocks->status(), "read compacted blocks"));
+  STRATA_RETURN_IF_ERROR(FromRocks(chunks->status(), "read chunks"));
+  STRATA_RETURN_IF_ERROR(write_group());
+  if (done.chunks_removed > 0) done.partitions = 1;
+  if (stats != nullptr) *stats += done;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> ChunkStore::LiveSstBytes(
+    bool compact_files) {
+  Impl& im = *impl_;
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (rocksdb::ColumnFamilyHandle* cf : im.handles) {
+    STRATA_RETURN_IF_ERROR(FromRocks(im.db->Flush(rocksdb::FlushOptions(), cf), "flush"));
+    if (compact_files) {
+      rocksdb::CompactRangeOptions co;
+      co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      STRATA_RETURN_IF_ERROR(
+          FromRocks(im.db->CompactRange(co, cf, nullptr, nullptr), "compact range"));
+    }
+    rocksdb::ColumnFamilyMetaData meta;
+    im.db->GetColumnFamilyMetaData(cf, &meta);
+    out.emplace_back(cf->GetName(), meta.size);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -516,8 +890,60 @@ absl::Status ChunkStore::WriteTombstones(std::span<const std::pair<SeriesRef, In
 
 absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
                                       std::span<const SeriesRef> clear_tombstones) {
+  std::lock_guard<std::mutex> compact_lock(compact_mu_);
   rocksdb::WriteBatch batch;
   Impl& im = *impl_;
+  // Compacted blocks: per block key, the series whose samples change.
+  std::map<std::string, std::map<SeriesRef, const std::vector<Sample>*>> block_changes;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        im.db->NewIterator(rocksdb::ReadOptions(), im.cf(kCompacted)));
+    for (const ChunkRewrite& rw : rewrites) {
+      if (!rw.compacted) continue;
+      it->Seek(CompactedKey(rw.partition, rw.ref));
+      STRATA_RETURN_IF_ERROR(FromRocks(it->status(), "read compacted blocks"));
+      if (!it->Valid() || !it->key().starts_with(ToSlice(PartitionPrefix(rw.partition)))) {
+        return absl::DataLossError(
+            fmt::format("no compacted block of partition {} holds series {} in {}", rw.partition,
+                        rw.ref, im.path));
+      }
+      block_changes[std::string(ToView(it->key()))][rw.ref] = &*rw.compacted;
+    }
+  }
+  for (const auto& [key, changes] : block_changes) {
+    std::string value;
+    STRATA_RETURN_IF_ERROR(
+        FromRocks(im.db->Get(rocksdb::ReadOptions(), im.cf(kCompacted), key, &value),
+                  "read compacted block"));
+    absl::StatusOr<CompactedBlock> block = CompactedBlock::Open(value);
+    if (!block.ok()) {
+      return absl::DataLossError(
+          fmt::format("compacted block in {}: {}", im.path, std::string(block.status().message())));
+    }
+    std::vector<CompactedSeries> series;
+    size_t found = 0;
+    for (size_t i = 0; i < block->num_series(); ++i) {
+      CompactedSeries s{.ref = block->ref(i), .samples = {}};
+      if (auto c = changes.find(s.ref); c != changes.end()) {
+        ++found;
+        s.samples = *c->second;
+      } else {
+        STRATA_RETURN_IF_ERROR(block->Decode(i, &s.samples));
+      }
+      if (!s.samples.empty()) series.push_back(std::move(s));
+    }
+    if (found != changes.size()) {
+      return absl::DataLossError(
+          fmt::format("a compacted block in {} lacks a series being rewritten", im.path));
+    }
+    if (series.empty()) {
+      STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kCompacted), key), "batch"));
+    } else {
+      STRATA_ASSIGN_OR_RETURN(std::string encoded,
+                              EncodeCompactedBlock(series, CompactedEncodeOptions{}));
+      STRATA_RETURN_IF_ERROR(FromRocks(batch.Put(im.cf(kCompacted), key, encoded), "batch"));
+    }
+  }
   for (const ChunkRewrite& rw : rewrites) {
     for (Timestamp mint : rw.remove_mints) {
       STRATA_RETURN_IF_ERROR(
@@ -547,7 +973,14 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(im.db->Write(wo, &batch), fmt::format("rewrite chunks in {}", im.path));
+  STRATA_RETURN_IF_ERROR(
+      FromRocks(im.db->Write(wo, &batch), fmt::format("rewrite chunks in {}", im.path)));
+  if (!block_changes.empty()) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    ++block_epoch_;
+    cache_.clear();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ChunkStore::Checkpoint(const std::string& dir) {
@@ -588,7 +1021,7 @@ uint64_t ChunkStore::ApproximatePartitionBytes(int64_t partition) {
   options.include_memtables = true;
   options.include_files = true;
   uint64_t total = 0;
-  for (Family f : {kChunks, kPostings}) {
+  for (Family f : {kChunks, kCompacted, kPostings}) {
     uint64_t size = 0;
     if (impl_->db->GetApproximateSizes(options, impl_->cf(f), &range, 1, &size).ok()) {
       total += size;
@@ -602,7 +1035,7 @@ absl::Status ChunkStore::CompactPartitions(int64_t from, int64_t to) {
   rocksdb::Slice b(begin), e(end);
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (Family f : {kChunks, kPostings}) {
+  for (Family f : {kChunks, kCompacted, kPostings}) {
     STRATA_RETURN_IF_ERROR(FromRocks(impl_->db->CompactRange(options, impl_->cf(f), &b, &e),
                                      fmt::format("compact {}", impl_->path)));
   }

@@ -21,9 +21,31 @@
 
 namespace strata {
 
-// The on-disk format this build writes and reads. A directory with another version is
-// refused at open.
-inline constexpr int kStoreFormatVersion = 1;
+// The on-disk format this build writes. It also reads kStoreFormatVersionMin and up;
+// a directory with any other version is refused at open. Version 2 added the `compacted`
+// family; a version 1 directory opens unchanged and becomes version 2 with its first
+// compaction (docs/format/keys.md).
+inline constexpr int kStoreFormatVersion = 2;
+inline constexpr int kStoreFormatVersionMin = 1;
+
+// How compaction groups series (docs/format/keys.md, `compacted`). A group is closed at
+// whichever bound it reaches first; a group never splits an existing block.
+struct CompactionOptions {
+  int max_series_per_group = 512;
+  int64_t max_samples_per_group = 1 << 21;
+  int zstd_level = 9;
+};
+
+// What compactions did, summed.
+struct CompactionStats {
+  int64_t partitions = 0;  // partitions that had XOR chunks to compact
+  int64_t blocks_written = 0;
+  int64_t chunks_removed = 0;
+  int64_t samples = 0;       // samples in the blocks written
+  int64_t bytes_before = 0;  // XOR chunk values and rewritten block values, as stored
+  int64_t bytes_after = 0;   // block values written
+  CompactionStats& operator+=(const CompactionStats& o);
+};
 
 struct ChunkStoreOptions {
   int64_t partition_ms = 24 * 3600 * 1000;
@@ -48,6 +70,8 @@ struct FlushData {
 };
 
 // Thread-safe.
+class CompactedBlock;
+
 class ChunkStore final : public SeriesStore {
  public:
   // Opens or creates the RocksDB database at `path`. Fails with FailedPrecondition when it
@@ -80,6 +104,21 @@ class ChunkStore final : public SeriesStore {
   // refs are never reused). One synced write of range deletions.
   absl::Status DropPartitionsBefore(int64_t partition);
 
+  // Rewrites the XOR chunks of `partition`, merged with its existing compacted blocks where
+  // they share refs, into compacted blocks of groups of consecutive refs. Every group is
+  // one synced WriteBatch that puts the new block and deletes exactly the chunks and blocks
+  // it replaces, so a crash leaves each group in its old or its new form, and both read
+  // the same. Chunks flushed into the partition meanwhile stay and are merged by the next
+  // compaction. Serialized with other compactions and with DropPartitionsBefore.
+  absl::Status CompactPartition(int64_t partition, const CompactionOptions& options,
+                                CompactionStats* stats);
+  // The partitions below `before` that hold XOR chunks, ascending.
+  absl::StatusOr<std::vector<int64_t>> PartitionsWithChunks(int64_t before);
+  // Bytes of live SST files per column family, after writing out the memtables and, with
+  // `compact_files`, a full RocksDB compaction of every family (for benchmarks and tools).
+  absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LiveSstBytes(bool compact_files);
+  // The format version read at open (raised to kStoreFormatVersion by the first compaction).
+  int format_version();
   // Tombstones, chunk rewrites, checkpoints and sizes (storage/db_admin.cc).
   // Every stored tombstone (family `tombstones`).
   absl::StatusOr<TombstoneMap> ReadTombstones();
@@ -92,10 +131,14 @@ class ChunkStore final : public SeriesStore {
     SeriesRef ref = 0;
     std::vector<Timestamp> remove_mints;
     std::vector<ChunkRef> add;
+    // Set: the series' samples in its compacted block of the partition become these (empty:
+    // the series leaves the block, and a block left without series is deleted). The block
+    // keeps its key, so block ref ranges stay disjoint.
+    std::optional<std::vector<Sample>> compacted;
     const Labels* drop_postings = nullptr;
   };
-  // Applies the rewrites and deletes the tombstones of `clear_tombstones`, in one synced
-  // write.
+  // Applies the rewrites (XOR chunks and compacted blocks) and deletes the tombstones of
+  // `clear_tombstones`, in one synced write. Serialized with compactions and retention drops.
   absl::Status ApplyRewrite(std::span<const ChunkRewrite> rewrites,
                             std::span<const SeriesRef> clear_tombstones);
   // A consistent, openable copy of the database in `dir` (which must not exist): hard links
@@ -103,9 +146,10 @@ class ChunkStore final : public SeriesStore {
   absl::Status Checkpoint(const std::string& dir);
   // Live SST bytes of every family plus RocksDB's own log files.
   uint64_t DiskBytes();
-  // Approximate bytes of one partition's chunks and postings.
+  // Approximate bytes of one partition's chunks, compacted blocks and postings.
   uint64_t ApproximatePartitionBytes(int64_t partition);
-  // Compacts chunks and postings of partitions [from, to) so that deleted data leaves disk.
+  // Compacts the chunks, compacted blocks and postings of partitions [from, to) (RocksDB
+  // files) so that deleted data leaves disk.
   absl::Status CompactPartitions(int64_t from, int64_t to);
 
   int64_t partition_ms() const { return options_.partition_ms; }
@@ -116,6 +160,10 @@ class ChunkStore final : public SeriesStore {
 
  private:
   ChunkStore(ChunkStoreOptions options, std::unique_ptr<Impl> impl);
+  // The compacted block of `partition` whose ref range holds `ref` (null when none), read
+  // at `snapshot` (a rocksdb::Snapshot, or null for the latest). The caller checks Find.
+  absl::StatusOr<std::shared_ptr<const CompactedBlock>> BlockFor(int64_t partition, SeriesRef ref,
+                                                                 const void* snapshot);
 
   const ChunkStoreOptions options_;
   std::unique_ptr<Impl> impl_;
@@ -123,6 +171,17 @@ class ChunkStore final : public SeriesStore {
   SeriesRef next_ref_ = 0;
   std::optional<Timestamp> max_time_;
   std::set<int64_t> partitions_;
+  int format_version_ = kStoreFormatVersion;
+
+  // Serializes CompactPartition and DropPartitionsBefore.
+  std::mutex compact_mu_;
+  // Decoded compacted blocks recently read, by key. Cleared by every compaction write;
+  // `block_epoch_` counts those writes so that a block read before one is not cached.
+  struct CachedBlock;
+  std::mutex cache_mu_;
+  uint64_t block_epoch_ = 0;
+  uint64_t cache_clock_ = 0;
+  std::vector<std::shared_ptr<CachedBlock>> cache_;
 };
 
 }  // namespace strata

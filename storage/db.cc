@@ -147,6 +147,18 @@ void Storage::RegisterMetrics() {
   metrics_.flush_seconds =
       m->GetHistogram("strata_flush_duration_seconds", "Duration of head flushes to RocksDB.",
                       DefaultLatencyBounds());
+  metrics_.compactions =
+      m->GetCounter("strata_compactions_total", "Partitions compacted (each with new chunks).");
+  metrics_.compacted_samples =
+      m->GetCounter("strata_compaction_samples_total", "Samples written into compacted blocks.");
+  metrics_.compaction_bytes_before =
+      m->GetCounter("strata_compaction_read_bytes_total",
+                    "Bytes of chunks and blocks that compactions replaced.");
+  metrics_.compaction_bytes_after =
+      m->GetCounter("strata_compaction_written_bytes_total", "Bytes of compacted blocks written.");
+  metrics_.compaction_seconds =
+      m->GetHistogram("strata_compaction_duration_seconds",
+                      "Duration of compactions (all closed partitions).", DefaultLatencyBounds());
   RegisterAdminMetrics();
   Head* head = head_.get();
   m->AddCallbackGauge("strata_head_series", "Series in the head.",
@@ -253,6 +265,12 @@ void Storage::FlushLoop() {
     lock.unlock();
     absl::Status st = Flush(false);
     if (!st.ok()) spdlog::error("background flush in {} failed: {}", options_.dir, st.ToString());
+    if (st.ok() && options_.background_compaction) {
+      st = Compact();
+      if (!st.ok()) {
+        spdlog::error("background compaction in {} failed: {}", options_.dir, st.ToString());
+      }
+    }
     lock.lock();
   }
 }
@@ -273,6 +291,7 @@ absl::Status Storage::Close() {
     RemoveAdminMetrics();
   }
   absl::Status st;
+  std::lock_guard<std::mutex> compact_lock(compact_mu_);
   std::lock_guard<std::mutex> lock(flush_mu_);
   if (wal_ != nullptr) st = wal_->Close();
   if (head_) head_->set_wal(nullptr);
@@ -294,6 +313,8 @@ StorageStats Storage::stats() {
   s.wal_was_truncated = replay_.truncated;
   s.flushes = flushes_.load();
   s.flushed_chunks = flushed_chunks_.load();
+  std::lock_guard<std::mutex> lock(compact_mu_);
+  s.compaction = compaction_stats_;
   s.head_series_removed = removed_series_.load();
   return s;
 }

@@ -50,9 +50,12 @@ struct StorageOptions {
   // sample in the head, so that idle series do not pin WAL segments; once flushed, such
   // series leave the head's memory (head GC) until they get a sample again. 0 disables both.
   int64_t idle_chunk_ms = 3600 * 1000;
+  // After each background flush, compact closed partitions (see Storage::Compact).
+  bool background_compaction = true;
+  CompactionOptions compaction;
   // Where to record self-metrics (strata_head_*, strata_wal_*, strata_flush_*,
-  // strata_storage_*); not owned, must outlive the storage. Null: none. Only one open
-  // Storage per registry (callback gauges are keyed by name).
+  // strata_storage_*, strata_compaction_*); not owned, must outlive the storage. Null: none. Only
+  // one open Storage per registry (callback gauges are keyed by name).
   MetricsRegistry* metrics = nullptr;
 };
 
@@ -63,6 +66,7 @@ struct StorageStats {
   bool wal_was_truncated = false;
   int64_t flushes = 0;
   int64_t flushed_chunks = 0;
+  CompactionStats compaction;  // summed over this process's compactions
   int64_t head_series_removed = 0;  // by head GC, since Open
 };
 
@@ -84,9 +88,19 @@ class Storage final : public Queryable {
 
   absl::StatusOr<std::unique_ptr<Querier>> MakeQuerier(Timestamp mint, Timestamp maxt) override;
 
-  // Stops the background flush, syncs the WAL and closes everything. Open chunks stay in the
-  // WAL for the next Open. Idempotent; the destructor calls it. REQUIRES: no Append, Flush
-  // or Querier of this storage is in use or used afterwards.
+  // Rewrites the XOR chunks of every closed partition still retained into compacted
+  // blocks (docs/format/compacted.md). A partition is closed when the head rejects every
+  // sample in it as too old: it ends at or before max_time - max_sample_age_ms (or
+  // max_time - partition_ms when max_sample_age_ms is 0). Chunks that reach a compacted
+  // partition later (idle series flushed late) are merged by the next compaction. Queries
+  // read both forms meanwhile. One compaction at a time.
+  absl::Status Compact();
+  // Partitions below this one are closed (numeric_limits<int64_t>::min(): none).
+  int64_t FirstOpenPartition();
+
+  // Stops the background flush and compaction, syncs the WAL and closes everything. Open chunks
+  // stay in the WAL for the next Open. Idempotent; the destructor calls it. REQUIRES: no Append,
+  // Flush, Compact or Querier of this storage is in use or used afterwards.
   absl::Status Close();
 
   // Deletion (storage/db_admin.cc). Hides every sample of the series matching all
@@ -94,8 +108,9 @@ class Storage final : public Queryable {
   // stay visible). Durable when it returns (a WAL record; RocksDB from the next flush on).
   absl::Status DeleteSeries(const std::vector<LabelMatcher>& matchers, Timestamp mint,
                             Timestamp maxt);
-  // Flushes the head (open chunks too), rewrites the stored chunks that hold deleted
-  // samples without them, and drops the tombstones.
+  // Flushes the head (open chunks too), rewrites the stored XOR chunks and compacted blocks
+  // that hold deleted samples without them, and drops the tombstones. Waits for a running
+  // compaction; none starts meanwhile.
   absl::Status CleanTombstones();
   // Writes a consistent, openable copy of the database into `dir` (must not exist): a
   // RocksDB checkpoint plus, `with_head`, the WAL; without it the head's closed chunks
@@ -137,6 +152,8 @@ class Storage final : public Queryable {
   std::mutex flush_mu_;  // one flush at a time
   std::atomic<int64_t> flushes_{0};
   std::atomic<int64_t> flushed_chunks_{0};
+  std::mutex compact_mu_;  // one compaction at a time; guards compaction_stats_
+  CompactionStats compaction_stats_;
   std::atomic<int64_t> removed_series_{0};
 
   struct Metrics {
@@ -147,6 +164,11 @@ class Storage final : public Queryable {
     Counter* flushed_chunks = nullptr;
     Counter* removed_series = nullptr;
     Histogram* flush_seconds = nullptr;
+    Counter* compactions = nullptr;
+    Counter* compacted_samples = nullptr;
+    Counter* compaction_bytes_before = nullptr;
+    Counter* compaction_bytes_after = nullptr;
+    Histogram* compaction_seconds = nullptr;
     Counter* deleted_series = nullptr;
     Counter* tombstone_cleans = nullptr;
     Counter* rewritten_chunks = nullptr;

@@ -106,6 +106,9 @@ absl::StatusOr<std::optional<ChunkRef>> RewriteChunk(const ChunkRef& chunk,
 }  // namespace
 
 absl::Status Storage::CleanTombstones() {
+  // No compaction meanwhile: it could move a chunk being rewritten into a block (and the
+  // deleted samples with it) between reading the chunk and writing its rewrite.
+  std::lock_guard<std::mutex> compact_lock(compact_mu_);
   std::lock_guard<std::mutex> lock(flush_mu_);
   if (wal_ == nullptr) return absl::FailedPreconditionError("storage is closed");
   if (tombstones_.empty()) return absl::OkStatus();
@@ -130,7 +133,7 @@ absl::Status Storage::CleanTombstones() {
   refs.reserve(snapshot->size());
   for (const auto& [ref, iv] : *snapshot) refs.push_back(ref);
   std::sort(refs.begin(), refs.end());
-  int64_t rewritten = 0;
+  int64_t rewritten = 0, rewritten_compacted = 0;
   constexpr size_t kSeriesPerBatch = 256;
   for (size_t begin = 0; begin < refs.size(); begin += kSeriesPerBatch) {
     std::span<const SeriesRef> group(refs.data() + begin,
@@ -155,6 +158,17 @@ absl::Status Storage::CleanTombstones() {
             ++kept;
             continue;
           }
+          if (c.samples != nullptr) {
+            // The series' samples in its compacted block: the block is rewritten without
+            // the deleted ones.
+            std::vector<Sample> rest;
+            for (const Sample& s : *c.samples) {
+              if (!deleted.Contains(s.t)) rest.push_back(s);
+            }
+            if (!rest.empty()) ++kept;
+            rw.compacted = std::move(rest);
+            continue;
+          }
           STRATA_ASSIGN_OR_RETURN(std::optional<ChunkRef> rest, RewriteChunk(c, deleted));
           rw.remove_mints.push_back(c.mint);
           if (rest) {
@@ -162,8 +176,9 @@ absl::Status Storage::CleanTombstones() {
             ++kept;
           }
         }
-        if (rw.remove_mints.empty()) continue;
-        rewritten += static_cast<int64_t>(rw.remove_mints.size());
+        if (rw.remove_mints.empty() && !rw.compacted) continue;
+        rewritten += static_cast<int64_t>(rw.remove_mints.size()) + (rw.compacted ? 1 : 0);
+        rewritten_compacted += rw.compacted ? 1 : 0;
         if (kept == 0) {
           if (!series_labels) {
             STRATA_ASSIGN_OR_RETURN(series_labels, store_->SeriesLabels(ref));
@@ -185,8 +200,10 @@ absl::Status Storage::CleanTombstones() {
     metrics_.tombstone_cleans->Add(1);
     metrics_.rewritten_chunks->Add(rewritten);
   }
-  spdlog::info("cleaned tombstones of {} series in {}: {} chunks rewritten", refs.size(),
-               options_.dir, rewritten);
+  spdlog::info(
+      "cleaned tombstones of {} series in {}: {} chunks rewritten ({} of them series in "
+      "compacted blocks){}",
+      refs.size(), options_.dir, rewritten, rewritten_compacted, clear ? "" : ", tombstones kept");
   return absl::OkStatus();
 }
 
@@ -277,9 +294,10 @@ void Storage::RegisterAdminMetrics() {
                     "Series deletions recorded as tombstones (one per series and delete request).");
   metrics_.tombstone_cleans =
       m->GetCounter("strata_storage_tombstone_cleans_total", "Tombstone cleanings run.");
-  metrics_.rewritten_chunks =
-      m->GetCounter("strata_storage_tombstone_rewritten_chunks_total",
-                    "Stored chunks rewritten or removed to drop deleted samples.");
+  metrics_.rewritten_chunks = m->GetCounter(
+      "strata_storage_tombstone_rewritten_chunks_total",
+      "Stored chunks (or series of compacted blocks) rewritten or removed to drop deleted "
+      "samples.");
   metrics_.size_retention_drops =
       m->GetCounter("strata_storage_size_retention_dropped_partitions_total",
                     "Partitions dropped because the database exceeded its size limit.");

@@ -64,11 +64,14 @@ struct AppendResult {
   }
 };
 
-// An immutable chunk: XOR bytes covering [mint, maxt]. Cheap to copy.
+// An immutable chunk: XOR bytes covering [mint, maxt]. Cheap to copy. Data read from a
+// compacted block comes as decoded samples instead (`samples` set, `bytes` null); a reader
+// that needs XOR bytes encodes them (EncodeXorChunk).
 struct ChunkRef {
   Timestamp mint = 0;
   Timestamp maxt = 0;
   std::shared_ptr<const std::string> bytes;
+  std::shared_ptr<const std::vector<Sample>> samples = nullptr;
 };
 
 // What the head needs from durable storage. Implemented by the RocksDB store.

@@ -1,6 +1,6 @@
-// Random interleavings of appends, flushes, restarts, deletions, tombstone cleanings and
-// queries, checked against a naive model: a std::map of samples per series that applies the
-// same acceptance rules.
+// Random interleavings of appends, flushes, restarts, deletions, tombstone cleanings,
+// compactions, time retention and queries, checked against a naive model: a std::map of
+// samples per series that applies the same acceptance rules and retention.
 #include <bit>
 #include <map>
 #include <optional>
@@ -112,7 +112,9 @@ class Model {
 
 class PropertyRun {
  public:
-  PropertyRun(uint32_t seed, const std::string& dir) : rng_(seed), dir_(dir) {
+  // With `compact`, compactions (with groups of at most 3 series) are interleaved too.
+  PropertyRun(uint32_t seed, const std::string& dir, bool compact = false)
+      : rng_(seed), dir_(dir), compact_(compact) {
     for (std::string name : {"cpu", "mem"}) {
       for (std::string job : {"api", "db", "web"}) {
         for (std::string inst : {"", "i1", "i2"}) {
@@ -141,6 +143,8 @@ class PropertyRun {
     o.wal_segment_bytes = 2048;
     o.idle_chunk_ms = 20000;
     o.wal_sync = false;
+    o.background_compaction = false;
+    o.compaction.max_series_per_group = 3;
     return o;
   }
 
@@ -150,7 +154,20 @@ class PropertyRun {
     db_ = std::move(*db);
     for (int op = 0; op < ops; ++op) {
       int dice = Uniform(0, 99);
-      if (dice < 54) {
+      if (compact_ && dice >= 94) {
+        if (dice >= 98) {
+          ASSERT_TRUE(db_->Flush(true).ok());
+        }
+        absl::Status st = db_->Compact();
+        ASSERT_TRUE(st.ok()) << st;
+        if (dice == 94 || dice == 99) {
+          // Deleted samples in compacted blocks: cleaning must rewrite the blocks.
+          Delete(/*old=*/true);
+          st = db_->CleanTombstones();
+          ASSERT_TRUE(st.ok()) << st;
+          Query(op, /*old=*/true);
+        }
+      } else if (dice < 54) {
         Append();
       } else if (dice < 62) {
         ASSERT_TRUE(db_->Flush(Uniform(0, 1) == 1).ok());
@@ -159,6 +176,7 @@ class PropertyRun {
       } else if (dice < 70) {
         ASSERT_TRUE(db_->CleanTombstones().ok());
       } else if (dice < 74) {
+        compacted_ += db_->stats().compaction.partitions;
         ASSERT_TRUE(db_->Close().ok());
         db_.reset();
         auto again = Storage::Open(Options());
@@ -169,8 +187,11 @@ class PropertyRun {
       }
       if (::testing::Test::HasFatalFailure()) return;
     }
+    compacted_ += db_->stats().compaction.partitions;
     db_.reset();
   }
+
+  int64_t compacted_partitions() const { return compacted_; }
 
  private:
   LabelMatcher Parse(std::string_view spec) {
@@ -239,22 +260,26 @@ class PropertyRun {
   // Deletes a random range of random series. The range ends before the last sample of
   // every selected series: a series' last sample decides which appends are in order, and
   // once cleaned away a restart would forget it (the model does not follow that).
-  void Delete() {
+  // With `old`, the range lies in closed (maybe compacted) partitions.
+  void Delete(bool old = false) {
     std::vector<LabelMatcher> matchers = RandomMatchers();
     Timestamp min_last = model_.MinLast(matchers);
     Timestamp end = min_last == std::numeric_limits<Timestamp>::max() ? clock_ : min_last - 1;
-    Timestamp maxt = end - Uniform(0, 3) * Uniform(0, 20000);
+    Timestamp maxt = old ? std::min(end, clock_ - kMaxAge - Uniform(0, 120000))
+                         : end - Uniform(0, 3) * Uniform(0, 20000);
     Timestamp mint =
         Uniform(0, 5) == 0 ? std::numeric_limits<Timestamp>::min() : maxt - Uniform(0, 100000);
     ASSERT_TRUE(db_->DeleteSeries(matchers, mint, maxt).ok());
     if (mint <= maxt) model_.Delete(matchers, mint, maxt);
   }
 
-  void Query(int op) {
-    std::vector<LabelMatcher> matchers = RandomMatchers();
-    Timestamp mint = Uniform(0, 3) == 0 ? std::numeric_limits<Timestamp>::min() / 2
-                                        : clock_ - Uniform(0, 400000);
-    Timestamp maxt = Uniform(0, 3) == 0 ? clock_ + 1 : mint + Uniform(0, 200000);
+  // With `old`, every series over everything retained.
+  void Query(int op, bool old = false) {
+    std::vector<LabelMatcher> matchers =
+        old ? std::vector<LabelMatcher>{positive_[1]} : RandomMatchers();
+    Timestamp mint = old || Uniform(0, 3) == 0 ? std::numeric_limits<Timestamp>::min() / 2
+                                               : clock_ - Uniform(0, 400000);
+    Timestamp maxt = old || Uniform(0, 3) == 0 ? clock_ + 1 : mint + Uniform(0, 200000);
     auto q = db_->MakeQuerier(mint, maxt);
     ASSERT_TRUE(q.ok());
     testing::SeriesSamplesMap got = testing::ReadAll(**q, matchers);
@@ -297,6 +322,8 @@ class PropertyRun {
 
   std::mt19937 rng_;
   std::string dir_;
+  bool compact_;
+  int64_t compacted_ = 0;
   std::vector<Labels> series_;
   std::vector<LabelMatcher> positive_, extra_;
   Model model_;
@@ -312,6 +339,19 @@ TEST(StorageProperty, MatchesNaiveModelOverAppendsFlushesRestartsDeletesAndQueri
     run.Run(400);
     if (HasFailure()) return;
   }
+}
+
+TEST(StorageProperty, MatchesNaiveModelWithCompactionsInterleaved) {
+  int64_t compacted = 0;
+  for (uint32_t seed : {11u, 12u, 13u, 14u}) {
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
+    testing::TempDir dir;
+    PropertyRun run(seed, dir.path(), /*compact=*/true);
+    run.Run(600);
+    if (HasFailure()) return;
+    compacted += run.compacted_partitions();
+  }
+  EXPECT_GT(compacted, 10);  // the runs did compact (and merge late chunks)
 }
 
 }  // namespace

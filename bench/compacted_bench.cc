@@ -1,0 +1,282 @@
+// The compacted block codec (storage/compacted_block.cc) on node-exporter-like data
+// (bench/node_exporter_data.h): size against XOR chunks, encode and decode speed.
+// Figures go to bench/RESULTS.md ("Compacted partitions").
+//
+//   BM_CompactedEncode/noisy/window_h   4 hosts x 200 series, one block per host and window
+//                                       of window_h hours (24 = one partition). Counters:
+//                                       bytes_per_sample of the blocks, xor_bytes_per_sample
+//                                       of 120-sample XOR chunks with their 1-byte encoding
+//                                       and span header (no keys), ratio = compacted / XOR.
+//                                       items_per_second: samples encoded per second.
+//   BM_CompactedDecode/noisy/window_h   every series of every block decoded; ns_per_sample
+//                                       includes decompressing the blocks.
+//   BM_CompactedDecodeColumns/...       the same with the blocks already decompressed.
+//   BM_OnDisk/noisy                     the real store: 10 hosts x 200 series x one day
+//                                       (one partition) appended through Storage, flushed;
+//                                       RocksDB's live SST bytes of all families after a
+//                                       full RocksDB compaction, divided by the samples,
+//                                       first as XOR chunks (xor_disk_bytes_per_sample),
+//                                       then after Storage::Compact (disk_bytes_per_sample),
+//                                       keys, postings and series included. Also the
+//                                       compaction's samples/s and a Select of every series
+//                                       over the day before and after (query_ns_per_sample),
+//                                       both in CPU time of the calling thread.
+
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "bench/node_exporter_data.h"
+#include "benchmark/benchmark.h"
+#include "src/matcher.h"
+#include "storage/compacted_block.h"
+#include "storage/db.h"
+#include "storage/xor_chunk.h"
+
+namespace strata {
+namespace {
+
+constexpr int kHosts = 4;
+constexpr int kScrapesPerHour = 240;
+
+struct Blocks {
+  std::vector<std::string> values;
+  int64_t samples = 0;
+  int64_t xor_bytes = 0;
+};
+
+std::vector<std::vector<CompactedSeries>> Groups(bool noisy, int window_h) {
+  std::vector<std::vector<CompactedSeries>> groups;
+  SeriesRef ref = 1;
+  const Timestamp window = int64_t{window_h} * 3600 * 1000;
+  for (int h = 0; h < kHosts; ++h) {
+    auto host = bench::NodeExporterHost(h, 24 * kScrapesPerHour, noisy);
+    const Timestamp start = 1700000000000 - 1700000000000 % window;
+    for (int w = 0; w <= 24 / window_h; ++w) {
+      std::vector<CompactedSeries> g;
+      for (size_t i = 0; i < host.size(); ++i) {
+        CompactedSeries s{.ref = ref + i, .samples = {}};
+        for (const Sample& x : host[i].samples) {
+          if (x.t >= start + w * window && x.t < start + (w + 1) * window) s.samples.push_back(x);
+        }
+        if (!s.samples.empty()) g.push_back(std::move(s));
+      }
+      if (!g.empty()) groups.push_back(std::move(g));
+    }
+    ref += host.size();
+  }
+  return groups;
+}
+
+int64_t XorBytes(const std::vector<Sample>& s) {
+  int64_t bytes = 0;
+  for (size_t i = 0; i < s.size(); i += 120) {
+    std::span<const Sample> part(s.data() + i, std::min<size_t>(120, s.size() - i));
+    bytes += static_cast<int64_t>(EncodeXorChunk(part).value().size()) + 1 +
+             (part.back().t - part.front().t >= 16384 ? 3 : 2);
+  }
+  return bytes;
+}
+
+void SetRate(benchmark::State& state, int64_t samples) {
+  const double total = double(samples) * double(state.iterations());
+  state.SetItemsProcessed(int64_t(total));
+  state.counters["ns_per_sample"] =
+      benchmark::Counter(total * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void BM_CompactedEncode(benchmark::State& state) {
+  auto groups = Groups(state.range(0) != 0, static_cast<int>(state.range(1)));
+  int64_t samples = 0, xor_bytes = 0, bytes = 0;
+  for (const auto& g : groups) {
+    for (const auto& s : g) {
+      samples += static_cast<int64_t>(s.samples.size());
+      xor_bytes += XorBytes(s.samples);
+    }
+  }
+  for (auto _ : state) {
+    bytes = 0;
+    for (const auto& g : groups) bytes += static_cast<int64_t>(EncodeCompactedBlock(g)->size());
+  }
+  SetRate(state, samples);
+  state.counters["bytes_per_sample"] = double(bytes) / double(samples);
+  state.counters["xor_bytes_per_sample"] = double(xor_bytes) / double(samples);
+  state.counters["ratio"] = double(bytes) / double(xor_bytes);
+}
+
+void BM_CompactedDecode(benchmark::State& state) {
+  auto groups = Groups(state.range(0) != 0, static_cast<int>(state.range(1)));
+  std::vector<std::string> values;
+  int64_t samples = 0;
+  for (const auto& g : groups) {
+    values.push_back(*EncodeCompactedBlock(g));
+    for (const auto& s : g) samples += static_cast<int64_t>(s.samples.size());
+  }
+  std::vector<Sample> out;
+  for (auto _ : state) {
+    for (const std::string& v : values) {
+      auto b = CompactedBlock::Open(v);
+      for (size_t i = 0; i < b->num_series(); ++i) {
+        out.clear();
+        if (!b->Decode(i, &out).ok()) state.SkipWithError("decode");
+        benchmark::DoNotOptimize(out.data());
+      }
+    }
+  }
+  SetRate(state, samples);
+}
+
+void BM_CompactedDecodeColumns(benchmark::State& state) {
+  auto groups = Groups(state.range(0) != 0, static_cast<int>(state.range(1)));
+  std::vector<CompactedBlock> blocks;
+  int64_t samples = 0;
+  for (const auto& g : groups) {
+    blocks.push_back(*CompactedBlock::Open(*EncodeCompactedBlock(g)));
+    for (const auto& s : g) samples += static_cast<int64_t>(s.samples.size());
+  }
+  std::vector<Sample> out;
+  for (auto _ : state) {
+    for (const CompactedBlock& b : blocks) {
+      for (size_t i = 0; i < b.num_series(); ++i) {
+        out.clear();
+        if (!b.Decode(i, &out).ok()) state.SkipWithError("decode");
+        benchmark::DoNotOptimize(out.data());
+      }
+    }
+  }
+  SetRate(state, samples);
+}
+
+void Args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"noisy", "window_h"});
+  for (int noisy : {0, 1}) {
+    for (int w : {2, 24}) b->Args({noisy, w});
+  }
+  b->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(BM_CompactedEncode)->Apply(Args);
+BENCHMARK(BM_CompactedDecode)->Apply(Args);
+BENCHMARK(BM_CompactedDecodeColumns)->Apply(Args);
+
+// CPU time of the calling thread (the machine is shared: wall time says little).
+double ThreadSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+uint64_t TotalSst(Storage& db, const char* label) {
+  auto sizes = db.store().LiveSstBytes(true);
+  if (!sizes.ok()) abort();
+  uint64_t total = 0;
+  std::string line;
+  for (const auto& [name, bytes] : *sizes) {
+    total += bytes;
+    line += " " + name + "=" + std::to_string(bytes);
+  }
+  std::fprintf(stderr, "%s SST bytes:%s\n", label, line.c_str());
+  return total;
+}
+
+// Reads every sample of every series over [mint, maxt]; returns samples read.
+int64_t ReadAllSamples(Storage& db, Timestamp mint, Timestamp maxt) {
+  auto q = db.MakeQuerier(mint, maxt);
+  auto m = LabelMatcher::Make(MatchType::kEqual, "job", "node");
+  auto set = (*q)->Select({*m}, {});
+  int64_t n = 0;
+  std::vector<Sample> out;
+  while ((*set)->Next()) {
+    out.clear();
+    if (!(*set)->Samples()->AppendRange(mint, maxt, &out).ok()) abort();
+    n += static_cast<int64_t>(out.size());
+  }
+  return n;
+}
+
+void BM_OnDisk(benchmark::State& state) {
+  const bool noisy = state.range(0) != 0;
+  constexpr int kDiskHosts = 10;
+  constexpr int64_t kDay = 24 * 3600 * 1000;
+  const Timestamp day = 1700000000000 / kDay * kDay;
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("strata_bench_ondisk_" + std::to_string(::getpid())))
+                        .string();
+  for (auto _ : state) {
+    std::filesystem::remove_all(dir);
+    StorageOptions o;
+    o.dir = dir;
+    o.wal_sync = false;
+    o.flush_interval_ms = 0;
+    o.max_sample_age_ms = 3600 * 1000;
+    o.retention_ms = 0;
+    o.background_compaction = false;
+    auto db = Storage::Open(o);
+    if (!db.ok()) abort();
+    // The day's scrapes, host by host interleaved in time as a server would get them.
+    std::vector<std::vector<bench::BenchSeries>> hosts;
+    for (int h = 0; h < kDiskHosts; ++h) {
+      hosts.push_back(bench::NodeExporterHost(h, 24 * kScrapesPerHour - 2, noisy, day));
+    }
+    int64_t samples = 0;
+    std::vector<size_t> pos(kDiskHosts * bench::kSeriesPerHost * 2, 0);
+    for (int k = 0; k < 24 * kScrapesPerHour; ++k) {
+      std::vector<SeriesBatch> batch;
+      for (int h = 0; h < kDiskHosts; ++h) {
+        if (k >= static_cast<int>(hosts[h][0].samples.size())) continue;
+        const Timestamp scrape = hosts[h][0].samples[k].t;  // series 0 is in every scrape
+        for (size_t i = 0; i < hosts[h].size(); ++i) {
+          const auto& s = hosts[h][i];
+          size_t& p = pos[h * (bench::kSeriesPerHost + 1) + i];
+          if (p < s.samples.size() && s.samples[p].t == scrape) {
+            batch.push_back({s.labels, {s.samples[p]}});
+            ++p;
+          }
+        }
+      }
+      auto r = (*db)->Append(batch);
+      if (!r.ok()) abort();
+      samples += r->appended;
+      if (k % 480 == 479 && !(*db)->Flush(false).ok()) abort();
+    }
+    // One sample two hours into the next day closes the partition.
+    std::vector<SeriesBatch> tick = {
+        {Labels{{"__name__", "bench_clock"}}, {{day + kDay + 2 * 3600 * 1000, 1}}}};
+    if (!(*db)->Append(tick).ok() || !(*db)->Flush(true).ok()) abort();
+    uint64_t xor_bytes = TotalSst(**db, "XOR chunks");
+    double start = ThreadSeconds();
+    int64_t read = ReadAllSamples(**db, day, day + kDay - 1);
+    double xor_query = ThreadSeconds() - start;
+    start = ThreadSeconds();
+    if (!(*db)->Compact().ok()) abort();
+    double compact_seconds = ThreadSeconds() - start;
+    CompactionStats cs = (*db)->stats().compaction;
+    uint64_t compacted_bytes = TotalSst(**db, "compacted");
+    start = ThreadSeconds();
+    int64_t read2 = ReadAllSamples(**db, day, day + kDay - 1);
+    double compacted_query = ThreadSeconds() - start;
+    if (read != samples || read2 != samples || cs.samples != samples) {
+      std::fprintf(stderr, "appended %lld, read %lld / %lld, compacted %lld\n",
+                   static_cast<long long>(samples), static_cast<long long>(read),
+                   static_cast<long long>(read2), static_cast<long long>(cs.samples));
+      state.SkipWithError("sample counts differ");
+    }
+    state.counters["samples"] = double(samples);
+    state.counters["xor_disk_bytes_per_sample"] = double(xor_bytes) / double(samples);
+    state.counters["disk_bytes_per_sample"] = double(compacted_bytes) / double(samples);
+    state.counters["ratio"] = double(compacted_bytes) / double(xor_bytes);
+    state.counters["compaction_samples_per_s"] = double(samples) / compact_seconds;
+    state.counters["xor_query_ns_per_sample"] = xor_query * 1e9 / double(samples);
+    state.counters["query_ns_per_sample"] = compacted_query * 1e9 / double(samples);
+    if (!(*db)->Close().ok()) abort();
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_OnDisk)->ArgName("noisy")->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kSecond);
+
+}  // namespace
+}  // namespace strata

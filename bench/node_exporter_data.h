@@ -1,0 +1,146 @@
+// Node-exporter-like sample data for the storage size benchmarks (deterministic).
+//
+// Each host is scraped every 15 s and all series of the host share the scrape's timestamp
+// exactly. Nine scrapes in ten are exactly 15 s after the previous one (Prometheus snaps
+// jitter up to 2 ms to the schedule); the tenth is off by 3..25 ms. Per host, 200 series:
+//   - 64 CPU-seconds counters (8 CPUs x 8 modes): two decimals, as node exporter prints
+//     them, growing by rate x 15 s +-50% (idle 0.9/s, user 0.05/s, ... steal and irq 0);
+//   - 40 network counters: integers; 10 byte counters (+0..2e5 per scrape), 10 packet
+//     counters (+0..300), 20 error/drop counters that move once in 100 scrapes;
+//   - 40 memory/filesystem gauges: whole multiples of 4096 bytes; 10 move by -200..200
+//     pages on every other scrape, 30 are constant (sizes, limits);
+//   - 24 small gauges: load averages and temperatures with two or one decimals;
+//   - 32 "other" gauges. Realistic variant: integers (fds, processes, entropy) that
+//     change now and then. Noisy variant: 16 seconds counters with nanosecond resolution
+//     (schedstat, pressure stall: 12345.678901234) and 16 full-precision float gauges
+//     (ratios, quantiles: every bit noise), all changing on every scrape.
+// A stale marker ends one series per host at 90% of the range and a new one starts.
+#ifndef STRATA_BENCH_NODE_EXPORTER_DATA_H_
+#define STRATA_BENCH_NODE_EXPORTER_DATA_H_
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "src/labels.h"
+#include "src/sample.h"
+
+namespace strata::bench {
+
+struct BenchSeries {
+  Labels labels;
+  std::vector<Sample> samples;
+};
+
+inline constexpr int kSeriesPerHost = 200;
+
+inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noisy,
+                                                 Timestamp start = 1700000000000) {
+  std::mt19937_64 rng(static_cast<uint64_t>(host) * 7919 + (noisy ? 1 : 0));
+  auto uni = [&](double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng);
+  };
+  auto integer = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  std::string instance = "host-" + std::to_string(host) + ".example.com:9100";
+  std::vector<Timestamp> ts;
+  Timestamp t = start + integer(0, 14999);
+  for (int i = 0; i < scrapes; ++i) {
+    ts.push_back(t);
+    // Prometheus snaps scrape times within 2 ms of the schedule; one scrape in ten is
+    // further off and keeps its jitter.
+    t += 15000 + (integer(0, 9) == 0 ? integer(3, 25) * (integer(0, 1) ? 1 : -1) : 0);
+  }
+  std::vector<BenchSeries> out;
+  auto add = [&](std::vector<std::pair<std::string, std::string>> extra, std::string name) {
+    std::vector<std::pair<std::string, std::string>> l = {
+        {"__name__", std::move(name)}, {"instance", instance}, {"job", "node"}};
+    for (auto& e : extra) l.push_back(std::move(e));
+    out.push_back({Labels::FromPairs(std::move(l)), {}});
+    out.back().samples.reserve(scrapes);
+    return &out.back().samples;
+  };
+  out.reserve(kSeriesPerHost + 1);
+  const char* modes[] = {"user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice"};
+  for (int cpu = 0; cpu < 8; ++cpu) {
+    for (int m = 0; m < 8; ++m) {
+      auto* s = add({{"cpu", std::to_string(cpu)}, {"mode", modes[m]}}, "node_cpu_seconds_total");
+      const double rates[] = {0.05, 0.02, 0.9, 0.005, 0, 0.002, 0, 0.001};
+      double rate = rates[m] * uni(0.5, 1.5);
+      int64_t centi = integer(1000000, 90000000);
+      for (Timestamp x : ts) {
+        int64_t inc = static_cast<int64_t>(rate * 1500 * uni(0.8, 1.2));
+        centi += inc;
+        s->push_back({x, static_cast<double>(centi) / 100});
+      }
+    }
+  }
+  for (int i = 0; i < 40; ++i) {
+    // 10 byte counters, 10 packet counters, 20 error/drop counters that rarely move.
+    auto* s = add({{"device", "eth" + std::to_string(i % 4)}, {"n", std::to_string(i)}},
+                  "node_network_total");
+    double v = static_cast<double>(integer(0, int64_t{1} << 36));
+    int64_t max_inc = i < 10 ? integer(1000, 200000) : i < 20 ? integer(10, 300) : 1;
+    for (Timestamp x : ts) {
+      if (i < 20 || integer(0, 99) == 0) v += static_cast<double>(integer(0, max_inc));
+      s->push_back({x, v});
+    }
+  }
+  for (int i = 0; i < 40; ++i) {
+    // 10 gauges that move (free, cached, ...), 30 that do not (sizes, limits).
+    auto* s = add({{"n", std::to_string(i)}}, "node_memory_bytes");
+    int64_t pages = integer(1000, 4000000);
+    for (Timestamp x : ts) {
+      if (i < 10 && integer(0, 1) == 0) pages += integer(-200, 200);
+      s->push_back({x, static_cast<double>(pages * 4096)});
+    }
+  }
+  for (int i = 0; i < 24; ++i) {
+    auto* s = add({{"n", std::to_string(i)}}, i < 12 ? "node_load" : "node_hwmon_temp_celsius");
+    int64_t v = integer(0, 400);
+    for (Timestamp x : ts) {
+      v = std::max<int64_t>(0, v + integer(-5, 5));
+      s->push_back({x, i < 12 ? static_cast<double>(v) / 100 : static_cast<double>(v + 300) / 10});
+    }
+  }
+  for (int i = 0; i < 32; ++i) {
+    auto* s = add({{"n", std::to_string(i)}}, "node_other");
+    if (noisy && i < 16) {
+      // Seconds counted in nanoseconds (schedstat, pressure stall): up to 9 decimals.
+      int64_t ns = integer(0, int64_t{1} << 42);
+      for (Timestamp x : ts) {
+        ns += integer(0, 300000000);
+        s->push_back({x, static_cast<double>(ns) / 1e9});
+      }
+    } else if (noisy) {
+      // A ratio or quantile computed in floating point: every bit is noise.
+      double v = uni(0, 1000);
+      for (Timestamp x : ts) {
+        v = std::fabs(v + uni(-1, 1) * v * 0.01);
+        s->push_back({x, v});
+      }
+    } else {
+      int64_t v = integer(0, 5000);
+      for (Timestamp x : ts) {
+        if (integer(0, 9) == 0) v += integer(-3, 3);
+        s->push_back({x, static_cast<double>(v)});
+      }
+    }
+  }
+  // One series goes stale at 90% and another replaces it.
+  size_t cut = ts.size() * 9 / 10;
+  std::vector<Sample>& gone = out[70].samples;
+  if (cut > 0 && cut < gone.size()) {
+    gone.resize(cut);
+    gone.push_back({ts[cut], StaleNaN()});
+    auto* s = add({{"n", "new"}}, "node_memory_bytes");
+    for (size_t i = cut; i < ts.size(); ++i) s->push_back({ts[i], 4096.0 * static_cast<double>(i)});
+  }
+  return out;
+}
+
+}  // namespace strata::bench
+
+#endif  // STRATA_BENCH_NODE_EXPORTER_DATA_H_

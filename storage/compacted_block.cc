@@ -1,0 +1,446 @@
+#include "storage/compacted_block.h"
+
+#include <algorithm>
+#include <bit>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include "src/strings.h"
+#include "storage/coding.h"
+#include "zstd.h"
+
+namespace strata {
+namespace {
+
+// Exact powers of ten as doubles: 10^22 is the largest one a double holds exactly.
+constexpr int kMaxExponent = 22;
+constexpr double kPow10[kMaxExponent + 1] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                             1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                             1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+// Mantissas up to 2^53 in magnitude convert to double exactly.
+constexpr int64_t kMaxMantissa = int64_t{1} << 53;
+
+// m * 10^e with one correctly rounded operation on exact operands, so the result is the
+// double nearest to the decimal m * 10^e. REQUIRES: |m| <= 2^53, |e| <= 22.
+inline double Decimal(int64_t m, int e) {
+  return e >= 0 ? static_cast<double>(m) * kPow10[e] : static_cast<double>(m) / kPow10[-e];
+}
+
+// Value tokens (uvarint c):
+//   c & 1 == 0   mantissa += unzigzag(c >> 1), value = Decimal(mantissa, exponent)
+//   c & 3 == 1   exponent = unzigzag(c >> 2); then varint mantissa (absolute)
+//   c & 3 == 3   raw: lz = (c >> 2) & 7 leading zero bytes, n = c >> 5 payload bytes (big
+//                endian) of x = bits XOR previous bits, shifted left by 8 * (8 - lz - n)
+constexpr int kRaiseRun = 32;  // values whose mantissa ends in 0 before the exponent rises
+
+class ValueEncoder {
+ public:
+  explicit ValueEncoder(std::string* out) : out_(out) {}
+
+  void Add(double v) {
+    const uint64_t bits = std::bit_cast<uint64_t>(v);
+    if (!TryDecimal(v, bits)) Raw(bits);
+    prev_bits_ = bits;
+  }
+
+ private:
+  bool TryDecimal(double v, uint64_t bits) {
+    if (!std::isfinite(v) || bits == (uint64_t{1} << 63)) return false;  // NaN, Inf, -0.0
+    if (has_exp_) {
+      // Fast path: the value in the current exponent.
+      double scaled = exp_ >= 0 ? v / kPow10[exp_] : v * kPow10[-exp_];
+      if (std::fabs(scaled) <= static_cast<double>(kMaxMantissa)) {
+        int64_t m = std::llround(scaled);
+        if (std::bit_cast<uint64_t>(Decimal(m, exp_)) == bits) {
+          if (m % 10 == 0 && m != 0 && exp_ < kMaxExponent) {
+            if (++raise_run_ >= kRaiseRun) {
+              raise_run_ = 0;
+              if (std::bit_cast<uint64_t>(Decimal(m / 10, exp_ + 1)) == bits) {
+                SetExponent(exp_ + 1, m / 10);
+                return true;
+              }
+            }
+          } else {
+            raise_run_ = 0;
+          }
+          Delta(m);
+          return true;
+        }
+      }
+    }
+    // The shortest decimal that reads back as v.
+    char buf[64];
+    auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+    if (res.ec != std::errc()) return false;
+    const char* p = buf;
+    bool neg = *p == '-';
+    if (neg) ++p;
+    int64_t m = 0;
+    int digits = 0;
+    for (; p < res.ptr && *p != 'e'; ++p) {
+      if (*p == '.') continue;
+      m = m * 10 + (*p - '0');
+      ++digits;
+    }
+    if (p >= res.ptr) return false;
+    int e10 = 0;
+    std::from_chars(p + 1 + (p[1] == '+'), res.ptr, e10);
+    int e = e10 - (digits - 1);
+    while (m != 0 && m % 10 == 0) {
+      m /= 10;
+      ++e;
+    }
+    if (m == 0) e = 0;
+    if (neg) m = -m;
+    if (m > kMaxMantissa || m < -kMaxMantissa) return false;
+    // Keep the current exponent when the value fits it (mantissas stay comparable).
+    if (has_exp_ && e > exp_ && e - exp_ <= kMaxExponent) {
+      int64_t scale = static_cast<int64_t>(kPow10[e - exp_]);
+      if (m <= kMaxMantissa / scale && m >= -kMaxMantissa / scale &&
+          std::bit_cast<uint64_t>(Decimal(m * scale, exp_)) == bits) {
+        Delta(m * scale);
+        return true;
+      }
+    }
+    if (e < -kMaxExponent || e > kMaxExponent) return false;
+    if (std::bit_cast<uint64_t>(Decimal(m, e)) != bits) return false;
+    SetExponent(e, m);
+    return true;
+  }
+
+  void Delta(int64_t m) {
+    coding::PutUvarint(out_, coding::Zigzag(m - mantissa_) << 1);
+    mantissa_ = m;
+  }
+
+  void SetExponent(int e, int64_t m) {
+    coding::PutUvarint(out_, coding::Zigzag(e) << 2 | 1);
+    coding::PutVarint(out_, m);
+    has_exp_ = true;
+    exp_ = e;
+    mantissa_ = m;
+    raise_run_ = 0;
+  }
+
+  void Raw(uint64_t bits) {
+    uint64_t x = bits ^ prev_bits_;
+    int lz = 0, n = 0;
+    if (x != 0) {
+      lz = std::countl_zero(x) / 8;
+      int tz = std::countr_zero(x) / 8;
+      n = 8 - lz - tz;
+      x >>= 8 * tz;
+    }
+    coding::PutUvarint(out_, static_cast<uint64_t>(3 | lz << 2 | n << 5));
+    for (int i = n - 1; i >= 0; --i) out_->push_back(static_cast<char>(x >> (8 * i)));
+  }
+
+  std::string* out_;
+  uint64_t prev_bits_ = 0;
+  bool has_exp_ = false;
+  int exp_ = 0;
+  int64_t mantissa_ = 0;
+  int raise_run_ = 0;
+};
+
+void EncodeTimestamps(const std::vector<Sample>& s, std::string* out) {
+  uint64_t prev_delta = 0;
+  for (size_t i = 1; i < s.size(); ++i) {
+    uint64_t delta = static_cast<uint64_t>(s[i].t) - static_cast<uint64_t>(s[i - 1].t);
+    if (i == 1) {
+      coding::PutVarint(out, static_cast<int64_t>(delta));
+    } else {
+      coding::PutVarint(out, static_cast<int64_t>(delta - prev_delta));
+    }
+    prev_delta = delta;
+  }
+}
+
+// Bounds-checked LEB128 reading over raw pointers (the decoder's hot path).
+inline bool ReadUvarint(const uint8_t*& p, const uint8_t* end, uint64_t* v) {
+  if (p < end && *p < 0x80) [[likely]] {
+    *v = *p++;
+    return true;
+  }
+  if (end - p >= 2 && p[1] < 0x80) {
+    *v = (p[0] & 0x7fu) | uint64_t{p[1]} << 7;
+    p += 2;
+    return true;
+  }
+  uint64_t r = 0;
+  for (int shift = 0; shift <= 63; shift += 7) {
+    if (p >= end) return false;
+    uint64_t b = *p++;
+    r |= (b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      *v = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::Status Malformed(std::string_view what) {
+  return absl::DataLossError(fmt::format("malformed compacted block: {}", what));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries> series,
+                                                 CompactedEncodeOptions options) {
+  std::string ts_bytes, value_bytes, header;
+  struct TsInfo {
+    uint32_t count;
+    Timestamp first, last;
+    size_t size;
+  };
+  std::vector<TsInfo> ts;
+  std::unordered_map<std::string, uint32_t> ts_index;
+  std::vector<std::pair<uint32_t, size_t>> entries;  // ts column, value column size
+  std::string column;
+  for (size_t i = 0; i < series.size(); ++i) {
+    const CompactedSeries& s = series[i];
+    if (i > 0 && s.ref <= series[i - 1].ref) {
+      return absl::InvalidArgumentError("compacted block: series not sorted by ref");
+    }
+    if (s.samples.empty() || s.samples.size() > UINT32_MAX) {
+      return absl::InvalidArgumentError(
+          fmt::format("compacted block: series {} has {} samples", s.ref, s.samples.size()));
+    }
+    for (size_t j = 1; j < s.samples.size(); ++j) {
+      if (s.samples[j].t <= s.samples[j - 1].t) {
+        return absl::InvalidArgumentError(
+            fmt::format("compacted block: series {} has timestamps out of order", s.ref));
+      }
+    }
+    column.clear();
+    coding::PutVarint(&column, s.samples.front().t);
+    coding::PutUvarint(&column, s.samples.size());
+    size_t key_len = column.size();
+    EncodeTimestamps(s.samples, &column);
+    auto [it, inserted] = ts_index.try_emplace(column, static_cast<uint32_t>(ts.size()));
+    if (inserted) {
+      ts.push_back({static_cast<uint32_t>(s.samples.size()), s.samples.front().t,
+                    s.samples.back().t, column.size() - key_len});
+      ts_bytes.append(column, key_len);
+    }
+    size_t before = value_bytes.size();
+    ValueEncoder enc(&value_bytes);
+    for (const Sample& x : s.samples) enc.Add(x.v);
+    entries.emplace_back(it->second, value_bytes.size() - before);
+  }
+  coding::PutUvarint(&header, series.size());
+  coding::PutUvarint(&header, ts.size());
+  for (const TsInfo& c : ts) {
+    coding::PutUvarint(&header, c.count);
+    coding::PutUvarint(&header, c.size);
+    coding::PutVarint(&header, c.first);
+    coding::PutUvarint(&header, static_cast<uint64_t>(c.last) - static_cast<uint64_t>(c.first));
+  }
+  SeriesRef prev = 0;
+  for (size_t i = 0; i < series.size(); ++i) {
+    coding::PutUvarint(&header, series[i].ref - prev);
+    prev = series[i].ref;
+    coding::PutUvarint(&header, entries[i].first);
+    coding::PutUvarint(&header, entries[i].second);
+  }
+  std::string raw = std::move(header);
+  raw.append(ts_bytes);
+  raw.append(value_bytes);
+  if (raw.size() > kCompactedBlockMaxRawBytes) {
+    return absl::InvalidArgumentError(
+        fmt::format("compacted block of {} bytes is too large", raw.size()));
+  }
+  std::string out;
+  out.push_back(static_cast<char>(kCompactedBlockFormat));
+  coding::PutUvarint(&out, raw.size());
+  size_t head = out.size();
+  out.resize(head + ZSTD_compressBound(raw.size()));
+  size_t n = ZSTD_compress(out.data() + head, out.size() - head, raw.data(), raw.size(),
+                           options.zstd_level);
+  if (ZSTD_isError(n)) {
+    return absl::InternalError(fmt::format("zstd: {}", ZSTD_getErrorName(n)));
+  }
+  out.resize(head + n);
+  return out;
+}
+
+absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
+  if (value.empty() || static_cast<uint8_t>(value[0]) != kCompactedBlockFormat) {
+    return absl::DataLossError(
+        fmt::format("compacted block has format {}, this build reads {}",
+                    value.empty() ? -1 : static_cast<int>(static_cast<uint8_t>(value[0])),
+                    static_cast<int>(kCompactedBlockFormat)));
+  }
+  value.remove_prefix(1);
+  uint64_t raw_len;
+  if (!coding::GetUvarint(&value, &raw_len) || raw_len > kCompactedBlockMaxRawBytes) {
+    return Malformed("length");
+  }
+  // The frame header repeats the length: garbage is refused before allocating.
+  if (ZSTD_getFrameContentSize(value.data(), value.size()) != raw_len) {
+    return Malformed("zstd frame header");
+  }
+  CompactedBlock b;
+  b.raw_.resize(raw_len);
+  size_t n = ZSTD_decompress(b.raw_.data(), b.raw_.size(), value.data(), value.size());
+  if (ZSTD_isError(n) || n != raw_len) return Malformed("zstd frame");
+
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(b.raw_.data());
+  const uint8_t* const begin = p;
+  const uint8_t* const end = p + b.raw_.size();
+  uint64_t num_series, num_ts;
+  if (!ReadUvarint(p, end, &num_series) || !ReadUvarint(p, end, &num_ts) || num_ts > num_series ||
+      num_series > raw_len) {
+    return Malformed("counts");
+  }
+  b.ts_.reserve(num_ts);
+  b.series_.reserve(num_series);
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < num_ts; ++i) {
+    uint64_t count, size, first, span;
+    if (!ReadUvarint(p, end, &count) || !ReadUvarint(p, end, &size) ||
+        !ReadUvarint(p, end, &first) || !ReadUvarint(p, end, &span)) {
+      return Malformed("timestamp column header");
+    }
+    // Every timestamp after the first takes at least one byte.
+    if (count == 0 || size > raw_len || count > size + 1) {
+      return Malformed("timestamp column size");
+    }
+    Timestamp t0 = coding::Unzigzag(first);
+    b.ts_.push_back({static_cast<uint32_t>(count), t0,
+                     static_cast<Timestamp>(static_cast<uint64_t>(t0) + span), total, size});
+    total += size;
+  }
+  SeriesRef ref = 0;
+  for (uint64_t i = 0; i < num_series; ++i) {
+    uint64_t delta, ts, size;
+    if (!ReadUvarint(p, end, &delta) || !ReadUvarint(p, end, &ts) || !ReadUvarint(p, end, &size)) {
+      return Malformed("series header");
+    }
+    if ((i > 0 && delta == 0) || delta > UINT64_MAX - ref || ts >= num_ts || size > raw_len ||
+        b.ts_[ts].count > size) {
+      return Malformed("series entry");
+    }
+    ref += delta;
+    b.series_.push_back({ref, static_cast<uint32_t>(ts), total, size});
+    total += size;
+  }
+  size_t header = static_cast<size_t>(p - begin);
+  if (total != raw_len - header) return Malformed("column sizes");
+  for (TsColumn& c : b.ts_) c.offset += header;
+  for (Entry& e : b.series_) e.offset += header;
+  return b;
+}
+
+absl::StatusOr<std::string> CompactedPayloadForTesting(std::string_view value) {
+  if (value.empty()) return Malformed("empty");
+  value.remove_prefix(1);
+  uint64_t raw_len;
+  if (!coding::GetUvarint(&value, &raw_len) || raw_len > kCompactedBlockMaxRawBytes) {
+    return Malformed("length");
+  }
+  std::string raw(raw_len, '\0');
+  size_t n = ZSTD_decompress(raw.data(), raw.size(), value.data(), value.size());
+  if (ZSTD_isError(n) || n != raw_len) return Malformed("zstd frame");
+  return raw;
+}
+
+std::string CompactedBlockFromPayloadForTesting(std::string_view payload) {
+  std::string out;
+  out.push_back(static_cast<char>(kCompactedBlockFormat));
+  coding::PutUvarint(&out, payload.size());
+  size_t head = out.size();
+  out.resize(head + ZSTD_compressBound(payload.size()));
+  size_t n = ZSTD_compress(out.data() + head, out.size() - head, payload.data(), payload.size(), 1);
+  out.resize(ZSTD_isError(n) ? head : head + n);
+  return out;
+}
+
+std::optional<size_t> CompactedBlock::Find(SeriesRef ref) const {
+  auto it = std::lower_bound(series_.begin(), series_.end(), ref,
+                             [](const Entry& e, SeriesRef r) { return e.ref < r; });
+  if (it == series_.end() || it->ref != ref) return std::nullopt;
+  return static_cast<size_t>(it - series_.begin());
+}
+
+absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out) const {
+  const Entry& e = series_[i];
+  const TsColumn& c = ts_[e.ts];
+  const size_t base = out->size();
+  out->reserve(base + c.count);
+  const uint8_t* raw = reinterpret_cast<const uint8_t*>(raw_.data());
+
+  // Timestamps.
+  {
+    const uint8_t* p = raw + c.offset;
+    const uint8_t* end = p + c.size;
+    uint64_t t = static_cast<uint64_t>(c.first), delta = 0;
+    // Timestamps are appended (values filled in below): no separate zeroing pass.
+    out->push_back({c.first, 0});
+    bool decreasing = false;
+    for (uint32_t k = 1; k < c.count; ++k) {
+      uint64_t z;
+      if (!ReadUvarint(p, end, &z)) return Malformed("timestamp column ends early");
+      // The first difference is coded like a delta of delta from 0.
+      delta += static_cast<uint64_t>(coding::Unzigzag(z));
+      uint64_t next = t + delta;
+      decreasing |= static_cast<int64_t>(next) <= static_cast<int64_t>(t);
+      t = next;
+      out->push_back({static_cast<Timestamp>(t), 0});
+    }
+    if (decreasing) return Malformed("timestamps not increasing");
+    if (p != end || static_cast<Timestamp>(t) != c.last) return Malformed("timestamp column");
+  }
+  // Values.
+  Sample* s = out->data() + base;
+  {
+    const uint8_t* p = raw + e.offset;
+    const uint8_t* end = p + e.size;
+    uint64_t prev = 0, m = 0;
+    double scale = 1;  // 10^|exponent|, an exact double
+    bool divide = false;
+    for (uint32_t k = 0; k < c.count; ++k) {
+      uint64_t tok;
+      if (!ReadUvarint(p, end, &tok)) return Malformed("value column ends early");
+      double v;
+      if ((tok & 1) == 0) {
+        // A writer keeps |m| <= 2^53 and sets the exponent first. Garbled bytes that break
+        // this decode to wrong values (undetectable anyway: there is no checksum here),
+        // never to undefined behaviour, so the hot path does not check.
+        m += static_cast<uint64_t>(coding::Unzigzag(tok >> 1));
+        const double d = static_cast<double>(static_cast<int64_t>(m));
+        v = divide ? d / scale : d * scale;
+      } else if ((tok & 3) == 1) {
+        int64_t ex = coding::Unzigzag(tok >> 2);
+        uint64_t z;
+        if (ex < -kMaxExponent || ex > kMaxExponent || !ReadUvarint(p, end, &z)) {
+          return Malformed("exponent");
+        }
+        int64_t sm = coding::Unzigzag(z);
+        if (sm > kMaxMantissa || sm < -kMaxMantissa) return Malformed("mantissa");
+        divide = ex < 0;
+        scale = kPow10[ex < 0 ? -ex : ex];
+        m = static_cast<uint64_t>(sm);
+        v = divide ? static_cast<double>(sm) / scale : static_cast<double>(sm) * scale;
+      } else {
+        uint64_t lz = (tok >> 2) & 7, n = tok >> 5;
+        if (lz + n > 8 || static_cast<uint64_t>(end - p) < n) return Malformed("raw value");
+        uint64_t x = 0;
+        for (uint64_t j = 0; j < n; ++j) x = x << 8 | *p++;
+        if (n > 0) x <<= 8 * (8 - lz - n);
+        prev ^= x;
+        s[k].v = std::bit_cast<double>(prev);
+        continue;
+      }
+      prev = std::bit_cast<uint64_t>(v);
+      s[k].v = v;
+    }
+    if (p != end) return Malformed("value column has trailing bytes");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace strata

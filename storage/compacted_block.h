@@ -1,0 +1,87 @@
+// The compacted block: a group of series' samples for one time window in one dense,
+// bit-exact value (docs/format/compacted.md).
+//
+// Timestamp sequences shared by several series are stored once; values are coded as
+// decimal mantissa/exponent deltas where that round-trips exactly, else as the XOR with the
+// previous value; zstd runs over the whole block. A reader decompresses the block once and
+// can then decode any one series without touching the others' columns.
+#ifndef STRATA_STORAGE_COMPACTED_BLOCK_H_
+#define STRATA_STORAGE_COMPACTED_BLOCK_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/sample.h"
+#include "storage/postings.h"
+
+namespace strata {
+
+// The first byte of every compacted block.
+inline constexpr uint8_t kCompactedBlockFormat = 1;
+// Blocks whose decompressed payload would exceed this are refused (writer and reader).
+inline constexpr uint64_t kCompactedBlockMaxRawBytes = 256 << 20;
+
+struct CompactedSeries {
+  SeriesRef ref = 0;
+  std::vector<Sample> samples;  // strictly increasing timestamps, at least one
+};
+
+struct CompactedEncodeOptions {
+  int zstd_level = 9;
+};
+
+// Encodes the series, which must be sorted by ref without repeats, each with at least one
+// sample and strictly increasing timestamps (InvalidArgument otherwise).
+absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries> series,
+                                                 CompactedEncodeOptions options = {});
+
+// For tests: a block's payload as stored before zstd, and a block around any payload.
+absl::StatusOr<std::string> CompactedPayloadForTesting(std::string_view value);
+std::string CompactedBlockFromPayloadForTesting(std::string_view payload);
+
+// A decompressed, validated block. Immutable after Open; safe to share between threads.
+class CompactedBlock {
+ public:
+  // Decompresses and checks the block's structure (never reads outside `value`). DataLoss
+  // on anything malformed.
+  static absl::StatusOr<CompactedBlock> Open(std::string_view value);
+
+  size_t num_series() const { return series_.size(); }
+  SeriesRef ref(size_t i) const { return series_[i].ref; }
+  size_t num_samples(size_t i) const { return ts_[series_[i].ts].count; }
+  Timestamp mint(size_t i) const { return ts_[series_[i].ts].first; }
+  Timestamp maxt(size_t i) const { return ts_[series_[i].ts].last; }
+  // Distinct timestamp columns (for statistics).
+  size_t num_timestamp_columns() const { return ts_.size(); }
+  size_t raw_bytes() const { return raw_.size(); }
+  // The index of the series with this ref.
+  std::optional<size_t> Find(SeriesRef ref) const;
+
+  // Appends series i's samples to `out`. Decodes only that series' columns. DataLoss when
+  // the columns are malformed (then `out` may hold some of the samples).
+  absl::Status Decode(size_t i, std::vector<Sample>* out) const;
+
+ private:
+  struct TsColumn {
+    uint32_t count;
+    Timestamp first, last;
+    size_t offset, size;
+  };
+  struct Entry {
+    SeriesRef ref;
+    uint32_t ts;
+    size_t offset, size;  // value column
+  };
+  std::string raw_;
+  std::vector<TsColumn> ts_;
+  std::vector<Entry> series_;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_COMPACTED_BLOCK_H_

@@ -1,0 +1,429 @@
+// Compaction of closed partitions into compacted blocks, through the Storage API: queries
+// read the same samples before and after, restarts, late chunks, retention, versions.
+#include <bit>
+#include <random>
+#include <thread>
+#include <tuple>
+
+#include "gtest/gtest.h"
+#include "src/metrics.h"
+#include "storage/chunk_iterator.h"
+#include "storage/db.h"
+#include "tests/storage/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::M;
+using testing::ReadAll;
+using testing::TempDir;
+
+constexpr int64_t kPartition = 3600 * 1000;
+
+StorageOptions Opts(const std::string& dir) {
+  StorageOptions o;
+  o.dir = dir;
+  o.flush_interval_ms = 0;
+  o.partition_ms = kPartition;
+  o.max_sample_age_ms = kPartition / 2;
+  o.retention_ms = 0;
+  o.wal_sync = false;
+  o.chunk_samples = 50;
+  o.compaction.max_series_per_group = 7;  // several groups per partition
+  return o;
+}
+
+Labels Host(int host, int i) {
+  return Labels{{"__name__", i % 2 ? "cpu" : "mem"},
+                {"host", fmt::format("h{}", host)},
+                {"i", std::to_string(i)}};
+}
+
+// 3 hosts x 10 series, one scrape every 15 s with shared timestamps per host, from `from`
+// for `n` scrapes. Values: integer counters, two-decimal gauges, noise, stale markers.
+void AppendScrapes(Storage& db, Timestamp from, int n, std::mt19937_64& rng) {
+  for (int k = 0; k < n; ++k) {
+    std::vector<SeriesBatch> batch;
+    for (int h = 0; h < 3; ++h) {
+      Timestamp t = from + k * 15000 + h * 7 + static_cast<int>(rng() % 3);
+      for (int i = 0; i < 10; ++i) {
+        double v;
+        switch (i % 4) {
+          case 0:
+            v = static_cast<double>(t / 1000 + i);
+            break;
+          case 1:
+            v = static_cast<double>(rng() % 10000) / 100;
+            break;
+          case 2:
+            v = std::bit_cast<double>((rng() >> 12) | 0x3ff0000000000000ULL);
+            break;
+          default:
+            v = rng() % 7 == 0 ? StaleNaN() : -0.0;
+        }
+        batch.push_back({Host(h, i), {{t, v}}});
+      }
+    }
+    auto r = db.Append(batch);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->appended, 30);
+  }
+}
+
+testing::SeriesSamplesMap ReadEverything(Storage& db) {
+  auto q = db.MakeQuerier(std::numeric_limits<Timestamp>::min() / 2,
+                          std::numeric_limits<Timestamp>::max() / 2);
+  EXPECT_TRUE(q.ok());
+  return ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")});
+}
+
+void ExpectSame(const testing::SeriesSamplesMap& got, const testing::SeriesSamplesMap& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [key, samples] : want) {
+    ASSERT_TRUE(got.count(key)) << key;
+    ASSERT_TRUE(testing::SameSamples(got.at(key), samples))
+        << key << "\n got  " << testing::Describe(got.at(key)) << "\n want "
+        << testing::Describe(samples);
+  }
+}
+
+TEST(Compaction, QueriesReadTheSameBeforeAndAfterAndAcrossRestarts) {
+  TempDir dir;
+  std::mt19937_64 rng(1);
+  MetricsRegistry metrics;
+  auto opts = Opts(dir.path());
+  opts.metrics = &metrics;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  // 4 hours: partitions 0..3 (the last one still open).
+  AppendScrapes(**db, 0, 4 * 240, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  testing::SeriesSamplesMap before = ReadEverything(**db);
+  ASSERT_EQ(before.size(), 30u);
+  EXPECT_EQ((*db)->FirstOpenPartition(), 3);
+  ASSERT_TRUE((*db)->Compact().ok());
+  CompactionStats stats = (*db)->stats().compaction;
+  EXPECT_EQ(stats.partitions, 3);
+  EXPECT_GT(stats.chunks_removed, 3 * 30 * 4);
+  EXPECT_EQ(stats.blocks_written, 3 * 5);  // 30 series in groups of at most 7
+  EXPECT_LT(stats.bytes_after, stats.bytes_before);
+  EXPECT_EQ(stats.samples, 3 * 240 * 30);
+  EXPECT_TRUE((*db)->store().PartitionsWithChunks(3)->empty());
+  EXPECT_EQ((*db)->store().format_version(), kStoreFormatVersion);
+  ExpectSame(ReadEverything(**db), before);
+  EXPECT_NE(metrics.ExpositionText().find("strata_compaction_samples_total 21600"),
+            std::string::npos)
+      << metrics.ExpositionText();
+
+  // Sub-ranges and matchers over a compacted partition and the head.
+  {
+    auto q = (*db)->MakeQuerier(kPartition - 20000, 3 * kPartition + 60000);
+    ASSERT_TRUE(q.ok());
+    auto got = ReadAll(**q, {M(MatchType::kEqual, "host", "h1"), M(MatchType::kEqual, "i", "3")});
+    ASSERT_EQ(got.size(), 1u);
+    std::vector<Sample> want;
+    for (const Sample& s : before.at(Host(1, 3).ToString())) {
+      if (s.t >= kPartition - 20000 && s.t <= 3 * kPartition + 60000) want.push_back(s);
+    }
+    EXPECT_TRUE(testing::SameSamples(got.begin()->second, want));
+    auto values = (*q)->LabelValues("host", {});
+    ASSERT_TRUE(values.ok());
+    EXPECT_EQ(*values, (std::vector<std::string>{"h0", "h1", "h2"}));
+  }
+
+  // Compacting again changes nothing.
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.blocks_written, stats.blocks_written);
+
+  // After a restart the last samples come from compacted blocks where needed: a series
+  // whose only samples are compacted still refuses older samples.
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  ExpectSame(ReadEverything(**db), before);
+  ASSERT_TRUE((*db)->Close().ok());
+}
+
+TEST(Compaction, LateChunksMergeAndRestartSeesCompactedLastSample) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.max_sample_age_ms = 0;  // late samples anywhere: the mixed form must read right
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  Labels a{{"__name__", "a"}}, b{{"__name__", "b"}};
+  std::vector<SeriesBatch> first = {{a, {{1000, 1}, {2000, 2}}}, {b, {{1500, 5}}}};
+  ASSERT_TRUE((*db)->Append(first).ok());
+  std::vector<SeriesBatch> later = {{a, {{3 * kPartition, 3}}}};
+  ASSERT_TRUE((*db)->Append(later).ok());
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.partitions, 1);
+  // b gets a late sample in the compacted partition 0; a new series c too.
+  Labels c{{"__name__", "c"}};
+  std::vector<SeriesBatch> late = {{b, {{1600, 6}}}, {c, {{100, 7}}}};
+  auto r = (*db)->Append(late);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->appended, 2);
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  auto check = [&](Storage& s) {
+    auto got = ReadEverything(s);
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_TRUE(
+        testing::SameSamples(got[a.ToString()], {{1000, 1}, {2000, 2}, {3 * kPartition, 3}}));
+    EXPECT_TRUE(testing::SameSamples(got[b.ToString()], {{1500, 5}, {1600, 6}}))
+        << testing::Describe(got[b.ToString()]);
+    EXPECT_TRUE(testing::SameSamples(got[c.ToString()], {{100, 7}}));
+  };
+  check(**db);  // mixed: block + XOR chunks in partition 0
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.partitions, 2);
+  EXPECT_TRUE((*db)->store().PartitionsWithChunks(1)->empty());
+  check(**db);
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  check(**db);
+  // b's last sample (1600) is only in a compacted block: older ones are out of order.
+  std::vector<SeriesBatch> old = {{b, {{1550, 1}}}, {b, {{1600, 6}}}};
+  r = (*db)->Append(old);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out_of_order, 1);
+  EXPECT_EQ(r->unchanged, 1);
+  EXPECT_EQ(r->appended, 0);
+}
+
+TEST(Compaction, RetentionDropsCompactedPartitions) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.retention_ms = 2 * kPartition;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  std::mt19937_64 rng(2);
+  AppendScrapes(**db, 0, 2 * 240, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.partitions, 1);
+  EXPECT_EQ((*db)->store().Partitions(0, 0), std::vector<int64_t>{0});
+  AppendScrapes(**db, 2 * kPartition, 2 * 240, rng);  // up to 4 h: partition 0 and 1 expire
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  EXPECT_TRUE((*db)->store().Partitions(0, kPartition - 1).empty());
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  EXPECT_TRUE((*db)->store().Partitions(0, kPartition - 1).empty());
+  auto q = (*db)->MakeQuerier(0, kPartition - 1);
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")}).empty());
+}
+
+TEST(Compaction, VersionOneDirectoriesOpenAndAreUpgradedByTheFirstCompaction) {
+  TempDir dir;
+  std::mt19937_64 rng(3);
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok());
+    AppendScrapes(**db, 0, 2 * 240, rng);
+    ASSERT_TRUE((*db)->Flush(false).ok());
+    // What a build before compaction wrote.
+    ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(1).ok());
+  }
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->store().format_version(), 1);
+  auto before = ReadEverything(**db);
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->store().format_version(), 2);
+  ExpectSame(ReadEverything(**db), before);
+  ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(3).ok());
+  ASSERT_TRUE((*db)->Close().ok());
+  auto refused = Storage::Open(Opts(dir.path()));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("version 3"), std::string::npos);
+}
+
+TEST(Compaction, BackgroundCompactionRunsInTheFlushLoop) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.flush_interval_ms = 10;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  std::mt19937_64 rng(4);
+  AppendScrapes(**db, 0, 3 * 240, rng);
+  for (int i = 0; i < 3000 && (*db)->stats().compaction.partitions < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ((*db)->stats().compaction.partitions, 2);
+  EXPECT_EQ(ReadEverything(**db).size(), 30u);
+}
+
+// Decoded chunks (compacted data) iterate, seek and drop repeats like XOR chunks.
+TEST(Compaction, DecodedChunksIterateLikeXorChunks) {
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 300; ++round) {
+    std::vector<Sample> all;
+    Timestamp t = static_cast<Timestamp>(rng() % 100);
+    for (int i = 0, n = 1 + static_cast<int>(rng() % 300); i < n; ++i) {
+      t += 1 + static_cast<Timestamp>(rng() % 20);
+      all.push_back({t, static_cast<double>(rng() % 1000)});
+    }
+    // The same samples cut into chunks, some overlapping (a repeat as after a racing
+    // flush); each chunk given both ways.
+    std::vector<ChunkRef> as_xor, mixed;
+    for (size_t i = 0; i < all.size();) {
+      size_t n = 1 + rng() % 50, back = rng() % 3 == 0 ? rng() % 5 : 0;
+      size_t from = i >= back ? i - back : 0, to = std::min(all.size(), i + n);
+      std::vector<Sample> part(all.begin() + from, all.begin() + to);
+      auto bytes = std::make_shared<const std::string>(*EncodeXorChunk(part));
+      as_xor.push_back({part.front().t, part.back().t, bytes});
+      if (rng() % 2) {
+        mixed.push_back({part.front().t, part.back().t, nullptr,
+                         std::make_shared<const std::vector<Sample>>(part)});
+      } else {
+        mixed.push_back(as_xor.back());
+      }
+      i = to;
+    }
+    Timestamp mint = all.front().t + static_cast<Timestamp>(rng() % 50) - 10;
+    Timestamp maxt = all.back().t - static_cast<Timestamp>(rng() % 50) + 10;
+    ChunkListIterator a(as_xor, mint, maxt), b(mixed, mint, maxt);
+    for (int step = 0; step < 400; ++step) {
+      bool ra, rb;
+      if (rng() % 3 == 0) {
+        Timestamp to =
+            mint + static_cast<Timestamp>(
+                       rng() % static_cast<uint64_t>(std::max<Timestamp>(1, t - mint + 20)));
+        ra = a.Seek(to);
+        rb = b.Seek(to);
+      } else {
+        ra = a.Next();
+        rb = b.Next();
+      }
+      ASSERT_EQ(ra, rb) << "round " << round << " step " << step;
+      if (!ra) break;
+      ASSERT_EQ(a.At().t, b.At().t);
+      ASSERT_EQ(a.At().v, b.At().v);
+    }
+    ASSERT_TRUE(a.status().ok());
+    ASSERT_TRUE(b.status().ok());
+    // AppendRange (one pass per chunk) gives what Next gives, over any sub-range.
+    Timestamp lo = mint + static_cast<Timestamp>(rng() % 40) - 20;
+    Timestamp hi = maxt - static_cast<Timestamp>(rng() % 40) + 20;
+    ChunkListIterator c(as_xor, mint, maxt), d(mixed, mint, maxt);
+    std::vector<Sample> want, got;
+    while (c.Next()) {
+      if (c.At().t >= lo && c.At().t <= hi) want.push_back(c.At());
+    }
+    ASSERT_TRUE(d.AppendRange(lo, hi, &got).ok());
+    ASSERT_TRUE(testing::SameSamples(got, want))
+        << "round " << round << "\n got  " << testing::Describe(got) << "\n want "
+        << testing::Describe(want);
+  }
+}
+
+// Deleted samples in compacted blocks are hidden by tombstones, and cleaning rewrites the
+// blocks so that they stay gone once the tombstones are dropped (also after a restart and a
+// later compaction).
+TEST(Compaction, CleanTombstonesRewritesCompactedBlocks) {
+  TempDir dir;
+  std::mt19937_64 rng(6);
+  MetricsRegistry metrics;
+  auto opts = Opts(dir.path());
+  opts.metrics = &metrics;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  AppendScrapes(**db, 0, 3 * 240, rng);  // partitions 0, 1 closed; 2 open
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  ASSERT_EQ((*db)->stats().compaction.partitions, 2);
+  ASSERT_TRUE((*db)->store().PartitionsWithChunks(2)->empty());
+  testing::SeriesSamplesMap want = ReadEverything(**db);
+
+  // Host h1's series i=3: a range across the first two partitions; host h2: everything of
+  // i=4 (a whole series, also its open partition); the deletion of i=4 covers blocks only
+  // partly (other series share them).
+  const Timestamp from = kPartition / 2, to = kPartition + kPartition / 4;
+  ASSERT_TRUE(
+      (*db)
+          ->DeleteSeries({M(MatchType::kEqual, "host", "h1"), M(MatchType::kEqual, "i", "3")}, from,
+                         to)
+          .ok());
+  ASSERT_TRUE((*db)
+                  ->DeleteSeries(
+                      {M(MatchType::kEqual, "host", "h2"), M(MatchType::kEqual, "i", "4")},
+                      std::numeric_limits<Timestamp>::min(), std::numeric_limits<Timestamp>::max())
+                  .ok());
+  std::erase_if(want[Host(1, 3).ToString()],
+                [&](const Sample& x) { return x.t >= from && x.t <= to; });
+  want.erase(Host(2, 4).ToString());
+  ExpectSame(ReadEverything(**db), want);
+
+  ASSERT_TRUE((*db)->CleanTombstones().ok());
+  EXPECT_TRUE((*db)->tombstones()->empty());
+  ExpectSame(ReadEverything(**db), want);
+  // Series 4 of h2 has nothing left in the compacted partitions: its postings there are
+  // gone; h1's series 3 keeps samples in both, and its postings.
+  for (int64_t p : {0, 1}) {
+    for (auto [host, i, left] : {std::tuple{"h2", "4", false}, std::tuple{"h1", "3", true}}) {
+      auto index = (*db)->store().PartitionIndex(p);
+      auto postings = PostingsForMatchers(
+          *index, {M(MatchType::kEqual, "host", host), M(MatchType::kEqual, "i", i)});
+      ASSERT_TRUE(postings.ok());
+      EXPECT_EQ((*postings)->Next(), left) << "partition " << p << " " << host << " " << i;
+    }
+  }
+  // 4 series of compacted blocks (2 series x 2 partitions) and the open partition's
+  // chunks of h2's series 4.
+  EXPECT_EQ(metrics.ExpositionText().find("strata_storage_tombstone_rewritten_chunks_total 0\n"),
+            std::string::npos);
+
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_TRUE((*db)->tombstones()->empty());
+  ExpectSame(ReadEverything(**db), want);
+  // More data, a compaction that merges into the rewritten blocks' neighbours: still gone.
+  AppendScrapes(**db, 3 * kPartition, 240, rng);
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  testing::SeriesSamplesMap now = ReadEverything(**db);
+  for (const auto& [key, samples] : want) {
+    ASSERT_TRUE(now.count(key)) << key;
+    std::vector<Sample> early;
+    for (const Sample& x : now.at(key)) {
+      if (x.t < 3 * kPartition) early.push_back(x);
+    }
+    ASSERT_TRUE(testing::SameSamples(early, samples)) << key;
+  }
+  EXPECT_EQ(now.count(Host(2, 4).ToString()), 1u);  // appended again after the deletion
+  for (const Sample& x : now.at(Host(2, 4).ToString())) EXPECT_GE(x.t, 3 * kPartition);
+}
+
+// Size retention drops the oldest partitions when they are compacted too.
+TEST(Compaction, SizeRetentionDropsCompactedPartitions) {
+  TempDir dir;
+  std::mt19937_64 rng(7);
+  auto opts = Opts(dir.path());
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  AppendScrapes(**db, 0, 4 * 240, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  ASSERT_EQ((*db)->stats().compaction.partitions, 3);
+  ASSERT_TRUE((*db)->store().PartitionsWithChunks(3)->empty());
+  ASSERT_EQ((*db)->store().Partitions(0, 3 * kPartition - 1), (std::vector<int64_t>{0, 1, 2}));
+  ASSERT_TRUE((*db)->Close().ok());
+
+  opts.retention_bytes = 1;  // everything but the newest partition must go
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  EXPECT_TRUE((*db)->store().Partitions(0, 3 * kPartition - 1).empty());
+  auto q = (*db)->MakeQuerier(0, 3 * kPartition - 1);
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")}).empty());
+  EXPECT_FALSE(ReadEverything(**db).empty());  // the newest partition stays
+}
+
+}  // namespace
+}  // namespace strata
