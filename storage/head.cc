@@ -162,6 +162,7 @@ absl::StatusOr<SeriesPtr> Head::GetOrCreate(const Labels& labels, uint64_t* seq)
       s->has_last = true;
       s->last_t = known->last->t;
       s->last_v = known->last->v;
+      s->durable_max = known->last->t;
     }
   }
   if (wal_ != nullptr) {
@@ -222,6 +223,7 @@ std::vector<Head::FlushItem> Head::CollectFlush(bool cut_open, int64_t idle_ms) 
       if (s->open.num_samples() > 0) left_min = std::min(left_min, s->open_mint);
       if (s->closed.empty() && s->persisted) continue;
       FlushItem item{s, !s->persisted, s->closed.size(), {}};
+      s->flushing = static_cast<uint32_t>(s->closed.size());
       for (const auto& c : s->closed) item.chunks.push_back(c.chunk);
       items.push_back(std::move(item));
     }
@@ -234,7 +236,11 @@ void Head::MarkFlushed(const std::vector<FlushItem>& items) {
   for (const FlushItem& item : items) {
     MemSeries& s = *item.series;
     std::lock_guard<SeriesMutex> lock(s.mu);
+    for (size_t i = 0; i < item.num_closed; ++i) {
+      s.durable_max = std::max(s.durable_max, s.closed[i].chunk.maxt);
+    }
     s.closed.erase(s.closed.begin(), s.closed.begin() + item.num_closed);
+    s.flushing = 0;
     num_chunks_ -= item.num_closed;
     s.persisted = true;
   }
@@ -251,7 +257,9 @@ int64_t Head::LowestNeededSegment() {
     for (auto& [hash, first] : stripe.by_hash) {
       for (MemSeries* s = first; s != nullptr; s = s->hash_next_) {
         std::lock_guard<SeriesMutex> series_lock(s->mu);
-        if (!s->closed.empty()) lowest = std::min(lowest, s->closed.front().wal_segment);
+        for (const MemSeries::ClosedChunk& c : s->closed) {
+          lowest = std::min(lowest, c.wal_segment);
+        }
         if (s->open.num_samples() > 0) lowest = std::min(lowest, s->open_segment);
       }
     }
