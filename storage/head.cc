@@ -157,6 +157,8 @@ absl::StatusOr<SeriesPtr> Head::GetOrCreate(const Labels& labels, uint64_t* seq)
   SeriesRef ref = known ? known->ref : next_ref_.fetch_add(1);
   MemSeries* s = Insert(stripe, hash, ref, labels);
   if (known) {
+    // Readers may already reach it through the ref map and postings.
+    std::lock_guard<SeriesMutex> series_lock(s->mu);
     s->persisted = true;
     if (known->last) {
       s->has_last = true;
@@ -222,9 +224,12 @@ std::vector<Head::FlushItem> Head::CollectFlush(bool cut_open, int64_t idle_ms) 
       // What stays in the head after this flush: the open chunk (closed ones are written).
       if (s->open.num_samples() > 0) left_min = std::min(left_min, s->open_mint);
       if (s->closed.empty() && s->persisted) continue;
-      FlushItem item{s, !s->persisted, s->closed.size(), {}};
-      s->flushing = static_cast<uint32_t>(s->closed.size());
-      for (const auto& c : s->closed) item.chunks.push_back(c.chunk);
+      // At most 65,535 chunks per flush (`flushing` is 16 bits); the rest wait for the next.
+      const size_t num = std::min<size_t>(s->closed.size(), UINT16_MAX);
+      FlushItem item{s, !s->persisted, num, {}};
+      s->flushing = static_cast<uint16_t>(num);
+      for (size_t i = 0; i < num; ++i) item.chunks.push_back(s->closed[i].chunk);
+      if (num < s->closed.size()) left_min = std::min(left_min, s->closed[num].chunk.mint);
       items.push_back(std::move(item));
     }
   }

@@ -154,14 +154,16 @@ class MemSeries {
   std::span<const uint32_t> symbols() const { return {symbols_.get(), num_symbols_}; }
 
   SeriesMutex mu;
-  // Guarded by mu.
-  bool has_last = false;
-  bool persisted = false;      // labels are in RocksDB's series family
-  bool replay_lookup = false;  // replay has yet to ask the store for the last sample
-  bool removed = false;        // head GC took it out of the head; look the labels up again
+  // Guarded by mu. The flags are bit fields, so that they and `flushing` fit beside the lock.
+  bool has_last : 1 = false;
+  bool persisted : 1 = false;      // labels are in RocksDB's series family
+  bool replay_lookup : 1 = false;  // replay has yet to ask the store for the last sample
+  bool removed : 1 = false;        // head GC took it out of the head; look the labels up again
   // durable_max covers every stored partition (false after a replay lookup that looked only
   // at the partitions from the series' first replayed sample on).
-  bool durable_exact = true;
+  bool durable_exact : 1 = true;
+  // How many of `closed` (the oldest) a running flush is writing: final until MarkFlushed.
+  uint16_t flushing = 0;
   struct ClosedChunk {
     ChunkRef chunk;
     int64_t wal_segment;  // no sample of the chunk is in an earlier WAL segment
@@ -179,8 +181,6 @@ class MemSeries {
   // Out-of-order samples at or before it are rejected, so that no head chunk's samples
   // interleave with a stored chunk's.
   Timestamp durable_max = std::numeric_limits<Timestamp>::min();
-  // How many of `closed` (the oldest) a running flush is writing: final until MarkFlushed.
-  uint32_t flushing = 0;
   int64_t indexed_partition =
       std::numeric_limits<int64_t>::min();  // last partition with postings written
 
