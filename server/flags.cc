@@ -113,6 +113,7 @@ std::vector<std::pair<std::string, std::string>> FlagValues(const ServerConfig& 
       {"query.max-samples", std::to_string(c.query_max_samples)},
       {"query.timeout", FormatDuration(c.query_timeout_ms)},
       {"self-scrape.interval", FormatDuration(c.self_scrape_interval_ms)},
+      {"storage.tsdb.out-of-order-time-window", FormatDuration(c.out_of_order_window_ms)},
       {"storage.tsdb.path", c.storage_path},
       {"storage.tsdb.retention.size", size(c.retention_size_bytes)},
       {"storage.tsdb.retention.time", FormatDuration(c.retention_time_ms)},
@@ -136,7 +137,8 @@ FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
   app.option_defaults()->always_capture_default();
 
   std::string retention_time, retention_size, query_timeout = "2m", lookback = "5m",
-                                              self_scrape = "15s", read_timeout = "5m";
+                                              self_scrape = "15s", read_timeout = "5m",
+                                              ooo_window = "0s";
   std::vector<std::string> features;
 
   app.add_option("--web.listen-address", c.listen_address,
@@ -155,6 +157,10 @@ FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
                  "How long to keep samples. Default 15d unless a size limit is set.");
   app.add_option("--storage.tsdb.retention.size", retention_size,
                  "Maximum bytes of storage, e.g. 512MB (units B, KB, MB, GB, TB, PB, EB).");
+  app.add_option("--storage.tsdb.out-of-order-time-window", ooo_window,
+                 "Accept samples older than their series' newest one by at most this much "
+                 "(e.g. 5m, for senders with parallel queues such as vmagent); 0s rejects "
+                 "them as out of order.");
   app.add_option("--query.timeout", query_timeout, "Maximum time a query may take.");
   app.add_option("--query.max-samples", c.query_max_samples,
                  "Maximum number of samples a query may load into memory.")
@@ -183,6 +189,7 @@ FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
     c.query_timeout_ms = DurationFlag("--query.timeout", query_timeout);
     c.query_lookback_delta_ms = DurationFlag("--query.lookback-delta", lookback);
     c.self_scrape_interval_ms = DurationFlag("--self-scrape.interval", self_scrape);
+    c.out_of_order_window_ms = DurationFlag("--storage.tsdb.out-of-order-time-window", ooo_window);
     if (!retention_time.empty()) {
       c.retention_time_ms = DurationFlag("--storage.tsdb.retention.time", retention_time);
     }

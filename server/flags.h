@@ -29,6 +29,8 @@ struct ServerConfig {
   // --storage.tsdb.retention.time; 0 with no size limit means the default, 15 d.
   int64_t retention_time_ms = 0;
   int64_t retention_size_bytes = 0;  // --storage.tsdb.retention.size; 0: no limit
+  // --storage.tsdb.out-of-order-time-window; 0: out-of-order samples are rejected.
+  int64_t out_of_order_window_ms = 0;
 
   int64_t query_timeout_ms = 2 * 60 * 1000;         // --query.timeout
   int64_t query_max_samples = 50'000'000;           // --query.max-samples

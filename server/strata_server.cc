@@ -44,6 +44,7 @@ StorageOptions StorageOptionsFromConfig(const ServerConfig& config, MetricsRegis
     o.retention_ms = 0;
   }
   o.retention_bytes = config.retention_size_bytes;
+  o.out_of_order_window_ms = config.out_of_order_window_ms;
   o.metrics = metrics;
   return o;
 }

@@ -50,6 +50,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(StorageOptions options) {
   head_options.partition_ms = options.partition_ms;
   head_options.chunk_samples = options.chunk_samples;
   head_options.max_sample_age_ms = options.max_sample_age_ms;
+  head_options.out_of_order_window_ms = options.out_of_order_window_ms;
   {
     STRATA_ASSIGN_OR_RETURN(TombstoneMap stored, db->store_->ReadTombstones());
     std::vector<Stone> stones;
@@ -125,6 +126,7 @@ absl::StatusOr<AppendResult> Storage::Append(std::span<const SeriesBatch> batch)
 void Storage::RecordAppend(const AppendResult& r) {
   metrics_.appended->Add(r.appended);
   if (r.out_of_order > 0) metrics_.out_of_order->Add(r.out_of_order);
+  if (r.out_of_order_appended > 0) metrics_.out_of_order_appended->Add(r.out_of_order_appended);
   if (r.too_old > 0) metrics_.too_old->Add(r.too_old);
   if (r.duplicate > 0) metrics_.duplicate->Add(r.duplicate);
 }
@@ -137,6 +139,9 @@ void Storage::RegisterMetrics() {
   auto* rejected = m->CounterFamily("strata_head_samples_rejected_total",
                                     "Samples rejected on append, by reason.", {"reason"});
   metrics_.out_of_order = rejected->With({"out_of_order"});
+  metrics_.out_of_order_appended =
+      m->GetCounter("strata_head_out_of_order_samples_appended_total",
+                    "Samples older than their series' last one that the out-of-order window took.");
   metrics_.too_old = rejected->With({"too_old"});
   metrics_.duplicate = rejected->With({"duplicate"});
   metrics_.flushed_chunks =

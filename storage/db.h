@@ -36,6 +36,9 @@ struct StorageOptions {
   int chunk_samples = 120;
   // Samples older than the newest sample minus this are rejected as too old; 0 disables.
   int64_t max_sample_age_ms = 24 * 3600 * 1000;
+  // Samples older than their series' last one by at most this much are still taken
+  // (HeadOptions::out_of_order_window_ms); 0 rejects every out-of-order sample.
+  int64_t out_of_order_window_ms = 0;
   // Data older than the start of the partition holding (newest sample - retention_ms) is
   // invisible to queries and dropped, whole partitions at a time, by the next flush.
   // 0 keeps everything.
@@ -66,7 +69,7 @@ struct StorageStats {
   bool wal_was_truncated = false;
   int64_t flushes = 0;
   int64_t flushed_chunks = 0;
-  CompactionStats compaction;  // summed over this process's compactions
+  CompactionStats compaction;       // summed over this process's compactions
   int64_t head_series_removed = 0;  // by head GC, since Open
 };
 
@@ -159,6 +162,7 @@ class Storage final : public Queryable {
   struct Metrics {
     Counter* appended = nullptr;
     Counter* out_of_order = nullptr;
+    Counter* out_of_order_appended = nullptr;
     Counter* too_old = nullptr;
     Counter* duplicate = nullptr;
     Counter* flushed_chunks = nullptr;

@@ -157,11 +157,14 @@ absl::StatusOr<SeriesPtr> Head::GetOrCreate(const Labels& labels, uint64_t* seq)
   SeriesRef ref = known ? known->ref : next_ref_.fetch_add(1);
   MemSeries* s = Insert(stripe, hash, ref, labels);
   if (known) {
+    // Readers may already reach it through the ref map and postings.
+    std::lock_guard<SeriesMutex> series_lock(s->mu);
     s->persisted = true;
     if (known->last) {
       s->has_last = true;
       s->last_t = known->last->t;
       s->last_v = known->last->v;
+      s->durable_max = known->last->t;
     }
   }
   if (wal_ != nullptr) {
@@ -221,8 +224,12 @@ std::vector<Head::FlushItem> Head::CollectFlush(bool cut_open, int64_t idle_ms) 
       // What stays in the head after this flush: the open chunk (closed ones are written).
       if (s->open.num_samples() > 0) left_min = std::min(left_min, s->open_mint);
       if (s->closed.empty() && s->persisted) continue;
-      FlushItem item{s, !s->persisted, s->closed.size(), {}};
-      for (const auto& c : s->closed) item.chunks.push_back(c.chunk);
+      // At most 65,535 chunks per flush (`flushing` is 16 bits); the rest wait for the next.
+      const size_t num = std::min<size_t>(s->closed.size(), UINT16_MAX);
+      FlushItem item{s, !s->persisted, num, {}};
+      s->flushing = static_cast<uint16_t>(num);
+      for (size_t i = 0; i < num; ++i) item.chunks.push_back(s->closed[i].chunk);
+      if (num < s->closed.size()) left_min = std::min(left_min, s->closed[num].chunk.mint);
       items.push_back(std::move(item));
     }
   }
@@ -234,7 +241,11 @@ void Head::MarkFlushed(const std::vector<FlushItem>& items) {
   for (const FlushItem& item : items) {
     MemSeries& s = *item.series;
     std::lock_guard<SeriesMutex> lock(s.mu);
+    for (size_t i = 0; i < item.num_closed; ++i) {
+      s.durable_max = std::max(s.durable_max, s.closed[i].chunk.maxt);
+    }
     s.closed.erase(s.closed.begin(), s.closed.begin() + item.num_closed);
+    s.flushing = 0;
     num_chunks_ -= item.num_closed;
     s.persisted = true;
   }
@@ -251,7 +262,9 @@ int64_t Head::LowestNeededSegment() {
     for (auto& [hash, first] : stripe.by_hash) {
       for (MemSeries* s = first; s != nullptr; s = s->hash_next_) {
         std::lock_guard<SeriesMutex> series_lock(s->mu);
-        if (!s->closed.empty()) lowest = std::min(lowest, s->closed.front().wal_segment);
+        for (const MemSeries::ClosedChunk& c : s->closed) {
+          lowest = std::min(lowest, c.wal_segment);
+        }
         if (s->open.num_samples() > 0) lowest = std::min(lowest, s->open_segment);
       }
     }

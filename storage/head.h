@@ -49,13 +49,16 @@ struct SeriesBatch {
 // the batch is kept.
 struct AppendResult {
   int64_t appended = 0;
-  int64_t unchanged = 0;     // same time and same value as the series' last sample: no-op
-  int64_t out_of_order = 0;  // older than the series' last sample
-  int64_t too_old = 0;       // older than the head accepts (max_sample_age_ms)
-  int64_t duplicate = 0;     // same time as the last sample, another value
+  int64_t out_of_order_appended = 0;  // of `appended`: older than the series' last sample,
+                                      // taken by the out-of-order window
+  int64_t unchanged = 0;              // same time and same value as the series' last sample: no-op
+  int64_t out_of_order = 0;           // older than the series' last sample
+  int64_t too_old = 0;                // older than the head accepts (max_sample_age_ms)
+  int64_t duplicate = 0;              // same time as the last sample, another value
   int64_t rejected() const { return out_of_order + too_old + duplicate; }
   AppendResult& operator+=(const AppendResult& o) {
     appended += o.appended;
+    out_of_order_appended += o.out_of_order_appended;
     unchanged += o.unchanged;
     out_of_order += o.out_of_order;
     too_old += o.too_old;
@@ -98,6 +101,10 @@ struct HeadOptions {
   // Samples older than the newest appended time minus this are rejected as too old.
   // 0 disables the check.
   int64_t max_sample_age_ms = 24 * 3600 * 1000;
+  // Out-of-order window: a sample older than its series' last one, by at most this much, is
+  // inserted into the head chunk whose time span it falls in (see InsertOutOfOrderLocked).
+  // 0: such samples are rejected as out of order (Prometheus' default).
+  int64_t out_of_order_window_ms = 0;
   int stripes = 256;
 };
 
@@ -147,22 +154,33 @@ class MemSeries {
   std::span<const uint32_t> symbols() const { return {symbols_.get(), num_symbols_}; }
 
   SeriesMutex mu;
-  // Guarded by mu.
-  bool has_last = false;
-  bool persisted = false;      // labels are in RocksDB's series family
-  bool replay_lookup = false;  // replay has yet to ask the store for the last sample
-  bool removed = false;        // head GC took it out of the head; look the labels up again
+  // Guarded by mu. The flags are bit fields, so that they and `flushing` fit beside the lock.
+  bool has_last : 1 = false;
+  bool persisted : 1 = false;      // labels are in RocksDB's series family
+  bool replay_lookup : 1 = false;  // replay has yet to ask the store for the last sample
+  bool removed : 1 = false;        // head GC took it out of the head; look the labels up again
+  // durable_max covers every stored partition (false after a replay lookup that looked only
+  // at the partitions from the series' first replayed sample on).
+  bool durable_exact : 1 = true;
+  // How many of `closed` (the oldest) a running flush is writing: final until MarkFlushed.
+  uint16_t flushing = 0;
   struct ClosedChunk {
     ChunkRef chunk;
     int64_t wal_segment;  // no sample of the chunk is in an earlier WAL segment
   };
-  std::vector<ClosedChunk> closed;  // oldest first, not yet durable in RocksDB
-  XorChunkAppender open;            // empty when num_samples() == 0
+  // Oldest first, not yet durable in RocksDB. An out-of-order sample may add a chunk
+  // between others, so the lowest wal_segment is not always the first one's.
+  std::vector<ClosedChunk> closed;
+  XorChunkAppender open;  // empty when num_samples() == 0
   Timestamp open_mint = 0;
   Timestamp open_partition_end = 0;  // start of the partition after open_mint's
   int64_t open_segment = 0;
   Timestamp last_t = 0;
   double last_v = 0;
+  // The newest sample time no longer in a head chunk: flushed to the store (or found there).
+  // Out-of-order samples at or before it are rejected, so that no head chunk's samples
+  // interleave with a stored chunk's.
+  Timestamp durable_max = std::numeric_limits<Timestamp>::min();
   int64_t indexed_partition =
       std::numeric_limits<int64_t>::min();  // last partition with postings written
 
@@ -308,7 +326,14 @@ class Head {
     absl::flat_hash_map<SeriesRef, MemSeries*> by_ref;
   };
   class HeadIndexReader;
-  enum class Outcome { kAppended, kUnchanged, kOutOfOrder, kTooOld, kDuplicate };
+  enum class Outcome {
+    kAppended,
+    kAppendedOutOfOrder,
+    kUnchanged,
+    kOutOfOrder,
+    kTooOld,
+    kDuplicate
+  };
 
   // The in-memory series maps' hash: XXH3 of the packed label set (cheaper than the stable
   // Labels::Hash, which only the store's series_by_hash needs).
@@ -323,6 +348,13 @@ class Head {
   void AddPostings(const MemSeries& s);
   // REQUIRES: s.mu held.
   Outcome AppendLocked(MemSeries& s, Sample sample, Timestamp min_valid, int64_t segment);
+  // A sample older than the series' last one: inserted into the head chunk of its partition
+  // whose span it falls in or borders (re-encoded), or else into a new closed chunk of its
+  // own. Rejected (kOutOfOrder) when it is at or before durable_max or the end of a chunk a
+  // flush is writing, or, unless `replay`, when the chunk would grow past twice
+  // chunk_samples. `segment`: the WAL segment it is logged in.
+  // REQUIRES: s.mu held, s.has_last, sample.t < s.last_t.
+  Outcome InsertOutOfOrderLocked(MemSeries& s, Sample sample, int64_t segment, bool replay);
   void CutOpenLocked(MemSeries& s);
 
   const HeadOptions options_;

@@ -13,7 +13,13 @@ Head::Outcome Head::AppendLocked(MemSeries& s, Sample sample, Timestamp min_vali
                                  int64_t segment) {
   if (sample.t < min_valid) return Outcome::kTooOld;
   if (s.has_last) {
-    if (sample.t < s.last_t) return Outcome::kOutOfOrder;
+    if (sample.t < s.last_t) {
+      if (options_.out_of_order_window_ms <= 0 ||
+          s.last_t - sample.t > options_.out_of_order_window_ms) {
+        return Outcome::kOutOfOrder;
+      }
+      return InsertOutOfOrderLocked(s, sample, segment, /*replay=*/false);
+    }
     if (sample.t == s.last_t) {
       return std::bit_cast<uint64_t>(sample.v) == std::bit_cast<uint64_t>(s.last_v)
                  ? Outcome::kUnchanged
@@ -45,6 +51,111 @@ Head::Outcome Head::AppendLocked(MemSeries& s, Sample sample, Timestamp min_vali
   s.last_t = sample.t;
   s.last_v = sample.v;
   return Outcome::kAppended;
+}
+
+Head::Outcome Head::InsertOutOfOrderLocked(MemSeries& s, Sample sample, int64_t segment,
+                                           bool replay) {
+  // Chunks already durable, or being written by a flush, are final.
+  if (!s.durable_exact && store_ != nullptr) {
+    absl::StatusOr<std::optional<Sample>> stored =
+        store_->LastSample(s.ref, std::numeric_limits<int64_t>::min());
+    if (!stored.ok()) {
+      spdlog::error("looking up the stored end of series {}: {}", s.ref,
+                    stored.status().ToString());
+      return Outcome::kOutOfOrder;
+    }
+    if (*stored) s.durable_max = std::max(s.durable_max, (*stored)->t);
+    s.durable_exact = true;
+  }
+  Timestamp floor = s.durable_max;
+  if (s.flushing > 0) floor = std::max(floor, s.closed[s.flushing - 1].chunk.maxt);
+  if (sample.t <= floor) return Outcome::kOutOfOrder;
+
+  // The head chunks that may change, oldest first: closed ones after the flushing ones,
+  // then the open chunk.
+  const size_t first = s.flushing;
+  const size_t n = s.closed.size() - first + (s.open.num_samples() > 0 ? 1 : 0);
+  auto mint_of = [&](size_t i) {
+    return first + i < s.closed.size() ? s.closed[first + i].chunk.mint : s.open_mint;
+  };
+  // How many of them start at or before the sample.
+  size_t before = 0;
+  while (before < n && mint_of(before) <= sample.t) ++before;
+  const int64_t partition = PartitionOf(sample.t, options_.partition_ms);
+  // The chunk to take it: the newest one starting at or before it, else the oldest one
+  // (extended down), if in the sample's partition; otherwise (a chunk's partition ends
+  // before it, or a new one starts after it, or every head chunk is final) a chunk of its
+  // own, between its neighbours. No chunk is then entered by another's span: the sample is
+  // after every final chunk, and chunks do not span partitions.
+  auto own_chunk = [&] {
+    XorChunkAppender one;
+    if (!one.Append(sample.t, sample.v).ok()) return Outcome::kOutOfOrder;
+    ChunkRef c;
+    c.mint = c.maxt = sample.t;
+    c.bytes = std::make_shared<const std::string>(one.bytes());
+    // Before the open chunk (whose span reaches the series' last sample, after this one).
+    s.closed.insert(s.closed.begin() + static_cast<std::ptrdiff_t>(first + before),
+                    {std::move(c), segment});
+    ++num_chunks_;
+    return Outcome::kAppendedOutOfOrder;
+  };
+  size_t target = before > 0 ? before - 1 : 0;
+  if (n == 0 || PartitionOf(mint_of(target), options_.partition_ms) != partition) {
+    if (before < n && PartitionOf(mint_of(before), options_.partition_ms) == partition) {
+      target = before;
+    } else {
+      return own_chunk();
+    }
+  }
+  const bool is_open = first + target == s.closed.size();
+  const std::string_view bytes =
+      is_open ? s.open.bytes() : std::string_view(*s.closed[first + target].chunk.bytes);
+
+  std::vector<Sample> samples;
+  XorChunkIterator it(bytes);
+  absl::Status st = it.AppendRange(std::numeric_limits<Timestamp>::min(),
+                                   std::numeric_limits<Timestamp>::max(), &samples);
+  if (!st.ok()) {
+    spdlog::error("head chunk of series {} does not decode: {}", s.ref, st.ToString());
+    return Outcome::kOutOfOrder;
+  }
+  auto pos = std::lower_bound(samples.begin(), samples.end(), sample.t,
+                              [](const Sample& a, Timestamp t) { return a.t < t; });
+  if (pos != samples.end() && pos->t == sample.t) {
+    return std::bit_cast<uint64_t>(pos->v) == std::bit_cast<uint64_t>(sample.v)
+               ? Outcome::kUnchanged
+               : Outcome::kDuplicate;
+  }
+  // A chunk that out-of-order samples have filled takes no more: one outside its span gets a
+  // chunk of its own, one inside is rejected (re-encoding costs a pass over the chunk).
+  if ((!replay && static_cast<int64_t>(samples.size()) >= 2 * int64_t{options_.chunk_samples}) ||
+      samples.size() + 1 >= static_cast<size_t>(kXorChunkMaxSamples)) {
+    if (sample.t < samples.front().t) {
+      before = target;  // the new chunk goes before the target
+      return own_chunk();
+    }
+    if (sample.t > samples.back().t) return own_chunk();  // `before` is target + 1
+    return Outcome::kOutOfOrder;
+  }
+  samples.insert(pos, sample);
+  XorChunkAppender rebuilt;
+  for (const Sample& x : samples) {
+    st = rebuilt.Append(x.t, x.v);
+    if (!st.ok()) {
+      spdlog::error("re-encoding a head chunk of series {} failed: {}", s.ref, st.ToString());
+      return Outcome::kOutOfOrder;
+    }
+  }
+  if (is_open) {
+    s.open = std::move(rebuilt);
+    s.open_mint = samples.front().t;
+  } else {
+    ChunkRef& c = s.closed[first + target].chunk;
+    c.mint = samples.front().t;
+    c.maxt = samples.back().t;
+    c.bytes = std::make_shared<const std::string>(rebuilt.bytes());
+  }
+  return Outcome::kAppendedOutOfOrder;
 }
 
 absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
@@ -100,6 +211,9 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
     for (const Sample& sample : batch[i].samples) {
       switch (AppendLocked(*series[i], sample, min_valid, segment)) {
+        case Outcome::kAppendedOutOfOrder:
+          ++result.out_of_order_appended;
+          [[fallthrough]];
         case Outcome::kAppended:
           ++result.appended;
           accepted.push_back({series[i]->ref, sample.t, sample.v});
@@ -165,9 +279,11 @@ absl::Status Head::ReplaySeries(SeriesRef ref, std::string_view encoded_labels) 
 // REQUIRES: s.mu held.
 static absl::Status ResolveStoredLast(SeriesStore& store, MemSeries& s, int64_t min_partition) {
   s.replay_lookup = false;
+  s.durable_exact = min_partition == std::numeric_limits<int64_t>::min();
   STRATA_ASSIGN_OR_RETURN(std::optional<Sample> last, store.LastSample(s.ref, min_partition));
   if (last) {
     s.persisted = true;
+    s.durable_max = std::max(s.durable_max, last->t);
     if (!s.has_last || last->t > s.last_t) {
       s.has_last = true;
       s.last_t = last->t;
@@ -214,7 +330,15 @@ absl::Status Head::ReplaySamples(int64_t segment, std::span<const WalSample> sam
       STRATA_RETURN_IF_ERROR(
           ResolveStoredLast(*store_, *s, PartitionOf(ws.t, options_.partition_ms)));
     }
-    if (s->has_last && ws.t <= s->last_t) continue;  // already in the store or the head
+    if (s->has_last && ws.t <= s->last_t) {
+      // Logged after a newer sample: the out-of-order window took it (whatever the window
+      // is now, it was acknowledged), unless it is in the store already.
+      if (InsertOutOfOrderLocked(*s, {ws.t, ws.v}, segment, /*replay=*/true) ==
+          Outcome::kAppendedOutOfOrder) {
+        LowerMinTime(ws.t);
+      }
+      continue;
+    }
     AppendLocked(*s, {ws.t, ws.v}, std::numeric_limits<Timestamp>::min(), segment);
     ObserveTime(ws.t);
     LowerMinTime(ws.t);

@@ -69,7 +69,8 @@ class DBImpl final : public DB {
     auto r = storage_->Append(converted);
     if (!r.ok()) return FromAbsl(r.status());
     if (result != nullptr) {
-      *result = {r->appended, r->unchanged, r->out_of_order, r->too_old, r->duplicate};
+      *result = {r->appended, r->unchanged, r->out_of_order,
+                 r->too_old,  r->duplicate, r->out_of_order_appended};
     }
     return Status();
   }
@@ -151,6 +152,7 @@ Status DB::Open(const Options& options, std::unique_ptr<DB>* db) {
   so.wal_sync = options.wal_fsync;
   so.partition_ms = options.partition_ms;
   so.max_sample_age_ms = options.max_sample_age_ms;
+  so.out_of_order_window_ms = options.out_of_order_window_ms;
   so.flush_interval_ms = options.flush_interval_ms;
   auto storage = Storage::Open(so);
   if (!storage.ok()) return FromAbsl(storage.status());

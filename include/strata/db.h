@@ -55,7 +55,10 @@ struct Options {
   bool wal_fsync = true;
   int64_t partition_ms = 24 * 3600 * 1000;       // RocksDB time partition length
   int64_t max_sample_age_ms = 24 * 3600 * 1000;  // older samples are rejected; 0: no limit
-  int64_t flush_interval_ms = 60 * 1000;         // background flush period; 0: none
+  // A sample older than its series' last one by at most this much is still stored; 0: every
+  // out-of-order sample is rejected.
+  int64_t out_of_order_window_ms = 0;
+  int64_t flush_interval_ms = 60 * 1000;  // background flush period; 0: none
 };
 
 // Labels as (name, value) pairs in any order; empty values are dropped.
@@ -74,10 +77,11 @@ struct SeriesSamples {
 
 struct AppendStats {
   int64_t appended = 0;
-  int64_t unchanged = 0;     // same time and value as the series' last sample
-  int64_t out_of_order = 0;  // older than the series' last sample: dropped
-  int64_t too_old = 0;       // older than max_sample_age_ms allows: dropped
-  int64_t duplicate = 0;     // same time as the last sample, other value: dropped
+  int64_t unchanged = 0;              // same time and value as the series' last sample
+  int64_t out_of_order = 0;           // older than the series' last sample: dropped
+  int64_t too_old = 0;                // older than max_sample_age_ms allows: dropped
+  int64_t duplicate = 0;              // same time as the last sample, other value: dropped
+  int64_t out_of_order_appended = 0;  // of `appended`: taken by the out-of-order window
 };
 
 // name="value" (kEqual), !=, =~ (RE2, fully anchored), !~.

@@ -44,6 +44,7 @@ class BadInputTest : public ::testing::Test {
     config.listen_port = 0;
     config.storage_path = (dir_ / "data").string();
     config.self_scrape_interval_ms = 0;
+    Configure(config);
     registry_ = std::make_unique<MetricsRegistry>();
     server_ = std::make_unique<StrataServer>(config, registry_.get());
     ASSERT_TRUE(server_->Start().ok());
@@ -64,6 +65,8 @@ class BadInputTest : public ::testing::Test {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
+
+  virtual void Configure(ServerConfig&) {}
 
   // The server still answers on a new connection, and the acknowledged samples are there.
   void ExpectStillServing() {
@@ -171,6 +174,35 @@ TEST_F(BadInputTest, OutOfOrderSamplesAre400SayingHowMany) {
   TestHttpResponse r = PostWrite(EncodeRemoteWriteBody(req));
   EXPECT_EQ(r.status, 400);
   EXPECT_THAT(r.body, HasSubstr("2 samples rejected: 2 out of order"));
+  ExpectStillServing();
+}
+
+class OutOfOrderWindowTest : public BadInputTest {
+ protected:
+  void Configure(ServerConfig& config) override { config.out_of_order_window_ms = 10'000; }
+};
+
+TEST_F(OutOfOrderWindowTest, LateSamplesInsideTheWindowAre204AndOlderOnes400) {
+  test::WriteRequest req;
+  // baseline{i="1"} has 90 s: 85 s is inside the 10 s window, 79 s is not.
+  AddSeries(&req, {{"__name__", "baseline"}, {"i", "1"}}, {{85000, 2}});
+  TestHttpResponse r = PostWrite(EncodeRemoteWriteBody(req));
+  EXPECT_EQ(r.status, 204) << r.body;
+  test::WriteRequest old;
+  AddSeries(&old, {{"__name__", "baseline"}, {"i", "1"}}, {{79000, 3}, {86000, 4}});
+  r = PostWrite(EncodeRemoteWriteBody(old));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("1 samples rejected: 1 out of order"));
+  TestHttpClient c(server_->port());
+  auto q = c.Get("/api/v1/query?query=baseline{i=\"1\"}[1m]&time=100");
+  ASSERT_TRUE(q.has_value());
+  EXPECT_THAT(q->body, HasSubstr(R"("values":[[85,"2"],[86,"4"],[90,"1"]])")) << q->body;
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_THAT(m->body, HasSubstr("\nstrata_head_out_of_order_samples_appended_total 2\n"));
+  auto flags = c.Get("/api/v1/status/flags");
+  ASSERT_TRUE(flags.has_value());
+  EXPECT_THAT(flags->body, HasSubstr(R"("storage.tsdb.out-of-order-time-window":"10s")"));
   ExpectStillServing();
 }
 
