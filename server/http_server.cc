@@ -289,7 +289,7 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
                                   public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {
+      : server_(std::move(server)), stream_(std::move(socket)) {
     server_->open_connections_->Add(1);
   }
 
@@ -565,8 +565,10 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
                             });
   }
 
-  beast::tcp_stream stream_;
+  // Declared before the stream, so destroyed after it: the last session may hold the last
+  // reference to the server, whose io_context the stream's destructor still uses.
   std::shared_ptr<Impl> server_;
+  beast::tcp_stream stream_;
   uint64_t id_ = 0;
   std::string remote_;
   beast::flat_buffer buffer_;
