@@ -523,8 +523,22 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   // One decoder and buffer per pool thread, reused across requests.
   thread_local std::string scratch;
   thread_local WriteRequestDecoder decoder;
-  RemoteWriteDecodeResult decoded =
-      DecodeRemoteWriteBody(req.body, ctx->remote_write_limits, &scratch, &decoder);
+  // Series whose label bytes were seen before are found by ref: the decoder skips their
+  // validation and the head its lookup by labels. `known` holds them in series order.
+  thread_local std::vector<SeriesPtr> known;
+  known.clear();
+  SeriesRefCache& cache = ctx->series_refs;
+  cache.BindTo(storage);
+  Head& head = storage->head();
+  RemoteWriteDecodeResult decoded = DecodeRemoteWriteBody(
+      req.body, ctx->remote_write_limits, &scratch, &decoder, [&](std::string_view raw) {
+        const SeriesRef ref = cache.Find(raw);
+        if (ref == 0) return false;
+        SeriesPtr s = head.GetByRef(ref);
+        if (s == nullptr) return false;  // head GC took it: the slow path recreates it
+        known.push_back(std::move(s));
+        return true;
+      });
   if (!decoded.status.ok()) {
     responder.Send(TextResponse(decoded.http_status, std::string(StatusText(decoded.status))));
     return;
@@ -551,24 +565,42 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   // series (what Prometheus sends). Entries past `used` keep their memory for later requests;
   // an unusually large request's batch is released afterwards.
   thread_local std::vector<SeriesBatch> batch;
-  size_t used = 0;
+  // Per batch entry, the label bytes to remember with the series' ref after the append
+  // (empty for series found by ref, or sent with their label fields apart).
+  thread_local std::vector<std::string_view> to_cache;
+  thread_local std::vector<SeriesRef> refs;
+  size_t used = 0, next_known = 0;
+  to_cache.clear();
   for (size_t i = 0; i < decoder.series_count(); ++i) {
     RemoteWriteSeries s = decoder.series(i);
+    SeriesPtr series;
+    if (s.known) series = std::move(known[next_known++]);
     if (!s.ok() || s.samples.empty()) continue;
     if (used == batch.size()) batch.emplace_back();
     SeriesBatch& b = batch[used++];
-    b.labels.AssignSortedViews(s.labels);
+    if (series != nullptr) {
+      b.labels.AssignSortedViews({});
+      b.series = std::move(series);
+      to_cache.emplace_back();
+    } else {
+      b.labels.AssignSortedViews(s.labels);
+      to_cache.push_back(s.raw_labels);
+    }
     b.samples.assign(s.samples.begin(), s.samples.end());
   }
-  struct ReleaseLargeBatch {
-    ~ReleaseLargeBatch() {
+  struct ReleaseBatch {
+    size_t used;
+    ~ReleaseBatch() {
+      // No series stays pinned by a thread between requests.
+      for (size_t i = 0; i < used; ++i) batch[i].series = nullptr;
+      known.clear();
       if (batch.size() > 20'000) std::vector<SeriesBatch>().swap(batch);
     }
-  } release_large_batch;
+  } release_batch{used};
   AppendResult result;
   if (used > 0) {
     absl::StatusOr<AppendResult> appended =
-        storage->Append(std::span<const SeriesBatch>(batch.data(), used));
+        storage->Append(std::span<const SeriesBatch>(batch.data(), used), &refs);
     if (!appended.ok()) {
       // Retryable: the sender backs off and sends the whole request again.
       int code = absl::IsResourceExhausted(appended.status()) ? 429 : 500;
@@ -578,6 +610,9 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
       return;
     }
     result = *appended;
+    for (size_t i = 0; i < used; ++i) {
+      if (!to_cache[i].empty()) cache.Insert(to_cache[i], refs[i]);
+    }
   }
   if (result.rejected() > 0 || decoder.invalid_series() > 0) {
     responder.Send(TextResponse(400, RejectMessage(result, &decoder)));

@@ -18,6 +18,7 @@
 #include "server/remote_write.h"
 #include "server/work_pool.h"
 #include "src/metrics.h"
+#include "server/series_ref_cache.h"
 #include "storage/db.h"
 
 namespace strata {
@@ -56,6 +57,8 @@ struct ApiContext {
   promql::EngineOptions engine_options;
   RemoteWriteLimits remote_write_limits;
   MetadataStore metadata;
+  // Remote write's label bytes → series ref (see series_ref_cache.h).
+  SeriesRefCache series_refs;
   // Query evaluation and label lookups run here, never on the I/O threads.
   WorkPool* query_pool = nullptr;
   // Remote-write appends (which wait for the WAL) run here.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 
 #include "server/protobuf_wire.h"
 #include "src/strings.h"
@@ -247,9 +248,11 @@ absl::Status CheckRemoteWriteHeaders(std::string_view content_type,
   return absl::OkStatus();
 }
 
-RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
-                                              const RemoteWriteLimits& limits, std::string* scratch,
-                                              WriteRequestDecoder* decoder) {
+namespace {
+
+RemoteWriteDecodeResult DecodeBody(std::string_view body, const RemoteWriteLimits& limits,
+                                   std::string* scratch, WriteRequestDecoder* decoder,
+                                   absl::FunctionRef<bool(std::string_view)>* known) {
   RemoteWriteDecodeResult result;
   size_t len = 0;
   if (snappy::GetUncompressedLength(body.data(), body.size(), &len) &&
@@ -257,7 +260,10 @@ RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
     result.http_status = 413;
   }
   result.status = SnappyDecompress(body, limits.max_decoded_bytes, scratch);
-  if (result.status.ok()) result.status = decoder->Decode(*scratch, limits);
+  if (result.status.ok()) {
+    result.status =
+        known != nullptr ? decoder->Decode(*scratch, limits, *known) : decoder->Decode(*scratch, limits);
+  }
   if (!result.status.ok()) {
     (void)decoder->Decode({}, limits);  // leave nothing stale behind
     if (result.http_status != 413) result.http_status = 400;
@@ -265,7 +271,34 @@ RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
   return result;
 }
 
+}  // namespace
+
+RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
+                                              const RemoteWriteLimits& limits, std::string* scratch,
+                                              WriteRequestDecoder* decoder) {
+  return DecodeBody(body, limits, scratch, decoder, nullptr);
+}
+
+RemoteWriteDecodeResult DecodeRemoteWriteBody(
+    std::string_view body, const RemoteWriteLimits& limits, std::string* scratch,
+    WriteRequestDecoder* decoder, absl::FunctionRef<bool(std::string_view raw_labels)> known) {
+  return DecodeBody(body, limits, scratch, decoder, &known);
+}
+
 absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWriteLimits& limits) {
+  return DecodeImpl(body, limits, nullptr);
+}
+
+absl::Status WriteRequestDecoder::Decode(
+    std::string_view body, const RemoteWriteLimits& limits,
+    absl::FunctionRef<bool(std::string_view raw_labels)> known) {
+  return DecodeImpl(body, limits, &known);
+}
+
+absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body,
+                                             const RemoteWriteLimits& limits,
+                                             absl::FunctionRef<bool(std::string_view)>* known) {
+  body_ = body;
   labels_.clear();
   samples_.clear();
   series_.clear();
@@ -284,7 +317,7 @@ absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWrit
       std::string_view ts;
       ok = r.ReadBytes(&ts);
       if (ok) {
-        st = DecodeTimeSeries(ts, limits);
+        st = DecodeTimeSeries(ts, limits, known);
         ok = st.ok();
       }
     } else if (ok && f == 3 && w == kLengthDelimited) {
@@ -313,13 +346,18 @@ absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWrit
   return absl::OkStatus();
 }
 
-absl::Status WriteRequestDecoder::DecodeTimeSeries(std::string_view msg,
-                                                   const RemoteWriteLimits& limits) {
+absl::Status WriteRequestDecoder::DecodeTimeSeries(
+    std::string_view msg, const RemoteWriteLimits& limits,
+    absl::FunctionRef<bool(std::string_view)>* known) {
   SeriesRecord rec;
   rec.label_begin = static_cast<uint32_t>(labels_.size());
   rec.sample_begin = static_cast<uint32_t>(samples_.size());
+  // The label fields' bytes, while they follow one another.
+  size_t raw_begin = 0, raw_end = 0;
+  bool raw_contiguous = true;
   WireReader r(msg);
   while (!r.done()) {
+    const size_t at = r.offset();
     uint32_t f, w;
     if (!r.ReadTag(&f, &w)) return absl::InvalidArgumentError("malformed TimeSeries");
     bool ok;
@@ -327,7 +365,15 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(std::string_view msg,
       std::string_view m;
       LabelView label;
       ok = r.ReadBytes(&m) && DecodeLabel(m, &label);
-      if (ok) labels_.push_back(label);
+      if (ok) {
+        if (labels_.size() == rec.label_begin) {
+          raw_begin = at;
+        } else if (at != raw_end) {
+          raw_contiguous = false;
+        }
+        raw_end = r.offset();
+        labels_.push_back(label);
+      }
     } else if (f == 2 && w == kLengthDelimited) {
       std::string_view m;
       Sample s;
@@ -348,7 +394,14 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(std::string_view msg,
   }
   rec.label_count = static_cast<uint32_t>(labels_.size()) - rec.label_begin;
   rec.sample_count = static_cast<uint32_t>(samples_.size()) - rec.sample_begin;
-  Validate(rec, limits);
+  if (rec.label_count > 0 && raw_contiguous &&
+      static_cast<size_t>(msg.data() + raw_end - body_.data()) <=
+          std::numeric_limits<uint32_t>::max()) {
+    rec.raw_begin = static_cast<uint32_t>(msg.data() + raw_begin - body_.data());
+    rec.raw_size = static_cast<uint32_t>(raw_end - raw_begin);
+    rec.known = known != nullptr && (*known)(msg.substr(raw_begin, raw_end - raw_begin));
+  }
+  if (!rec.known) Validate(rec, limits);
   series_.push_back(rec);
   return absl::OkStatus();
 }
@@ -419,6 +472,8 @@ RemoteWriteSeries WriteRequestDecoder::series(size_t i) const {
   s.exemplars = rec.exemplars;
   s.histograms = rec.histograms;
   if (rec.error >= 0) s.error = errors_[static_cast<size_t>(rec.error)];
+  s.raw_labels = body_.substr(rec.raw_begin, rec.raw_size);
+  s.known = rec.known;
   return s;
 }
 

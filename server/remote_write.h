@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "src/labels.h"
 #include "src/sample.h"
@@ -78,6 +79,12 @@ struct RemoteWriteSeries {
   // Why the series is invalid (no __name__, empty or duplicate label name, invalid UTF-8,
   // a limit passed), naming the series; empty when it is valid.
   std::string_view error;
+  // The TimeSeries' label fields as sent, when they are one run of bytes (senders put them
+  // first); empty otherwise. Equal bytes mean an equal label set.
+  std::string_view raw_labels;
+  // The caller's `known` callback recognized raw_labels: `labels` were not validated or
+  // sorted (they are as sent) and `error` is empty; the caller knows the series.
+  bool known = false;
   bool ok() const { return error.empty(); }
 };
 
@@ -91,6 +98,11 @@ class WriteRequestDecoder {
   // fail the request: each carries its error, so the caller can keep the valid ones and
   // answer 400 for the rest, as Prometheus does.
   absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits = {});
+  // The same, but a series whose raw label bytes `known` accepts skips validation (its
+  // label set was valid when the caller saw those bytes before) and is marked `known`.
+  // `known` is called in series order, once per series with contiguous label fields.
+  absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits,
+                      absl::FunctionRef<bool(std::string_view raw_labels)> known);
 
   size_t series_count() const { return series_.size(); }
   RemoteWriteSeries series(size_t i) const;
@@ -112,11 +124,18 @@ class WriteRequestDecoder {
     uint32_t exemplars = 0;
     uint32_t histograms = 0;
     int32_t error = -1;  // index into errors_
+    uint32_t raw_begin = 0;  // raw_labels as offsets into the body
+    uint32_t raw_size = 0;
+    bool known = false;
   };
 
-  absl::Status DecodeTimeSeries(std::string_view msg, const RemoteWriteLimits& limits);
+  absl::Status DecodeImpl(std::string_view body, const RemoteWriteLimits& limits,
+                          absl::FunctionRef<bool(std::string_view)>* known);
+  absl::Status DecodeTimeSeries(std::string_view msg, const RemoteWriteLimits& limits,
+                                absl::FunctionRef<bool(std::string_view)>* known);
   void Validate(SeriesRecord& rec, const RemoteWriteLimits& limits);
 
+  std::string_view body_;  // of the last Decode
   std::vector<LabelView> labels_;
   std::vector<Sample> samples_;
   std::vector<SeriesRecord> series_;
@@ -145,6 +164,10 @@ struct RemoteWriteDecodeResult {
 RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
                                               const RemoteWriteLimits& limits, std::string* scratch,
                                               WriteRequestDecoder* decoder);
+// The same with WriteRequestDecoder::Decode's `known` callback.
+RemoteWriteDecodeResult DecodeRemoteWriteBody(
+    std::string_view body, const RemoteWriteLimits& limits, std::string* scratch,
+    WriteRequestDecoder* decoder, absl::FunctionRef<bool(std::string_view raw_labels)> known);
 
 }  // namespace strata
 

@@ -117,8 +117,9 @@ Storage::~Storage() {
   if (!st.ok()) spdlog::error("closing storage in {}: {}", options_.dir, st.ToString());
 }
 
-absl::StatusOr<AppendResult> Storage::Append(std::span<const SeriesBatch> batch) {
-  absl::StatusOr<AppendResult> r = head_->Append(batch);
+absl::StatusOr<AppendResult> Storage::Append(std::span<const SeriesBatch> batch,
+                                             std::vector<SeriesRef>* refs) {
+  absl::StatusOr<AppendResult> r = head_->Append(batch, refs);
   if (r.ok() && metrics_.appended != nullptr) RecordAppend(*r);
   return r;
 }

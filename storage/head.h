@@ -39,12 +39,6 @@
 
 namespace strata {
 
-// The samples of one series in an append batch, in the order they should be appended.
-struct SeriesBatch {
-  Labels labels;
-  std::vector<Sample> samples;
-};
-
 // What happened to the samples of an append. Rejected samples are dropped; the rest of
 // the batch is kept.
 struct AppendResult {
@@ -140,6 +134,17 @@ class SeriesPtr {
 
  private:
   MemSeries* s_ = nullptr;
+};
+
+// The samples of one series in an append batch, in the order they should be appended.
+struct SeriesBatch {
+  Labels labels;
+  std::vector<Sample> samples;
+  // Optional: the head series these samples belong to, as an earlier Head::GetByRef gave it
+  // (the caller knows the ref for this label set). Then `labels` may be empty: the head
+  // skips the lookup by labels, and should head GC have removed the series meanwhile, finds
+  // or recreates it from the series' own label set.
+  SeriesPtr series = nullptr;
 };
 
 class MemSeries {
@@ -258,8 +263,10 @@ class Head {
 
   // Appends the batch. Thread-safe. With a WAL, returns once the accepted samples are
   // logged; an error means they may be visible but are not durable. Errors
-  // (InvalidArgument) on an empty label set, before appending anything.
-  absl::StatusOr<AppendResult> Append(std::span<const SeriesBatch> batch);
+  // (InvalidArgument) on an empty label set without a series, before appending anything.
+  // With `refs`, sets (*refs)[i] to the ref of batch[i]'s series (resized to the batch).
+  absl::StatusOr<AppendResult> Append(std::span<const SeriesBatch> batch,
+                                      std::vector<SeriesRef>* refs = nullptr);
 
   // WAL replay. REQUIRES: no concurrent appends. Samples at or before a series' last
   // (head or stored) sample are skipped: they are already there.

@@ -158,26 +158,32 @@ Head::Outcome Head::InsertOutOfOrderLocked(MemSeries& s, Sample sample, int64_t 
   return Outcome::kAppendedOutOfOrder;
 }
 
-absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
+absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
+                                          std::vector<SeriesRef>* refs) {
   for (const SeriesBatch& b : batch) {
-    if (b.labels.empty()) return absl::InvalidArgumentError("series with no labels");
+    if (b.labels.empty() && b.series == nullptr) {
+      return absl::InvalidArgumentError("series with no labels");
+    }
   }
   uint64_t seq = 0;
   std::vector<SeriesPtr> series(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
-    STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
+    if (batch[i].series != nullptr) {
+      series[i] = batch[i].series;
+    } else {
+      STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
+    }
   }
-  // Lock every series of the batch (in ref order, so batches cannot deadlock) while
-  // appending and queuing the WAL record: per series, WAL order is then head order.
+  // Lock every series of the batch while appending and queuing the WAL record: per series,
+  // WAL order is then head order. Locks are taken in address order, so batches cannot
+  // deadlock (no other path holds two series locks); sorting the pointers themselves reads
+  // no series, where sorting by ref missed the cache on every comparison.
   std::vector<MemSeries*> locked;
   locked.reserve(series.size());
   while (true) {
     locked.clear();
     for (const SeriesPtr& s : series) locked.push_back(s.get());
-    // By address after the ref: a series removed by head GC and its successor share a ref.
-    std::sort(locked.begin(), locked.end(), [](const MemSeries* a, const MemSeries* b) {
-      return a->ref != b->ref ? a->ref < b->ref : std::less<>()(a, b);
-    });
+    std::sort(locked.begin(), locked.end(), std::less<>());
     locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
     for (MemSeries* s : locked) s->mu.lock();
     std::vector<const MemSeries*> removed;
@@ -189,7 +195,10 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
     for (MemSeries* s : locked) s->mu.unlock();
     for (size_t i = 0; i < batch.size(); ++i) {
       if (std::find(removed.begin(), removed.end(), series[i].get()) != removed.end()) {
-        STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
+        // A series given by the caller may come without labels; its symbols stay valid.
+        const Labels labels =
+            batch[i].labels.empty() ? LabelsOf(*series[i]) : batch[i].labels;
+        STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(labels, &seq));
       }
     }
   }
@@ -242,6 +251,10 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch) {
     seq = std::max(seq, wal_->Enqueue(WalRecordType::kSamples, rec));
   }
   for (MemSeries* s : locked) s->mu.unlock();
+  if (refs != nullptr) {
+    refs->resize(series.size());
+    for (size_t i = 0; i < series.size(); ++i) (*refs)[i] = series[i]->ref;
+  }
 
   ObserveTime(batch_max);
   if (batch_min <= batch_max) LowerMinTime(batch_min);

@@ -327,6 +327,40 @@ TEST_F(ApiTest, RemoteWriteKeepsValidSamplesAndSaysWhatWasRejected) {
   EXPECT_EQ(bad->status, 415);
 }
 
+// Series written again are found by their label bytes (the remote-write cache): the same
+// bytes, labels sent in another order, and an invalid label set sent twice all behave as on
+// first sight.
+TEST_F(ApiTest, RemoteWriteOfKnownSeriesStoresEverySampleOnce) {
+  for (int round = 0; round < 4; ++round) {
+    test::WriteRequest req;
+    const int64_t t = 10000 * (round + 1);
+    for (int i = 0; i < 50; ++i) {
+      std::string host = "h" + std::to_string(i);
+      if (round == 2 && i % 2 == 0) {
+        AddSeries(&req, {{"host", host}, {"__name__", "cached_metric"}}, {{t, double(i + round)}});
+      } else {
+        AddSeries(&req, {{"__name__", "cached_metric"}, {"host", host}}, {{t, double(i + round)}});
+      }
+    }
+    AddSeries(&req, {{"job", "no_name"}}, {{t, 1}});
+    TestHttpResponse r = Write(req);
+    EXPECT_EQ(r.status, 400) << "round " << round;
+    EXPECT_THAT(r.body, HasSubstr("1 series with invalid labels (1 samples)")) << round;
+  }
+  ExpectJson(Get("/api/v1/query?query=count(cached_metric)&time=40"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{},"value":[40,"50"]}]}})");
+  ExpectJson(Get("/api/v1/query?query=count_over_time(cached_metric%7Bhost%3D%22h7%22%7D%5B1m%5D)&time=40"),
+             200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{"host":"h7"},"value":[40,"4"]}]}})");
+  ExpectJson(Get("/api/v1/query?query=sum(cached_metric)&time=30"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{},"value":[30,"1325"]}]}})");
+  ExpectJson(Get("/api/v1/query?query=count(%7Bjob%3D%22no_name%22%7D)&time=40"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[]}})");
+}
+
 TEST_F(ApiTest, TsdbStatusReportsHeadCardinality) {
   // An empty head: no series, and the "no data" time range Prometheus reports.
   ExpectJson(Get("/api/v1/status/tsdb"), 200,

@@ -447,6 +447,76 @@ TEST(WriteRequestDecoder, SkipsUnknownFieldsAndGroupsLikeLibprotobuf) {
   EXPECT_EQ(d.series(0).samples[0].t, 42);
 }
 
+// The label fields' bytes identify a series as sent; a `known` callback that recognizes them
+// skips validation, which the caller did when it first saw those bytes.
+TEST(WriteRequestDecoder, RawLabelBytesAndKnownSeries) {
+  auto label = [](std::string_view name, std::string_view value) {
+    std::string l;
+    PutBytes(&l, 1, name);
+    PutBytes(&l, 2, value);
+    return l;
+  };
+  std::string sample;
+  PutFixed64(&sample, 1, 0x3ff0000000000000);  // 1.0
+  PutTag(&sample, 2, 0);
+  PutVarint(&sample, 5);
+  // Series 0 and 2: the same label fields, first. Series 1: a sample between its labels.
+  // Series 3: labels out of order with an empty value, fields contiguous.
+  std::string ts0, ts1, ts3;
+  PutBytes(&ts0, 1, label("__name__", "m"));
+  PutBytes(&ts0, 1, label("job", "a"));
+  const std::string raw0 = ts0;
+  PutBytes(&ts0, 2, sample);
+  PutBytes(&ts1, 1, label("__name__", "m"));
+  PutBytes(&ts1, 2, sample);
+  PutBytes(&ts1, 1, label("job", "b"));
+  PutBytes(&ts3, 1, label("job", "c"));
+  PutBytes(&ts3, 1, label("empty", ""));
+  PutBytes(&ts3, 1, label("__name__", "m"));
+  const std::string raw3 = ts3;
+  PutBytes(&ts3, 2, sample);
+  std::string body;
+  for (const std::string* ts : {&ts0, &ts1, &ts0, &ts3}) PutBytes(&body, 1, *ts);
+
+  WriteRequestDecoder d;
+  ASSERT_TRUE(d.Decode(body).ok());
+  ASSERT_EQ(d.series_count(), 4u);
+  EXPECT_EQ(d.series(0).raw_labels, raw0);
+  EXPECT_EQ(d.series(1).raw_labels, "") << "label fields apart: no raw bytes";
+  EXPECT_EQ(d.series(2).raw_labels, raw0);
+  EXPECT_EQ(d.series(3).raw_labels, raw3);
+  for (size_t i = 0; i < 4; ++i) EXPECT_FALSE(d.series(i).known);
+  ASSERT_TRUE(d.series(3).ok());
+  ASSERT_EQ(d.series(3).labels.size(), 2u) << "validated: sorted, empty value dropped";
+  EXPECT_EQ(d.series(3).labels[0].name, "__name__");
+
+  // Known bytes: not validated, labels as sent; the callback sees each series' bytes once,
+  // in order, and never the series whose label fields are apart.
+  std::vector<std::string> asked;
+  ASSERT_TRUE(d.Decode(body, {}, [&](std::string_view raw) {
+                 asked.emplace_back(raw);
+                 return raw == raw3;
+               }).ok());
+  EXPECT_EQ(asked, (std::vector<std::string>{raw0, raw0, raw3}));
+  EXPECT_FALSE(d.series(0).known);
+  EXPECT_FALSE(d.series(1).known);
+  ASSERT_TRUE(d.series(3).known);
+  EXPECT_TRUE(d.series(3).ok());
+  EXPECT_EQ(d.series(3).labels.size(), 3u) << "as sent";
+  EXPECT_EQ(d.series(3).samples.size(), 1u);
+  ASSERT_TRUE(d.series(1).ok());
+  EXPECT_EQ(d.series(1).labels[1].value, "b");
+
+  // An invalid label set is still refused when its bytes are not known.
+  std::string bad, bad_body;
+  PutBytes(&bad, 1, label("job", "x"));  // no __name__
+  PutBytes(&bad, 2, sample);
+  PutBytes(&bad_body, 1, bad);
+  ASSERT_TRUE(d.Decode(bad_body, {}, [](std::string_view) { return false; }).ok());
+  EXPECT_FALSE(d.series(0).ok());
+  EXPECT_EQ(d.invalid_series(), 1u);
+}
+
 TEST(WriteRequestDecoder, MalformedBytesAreOneClearError) {
   std::string body;
   PutBytes(&body, 1, "");

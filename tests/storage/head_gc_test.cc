@@ -105,6 +105,67 @@ TEST(HeadGc, IdleFlushedSeriesLeaveTheHeadAndComeBackWithTheirRef) {
   EXPECT_NE((*db)->head().GetByRef(gone_ref), nullptr);
 }
 
+// A caller may append by a series it holds (remote write's cache of refs) without labels.
+// When head GC took that series out in the meantime, the append finds it again by the
+// series' own label set: the samples land in the live series, under the same ref.
+TEST(HeadGc, AppendBySeriesHeldAcrossGc) {
+  TempDir dir;
+  StorageOptions opts;
+  opts.dir = dir.path();
+  opts.flush_interval_ms = 0;
+  opts.idle_chunk_ms = 10 * kMinute;
+  Labels gone{{"__name__", "m"}, {"host", "gone"}};
+  Labels live{{"__name__", "m"}, {"host", "live"}};
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  Storage& s = **db;
+  std::vector<SeriesBatch> b = {{gone, Range(0, 20, 15000)}, {live, Range(0, 240, 15000)}};
+  std::vector<SeriesRef> refs;
+  ASSERT_TRUE(s.Append(b, &refs).ok());
+  ASSERT_EQ(refs.size(), 2u);
+  EXPECT_EQ(s.head().LabelsOf(*s.head().GetByRef(refs[0])), gone);
+  EXPECT_EQ(s.head().LabelsOf(*s.head().GetByRef(refs[1])), live);
+
+  // By series, no labels: appended like by labels.
+  SeriesPtr held = s.head().GetByRef(refs[0]);
+  b = {{Labels(), {{20 * 15000, 20}}, held}, {Labels(), {{240 * 15000, 240}}, s.head().GetByRef(refs[1])}};
+  std::vector<SeriesRef> refs2;
+  auto r = s.Append(b, &refs2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->appended, 2);
+  EXPECT_EQ(refs2, refs);
+
+  // `gone` goes idle and leaves the head while the caller still holds it.
+  b = {{live, Range(241 * 15000, 200, 15000)}};
+  ASSERT_TRUE(s.Append(b).ok());
+  ASSERT_TRUE(s.Flush().ok());
+  ASSERT_EQ(s.head().GetByRef(refs[0]), nullptr) << "head GC removed it";
+  b = {{Labels(), {{300 * 15000, 300}}, held}};
+  r = s.Append(b, &refs2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->appended, 1);
+  ASSERT_EQ(refs2.size(), 1u);
+  EXPECT_EQ(refs2[0], refs[0]) << "recreated with its ref";
+  SeriesPtr back = s.head().GetByRef(refs[0]);
+  ASSERT_NE(back, nullptr);
+  EXPECT_NE(back.get(), held.get()) << "a new head series";
+  EXPECT_EQ(s.head().LabelsOf(*back), gone);
+
+  auto q = s.MakeQuerier(0, 400 * 15000);
+  ASSERT_TRUE(q.ok());
+  auto got = ReadAll(**q, {M(MatchType::kEqual, "host", "gone")});
+  ASSERT_EQ(got.size(), 1u);
+  std::vector<Sample> want = Range(0, 20, 15000);
+  want.push_back({20 * 15000, 20});
+  want.push_back({300 * 15000, 300});
+  EXPECT_TRUE(testing::SameSamples(got[gone.ToString()], want))
+      << testing::Describe(got[gone.ToString()]);
+
+  // Neither labels nor series: refused before anything is appended.
+  b = {{Labels(), {{301 * 15000, 1}}}};
+  EXPECT_EQ(s.Append(b).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(HeadGc, DisabledWithIdleChunkMsZero) {
   TempDir dir;
   StorageOptions opts;
