@@ -527,6 +527,9 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   // validation and the head its lookup by labels. `known` holds them in series order.
   thread_local std::vector<SeriesPtr> known;
   known.clear();
+  struct ReleaseKnown {  // no series stays pinned by a thread between requests
+    ~ReleaseKnown() { known.clear(); }
+  } release_known;
   SeriesRefCache& cache = ctx->series_refs;
   cache.BindTo(storage);
   Head& head = storage->head();
@@ -591,9 +594,7 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   struct ReleaseBatch {
     size_t used;
     ~ReleaseBatch() {
-      // No series stays pinned by a thread between requests.
       for (size_t i = 0; i < used; ++i) batch[i].series = nullptr;
-      known.clear();
       if (batch.size() > 20'000) std::vector<SeriesBatch>().swap(batch);
     }
   } release_batch{used};
