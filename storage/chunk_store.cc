@@ -835,12 +835,17 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
   return absl::OkStatus();
 }
 
+absl::Status ChunkStore::FlushMemtables() {
+  return FromRocks(impl_->db->Flush(rocksdb::FlushOptions(), impl_->handles),
+                   fmt::format("write memtables of {} to SST files", impl_->path));
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> ChunkStore::LiveSstBytes(
     bool compact_files) {
   Impl& im = *impl_;
+  STRATA_RETURN_IF_ERROR(FlushMemtables());
   std::vector<std::pair<std::string, uint64_t>> out;
   for (rocksdb::ColumnFamilyHandle* cf : im.handles) {
-    STRATA_RETURN_IF_ERROR(FromRocks(im.db->Flush(rocksdb::FlushOptions(), cf), "flush"));
     if (compact_files) {
       rocksdb::CompactRangeOptions co;
       co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;

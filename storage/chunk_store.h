@@ -114,6 +114,9 @@ class ChunkStore final : public SeriesStore {
                                 CompactionStats* stats);
   // The partitions below `before` that hold XOR chunks, ascending.
   absl::StatusOr<std::vector<int64_t>> PartitionsWithChunks(int64_t before);
+  // Writes every family's memtable to SST files and waits, so that nothing stored needs
+  // RocksDB's own log any more.
+  absl::Status FlushMemtables();
   // Bytes of live SST files per column family, after writing out the memtables and, with
   // `compact_files`, a full RocksDB compaction of every family (for benchmarks and tools).
   absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LiveSstBytes(bool compact_files);

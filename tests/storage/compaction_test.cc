@@ -14,8 +14,10 @@
 namespace strata {
 namespace {
 
+using testing::ExpectSame;
 using testing::M;
 using testing::ReadAll;
+using testing::ReadEverything;
 using testing::TempDir;
 
 constexpr int64_t kPartition = 3600 * 1000;
@@ -67,23 +69,6 @@ void AppendScrapes(Storage& db, Timestamp from, int n, std::mt19937_64& rng) {
     auto r = db.Append(batch);
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_EQ(r->appended, 30);
-  }
-}
-
-testing::SeriesSamplesMap ReadEverything(Storage& db) {
-  auto q = db.MakeQuerier(std::numeric_limits<Timestamp>::min() / 2,
-                          std::numeric_limits<Timestamp>::max() / 2);
-  EXPECT_TRUE(q.ok());
-  return ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")});
-}
-
-void ExpectSame(const testing::SeriesSamplesMap& got, const testing::SeriesSamplesMap& want) {
-  ASSERT_EQ(got.size(), want.size());
-  for (const auto& [key, samples] : want) {
-    ASSERT_TRUE(got.count(key)) << key;
-    ASSERT_TRUE(testing::SameSamples(got.at(key), samples))
-        << key << "\n got  " << testing::Describe(got.at(key)) << "\n want "
-        << testing::Describe(samples);
   }
 }
 
