@@ -597,6 +597,7 @@ CompactionStats& CompactionStats::operator+=(const CompactionStats& o) {
   samples += o.samples;
   bytes_before += o.bytes_before;
   bytes_after += o.bytes_after;
+  reclaims += o.reclaims;
   return *this;
 }
 

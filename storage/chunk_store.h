@@ -34,6 +34,11 @@ struct CompactionOptions {
   int max_series_per_group = 512;
   int64_t max_samples_per_group = 1 << 21;
   int zstd_level = 9;
+  // Once a Storage::Compact has replaced at least this many bytes of chunks and blocks,
+  // RocksDB compacts the key range of the partitions it rewrote, so that the replaced values
+  // leave the SST files (otherwise they stay until RocksDB's own compactions reach them).
+  // 0: never.
+  int64_t reclaim_min_bytes = 1 << 20;
 };
 
 // What compactions did, summed.
@@ -44,6 +49,7 @@ struct CompactionStats {
   int64_t samples = 0;       // samples in the blocks written
   int64_t bytes_before = 0;  // XOR chunk values and rewritten block values, as stored
   int64_t bytes_after = 0;   // block values written
+  int64_t reclaims = 0;      // RocksDB compactions of rewritten partitions (reclaim_min_bytes)
   CompactionStats& operator+=(const CompactionStats& o);
 };
 
