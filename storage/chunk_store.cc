@@ -236,7 +236,10 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
-  db_options.keep_log_file_num = 3;
+  // RocksDB's info LOG rolls at 1 MiB and keeps two old files, so that it never outgrows
+  // the data of a small database.
+  db_options.max_log_file_size = 1 << 20;
+  db_options.keep_log_file_num = 2;
 
   std::vector<std::string> existing;
   bool fresh = !rocksdb::DB::ListColumnFamilies(db_options, path, &existing).ok();
