@@ -417,7 +417,8 @@ TEST(StorageClose, StoredAndHeadDataWithADeletionReopenExactlyOnce) {
     {
       auto db = Storage::Open(opts);
       ASSERT_TRUE(db.ok()) << db.status();
-      std::vector<SeriesBatch> first = {Batch(a, Range(0, 500, 1000)), Batch(b, Range(0, 500, 1000))};
+      std::vector<SeriesBatch> first = {Batch(a, Range(0, 500, 1000)),
+                                        Batch(b, Range(0, 500, 1000))};
       ASSERT_TRUE((*db)->Append(first).ok());
       ASSERT_TRUE((*db)->Flush().ok());  // closed chunks to RocksDB, open ones stay
       std::vector<SeriesBatch> second = {Batch(a, Range(500000, 50, 1000, 500)),
