@@ -152,10 +152,9 @@ absl::Status StrataServer::Stop() {
   if (api_) api_->storage.store(nullptr, std::memory_order_release);
   absl::Status result;
   if (storage_) {
-    if (absl::Status st = storage_->Flush(); !st.ok()) {
-      LogEvent(spdlog::level::err, "Flush at shutdown failed", {{"err", st.ToString()}});
-      result.Update(st);
-    }
+    // Close flushes the whole head to RocksDB and empties the WAL (flush_on_close); on a
+    // failure the WAL keeps everything for the next start.
+    LogEvent(spdlog::level::info, "Flushing the head and closing storage", {});
     if (absl::Status st = storage_->Close(); !st.ok()) {
       LogEvent(spdlog::level::err, "Closing storage failed", {{"err", st.ToString()}});
       result.Update(st);

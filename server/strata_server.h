@@ -43,7 +43,8 @@ class StrataServer {
   absl::Status Start();
   uint16_t port() const;
   // Stops the self-scrape, stops HTTP (finishing in-flight requests), drains the pools,
-  // flushes and closes storage. Idempotent; returns the first storage error.
+  // closes storage (which flushes the whole head and empties the WAL). Idempotent; returns
+  // the storage error (the WAL then still holds the head).
   absl::Status Stop();
 
   Storage* storage() { return storage_.get(); }

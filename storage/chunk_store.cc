@@ -236,7 +236,10 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
-  db_options.keep_log_file_num = 3;
+  // RocksDB's info LOG rolls at 1 MiB and keeps two old files, so that it never outgrows
+  // the data of a small database.
+  db_options.max_log_file_size = 1 << 20;
+  db_options.keep_log_file_num = 2;
 
   std::vector<std::string> existing;
   bool fresh = !rocksdb::DB::ListColumnFamilies(db_options, path, &existing).ok();
@@ -597,6 +600,7 @@ CompactionStats& CompactionStats::operator+=(const CompactionStats& o) {
   samples += o.samples;
   bytes_before += o.bytes_before;
   bytes_after += o.bytes_after;
+  reclaims += o.reclaims;
   return *this;
 }
 
@@ -835,12 +839,17 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
   return absl::OkStatus();
 }
 
+absl::Status ChunkStore::FlushMemtables() {
+  return FromRocks(impl_->db->Flush(rocksdb::FlushOptions(), impl_->handles),
+                   fmt::format("write memtables of {} to SST files", impl_->path));
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> ChunkStore::LiveSstBytes(
     bool compact_files) {
   Impl& im = *impl_;
+  STRATA_RETURN_IF_ERROR(FlushMemtables());
   std::vector<std::pair<std::string, uint64_t>> out;
   for (rocksdb::ColumnFamilyHandle* cf : im.handles) {
-    STRATA_RETURN_IF_ERROR(FromRocks(im.db->Flush(rocksdb::FlushOptions(), cf), "flush"));
     if (compact_files) {
       rocksdb::CompactRangeOptions co;
       co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;

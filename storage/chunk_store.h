@@ -34,6 +34,11 @@ struct CompactionOptions {
   int max_series_per_group = 512;
   int64_t max_samples_per_group = 1 << 21;
   int zstd_level = 9;
+  // Once a Storage::Compact has replaced at least this many bytes of chunks and blocks,
+  // RocksDB compacts the key range of the partitions it rewrote, so that the replaced values
+  // leave the SST files (otherwise they stay until RocksDB's own compactions reach them).
+  // 0: never.
+  int64_t reclaim_min_bytes = 1 << 20;
 };
 
 // What compactions did, summed.
@@ -44,6 +49,7 @@ struct CompactionStats {
   int64_t samples = 0;       // samples in the blocks written
   int64_t bytes_before = 0;  // XOR chunk values and rewritten block values, as stored
   int64_t bytes_after = 0;   // block values written
+  int64_t reclaims = 0;      // RocksDB compactions of rewritten partitions (reclaim_min_bytes)
   CompactionStats& operator+=(const CompactionStats& o);
 };
 
@@ -114,6 +120,9 @@ class ChunkStore final : public SeriesStore {
                                 CompactionStats* stats);
   // The partitions below `before` that hold XOR chunks, ascending.
   absl::StatusOr<std::vector<int64_t>> PartitionsWithChunks(int64_t before);
+  // Writes every family's memtable to SST files and waits, so that nothing stored needs
+  // RocksDB's own log any more.
+  absl::Status FlushMemtables();
   // Bytes of live SST files per column family, after writing out the memtables and, with
   // `compact_files`, a full RocksDB compaction of every family (for benchmarks and tools).
   absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LiveSstBytes(bool compact_files);

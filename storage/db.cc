@@ -191,7 +191,7 @@ absl::Status Storage::Flush(bool cut_open) {
   return FlushLocked(cut_open, nullptr);
 }
 
-absl::Status Storage::FlushLocked(bool cut_open, int64_t* rotated_to) {
+absl::Status Storage::FlushLocked(bool cut_open, int64_t* rotated_to, bool memtables_to_sst) {
   if (wal_ == nullptr) return absl::FailedPreconditionError("storage is closed");
   auto start = std::chrono::steady_clock::now();
   // Series created before the new segment starts are all collected below.
@@ -243,6 +243,7 @@ absl::Status Storage::FlushLocked(bool cut_open, int64_t* rotated_to) {
 
   // Tombstones logged in segments the checkpoint below deletes must be in RocksDB first.
   STRATA_RETURN_IF_ERROR(PersistTombstonesLocked());
+  if (memtables_to_sst) STRATA_RETURN_IF_ERROR(store_->FlushMemtables());
   int64_t keep_from = std::min(head_->LowestNeededSegment(), flush_segment);
   STRATA_RETURN_IF_ERROR(wal_->DeleteSegmentsBefore(keep_from));
   if (retention_start > std::numeric_limits<Timestamp>::min()) {
@@ -290,16 +291,26 @@ absl::Status Storage::Close() {
   }
   loop_cv_.notify_all();
   if (flush_thread_.joinable()) flush_thread_.join();
+  absl::Status st;
+  std::lock_guard<std::mutex> compact_lock(compact_mu_);
+  std::lock_guard<std::mutex> lock(flush_mu_);
+  if (options_.flush_on_close && wal_ != nullptr) {
+    // A failure leaves the WAL segments in place: they are deleted only after the chunks
+    // and tombstones they hold are in RocksDB.
+    absl::Status flushed = FlushLocked(/*cut_open=*/true, nullptr, /*memtables_to_sst=*/true);
+    if (!flushed.ok()) {
+      st = absl::Status(flushed.code(),
+                        fmt::format("flushing the head of {} at close (the WAL keeps it): {}",
+                                    options_.dir, std::string(flushed.message())));
+    }
+  }
   if (MetricsRegistry* m = options_.metrics; m != nullptr && head_ != nullptr) {
     m->RemoveCallback("strata_head_series");
     m->RemoveCallback("strata_head_chunks");
     m->RemoveCallback("strata_storage_rocksdb_size_bytes");
     RemoveAdminMetrics();
   }
-  absl::Status st;
-  std::lock_guard<std::mutex> compact_lock(compact_mu_);
-  std::lock_guard<std::mutex> lock(flush_mu_);
-  if (wal_ != nullptr) st = wal_->Close();
+  if (wal_ != nullptr) st.Update(wal_->Close());
   if (head_) head_->set_wal(nullptr);
   wal_.reset();
   head_.reset();

@@ -6,6 +6,8 @@
 // Open: lock, open RocksDB, replay the WAL into the head, start a new WAL segment.
 // Flush: write the head's closed chunks (and new series) to RocksDB in one synced batch,
 // then delete the WAL segments whose samples are all in RocksDB.
+// Close (flush_on_close): flush the whole head, write RocksDB's memtables to SST files and
+// delete every WAL segment, so that the next Open replays nothing.
 #ifndef STRATA_STORAGE_DB_H_
 #define STRATA_STORAGE_DB_H_
 
@@ -53,6 +55,10 @@ struct StorageOptions {
   // sample in the head, so that idle series do not pin WAL segments; once flushed, such
   // series leave the head's memory (head GC) until they get a sample again. 0 disables both.
   int64_t idle_chunk_ms = 3600 * 1000;
+  // Close flushes the whole head (open chunks too) to RocksDB, writes RocksDB's memtables to
+  // SST files and deletes the WAL segments, so that a stopped database is compact on disk and
+  // the next Open replays nothing. Off: open chunks stay in the WAL for the next Open.
+  bool flush_on_close = true;
   // After each background flush, compact closed partitions (see Storage::Compact).
   bool background_compaction = true;
   CompactionOptions compaction;
@@ -102,9 +108,12 @@ class Storage final : public Queryable {
   // Partitions below this one are closed (numeric_limits<int64_t>::min(): none).
   int64_t FirstOpenPartition();
 
-  // Stops the background flush and compaction, syncs the WAL and closes everything. Open chunks
-  // stay in the WAL for the next Open. Idempotent; the destructor calls it. REQUIRES: no Append,
-  // Flush, Compact or Querier of this storage is in use or used afterwards.
+  // Stops the background flush and compaction, then (flush_on_close) flushes the whole head,
+  // open chunks too, to RocksDB's SST files and deletes the WAL segments; syncs the WAL and
+  // closes everything. When that flush fails, the WAL keeps every sample (the next Open
+  // replays it), the rest is still closed, and the flush's error is returned. Idempotent; the
+  // destructor calls it (and logs an error). REQUIRES: no Append, Flush, Compact or Querier
+  // of this storage is in use or used afterwards.
   absl::Status Close();
 
   // Deletion (storage/db_admin.cc). Hides every sample of the series matching all
@@ -136,9 +145,10 @@ class Storage final : public Queryable {
   void FlushLoop();
   void RegisterMetrics();
   void RecordAppend(const AppendResult& r);
-  // Flush's body; `rotated_to` (optional) gets the WAL segment it started. REQUIRES:
-  // flush_mu_ held.
-  absl::Status FlushLocked(bool cut_open, int64_t* rotated_to);
+  // Flush's body; `rotated_to` (optional) gets the WAL segment it started. With
+  // `memtables_to_sst`, RocksDB's memtables are written to SST files before WAL segments are
+  // deleted. REQUIRES: flush_mu_ held.
+  absl::Status FlushLocked(bool cut_open, int64_t* rotated_to, bool memtables_to_sst = false);
   // db_admin.cc. REQUIRES: flush_mu_ held.
   absl::Status PersistTombstonesLocked();
   absl::Status EnforceSizeRetentionLocked();

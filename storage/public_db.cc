@@ -154,6 +154,7 @@ Status DB::Open(const Options& options, std::unique_ptr<DB>* db) {
   so.max_sample_age_ms = options.max_sample_age_ms;
   so.out_of_order_window_ms = options.out_of_order_window_ms;
   so.flush_interval_ms = options.flush_interval_ms;
+  so.flush_on_close = options.flush_on_close;
   auto storage = Storage::Open(so);
   if (!storage.ok()) return FromAbsl(storage.status());
   *db = std::make_unique<DBImpl>(std::move(*storage));

@@ -59,6 +59,9 @@ struct Options {
   // out-of-order sample is rejected.
   int64_t out_of_order_window_ms = 0;
   int64_t flush_interval_ms = 60 * 1000;  // background flush period; 0: none
+  // Close writes every in-memory chunk to the on-disk store and empties the write-ahead log,
+  // so that the closed directory is compact and the next Open replays nothing.
+  bool flush_on_close = true;
 };
 
 // Labels as (name, value) pairs in any order; empty values are dropped.
@@ -122,7 +125,9 @@ class DB {
 
   // Writes closed in-memory chunks to the on-disk store and trims the write-ahead log.
   virtual Status Flush() = 0;
-  // Syncs and closes; the destructor calls it. Further calls fail.
+  // Flushes (flush_on_close), syncs and closes; the destructor calls it. Further calls fail.
+  // An error means the flush failed: nothing is lost, the next Open replays the
+  // write-ahead log.
   virtual Status Close() = 0;
 };
 

@@ -167,7 +167,8 @@ TEST_F(StrataMainTest, ServesHealthAndStopsCleanlyOnSigterm) {
 }
 
 // Remote-written samples are queryable, survive a SIGTERM and a restart of the binary on the
-// same directory.
+// same directory. The SIGTERM writes the head to RocksDB: no WAL record is left, and the
+// restart replays none.
 TEST_F(StrataMainTest, AcknowledgedSamplesSurviveARestart) {
   std::string data = (dir_ / "data").string();
   const std::string kQuery = "/api/v1/query?query=sum(disk_bytes)&time=100";
@@ -192,10 +193,17 @@ TEST_F(StrataMainTest, AcknowledgedSamplesSurviveARestart) {
     ASSERT_EQ(::kill(server.pid(), SIGTERM), 0);
     EXPECT_EQ(server.Wait(), 0) << server.stderr_text();
   }
+  uintmax_t wal_bytes = 0;
+  for (const auto& segment : std::filesystem::directory_iterator(data + "/wal")) {
+    wal_bytes += segment.file_size();
+  }
+  EXPECT_EQ(wal_bytes, 0u) << "the WAL still holds records after a clean stop";
   Child server({"--web.listen-address=127.0.0.1:0", "--storage.tsdb.path=" + data,
                 "--log.format=json", "--self-scrape.interval=0"});
   uint16_t port = PortFromListeningLine(server.WaitForLogLine("\"msg\":\"Listening\""));
   ASSERT_NE(port, 0) << server.stderr_text();
+  EXPECT_THAT(server.WaitForLogLine("\"msg\":\"Storage opened\""),
+              HasSubstr("\"wal_replayed_records\":\"0\""));
   ASSERT_FALSE(server.WaitForLogLine("Server is ready").empty()) << server.stderr_text();
   TestHttpClient client(port);
   auto r = client.Get(kQuery);

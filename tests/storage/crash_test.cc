@@ -1,7 +1,9 @@
 // A child process appends batches and reports each acknowledgement through a pipe; the
 // parent SIGKILLs it at a random point, reopens the directory and checks that every
 // acknowledged sample is there exactly once. The child is this test binary re-executed
-// (fork + exec), so it starts with a clean process: no inherited RocksDB threads.
+// (fork + exec), so it starts with a clean process: no inherited RocksDB threads. In the
+// close rounds the child closes the storage after a number of batches (flushing the head to
+// RocksDB and emptying the WAL) and the kill lands during or after that close.
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -9,6 +11,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <random>
 #include <thread>
 
@@ -54,8 +57,11 @@ StorageOptions CrashOptions(const std::string& dir, bool sync, bool compact = fa
 
 Labels SeriesLabels(int s) { return Labels{{"__name__", "crash"}, {"s", std::to_string(s)}}; }
 
+constexpr int64_t kClosedMarker = -1;  // the child's Close returned OK
+
 // The child: appends batches from STRATA_CRASH_START on, writing each acknowledged batch id
-// to fd STRATA_CRASH_FD, until it is killed.
+// to fd STRATA_CRASH_FD, until it is killed. With STRATA_CRASH_CLOSE_AFTER >= 0 it stops after
+// that many batches, closes the storage, writes kClosedMarker and waits to be killed.
 TEST(StorageCrash, Child) {
   const char* dir = std::getenv("STRATA_CRASH_DIR");
   if (dir == nullptr) GTEST_SKIP() << "only runs as the crash test's child";
@@ -64,6 +70,7 @@ TEST(StorageCrash, Child) {
   bool sync = std::getenv("STRATA_CRASH_SYNC")[0] == '1';
   bool compact = std::getenv("STRATA_CRASH_COMPACT")[0] == '1';
   bool late = std::getenv("STRATA_CRASH_LATE")[0] == '1';
+  int64_t close_after = std::atoll(std::getenv("STRATA_CRASH_CLOSE_AFTER"));
   std::mt19937 rng(static_cast<uint32_t>(start));
   auto db = Storage::Open(CrashOptions(dir, sync, compact, late));
   if (!db.ok()) {
@@ -71,6 +78,17 @@ TEST(StorageCrash, Child) {
     std::_Exit(2);
   }
   for (int64_t b = start; b < start + 1000000; ++b) {
+    if (b - start == close_after) {
+      absl::Status st = (*db)->Close();
+      if (!st.ok()) {
+        fprintf(stderr, "child: close failed: %s\n", st.ToString().c_str());
+        std::_Exit(7);
+      }
+      if (::write(fd, &kClosedMarker, sizeof(kClosedMarker)) != sizeof(kClosedMarker)) {
+        std::_Exit(4);
+      }
+      while (true) ::pause();
+    }
     std::vector<SeriesBatch> batch;
     for (int s = 0; s < kSeries; ++s) {
       SeriesBatch sb{SeriesLabels(s), {}};
@@ -103,7 +121,8 @@ class CrashParent {
   explicit CrashParent(std::string dir) : dir_(std::move(dir)) {}
 
   // Starts a child; returns its pid and the read end of its ack pipe.
-  std::pair<pid_t, int> Spawn(int64_t start, bool sync, bool compact, bool late) {
+  std::pair<pid_t, int> Spawn(int64_t start, bool sync, bool compact, bool late,
+                              int64_t close_after) {
     int fds[2];
     EXPECT_EQ(::pipe(fds), 0);
     // Everything exec needs is built before fork: only async-signal-safe calls after it.
@@ -113,7 +132,8 @@ class CrashParent {
         "STRATA_CRASH_START=" + std::to_string(start),
         std::string("STRATA_CRASH_SYNC=") + (sync ? "1" : "0"),
         std::string("STRATA_CRASH_COMPACT=") + (compact ? "1" : "0"),
-        std::string("STRATA_CRASH_LATE=") + (late ? "1" : "0")};
+        std::string("STRATA_CRASH_LATE=") + (late ? "1" : "0"),
+        "STRATA_CRASH_CLOSE_AFTER=" + std::to_string(close_after)};
     for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
     std::vector<char*> envp;
     for (auto& s : env_strings) envp.push_back(s.data());
@@ -156,19 +176,37 @@ bool ReadAcks(int fd, int64_t* last_ack, int64_t* count, int64_t want, int timeo
   return true;
 }
 
-void RunCrashRounds(bool compact, bool late = false) {
+void RunCrashRounds(bool compact, bool late = false, bool close = false) {
   testing::TempDir dir;
   CrashParent parent(dir.path());
   std::mt19937 rng(12345);
   int64_t next_batch = 0;
   int64_t total_acked = 0;
+  int clean_closes = 0;
   for (int round = 0; round < 24; ++round) {
     SCOPED_TRACE(::testing::Message() << "round " << round);
     bool sync = round % 2 == 0;
-    auto [pid, fd] = parent.Spawn(next_batch, sync, compact, late);
+    const int64_t close_after = close ? 1 + rng() % 150 : -1;
+    auto [pid, fd] = parent.Spawn(next_batch, sync, compact, late, close_after);
     int64_t last_ack = next_batch - 1, count = 0;
     bool alive;
-    if (rng() % 5 == 0) {
+    bool closed = false;
+    if (close) {
+      // Every batch acknowledged, then a kill at a random moment of the close, or (every
+      // third round) once it has returned.
+      alive = ReadAcks(fd, &last_ack, &count, close_after, 20000);
+      ASSERT_EQ(count, close_after);
+      if (round % 3 == 0) {
+        pollfd p{fd, POLLIN, 0};
+        int64_t marker = 0;
+        ASSERT_EQ(::poll(&p, 1, 60000), 1) << "the child did not finish closing";
+        ASSERT_EQ(::read(fd, &marker, sizeof(marker)), static_cast<ssize_t>(sizeof(marker)));
+        ASSERT_EQ(marker, kClosedMarker);
+        closed = true;
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 60000));
+      }
+    } else if (rng() % 5 == 0) {
       // Kill at a random moment, maybe during start-up and WAL replay.
       std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 400));
       alive = ReadAcks(fd, &last_ack, &count, 0, 0);
@@ -185,14 +223,22 @@ void RunCrashRounds(bool compact, bool late = false) {
     // Acks that reached the pipe before the kill count too.
     int64_t id;
     while (::read(fd, &id, sizeof(id)) == sizeof(id)) {
+      if (id == kClosedMarker) {
+        closed = true;
+        continue;
+      }
       last_ack = id;
       ++count;
     }
+    if (closed) ++clean_closes;
     ::close(fd);
     total_acked += count;
 
     auto db = Storage::Open(CrashOptions(dir.path(), true, compact, late));
     ASSERT_TRUE(db.ok()) << db.status();
+    if (closed) {
+      EXPECT_EQ((*db)->stats().wal_replayed_records, 0) << "a clean close left WAL records";
+    }
     auto q = (*db)->MakeQuerier(std::numeric_limits<Timestamp>::min() / 2,
                                 std::numeric_limits<Timestamp>::max() / 2);
     ASSERT_TRUE(q.ok());
@@ -226,6 +272,10 @@ void RunCrashRounds(bool compact, bool late = false) {
     }
   }
   EXPECT_GT(total_acked, 24);
+  if (close) {
+    EXPECT_GE(clean_closes, 8);
+    std::cout << clean_closes << " of 24 kills came after the close had returned\n";
+  }
   if (compact) {
     // The runs did compact: closed partitions hold no XOR chunks any more, or only
     // chunks flushed after the last compaction.
@@ -249,6 +299,13 @@ TEST(StorageCrash, EveryAcknowledgedSampleSurvivesSigkillExactlyOnce) {
 TEST(StorageCrash, LateSamplesTakenByTheWindowSurviveSigkill) {
   if (std::getenv("STRATA_CRASH_DIR") != nullptr) GTEST_SKIP();
   RunCrashRounds(/*compact=*/false, /*late=*/true);
+}
+
+// The child closes after some batches and is killed during or after the close: nothing it
+// acknowledged is lost or doubled, and a finished close leaves nothing to replay.
+TEST(StorageCrash, SigkillDuringOrAfterACleanCloseLosesNothing) {
+  if (std::getenv("STRATA_CRASH_DIR") != nullptr) GTEST_SKIP();
+  RunCrashRounds(/*compact=*/false, /*late=*/true, /*close=*/true);
 }
 
 TEST(StorageCrash, SigkillDuringCompactionsLosesAndDuplicatesNothing) {

@@ -145,6 +145,8 @@ class PropertyRun {
     o.wal_sync = false;
     o.background_compaction = false;
     o.compaction.max_series_per_group = 3;
+    // Half the closes flush the head to RocksDB, half leave it in the WAL.
+    o.flush_on_close = Uniform(0, 1) == 1;
     return o;
   }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "gtest/gtest.h"
 #include "tests/storage/test_util.h"
@@ -13,8 +14,10 @@
 namespace strata {
 namespace {
 
+using testing::ExpectSame;
 using testing::M;
 using testing::ReadAll;
+using testing::ReadEverything;
 using testing::TempDir;
 
 constexpr int64_t kDay = 24 * 3600 * 1000;
@@ -165,7 +168,9 @@ TEST(StorageRestart, RecoversFromWalAndStoreAndKeepsOrderChecks) {
   TempDir dir;
   Labels a{{"__name__", "m"}, {"k", "a"}};
   {
-    auto db = Storage::Open(Opts(dir.path()));
+    auto opts = Opts(dir.path());
+    opts.flush_on_close = false;
+    auto db = Storage::Open(opts);
     ASSERT_TRUE(db.ok());
     std::vector<SeriesBatch> b = {Batch(a, Range(0, 500, 1000))};
     ASSERT_TRUE((*db)->Append(b).ok());
@@ -302,7 +307,9 @@ TEST(StorageWal, CorruptTailIsCutAndEverythingBeforeIsRecovered) {
   TempDir dir;
   Labels a{{"__name__", "m"}};
   {
-    auto db = Storage::Open(Opts(dir.path()));
+    auto opts = Opts(dir.path());
+    opts.flush_on_close = false;  // the head stays in the WAL
+    auto db = Storage::Open(opts);
     ASSERT_TRUE(db.ok());
     for (int i = 0; i < 10; ++i) {
       std::vector<SeriesBatch> b = {Batch(a, Range(i * 10000, 10, 1000, i * 10))};
@@ -330,6 +337,152 @@ TEST(StorageWal, CorruptTailIsCutAndEverythingBeforeIsRecovered) {
   auto got = ReadAll(**q, {M(MatchType::kEqual, "__name__", "m")});
   ASSERT_EQ(got.size(), 1u);
   EXPECT_TRUE(testing::SameSamples(got.begin()->second, Range(0, 90, 1000)));
+}
+
+// The records the next Open would replay from the data directory's WAL, by type.
+std::map<WalRecordType, int64_t> WalRecordsLeft(const std::string& dir) {
+  std::map<WalRecordType, int64_t> out;
+  auto replayed = ReplayWal(dir + "/wal", [&](int64_t, WalRecordType type, std::string_view) {
+    ++out[type];
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(replayed.ok()) << replayed.status();
+  return out;
+}
+
+// Bytes in RocksDB's own write-ahead log files (data not yet in SST files).
+uint64_t RocksDbLogBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/db")) {
+    if (e.path().extension() == ".log") total += e.file_size();
+  }
+  return total;
+}
+
+TEST(StorageClose, CleanCloseWritesTheHeadToSstFilesAndLeavesNothingToReplay) {
+  TempDir dir;
+  Labels small{{"__name__", "m"}, {"k", "small"}}, big{{"__name__", "m"}, {"k", "big"}};
+  testing::SeriesSamplesMap want = {{small.ToString(), Range(0, 30, 1000)},
+                                    {big.ToString(), Range(0, 300, 1000, 7)}};
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok()) << db.status();
+    // Open chunks below the chunk size (30 samples), and closed chunks plus an open one.
+    std::vector<SeriesBatch> b = {Batch(small, Range(0, 30, 1000)),
+                                  Batch(big, Range(0, 300, 1000, 7))};
+    ASSERT_TRUE((*db)->Append(b).ok());
+    ASSERT_TRUE((*db)->Close().ok());
+  }
+  EXPECT_TRUE(WalRecordsLeft(dir.path()).empty());
+  EXPECT_EQ(RocksDbLogBytes(dir.path()), 0u) << "the memtables were written to SST files";
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_EQ((*db)->stats().wal_replayed_records, 0);
+    EXPECT_EQ((*db)->stats().head_series, 0) << "the head starts empty";
+    ExpectSame(ReadEverything(**db), want);
+    // The series' last samples came back from RocksDB: order checks hold.
+    std::vector<SeriesBatch> b = {Batch(small, {{28000, 5}, {29000, 29}, {29000, 1}, {40000, 40}})};
+    auto r = (*db)->Append(b);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->out_of_order, 1);
+    EXPECT_EQ(r->unchanged, 1);
+    EXPECT_EQ(r->duplicate, 1);
+    EXPECT_EQ(r->appended, 1);
+    want[small.ToString()].push_back({40000, 40});
+    ASSERT_TRUE((*db)->Close().ok());
+  }
+  EXPECT_TRUE(WalRecordsLeft(dir.path()).empty());
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->stats().wal_replayed_records, 0);
+  ExpectSame(ReadEverything(**db), want);
+}
+
+// Stored chunks, head chunks and a deletion across both: a close with and without the
+// flush leaves the same data for the next Open, once each.
+TEST(StorageClose, StoredAndHeadDataWithADeletionReopenExactlyOnce) {
+  Labels a{{"__name__", "m"}, {"k", "a"}}, b{{"__name__", "m"}, {"k", "b"}};
+  std::vector<Sample> all = Range(0, 550, 1000);
+  std::vector<Sample> a_left;
+  for (const Sample& x : all) {
+    if (x.t < 450000 || x.t > 520000) a_left.push_back(x);
+  }
+  const testing::SeriesSamplesMap want = {{a.ToString(), a_left}, {b.ToString(), all}};
+  for (bool flush_on_close : {true, false}) {
+    SCOPED_TRACE(flush_on_close);
+    TempDir dir;
+    auto opts = Opts(dir.path());
+    opts.flush_on_close = flush_on_close;
+    {
+      auto db = Storage::Open(opts);
+      ASSERT_TRUE(db.ok()) << db.status();
+      std::vector<SeriesBatch> first = {Batch(a, Range(0, 500, 1000)),
+                                        Batch(b, Range(0, 500, 1000))};
+      ASSERT_TRUE((*db)->Append(first).ok());
+      ASSERT_TRUE((*db)->Flush().ok());  // closed chunks to RocksDB, open ones stay
+      std::vector<SeriesBatch> second = {Batch(a, Range(500000, 50, 1000, 500)),
+                                         Batch(b, Range(500000, 50, 1000, 500))};
+      ASSERT_TRUE((*db)->Append(second).ok());
+      ASSERT_TRUE((*db)->DeleteSeries({M(MatchType::kEqual, "k", "a")}, 450000, 520000).ok());
+      ExpectSame(ReadEverything(**db), want);
+      ASSERT_TRUE((*db)->Close().ok());
+    }
+    std::map<WalRecordType, int64_t> left = WalRecordsLeft(dir.path());
+    if (flush_on_close) {
+      EXPECT_TRUE(left.empty());
+    } else {
+      EXPECT_GT(left[WalRecordType::kSamples], 0);
+      EXPECT_EQ(left[WalRecordType::kTombstones], 1);
+    }
+    for (int reopen = 0; reopen < 2; ++reopen) {
+      auto db = Storage::Open(opts);
+      ASSERT_TRUE(db.ok()) << db.status();
+      if (flush_on_close) {
+        EXPECT_EQ((*db)->stats().wal_replayed_records, 0);
+      }
+      ExpectSame(ReadEverything(**db), want);
+      EXPECT_EQ((*db)->tombstones()->size(), 1u);
+      ASSERT_TRUE((*db)->Close().ok());
+    }
+  }
+}
+
+// RocksDB cannot create SST files when every name it could pick is taken by a directory:
+// the close's flush of its memtables fails, as on a full or broken disk, after the chunks
+// were written to RocksDB's own log.
+TEST(StorageClose, AFailedFlushKeepsTheWalAndCloseReportsIt) {
+  TempDir dir;
+  Labels a{{"__name__", "m"}};
+  const testing::SeriesSamplesMap want = {{a.ToString(), Range(0, 200, 1000)}};
+  std::vector<std::string> blockers;
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok()) << db.status();
+    std::vector<SeriesBatch> b = {Batch(a, Range(0, 200, 1000))};
+    ASSERT_TRUE((*db)->Append(b).ok());
+    for (int n = 1; n < 1000; ++n) {
+      std::string path = dir.path() + fmt::format("/db/{:06d}.sst", n);
+      if (std::filesystem::create_directory(path)) blockers.push_back(path);
+    }
+    absl::Status st = (*db)->Close();
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("at close"), std::string::npos) << st;
+    EXPECT_NE(st.message().find(dir.path()), std::string::npos) << st;
+  }
+  for (const std::string& path : blockers) std::filesystem::remove(path);
+  EXPECT_GT(WalRecordsLeft(dir.path())[WalRecordType::kSamples], 0) << "the WAL was kept";
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_GT((*db)->stats().wal_replayed_records, 0);
+    ExpectSame(ReadEverything(**db), want);
+    ASSERT_TRUE((*db)->Close().ok());
+  }
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->stats().wal_replayed_records, 0);
+  ExpectSame(ReadEverything(**db), want);
 }
 
 TEST(StorageDirectory, RefusesASecondOpener) {

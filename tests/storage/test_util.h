@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -85,6 +86,25 @@ inline std::string Describe(const std::vector<Sample>& s) {
   std::string out;
   for (const Sample& x : s) out += fmt::format("({},{}) ", x.t, x.v);
   return out;
+}
+
+// Every series with a metric name, over all time.
+inline SeriesSamplesMap ReadEverything(Queryable& db) {
+  auto q = db.MakeQuerier(std::numeric_limits<Timestamp>::min() / 2,
+                          std::numeric_limits<Timestamp>::max() / 2);
+  EXPECT_TRUE(q.ok()) << q.status();
+  if (!q.ok()) return {};
+  return ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")});
+}
+
+// The same series with the same samples, bit for bit.
+inline void ExpectSame(const SeriesSamplesMap& got, const SeriesSamplesMap& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [key, samples] : want) {
+    ASSERT_TRUE(got.count(key)) << key;
+    ASSERT_TRUE(SameSamples(got.at(key), samples))
+        << key << "\n got  " << Describe(got.at(key)) << "\n want " << Describe(samples);
+  }
 }
 
 }  // namespace strata::testing
