@@ -50,5 +50,36 @@ TEST_F(PrometheusDiff, EmptySideOfAVectorMatchIsNoDuplicateError) {
   EXPECT_FALSE(Range("b + on() a", 0, 120'000, 60'000).ok());
 }
 
+// Dropping the metric name makes a{x="1"} and c{x="1"} the same series: Prometheus refuses
+// that in the node that drops the name, even when a later operator would discard the result
+// (here nothing matches on the right). Strata only looked at the final result.
+TEST_F(PrometheusDiff, NameDroppingCollisionFailsInTheNodeThatDropsTheName) {
+  Add({{"__name__", "a"}, {"x", "1"}}, {{0, 1}, {15'000, 2}, {30'000, 3}, {45'000, 4}, {60'000, 5}});
+  Add({{"__name__", "c"}, {"x", "1"}}, {{0, 7}, {30'000, 8}});
+  for (const char* q : {"round({__name__=~\"a|c\"})", "round({__name__=~\"a|c\"}) <= bool on(nope) a",
+                        "{__name__=~\"a|c\"} * 2 and on(nope) a", "-{__name__=~\"a|c\"} > 100",
+                        "sum(rate({__name__=~\"a|c\"}[1m]))"}) {
+    auto r = Instant(q, 40'000);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << q;
+  }
+  EXPECT_TRUE(Instant("round({__name__=~\"a|c\"} > 3)", 40'000).ok());
+}
+
+// Functions of instant vectors and operators refuse a collision only at one step; functions
+// of range vectors and unary minus refuse two series with the same labels anywhere in the
+// range.
+TEST_F(PrometheusDiff, CollisionsCountPerStepOnlyForInstantVectorFunctions) {
+  Add({{"__name__", "a"}, {"x", "1"}}, {{0, 1}, {15'000, 2}, {30'000, 3}, {45'000, 4}, {60'000, 5}});
+  Add({{"__name__", "b"}, {"x", "1"}},
+      {{600'000, 1}, {615'000, 2}, {630'000, 3}, {645'000, 4}, {660'000, 5}});
+  auto r = Range("abs({__name__=~\"a|b\"}) * 2", 0, 720'000, 60'000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->value.matrix.size(), 1u);
+  for (const char* q : {"-{__name__=~\"a|b\"}", "rate({__name__=~\"a|b\"}[2m])"}) {
+    EXPECT_EQ(Range(q, 0, 720'000, 60'000).status().code(), absl::StatusCode::kFailedPrecondition)
+        << q;
+  }
+}
+
 }  // namespace
 }  // namespace strata::promql
