@@ -81,5 +81,29 @@ TEST_F(PrometheusDiff, CollisionsCountPerStepOnlyForInstantVectorFunctions) {
   }
 }
 
+// absent() labels: the first `=` matcher of a name sets it, any other matcher of that name
+// removes it, in the order written. Strata removed a name with two matchers whatever their
+// order.
+TEST_F(PrometheusDiff, AbsentLabelsFollowTheMatcherOrder) {
+  struct Case {
+    const char* query;
+    Labels want;
+  };
+  const Case cases[] = {
+      {"absent(nope{job!~\".+\", job=\"api\"})", Labels{{"job", "api"}}},
+      {"absent(nope{job=\"api\", job!~\".+\"})", Labels{}},
+      {"absent(nope{job=\"a\", job=\"b\", x=\"1\"})", Labels{{"x", "1"}}},
+      {"absent(nope{job!=\"a\", job=\"b\", job=\"c\"})", Labels{}},
+      {"absent_over_time(nope{job!~\"x\", job=\"api\"}[1m])", Labels{{"job", "api"}}},
+  };
+  for (const Case& c : cases) {
+    auto r = Instant(c.query, 10'000);
+    ASSERT_TRUE(r.ok()) << c.query << ": " << r.status();
+    ASSERT_EQ(r->value.vector.size(), 1u) << c.query;
+    EXPECT_EQ(r->value.vector[0].labels, c.want) << c.query << ": "
+                                                 << r->value.vector[0].labels.ToString();
+  }
+}
+
 }  // namespace
 }  // namespace strata::promql
