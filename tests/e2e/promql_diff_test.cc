@@ -12,8 +12,12 @@
 // queries> (default 400; range queries are 3/8 of that) and STRATA_QDIFF_DEPTH=<nesting of
 // instant vector expressions> (default 3).
 //
-// The peer is Prometheus 2.42 while Strata implements 3.x. Known, documented differences, and
-// how this test keeps clear of them (nothing else is excused):
+// The queries of a seed are the same in every run of one build (some generator calls are
+// function arguments, whose order of evaluation is the compiler's: another compiler may draw
+// other queries from the same seed).
+//
+// The peer is Prometheus 2.42 while Strata implements 3.x. Known 2.42-vs-3.x differences and
+// 2.42 inconsistencies, and how this test keeps clear of them (nothing else is excused):
 // - Left-open windows (3.0): the lookback, range selectors and subquery ranges are
 //   `(t-d, t]` in 3.x and `[t-d, t]` in 2.42. Every sample timestamp has a millisecond phase
 //   (SamplePhase) that is neither 0 nor 500; queries are evaluated at phase 500 (instant
@@ -65,8 +69,8 @@
 // Not a 2.42-vs-3.x difference but one between Strata and every Prometheus:
 // - Date functions (hour, minute, month, ...) of NaN or ±Inf: Prometheus converts the value
 //   with Go's int64(float64), whose result for those is implementation-specific (on amd64
-//   the minimum int64, some hour of the year -292277022657); Strata answers NaN. Date
-//   functions are generated over sample times and the data's finite values only.
+//   the minimum int64, a date billions of years ago); Strata answers NaN. Date functions
+//   are generated over sample times and the data's finite values only.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -153,12 +157,16 @@ class SyntheticData {
       for (std::string inst : {"10.0.0.1:80", "10.0.0.2:80"}) {
         for (auto [code, method] : std::vector<std::pair<std::string, std::string>>{
                  {"200", "get"}, {"200", "post"}, {"404", "get"}, {"500", "post"}}) {
-          Counter(rng, {{"__name__", "http_requests_total"}, {"code", code}, {"instance", inst},
-                        {"job", job}, {"method", method}},
+          Counter(rng,
+                  {{"__name__", "http_requests_total"},
+                   {"code", code},
+                   {"instance", inst},
+                   {"job", job},
+                   {"method", method}},
                   15'000, 0, 60, code == "200" ? 20 : 2);
         }
-        Gauge(rng, {{"__name__", "queue_length"}, {"instance", inst}, {"job", job}}, 15'000, 0,
-              60, true);
+        Gauge(rng, {{"__name__", "queue_length"}, {"instance", inst}, {"job", job}}, 15'000, 0, 60,
+              true);
         Up(rng, job, inst);
       }
       Histogram(rng, job);
@@ -166,14 +174,21 @@ class SyntheticData {
     for (std::string inst : {"a:9100", "b:9100"}) {
       for (std::string cpu : {"0", "1"}) {
         for (std::string mode : {"idle", "user", "system"}) {
-          Counter(rng, {{"__name__", "node_cpu_seconds_total"}, {"cpu", cpu}, {"instance", inst},
-                        {"job", "node"}, {"mode", mode}},
+          Counter(rng,
+                  {{"__name__", "node_cpu_seconds_total"},
+                   {"cpu", cpu},
+                   {"instance", inst},
+                   {"job", "node"},
+                   {"mode", mode}},
                   10'000, 0, 60, mode == "idle" ? 10 : 3);
         }
       }
       for (std::string sensor : {"inlet", "outlet", "cpu"}) {
-        Gauge(rng, {{"__name__", "temperature_celsius"}, {"instance", inst}, {"job", "env"},
-                    {"sensor", sensor}},
+        Gauge(rng,
+              {{"__name__", "temperature_celsius"},
+               {"instance", inst},
+               {"job", "env"},
+               {"sensor", sensor}},
               15'000, 0, 60, false);
       }
     }
@@ -285,9 +300,8 @@ class SyntheticData {
     const std::vector<double> bounds = {0.05, 0.1, 0.5, 1, 5, HUGE_VAL};
     std::vector<SynthSeries> buckets;
     for (const std::string& le : les) {
-      buckets.push_back({{{"__name__", "request_duration_seconds_bucket"}, {"job", job},
-                          {"le", le}},
-                         {}});
+      buckets.push_back(
+          {{{"__name__", "request_duration_seconds_bucket"}, {"job", job}, {"le", le}}, {}});
     }
     SynthSeries sum{{{"__name__", "request_duration_seconds_sum"}, {"job", job}}, {}};
     SynthSeries count{{{"__name__", "request_duration_seconds_count"}, {"job", job}}, {}};
@@ -434,8 +448,8 @@ class QueryGen {
     if (subquery_at_phase_zero && !at) {
       out += " offset 500ms";
     } else if (rng_.Chance(12)) {
-      out += fmt::format(" offset {}", rng_.Pick(std::vector<std::string>{
-                                           "30s", "1m", "5m", "7m30s", "-1m", "-2m"}));
+      out += fmt::format(" offset {}", rng_.Pick(std::vector<std::string>{"30s", "1m", "5m",
+                                                                          "7m30s", "-1m", "-2m"}));
     }
     return out;
   }
@@ -472,17 +486,26 @@ class QueryGen {
     std::string inner = Vector(depth - 1);
     phase_zero_ = outer_phase_zero;
     std::string step = rng_.Pick(std::vector<std::string>{"", "15s", "30s", "1m", "2m"});
-    return fmt::format("{}[{}:{}]{}", Paren(inner), rng_.Pick(std::vector<std::string>{
-                                                        "2m", "5m", "10m", "4m"}),
-                       step, mods);
+    return fmt::format("{}[{}:{}]{}", Paren(inner),
+                       rng_.Pick(std::vector<std::string>{"2m", "5m", "10m", "4m"}), step, mods);
   }
   std::string RangeFunction(int depth) {
-    static const std::vector<std::string> plain = {
-        "irate",          "delta",
-        "idelta",         "deriv",          "resets",            "changes",
-        "avg_over_time",  "min_over_time",  "max_over_time",     "sum_over_time",
-        "count_over_time", "last_over_time", "present_over_time", "stddev_over_time",
-        "stdvar_over_time", "absent_over_time"};
+    static const std::vector<std::string> plain = {"irate",
+                                                   "delta",
+                                                   "idelta",
+                                                   "deriv",
+                                                   "resets",
+                                                   "changes",
+                                                   "avg_over_time",
+                                                   "min_over_time",
+                                                   "max_over_time",
+                                                   "sum_over_time",
+                                                   "count_over_time",
+                                                   "last_over_time",
+                                                   "present_over_time",
+                                                   "stddev_over_time",
+                                                   "stdvar_over_time",
+                                                   "absent_over_time"};
     int r = rng_.Uniform(100);
     if (r < 10) {
       // Counter rates only over counters read directly (see the header).
@@ -504,12 +527,12 @@ class QueryGen {
     return fmt::format("{}({})", rng_.Pick(plain), RangeArg(depth));
   }
   std::string Number() {
-    return rng_.Pick(std::vector<std::string>{"0", "1", "2", "-1", "0.5", "3", "10", "100",
-                                              "-2.5", "60", "1e3", "0.001"});
+    return rng_.Pick(std::vector<std::string>{"0", "1", "2", "-1", "0.5", "3", "10", "100", "-2.5",
+                                              "60", "1e3", "0.001"});
   }
   std::string Quantile() {
-    return rng_.Pick(std::vector<std::string>{"0", "0.5", "0.9", "0.99", "1", "0.25", "-0.5",
-                                              "1.5"});
+    return rng_.Pick(
+        std::vector<std::string>{"0", "0.5", "0.9", "0.99", "1", "0.25", "-0.5", "1.5"});
   }
   std::string AnyLabel() {
     return rng_.Pick(std::vector<std::string>{"job", "instance", "code", "method", "mode", "cpu",
@@ -523,22 +546,19 @@ class QueryGen {
   }
   std::string InstantFunction(int depth) {
     static const std::vector<std::string> math = {
-        "abs",   "ceil",  "floor", "exp",    "ln",      "log2",        "log10",
-        "sqrt",  "sgn",   "round", "deg",    "rad",     "sin",         "cos",
-        "atan",  "tanh",  "timestamp", "absent", "sort", "sort_desc"};
-    static const std::vector<std::string> date = {"hour",        "minute",       "month",
-                                                  "day_of_week", "day_of_month", "year",
-                                                  "days_in_month"};
+        "abs", "ceil", "floor", "exp", "ln",   "log2", "log10",     "sqrt",   "sgn",  "round",
+        "deg", "rad",  "sin",   "cos", "atan", "tanh", "timestamp", "absent", "sort", "sort_desc"};
+    static const std::vector<std::string> date = {
+        "hour", "minute", "month", "day_of_week", "day_of_month", "year", "days_in_month"};
     std::string v = Vector(depth - 1);
     switch (rng_.Uniform(13)) {
       case 0:
         return fmt::format("clamp({}, {}, {})", v, Number(), Number());
       case 1:
-        return fmt::format("{}({}, {})", rng_.Chance(50) ? "clamp_min" : "clamp_max", v,
-                           Number());
+        return fmt::format("{}({}, {})", rng_.Chance(50) ? "clamp_min" : "clamp_max", v, Number());
       case 2:
-        return fmt::format("round({}, {})", v, rng_.Pick(std::vector<std::string>{
-                                                   "0.1", "5", "0.25", "2"}));
+        return fmt::format("round({}, {})", v,
+                           rng_.Pick(std::vector<std::string>{"0.1", "5", "0.25", "2"}));
       case 3:
         return fmt::format("label_replace({}, \"{}\", \"$1{}\", \"{}\", \"{}\")", v,
                            rng_.Pick(std::vector<std::string>{"dst", "job", "instance"}),
@@ -560,11 +580,10 @@ class QueryGen {
         return fmt::format("{}()", rng_.Pick(date));
       case 7:
         // Date functions of times only: see the header (NaN and ±Inf arguments).
-        return fmt::format("{}({})", rng_.Pick(date),
-                           rng_.Chance(50) ? "timestamp(" + TimestampArg(Selector(false)) + ")"
-                                           : Selector(false));
-      default:
-      {
+        return fmt::format(
+            "{}({})", rng_.Pick(date),
+            rng_.Chance(50) ? "timestamp(" + TimestampArg(Selector(false)) + ")" : Selector(false));
+      default: {
         std::string f = rng_.Pick(math);
         if (f == "timestamp") v = Paren(TimestampArg(v));
         return fmt::format("{}({})", f, v);
@@ -574,14 +593,23 @@ class QueryGen {
   // 2.42 answers timestamp() of a selector with both @ and an offset longer than the
   // lookback with nothing (its own `x @ t offset d` has the samples): no offset then.
   std::string TimestampArg(std::string e) {
-    size_t at = e.find(" offset ");
-    bool selector = e.find('(') == std::string::npos;
-    if (selector && e.find(" @ ") != std::string::npos && at != std::string::npos) e.erase(at);
+    std::string shape = e;  // without start(), end() and parentheses around all of it
+    for (std::string_view f : {"start()", "end()"}) {
+      for (size_t at; (at = shape.find(f)) != std::string::npos;) shape.erase(at, f.size());
+    }
+    while (shape.starts_with('(') && shape.ends_with(')'))
+      shape = shape.substr(1, shape.size() - 2);
+    size_t offset = e.find(" offset ");
+    if (shape.find('(') == std::string::npos && e.find(" @ ") != std::string::npos &&
+        offset != std::string::npos) {
+      size_t close = e.find(')', offset);
+      e.erase(offset, close == std::string::npos ? std::string::npos : close - offset);
+    }
     return e;
   }
   std::string Aggregation(int depth) {
-    static const std::vector<std::string> simple = {"sum",    "avg",   "min",  "max",
-                                                    "count",  "stddev", "stdvar", "group"};
+    static const std::vector<std::string> simple = {"sum",   "avg",    "min",    "max",
+                                                    "count", "stddev", "stdvar", "group"};
     std::string v = Vector(depth - 1);
     std::string grouping;
     if (rng_.Chance(60)) {
@@ -622,9 +650,9 @@ class QueryGen {
     return fmt::format("{} {}{} {}", Paren(lhs), op, matching, Paren(rhs));
   }
   std::string ScalarBinary(int depth) {
-    static const std::vector<std::string> ops = {"+",  "-",  "*",       "/",  "%", "^",  "==",
-                                                 "!=", ">",  "<",       ">=", "<=", "> bool",
-                                                 "== bool", "< bool"};
+    static const std::vector<std::string> ops = {"+",  "-",  "*",      "/",       "%",
+                                                 "^",  "==", "!=",     ">",       "<",
+                                                 ">=", "<=", "> bool", "== bool", "< bool"};
     std::string v = Paren(Vector(depth - 1)), s = Scalar(depth - 1), op = rng_.Pick(ops);
     if (s.find(' ') != std::string::npos) s = "(" + s + ")";
     // Powers only as vector ^ small exponent: Go's math.Pow may be an ulp off glibc's, and `%`
@@ -708,11 +736,11 @@ void QdiffEnvironment::SetUp() {
                  "--storage.tsdb.path=" + (dir_ / "strata").string(), "--self-scrape.interval=0"});
   std::filesystem::path yml = dir_ / "prometheus.yml";
   std::ofstream(yml) << "global:\n  evaluation_interval: 1m\n";
-  PeerProcess* prom = Add("prometheus", kPrometheus,
-                          {"--config.file=" + yml.string(),
-                           "--storage.tsdb.path=" + (dir_ / "prometheus").string(),
-                           "--web.enable-remote-write-receiver",
-                           fmt::format("--web.listen-address=127.0.0.1:{}", prometheus)});
+  PeerProcess* prom =
+      Add("prometheus", kPrometheus,
+          {"--config.file=" + yml.string(), "--storage.tsdb.path=" + (dir_ / "prometheus").string(),
+           "--web.enable-remote-write-receiver",
+           fmt::format("--web.listen-address=127.0.0.1:{}", prometheus)});
   for (auto [p, port] : {std::pair{strata_, strata}, std::pair{prom, prometheus}}) {
     if (!p->Start(&error_) || !WaitForHttpOk(port, "/-/ready", *p, 60, &error_)) return;
   }
@@ -767,9 +795,9 @@ std::map<int64_t, std::vector<std::string>> ValuesByTime(const QueryResult& r) {
 // A documented 2.42-vs-3.x difference that explains `diff` (see the header), or "".
 // `query` with every call that `call` matches (up to its opening parenthesis) replaced by
 // `rewrite(call text, argument text)`, or "" when there is none or they nest.
-std::string RewriteCalls(const std::string& query, const std::regex& call,
-                         const std::function<std::string(const std::string&, const std::string&)>&
-                             rewrite) {
+std::string RewriteCalls(
+    const std::string& query, const std::regex& call,
+    const std::function<std::string(const std::string&, const std::string&)>& rewrite) {
   std::string out;
   size_t pos = 0;
   bool any = false;
@@ -808,11 +836,10 @@ std::string AveragesAsSums(const std::string& query) {
     std::string grouping = call.substr(3, call.size() - 4);
     return fmt::format("(sum{}({}) / count{}({}))", grouping, arg, grouping, arg);
   });
-  std::string r = RewriteCalls(q.empty() ? query : q, avg_over_time,
-                               [](const std::string&, const std::string& arg) {
-                                 return fmt::format("(sum_over_time({}) / count_over_time({}))",
-                                                    arg, arg);
-                               });
+  std::string r = RewriteCalls(
+      q.empty() ? query : q, avg_over_time, [](const std::string&, const std::string& arg) {
+        return fmt::format("(sum_over_time({}) / count_over_time({}))", arg, arg);
+      });
   return r.empty() ? q : r;
 }
 
@@ -887,6 +914,31 @@ bool DistinctValues(const QueryResult& r) {
     }
   }
   return true;
+}
+
+// Whether Strata's range answer `ours` to the range query `params` equals Prometheus' own
+// instant answers at every step (2.42's predict_linear with @, see the header).
+bool AgreesWithInstantAnswers(const Params& params, const QueryResult& ours,
+                              const CompareOptions& options) {
+  std::vector<Series> instants;
+  std::map<std::string, size_t> index;
+  int64_t start = std::llround(std::stod(params[1].second) * 1000);
+  int64_t end = std::llround(std::stod(params[2].second) * 1000);
+  int64_t step = std::stoll(params[3].second) * 1000;
+  std::string query = PinStartEnd(params[0].second, start, end);
+  for (int64_t t = start; t <= end; t += step) {
+    QueryResult at;
+    std::string error;
+    Answer one =
+        Ask(g_env->prometheus, "/api/v1/query", {{"query", query}, {"time", SecondsText(t)}});
+    if (!ParseQueryResponse(one.body, &at, &error)) return false;
+    for (Series& s : at.series) {
+      auto [it, fresh] = index.emplace(s.Key(), instants.size());
+      if (fresh) instants.push_back(Series{s.labels, {}});
+      instants[it->second].samples.push_back(s.samples[0]);
+    }
+  }
+  return CompareSeries(ours.series, instants, options).empty();
 }
 
 int EnvInt(const char* name, int fallback) {
@@ -970,37 +1022,17 @@ TEST(PromqlDiff, RandomQueriesAgreeWithPrometheus) {
       ParseQueryResponse(theirs.body, &b, &error);
       if (b.series.empty()) ++empty;
       bool sorted = i < instant && (query.starts_with("sort(") || query.starts_with("sort_desc("));
-      CompareOptions options{.rel_tol = 1e-9, .abs_tol = kAbsTol,
-                             .ordered = sorted && DistinctValues(b)};
+      CompareOptions options{
+          .rel_tol = 1e-9, .abs_tol = kAbsTol, .ordered = sorted && DistinctValues(b)};
       // See the header: the variance of values far from 0 is ill-conditioned.
       if (query.find("stddev") != std::string::npos || query.find("stdvar") != std::string::npos) {
         options.rel_tol = 1e-5;
       }
       diff = CompareQueryResponses(ours.body, theirs.body, options);
       if (!diff.empty() && i >= instant && query.find("predict_linear") != std::string::npos &&
-          query.find(" @ ") != std::string::npos) {
-        // 2.42's own instant answers at every step (see the header).
-        std::vector<Series> instants;
-        std::map<std::string, size_t> index;
-        int64_t start = std::llround(std::stod(params[1].second) * 1000);
-        int64_t end = std::llround(std::stod(params[2].second) * 1000);
-        int64_t step = std::stoll(params[3].second) * 1000;
-        for (int64_t t = start; t <= end; t += step) {
-          QueryResult at;
-          std::string error;
-          Answer one = Ask(g_env->prometheus, "/api/v1/query",
-                           {{"query", PinStartEnd(query, start, end)}, {"time", SecondsText(t)}});
-          if (!ParseQueryResponse(one.body, &at, &error)) break;
-          for (Series& s : at.series) {
-            auto [it, fresh] = index.emplace(s.Key(), instants.size());
-            if (fresh) instants.push_back(Series{s.labels, {}});
-            instants[it->second].samples.push_back(s.samples[0]);
-          }
-        }
-        if (CompareSeries(a.series, instants, options).empty()) {
-          diff.clear();
-          ++excused;
-        }
+          query.find(" @ ") != std::string::npos && AgreesWithInstantAnswers(params, a, options)) {
+        diff.clear();
+        ++excused;
       }
       if (!diff.empty() && !KnownDifference(query, a, b, options).empty()) {
         diff.clear();
@@ -1024,8 +1056,8 @@ TEST(PromqlDiff, RandomQueriesAgreeWithPrometheus) {
     if (!diff.empty()) {
       ++failures;
       ADD_FAILURE() << fmt::format(
-          "seed {} query #{}: {}\n{} {}\n{}ours (HTTP {}):   {}\ntheirs (HTTP {}): {}\n", seed,
-          i, query, path, FormEncode(params), diff, ours.http, Abbreviate(ours.body, 1500),
+          "seed {} query #{}: {}\n{} {}\n{}ours (HTTP {}):   {}\ntheirs (HTTP {}): {}\n", seed, i,
+          query, path, FormEncode(params), diff, ours.http, Abbreviate(ours.body, 1500),
           theirs.http, Abbreviate(theirs.body, 1500));
     }
   }

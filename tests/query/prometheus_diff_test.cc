@@ -54,11 +54,13 @@ TEST_F(PrometheusDiff, EmptySideOfAVectorMatchIsNoDuplicateError) {
 // that in the node that drops the name, even when a later operator would discard the result
 // (here nothing matches on the right). Strata only looked at the final result.
 TEST_F(PrometheusDiff, NameDroppingCollisionFailsInTheNodeThatDropsTheName) {
-  Add({{"__name__", "a"}, {"x", "1"}}, {{0, 1}, {15'000, 2}, {30'000, 3}, {45'000, 4}, {60'000, 5}});
+  Add({{"__name__", "a"}, {"x", "1"}},
+      {{0, 1}, {15'000, 2}, {30'000, 3}, {45'000, 4}, {60'000, 5}});
   Add({{"__name__", "c"}, {"x", "1"}}, {{0, 7}, {30'000, 8}});
-  for (const char* q : {"round({__name__=~\"a|c\"})", "round({__name__=~\"a|c\"}) <= bool on(nope) a",
-                        "{__name__=~\"a|c\"} * 2 and on(nope) a", "-{__name__=~\"a|c\"} > 100",
-                        "sum(rate({__name__=~\"a|c\"}[1m]))"}) {
+  for (const char* q :
+       {"round({__name__=~\"a|c\"})", "round({__name__=~\"a|c\"}) <= bool on(nope) a",
+        "{__name__=~\"a|c\"} * 2 and on(nope) a", "-{__name__=~\"a|c\"} > 100",
+        "sum(rate({__name__=~\"a|c\"}[1m]))"}) {
     auto r = Instant(q, 40'000);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << q;
   }
@@ -69,7 +71,8 @@ TEST_F(PrometheusDiff, NameDroppingCollisionFailsInTheNodeThatDropsTheName) {
 // of range vectors and unary minus refuse two series with the same labels anywhere in the
 // range.
 TEST_F(PrometheusDiff, CollisionsCountPerStepOnlyForInstantVectorFunctions) {
-  Add({{"__name__", "a"}, {"x", "1"}}, {{0, 1}, {15'000, 2}, {30'000, 3}, {45'000, 4}, {60'000, 5}});
+  Add({{"__name__", "a"}, {"x", "1"}},
+      {{0, 1}, {15'000, 2}, {30'000, 3}, {45'000, 4}, {60'000, 5}});
   Add({{"__name__", "b"}, {"x", "1"}},
       {{600'000, 1}, {615'000, 2}, {630'000, 3}, {645'000, 4}, {660'000, 5}});
   auto r = Range("abs({__name__=~\"a|b\"}) * 2", 0, 720'000, 60'000);
@@ -100,8 +103,8 @@ TEST_F(PrometheusDiff, AbsentLabelsFollowTheMatcherOrder) {
     auto r = Instant(c.query, 10'000);
     ASSERT_TRUE(r.ok()) << c.query << ": " << r.status();
     ASSERT_EQ(r->value.vector.size(), 1u) << c.query;
-    EXPECT_EQ(r->value.vector[0].labels, c.want) << c.query << ": "
-                                                 << r->value.vector[0].labels.ToString();
+    EXPECT_EQ(r->value.vector[0].labels, c.want)
+        << c.query << ": " << r->value.vector[0].labels.ToString();
   }
 }
 
