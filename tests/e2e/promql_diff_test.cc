@@ -794,7 +794,8 @@ std::map<int64_t, std::vector<std::string>> ValuesByTime(const QueryResult& r) {
 
 // A documented 2.42-vs-3.x difference that explains `diff` (see the header), or "".
 // `query` with every call that `call` matches (up to its opening parenthesis) replaced by
-// `rewrite(call text, argument text)`, or "" when there is none or they nest.
+// `rewrite(call text, argument text)`, or "" when there is none. Calls nested in a rewritten
+// argument are `rewrite`'s to handle.
 std::string RewriteCalls(
     const std::string& query, const std::regex& call,
     const std::function<std::string(const std::string&, const std::string&)>& rewrite) {
@@ -810,7 +811,8 @@ std::string RewriteCalls(
       if (query[close] == '(') ++depth;
       if (query[close] == ')' && --depth == 0) break;
     }
-    if (close >= query.size() || start < pos) return "";
+    if (start < pos) continue;  // inside an argument already rewritten
+    if (close >= query.size()) return "";
     out += query.substr(pos, start - pos) +
            rewrite(it->str(), query.substr(open + 1, close - open - 1));
     pos = close + 1;
@@ -823,7 +825,8 @@ std::string RewriteCalls(
 std::string FiniteStddevInputs(const std::string& query) {
   static const std::regex aggregation(R"(\b(stddev|stdvar)( (by|without) \([^)]*\))?\()");
   return RewriteCalls(query, aggregation, [](const std::string& call, const std::string& arg) {
-    return call + "(" + arg + ") < +Inf > -Inf)";
+    std::string inner = FiniteStddevInputs(arg);
+    return call + "(" + (inner.empty() ? arg : inner) + ") < +Inf > -Inf)";
   });
 }
 
@@ -832,13 +835,18 @@ std::string FiniteStddevInputs(const std::string& query) {
 std::string AveragesAsSums(const std::string& query) {
   static const std::regex avg(R"(\bavg( (by|without) \([^)]*\))?\()");
   static const std::regex avg_over_time(R"(\bavg_over_time\()");
-  std::string q = RewriteCalls(query, avg, [](const std::string& call, const std::string& arg) {
-    std::string grouping = call.substr(3, call.size() - 4);
-    return fmt::format("(sum{}({}) / count{}({}))", grouping, arg, grouping, arg);
+  auto inner = [](const std::string& arg) {
+    std::string r = AveragesAsSums(arg);
+    return r.empty() ? arg : r;
+  };
+  std::string q = RewriteCalls(query, avg, [&](const std::string& call, const std::string& arg) {
+    std::string grouping = call.substr(3, call.size() - 4), a = inner(arg);
+    return fmt::format("(sum{}({}) / count{}({}))", grouping, a, grouping, a);
   });
   std::string r = RewriteCalls(
-      q.empty() ? query : q, avg_over_time, [](const std::string&, const std::string& arg) {
-        return fmt::format("(sum_over_time({}) / count_over_time({}))", arg, arg);
+      q.empty() ? query : q, avg_over_time, [&](const std::string&, const std::string& arg) {
+        std::string a = inner(arg);
+        return fmt::format("(sum_over_time({}) / count_over_time({}))", a, a);
       });
   return r.empty() ? q : r;
 }
