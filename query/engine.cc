@@ -109,6 +109,32 @@ Labels Evaluator::DropNameNow(const Labels& l) const {
   return l.Without({kMetricName, "__type__", "__unit__"});
 }
 
+absl::Status Evaluator::CheckDistinctLabelsets(const EvalValue& v, bool per_step) const {
+  if (v.type != ValueType::kVector || v.series.size() < 2) return absl::OkStatus();
+  absl::flat_hash_map<std::string_view, std::vector<size_t>> by_labels;
+  bool collision = false;
+  for (size_t i = 0; i < v.series.size(); ++i) {
+    if (v.series[i].points.empty()) continue;
+    auto& group = by_labels[v.series[i].labels.encoded()];
+    group.push_back(i);
+    collision |= group.size() > 1;
+  }
+  if (!collision) return absl::OkStatus();
+  for (const auto& [labels, group] : by_labels) {
+    if (group.size() < 2) continue;
+    if (!per_step) return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
+    std::vector<Timestamp> times;
+    for (size_t i : group) {
+      for (const Sample& p : v.series[i].points) times.push_back(p.t);
+    }
+    std::sort(times.begin(), times.end());
+    if (std::adjacent_find(times.begin(), times.end()) != times.end()) {
+      return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> Evaluator::ResolveDuration(const Duration& d) {
   DurationContext ctx;
   ctx.start_ms = query_range.start;
@@ -162,6 +188,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalNode(const Expr& e, const StepRange& r)
         for (auto& p : s.points) p.v = -p.v;
         DropName(s);
       }
+      if (!options_.delayed_name_removal) {
+        STRATA_RETURN_IF_ERROR(CheckDistinctLabelsets(v, /*per_step=*/false));
+      }
       return v;
     }
     case NodeKind::kVectorSelector:
@@ -170,12 +199,26 @@ absl::StatusOr<EvalValue> Evaluator::EvalNode(const Expr& e, const StepRange& r)
       return EvalMatrixSelector(e.As<MatrixSelector>(), r);
     case NodeKind::kSubquery:
       return EvalSubquery(e.As<Subquery>(), r);
-    case NodeKind::kBinary:
-      return EvalBinary(e.As<Binary>(), r);
+    case NodeKind::kBinary: {
+      STRATA_ASSIGN_OR_RETURN(EvalValue v, EvalBinary(e.As<Binary>(), r));
+      if (!options_.delayed_name_removal) {
+        STRATA_RETURN_IF_ERROR(CheckDistinctLabelsets(v, /*per_step=*/true));
+      }
+      return v;
+    }
     case NodeKind::kAggregate:
       return EvalAggregate(e.As<Aggregate>(), r);
-    case NodeKind::kCall:
-      return EvalCall(e.As<Call>(), r);
+    case NodeKind::kCall: {
+      const Call& c = e.As<Call>();
+      STRATA_ASSIGN_OR_RETURN(EvalValue v, EvalCall(c, r));
+      if (!options_.delayed_name_removal) {
+        bool range_arg = std::any_of(c.args.begin(), c.args.end(), [](const ExprPtr& a) {
+          return a->type() == ValueType::kMatrix;
+        });
+        STRATA_RETURN_IF_ERROR(CheckDistinctLabelsets(v, /*per_step=*/!range_arg));
+      }
+      return v;
+    }
   }
   return absl::InternalError("unknown expression node");
 }
@@ -328,29 +371,20 @@ absl::StatusOr<EvalValue> Evaluator::EvalSubquery(const Subquery& sq, const Step
 
 namespace {
 
-// Removes marked names, then merges series whose label sets became equal (an error when
-// they have points at the same time) and sorts by labels.
+// Removes marked names, then merges series whose label sets are equal (an error when they
+// have points at the same time; at different steps they are one series, as in Prometheus'
+// range evaluation) and sorts by labels.
 absl::StatusOr<std::vector<EvalSeries>> FinishSeries(const Evaluator& ev,
                                                      std::vector<EvalSeries> series) {
-  bool any_dropped = false;
   for (auto& s : series) {
     if (s.drop_name) {
       s.labels = ev.DropNameNow(s.labels);
       s.drop_name = false;
-      any_dropped = true;
     }
   }
   std::sort(series.begin(), series.end(), [](const EvalSeries& a, const EvalSeries& b) {
     return Compare(a.labels, b.labels) < 0;
   });
-  if (!any_dropped) {
-    for (size_t i = 1; i < series.size(); ++i) {
-      if (series[i].labels == series[i - 1].labels) {
-        return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
-      }
-    }
-    return series;
-  }
   std::vector<EvalSeries> out;
   for (auto& s : series) {
     if (!out.empty() && out.back().labels == s.labels) {

@@ -253,7 +253,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
       while (c < pts.size() && pts[c].t < t) ++c;
       if (c < pts.size() && pts[c].t == t) manys.push_back({i, pts[c].v});
     }
+    // As Prometheus: with one side empty at this step nothing can match (and duplicates on
+    // the other side are no error), unless a fill value stands in for the missing side.
     if (manys.empty() && ones.empty()) continue;
+    if ((manys.empty() || ones.empty()) && !fill_many && !fill_one_missing_many) continue;
     for (size_t k = 0; k < ones.size(); ++k) {
       size_t i = ones[k].first;
       auto [it, ok] = one_by_sig.emplace(osig[i], k);

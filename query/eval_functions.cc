@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <numbers>
+#include <set>
 
 #include "query/eval_internal.h"
 #include "query/printer.h"
@@ -17,6 +18,28 @@ namespace {
 
 using F = FunctionId;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// The labels of absent() and absent_over_time() of a selector, as Prometheus derives them,
+// matcher by matcher in the order written: the first `=` matcher of a name sets it, any
+// other matcher of that name removes it again. So `{job!~"x", job="a"}` keeps job="a" and
+// `{job="a", job!~"x"}` does not.
+Labels AbsentLabels(const VectorSelector& vs) {
+  std::map<std::string, std::string> labels;
+  std::set<std::string> has;
+  for (const auto& m : vs.matchers) {
+    if (m.name() == kMetricName) continue;
+    if (m.type() == MatchType::kEqual && has.insert(m.name()).second) {
+      if (m.value().empty()) {
+        labels.erase(m.name());
+      } else {
+        labels[m.name()] = m.value();
+      }
+    } else {
+      labels.erase(m.name());
+    }
+  }
+  return Labels::FromPairs({labels.begin(), labels.end()});
+}
 
 // Prometheus' linear regression with Kahan sums.
 std::pair<double, double> LinearRegression(std::span<const Sample> s, Timestamp intercept_time) {
@@ -598,16 +621,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
   if (id == F::kAbsentOverTime) {
     Labels l;
     if (marg_expr.kind() == NodeKind::kMatrixSelector) {
-      std::vector<std::pair<std::string, std::string>> pairs;
-      StringMap<int> seen;
-      const auto& vs = marg_expr.As<MatrixSelector>().vector_selector();
-      for (const auto& mm : vs.matchers) {
-        if (mm.name() == kMetricName) continue;
-        if (++seen[mm.name()] > 1) continue;
-        if (mm.type() == MatchType::kEqual) pairs.emplace_back(mm.name(), mm.value());
-      }
-      std::erase_if(pairs, [&](const auto& p) { return seen[p.first] > 1; });
-      l = Labels::FromPairs(std::move(pairs));
+      l = AbsentLabels(marg_expr.As<MatrixSelector>().vector_selector());
     }
     EvalSeries o{l, {}, false};
     for (size_t i = 0; i < n; ++i) {
@@ -856,17 +870,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
       }
       Labels l;
       const Expr& arg = UnwrapParens(*c.args[0]);
-      if (arg.kind() == NodeKind::kVectorSelector) {
-        std::vector<std::pair<std::string, std::string>> pairs;
-        StringMap<int> seen;
-        for (const auto& mm : arg.As<VectorSelector>().matchers) {
-          if (mm.name() == kMetricName) continue;
-          ++seen[mm.name()];
-          if (mm.type() == MatchType::kEqual) pairs.emplace_back(mm.name(), mm.value());
-        }
-        std::erase_if(pairs, [&](const auto& p) { return seen[p.first] > 1; });
-        l = Labels::FromPairs(std::move(pairs));
-      }
+      if (arg.kind() == NodeKind::kVectorSelector) l = AbsentLabels(arg.As<VectorSelector>());
       EvalValue v;
       v.type = ValueType::kVector;
       EvalSeries s{l, {}, false};

@@ -137,6 +137,11 @@ class Evaluator {
   // Marks or drops the metric name of an output series.
   void DropName(EvalSeries& s) const;
   Labels DropNameNow(const Labels& l) const;
+  // As Prometheus, a node's result must not hold two series with the same label set: at
+  // any one step (`per_step`: functions of instant vectors, operators) or at all
+  // (functions of range vectors, unary minus). Without delayed name removal this is where
+  // dropping the name makes series collide.
+  absl::Status CheckDistinctLabelsets(const EvalValue& v, bool per_step) const;
 
  private:
   absl::StatusOr<EvalValue> EvalNode(const Expr& e, const StepRange& r);

@@ -199,8 +199,8 @@ TEST_F(EngineTest, StringAndScalarResultsCarryTheEvaluationTime) {
 
 TEST_F(EngineTest, WithoutDelayedNameRemovalNamesDropAtOnce) {
   ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}, {"x", "1"}}, {{0, 1}}).ok());
-  ASSERT_TRUE(store_.AppendMany({{"__name__", "b"}, {"x", "1"}}, {{0, 2}}).ok());
-  const char* q = "sum by (__name__) (abs({x=\"1\"}))";
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "b"}, {"x", "2"}}, {{0, 2}}).ok());
+  const char* q = "sum by (__name__) (abs({x=~\"1|2\"}))";
   ExprPtr e = Parse(q);
   EngineOptions opts;
   opts.delayed_name_removal = false;
