@@ -51,7 +51,8 @@ void Head::LowerMinTime(Timestamp t) {
   }
 }
 
-MemSeries* Head::Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labels& labels) {
+MemSeries* Head::Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labels& labels,
+                        const SeriesStore::Known* known) {
   uint32_t syms[2 * 64];
   std::vector<uint32_t> many;
   uint32_t* out = syms;
@@ -67,6 +68,18 @@ MemSeries* Head::Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labe
   }
   auto* s = new MemSeries(ref, {out, n});
   s->refs_.store(1, std::memory_order_relaxed);  // by_ref's
+  if (known != nullptr) {
+    // Before the series is published: a query that finds it in the head reads the store
+    // only up to its last sample, so a series seen without one would hide its stored data.
+    std::lock_guard<SeriesMutex> series_lock(s->mu);
+    s->persisted = true;
+    if (known->last) {
+      s->has_last = true;
+      s->last_t = known->last->t;
+      s->last_v = known->last->v;
+      s->durable_max = known->last->t;
+    }
+  }
   MemSeries*& first = stripe.by_hash[hash];
   s->hash_next_ = first;
   first = s;
@@ -155,18 +168,7 @@ absl::StatusOr<SeriesPtr> Head::GetOrCreate(const Labels& labels, uint64_t* seq)
     STRATA_ASSIGN_OR_RETURN(known, store_->FindSeries(labels));
   }
   SeriesRef ref = known ? known->ref : next_ref_.fetch_add(1);
-  MemSeries* s = Insert(stripe, hash, ref, labels);
-  if (known) {
-    // Readers may already reach it through the ref map and postings.
-    std::lock_guard<SeriesMutex> series_lock(s->mu);
-    s->persisted = true;
-    if (known->last) {
-      s->has_last = true;
-      s->last_t = known->last->t;
-      s->last_v = known->last->v;
-      s->durable_max = known->last->t;
-    }
-  }
+  MemSeries* s = Insert(stripe, hash, ref, labels, known ? &*known : nullptr);
   if (wal_ != nullptr) {
     // Queued under the stripe lock: no other appender can see the series before its record
     // is queued, so the record precedes every sample that names the ref.

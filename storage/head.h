@@ -351,7 +351,10 @@ class Head {
   MemSeries* FindLocked(const Stripe& stripe, uint64_t hash, const Labels& labels) const;
   bool SameLabels(const MemSeries& s, const Labels& labels) const;
   // Creates a series with a known ref. REQUIRES: stripe lock held, not present.
-  MemSeries* Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labels& labels);
+  // Creates the series and makes it visible (ref map, postings). `known`: what the store
+  // holds of it, set before readers can reach the series.
+  MemSeries* Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labels& labels,
+                    const SeriesStore::Known* known = nullptr);
   void AddPostings(const MemSeries& s);
   // REQUIRES: s.mu held.
   Outcome AppendLocked(MemSeries& s, Sample sample, Timestamp min_valid, int64_t segment);
