@@ -574,6 +574,13 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   thread_local std::vector<SeriesRef> refs;
   size_t used = 0, next_known = 0;
   to_cache.clear();
+  struct ReleaseBatch {
+    const size_t& used;
+    ~ReleaseBatch() {
+      for (size_t i = 0; i < used; ++i) batch[i].series = nullptr;
+      if (batch.size() > 20'000) std::vector<SeriesBatch>().swap(batch);
+    }
+  } release_batch{used};
   for (size_t i = 0; i < decoder.series_count(); ++i) {
     RemoteWriteSeries s = decoder.series(i);
     SeriesPtr series;
@@ -581,9 +588,10 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
     if (!s.ok() || s.samples.empty()) continue;
     if (used == batch.size()) batch.emplace_back();
     SeriesBatch& b = batch[used++];
-    if (series != nullptr) {
+    // Set either way: an entry must never keep a series from an earlier request.
+    b.series = std::move(series);
+    if (b.series != nullptr) {
       b.labels.AssignSortedViews({});
-      b.series = std::move(series);
       to_cache.emplace_back();
     } else {
       b.labels.AssignSortedViews(s.labels);
@@ -591,13 +599,6 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
     }
     b.samples.assign(s.samples.begin(), s.samples.end());
   }
-  struct ReleaseBatch {
-    size_t used;
-    ~ReleaseBatch() {
-      for (size_t i = 0; i < used; ++i) batch[i].series = nullptr;
-      if (batch.size() > 20'000) std::vector<SeriesBatch>().swap(batch);
-    }
-  } release_batch{used};
   AppendResult result;
   if (used > 0) {
     absl::StatusOr<AppendResult> appended =

@@ -51,12 +51,13 @@ class SeriesRefCache {
 
  private:
   static constexpr size_t kShards = 64;
-  // Per entry beyond the key's bytes: the string, the ref and the table slot.
-  static constexpr size_t kEntryOverhead = sizeof(uint64_t) + sizeof(std::string) + sizeof(SeriesRef) + 8;
   struct Entry {
     std::string raw_labels;
     SeriesRef ref = 0;
   };
+  // Per entry beyond the key's bytes, roughly: the table slot (hash, string, ref) and its
+  // control byte at the table's usual load, and the key's heap block.
+  static constexpr size_t kEntryOverhead = 2 * (sizeof(uint64_t) + sizeof(Entry) + 1) + 16;
   struct Shard {
     mutable std::mutex mu;
     // By a 64-bit hash of the bytes, which are kept to compare: two byte strings with one

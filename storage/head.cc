@@ -168,16 +168,16 @@ absl::StatusOr<SeriesPtr> Head::GetOrCreate(const Labels& labels, uint64_t* seq)
     STRATA_ASSIGN_OR_RETURN(known, store_->FindSeries(labels));
   }
   SeriesRef ref = known ? known->ref : next_ref_.fetch_add(1);
-  MemSeries* s = Insert(stripe, hash, ref, labels, known ? &*known : nullptr);
   if (wal_ != nullptr) {
-    // Queued under the stripe lock: no other appender can see the series before its record
-    // is queued, so the record precedes every sample that names the ref.
+    // Queued before the series is published (Insert): no appender can reach it, by labels
+    // or by ref, before its record is queued, so the record precedes every sample that
+    // names the ref.
     std::string rec;
     WalSeries ws{ref, labels.encoded()};
     EncodeWalSeries({&ws, 1}, &rec);
     *seq = std::max(*seq, wal_->Enqueue(WalRecordType::kSeries, rec));
   }
-  return SeriesPtr(s);
+  return SeriesPtr(Insert(stripe, hash, ref, labels, known ? &*known : nullptr));
 }
 
 SeriesPtr Head::GetByRef(SeriesRef ref) {
