@@ -16,9 +16,9 @@
 #include "query/engine.h"
 #include "server/http_server.h"
 #include "server/remote_write.h"
+#include "server/series_ref_cache.h"
 #include "server/work_pool.h"
 #include "src/metrics.h"
-#include "server/series_ref_cache.h"
 #include "storage/db.h"
 
 namespace strata {

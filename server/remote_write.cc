@@ -261,8 +261,8 @@ RemoteWriteDecodeResult DecodeBody(std::string_view body, const RemoteWriteLimit
   }
   result.status = SnappyDecompress(body, limits.max_decoded_bytes, scratch);
   if (result.status.ok()) {
-    result.status =
-        known != nullptr ? decoder->Decode(*scratch, limits, *known) : decoder->Decode(*scratch, limits);
+    result.status = known != nullptr ? decoder->Decode(*scratch, limits, *known)
+                                     : decoder->Decode(*scratch, limits);
   }
   if (!result.status.ok()) {
     (void)decoder->Decode({}, limits);  // leave nothing stale behind
@@ -295,8 +295,7 @@ absl::Status WriteRequestDecoder::Decode(
   return DecodeImpl(body, limits, &known);
 }
 
-absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body,
-                                             const RemoteWriteLimits& limits,
+absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const RemoteWriteLimits& limits,
                                              absl::FunctionRef<bool(std::string_view)>* known) {
   body_ = body;
   labels_.clear();

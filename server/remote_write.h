@@ -123,7 +123,7 @@ class WriteRequestDecoder {
     uint32_t sample_count = 0;
     uint32_t exemplars = 0;
     uint32_t histograms = 0;
-    int32_t error = -1;  // index into errors_
+    int32_t error = -1;      // index into errors_
     uint32_t raw_begin = 0;  // raw_labels as offsets into the body
     uint32_t raw_size = 0;
     bool known = false;

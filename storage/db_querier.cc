@@ -208,8 +208,9 @@ class StorageQuerier final : public Querier {
     // intervals, which cost more than the label comparisons.
     std::vector<SelectedSeries*> order(out.size());
     for (size_t i = 0; i < out.size(); ++i) order[i] = &out[i];
-    std::sort(order.begin(), order.end(),
-              [](const SelectedSeries* a, const SelectedSeries* b) { return a->labels < b->labels; });
+    std::sort(order.begin(), order.end(), [](const SelectedSeries* a, const SelectedSeries* b) {
+      return a->labels < b->labels;
+    });
     std::vector<SelectedSeries> sorted;
     sorted.reserve(out.size());
     for (SelectedSeries* s : order) sorted.push_back(std::move(*s));

@@ -196,8 +196,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
     for (size_t i = 0; i < batch.size(); ++i) {
       if (std::find(removed.begin(), removed.end(), series[i].get()) != removed.end()) {
         // A series given by the caller may come without labels; its symbols stay valid.
-        const Labels labels =
-            batch[i].labels.empty() ? LabelsOf(*series[i]) : batch[i].labels;
+        const Labels labels = batch[i].labels.empty() ? LabelsOf(*series[i]) : batch[i].labels;
         STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(labels, &seq));
       }
     }

@@ -350,7 +350,8 @@ TEST_F(ApiTest, RemoteWriteOfKnownSeriesStoresEverySampleOnce) {
   ExpectJson(Get("/api/v1/query?query=count(cached_metric)&time=40"), 200,
              R"({"status":"success","data":{"resultType":"vector","result":[)"
              R"({"metric":{},"value":[40,"50"]}]}})");
-  ExpectJson(Get("/api/v1/query?query=count_over_time(cached_metric%7Bhost%3D%22h7%22%7D%5B1m%5D)&time=40"),
+  ExpectJson(Get("/api/v1/"
+                 "query?query=count_over_time(cached_metric%7Bhost%3D%22h7%22%7D%5B1m%5D)&time=40"),
              200,
              R"({"status":"success","data":{"resultType":"vector","result":[)"
              R"({"metric":{"host":"h7"},"value":[40,"4"]}]}})");

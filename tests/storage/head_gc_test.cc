@@ -129,7 +129,8 @@ TEST(HeadGc, AppendBySeriesHeldAcrossGc) {
 
   // By series, no labels: appended like by labels.
   SeriesPtr held = s.head().GetByRef(refs[0]);
-  b = {{Labels(), {{20 * 15000, 20}}, held}, {Labels(), {{240 * 15000, 240}}, s.head().GetByRef(refs[1])}};
+  b = {{Labels(), {{20 * 15000, 20}}, held},
+       {Labels(), {{240 * 15000, 240}}, s.head().GetByRef(refs[1])}};
   std::vector<SeriesRef> refs2;
   auto r = s.Append(b, &refs2);
   ASSERT_TRUE(r.ok()) << r.status();

@@ -314,8 +314,8 @@ TEST_F(LoadgenAgainstStrata, ReportedCountsMatchWhatTheServerStores) {
   int64_t window_s = (last_ms - first_ms) / 1000 + 60;
   // Every stored sample, read raw: count_over_time over all metrics would drop the metric
   // names and refuse the colliding label sets, as Prometheus does.
-  EXPECT_EQ(std::to_string(MatrixSamples(
-                port, fmt::format("{{job=\"loadgen_test\"}}[{}s]", window_s), at)),
+  EXPECT_EQ(std::to_string(
+                MatrixSamples(port, fmt::format("{{job=\"loadgen_test\"}}[{}s]", window_s), at)),
             report["samples_acked"]);
   EXPECT_EQ(QueryValue(port, "count({job=\"loadgen_test\"})", at), report["series"]);
   EXPECT_EQ(QueryValue(port, "count(count by (instance) (up{job=\"loadgen_test\"}))", at), "3");
