@@ -111,21 +111,28 @@ Labels Evaluator::DropNameNow(const Labels& l) const {
 
 absl::Status Evaluator::CheckDistinctLabelsets(const EvalValue& v, bool per_step) const {
   if (v.type != ValueType::kVector || v.series.size() < 2) return absl::OkStatus();
-  absl::flat_hash_map<std::string_view, std::vector<size_t>> by_labels;
-  bool collision = false;
+  // Runs after every call and operator: one table entry per series and no allocation per
+  // series; only label sets that do repeat are looked at further.
+  absl::flat_hash_map<std::string_view, size_t> first;
+  first.reserve(v.series.size());
+  std::vector<std::pair<size_t, size_t>> repeats;  // (first series, another with its labels)
   for (size_t i = 0; i < v.series.size(); ++i) {
     if (v.series[i].points.empty()) continue;
-    auto& group = by_labels[v.series[i].labels.encoded()];
-    group.push_back(i);
-    collision |= group.size() > 1;
-  }
-  if (!collision) return absl::OkStatus();
-  for (const auto& [labels, group] : by_labels) {
-    if (group.size() < 2) continue;
+    auto [it, inserted] = first.try_emplace(v.series[i].labels.encoded(), i);
+    if (inserted) continue;
     if (!per_step) return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
-    std::vector<Timestamp> times;
-    for (size_t i : group) {
-      for (const Sample& p : v.series[i].points) times.push_back(p.t);
+    repeats.emplace_back(it->second, i);
+  }
+  if (repeats.empty()) return absl::OkStatus();
+  // Per step: an error only when two series with one label set have a point at one time.
+  std::sort(repeats.begin(), repeats.end());
+  std::vector<Timestamp> times;
+  for (size_t k = 0; k < repeats.size();) {
+    const size_t group = repeats[k].first;
+    times.clear();
+    for (const Sample& p : v.series[group].points) times.push_back(p.t);
+    for (; k < repeats.size() && repeats[k].first == group; ++k) {
+      for (const Sample& p : v.series[repeats[k].second].points) times.push_back(p.t);
     }
     std::sort(times.begin(), times.end());
     if (std::adjacent_find(times.begin(), times.end()) != times.end()) {
