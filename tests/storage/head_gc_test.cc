@@ -29,12 +29,18 @@ std::vector<std::string> HeadValues(Head& head, std::string_view name) {
   return values.ok() ? *values : std::vector<std::string>{};
 }
 
-TEST(HeadGc, IdleFlushedSeriesLeaveTheHeadAndComeBackWithTheirRef) {
-  TempDir dir;
+// Flushes only when a test asks; series idle for 10 minutes leave the head at a flush.
+StorageOptions GcOptions(const TempDir& dir) {
   StorageOptions opts;
   opts.dir = dir.path();
   opts.flush_interval_ms = 0;
   opts.idle_chunk_ms = 10 * kMinute;
+  return opts;
+}
+
+TEST(HeadGc, IdleFlushedSeriesLeaveTheHeadAndComeBackWithTheirRef) {
+  TempDir dir;
+  StorageOptions opts = GcOptions(dir);
   opts.flush_on_close = false;  // the restart below replays the comeback from the WAL
   Labels gone{{"__name__", "m"}, {"host", "gone"}, {"only_gone", "x"}};
   Labels live{{"__name__", "m"}, {"host", "live"}};
@@ -111,10 +117,7 @@ TEST(HeadGc, IdleFlushedSeriesLeaveTheHeadAndComeBackWithTheirRef) {
 // series' own label set: the samples land in the live series, under the same ref.
 TEST(HeadGc, AppendBySeriesHeldAcrossGc) {
   TempDir dir;
-  StorageOptions opts;
-  opts.dir = dir.path();
-  opts.flush_interval_ms = 0;
-  opts.idle_chunk_ms = 10 * kMinute;
+  StorageOptions opts = GcOptions(dir);
   Labels gone{{"__name__", "m"}, {"host", "gone"}};
   Labels live{{"__name__", "m"}, {"host", "live"}};
   auto db = Storage::Open(opts);
