@@ -101,7 +101,7 @@ void Evaluator::DropName(EvalSeries& s) const {
   if (options_.delayed_name_removal) {
     s.drop_name = true;
   } else {
-    s.labels = DropNameNow(s.labels);
+    s.labels = std::move(s.labels).Without({kMetricName, "__type__", "__unit__"});
   }
 }
 
@@ -246,6 +246,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
   hints.maxt = hi;
   if (vs.smoothed) hints.maxt += options_.lookback_ms;
   hints.step_ms = instant_query ? 0 : r.interval;
+  hints.sorted = false;
   STRATA_ASSIGN_OR_RETURN(auto set, querier_.Select(vs.matchers, hints));
   EvalValue out;
   out.type = ValueType::kVector;
@@ -255,7 +256,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
     STRATA_RETURN_IF_ERROR(set->Samples()->AppendRange(hints.mint, hints.maxt, &samples));
     samples_decoded_ += static_cast<int64_t>(samples.size());
     STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(samples.size())));
-    EvalSeries s{set->labels(), {}, false};
+    EvalSeries s{set->TakeLabels(), {}, false};
     size_t j = 0;  // first sample with t > T
     Timestamp prev_end = INT64_MIN;
     for (size_t i = 0; i < ends.size(); ++i) {
@@ -299,6 +300,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
   if (vs.smoothed) hints.maxt += options_.lookback_ms;
   hints.range_ms = range;
   hints.step_ms = instant_query ? 0 : r.interval;
+  hints.sorted = false;
   STRATA_ASSIGN_OR_RETURN(auto set, querier_.Select(vs.matchers, hints));
   EvalValue out;
   out.type = ValueType::kMatrix;
@@ -308,7 +310,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
   out.smoothed = vs.smoothed;
   STRATA_ASSIGN_OR_RETURN(out.offset_ms, ResolveDuration(vs.offset));
   while (set->Next()) {
-    EvalSeries s{set->labels(), {}, false};
+    EvalSeries s{set->TakeLabels(), {}, false};
     STRATA_RETURN_IF_ERROR(set->Samples()->AppendRange(hints.mint, hints.maxt, &s.points));
     samples_decoded_ += static_cast<int64_t>(s.points.size());
     std::erase_if(s.points, [](const Sample& p) { return IsStaleNaN(p.v); });

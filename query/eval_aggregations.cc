@@ -55,18 +55,24 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
   std::vector<size_t> group_of(in.series.size());
   std::vector<Labels> group_labels;
   {
+    // `without` drops __name__ and (count_values) the count label too.
+    std::vector<std::string> dropped;
+    if (a.without) {
+      dropped = grouping;
+      dropped.emplace_back(kMetricName);
+      if (op == AggregateOp::kCountValues) dropped.push_back(count_label);
+      std::sort(dropped.begin(), dropped.end());
+      dropped.erase(std::unique(dropped.begin(), dropped.end()), dropped.end());
+    }
     absl::flat_hash_map<uint64_t, std::vector<size_t>> by_hash;
+    Labels gl;  // refilled for each series; copied only for a new group
     for (size_t i = 0; i < in.series.size(); ++i) {
       const Labels& l = in.series[i].labels;
-      LabelsBuilder lb(l);
       if (a.without) {
-        lb.Del(kMetricName);
-        for (const auto& n : grouping) lb.Del(n);
-        if (op == AggregateOp::kCountValues) lb.Del(count_label);
+        gl.AssignSubset(l, dropped, /*keep=*/false);
       } else {
-        lb.Keep(grouping);
+        gl.AssignSubset(l, grouping, /*keep=*/true);
       }
-      Labels gl = lb.Build();
       uint64_t h = gl.Hash();
       auto& cands = by_hash[h];
       size_t g = SIZE_MAX;

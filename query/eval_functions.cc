@@ -374,23 +374,26 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
   std::vector<bool> any_at_step(id == F::kAbsentOverTime ? n : 0, false);
   // One series at a time: a plain range selector streams its series (each decoded once,
   // released after use); a subquery's matrix is evaluated first.
+  // Per-series state, kept across series so that its memory is reused.
+  std::deque<size_t> extreme;  // min/max_over_time state, see there
+  std::vector<size_t> resets;  // indices k with pts[k] < pts[k-1] (counter resets)
+  // `s` is consumed: its labels move to the output.
   auto process = [&](const EvalValue& m, EvalSeries& s) -> absl::Status {
     const int64_t range = m.range_ms;
     const std::vector<Sample>& pts = s.points;
-    std::deque<size_t> extreme;  // min/max_over_time state, see there
+    extreme.clear();
     size_t extreme_next = 0, extreme_lo = 0;
-    // Indices k with pts[k] < pts[k-1] (counter resets), for rate/increase.
-    std::vector<size_t> resets;
+    resets.clear();
     if (id == F::kRate || id == F::kIncrease) {
       for (size_t k = 1; k < pts.size(); ++k) {
         if (pts[k].v < pts[k - 1].v) resets.push_back(k);
       }
     }
-    EvalSeries o{s.labels, {}, s.drop_name};
+    EvalSeries o{std::move(s.labels), {}, s.drop_name};
     o.points.reserve(n);
     size_t lo = 0, hi = 0;
     Timestamp prev_end = INT64_MIN;
-    std::string_view metric = s.labels.MetricName();
+    std::string_view metric = o.labels.MetricName();
     bool noted = false;  // the "might not be a counter" info, once per series
     bool counter_like = metric.ends_with("_total") || metric.ends_with("_sum") ||
                         metric.ends_with("_count") || metric.ends_with("_bucket");

@@ -126,15 +126,40 @@ Labels Labels::FromSortedViews(std::span<const LabelView> labels) {
 }
 
 void Labels::AssignSortedViews(std::span<const LabelView> labels) {
+  // Sized exactly first, then written through a pointer: one allocation at most and no
+  // capacity checks per byte (this runs once per selected series).
+  auto varint_len = [](size_t n) {
+    size_t len = 1;
+    while (n >= 0x80) {
+      n >>= 7;
+      ++len;
+    }
+    return len;
+  };
   size_t bytes = 0;
-  for (const auto& l : labels) bytes += l.name.size() + l.value.size() + 4;
-  data_.clear();
-  data_.reserve(bytes);
+  for (const auto& l : labels) {
+    bytes += varint_len(l.name.size()) + l.name.size() + varint_len(l.value.size()) +
+             l.value.size();
+  }
+  data_.resize(bytes);
+  char* out = data_.data();
+  auto put = [&out](std::string_view s) {
+    size_t n = s.size();
+    while (n >= 0x80) {
+      *out++ = static_cast<char>((n & 0x7f) | 0x80);
+      n >>= 7;
+    }
+    *out++ = static_cast<char>(n);
+    std::memcpy(out, s.data(), s.size());
+    out += s.size();
+  };
   for (size_t i = 0; i < labels.size(); ++i) {
     assert(i == 0 || labels[i - 1].name < labels[i].name);
     assert(!labels[i].value.empty());
-    AppendLabel(data_, labels[i].name, labels[i].value);
+    put(labels[i].name);
+    put(labels[i].value);
   }
+  assert(out == data_.data() + data_.size());
 }
 
 absl::StatusOr<Labels> Labels::FromEncoded(std::string_view encoded) {
@@ -203,7 +228,7 @@ uint64_t Labels::HashWithoutNames(std::span<const std::string> sorted_names) con
   return h.Digest();
 }
 
-Labels Labels::Without(std::initializer_list<std::string_view> names) const {
+Labels Labels::Without(std::initializer_list<std::string_view> names) const& {
   Labels out;
   const char* const begin = data_.data();
   const char* const end = begin + data_.size();
@@ -226,6 +251,44 @@ Labels Labels::Without(std::initializer_list<std::string_view> names) const {
   if (!dropped) return *this;
   out.data_.append(copied, end);
   return out;
+}
+
+Labels Labels::Without(std::initializer_list<std::string_view> names) && {
+  // Compacts the kept labels towards the front of this object's own bytes.
+  char* const begin = data_.data();
+  const char* const end = begin + data_.size();
+  char* write = begin;
+  for (const char* pos = begin; pos < end;) {
+    uint32_t len = 0;
+    const char* p = GetVarint(pos, end, &len);
+    std::string_view name(p, len);
+    p = GetVarint(p + len, end, &len);
+    const char* next = p + len;
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      if (write != pos) std::memmove(write, pos, static_cast<size_t>(next - pos));
+      write += next - pos;
+    }
+    pos = next;
+  }
+  data_.resize(static_cast<size_t>(write - begin));
+  return std::move(*this);
+}
+
+void Labels::AssignSubset(const Labels& src, std::span<const std::string> sorted_names,
+                          bool keep) {
+  assert(&src != this);
+  data_.clear();
+  const char* const begin = src.data_.data();
+  const char* const end = begin + src.data_.size();
+  for (const char* pos = begin; pos < end;) {
+    uint32_t len = 0;
+    const char* p = GetVarint(pos, end, &len);
+    std::string_view name(p, len);
+    p = GetVarint(p + len, end, &len);
+    const char* next = p + len;
+    if (Contains(sorted_names, name) == keep) data_.append(pos, next);
+    pos = next;
+  }
 }
 
 std::string Labels::ToString() const {

@@ -125,8 +125,15 @@ class Labels {
   uint64_t HashWithoutNames(std::span<const std::string> sorted_names) const;
 
   // The set without the labels named in `names` (any order), built with one copy of the
-  // packed bytes: no decoding into strings and back.
-  Labels Without(std::initializer_list<std::string_view> names) const;
+  // packed bytes: no decoding into strings and back. On a temporary (std::move(l).Without)
+  // the bytes are edited in place, without allocating.
+  Labels Without(std::initializer_list<std::string_view> names) const&;
+  Labels Without(std::initializer_list<std::string_view> names) &&;
+
+  // Replaces this set with the labels of `src` whose names are in `sorted_names` (`keep`)
+  // or not in it (!`keep`), reusing this object's memory: for grouping in hot loops.
+  // REQUIRES: `src` is not this object.
+  void AssignSubset(const Labels& src, std::span<const std::string> sorted_names, bool keep);
 
   // {a="b", c="d\"e"}: names that are not legacy identifiers are quoted too.
   std::string ToString() const;

@@ -7,8 +7,11 @@ namespace strata {
 
 ChunkListIterator::ChunkListIterator(std::vector<ChunkRef> chunks, Timestamp mint, Timestamp maxt)
     : chunks_(std::move(chunks)), lower_(mint), maxt_(maxt) {
-  std::stable_sort(chunks_.begin(), chunks_.end(),
-                   [](const ChunkRef& a, const ChunkRef& b) { return a.mint < b.mint; });
+  auto by_mint = [](const ChunkRef& a, const ChunkRef& b) { return a.mint < b.mint; };
+  // Mostly in order already; stable_sort would allocate a buffer even then.
+  if (!std::is_sorted(chunks_.begin(), chunks_.end(), by_mint)) {
+    std::stable_sort(chunks_.begin(), chunks_.end(), by_mint);
+  }
 }
 
 bool ChunkListIterator::Seek(Timestamp t) {

@@ -34,6 +34,7 @@ class ChunkSeriesSet final : public SeriesSet {
     return pos_ < series_.size();
   }
   const Labels& labels() const override { return series_[pos_].labels; }
+  Labels TakeLabels() override { return std::move(series_[pos_].labels); }
   std::unique_ptr<SampleIterator> Samples() const override {
     return SeriesSamples(series_[pos_], mint_, maxt_);
   }
@@ -65,7 +66,7 @@ class StorageQuerier final : public Querier {
       mint = std::max(mint, hints.mint);
       maxt = std::min(maxt, hints.maxt);
     }
-    STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series, SelectSeries(matchers, mint, maxt));
+    STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series, SelectSeries(matchers, mint, maxt, hints.sorted));
     return std::unique_ptr<SeriesSet>(
         std::make_unique<ChunkSeriesSet>(std::move(series), mint, maxt));
   }
@@ -86,7 +87,7 @@ class StorageQuerier final : public Querier {
       }
     } else {
       STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series,
-                              SelectSeries(matchers, mint_, maxt_));
+                              SelectSeries(matchers, mint_, maxt_, /*sorted=*/false));
       for (const auto& s : series) {
         for (const LabelView& l : s.labels) names.emplace(l.name);
       }
@@ -108,7 +109,7 @@ class StorageQuerier final : public Querier {
       }
     } else {
       STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series,
-                              SelectSeries(matchers, mint_, maxt_));
+                              SelectSeries(matchers, mint_, maxt_, /*sorted=*/false));
       for (const auto& s : series) {
         std::string_view v = s.labels.Get(name);
         if (!v.empty()) values.emplace(v);
@@ -118,9 +119,10 @@ class StorageQuerier final : public Querier {
   }
 
  private:
-  // Series matching every matcher with at least one sample in [mint, maxt], sorted by labels.
+  // Series matching every matcher with at least one sample in [mint, maxt], sorted by labels
+  // or, when not `sorted`, by ref.
   absl::StatusOr<std::vector<SelectedSeries>> SelectSeries(
-      const std::vector<LabelMatcher>& matchers, Timestamp mint, Timestamp maxt) {
+      const std::vector<LabelMatcher>& matchers, Timestamp mint, Timestamp maxt, bool sorted) {
     if (mint > maxt) return std::vector<SelectedSeries>();
     absl::flat_hash_map<SeriesRef, SelectedSeries> found;
     // The head first: a chunk that a concurrent flush moves to the store is then seen at
@@ -172,7 +174,9 @@ class StorageQuerier final : public Querier {
       STRATA_RETURN_IF_ERROR(postings->status());
     }
     std::vector<SelectedSeries> out;
+    std::vector<SeriesRef> refs;  // of `out`, for the order by ref
     out.reserve(found.size());
+    refs.reserve(found.size());
     for (auto& [ref, s] : found) {
       if (auto t = tombstones_->find(ref); t != tombstones_->end()) {
         // Deleted samples: only decoding tells whether one is left in the range.
@@ -180,7 +184,10 @@ class StorageQuerier final : public Querier {
         std::unique_ptr<SampleIterator> it = SeriesSamples(s, mint, maxt);
         bool left = it->Next();
         STRATA_RETURN_IF_ERROR(it->status());
-        if (left) out.push_back(std::move(s));
+        if (left) {
+          out.push_back(std::move(s));
+          refs.push_back(ref);
+        }
         continue;
       }
       // Chunks overlap the range, but a sample inside it is needed. A chunk's first and last
@@ -202,19 +209,25 @@ class StorageQuerier final : public Querier {
         has_sample = it.Next();
         STRATA_RETURN_IF_ERROR(it.status());
       }
-      if (has_sample) out.push_back(std::move(s));
+      if (has_sample) {
+        out.push_back(std::move(s));
+        refs.push_back(ref);
+      }
     }
-    // Sorted through pointers: each swap of a SelectedSeries moves its labels, chunk list and
-    // intervals, which cost more than the label comparisons.
-    std::vector<SelectedSeries*> order(out.size());
-    for (size_t i = 0; i < out.size(); ++i) order[i] = &out[i];
-    std::sort(order.begin(), order.end(), [](const SelectedSeries* a, const SelectedSeries* b) {
-      return a->labels < b->labels;
-    });
-    std::vector<SelectedSeries> sorted;
-    sorted.reserve(out.size());
-    for (SelectedSeries* s : order) sorted.push_back(std::move(*s));
-    return sorted;
+    // Sorted through indexes: each swap of a SelectedSeries moves its labels, chunk list and
+    // intervals, which cost more than the comparisons.
+    std::vector<uint32_t> order(out.size());
+    for (size_t i = 0; i < out.size(); ++i) order[i] = static_cast<uint32_t>(i);
+    if (sorted) {
+      std::sort(order.begin(), order.end(),
+                [&](uint32_t a, uint32_t b) { return out[a].labels < out[b].labels; });
+    } else {
+      std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return refs[a] < refs[b]; });
+    }
+    std::vector<SelectedSeries> result;
+    result.reserve(out.size());
+    for (uint32_t i : order) result.push_back(std::move(out[i]));
+    return result;
   }
 
   Head* head_;

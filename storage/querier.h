@@ -46,9 +46,15 @@ struct SelectHints {
   int64_t range_ms = 0;      // the range of an enclosing range selector, 0 if none
   std::string func;          // the enclosing function name, "" if none
   bool series_only = false;  // labels are wanted, samples are not (/api/v1/series)
+  // Series in order of their label sets. When false the order is the store's own (the
+  // database's: by series ref, that is in order of creation), which is cheaper: sorting
+  // thousands of label sets costs more than reading their samples. The PromQL engine does
+  // not need label order (it groups by hash and sorts range results at the end).
+  bool sorted = true;
 };
 
-// A set of series, iterated in order of their label sets (Compare in src/labels.h).
+// A set of series, iterated in order of their label sets (Compare in src/labels.h) unless
+// the hints said otherwise.
 class SeriesSet {
  public:
   virtual ~SeriesSet() = default;
@@ -56,6 +62,9 @@ class SeriesSet {
   virtual bool Next() = 0;
   // REQUIRES: the last Next() returned true. Valid until the next call to Next().
   virtual const Labels& labels() const = 0;
+  // The current series' labels, moved out where the set can (labels() is then unspecified
+  // until the next Next()), else copied. For callers that keep each series' labels.
+  virtual Labels TakeLabels() { return labels(); }
   // A fresh iterator over the current series' samples within the selection's time range.
   virtual std::unique_ptr<SampleIterator> Samples() const = 0;
   virtual absl::Status status() const = 0;
@@ -71,7 +80,7 @@ class Querier {
   virtual ~Querier() = default;
 
   // The series that match every matcher and have at least one sample in the hints' range,
-  // sorted by label set. At least one matcher must not match the empty string.
+  // sorted by label set when hints.sorted. At least one matcher must not match the empty string.
   virtual absl::StatusOr<std::unique_ptr<SeriesSet>> Select(
       const std::vector<LabelMatcher>& matchers, const SelectHints& hints) = 0;
 

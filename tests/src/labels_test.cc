@@ -147,6 +147,43 @@ TEST(Labels, WithoutDropsNamedLabelsWherever) {
   EXPECT_EQ(*again, (Labels{{"A", "upper"}, {"__name__", "m"}, {"zz", std::string(300, 'z')}}));
 }
 
+TEST(Labels, WithoutOnATemporaryEditsInPlace) {
+  const std::string long_value(300, 'z');
+  Labels l{{"A", "upper"}, {"__name__", "m"}, {"job", "j"}, {"zz", long_value}};
+  const Labels copy = l;
+  EXPECT_EQ(Labels(copy).Without({"__name__", "zz"}), (Labels{{"A", "upper"}, {"job", "j"}}));
+  EXPECT_EQ(Labels(copy).Without({"absent"}), copy);
+  Labels moved = std::move(l).Without({"A"});
+  EXPECT_EQ(moved, (Labels{{"__name__", "m"}, {"job", "j"}, {"zz", long_value}}));
+  auto again = Labels::FromEncoded(moved.encoded());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, moved);
+  EXPECT_EQ(Labels().Without({"__name__"}), Labels());
+}
+
+TEST(Labels, AssignSubsetKeepsOrDropsTheListedNames) {
+  const std::string long_value(300, 'v');
+  const Labels l{{"A", "upper"}, {"__name__", "m"}, {"job", "j"}, {"zz", long_value}};
+  const std::vector<std::string> names = {"__name__", "absent", "zz"};  // sorted
+  Labels out{{"stale", "contents"}};
+  out.AssignSubset(l, names, /*keep=*/true);
+  EXPECT_EQ(out, (Labels{{"__name__", "m"}, {"zz", long_value}}));
+  out.AssignSubset(l, names, /*keep=*/false);
+  EXPECT_EQ(out, (Labels{{"A", "upper"}, {"job", "j"}}));
+  out.AssignSubset(l, {}, /*keep=*/true);
+  EXPECT_EQ(out, Labels());
+  out.AssignSubset(l, {}, /*keep=*/false);
+  EXPECT_EQ(out, l);
+  out.AssignSubset(Labels(), names, /*keep=*/false);
+  EXPECT_TRUE(out.empty());
+  // Equal subsets hash alike, whatever else the sources hold.
+  Labels a, b;
+  a.AssignSubset(l, names, true);
+  b.AssignSubset(Labels{{"__name__", "m"}, {"other", "x"}, {"zz", long_value}}, names, true);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a.Hash(), b.Hash());
+}
+
 TEST(Labels, EncodedFormRoundTripsAndRejectsGarbage) {
   Labels l{{"__name__", std::string(300, 'n')}, {"z", "last"}};
   auto back = Labels::FromEncoded(l.encoded());
