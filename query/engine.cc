@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <thread>
 
 #include "query/eval_internal.h"
 #include "src/status.h"
@@ -63,12 +64,14 @@ double Quantile(double phi, std::vector<double> values) {
 void Evaluator::Warn(const Expr& at, std::string_view text) {
   auto [line, col] = LineCol(query_, at.pos.start);
   std::string s = fmt::format("PromQL warning: {} ({}:{})", text, line, col);
+  std::lock_guard<std::mutex> lock(annotations_mu_);
   if (seen_annotations_.insert(s).second) warnings_.push_back(std::move(s));
 }
 
 void Evaluator::Info(const Expr& at, std::string_view text) {
   auto [line, col] = LineCol(query_, at.pos.start);
   std::string s = fmt::format("PromQL info: {} ({}:{})", text, line, col);
+  std::lock_guard<std::mutex> lock(annotations_mu_);
   if (seen_annotations_.insert(s).second) infos_.push_back(std::move(s));
 }
 
@@ -83,16 +86,47 @@ absl::Status Evaluator::CheckDeadline() {
 }
 
 absl::Status Evaluator::Charge(int64_t n) {
-  current_samples_ += n;
-  peak_samples_ = std::max(peak_samples_, current_samples_);
-  if (current_samples_ > options_.max_samples) {
+  const int64_t now = current_samples_.fetch_add(n, std::memory_order_relaxed) + n;
+  int64_t peak = peak_samples_.load(std::memory_order_relaxed);
+  while (now > peak && !peak_samples_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+  if (now > options_.max_samples) {
     return absl::ResourceExhaustedError(
         "query processing would load too many samples into memory in query execution");
   }
-  deadline_counter_ += (n < 0 ? -n : n) + 1;
-  if (deadline_counter_ >= 4096) {
-    deadline_counter_ = 0;
+  const int64_t work = (n < 0 ? -n : n) + 1;
+  if (deadline_counter_.fetch_add(work, std::memory_order_relaxed) + work >= 4096) {
+    deadline_counter_.store(0, std::memory_order_relaxed);
     return CheckDeadline();
+  }
+  return absl::OkStatus();
+}
+
+size_t Evaluator::Workers(size_t n) const {
+  if (n < std::max<size_t>(options_.parallel_min_series, 2)) return 1;
+  size_t threads = options_.parallelism > 0
+                       ? static_cast<size_t>(options_.parallelism)
+                       : std::min<size_t>(8, std::max(1u, std::thread::hardware_concurrency()));
+  return std::min(threads, n);
+}
+
+absl::Status Evaluator::RunParallel(
+    size_t n, size_t workers,
+    const std::function<absl::Status(size_t, size_t, size_t, const std::atomic<bool>&)>& fn) {
+  workers = std::max<size_t>(1, std::min(workers, n));
+  std::atomic<bool> stop = false;
+  std::vector<absl::Status> status(workers);
+  auto run = [&](size_t w) {
+    status[w] = fn(n * w / workers, n * (w + 1) / workers, w, stop);
+    if (!status[w].ok()) stop.store(true, std::memory_order_relaxed);
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(workers - 1);
+  for (size_t w = 1; w < workers; ++w) threads.emplace_back(run, w);
+  run(0);
+  for (auto& t : threads) t.join();
+  for (auto& st : status) {
+    if (!st.ok()) return st;
   }
   return absl::OkStatus();
 }
@@ -286,8 +320,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
 }
 
 absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms,
-                                                        const StepRange& r,
-                                                        const MatrixSink* sink) {
+                                                        const StepRange& r, const MatrixSink* sink,
+                                                        size_t workers) {
   const VectorSelector& vs = ms.vector_selector();
   STRATA_ASSIGN_OR_RETURN(int64_t range, ResolveDuration(ms.range));
   STRATA_ASSIGN_OR_RETURN(std::vector<Timestamp> ends, WindowEnds(vs.at, vs.offset, r));
@@ -309,21 +343,52 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
   out.anchored = vs.anchored;
   out.smoothed = vs.smoothed;
   STRATA_ASSIGN_OR_RETURN(out.offset_ms, ResolveDuration(vs.offset));
-  while (set->Next()) {
-    EvalSeries s{set->TakeLabels(), {}, false};
-    STRATA_RETURN_IF_ERROR(set->Samples()->AppendRange(hints.mint, hints.maxt, &s.points));
-    samples_decoded_ += static_cast<int64_t>(s.points.size());
+  // Decodes a series' samples in the window, without stale markers, and charges them.
+  auto load = [&](EvalSeries& s, SampleIterator& it) -> absl::Status {
+    STRATA_RETURN_IF_ERROR(it.AppendRange(hints.mint, hints.maxt, &s.points));
+    samples_decoded_.fetch_add(static_cast<int64_t>(s.points.size()), std::memory_order_relaxed);
     std::erase_if(s.points, [](const Sample& p) { return IsStaleNaN(p.v); });
-    STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(s.points.size())));
-    if (s.points.empty()) continue;
-    if (sink) {
-      STRATA_RETURN_IF_ERROR((*sink)(out, s));
-      current_samples_ -= static_cast<int64_t>(s.points.size());
-    } else {
-      out.series.push_back(std::move(s));
+    return Charge(static_cast<int64_t>(s.points.size()));
+  };
+  if (sink == nullptr || workers <= 1) {
+    while (set->Next()) {
+      EvalSeries s{set->TakeLabels(), {}, false};
+      STRATA_RETURN_IF_ERROR(load(s, *set->Samples()));
+      if (s.points.empty()) continue;
+      if (sink) {
+        STRATA_RETURN_IF_ERROR((*sink)(out, s, 0));
+        current_samples_ -= static_cast<int64_t>(s.points.size());
+      } else {
+        out.series.push_back(std::move(s));
+      }
     }
+    STRATA_RETURN_IF_ERROR(set->status());
+    return out;
+  }
+  // Several workers: take every series' labels and iterator first (cheap: no decoding),
+  // then decode and hand them to the sink in contiguous runs, one per worker.
+  std::vector<EvalSeries> series;
+  std::vector<std::unique_ptr<SampleIterator>> iterators;
+  while (set->Next()) {
+    series.push_back({set->TakeLabels(), {}, false});
+    iterators.push_back(set->Samples());
   }
   STRATA_RETURN_IF_ERROR(set->status());
+  STRATA_RETURN_IF_ERROR(RunParallel(
+      series.size(), std::min(workers, Workers(series.size())),
+      [&](size_t begin, size_t end, size_t worker, const std::atomic<bool>& stop) -> absl::Status {
+        for (size_t i = begin; i < end && !stop.load(std::memory_order_relaxed); ++i) {
+          EvalSeries& s = series[i];
+          STRATA_RETURN_IF_ERROR(load(s, *iterators[i]));
+          iterators[i].reset();
+          if (!s.points.empty()) {
+            STRATA_RETURN_IF_ERROR((*sink)(out, s, worker));
+            current_samples_ -= static_cast<int64_t>(s.points.size());
+          }
+          s = EvalSeries();  // release its memory now
+        }
+        return absl::OkStatus();
+      }));
   return out;
 }
 

@@ -42,6 +42,12 @@ struct EngineOptions {
   bool delayed_name_removal = false;      // promql-delayed-name-removal
   bool extended_range_selectors = false;  // promql-extended-range-selectors
   bool binop_fill_modifiers = false;      // promql-binop-fill-modifiers
+  // Threads one query may use (the calling thread included) to decode series and apply a
+  // range function (rate, *_over_time, ...) to them; 0: one per CPU, at most 8. Selections
+  // of fewer than `parallel_min_series` series stay on the calling thread. Results are
+  // the same either way: the series are split into contiguous runs and put back in order.
+  int parallelism = 0;
+  size_t parallel_min_series = 512;
 
   // Everything on, as the upstream PromQL test scripts assume.
   static EngineOptions AllFeatures() {

@@ -103,6 +103,223 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
     }
     return builder.AddAt(series_handle[si], t, f);
   };
+  // Adds input series `si`'s value `f` at one step to group `gi` of that step's groups;
+  // `order` lists the groups of the step in order of first appearance.
+  auto accumulate = [&](std::span<Group> groups, std::vector<size_t>& order, size_t si, size_t gi,
+                        double f, double ratio) {
+    const EvalSeries& series = in.series[si];
+    Group& g = groups[gi];
+    g.drop_name |= series.drop_name;
+    if (!g.seen) {
+      g.seen = true;
+      order.push_back(gi);
+      g.count = 1;
+      g.value = f;
+      g.mean = f;
+      g.kahan = 0;
+      switch (op) {
+        case AggregateOp::kStddev:
+        case AggregateOp::kStdvar:
+          g.value = (std::isnan(f) || std::isinf(f)) ? std::nan("") : 0;
+          break;
+        case AggregateOp::kQuantile:
+          g.values.push_back(f);
+          break;
+        case AggregateOp::kTopk:
+        case AggregateOp::kBottomk:
+        case AggregateOp::kLimitk:
+          g.elems.push_back({si, f});
+          break;
+        case AggregateOp::kLimitRatio:
+          if (true) {
+            double off = static_cast<double>(series.labels.Hash()) /
+                         static_cast<double>(std::numeric_limits<uint64_t>::max());
+            if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
+              g.elems.push_back({si, f});
+            }
+          }
+          break;
+        default:
+          break;
+      }
+      return;
+    }
+    switch (op) {
+      case AggregateOp::kSum:
+        KahanAdd(f, g.value, g.kahan);
+        break;
+      case AggregateOp::kAvg: {
+        g.count += 1;
+        if (!g.incremental_mean) {
+          double nv = g.value, nc = g.kahan;
+          KahanAdd(f, nv, nc);
+          if (!std::isinf(nv)) {
+            g.value = nv;
+            g.kahan = nc;
+            break;
+          }
+          g.incremental_mean = true;
+          g.mean = g.value / (g.count - 1);
+          g.kahan /= (g.count - 1);
+        }
+        if (std::isinf(g.mean)) {
+          if (std::isinf(f) && (g.mean > 0) == (f > 0)) break;
+          if (!std::isinf(f) && !std::isnan(f)) break;
+        }
+        double q = (g.count - 1) / g.count;
+        double m = q * g.mean, c = q * g.kahan;
+        KahanAdd(f / g.count, m, c);
+        g.mean = m;
+        g.kahan = c;
+        break;
+      }
+      case AggregateOp::kCount:
+        g.count += 1;
+        break;
+      case AggregateOp::kGroup:
+        break;
+      case AggregateOp::kMax:
+        if (g.value < f || std::isnan(g.value)) g.value = f;
+        break;
+      case AggregateOp::kMin:
+        if (g.value > f || std::isnan(g.value)) g.value = f;
+        break;
+      case AggregateOp::kStddev:
+      case AggregateOp::kStdvar: {
+        g.count += 1;
+        double delta = f - (g.mean + g.kahan);
+        KahanAdd(delta / g.count, g.mean, g.kahan);
+        g.value += delta * (f - (g.mean + g.kahan));
+        break;
+      }
+      case AggregateOp::kQuantile:
+        g.values.push_back(f);
+        break;
+      case AggregateOp::kTopk:
+      case AggregateOp::kBottomk:
+      case AggregateOp::kLimitk:
+        g.elems.push_back({si, f});
+        break;
+      case AggregateOp::kLimitRatio: {
+        double off = static_cast<double>(series.labels.Hash()) /
+                     static_cast<double>(std::numeric_limits<uint64_t>::max());
+        if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
+          g.elems.push_back({si, f});
+        }
+        break;
+      }
+      case AggregateOp::kCountValues:
+        break;
+    }
+  };
+  // Emits one step's groups (in `order`) to the output series.
+  auto finish = [&](Timestamp t, std::span<Group> groups, const std::vector<size_t>& order,
+                    double p, int64_t k) -> absl::Status {
+    for (size_t gi : order) {
+      Group& g = groups[gi];
+      const Labels& gl = group_labels[gi];
+      double v = 0;
+      switch (op) {
+        case AggregateOp::kSum:
+          v = g.value + g.kahan;
+          if (std::isinf(g.value)) v = g.value;
+          break;
+        case AggregateOp::kAvg:
+          if (g.incremental_mean) {
+            v = g.mean + g.kahan;
+            if (std::isinf(g.mean)) v = g.mean;
+          } else {
+            double sum = std::isinf(g.value) ? g.value : g.value + g.kahan;
+            v = sum / g.count;
+          }
+          break;
+        case AggregateOp::kCount:
+          v = g.count;
+          break;
+        case AggregateOp::kGroup:
+          v = 1;
+          break;
+        case AggregateOp::kMax:
+        case AggregateOp::kMin:
+          v = g.value;
+          break;
+        case AggregateOp::kStdvar:
+          v = g.value / g.count;
+          break;
+        case AggregateOp::kStddev:
+          v = std::sqrt(g.value / g.count);
+          break;
+        case AggregateOp::kQuantile:
+          v = Quantile(p, std::move(g.values));
+          break;
+        case AggregateOp::kTopk:
+        case AggregateOp::kBottomk: {
+          bool top = op == AggregateOp::kTopk;
+          // NaN sorts last either way; ties keep input order.
+          std::stable_sort(g.elems.begin(), g.elems.end(), [top](const auto& x, const auto& y) {
+            if (std::isnan(x.second)) return false;
+            if (std::isnan(y.second)) return true;
+            return top ? x.second > y.second : x.second < y.second;
+          });
+          if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
+          for (const auto& [si, f] : g.elems) {
+            STRATA_RETURN_IF_ERROR(add_series(si, t, f));
+          }
+          continue;
+        }
+        case AggregateOp::kLimitk:
+          if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
+          [[fallthrough]];
+        case AggregateOp::kLimitRatio:
+          for (const auto& [si, f] : g.elems) {
+            STRATA_RETURN_IF_ERROR(add_series(si, t, f));
+          }
+          continue;
+        case AggregateOp::kCountValues:
+          break;
+      }
+      bool drop = g.drop_name && gl.Has(kMetricName);
+      size_t& h = group_handle[gi][drop ? 1 : 0];
+      if (h == SIZE_MAX) h = builder.Handle(gl, drop);
+      STRATA_RETURN_IF_ERROR(builder.AddAt(h, t, v));
+    }
+    return Charge(static_cast<int64_t>(order.size()));
+  };
+  // Aggregations without a parameter, whose per-step state fits a table: series by series
+  // (each series' points in one pass) instead of step by step (every series looked at for
+  // every step). A group's values are still added in input series order, so the results
+  // are bit for bit the same.
+  constexpr size_t kMaxCells = 1 << 16;
+  const size_t steps = r.Count(), ngroups = group_labels.size();
+  const bool series_major = !a.param && op != AggregateOp::kCountValues &&
+                            steps * ngroups <= kMaxCells && !in.series.empty();
+  if (series_major) {
+    std::vector<Group> cells(steps * ngroups);  // step-major: a step's groups are together
+    std::vector<std::vector<size_t>> order_at(steps);
+    size_t work = 0;
+    for (size_t si = 0; si < in.series.size(); ++si) {
+      const size_t gi = group_of[si];
+      for (const Sample& pt : in.series[si].points) {
+        if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
+        const size_t i = r.Index(pt.t);
+        accumulate(std::span<Group>(cells.data() + i * ngroups, ngroups), order_at[i], si, gi, pt.v,
+                   0);
+      }
+      work += in.series[si].points.size() + 1;
+      if (work >= 65536) {
+        work = 0;
+        STRATA_RETURN_IF_ERROR(CheckDeadline());
+      }
+    }
+    for (size_t i = 0; i < steps; ++i) {
+      if (order_at[i].empty()) continue;
+      STRATA_RETURN_IF_ERROR(finish(r.At(i), std::span<Group>(cells.data() + i * ngroups, ngroups),
+                                    order_at[i], 0, 0));
+      if ((i & 63) == 63) STRATA_RETURN_IF_ERROR(CheckDeadline());
+    }
+    out.series = builder.Take();
+    return out;
+  }
   absl::Status st = ForEachStep(
       in, r, [&](size_t step, Timestamp t, std::span<const StepElement> elems) -> absl::Status {
         for (size_t g : order) groups[g] = Group();
@@ -139,111 +356,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
         }
         for (const StepElement& el : elems) {
           size_t si = static_cast<size_t>(el.series - in.series.data());
-          size_t gi = group_of[si];
-          Group& g = groups[gi];
-          double f = el.v;
-          g.drop_name |= el.series->drop_name;
-          if (!g.seen) {
-            g.seen = true;
-            order.push_back(gi);
-            g.count = 1;
-            g.value = f;
-            g.mean = f;
-            g.kahan = 0;
-            switch (op) {
-              case AggregateOp::kStddev:
-              case AggregateOp::kStdvar:
-                g.value = (std::isnan(f) || std::isinf(f)) ? std::nan("") : 0;
-                break;
-              case AggregateOp::kQuantile:
-                g.values.push_back(f);
-                break;
-              case AggregateOp::kTopk:
-              case AggregateOp::kBottomk:
-              case AggregateOp::kLimitk:
-                g.elems.push_back({si, f});
-                break;
-              case AggregateOp::kLimitRatio:
-                if (true) {
-                  double off = static_cast<double>(el.series->labels.Hash()) /
-                               static_cast<double>(std::numeric_limits<uint64_t>::max());
-                  if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
-                    g.elems.push_back({si, f});
-                  }
-                }
-                break;
-              default:
-                break;
-            }
-            continue;
-          }
-          switch (op) {
-            case AggregateOp::kSum:
-              KahanAdd(f, g.value, g.kahan);
-              break;
-            case AggregateOp::kAvg: {
-              g.count += 1;
-              if (!g.incremental_mean) {
-                double nv = g.value, nc = g.kahan;
-                KahanAdd(f, nv, nc);
-                if (!std::isinf(nv)) {
-                  g.value = nv;
-                  g.kahan = nc;
-                  break;
-                }
-                g.incremental_mean = true;
-                g.mean = g.value / (g.count - 1);
-                g.kahan /= (g.count - 1);
-              }
-              if (std::isinf(g.mean)) {
-                if (std::isinf(f) && (g.mean > 0) == (f > 0)) break;
-                if (!std::isinf(f) && !std::isnan(f)) break;
-              }
-              double q = (g.count - 1) / g.count;
-              double m = q * g.mean, c = q * g.kahan;
-              KahanAdd(f / g.count, m, c);
-              g.mean = m;
-              g.kahan = c;
-              break;
-            }
-            case AggregateOp::kCount:
-              g.count += 1;
-              break;
-            case AggregateOp::kGroup:
-              break;
-            case AggregateOp::kMax:
-              if (g.value < f || std::isnan(g.value)) g.value = f;
-              break;
-            case AggregateOp::kMin:
-              if (g.value > f || std::isnan(g.value)) g.value = f;
-              break;
-            case AggregateOp::kStddev:
-            case AggregateOp::kStdvar: {
-              g.count += 1;
-              double delta = f - (g.mean + g.kahan);
-              KahanAdd(delta / g.count, g.mean, g.kahan);
-              g.value += delta * (f - (g.mean + g.kahan));
-              break;
-            }
-            case AggregateOp::kQuantile:
-              g.values.push_back(f);
-              break;
-            case AggregateOp::kTopk:
-            case AggregateOp::kBottomk:
-            case AggregateOp::kLimitk:
-              g.elems.push_back({si, f});
-              break;
-            case AggregateOp::kLimitRatio: {
-              double off = static_cast<double>(el.series->labels.Hash()) /
-                           static_cast<double>(std::numeric_limits<uint64_t>::max());
-              if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
-                g.elems.push_back({si, f});
-              }
-              break;
-            }
-            case AggregateOp::kCountValues:
-              break;
-          }
+          accumulate(groups, order, si, group_of[si], el.v, ratio);
         }
         if (op == AggregateOp::kCountValues) {
           // Counted per (group, value).
@@ -261,75 +374,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
           for (auto& [l, c] : counts) STRATA_RETURN_IF_ERROR(builder.Add(l, false, t, c));
           return absl::OkStatus();
         }
-        for (size_t gi : order) {
-          Group& g = groups[gi];
-          const Labels& gl = group_labels[gi];
-          double v = 0;
-          switch (op) {
-            case AggregateOp::kSum:
-              v = g.value + g.kahan;
-              if (std::isinf(g.value)) v = g.value;
-              break;
-            case AggregateOp::kAvg:
-              if (g.incremental_mean) {
-                v = g.mean + g.kahan;
-                if (std::isinf(g.mean)) v = g.mean;
-              } else {
-                double sum = std::isinf(g.value) ? g.value : g.value + g.kahan;
-                v = sum / g.count;
-              }
-              break;
-            case AggregateOp::kCount:
-              v = g.count;
-              break;
-            case AggregateOp::kGroup:
-              v = 1;
-              break;
-            case AggregateOp::kMax:
-            case AggregateOp::kMin:
-              v = g.value;
-              break;
-            case AggregateOp::kStdvar:
-              v = g.value / g.count;
-              break;
-            case AggregateOp::kStddev:
-              v = std::sqrt(g.value / g.count);
-              break;
-            case AggregateOp::kQuantile:
-              v = Quantile(p, std::move(g.values));
-              break;
-            case AggregateOp::kTopk:
-            case AggregateOp::kBottomk: {
-              bool top = op == AggregateOp::kTopk;
-              // NaN sorts last either way; ties keep input order.
-              std::stable_sort(g.elems.begin(), g.elems.end(), [top](const auto& x, const auto& y) {
-                if (std::isnan(x.second)) return false;
-                if (std::isnan(y.second)) return true;
-                return top ? x.second > y.second : x.second < y.second;
-              });
-              if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
-              for (const auto& [si, f] : g.elems) {
-                STRATA_RETURN_IF_ERROR(add_series(si, t, f));
-              }
-              continue;
-            }
-            case AggregateOp::kLimitk:
-              if (static_cast<int64_t>(g.elems.size()) > k) g.elems.resize(static_cast<size_t>(k));
-              [[fallthrough]];
-            case AggregateOp::kLimitRatio:
-              for (const auto& [si, f] : g.elems) {
-                STRATA_RETURN_IF_ERROR(add_series(si, t, f));
-              }
-              continue;
-            case AggregateOp::kCountValues:
-              break;
-          }
-          bool drop = g.drop_name && gl.Has(kMetricName);
-          size_t& h = group_handle[gi][drop ? 1 : 0];
-          if (h == SIZE_MAX) h = builder.Handle(gl, drop);
-          STRATA_RETURN_IF_ERROR(builder.AddAt(h, t, v));
-        }
-        return Charge(static_cast<int64_t>(order.size()));
+        return finish(t, groups, order, p, k);
       });
   STRATA_RETURN_IF_ERROR(st);
   out.series = builder.Take();

@@ -374,11 +374,20 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
   std::vector<bool> any_at_step(id == F::kAbsentOverTime ? n : 0, false);
   // One series at a time: a plain range selector streams its series (each decoded once,
   // released after use); a subquery's matrix is evaluated first.
-  // Per-series state, kept across series so that its memory is reused.
-  std::deque<size_t> extreme;  // min/max_over_time state, see there
-  std::vector<size_t> resets;  // indices k with pts[k] < pts[k-1] (counter resets)
+  // A plain range selector's series may be processed by several workers at once (see
+  // EvalMatrixSelector), except for absent_over_time, which shares its steps: each worker
+  // has its own output and scratch state, kept across series so that memory is reused.
+  const size_t workers = id == F::kAbsentOverTime ? 1 : Workers(SIZE_MAX);
+  struct Scratch {
+    std::deque<size_t> extreme;  // min/max_over_time state, see there
+    std::vector<size_t> resets;  // indices k with pts[k] < pts[k-1] (counter resets)
+  };
+  std::vector<Scratch> scratch(workers);
+  std::vector<std::vector<EvalSeries>> outs(workers);
   // `s` is consumed: its labels move to the output.
-  auto process = [&](const EvalValue& m, EvalSeries& s) -> absl::Status {
+  auto process = [&](const EvalValue& m, EvalSeries& s, size_t worker) -> absl::Status {
+    std::deque<size_t>& extreme = scratch[worker].extreme;
+    std::vector<size_t>& resets = scratch[worker].resets;
     const int64_t range = m.range_ms;
     const std::vector<Sample>& pts = s.points;
     extreme.clear();
@@ -611,15 +620,21 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     if (o.points.empty()) return absl::OkStatus();
     if (!keeps_name) DropName(o);
     STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(o.points.size())));
-    out.series.push_back(std::move(o));
+    outs[worker].push_back(std::move(o));
     return absl::OkStatus();
   };
   if (marg_expr.kind() == NodeKind::kMatrixSelector) {
     MatrixSink sink = process;
-    STRATA_RETURN_IF_ERROR(EvalMatrixSelector(marg_expr.As<MatrixSelector>(), r, &sink).status());
+    STRATA_RETURN_IF_ERROR(
+        EvalMatrixSelector(marg_expr.As<MatrixSelector>(), r, &sink, workers).status());
   } else {
     STRATA_ASSIGN_OR_RETURN(EvalValue m, Eval(*c.args[marg], r));
-    for (EvalSeries& s : m.series) STRATA_RETURN_IF_ERROR(process(m, s));
+    for (EvalSeries& s : m.series) STRATA_RETURN_IF_ERROR(process(m, s, 0));
+  }
+  // The workers' outputs in order: the same series order as one worker gives.
+  out.series = std::move(outs[0]);
+  for (size_t w = 1; w < workers; ++w) {
+    for (EvalSeries& s : outs[w]) out.series.push_back(std::move(s));
   }
   if (id == F::kAbsentOverTime) {
     Labels l;

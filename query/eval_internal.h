@@ -3,10 +3,12 @@
 #ifndef STRATA_QUERY_EVAL_INTERNAL_H_
 #define STRATA_QUERY_EVAL_INTERNAL_H_
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -118,12 +120,23 @@ class Evaluator {
   std::vector<std::string> TakeWarnings() { return std::move(warnings_); }
   std::vector<std::string> TakeInfos() { return std::move(infos_); }
 
-  int64_t peak_samples() const { return peak_samples_; }
-  int64_t samples_decoded() const { return samples_decoded_; }
+  int64_t peak_samples() const { return peak_samples_.load(std::memory_order_relaxed); }
+  int64_t samples_decoded() const { return samples_decoded_.load(std::memory_order_relaxed); }
 
-  // Counts `n` samples held; errors when over the budget or past the deadline.
+  // Counts `n` samples held; errors when over the budget or past the deadline. Like
+  // Warn, Info and CheckDeadline, safe to call from the workers of RunParallel.
   absl::Status Charge(int64_t n);
   absl::Status CheckDeadline();
+
+  // The number of workers RunParallel uses for `n` items (1 below the options' threshold).
+  size_t Workers(size_t n) const;
+  // Calls fn(begin, end, worker) for `workers` contiguous runs of [0, n) covering it in
+  // order, worker 0 on the calling thread and the others on threads of their own. Returns
+  // the error of the first run (in order) that failed; a failing run makes the others stop
+  // early at their next item (they check `stop`).
+  absl::Status RunParallel(size_t n, size_t workers,
+                           const std::function<absl::Status(size_t begin, size_t end, size_t worker,
+                                                            const std::atomic<bool>& stop)>& fn);
 
   const EngineOptions& options() const { return options_; }
   // The query's own step range (the outermost one), for start()/end()/step()/range().
@@ -154,9 +167,13 @@ class Evaluator {
   absl::StatusOr<Timestamp> ReferenceTime(const Expr& e, Timestamp t);
   // With a sink, each selected series is handed to it (with the value's window fields set
   // and no series) and dropped afterwards, instead of being collected.
-  using MatrixSink = std::function<absl::Status(const EvalValue& meta, EvalSeries& series)>;
+  // With `workers` > 1 the sink may be called from that many threads at once, each call
+  // with the index of its worker (< workers); one worker's calls come in series order.
+  using MatrixSink =
+      std::function<absl::Status(const EvalValue& meta, EvalSeries& series, size_t worker)>;
   absl::StatusOr<EvalValue> EvalMatrixSelector(const MatrixSelector& ms, const StepRange& r,
-                                               const MatrixSink* sink = nullptr);
+                                               const MatrixSink* sink = nullptr,
+                                               size_t workers = 1);
   absl::StatusOr<EvalValue> EvalSubquery(const Subquery& sq, const StepRange& r);
   absl::StatusOr<EvalValue> EvalBinary(const Binary& b, const StepRange& r);
   absl::StatusOr<EvalValue> EvalAggregate(const Aggregate& a, const StepRange& r);
@@ -181,12 +198,13 @@ class Evaluator {
   Querier& querier_;
   std::string_view query_;
   absl::Time deadline_;
+  std::mutex annotations_mu_;  // guards the three below
   std::vector<std::string> warnings_, infos_;
   StringSet seen_annotations_;
-  int64_t current_samples_ = 0;
-  int64_t peak_samples_ = 0;
-  int64_t samples_decoded_ = 0;
-  int64_t deadline_counter_ = 0;
+  std::atomic<int64_t> current_samples_ = 0;
+  std::atomic<int64_t> peak_samples_ = 0;
+  std::atomic<int64_t> samples_decoded_ = 0;
+  std::atomic<int64_t> deadline_counter_ = 0;
 };
 
 template <typename F>

@@ -138,8 +138,8 @@ void Labels::AssignSortedViews(std::span<const LabelView> labels) {
   };
   size_t bytes = 0;
   for (const auto& l : labels) {
-    bytes += varint_len(l.name.size()) + l.name.size() + varint_len(l.value.size()) +
-             l.value.size();
+    bytes +=
+        varint_len(l.name.size()) + l.name.size() + varint_len(l.value.size()) + l.value.size();
   }
   data_.resize(bytes);
   char* out = data_.data();
@@ -274,8 +274,7 @@ Labels Labels::Without(std::initializer_list<std::string_view> names) && {
   return std::move(*this);
 }
 
-void Labels::AssignSubset(const Labels& src, std::span<const std::string> sorted_names,
-                          bool keep) {
+void Labels::AssignSubset(const Labels& src, std::span<const std::string> sorted_names, bool keep) {
   assert(&src != this);
   data_.clear();
   const char* const begin = src.data_.data();

@@ -66,7 +66,8 @@ class StorageQuerier final : public Querier {
       mint = std::max(mint, hints.mint);
       maxt = std::min(maxt, hints.maxt);
     }
-    STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series, SelectSeries(matchers, mint, maxt, hints.sorted));
+    STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series,
+                            SelectSeries(matchers, mint, maxt, hints.sorted));
     return std::unique_ptr<SeriesSet>(
         std::make_unique<ChunkSeriesSet>(std::move(series), mint, maxt));
   }
@@ -222,7 +223,8 @@ class StorageQuerier final : public Querier {
       std::sort(order.begin(), order.end(),
                 [&](uint32_t a, uint32_t b) { return out[a].labels < out[b].labels; });
     } else {
-      std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return refs[a] < refs[b]; });
+      std::sort(order.begin(), order.end(),
+                [&](uint32_t a, uint32_t b) { return refs[a] < refs[b]; });
     }
     std::vector<SelectedSeries> result;
     result.reserve(out.size());

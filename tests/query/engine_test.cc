@@ -1,6 +1,8 @@
 #include "query/engine.h"
 
+#include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <random>
 
@@ -105,6 +107,112 @@ TEST_F(EngineTest, RangeQueryDecodesEachSampleOnce) {
   // The range selector streams: one series' raw samples are held at a time, plus the
   // per-step outputs (5 series x 221 steps before the sum).
   EXPECT_LT(r->peak_samples, r->samples_decoded / 5 + 5 * 221 + 221 + 10);
+}
+
+// Same type, same series in the same order, the same timestamps and the same value bits.
+void ExpectIdentical(const QueryResult& a, const QueryResult& b, const std::string& what) {
+  ASSERT_EQ(a.value.type, b.value.type) << what;
+  auto same = [](double x, double y) {
+    return std::bit_cast<uint64_t>(x) == std::bit_cast<uint64_t>(y);
+  };
+  ASSERT_EQ(a.value.vector.size(), b.value.vector.size()) << what;
+  for (size_t i = 0; i < a.value.vector.size(); ++i) {
+    const VectorElement &x = a.value.vector[i], &y = b.value.vector[i];
+    EXPECT_EQ(x.labels, y.labels) << what << " element " << i;
+    EXPECT_EQ(x.t, y.t) << what;
+    EXPECT_TRUE(same(x.v, y.v)) << what << " " << x.labels.ToString() << ": " << x.v << " vs "
+                                << y.v;
+  }
+  ASSERT_EQ(a.value.matrix.size(), b.value.matrix.size()) << what;
+  for (size_t i = 0; i < a.value.matrix.size(); ++i) {
+    const Series &x = a.value.matrix[i], &y = b.value.matrix[i];
+    EXPECT_EQ(x.labels, y.labels) << what << " series " << i;
+    ASSERT_EQ(x.samples.size(), y.samples.size()) << what << " " << x.labels.ToString();
+    for (size_t k = 0; k < x.samples.size(); ++k) {
+      EXPECT_EQ(x.samples[k].t, y.samples[k].t) << what;
+      EXPECT_TRUE(same(x.samples[k].v, y.samples[k].v)) << what << " " << x.labels.ToString();
+    }
+  }
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  EXPECT_EQ(sorted(a.warnings), sorted(b.warnings)) << what;
+  EXPECT_EQ(sorted(a.infos), sorted(b.infos)) << what;
+}
+
+// Range functions over many series run on several workers: the answers (and errors and
+// annotations) must be those of one thread, in the same order, bit for bit.
+TEST_F(EngineTest, ParallelRangeFunctionsAnswerAsOneThread) {
+  Fill(300, 60, 7);
+  std::mt19937 rng(3);
+  for (int k = 0; k < 300; ++k) {
+    std::vector<Sample> samples;
+    double v = 0;
+    for (int64_t t = 0; t <= 60 * 60'000; t += 15'000) {
+      v += static_cast<double>(static_cast<int>(rng() % 200) - 100) / 8;
+      samples.push_back({t, k % 50 == 0 && t == 30 * 60'000 ? std::nan("") : v});
+    }
+    ASSERT_TRUE(store_.AppendMany({{"__name__", "gauge"}, {"i", std::to_string(k)}}, samples).ok());
+  }
+  EngineOptions one = EngineOptions::AllFeatures();
+  one.max_samples = 10'000'000;
+  one.parallelism = 1;
+  EngineOptions many = one;
+  many.parallelism = 4;
+  many.parallel_min_series = 1;
+  Engine e1(one), e4(many);
+  const char* queries[] = {
+      "rate(m_total[5m])",
+      "sum by (g) (rate(m_total[5m]))",
+      "rate(gauge[5m])",  // an info, once
+      "increase(m_total[3m] anchored)",
+      "delta(gauge[4m] smoothed)",
+      "irate(m_total[2m]) / idelta(gauge[2m])",
+      "max_over_time(gauge[7m]) - min_over_time(gauge[7m])",
+      "quantile_over_time(0.3, gauge[10m])",
+      "quantile_over_time(1.5, gauge[10m])",  // a warning
+      "stddev_over_time(gauge[10m]) + avg_over_time(gauge[10m]) + sum_over_time(gauge[10m])",
+      "last_over_time(m_total[5m]) + count_over_time(m_total[5m])",
+      "resets(m_total[20m]) + changes(m_total[20m])",
+      "deriv(gauge[5m]) + predict_linear(gauge[10m], 60)",
+      "absent_over_time(m_total[1m])",
+      "absent_over_time(nope[1m])",
+      "rate(m_total[5m:30s])",
+      "count_over_time({__name__=~\"m_total|gauge\"}[5m])",  // same label sets: an error
+      "topk(5, rate(m_total[10m]))",
+  };
+  for (const char* q : queries) {
+    ExprPtr e = Parse(q);
+    ASSERT_NE(e, nullptr);
+    for (Timestamp t : {0L, 7 * 60'000L, 30 * 60'000L + 500, 60 * 60'000L}) {
+      auto a = e1.InstantQuery(store_, *e, q, t);
+      auto b = e4.InstantQuery(store_, *e, q, t);
+      ASSERT_EQ(a.ok(), b.ok()) << q << " at " << t << ": " << a.status() << " / " << b.status();
+      if (!a.ok()) {
+        EXPECT_EQ(a.status(), b.status()) << q;
+        continue;
+      }
+      ExpectIdentical(*a, *b, std::string(q) + " at " + std::to_string(t));
+    }
+    auto a = e1.RangeQuery(store_, *e, q, 0, 60 * 60'000, 60'000);
+    auto b = e4.RangeQuery(store_, *e, q, 0, 60 * 60'000, 60'000);
+    ASSERT_EQ(a.ok(), b.ok()) << q << ": " << a.status() << " / " << b.status();
+    if (!a.ok()) {
+      EXPECT_EQ(a.status(), b.status()) << q;
+      continue;
+    }
+    ExpectIdentical(*a, *b, std::string(q) + " over the hour");
+  }
+  // The sample budget holds across workers: the same error from both.
+  one.max_samples = many.max_samples = 3'000;
+  Engine s1(one), s4(many);
+  ExprPtr e = Parse("rate(gauge[30m])");
+  auto a = s1.RangeQuery(store_, *e, "rate(gauge[30m])", 0, 60 * 60'000, 60'000);
+  auto b = s4.RangeQuery(store_, *e, "rate(gauge[30m])", 0, 60 * 60'000, 60'000);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status(), b.status());
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST_F(EngineTest, SampleLimitFailsWithExecutionError) {
