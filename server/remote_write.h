@@ -82,8 +82,9 @@ struct RemoteWriteSeries {
   // The TimeSeries' label fields as sent, when they are one run of bytes (senders put them
   // first); empty otherwise. Equal bytes mean an equal label set.
   std::string_view raw_labels;
-  // The caller's `known` callback recognized raw_labels: `labels` were not validated or
-  // sorted (they are as sent) and `error` is empty; the caller knows the series.
+  // The caller's `known` callback recognized raw_labels: `labels` is empty (the label
+  // fields were neither decoded nor validated) and `error` is empty; the caller knows the
+  // series.
   bool known = false;
   bool ok() const { return error.empty(); }
 };
@@ -98,9 +99,11 @@ class WriteRequestDecoder {
   // fail the request: each carries its error, so the caller can keep the valid ones and
   // answer 400 for the rest, as Prometheus does.
   absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits = {});
-  // The same, but a series whose raw label bytes `known` accepts skips validation (its
-  // label set was valid when the caller saw those bytes before) and is marked `known`.
-  // `known` is called in series order, once per series with contiguous label fields.
+  // The same, but a series whose raw label bytes `known` accepts is marked `known` and its
+  // labels are neither decoded nor validated. REQUIRES: `known` accepts only bytes that
+  // decoded to a valid label set before (equal bytes decode equally). `known` is called in
+  // series order, once per series with contiguous label fields, before that series' labels
+  // are decoded: it may see the bytes of a malformed series of a request that then fails.
   absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits,
                       absl::FunctionRef<bool(std::string_view raw_labels)> known);
 
