@@ -271,7 +271,7 @@ absl::Status Head::ReplaySeries(SeriesRef ref, std::string_view encoded_labels) 
       // Should not happen; map the logged ref onto the live series (the entry holds a
       // reference, like every by_ref entry).
       RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
-      std::lock_guard<std::mutex> ref_lock(rs.mu);
+      std::lock_guard<SeriesMutex> ref_lock(rs.mu);
       MemSeries*& slot = rs.by_ref[ref];
       if (slot == nullptr) {
         s->refs_.fetch_add(1, std::memory_order_relaxed);
