@@ -306,6 +306,8 @@ absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const Remote
   errors_.clear();
   invalid_series_ = 0;
   invalid_samples_ = 0;
+  total_exemplars_ = 0;
+  total_histograms_ = 0;
 
   WireReader r(body);
   absl::Status st;
@@ -340,6 +342,8 @@ absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const Remote
       errors_.clear();
       invalid_series_ = 0;
       invalid_samples_ = 0;
+      total_exemplars_ = 0;
+      total_histograms_ = 0;
       return err;
     }
   }
@@ -372,8 +376,8 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(
         } else if (at != raw_end) {
           raw_contiguous = false;
         }
+        label_fields += 1 + r.SkipShortFields(0x0a);  // the usual label fields that follow
         raw_end = r.offset();
-        ++label_fields;
       }
     } else if (f == 2 && w == kLengthDelimited) {
       std::string_view m;
@@ -384,10 +388,12 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(
       std::string_view m;
       ok = r.ReadBytes(&m) && CheckExemplar(m);
       ++rec.exemplars;
+      ++total_exemplars_;
     } else if (f == 4 && w == kLengthDelimited) {
       std::string_view m;
       ok = r.ReadBytes(&m);
       ++rec.histograms;
+      ++total_histograms_;
     } else {
       ok = r.Skip(f, w);
     }

@@ -115,6 +115,9 @@ class WriteRequestDecoder {
   size_t total_samples() const { return samples_.size(); }
   // Samples that belong to invalid series.
   size_t invalid_samples() const { return invalid_samples_; }
+  // Exemplars and native histogram samples of all series, valid or not.
+  size_t total_exemplars() const { return total_exemplars_; }
+  size_t total_histograms() const { return total_histograms_; }
   // The error of the first invalid series, or "".
   std::string_view first_error() const;
 
@@ -146,6 +149,8 @@ class WriteRequestDecoder {
   std::vector<std::string> errors_;
   size_t invalid_series_ = 0;
   size_t invalid_samples_ = 0;
+  size_t total_exemplars_ = 0;
+  size_t total_histograms_ = 0;
 };
 
 // The HTTP side of a remote-write request, checked before any decoding, as Prometheus 3
