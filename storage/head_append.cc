@@ -166,12 +166,21 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
     }
   }
   uint64_t seq = 0;
-  std::vector<SeriesPtr> series(batch.size());
+  // Plain pointers: the batch holds a reference to the series it names and `owned` to the
+  // ones looked up here (copying a SeriesPtr is an atomic increment and decrement).
+  std::vector<MemSeries*> series(batch.size());
+  std::vector<SeriesPtr> owned;
+  auto look_up = [&](size_t i, const Labels& labels) -> absl::Status {
+    STRATA_ASSIGN_OR_RETURN(SeriesPtr s, GetOrCreate(labels, &seq));
+    series[i] = s.get();
+    owned.push_back(std::move(s));
+    return absl::OkStatus();
+  };
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].series != nullptr) {
-      series[i] = batch[i].series;
+      series[i] = batch[i].series.get();
     } else {
-      STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
+      STRATA_RETURN_IF_ERROR(look_up(i, batch[i].labels));
     }
   }
   // Lock every series of the batch while appending and queuing the WAL record: per series,
@@ -181,8 +190,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
   std::vector<MemSeries*> locked;
   locked.reserve(series.size());
   while (true) {
-    locked.clear();
-    for (const SeriesPtr& s : series) locked.push_back(s.get());
+    locked.assign(series.begin(), series.end());
     std::sort(locked.begin(), locked.end(), std::less<>());
     locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
     for (MemSeries* s : locked) s->mu.lock();
@@ -194,10 +202,10 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
     // Head GC took a series out after we found it: find (or recreate) it again.
     for (MemSeries* s : locked) s->mu.unlock();
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (std::find(removed.begin(), removed.end(), series[i].get()) != removed.end()) {
+      if (std::find(removed.begin(), removed.end(), series[i]) != removed.end()) {
         // A series given by the caller may come without labels; its symbols stay valid.
         const Labels labels = batch[i].labels.empty() ? LabelsOf(*series[i]) : batch[i].labels;
-        STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(labels, &seq));
+        STRATA_RETURN_IF_ERROR(look_up(i, labels));
       }
     }
   }
