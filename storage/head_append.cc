@@ -184,16 +184,24 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
     }
   }
   // Lock every series of the batch while appending and queuing the WAL record: per series,
-  // WAL order is then head order. Locks are taken in address order, so batches cannot
-  // deadlock (no other path holds two series locks); sorting the pointers themselves reads
-  // no series, where sorting by ref missed the cache on every comparison.
+  // WAL order is then head order. Usually no other batch holds any of them, so they are
+  // tried in batch order without waiting. If one is held (or named twice), all are let go
+  // and taken in address order, waiting: batches cannot deadlock, as a batch that waits
+  // holds its locks in that order, one that tries never waits holding any, and no other
+  // path holds two series locks. The sort (of the pointers themselves, which reads no
+  // series) is then only paid under contention.
   std::vector<MemSeries*> locked;
   locked.reserve(series.size());
   while (true) {
     locked.assign(series.begin(), series.end());
-    std::sort(locked.begin(), locked.end(), std::less<>());
-    locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
-    for (MemSeries* s : locked) s->mu.lock();
+    size_t taken = 0;
+    while (taken < locked.size() && locked[taken]->mu.try_lock()) ++taken;
+    if (taken < locked.size()) {
+      for (size_t i = 0; i < taken; ++i) locked[i]->mu.unlock();
+      std::sort(locked.begin(), locked.end(), std::less<>());
+      locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
+      for (MemSeries* s : locked) s->mu.lock();
+    }
     std::vector<const MemSeries*> removed;
     for (MemSeries* s : locked) {
       if (s->removed) removed.push_back(s);
