@@ -549,14 +549,10 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   {
     Inc(ctx->metrics.remote_write_samples, static_cast<double>(decoder.total_samples()));
     Inc(ctx->metrics.remote_write_invalid_samples, static_cast<double>(decoder.invalid_samples()));
-    double exemplars = 0, histograms = 0;
-    for (size_t i = 0; i < decoder.series_count(); ++i) {
-      RemoteWriteSeries s = decoder.series(i);
-      exemplars += s.exemplars;
-      histograms += s.histograms;
-    }
-    Inc(ctx->metrics.remote_write_exemplars_dropped, exemplars);
-    Inc(ctx->metrics.remote_write_histograms_dropped, histograms);
+    Inc(ctx->metrics.remote_write_exemplars_dropped,
+        static_cast<double>(decoder.total_exemplars()));
+    Inc(ctx->metrics.remote_write_histograms_dropped,
+        static_cast<double>(decoder.total_histograms()));
   }
   for (const RemoteWriteMetadata& m : decoder.metadata()) {
     if (m.metric_family_name.empty()) continue;
@@ -591,7 +587,7 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
     // Set either way: an entry must never keep a series from an earlier request.
     b.series = std::move(series);
     if (b.series != nullptr) {
-      b.labels.AssignSortedViews({});
+      if (!b.labels.empty()) b.labels.AssignSortedViews({});
       to_cache.emplace_back();
     } else {
       b.labels.AssignSortedViews(s.labels);

@@ -77,6 +77,19 @@ class WireReader {
     return true;
   }
 
+  // Skips the length-delimited fields that follow, while their tag is the one byte `tag`
+  // and their length fits in one byte, and returns how many. Stops before anything else
+  // (another field, a longer length, a length past the end), which the caller then reads
+  // as usual. Remote write's label fields, one after another, cost a few instructions each.
+  size_t SkipShortFields(uint8_t tag) {
+    size_t n = 0;
+    while (end_ - p_ >= 2 && p_[0] == tag && p_[1] < 0x80 && p_[1] <= end_ - p_ - 2) {
+      p_ += 2 + p_[1];
+      ++n;
+    }
+    return n;
+  }
+
   // Skips the value of a field whose tag was just read.
   bool Skip(uint32_t field, uint32_t wire, int depth = 0) {
     switch (wire) {

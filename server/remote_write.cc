@@ -47,8 +47,9 @@ bool DecodeLabel(std::string_view msg, LabelView* out) {
     const size_t at = 2 + size_t{p[1]};
     if (at + 2 <= msg.size() && p[at] == 0x12 && p[at + 1] < 0x80 &&
         at + 2 + size_t{p[at + 1]} == msg.size()) {
-      out->name = msg.substr(2, p[1]);
-      out->value = msg.substr(at + 2);
+      // Bounds are checked above; substr's own check would cost a call per label.
+      out->name = std::string_view(msg.data() + 2, p[1]);
+      out->value = std::string_view(msg.data() + at + 2, p[at + 1]);
       return true;
     }
   }
@@ -72,7 +73,7 @@ bool DecodeSample(std::string_view msg, Sample* out) {
   // What senders produce: value [1] then timestamp [2]; as for labels, read directly.
   const auto* p = reinterpret_cast<const uint8_t*>(msg.data());
   if (msg.size() >= 11 && p[0] == 0x09 && p[9] == 0x10) {
-    WireReader ts(msg.substr(10));
+    WireReader ts(std::string_view(msg.data() + 10, msg.size() - 10));
     uint64_t t;
     if (ts.ReadVarint(&t) && ts.done()) {
       uint64_t bits = 0;
@@ -305,6 +306,8 @@ absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const Remote
   errors_.clear();
   invalid_series_ = 0;
   invalid_samples_ = 0;
+  total_exemplars_ = 0;
+  total_histograms_ = 0;
 
   WireReader r(body);
   absl::Status st;
@@ -339,6 +342,8 @@ absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const Remote
       errors_.clear();
       invalid_series_ = 0;
       invalid_samples_ = 0;
+      total_exemplars_ = 0;
+      total_histograms_ = 0;
       return err;
     }
   }
@@ -351,8 +356,10 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(
   SeriesRecord rec;
   rec.label_begin = static_cast<uint32_t>(labels_.size());
   rec.sample_begin = static_cast<uint32_t>(samples_.size());
-  // The label fields' bytes, while they follow one another.
+  // Label fields are only delimited here and decoded after the rest: a series whose label
+  // bytes the caller knows needs none of them. Their bytes, while they follow one another:
   size_t raw_begin = 0, raw_end = 0;
+  size_t label_fields = 0;
   bool raw_contiguous = true;
   WireReader r(msg);
   while (!r.done()) {
@@ -362,16 +369,15 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(
     bool ok;
     if (f == 1 && w == kLengthDelimited) {
       std::string_view m;
-      LabelView label;
-      ok = r.ReadBytes(&m) && DecodeLabel(m, &label);
+      ok = r.ReadBytes(&m);
       if (ok) {
-        if (labels_.size() == rec.label_begin) {
+        if (label_fields == 0) {
           raw_begin = at;
         } else if (at != raw_end) {
           raw_contiguous = false;
         }
+        label_fields += 1 + r.SkipShortFields(0x0a);  // the usual label fields that follow
         raw_end = r.offset();
-        labels_.push_back(label);
       }
     } else if (f == 2 && w == kLengthDelimited) {
       std::string_view m;
@@ -382,24 +388,43 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(
       std::string_view m;
       ok = r.ReadBytes(&m) && CheckExemplar(m);
       ++rec.exemplars;
+      ++total_exemplars_;
     } else if (f == 4 && w == kLengthDelimited) {
       std::string_view m;
       ok = r.ReadBytes(&m);
       ++rec.histograms;
+      ++total_histograms_;
     } else {
       ok = r.Skip(f, w);
     }
     if (!ok) return absl::InvalidArgumentError("malformed TimeSeries");
   }
-  rec.label_count = static_cast<uint32_t>(labels_.size()) - rec.label_begin;
   rec.sample_count = static_cast<uint32_t>(samples_.size()) - rec.sample_begin;
-  if (rec.label_count > 0 && raw_contiguous &&
+  if (label_fields > 0 && raw_contiguous &&
       static_cast<size_t>(msg.data() + raw_end - body_.data()) <=
           std::numeric_limits<uint32_t>::max()) {
     rec.raw_begin = static_cast<uint32_t>(msg.data() + raw_begin - body_.data());
     rec.raw_size = static_cast<uint32_t>(raw_end - raw_begin);
     rec.known = known != nullptr && (*known)(msg.substr(raw_begin, raw_end - raw_begin));
   }
+  if (!rec.known && label_fields > 0) {
+    // From the first label field to the last one (or to the end, when others come between).
+    WireReader labels(msg.substr(raw_begin, (raw_contiguous ? raw_end : msg.size()) - raw_begin));
+    while (!labels.done()) {
+      uint32_t f, w;
+      bool ok = labels.ReadTag(&f, &w);  // read once above: cannot fail
+      if (ok && f == 1 && w == kLengthDelimited) {
+        std::string_view m;
+        LabelView label;
+        ok = labels.ReadBytes(&m) && DecodeLabel(m, &label);
+        if (ok) labels_.push_back(label);
+      } else if (ok) {
+        ok = labels.Skip(f, w);
+      }
+      if (!ok) return absl::InvalidArgumentError("malformed TimeSeries");
+    }
+  }
+  rec.label_count = static_cast<uint32_t>(labels_.size()) - rec.label_begin;
   if (!rec.known) Validate(rec, limits);
   series_.push_back(rec);
   return absl::OkStatus();

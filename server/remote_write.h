@@ -82,8 +82,9 @@ struct RemoteWriteSeries {
   // The TimeSeries' label fields as sent, when they are one run of bytes (senders put them
   // first); empty otherwise. Equal bytes mean an equal label set.
   std::string_view raw_labels;
-  // The caller's `known` callback recognized raw_labels: `labels` were not validated or
-  // sorted (they are as sent) and `error` is empty; the caller knows the series.
+  // The caller's `known` callback recognized raw_labels: `labels` is empty (the label
+  // fields were neither decoded nor validated) and `error` is empty; the caller knows the
+  // series.
   bool known = false;
   bool ok() const { return error.empty(); }
 };
@@ -98,9 +99,11 @@ class WriteRequestDecoder {
   // fail the request: each carries its error, so the caller can keep the valid ones and
   // answer 400 for the rest, as Prometheus does.
   absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits = {});
-  // The same, but a series whose raw label bytes `known` accepts skips validation (its
-  // label set was valid when the caller saw those bytes before) and is marked `known`.
-  // `known` is called in series order, once per series with contiguous label fields.
+  // The same, but a series whose raw label bytes `known` accepts is marked `known` and its
+  // labels are neither decoded nor validated. REQUIRES: `known` accepts only bytes that
+  // decoded to a valid label set before (equal bytes decode equally). `known` is called in
+  // series order, once per series with contiguous label fields, before that series' labels
+  // are decoded: it may see the bytes of a malformed series of a request that then fails.
   absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits,
                       absl::FunctionRef<bool(std::string_view raw_labels)> known);
 
@@ -112,6 +115,9 @@ class WriteRequestDecoder {
   size_t total_samples() const { return samples_.size(); }
   // Samples that belong to invalid series.
   size_t invalid_samples() const { return invalid_samples_; }
+  // Exemplars and native histogram samples of all series, valid or not.
+  size_t total_exemplars() const { return total_exemplars_; }
+  size_t total_histograms() const { return total_histograms_; }
   // The error of the first invalid series, or "".
   std::string_view first_error() const;
 
@@ -143,6 +149,8 @@ class WriteRequestDecoder {
   std::vector<std::string> errors_;
   size_t invalid_series_ = 0;
   size_t invalid_samples_ = 0;
+  size_t total_exemplars_ = 0;
+  size_t total_histograms_ = 0;
 };
 
 // The HTTP side of a remote-write request, checked before any decoding, as Prometheus 3

@@ -1,5 +1,8 @@
 #include "server/series_ref_cache.h"
 
+// Inlined rather than the shared library's XXH3_64bits (a call through the PLT per
+// lookup); same hash values.
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include <string>
@@ -14,7 +17,7 @@ uint64_t SeriesRefCache::HashOf(std::string_view raw_labels) {
 SeriesRef SeriesRefCache::Find(std::string_view raw_labels) const {
   const uint64_t h = HashOf(raw_labels);
   Shard& shard = shards_[h % kShards];
-  std::lock_guard<std::mutex> lock(shard.mu);
+  std::lock_guard<SeriesMutex> lock(shard.mu);
   auto it = shard.map.find(h);
   if (it == shard.map.end() || it->second.raw_labels != raw_labels) return 0;
   return it->second.ref;
@@ -25,7 +28,7 @@ void SeriesRefCache::Insert(std::string_view raw_labels, SeriesRef ref) {
   if (cost > max_bytes_ / kShards) return;
   const uint64_t h = HashOf(raw_labels);
   Shard& shard = shards_[h % kShards];
-  std::lock_guard<std::mutex> lock(shard.mu);
+  std::lock_guard<SeriesMutex> lock(shard.mu);
   auto it = shard.map.find(h);
   if (it == shard.map.end() && shard.bytes + cost > max_bytes_ / kShards) {
     // Full. Keep what is there (it keeps hitting when the series outnumber the budget) until
@@ -47,7 +50,7 @@ void SeriesRefCache::Insert(std::string_view raw_labels, SeriesRef ref) {
 
 void SeriesRefCache::Clear() {
   for (Shard& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
+    std::lock_guard<SeriesMutex> lock(shard.mu);
     shard.map.clear();
     shard.bytes = 0;
     shard.turned_away = 0;
@@ -65,7 +68,7 @@ void SeriesRefCache::BindTo(const void* storage) {
 size_t SeriesRefCache::entries() const {
   size_t n = 0;
   for (const Shard& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
+    std::lock_guard<SeriesMutex> lock(shard.mu);
     n += shard.map.size();
   }
   return n;
@@ -74,7 +77,7 @@ size_t SeriesRefCache::entries() const {
 size_t SeriesRefCache::bytes() const {
   size_t n = 0;
   for (const Shard& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
+    std::lock_guard<SeriesMutex> lock(shard.mu);
     n += shard.bytes;
   }
   return n;

@@ -85,7 +85,7 @@ MemSeries* Head::Insert(Stripe& stripe, uint64_t hash, SeriesRef ref, const Labe
   first = s;
   {
     RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
-    std::lock_guard<std::mutex> lock(rs.mu);
+    std::lock_guard<SeriesMutex> lock(rs.mu);
     // A ref already taken (only by a corrupt WAL or store) keeps its old series allocated,
     // so that pointers to it stay valid; the new series takes the ref.
     rs.by_ref[ref] = s;
@@ -182,7 +182,7 @@ absl::StatusOr<SeriesPtr> Head::GetOrCreate(const Labels& labels, uint64_t* seq)
 
 SeriesPtr Head::GetByRef(SeriesRef ref) {
   RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
-  std::lock_guard<std::mutex> lock(rs.mu);
+  std::lock_guard<SeriesMutex> lock(rs.mu);
   auto it = rs.by_ref.find(ref);
   return it == rs.by_ref.end() ? SeriesPtr() : SeriesPtr(it->second);
 }
@@ -311,7 +311,7 @@ int64_t Head::RemoveStaleSeries(Timestamp before) {
     for (size_t i = first_removed; i < removed.size(); ++i) {
       MemSeries* s = removed[i].get();
       RefStripe& rs = ref_stripes_[s->ref % ref_stripes_.size()];
-      std::lock_guard<std::mutex> ref_lock(rs.mu);
+      std::lock_guard<SeriesMutex> ref_lock(rs.mu);
       auto rit = rs.by_ref.find(s->ref);
       if (rit != rs.by_ref.end() && rit->second == s) {
         rs.by_ref.erase(rit);

@@ -166,26 +166,42 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
     }
   }
   uint64_t seq = 0;
-  std::vector<SeriesPtr> series(batch.size());
+  // Plain pointers: the batch holds a reference to the series it names and `owned` to the
+  // ones looked up here (copying a SeriesPtr is an atomic increment and decrement).
+  std::vector<MemSeries*> series(batch.size());
+  std::vector<SeriesPtr> owned;
+  auto look_up = [&](size_t i, const Labels& labels) -> absl::Status {
+    STRATA_ASSIGN_OR_RETURN(SeriesPtr s, GetOrCreate(labels, &seq));
+    series[i] = s.get();
+    owned.push_back(std::move(s));
+    return absl::OkStatus();
+  };
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].series != nullptr) {
-      series[i] = batch[i].series;
+      series[i] = batch[i].series.get();
     } else {
-      STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(batch[i].labels, &seq));
+      STRATA_RETURN_IF_ERROR(look_up(i, batch[i].labels));
     }
   }
   // Lock every series of the batch while appending and queuing the WAL record: per series,
-  // WAL order is then head order. Locks are taken in address order, so batches cannot
-  // deadlock (no other path holds two series locks); sorting the pointers themselves reads
-  // no series, where sorting by ref missed the cache on every comparison.
+  // WAL order is then head order. Usually no other batch holds any of them, so they are
+  // tried in batch order without waiting. If one is held (or named twice), all are let go
+  // and taken in address order, waiting: batches cannot deadlock, as a batch that waits
+  // holds its locks in that order, one that tries never waits holding any, and no other
+  // path holds two series locks. The sort (of the pointers themselves, which reads no
+  // series) is then only paid under contention.
   std::vector<MemSeries*> locked;
   locked.reserve(series.size());
   while (true) {
-    locked.clear();
-    for (const SeriesPtr& s : series) locked.push_back(s.get());
-    std::sort(locked.begin(), locked.end(), std::less<>());
-    locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
-    for (MemSeries* s : locked) s->mu.lock();
+    locked.assign(series.begin(), series.end());
+    size_t taken = 0;
+    while (taken < locked.size() && locked[taken]->mu.try_lock()) ++taken;
+    if (taken < locked.size()) {
+      for (size_t i = 0; i < taken; ++i) locked[i]->mu.unlock();
+      std::sort(locked.begin(), locked.end(), std::less<>());
+      locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
+      for (MemSeries* s : locked) s->mu.lock();
+    }
     std::vector<const MemSeries*> removed;
     for (MemSeries* s : locked) {
       if (s->removed) removed.push_back(s);
@@ -194,10 +210,10 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
     // Head GC took a series out after we found it: find (or recreate) it again.
     for (MemSeries* s : locked) s->mu.unlock();
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (std::find(removed.begin(), removed.end(), series[i].get()) != removed.end()) {
+      if (std::find(removed.begin(), removed.end(), series[i]) != removed.end()) {
         // A series given by the caller may come without labels; its symbols stay valid.
         const Labels labels = batch[i].labels.empty() ? LabelsOf(*series[i]) : batch[i].labels;
-        STRATA_ASSIGN_OR_RETURN(series[i], GetOrCreate(labels, &seq));
+        STRATA_RETURN_IF_ERROR(look_up(i, labels));
       }
     }
   }
@@ -271,7 +287,7 @@ absl::Status Head::ReplaySeries(SeriesRef ref, std::string_view encoded_labels) 
       // Should not happen; map the logged ref onto the live series (the entry holds a
       // reference, like every by_ref entry).
       RefStripe& rs = ref_stripes_[ref % ref_stripes_.size()];
-      std::lock_guard<std::mutex> ref_lock(rs.mu);
+      std::lock_guard<SeriesMutex> ref_lock(rs.mu);
       MemSeries*& slot = rs.by_ref[ref];
       if (slot == nullptr) {
         s->refs_.fetch_add(1, std::memory_order_relaxed);

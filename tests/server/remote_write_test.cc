@@ -490,7 +490,7 @@ TEST(WriteRequestDecoder, RawLabelBytesAndKnownSeries) {
   ASSERT_EQ(d.series(3).labels.size(), 2u) << "validated: sorted, empty value dropped";
   EXPECT_EQ(d.series(3).labels[0].name, "__name__");
 
-  // Known bytes: not validated, labels as sent; the callback sees each series' bytes once,
+  // Known bytes: labels neither decoded nor validated; the callback sees each series' bytes once,
   // in order, and never the series whose label fields are apart.
   std::vector<std::string> asked;
   ASSERT_TRUE(d.Decode(body, {}, [&](std::string_view raw) {
@@ -502,7 +502,7 @@ TEST(WriteRequestDecoder, RawLabelBytesAndKnownSeries) {
   EXPECT_FALSE(d.series(1).known);
   ASSERT_TRUE(d.series(3).known);
   EXPECT_TRUE(d.series(3).ok());
-  EXPECT_EQ(d.series(3).labels.size(), 3u) << "as sent";
+  EXPECT_TRUE(d.series(3).labels.empty()) << "not decoded: the caller knows the series";
   EXPECT_EQ(d.series(3).samples.size(), 1u);
   ASSERT_TRUE(d.series(1).ok());
   EXPECT_EQ(d.series(1).labels[1].value, "b");
@@ -535,6 +535,37 @@ TEST(WriteRequestDecoder, MalformedBytesAreOneClearError) {
     test::WriteRequest ref;
     EXPECT_FALSE(ref.ParseFromString(bad));
     EXPECT_FALSE(d.Decode(bad).ok());
+  }
+}
+
+// Label fields are decoded after the series' other fields; a malformed one still fails the
+// whole request, wherever it is and whether or not a `known` callback was asked.
+TEST(WriteRequestDecoder, MalformedLabelFailsTheRequestWithOrWithoutKnown) {
+  std::string sample;
+  PutFixed64(&sample, 1, 0x3ff0000000000000);
+  PutTag(&sample, 2, 0);
+  PutVarint(&sample, 5);
+  const std::string bad_label =
+      "\x0a\x05"
+      "ab";  // the name's length runs past the label's end
+  std::string first, apart;
+  PutBytes(&first, 1, bad_label);
+  PutBytes(&first, 2, sample);
+  PutBytes(&apart, 1, std::string("\x0a\x08__name__\x12\x01m"));
+  PutBytes(&apart, 2, sample);
+  PutBytes(&apart, 1, bad_label);
+  for (const std::string* ts : {&first, &apart}) {
+    std::string body;
+    PutBytes(&body, 1, *ts);
+    test::WriteRequest ref;
+    EXPECT_FALSE(ref.ParseFromString(body));
+    WriteRequestDecoder d;
+    absl::Status st = d.Decode(body);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(st.message()), HasSubstr("malformed TimeSeries"));
+    absl::Status with_known = d.Decode(body, {}, [](std::string_view) { return false; });
+    EXPECT_EQ(with_known, st);
+    EXPECT_EQ(d.series_count(), 0u);
   }
 }
 

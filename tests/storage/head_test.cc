@@ -63,6 +63,26 @@ TEST(HeadAppend, RefsGrowAndPostingsStaySorted) {
   EXPECT_EQ(values->size(), 7u);
 }
 
+// A batch may name a series more than once (its lock is then taken once): every entry's
+// samples are appended, in batch order.
+TEST(HeadAppend, ASeriesNamedTwiceInABatchTakesBothEntriesInOrder) {
+  Head head(HeadOptions{}, nullptr);
+  Labels a{{"__name__", "a"}};
+  Labels b{{"__name__", "b"}};
+  std::vector<SeriesBatch> batch = {{a, {{1000, 1}}}, {b, {{1000, 5}}}, {a, {{2000, 2}}}};
+  auto r = head.Append(batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->appended, 3);
+  SeriesPtr s = head.GetByRef(1);
+  ASSERT_NE(s, nullptr);
+  std::vector<Sample> got = ReadChunks(head.Chunks(*s, std::numeric_limits<Timestamp>::min(),
+                                                   std::numeric_limits<Timestamp>::max()));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].t, 1000);
+  EXPECT_EQ(got[1].t, 2000);
+  EXPECT_EQ(got[1].v, 2);
+}
+
 TEST(HeadAppend, RejectsEmptyLabelSetsBeforeAppendingAnything) {
   Head head(HeadOptions{}, nullptr);
   std::vector<SeriesBatch> batch = {{Labels{{"__name__", "a"}}, {{1, 1}}}, {Labels{}, {{1, 1}}}};
