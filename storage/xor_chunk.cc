@@ -363,6 +363,21 @@ absl::Status XorChunkAppender::AppendLong(Timestamp t, uint64_t vb, uint64_t w, 
   return absl::OkStatus();
 }
 
+absl::Status XorChunkAppender::AppendGrowing(Timestamp t, uint64_t vb, uint64_t delta, uint64_t w,
+                                             int n) {
+  const uint64_t pos = bit_len_;
+  const uint64_t end = pos + static_cast<uint64_t>(n);
+  Grow(ByteLength(pos), ByteLength(end));
+  uint8_t* const p = buf_ + (pos >> 3);
+  StoreBigEndian64(p, LoadBigEndian64(p) | w >> (pos & 7));
+  bit_len_ = static_cast<uint32_t>(end);
+  t_delta_ = delta;
+  t_ = t;
+  v_ = vb;
+  CountSample();
+  return absl::OkStatus();
+}
+
 void XorChunkAppender::Grow(size_t old_len, size_t new_len) {
   static_assert(kSlack == kSlackBytes);
   const size_t old_cap = buf_ == nullptr ? 0 : CapacityFor(old_len);
