@@ -247,8 +247,10 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d,
   }
   uint64_t dod;
   if ((w >> 62) == 0b10) {
-    dod = (w >> 48) & 0x3fff;
-    if (dod > (1u << 13)) dod -= 1u << 14;
+    // Prometheus reads the 14 bits as negative above 2^13, so 0x2000 is +8192: the bits
+    // minus one as a signed 14-bit number, plus one. (Subtracting 2^48 takes one from them;
+    // a borrow into the '10' above them is shifted out.)
+    dod = static_cast<uint64_t>(static_cast<int64_t>((w - (uint64_t{1} << 48)) << 2) >> 50) + 1;
     s.pos += 16;
     s.t_delta += dod;
     if (!AdvanceTime(s)) [[unlikely]]
@@ -644,6 +646,10 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
     Sample* o = batch;
     out->reserve(out->size() + left + pending);
     if (pending) new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
+    // The loop does not look at maxt: each batch is cut at the first sample after it (times
+    // increase: the decoder checks it), and decoding stops there. The samples decoded past
+    // maxt, at most one batch, are not copied; an error among them is not one in the range.
+    bool past_maxt = false;
     for (bool more = true; more;) {
       Sample* const end = o + std::min(left, static_cast<int>(batch + kBatch - o));
       while (o < end) {
@@ -655,15 +661,10 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
         if (e != DecodeError::kOk) [[unlikely]] {
           if (e == DecodeError::kZeroZero) {
             e = DecodeError::kOk;
-            if (s.t > maxt) {
-              --left;  // decoded, not copied
-              more = false;
-              break;
-            }
             new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
             // More '0' '0' samples may follow (a constant series): take as many as one load
             // holds, an add and a store each. The run stops before a sample that would pass
-            // the bits known to be the chunk's (s.limit) or maxt, or fail the order check;
+            // the bits known to be the chunk's (s.limit) or fail the order check;
             // DecodeSample then takes that one as usual.
             const uint64_t w = BitWindow(base, s.pos);
             if (w >> 62 != 0) continue;
@@ -675,7 +676,7 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
             uint64_t i = 0;
             for (; i < k; ++i) {
               const Timestamp next = static_cast<Timestamp>(static_cast<uint64_t>(t) + s.t_delta);
-              if (next <= t || next > maxt) break;
+              if (next <= t) break;
               t = next;
               new (o++) Sample{t, v};
             }
@@ -686,18 +687,33 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
           more = false;
           break;
         }
-        if (s.t > maxt) {
-          --left;  // decoded, not copied
-          more = false;
-          break;
-        }
         new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
       }
-      left -= static_cast<int>(o - batch) - (pending ? 1 : 0);
+      const int decoded = static_cast<int>(o - batch) - (pending ? 1 : 0);
+      if (o != batch && o[-1].t > maxt) {
+        // Cut at the first sample after maxt; it stays the current one (At()), as ChunkList
+        // Iterator expects, and decoding stops.
+        Sample* const cut =
+            std::upper_bound(batch, o, maxt, [](Timestamp m, const Sample& x) { return m < x.t; });
+        s.t = cut->t;
+        s.v = std::bit_cast<uint64_t>(cut->v);
+        left -= decoded - static_cast<int>(o - cut - 1);
+        o = cut;
+        past_maxt = true;
+        more = false;
+      } else {
+        left -= decoded;
+      }
       pending = false;
       out->insert(out->end(), batch, o);
       o = batch;
       more = more && left > 0;
+    }
+    if (past_maxt) {
+      // Decoding went on past the sample that is now current: stop here. An error after
+      // maxt is not reported.
+      e = DecodeError::kOk;
+      done_ = true;
     }
   }
   st_ = s;
