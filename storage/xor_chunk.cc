@@ -174,7 +174,8 @@ using State = XorChunkIterator::State;
 // fields read, so that a caller can tell a sample cut short by the chunk's end.
 
 // Reads a value as Prometheus' xorRead does. `w` holds the bits from s.pos on, left-aligned,
-// at least the top 56 of them the stream's.
+// at least the top kValid of them the stream's.
+template <int kValid = 56>
 inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, State& s,
                                                               uint64_t w) {
   if ((w >> 63) == 0) {
@@ -184,7 +185,7 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, 
   if ((w >> 62) == 0b10) {
     // The previous window.
     const int sig = static_cast<int>(s.sig);
-    const uint64_t bits = sig <= 54 ? w << 2 : BitWindow64(d, s.pos + 2);
+    const uint64_t bits = sig <= kValid - 2 ? w << 2 : BitWindow64(d, s.pos + 2);
     s.v ^= (bits >> s.shift) & s.mask;
     s.pos += 2 + static_cast<uint64_t>(sig);
     return DecodeError::kOk;
@@ -202,8 +203,9 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, 
   s.trailing = static_cast<uint8_t>(trail);
   s.sig = static_cast<uint64_t>(sig);
   s.fast_top = sig <= 54 ? 0b010 : 8;
+  s.fast_after14 = sig <= 39 ? 0b10 : 8;
   s.mask = ~uint64_t{0} << trail;
-  const uint64_t bits = sig <= 43 ? w << 13 : BitWindow64(d, s.pos);
+  const uint64_t bits = sig <= kValid - 13 ? w << 13 : BitWindow64(d, s.pos);
   s.v ^= (bits >> lead) & s.mask;
   s.pos += static_cast<uint64_t>(sig);
   return DecodeError::kOk;
@@ -246,7 +248,7 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d,
     return DecodeValue(d, s, w << 1);
   }
   uint64_t dod;
-  if ((w >> 62) == 0b10) {
+  if (top < 0b110) {  // '10': a 14-bit dod
     // Prometheus reads the 14 bits as negative above 2^13, so 0x2000 is +8192: the bits
     // minus one as a signed 14-bit number, plus one. (Subtracting 2^48 takes one from them;
     // a borrow into the '10' above them is shifted out.)
@@ -261,13 +263,13 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d,
       s.pos += 1;
       return DecodeError::kOk;
     }
-    if ((rest >> 62) == 0b10 && s.sig <= 39) {
+    if ((rest >> 62) == s.fast_after14) [[likely]] {
       s.v ^= ((rest << 2) >> s.shift) & s.mask;
       s.pos += 2 + s.sig;
       return DecodeError::kOk;
     }
-    return DecodeValue(d, s, BitWindow(d, s.pos));
-  } else if ((w >> 61) == 0b110) {
+    return DecodeValue<41>(d, s, rest);
+  } else if (top == 0b110) {
     dod = (w >> 44) & 0x1ffff;
     if (dod > (1u << 16)) dod -= 1u << 17;
     s.pos += 20;

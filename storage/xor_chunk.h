@@ -142,6 +142,9 @@ class XorChunkIterator final : public SampleIterator {
     // The top three bits of a '0' '10' sample whose window bits are in the first loaded
     // word (sig <= 54), or 8 (no such bits) when they are not.
     uint64_t fast_top = 8;
+    // The same after a 14-bit dod: the top two bits of a '10' value whose window bits are in
+    // the first loaded word (sig <= 39), or 8.
+    uint64_t fast_after14 = 8;
     uint8_t leading = 0xff;  // 0xff until a '11' value sets a window
     uint8_t trailing = 0;
     bool in_tail = false;
