@@ -192,18 +192,6 @@ inline absl::Status XorChunkAppender::Append(Timestamp t, double v) {
   // Each bucket calls AppendValue with its own constant code length, so that the value's
   // shifts and length checks fold.
   if (dod == 0) {
-    if (x == 0) {
-      // '0' '0': the commonest sample of all (a constant at a steady interval). Its two zero
-      // bits are in the buffer already; the interval and the value stay.
-      const uint64_t pos = bit_len_;
-      if (CrossesGrowth(pos, pos + 2)) [[unlikely]] {
-        return AppendGrowing(t, vb, delta, 0, 2);
-      }
-      bit_len_ = static_cast<uint32_t>(pos + 2);
-      t_ = t;
-      CountSample();
-      return absl::OkStatus();
-    }
     return AppendValue(t, vb, delta, x, 0, 1);
   }
   if (dod + 8191 <= 16383) {  // Prometheus' bucket ranges: see FitsBucket
@@ -267,9 +255,13 @@ inline __attribute__((always_inline)) absl::Status XorChunkAppender::AppendValue
   }
   // n <= 57, so the sample lies in the 8 bytes from its first. Only that first byte holds
   // earlier bits (the rest are zero), and it is read alone: an 8-byte load would overlap the
-  // previous sample's 8-byte store at another offset, which the CPU cannot forward.
-  uint8_t* const p = buf_ + (pos >> 3);
-  StoreBigEndian64(p, uint64_t{*p} << 56 | w >> (pos & 7));
+  // previous sample's 8-byte store at another offset, which the CPU cannot forward. A '0'
+  // '0' sample (w known zero in the dod-0 writer: the test folds away) is there already.
+  // (Taking '0' '0' apart before AppendValue, as one branch, made gauges about 8% slower.)
+  if (w != 0) {
+    uint8_t* const p = buf_ + (pos >> 3);
+    StoreBigEndian64(p, uint64_t{*p} << 56 | w >> (pos & 7));
+  }
   bit_len_ = static_cast<uint32_t>(end);
   t_delta_ = delta;
   t_ = t;
