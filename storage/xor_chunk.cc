@@ -174,7 +174,8 @@ using State = XorChunkIterator::State;
 // fields read, so that a caller can tell a sample cut short by the chunk's end.
 
 // Reads a value as Prometheus' xorRead does. `w` holds the bits from s.pos on, left-aligned,
-// at least the top 56 of them the stream's.
+// at least the top kValid of them the stream's.
+template <int kValid = 56>
 inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, State& s,
                                                               uint64_t w) {
   if ((w >> 63) == 0) {
@@ -184,7 +185,7 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, 
   if ((w >> 62) == 0b10) {
     // The previous window.
     const int sig = static_cast<int>(s.sig);
-    const uint64_t bits = sig <= 54 ? w << 2 : BitWindow64(d, s.pos + 2);
+    const uint64_t bits = sig <= kValid - 2 ? w << 2 : BitWindow64(d, s.pos + 2);
     s.v ^= (bits >> s.shift) & s.mask;
     s.pos += 2 + static_cast<uint64_t>(sig);
     return DecodeError::kOk;
@@ -202,8 +203,9 @@ inline __attribute__((always_inline)) DecodeError DecodeValue(const uint8_t* d, 
   s.trailing = static_cast<uint8_t>(trail);
   s.sig = static_cast<uint64_t>(sig);
   s.fast_top = sig <= 54 ? 0b010 : 8;
+  s.fast_after14 = sig <= 39 ? 0b10 : 8;
   s.mask = ~uint64_t{0} << trail;
-  const uint64_t bits = sig <= 43 ? w << 13 : BitWindow64(d, s.pos);
+  const uint64_t bits = sig <= kValid - 13 ? w << 13 : BitWindow64(d, s.pos);
   s.v ^= (bits >> lead) & s.mask;
   s.pos += static_cast<uint64_t>(sig);
   return DecodeError::kOk;
@@ -246,9 +248,11 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d,
     return DecodeValue(d, s, w << 1);
   }
   uint64_t dod;
-  if ((w >> 62) == 0b10) {
-    dod = (w >> 48) & 0x3fff;
-    if (dod > (1u << 13)) dod -= 1u << 14;
+  if (top < 0b110) {  // '10': a 14-bit dod
+    // Prometheus reads the 14 bits as negative above 2^13, so 0x2000 is +8192: the bits
+    // minus one as a signed 14-bit number, plus one. (Subtracting 2^48 takes one from them;
+    // a borrow into the '10' above them is shifted out.)
+    dod = static_cast<uint64_t>(static_cast<int64_t>((w - (uint64_t{1} << 48)) << 2) >> 50) + 1;
     s.pos += 16;
     s.t_delta += dod;
     if (!AdvanceTime(s)) [[unlikely]]
@@ -259,13 +263,13 @@ inline __attribute__((always_inline)) DecodeError DecodeSample(const uint8_t* d,
       s.pos += 1;
       return DecodeError::kOk;
     }
-    if ((rest >> 62) == 0b10 && s.sig <= 39) {
+    if ((rest >> 62) == s.fast_after14) [[likely]] {
       s.v ^= ((rest << 2) >> s.shift) & s.mask;
       s.pos += 2 + s.sig;
       return DecodeError::kOk;
     }
-    return DecodeValue(d, s, BitWindow(d, s.pos));
-  } else if ((w >> 61) == 0b110) {
+    return DecodeValue<41>(d, s, rest);
+  } else if (top == 0b110) {
     dod = (w >> 44) & 0x1ffff;
     if (dod > (1u << 16)) dod -= 1u << 17;
     s.pos += 20;
@@ -360,6 +364,21 @@ absl::Status XorChunkAppender::AppendLong(Timestamp t, uint64_t vb, uint64_t w, 
   PutBits(buf_, pos + n, head, head_len);
   PutBitsWide(buf_, pos + n + head_len, bits, sig);
   Commit(t, vb, end);
+  return absl::OkStatus();
+}
+
+absl::Status XorChunkAppender::AppendGrowing(Timestamp t, uint64_t vb, uint64_t delta, uint64_t w,
+                                             int n) {
+  const uint64_t pos = bit_len_;
+  const uint64_t end = pos + static_cast<uint64_t>(n);
+  Grow(ByteLength(pos), ByteLength(end));
+  uint8_t* const p = buf_ + (pos >> 3);
+  StoreBigEndian64(p, LoadBigEndian64(p) | w >> (pos & 7));
+  bit_len_ = static_cast<uint32_t>(end);
+  t_delta_ = delta;
+  t_ = t;
+  v_ = vb;
+  CountSample();
   return absl::OkStatus();
 }
 
@@ -629,6 +648,10 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
     Sample* o = batch;
     out->reserve(out->size() + left + pending);
     if (pending) new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
+    // The loop does not look at maxt: each batch is cut at the first sample after it (times
+    // increase: the decoder checks it), and decoding stops there. The samples decoded past
+    // maxt, at most one batch, are not copied; an error among them is not one in the range.
+    bool past_maxt = false;
     for (bool more = true; more;) {
       Sample* const end = o + std::min(left, static_cast<int>(batch + kBatch - o));
       while (o < end) {
@@ -640,15 +663,10 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
         if (e != DecodeError::kOk) [[unlikely]] {
           if (e == DecodeError::kZeroZero) {
             e = DecodeError::kOk;
-            if (s.t > maxt) {
-              --left;  // decoded, not copied
-              more = false;
-              break;
-            }
             new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
             // More '0' '0' samples may follow (a constant series): take as many as one load
             // holds, an add and a store each. The run stops before a sample that would pass
-            // the bits known to be the chunk's (s.limit) or maxt, or fail the order check;
+            // the bits known to be the chunk's (s.limit) or fail the order check;
             // DecodeSample then takes that one as usual.
             const uint64_t w = BitWindow(base, s.pos);
             if (w >> 62 != 0) continue;
@@ -660,7 +678,7 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
             uint64_t i = 0;
             for (; i < k; ++i) {
               const Timestamp next = static_cast<Timestamp>(static_cast<uint64_t>(t) + s.t_delta);
-              if (next <= t || next > maxt) break;
+              if (next <= t) break;
               t = next;
               new (o++) Sample{t, v};
             }
@@ -671,18 +689,33 @@ absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
           more = false;
           break;
         }
-        if (s.t > maxt) {
-          --left;  // decoded, not copied
-          more = false;
-          break;
-        }
         new (o++) Sample{s.t, std::bit_cast<double>(s.v)};
       }
-      left -= static_cast<int>(o - batch) - (pending ? 1 : 0);
+      const int decoded = static_cast<int>(o - batch) - (pending ? 1 : 0);
+      if (o != batch && o[-1].t > maxt) {
+        // Cut at the first sample after maxt; it stays the current one (At()), as ChunkList
+        // Iterator expects, and decoding stops.
+        Sample* const cut =
+            std::upper_bound(batch, o, maxt, [](Timestamp m, const Sample& x) { return m < x.t; });
+        s.t = cut->t;
+        s.v = std::bit_cast<uint64_t>(cut->v);
+        left -= decoded - static_cast<int>(o - cut - 1);
+        o = cut;
+        past_maxt = true;
+        more = false;
+      } else {
+        left -= decoded;
+      }
       pending = false;
       out->insert(out->end(), batch, o);
       o = batch;
       more = more && left > 0;
+    }
+    if (past_maxt) {
+      // Decoding went on past the sample that is now current: stop here. An error after
+      // maxt is not reported.
+      e = DecodeError::kOk;
+      done_ = true;
     }
   }
   st_ = s;

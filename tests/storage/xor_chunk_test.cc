@@ -688,6 +688,28 @@ TEST(XorChunkCorruption, TruncationsFail) {
   }
 }
 
+// AppendRange decodes ahead of maxt in batches; damage after the first sample past maxt
+// is outside the range and must not turn a good answer into an error.
+TEST(XorChunkCorruption, AppendRangeIgnoresDamageAfterMaxt) {
+  SequenceGenerator g(17);
+  for (int iter = 0; iter < 300; ++iter) {
+    const std::string chunk = Encode(g.Next());
+    const std::string cut = chunk.substr(0, g.Uniform(chunk.size()));
+    absl::Status status;
+    const std::vector<Sample> good = DecodeAll(cut, &status);
+    // Every maxt whose next sample still decodes: the answer is the samples up to maxt.
+    for (size_t k = 0; k + 1 < good.size(); ++k) {
+      std::vector<Sample> out;
+      XorChunkIterator it(cut);
+      ASSERT_TRUE(it.AppendRange(std::numeric_limits<int64_t>::min(), good[k].t, &out).ok())
+          << "seq " << iter << " maxt at sample " << k << " of " << good.size();
+      ASSERT_EQ(Diff(std::vector<Sample>(good.begin(), good.begin() + k + 1), out), "");
+      // As after Next() past the range: the current sample is the first after maxt.
+      EXPECT_EQ(it.At().t, good[k + 1].t);
+    }
+  }
+}
+
 TEST(XorChunkCorruption, BitFlipsAndGarbageNeverCrash) {
   SequenceGenerator g(8);
   std::mt19937_64 rng(9);
