@@ -281,6 +281,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
   if (vs.smoothed) hints.maxt += options_.lookback_ms;
   hints.step_ms = instant_query ? 0 : r.interval;
   hints.sorted = false;
+  // One window: only the newest sample in it counts.
+  hints.newest_only = ends.size() == 1 && !vs.smoothed;
   STRATA_ASSIGN_OR_RETURN(auto set, querier_.Select(vs.matchers, hints));
   EvalValue out;
   out.type = ValueType::kVector;

@@ -67,7 +67,7 @@ class StorageQuerier final : public Querier {
       maxt = std::min(maxt, hints.maxt);
     }
     STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series,
-                            SelectSeries(matchers, mint, maxt, hints.sorted));
+                            SelectSeries(matchers, mint, maxt, hints.sorted, hints.newest_only));
     return std::unique_ptr<SeriesSet>(
         std::make_unique<ChunkSeriesSet>(std::move(series), mint, maxt));
   }
@@ -87,8 +87,9 @@ class StorageQuerier final : public Querier {
         names.insert(part_names.begin(), part_names.end());
       }
     } else {
-      STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series,
-                              SelectSeries(matchers, mint_, maxt_, /*sorted=*/false));
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<SelectedSeries> series,
+          SelectSeries(matchers, mint_, maxt_, /*sorted=*/false, /*newest_only=*/false));
       for (const auto& s : series) {
         for (const LabelView& l : s.labels) names.emplace(l.name);
       }
@@ -109,8 +110,9 @@ class StorageQuerier final : public Querier {
         values.insert(part_values.begin(), part_values.end());
       }
     } else {
-      STRATA_ASSIGN_OR_RETURN(std::vector<SelectedSeries> series,
-                              SelectSeries(matchers, mint_, maxt_, /*sorted=*/false));
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<SelectedSeries> series,
+          SelectSeries(matchers, mint_, maxt_, /*sorted=*/false, /*newest_only=*/false));
       for (const auto& s : series) {
         std::string_view v = s.labels.Get(name);
         if (!v.empty()) values.emplace(v);
@@ -121,9 +123,12 @@ class StorageQuerier final : public Querier {
 
  private:
   // Series matching every matcher with at least one sample in [mint, maxt], sorted by labels
-  // or, when not `sorted`, by ref.
+  // or, when not `sorted`, by ref. With `newest_only`, a series whose newest sample is in
+  // the range and in its open head chunk comes with that sample alone: no chunk copied or
+  // decoded, no store read.
   absl::StatusOr<std::vector<SelectedSeries>> SelectSeries(
-      const std::vector<LabelMatcher>& matchers, Timestamp mint, Timestamp maxt, bool sorted) {
+      const std::vector<LabelMatcher>& matchers, Timestamp mint, Timestamp maxt, bool sorted,
+      bool newest_only) {
     if (mint > maxt) return std::vector<SelectedSeries>();
     absl::flat_hash_map<SeriesRef, SelectedSeries> found;
     // The head first: a chunk that a concurrent flush moves to the store is then seen at
@@ -137,6 +142,17 @@ class StorageQuerier final : public Querier {
       while (postings->Next()) {
         SeriesPtr s = head_->GetByRef(postings->At());
         if (s == nullptr) continue;
+        if (newest_only && !tombstones_->contains(s->ref)) {
+          std::optional<Sample> newest = head_->NewestInOpenChunk(*s);
+          if (newest && newest->t >= mint && newest->t <= maxt) {
+            ChunkRef c;
+            c.mint = c.maxt = newest->t;
+            c.samples = std::make_shared<const std::vector<Sample>>(1, *newest);
+            head_last[s->ref] = mint - 1;  // nothing older is needed from the store
+            found[s->ref] = {head_->LabelsOf(*s), {std::move(c)}, newest->t, Intervals()};
+            continue;
+          }
+        }
         Timestamp last;
         std::vector<ChunkRef> chunks = head_->Chunks(*s, mint, maxt, &last);
         head_last[s->ref] = last;

@@ -289,6 +289,9 @@ class Head {
   // numeric_limits<Timestamp>::min() when it has none).
   std::vector<ChunkRef> Chunks(MemSeries& s, Timestamp mint, Timestamp maxt,
                                Timestamp* last = nullptr);
+  // The series' newest sample when it is the last of the open chunk (so neither flushed
+  // nor only known from the store); nullopt otherwise.
+  std::optional<Sample> NewestInOpenChunk(MemSeries& s);
   int64_t num_series() const { return num_series_.load(); }
   // Open chunks with samples plus closed chunks not yet flushed.
   int64_t num_chunks() const { return num_chunks_.load(); }

@@ -73,4 +73,12 @@ std::vector<ChunkRef> Head::Chunks(MemSeries& s, Timestamp mint, Timestamp maxt,
   return out;
 }
 
+std::optional<Sample> Head::NewestInOpenChunk(MemSeries& s) {
+  std::lock_guard<SeriesMutex> lock(s.mu);
+  if (s.open.num_samples() == 0 || !s.has_last || s.last_t != s.open.last_timestamp()) {
+    return std::nullopt;
+  }
+  return Sample{s.last_t, s.last_v};
+}
+
 }  // namespace strata

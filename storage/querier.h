@@ -51,6 +51,10 @@ struct SelectHints {
   // thousands of label sets costs more than reading their samples. The PromQL engine does
   // not need label order (it groups by hash and sorts range results at the end).
   bool sorted = true;
+  // Only each series' newest sample in [mint, maxt] is needed (an instant selector's
+  // lookback): storage may leave out older ones. A series is still selected only if it
+  // has a sample in the range.
+  bool newest_only = false;
 };
 
 // A set of series, iterated in order of their label sets (Compare in src/labels.h) unless

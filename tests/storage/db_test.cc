@@ -18,6 +18,7 @@ using testing::ExpectSame;
 using testing::M;
 using testing::ReadAll;
 using testing::ReadEverything;
+using testing::SameSamples;
 using testing::TempDir;
 
 constexpr int64_t kDay = 24 * 3600 * 1000;
@@ -127,6 +128,49 @@ TEST(StorageQuery, MatchersAndLabelApisOverHeadAndStore) {
     ASSERT_EQ(got.size(), 2u);
     for (auto& [k, s] : got) EXPECT_EQ(s.size(), 10u) << k;
   }
+}
+
+// An instant selector needs only each series' newest sample in its window: a series whose
+// newest sample ends its open head chunk gives that sample alone; anything else (flushed,
+// deleted, a window that ends earlier) reads as without the hint.
+TEST(StorageQuery, NewestOnlyGivesTheOpenChunksLastSampleAndReadsTheRestAsUsual) {
+  TempDir dir;
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok());
+  std::vector<SeriesBatch> batch;
+  batch.push_back(Batch(Labels{{"__name__", "m"}, {"k", "flushed"}}, Range(0, 100, 15000)));
+  ASSERT_TRUE((*db)->Append(batch).ok());
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  batch.clear();
+  batch.push_back(Batch(Labels{{"__name__", "m"}, {"k", "head"}}, Range(0, 100, 15000)));
+  batch.push_back(Batch(Labels{{"__name__", "m"}, {"k", "deleted"}}, Range(0, 100, 15000)));
+  ASSERT_TRUE((*db)->Append(batch).ok());
+  ASSERT_TRUE(
+      (*db)->DeleteSeries({M(MatchType::kEqual, "k", "deleted")}, 98 * 15000, 99 * 15000).ok());
+  auto q = (*db)->MakeQuerier(0, kDay);
+  ASSERT_TRUE(q.ok());
+  const std::vector<LabelMatcher> all = {M(MatchType::kEqual, "__name__", "m")};
+  auto select = [&](Timestamp mint, Timestamp maxt) {
+    SelectHints hints;
+    hints.mint = mint;
+    hints.maxt = maxt;
+    hints.newest_only = true;
+    return ReadAll(**q, all, hints);
+  };
+  // The window holds the newest samples (t = 99 * 15 s).
+  auto got = select(90 * 15000, 100 * 15000);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(SameSamples(got[R"({__name__="m", k="head"})"], {{99 * 15000, 99}}));
+  EXPECT_TRUE(SameSamples(got[R"({__name__="m", k="flushed"})"], Range(90 * 15000, 10, 15000, 90)));
+  EXPECT_TRUE(SameSamples(got[R"({__name__="m", k="deleted"})"], Range(90 * 15000, 8, 15000, 90)));
+  // A window that ends before the newest sample: every sample in it.
+  got = select(80 * 15000, 89 * 15000);
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto& [k, samples] : got) {
+    EXPECT_TRUE(SameSamples(samples, Range(80 * 15000, 10, 15000, 80))) << k;
+  }
+  // A window after every sample: nothing.
+  EXPECT_TRUE(select(100 * 15000, 110 * 15000).empty());
 }
 
 TEST(StorageQuery, LabelNamesAndValuesWithoutMatchersHonourTheHeadsTimeRange) {
