@@ -61,18 +61,41 @@ double Quantile(double phi, std::vector<double> values) {
 // ---------------------------------------------------------------------------------------
 // Evaluator plumbing.
 
+namespace {
+
+// Annotations a RunParallel worker made, kept until its run is merged in run order so that
+// they come out in the order one thread gives. Set only while a run is running.
+struct PendingAnnotation {
+  bool warning;
+  std::string text;
+};
+thread_local std::vector<PendingAnnotation>* tl_pending_annotations = nullptr;
+
+// Threads RunParallel has started and not yet joined, over all queries; past the cap a run
+// is done on the calling thread instead.
+std::atomic<int> g_query_threads{0};
+
+}  // namespace
+
+void Evaluator::AddAnnotation(bool warning, std::string text) {
+  if (tl_pending_annotations != nullptr) {
+    tl_pending_annotations->push_back({warning, std::move(text)});
+    return;
+  }
+  std::lock_guard<std::mutex> lock(annotations_mu_);
+  if (seen_annotations_.insert(text).second) {
+    (warning ? warnings_ : infos_).push_back(std::move(text));
+  }
+}
+
 void Evaluator::Warn(const Expr& at, std::string_view text) {
   auto [line, col] = LineCol(query_, at.pos.start);
-  std::string s = fmt::format("PromQL warning: {} ({}:{})", text, line, col);
-  std::lock_guard<std::mutex> lock(annotations_mu_);
-  if (seen_annotations_.insert(s).second) warnings_.push_back(std::move(s));
+  AddAnnotation(true, fmt::format("PromQL warning: {} ({}:{})", text, line, col));
 }
 
 void Evaluator::Info(const Expr& at, std::string_view text) {
   auto [line, col] = LineCol(query_, at.pos.start);
-  std::string s = fmt::format("PromQL info: {} ({}:{})", text, line, col);
-  std::lock_guard<std::mutex> lock(annotations_mu_);
-  if (seen_annotations_.insert(s).second) infos_.push_back(std::move(s));
+  AddAnnotation(false, fmt::format("PromQL info: {} ({}:{})", text, line, col));
 }
 
 absl::Status Evaluator::CheckDeadline() {
@@ -112,19 +135,47 @@ size_t Evaluator::Workers(size_t n) const {
 
 absl::Status Evaluator::RunParallel(
     size_t n, size_t workers,
-    const std::function<absl::Status(size_t, size_t, size_t, const std::atomic<bool>&)>& fn) {
+    const std::function<absl::Status(size_t, size_t, size_t, const std::atomic<size_t>&)>& fn) {
   workers = std::max<size_t>(1, std::min(workers, n));
-  std::atomic<bool> stop = false;
+  std::atomic<size_t> first_failed = SIZE_MAX;
   std::vector<absl::Status> status(workers);
+  std::vector<std::vector<PendingAnnotation>> annotations(workers);
   auto run = [&](size_t w) {
-    status[w] = fn(n * w / workers, n * (w + 1) / workers, w, stop);
-    if (!status[w].ok()) stop.store(true, std::memory_order_relaxed);
+    std::vector<PendingAnnotation>* const saved = tl_pending_annotations;
+    tl_pending_annotations = &annotations[w];
+    status[w] = fn(n * w / workers, n * (w + 1) / workers, w, first_failed);
+    tl_pending_annotations = saved;
+    if (status[w].ok()) return;
+    size_t cur = first_failed.load(std::memory_order_relaxed);
+    while (w < cur && !first_failed.compare_exchange_weak(cur, w, std::memory_order_relaxed)) {
+    }
   };
+  // At most two started threads per CPU over all queries at once; a run that gets no
+  // thread (over the cap, or the system refuses one) runs here after run 0.
+  const int cap = 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::thread> threads;
+  std::vector<size_t> here;
   threads.reserve(workers - 1);
-  for (size_t w = 1; w < workers; ++w) threads.emplace_back(run, w);
+  for (size_t w = 1; w < workers; ++w) {
+    if (g_query_threads.fetch_add(1, std::memory_order_relaxed) >= cap) {
+      g_query_threads.fetch_sub(1, std::memory_order_relaxed);
+      here.push_back(w);
+      continue;
+    }
+    try {
+      threads.emplace_back(run, w);
+    } catch (const std::system_error&) {
+      g_query_threads.fetch_sub(1, std::memory_order_relaxed);
+      here.push_back(w);
+    }
+  }
   run(0);
+  for (size_t w : here) run(w);
   for (auto& t : threads) t.join();
+  g_query_threads.fetch_sub(static_cast<int>(threads.size()), std::memory_order_relaxed);
+  for (auto& list : annotations) {
+    for (auto& a : list) AddAnnotation(a.warning, std::move(a.text));
+  }
   for (auto& st : status) {
     if (!st.ok()) return st;
   }
@@ -345,20 +396,22 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
   out.anchored = vs.anchored;
   out.smoothed = vs.smoothed;
   STRATA_ASSIGN_OR_RETURN(out.offset_ms, ResolveDuration(vs.offset));
-  // Decodes a series' samples in the window, without stale markers, and charges them.
+  // Decodes a series' samples in the window, without stale markers.
   auto load = [&](EvalSeries& s, SampleIterator& it) -> absl::Status {
     STRATA_RETURN_IF_ERROR(it.AppendRange(hints.mint, hints.maxt, &s.points));
     samples_decoded_.fetch_add(static_cast<int64_t>(s.points.size()), std::memory_order_relaxed);
     std::erase_if(s.points, [](const Sample& p) { return IsStaleNaN(p.v); });
-    return Charge(static_cast<int64_t>(s.points.size()));
+    return absl::OkStatus();
   };
   if (sink == nullptr || workers <= 1) {
     while (set->Next()) {
       EvalSeries s{set->TakeLabels(), {}, false};
       STRATA_RETURN_IF_ERROR(load(s, *set->Samples()));
+      STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(s.points.size())));
       if (s.points.empty()) continue;
       if (sink) {
-        STRATA_RETURN_IF_ERROR((*sink)(out, s, 0));
+        STRATA_ASSIGN_OR_RETURN(int64_t kept, (*sink)(out, s, 0));
+        STRATA_RETURN_IF_ERROR(Charge(kept));
         current_samples_ -= static_cast<int64_t>(s.points.size());
       } else {
         out.series.push_back(std::move(s));
@@ -376,21 +429,76 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
     iterators.push_back(set->Samples());
   }
   STRATA_RETURN_IF_ERROR(set->status());
-  STRATA_RETURN_IF_ERROR(RunParallel(
-      series.size(), std::min(workers, Workers(series.size())),
-      [&](size_t begin, size_t end, size_t worker, const std::atomic<bool>& stop) -> absl::Status {
-        for (size_t i = begin; i < end && !stop.load(std::memory_order_relaxed); ++i) {
+  // Per series: samples decoded, samples the sink kept, and where it failed (1: decoding,
+  // 2: the sink). The budget is charged afterwards in series order, exactly as one thread
+  // charges it, so that a query fails (or not) and peaks the same on any number of
+  // workers. Meanwhile the workers only watch the total kept: once that alone is over the
+  // budget, one thread would have failed too, and they stop.
+  const size_t n = series.size();
+  std::vector<int64_t> decoded(n, 0), kept(n, 0);
+  std::vector<uint8_t> failed_at(n, 0);
+  std::vector<absl::Status> errors(n);
+  const int64_t base = current_samples_.load(std::memory_order_relaxed);
+  std::atomic<int64_t> kept_total = 0;
+  std::atomic<bool> over_budget = false;
+  // The runs' own error is looked at last: one run's error stops only later runs, so
+  // the first per-series error in series order is the one one thread would have met.
+  const absl::Status run_status = RunParallel(
+      n, std::min(workers, Workers(n)),
+      [&](size_t begin, size_t end, size_t worker,
+          const std::atomic<size_t>& first_failed) -> absl::Status {
+        size_t work = 0;
+        for (size_t i = begin; i < end; ++i) {
+          if (first_failed.load(std::memory_order_relaxed) < worker ||
+              over_budget.load(std::memory_order_relaxed)) {
+            break;
+          }
           EvalSeries& s = series[i];
-          STRATA_RETURN_IF_ERROR(load(s, *iterators[i]));
+          absl::Status st = load(s, *iterators[i]);
           iterators[i].reset();
-          if (!s.points.empty()) {
-            STRATA_RETURN_IF_ERROR((*sink)(out, s, worker));
-            current_samples_ -= static_cast<int64_t>(s.points.size());
+          decoded[i] = static_cast<int64_t>(s.points.size());
+          work += s.points.size() + 1;
+          if (!st.ok()) {
+            failed_at[i] = 1;
+          } else if (!s.points.empty()) {
+            absl::StatusOr<int64_t> k = (*sink)(out, s, worker);
+            if (k.ok()) {
+              kept[i] = *k;
+            } else {
+              st = k.status();
+              failed_at[i] = 2;
+            }
           }
           s = EvalSeries();  // release its memory now
+          if (!st.ok()) {
+            errors[i] = std::move(st);
+            return errors[i];
+          }
+          if (base + kept_total.fetch_add(kept[i], std::memory_order_relaxed) + kept[i] >
+              options_.max_samples) {
+            over_budget.store(true, std::memory_order_relaxed);
+            return absl::OkStatus();
+          }
+          if (work >= 65536) {
+            work = 0;
+            STRATA_RETURN_IF_ERROR(CheckDeadline());
+          }
         }
         return absl::OkStatus();
-      }));
+      });
+  if (over_budget.load()) {
+    return absl::ResourceExhaustedError(
+        "query processing would load too many samples into memory in query execution");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (failed_at[i] == 1) return errors[i];
+    STRATA_RETURN_IF_ERROR(Charge(decoded[i]));
+    if (decoded[i] == 0) continue;
+    if (failed_at[i] == 2) return errors[i];
+    STRATA_RETURN_IF_ERROR(Charge(kept[i]));
+    current_samples_ -= decoded[i];
+  }
+  STRATA_RETURN_IF_ERROR(run_status);  // a deadline or cancellation
   return out;
 }
 

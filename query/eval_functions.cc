@@ -385,7 +385,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
   std::vector<Scratch> scratch(workers);
   std::vector<std::vector<EvalSeries>> outs(workers);
   // `s` is consumed: its labels move to the output.
-  auto process = [&](const EvalValue& m, EvalSeries& s, size_t worker) -> absl::Status {
+  auto process = [&](const EvalValue& m, EvalSeries& s, size_t worker) -> absl::StatusOr<int64_t> {
     std::deque<size_t>& extreme = scratch[worker].extreme;
     std::vector<size_t>& resets = scratch[worker].resets;
     const int64_t range = m.range_ms;
@@ -617,11 +617,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       }
       if (v) o.points.push_back({r.At(i), *v});
     }
-    if (o.points.empty()) return absl::OkStatus();
+    if (o.points.empty()) return 0;
     if (!keeps_name) DropName(o);
-    STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(o.points.size())));
+    const auto kept = static_cast<int64_t>(o.points.size());
     outs[worker].push_back(std::move(o));
-    return absl::OkStatus();
+    return kept;
   };
   if (marg_expr.kind() == NodeKind::kMatrixSelector) {
     MatrixSink sink = process;
@@ -629,7 +629,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
         EvalMatrixSelector(marg_expr.As<MatrixSelector>(), r, &sink, workers).status());
   } else {
     STRATA_ASSIGN_OR_RETURN(EvalValue m, Eval(*c.args[marg], r));
-    for (EvalSeries& s : m.series) STRATA_RETURN_IF_ERROR(process(m, s, 0));
+    for (EvalSeries& s : m.series) {
+      STRATA_ASSIGN_OR_RETURN(int64_t kept, process(m, s, 0));
+      STRATA_RETURN_IF_ERROR(Charge(kept));
+    }
   }
   // The workers' outputs in order: the same series order as one worker gives.
   out.series = std::move(outs[0]);

@@ -117,26 +117,30 @@ class Evaluator {
   // Annotations, rendered with the node position.
   void Warn(const Expr& at, std::string_view text);
   void Info(const Expr& at, std::string_view text);
+  void AddAnnotation(bool warning, std::string text);
   std::vector<std::string> TakeWarnings() { return std::move(warnings_); }
   std::vector<std::string> TakeInfos() { return std::move(infos_); }
 
   int64_t peak_samples() const { return peak_samples_.load(std::memory_order_relaxed); }
   int64_t samples_decoded() const { return samples_decoded_.load(std::memory_order_relaxed); }
 
-  // Counts `n` samples held; errors when over the budget or past the deadline. Like
-  // Warn, Info and CheckDeadline, safe to call from the workers of RunParallel.
+  // Counts `n` samples held; errors when over the budget or past the deadline. Safe to
+  // call from the workers of RunParallel, like CheckDeadline, Warn and Info (whose
+  // annotations from a run are kept aside and added in run order when the runs are done).
   absl::Status Charge(int64_t n);
   absl::Status CheckDeadline();
 
   // The number of workers RunParallel uses for `n` items (1 below the options' threshold).
   size_t Workers(size_t n) const;
-  // Calls fn(begin, end, worker) for `workers` contiguous runs of [0, n) covering it in
-  // order, worker 0 on the calling thread and the others on threads of their own. Returns
-  // the error of the first run (in order) that failed; a failing run makes the others stop
-  // early at their next item (they check `stop`).
-  absl::Status RunParallel(size_t n, size_t workers,
-                           const std::function<absl::Status(size_t begin, size_t end, size_t worker,
-                                                            const std::atomic<bool>& stop)>& fn);
+  // Calls fn(begin, end, worker, first_failed) for `workers` contiguous runs of [0, n)
+  // covering it in order, run 0 on the calling thread and the others on threads of their
+  // own (or here, after run 0, when no thread is to be had). Returns the error of the first
+  // run (in order) that failed. A run should stop early once `first_failed` (the lowest
+  // failed run so far) is below its own number: an earlier failure decides the result.
+  absl::Status RunParallel(
+      size_t n, size_t workers,
+      const std::function<absl::Status(size_t begin, size_t end, size_t worker,
+                                       const std::atomic<size_t>& first_failed)>& fn);
 
   const EngineOptions& options() const { return options_; }
   // The query's own step range (the outermost one), for start()/end()/step()/range().
@@ -167,10 +171,11 @@ class Evaluator {
   absl::StatusOr<Timestamp> ReferenceTime(const Expr& e, Timestamp t);
   // With a sink, each selected series is handed to it (with the value's window fields set
   // and no series) and dropped afterwards, instead of being collected.
-  // With `workers` > 1 the sink may be called from that many threads at once, each call
-  // with the index of its worker (< workers); one worker's calls come in series order.
-  using MatrixSink =
-      std::function<absl::Status(const EvalValue& meta, EvalSeries& series, size_t worker)>;
+  // A sink returns how many samples it kept from the series (the caller charges them).
+  // With `workers` > 1 it may be called from that many threads at once, each call with
+  // the index of its worker (< workers); one worker's calls come in series order.
+  using MatrixSink = std::function<absl::StatusOr<int64_t>(const EvalValue& meta,
+                                                           EvalSeries& series, size_t worker)>;
   absl::StatusOr<EvalValue> EvalMatrixSelector(const MatrixSelector& ms, const StepRange& r,
                                                const MatrixSink* sink = nullptr,
                                                size_t workers = 1);

@@ -111,6 +111,7 @@ std::vector<std::pair<std::string, std::string>> FlagValues(const ServerConfig& 
       {"query.lookback-delta", FormatDuration(c.query_lookback_delta_ms)},
       {"query.max-concurrency", std::to_string(c.query_max_concurrency)},
       {"query.max-samples", std::to_string(c.query_max_samples)},
+      {"query.parallelism", std::to_string(c.query_parallelism)},
       {"query.timeout", FormatDuration(c.query_timeout_ms)},
       {"self-scrape.interval", FormatDuration(c.self_scrape_interval_ms)},
       {"storage.tsdb.out-of-order-time-window", FormatDuration(c.out_of_order_window_ms)},
@@ -168,6 +169,10 @@ FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
   app.add_option("--query.max-concurrency", c.query_max_concurrency,
                  "Maximum number of queries evaluated at once.")
       ->check(CLI::Range(1, 100000));
+  app.add_option("--query.parallelism", c.query_parallelism,
+                 "Threads one query may use to read series and apply range functions to "
+                 "them; 0 uses one per CPU (at most 8), 1 keeps each query on one thread.")
+      ->check(CLI::Range(0, 64));
   app.add_option("--query.lookback-delta", lookback,
                  "How far back a query looks for the latest sample of a series.");
   app.add_option("--log.level", c.log_level, "Only log messages of this level or above.")

@@ -24,6 +24,7 @@ promql::EngineOptions EngineOptionsFromConfig(const ServerConfig& config) {
   promql::EngineOptions o;
   o.lookback_ms = config.query_lookback_delta_ms;
   o.max_samples = config.query_max_samples;
+  o.parallelism = config.query_parallelism;
   o.timeout = config.query_timeout_ms > 0 ? absl::Milliseconds(config.query_timeout_ms)
                                           : absl::InfiniteDuration();
   o.experimental_functions = config.FeatureEnabled("promql-experimental-functions");

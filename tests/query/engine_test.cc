@@ -133,12 +133,10 @@ void ExpectIdentical(const QueryResult& a, const QueryResult& b, const std::stri
       EXPECT_TRUE(same(x.samples[k].v, y.samples[k].v)) << what << " " << x.labels.ToString();
     }
   }
-  auto sorted = [](std::vector<std::string> v) {
-    std::sort(v.begin(), v.end());
-    return v;
-  };
-  EXPECT_EQ(sorted(a.warnings), sorted(b.warnings)) << what;
-  EXPECT_EQ(sorted(a.infos), sorted(b.infos)) << what;
+  EXPECT_EQ(a.warnings, b.warnings) << what;
+  EXPECT_EQ(a.infos, b.infos) << what;
+  EXPECT_EQ(a.peak_samples, b.peak_samples) << what;
+  EXPECT_EQ(a.samples_decoded, b.samples_decoded) << what;
 }
 
 // Range functions over many series run on several workers: the answers (and errors and
@@ -154,6 +152,10 @@ TEST_F(EngineTest, ParallelRangeFunctionsAnswerAsOneThread) {
       samples.push_back({t, k % 50 == 0 && t == 30 * 60'000 ? std::nan("") : v});
     }
     ASSERT_TRUE(store_.AppendMany({{"__name__", "gauge"}, {"i", std::to_string(k)}}, samples).ok());
+    if (k % 3 == 0) {
+      ASSERT_TRUE(
+          store_.AppendMany({{"__name__", "a_gauge"}, {"i", std::to_string(k)}}, samples).ok());
+    }
   }
   EngineOptions one = EngineOptions::AllFeatures();
   one.max_samples = 10'000'000;
@@ -165,7 +167,8 @@ TEST_F(EngineTest, ParallelRangeFunctionsAnswerAsOneThread) {
   const char* queries[] = {
       "rate(m_total[5m])",
       "sum by (g) (rate(m_total[5m]))",
-      "rate(gauge[5m])",  // an info, once
+      "rate(gauge[5m])",                                      // an info, once
+      "rate({__name__=~\"gauge|a_gauge\", i=~\".*0\"}[5m])",  // two infos, in series order
       "increase(m_total[3m] anchored)",
       "delta(gauge[4m] smoothed)",
       "irate(m_total[2m]) / idelta(gauge[2m])",
@@ -204,10 +207,29 @@ TEST_F(EngineTest, ParallelRangeFunctionsAnswerAsOneThread) {
     }
     ExpectIdentical(*a, *b, std::string(q) + " over the hour");
   }
-  // The sample budget holds across workers: the same error from both.
+  // The sample budget is counted as one thread counts it, whatever the number of workers:
+  // a budget between the answer's size and what one thread peaks at fails on both, one
+  // just above the peak passes on both.
+  ExprPtr e = Parse("rate(gauge[30m])");
+  auto full = e1.InstantQuery(store_, *e, "rate(gauge[30m])", 60 * 60'000);
+  ASSERT_TRUE(full.ok());
+  for (int64_t budget : {full->peak_samples - 1, full->peak_samples}) {
+    one.max_samples = many.max_samples = budget;
+    Engine s1(one), s4(many);
+    auto a = s1.InstantQuery(store_, *e, "rate(gauge[30m])", 60 * 60'000);
+    auto b = s4.InstantQuery(store_, *e, "rate(gauge[30m])", 60 * 60'000);
+    ASSERT_EQ(a.ok(), budget >= full->peak_samples) << budget << ": " << a.status();
+    ASSERT_EQ(b.ok(), a.ok()) << budget << ": " << b.status();
+    if (!a.ok()) {
+      EXPECT_EQ(a.status(), b.status());
+      EXPECT_EQ(a.status().code(), absl::StatusCode::kResourceExhausted);
+    } else {
+      ExpectIdentical(*a, *b, "rate(gauge[30m]) with a budget of " + std::to_string(budget));
+    }
+  }
+  // Far over the budget: the same error, whether the workers stop early or not.
   one.max_samples = many.max_samples = 3'000;
   Engine s1(one), s4(many);
-  ExprPtr e = Parse("rate(gauge[30m])");
   auto a = s1.RangeQuery(store_, *e, "rate(gauge[30m])", 0, 60 * 60'000, 60'000);
   auto b = s4.RangeQuery(store_, *e, "rate(gauge[30m])", 0, 60 * 60'000, 60'000);
   ASSERT_FALSE(a.ok());

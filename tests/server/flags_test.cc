@@ -46,7 +46,7 @@ TEST(ServerFlags, ReadsPrometheusNames) {
              "--storage.tsdb.retention.time=30d", "--query.timeout=30s", "--query.max-samples=1000",
              "--query.max-concurrency=4", "--query.lookback-delta=1m", "--web.enable-admin-api",
              "--log.level=debug", "--log.format=json", "--self-scrape.interval=0",
-             "--web.read-timeout=10s"});
+             "--web.read-timeout=10s", "--query.parallelism=1"});
   ASSERT_FALSE(r.exit) << r.output;
   const ServerConfig& c = r.config;
   EXPECT_EQ(c.listen_host, "127.0.0.1");
@@ -56,6 +56,7 @@ TEST(ServerFlags, ReadsPrometheusNames) {
   EXPECT_EQ(c.query_timeout_ms, 30000);
   EXPECT_EQ(c.query_max_samples, 1000);
   EXPECT_EQ(c.query_max_concurrency, 4);
+  EXPECT_EQ(c.query_parallelism, 1);
   EXPECT_EQ(c.query_lookback_delta_ms, 60000);
   EXPECT_TRUE(c.enable_admin_api);
   EXPECT_EQ(c.log_level, "debug");
@@ -111,6 +112,7 @@ TEST(ServerFlags, BadValuesExitTwoWithAMessage) {
       {{"--log.format=yaml"}, "yaml"},
       {{"--log.level=verbose"}, "verbose"},
       {{"--query.max-concurrency=0"}, "query.max-concurrency"},
+      {{"--query.parallelism=-1"}, "query.parallelism"},
       {{"--no-such-flag"}, "no-such-flag"},
   };
   for (const Case& c : cases) {
