@@ -228,26 +228,38 @@ uint64_t Labels::HashWithoutNames(std::span<const std::string> sorted_names) con
   return h.Digest();
 }
 
+namespace {
+
+// Calls f(name, begin, end) for each label of a packed set, [begin, end) being the label's
+// bytes (lengths included). The set was validated when it was built.
+template <typename F>
+void ForEachPackedLabel(const char* pos, const char* end, F&& f) {
+  while (pos < end) {
+    uint32_t len = 0;
+    const char* p = GetVarint(pos, end, &len);
+    const std::string_view name(p, len);
+    p = GetVarint(p + len, end, &len);
+    const char* next = p + len;
+    f(name, pos, next);
+    pos = next;
+  }
+}
+
+}  // namespace
+
 Labels Labels::Without(std::initializer_list<std::string_view> names) const& {
   Labels out;
   const char* const begin = data_.data();
   const char* const end = begin + data_.size();
   const char* copied = begin;  // bytes before this are in out.data_ (or dropped)
   bool dropped = false;
-  for (const char* pos = begin; pos < end;) {
-    uint32_t len = 0;
-    const char* p = GetVarint(pos, end, &len);
-    std::string_view name(p, len);
-    p = GetVarint(p + len, end, &len);
-    const char* next = p + len;
-    if (std::find(names.begin(), names.end(), name) != names.end()) {
-      if (!dropped) out.data_.reserve(data_.size());
-      out.data_.append(copied, pos);
-      copied = next;
-      dropped = true;
-    }
-    pos = next;
-  }
+  ForEachPackedLabel(begin, end, [&](std::string_view name, const char* from, const char* to) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) return;
+    if (!dropped) out.data_.reserve(data_.size());
+    out.data_.append(copied, from);
+    copied = to;
+    dropped = true;
+  });
   if (!dropped) return *this;
   out.data_.append(copied, end);
   return out;
@@ -256,20 +268,13 @@ Labels Labels::Without(std::initializer_list<std::string_view> names) const& {
 Labels Labels::Without(std::initializer_list<std::string_view> names) && {
   // Compacts the kept labels towards the front of this object's own bytes.
   char* const begin = data_.data();
-  const char* const end = begin + data_.size();
   char* write = begin;
-  for (const char* pos = begin; pos < end;) {
-    uint32_t len = 0;
-    const char* p = GetVarint(pos, end, &len);
-    std::string_view name(p, len);
-    p = GetVarint(p + len, end, &len);
-    const char* next = p + len;
-    if (std::find(names.begin(), names.end(), name) == names.end()) {
-      if (write != pos) std::memmove(write, pos, static_cast<size_t>(next - pos));
-      write += next - pos;
-    }
-    pos = next;
-  }
+  ForEachPackedLabel(begin, begin + data_.size(),
+                     [&](std::string_view name, const char* from, const char* to) {
+                       if (std::find(names.begin(), names.end(), name) != names.end()) return;
+                       if (write != from) std::memmove(write, from, static_cast<size_t>(to - from));
+                       write += to - from;
+                     });
   data_.resize(static_cast<size_t>(write - begin));
   return std::move(*this);
 }
@@ -277,17 +282,10 @@ Labels Labels::Without(std::initializer_list<std::string_view> names) && {
 void Labels::AssignSubset(const Labels& src, std::span<const std::string> sorted_names, bool keep) {
   assert(&src != this);
   data_.clear();
-  const char* const begin = src.data_.data();
-  const char* const end = begin + src.data_.size();
-  for (const char* pos = begin; pos < end;) {
-    uint32_t len = 0;
-    const char* p = GetVarint(pos, end, &len);
-    std::string_view name(p, len);
-    p = GetVarint(p + len, end, &len);
-    const char* next = p + len;
-    if (Contains(sorted_names, name) == keep) data_.append(pos, next);
-    pos = next;
-  }
+  ForEachPackedLabel(src.data_.data(), src.data_.data() + src.data_.size(),
+                     [&](std::string_view name, const char* from, const char* to) {
+                       if (Contains(sorted_names, name) == keep) data_.append(from, to);
+                     });
 }
 
 std::string Labels::ToString() const {

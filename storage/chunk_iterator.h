@@ -38,7 +38,7 @@ class ChunkListIterator final : public SampleIterator {
   size_t idx_ = 0;
   Timestamp lower_;  // the next sample returned is at or after this
   const Timestamp maxt_;
-  XorChunkIterator it_;  // Reset for each chunk of bytes
+  XorChunkIterator it_;                           // Reset for each chunk of bytes
   const std::vector<Sample>* decoded_ = nullptr;  // the current chunk's samples, if decoded
   size_t decoded_pos_ = 0;
   bool in_chunk_ = false;
