@@ -171,7 +171,8 @@ FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--query.parallelism", c.query_parallelism,
                  "Threads one query may use to read series and apply range functions to "
-                 "them; 0 uses one per CPU (at most 8), 1 keeps each query on one thread.")
+                 "them; 0 uses one per CPU (at most 8), 1 (the default) keeps each query on "
+                 "one thread.")
       ->check(CLI::Range(0, 64));
   app.add_option("--query.lookback-delta", lookback,
                  "How far back a query looks for the latest sample of a series.");

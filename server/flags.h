@@ -35,7 +35,7 @@ struct ServerConfig {
   int64_t query_timeout_ms = 2 * 60 * 1000;         // --query.timeout
   int64_t query_max_samples = 50'000'000;           // --query.max-samples
   int query_max_concurrency = 20;                   // --query.max-concurrency
-  int query_parallelism = 0;                        // --query.parallelism; 0: one per CPU
+  int query_parallelism = 1;                        // --query.parallelism; 0: one per CPU
   int64_t query_lookback_delta_ms = 5 * 60 * 1000;  // --query.lookback-delta
 
   std::string log_level = "info";     // --log.level: debug, info, warn, error

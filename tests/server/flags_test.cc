@@ -31,6 +31,7 @@ TEST(ServerFlags, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.query_timeout_ms, 120000);
   EXPECT_EQ(c.query_max_samples, 50000000);
   EXPECT_EQ(c.query_max_concurrency, 20);
+  EXPECT_EQ(c.query_parallelism, 1);
   EXPECT_EQ(c.query_lookback_delta_ms, 300000);
   EXPECT_FALSE(c.enable_admin_api);
   EXPECT_EQ(c.log_level, "info");
@@ -46,7 +47,7 @@ TEST(ServerFlags, ReadsPrometheusNames) {
              "--storage.tsdb.retention.time=30d", "--query.timeout=30s", "--query.max-samples=1000",
              "--query.max-concurrency=4", "--query.lookback-delta=1m", "--web.enable-admin-api",
              "--log.level=debug", "--log.format=json", "--self-scrape.interval=0",
-             "--web.read-timeout=10s", "--query.parallelism=1"});
+             "--web.read-timeout=10s", "--query.parallelism=0"});
   ASSERT_FALSE(r.exit) << r.output;
   const ServerConfig& c = r.config;
   EXPECT_EQ(c.listen_host, "127.0.0.1");
@@ -56,7 +57,7 @@ TEST(ServerFlags, ReadsPrometheusNames) {
   EXPECT_EQ(c.query_timeout_ms, 30000);
   EXPECT_EQ(c.query_max_samples, 1000);
   EXPECT_EQ(c.query_max_concurrency, 4);
-  EXPECT_EQ(c.query_parallelism, 1);
+  EXPECT_EQ(c.query_parallelism, 0);
   EXPECT_EQ(c.query_lookback_delta_ms, 60000);
   EXPECT_TRUE(c.enable_admin_api);
   EXPECT_EQ(c.log_level, "debug");
