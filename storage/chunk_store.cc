@@ -480,9 +480,13 @@ absl::StatusOr<std::vector<ChunkRef>> ChunkStore::Chunks(int64_t partition, Seri
                           BlockFor(partition, ref, snapshot.get()));
   if (std::optional<size_t> i = block ? block->Find(ref) : std::nullopt;
       i && block->mint(*i) <= maxt && block->maxt(*i) >= mint) {
+    // Only the samples in range: a query over an hour of a compacted day neither keeps nor
+    // decodes the values after it.
     auto samples = std::make_shared<std::vector<Sample>>();
-    STRATA_RETURN_IF_ERROR(block->Decode(*i, samples.get()));
-    out.push_back({samples->front().t, samples->back().t, nullptr, std::move(samples)});
+    STRATA_RETURN_IF_ERROR(block->Decode(*i, samples.get(), mint, maxt));
+    if (!samples->empty()) {
+      out.push_back({samples->front().t, samples->back().t, nullptr, std::move(samples)});
+    }
   }
   std::string prefix = PartitionPrefix(partition);
   coding::PutFixed64BE(&prefix, ref);

@@ -366,7 +366,8 @@ std::optional<size_t> CompactedBlock::Find(SeriesRef ref) const {
   return static_cast<size_t>(it - series_.begin());
 }
 
-absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out) const {
+absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out, Timestamp mint,
+                                    Timestamp maxt) const {
   const Entry& e = series_[i];
   const TsColumn& c = ts_[e.ts];
   const size_t base = out->size();
@@ -394,6 +395,20 @@ absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out) const {
     if (decreasing) return Malformed("timestamps not increasing");
     if (p != end || static_cast<Timestamp>(t) != c.last) return Malformed("timestamp column");
   }
+  // The samples in [mint, maxt]: values are decoded up to the last of them.
+  const auto first_ts = out->begin() + static_cast<std::ptrdiff_t>(base);
+  const size_t lo =
+      static_cast<size_t>(std::lower_bound(first_ts, out->end(), mint,
+                                           [](const Sample& x, Timestamp t) { return x.t < t; }) -
+                          first_ts);
+  const size_t hi =
+      static_cast<size_t>(std::upper_bound(first_ts, out->end(), maxt,
+                                           [](Timestamp t, const Sample& x) { return t < x.t; }) -
+                          first_ts);
+  if (lo >= hi) {
+    out->resize(base);
+    return absl::OkStatus();
+  }
   // Values.
   Sample* s = out->data() + base;
   {
@@ -402,7 +417,7 @@ absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out) const {
     uint64_t prev = 0, m = 0;
     double scale = 1;  // 10^|exponent|, an exact double
     bool divide = false;
-    for (uint32_t k = 0; k < c.count; ++k) {
+    for (uint32_t k = 0; k < hi; ++k) {
       uint64_t tok;
       if (!ReadUvarint(p, end, &tok)) return Malformed("value column ends early");
       double v;
@@ -438,8 +453,10 @@ absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out) const {
       prev = std::bit_cast<uint64_t>(v);
       s[k].v = v;
     }
-    if (p != end) return Malformed("value column has trailing bytes");
+    if (hi == c.count && p != end) return Malformed("value column has trailing bytes");
   }
+  out->resize(base + hi);
+  out->erase(first_ts, first_ts + static_cast<std::ptrdiff_t>(lo));
   return absl::OkStatus();
 }
 

@@ -9,6 +9,7 @@
 #define STRATA_STORAGE_COMPACTED_BLOCK_H_
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -62,9 +63,13 @@ class CompactedBlock {
   // The index of the series with this ref.
   std::optional<size_t> Find(SeriesRef ref) const;
 
-  // Appends series i's samples to `out`. Decodes only that series' columns. DataLoss when
-  // the columns are malformed (then `out` may hold some of the samples).
-  absl::Status Decode(size_t i, std::vector<Sample>* out) const;
+  // Appends series i's samples in [mint, maxt] to `out`. Decodes only that series'
+  // columns, and its values only up to maxt. DataLoss when the columns are malformed (then
+  // `out` may hold some of the samples); values after maxt are not looked at, so damage
+  // there goes unnoticed, as it would in an XOR chunk read up to maxt.
+  absl::Status Decode(size_t i, std::vector<Sample>* out,
+                      Timestamp mint = std::numeric_limits<Timestamp>::min(),
+                      Timestamp maxt = std::numeric_limits<Timestamp>::max()) const;
 
  private:
   struct TsColumn {

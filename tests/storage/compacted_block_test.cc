@@ -199,6 +199,34 @@ void ExpectRoundTrip(const std::vector<CompactedSeries>& group) {
     ASSERT_TRUE(testing::SameSamples(got, group[i].samples))
         << "series " << i << "\n got  " << testing::Describe(got) << "\n want "
         << testing::Describe(group[i].samples);
+    // A range gives exactly the samples in it, appended after what `out` held: bounds on,
+    // between and outside samples, and ranges with none.
+    const std::vector<Sample>& all = group[i].samples;
+    const size_t n = all.size();
+    const Timestamp ta = all[n / 3].t, tb = all[2 * n / 3].t;
+    auto up = [](Timestamp t) { return t == INT64_MAX ? t : t + 1; };  // no overflow
+    auto down = [](Timestamp t) { return t == INT64_MIN ? t : t - 1; };
+    const std::pair<Timestamp, Timestamp> ranges[] = {{ta, tb},
+                                                      {up(ta), down(tb)},
+                                                      {down(ta), up(tb)},
+                                                      {all.front().t, all.back().t},
+                                                      {ta, ta},
+                                                      {up(tb), tb},
+                                                      {up(all.back().t), INT64_MAX},
+                                                      {INT64_MIN, down(all.front().t)},
+                                                      {INT64_MIN, ta},
+                                                      {tb, INT64_MAX}};
+    for (const auto& [lo, hi] : ranges) {
+      std::vector<Sample> want = {{-1, 0.5}};
+      for (const Sample& x : all) {
+        if (x.t >= lo && x.t <= hi) want.push_back(x);
+      }
+      std::vector<Sample> ranged = {{-1, 0.5}};
+      ASSERT_TRUE(b->Decode(i, &ranged, lo, hi).ok());
+      ASSERT_TRUE(testing::SameSamples(ranged, want))
+          << "series " << i << " in [" << lo << ", " << hi << "]\n got  "
+          << testing::Describe(ranged) << "\n want " << testing::Describe(want);
+    }
   }
   EXPECT_FALSE(b->Find(group.back().ref + 1).has_value());
 }
