@@ -121,28 +121,16 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
         case AggregateOp::kStddev:
         case AggregateOp::kStdvar:
           g.value = (std::isnan(f) || std::isinf(f)) ? std::nan("") : 0;
-          break;
+          return;
         case AggregateOp::kQuantile:
-          g.values.push_back(f);
-          break;
         case AggregateOp::kTopk:
         case AggregateOp::kBottomk:
         case AggregateOp::kLimitk:
-          g.elems.push_back({si, f});
-          break;
         case AggregateOp::kLimitRatio:
-          if (true) {
-            double off = static_cast<double>(series.labels.Hash()) /
-                         static_cast<double>(std::numeric_limits<uint64_t>::max());
-            if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) {
-              g.elems.push_back({si, f});
-            }
-          }
-          break;
+          break;  // the first value is collected below, like every later one
         default:
-          break;
+          return;
       }
-      return;
     }
     switch (op) {
       case AggregateOp::kSum:

@@ -8,7 +8,9 @@
 
 #include "gtest/gtest.h"
 #include "query/parser.h"
+#include "storage/db.h"
 #include "storage/memory_store.h"
+#include "tests/storage/test_util.h"
 
 namespace strata::promql {
 namespace {
@@ -235,6 +237,58 @@ TEST_F(EngineTest, ParallelRangeFunctionsAnswerAsOneThread) {
   ASSERT_FALSE(a.ok());
   EXPECT_EQ(a.status(), b.status());
   EXPECT_EQ(a.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+// The same over the real store, whose selection hands labels over (TakeLabels) and whose
+// series are partly flushed to RocksDB and partly in the head.
+TEST(EngineParallel, WorkersOverTheDatabaseAnswerAsOneThread) {
+  testing::TempDir dir;
+  StorageOptions so;
+  so.dir = dir.path();
+  so.flush_interval_ms = 0;
+  auto db = Storage::Open(so);
+  ASSERT_TRUE(db.ok()) << db.status();
+  std::mt19937 rng(5);
+  for (int half = 0; half < 2; ++half) {
+    std::vector<SeriesBatch> batch;
+    for (int k = 0; k < 600; ++k) {
+      std::vector<Sample> samples;
+      double v = 1000.0 * k;
+      for (int64_t t = half * 30 * 60'000; t < (half + 1) * 30 * 60'000; t += 15'000) {
+        v += static_cast<double>(rng() % 1000) / 100;
+        samples.push_back({t, v});
+      }
+      batch.push_back({Labels{{"__name__", k % 2 ? "c_total" : "d_total"},
+                              {"i", std::to_string(k)},
+                              {"g", std::to_string(k % 7)}},
+                       std::move(samples)});
+    }
+    ASSERT_TRUE((*db)->Append(batch).ok());
+    if (half == 0) {
+      ASSERT_TRUE((*db)->Flush(true).ok());  // the first half in RocksDB
+    }
+  }
+  EngineOptions one;
+  one.parallelism = 1;
+  EngineOptions many = one;
+  many.parallelism = 3;
+  many.parallel_min_series = 1;
+  Engine e1(one), e3(many);
+  for (const char* q :
+       {"rate(c_total[5m])", "sum by (g) (rate({__name__=~\"c_total|d_total\"}[5m]))",
+        "max_over_time(d_total[40m])", "c_total"}) {
+    auto e = ParseExpr(q, ParserOptions());
+    ASSERT_TRUE(e.ok()) << q;
+    auto a = e1.RangeQuery(**db, **e, q, 10 * 60'000, 60 * 60'000, 60'000);
+    auto b = e3.RangeQuery(**db, **e, q, 10 * 60'000, 60 * 60'000, 60'000);
+    ASSERT_TRUE(a.ok() && b.ok()) << q << ": " << a.status() << " / " << b.status();
+    EXPECT_FALSE(a->value.matrix.empty()) << q;
+    ExpectIdentical(*a, *b, std::string(q) + " over the database");
+    auto c = e1.InstantQuery(**db, **e, q, 45 * 60'000);
+    auto d = e3.InstantQuery(**db, **e, q, 45 * 60'000);
+    ASSERT_TRUE(c.ok() && d.ok()) << q;
+    ExpectIdentical(*c, *d, std::string(q) + " at 45m over the database");
+  }
 }
 
 TEST_F(EngineTest, SampleLimitFailsWithExecutionError) {
