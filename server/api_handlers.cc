@@ -523,25 +523,30 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   // One decoder and buffer per pool thread, reused across requests.
   thread_local std::string scratch;
   thread_local WriteRequestDecoder decoder;
-  // Series whose label bytes were seen before are found by ref: the decoder skips their
-  // validation and the head its lookup by labels. `known` holds them in series order.
+  // Series whose label bytes were seen before are found in the cache: the decoder skips
+  // their validation and the head its lookup by labels. `known` holds them in series order.
   thread_local std::vector<SeriesPtr> known;
+  thread_local std::vector<SeriesPtr> found;
   known.clear();
   struct ReleaseKnown {  // no series stays pinned by a thread between requests
-    ~ReleaseKnown() { known.clear(); }
+    ~ReleaseKnown() {
+      known.clear();
+      found.clear();
+    }
   } release_known;
   SeriesRefCache& cache = ctx->series_refs;
-  cache.BindTo(storage);
-  Head& head = storage->head();
-  RemoteWriteDecodeResult decoded = DecodeRemoteWriteBody(
-      req.body, ctx->remote_write_limits, &scratch, &decoder, [&](std::string_view raw) {
-        const SeriesRef ref = cache.Find(raw);
-        if (ref == 0) return false;
-        SeriesPtr s = head.GetByRef(ref);
-        if (s == nullptr) return false;  // head GC took it: the slow path recreates it
-        known.push_back(std::move(s));
-        return true;
-      });
+  cache.BindTo(storage->head().instance_id());
+  RemoteWriteDecodeResult decoded =
+      DecodeRemoteWriteBody(req.body, ctx->remote_write_limits, &scratch, &decoder,
+                            [&](std::span<const std::string_view> raw, std::span<uint8_t> hit) {
+                              found.assign(raw.size(), nullptr);
+                              cache.FindAll(raw, found);
+                              for (size_t i = 0; i < raw.size(); ++i) {
+                                if (found[i] == nullptr) continue;
+                                hit[i] = 1;
+                                known.push_back(std::move(found[i]));
+                              }
+                            });
   if (!decoded.status.ok()) {
     responder.Send(TextResponse(decoded.http_status, std::string(StatusText(decoded.status))));
     return;
@@ -564,10 +569,10 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   // series (what Prometheus sends). Entries past `used` keep their memory for later requests;
   // an unusually large request's batch is released afterwards.
   thread_local std::vector<SeriesBatch> batch;
-  // Per batch entry, the label bytes to remember with the series' ref after the append
-  // (empty for series found by ref, or sent with their label fields apart).
+  // Per batch entry, the label bytes to remember with the series the head looks up (new
+  // series, and cached ones head GC had removed); empty when the label fields came apart.
   thread_local std::vector<std::string_view> to_cache;
-  thread_local std::vector<SeriesRef> refs;
+  thread_local std::vector<SeriesPtr> looked_up;
   size_t used = 0, next_known = 0;
   to_cache.clear();
   struct ReleaseBatch {
@@ -588,17 +593,16 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
     b.series = std::move(series);
     if (b.series != nullptr) {
       if (!b.labels.empty()) b.labels.AssignSortedViews({});
-      to_cache.emplace_back();
     } else {
       b.labels.AssignSortedViews(s.labels);
-      to_cache.push_back(s.raw_labels);
     }
+    to_cache.push_back(s.raw_labels);
     b.samples.assign(s.samples.begin(), s.samples.end());
   }
   AppendResult result;
   if (used > 0) {
     absl::StatusOr<AppendResult> appended =
-        storage->Append(std::span<const SeriesBatch>(batch.data(), used), &refs);
+        storage->Append(std::span<const SeriesBatch>(batch.data(), used), nullptr, &looked_up);
     if (!appended.ok()) {
       // Retryable: the sender backs off and sends the whole request again.
       int code = absl::IsResourceExhausted(appended.status()) ? 429 : 500;
@@ -609,8 +613,11 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
     }
     result = *appended;
     for (size_t i = 0; i < used; ++i) {
-      if (!to_cache[i].empty()) cache.Insert(to_cache[i], refs[i]);
+      if (looked_up[i] != nullptr && !to_cache[i].empty()) {
+        cache.Insert(to_cache[i], std::move(looked_up[i]));
+      }
     }
+    looked_up.clear();
   }
   if (result.rejected() > 0 || decoder.invalid_series() > 0) {
     responder.Send(TextResponse(400, RejectMessage(result, &decoder)));

@@ -57,7 +57,7 @@ struct ApiContext {
   promql::EngineOptions engine_options;
   RemoteWriteLimits remote_write_limits;
   MetadataStore metadata;
-  // Remote write's label bytes → series ref (see series_ref_cache.h).
+  // Remote write's label bytes → head series (see series_ref_cache.h).
   SeriesRefCache series_refs;
   // Query evaluation and label lookups run here, never on the I/O threads.
   WorkPool* query_pool = nullptr;

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <limits>
 
 #include "server/protobuf_wire.h"
 #include "src/strings.h"
@@ -253,7 +252,7 @@ namespace {
 
 RemoteWriteDecodeResult DecodeBody(std::string_view body, const RemoteWriteLimits& limits,
                                    std::string* scratch, WriteRequestDecoder* decoder,
-                                   absl::FunctionRef<bool(std::string_view)>* known) {
+                                   WriteRequestDecoder::KnownFn* known) {
   RemoteWriteDecodeResult result;
   size_t len = 0;
   if (snappy::GetUncompressedLength(body.data(), body.size(), &len) &&
@@ -280,9 +279,10 @@ RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
   return DecodeBody(body, limits, scratch, decoder, nullptr);
 }
 
-RemoteWriteDecodeResult DecodeRemoteWriteBody(
-    std::string_view body, const RemoteWriteLimits& limits, std::string* scratch,
-    WriteRequestDecoder* decoder, absl::FunctionRef<bool(std::string_view raw_labels)> known) {
+RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
+                                              const RemoteWriteLimits& limits, std::string* scratch,
+                                              WriteRequestDecoder* decoder,
+                                              WriteRequestDecoder::KnownFn known) {
   return DecodeBody(body, limits, scratch, decoder, &known);
 }
 
@@ -290,14 +290,28 @@ absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWrit
   return DecodeImpl(body, limits, nullptr);
 }
 
-absl::Status WriteRequestDecoder::Decode(
-    std::string_view body, const RemoteWriteLimits& limits,
-    absl::FunctionRef<bool(std::string_view raw_labels)> known) {
+absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWriteLimits& limits,
+                                         KnownFn known) {
   return DecodeImpl(body, limits, &known);
 }
 
+absl::Status WriteRequestDecoder::Malformed(size_t at, std::string_view why) {
+  absl::Status err = absl::InvalidArgumentError(fmt::format(
+      "remote write: cannot decode WriteRequest: {} at byte {} of {}", why, at, body_.size()));
+  labels_.clear();
+  samples_.clear();
+  series_.clear();
+  metadata_.clear();
+  errors_.clear();
+  invalid_series_ = 0;
+  invalid_samples_ = 0;
+  total_exemplars_ = 0;
+  total_histograms_ = 0;
+  return err;
+}
+
 absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const RemoteWriteLimits& limits,
-                                             absl::FunctionRef<bool(std::string_view)>* known) {
+                                             KnownFn* known) {
   body_ = body;
   labels_.clear();
   samples_.clear();
@@ -309,18 +323,19 @@ absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const Remote
   total_exemplars_ = 0;
   total_histograms_ = 0;
 
+  // First the structure and the samples; labels once every series' label bytes are known.
   WireReader r(body);
-  absl::Status st;
   while (!r.done()) {
-    size_t at = r.offset();
+    const size_t at = r.offset();
     uint32_t f, w;
     bool ok = r.ReadTag(&f, &w);
+    const char* why = "truncated or malformed field";
     if (ok && f == 1 && w == kLengthDelimited) {
       std::string_view ts;
       ok = r.ReadBytes(&ts);
       if (ok) {
-        st = DecodeTimeSeries(ts, limits, known);
-        ok = st.ok();
+        ok = DecodeTimeSeries(ts, at);
+        if (!ok) why = "malformed TimeSeries";
       }
     } else if (ok && f == 3 && w == kLengthDelimited) {
       std::string_view md;
@@ -330,50 +345,54 @@ absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const Remote
     } else if (ok) {
       ok = r.Skip(f, w);
     }
-    if (!ok) {
-      std::string why =
-          st.ok() ? std::string("truncated or malformed field") : std::string(st.message());
-      absl::Status err = absl::InvalidArgumentError(fmt::format(
-          "remote write: cannot decode WriteRequest: {} at byte {} of {}", why, at, body.size()));
-      labels_.clear();
-      samples_.clear();
-      series_.clear();
-      metadata_.clear();
-      errors_.clear();
-      invalid_series_ = 0;
-      invalid_samples_ = 0;
-      total_exemplars_ = 0;
-      total_histograms_ = 0;
-      return err;
+    if (!ok) return Malformed(at, why);
+  }
+  if (known != nullptr) {
+    raw_.clear();
+    raw_series_.clear();
+    for (size_t i = 0; i < series_.size(); ++i) {
+      const SeriesRecord& rec = series_[i];
+      if (rec.raw_size == 0) continue;
+      raw_.push_back(body_.substr(rec.raw_begin, rec.raw_size));
+      raw_series_.push_back(static_cast<uint32_t>(i));
     }
+    if (!raw_.empty()) {
+      raw_known_.assign(raw_.size(), 0);
+      (*known)(raw_, raw_known_);
+      for (size_t i = 0; i < raw_.size(); ++i) {
+        if (raw_known_[i] != 0) series_[raw_series_[i]].known = true;
+      }
+    }
+  }
+  for (SeriesRecord& rec : series_) {
+    if (!DecodeLabels(rec)) return Malformed(rec.at, "malformed TimeSeries");
+    if (!rec.known) Validate(rec, limits);
   }
   return absl::OkStatus();
 }
 
-absl::Status WriteRequestDecoder::DecodeTimeSeries(
-    std::string_view msg, const RemoteWriteLimits& limits,
-    absl::FunctionRef<bool(std::string_view)>* known) {
+bool WriteRequestDecoder::DecodeTimeSeries(std::string_view msg, size_t at) {
   SeriesRecord rec;
-  rec.label_begin = static_cast<uint32_t>(labels_.size());
+  rec.at = at;
   rec.sample_begin = static_cast<uint32_t>(samples_.size());
-  // Label fields are only delimited here and decoded after the rest: a series whose label
-  // bytes the caller knows needs none of them. Their bytes, while they follow one another:
+  // Label fields are only delimited here and decoded later: a series whose label bytes the
+  // caller knows needs none of them. Their bytes, while they follow one another:
   size_t raw_begin = 0, raw_end = 0;
   size_t label_fields = 0;
   bool raw_contiguous = true;
   WireReader r(msg);
   while (!r.done()) {
-    const size_t at = r.offset();
+    const size_t field_at = r.offset();
     uint32_t f, w;
-    if (!r.ReadTag(&f, &w)) return absl::InvalidArgumentError("malformed TimeSeries");
+    if (!r.ReadTag(&f, &w)) return false;
     bool ok;
     if (f == 1 && w == kLengthDelimited) {
       std::string_view m;
       ok = r.ReadBytes(&m);
       if (ok) {
         if (label_fields == 0) {
-          raw_begin = at;
-        } else if (at != raw_end) {
+          raw_begin = field_at;
+        } else if (field_at != raw_end) {
           raw_contiguous = false;
         }
         label_fields += 1 + r.SkipShortFields(0x0a);  // the usual label fields that follow
@@ -397,22 +416,29 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(
     } else {
       ok = r.Skip(f, w);
     }
-    if (!ok) return absl::InvalidArgumentError("malformed TimeSeries");
+    if (!ok) return false;
   }
   rec.sample_count = static_cast<uint32_t>(samples_.size()) - rec.sample_begin;
-  if (label_fields > 0 && raw_contiguous &&
-      static_cast<size_t>(msg.data() + raw_end - body_.data()) <=
-          std::numeric_limits<uint32_t>::max()) {
-    rec.raw_begin = static_cast<uint32_t>(msg.data() + raw_begin - body_.data());
-    rec.raw_size = static_cast<uint32_t>(raw_end - raw_begin);
-    rec.known = known != nullptr && (*known)(msg.substr(raw_begin, raw_end - raw_begin));
+  if (label_fields > 0) {
+    const size_t base = static_cast<size_t>(msg.data() - body_.data());
+    rec.labels_begin = base + raw_begin;
+    rec.labels_end = base + (raw_contiguous ? raw_end : msg.size());
+    if (raw_contiguous) {
+      rec.raw_begin = rec.labels_begin;
+      rec.raw_size = raw_end - raw_begin;
+    }
   }
-  if (!rec.known && label_fields > 0) {
-    // From the first label field to the last one (or to the end, when others come between).
-    WireReader labels(msg.substr(raw_begin, (raw_contiguous ? raw_end : msg.size()) - raw_begin));
+  series_.push_back(rec);
+  return true;
+}
+
+bool WriteRequestDecoder::DecodeLabels(SeriesRecord& rec) {
+  rec.label_begin = static_cast<uint32_t>(labels_.size());
+  if (!rec.known && rec.labels_end > rec.labels_begin) {
+    WireReader labels(body_.substr(rec.labels_begin, rec.labels_end - rec.labels_begin));
     while (!labels.done()) {
       uint32_t f, w;
-      bool ok = labels.ReadTag(&f, &w);  // read once above: cannot fail
+      bool ok = labels.ReadTag(&f, &w);  // read once before: cannot fail
       if (ok && f == 1 && w == kLengthDelimited) {
         std::string_view m;
         LabelView label;
@@ -421,13 +447,11 @@ absl::Status WriteRequestDecoder::DecodeTimeSeries(
       } else if (ok) {
         ok = labels.Skip(f, w);
       }
-      if (!ok) return absl::InvalidArgumentError("malformed TimeSeries");
+      if (!ok) return false;
     }
   }
   rec.label_count = static_cast<uint32_t>(labels_.size()) - rec.label_begin;
-  if (!rec.known) Validate(rec, limits);
-  series_.push_back(rec);
-  return absl::OkStatus();
+  return true;
 }
 
 void WriteRequestDecoder::Validate(SeriesRecord& rec, const RemoteWriteLimits& limits) {

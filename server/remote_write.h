@@ -99,13 +99,18 @@ class WriteRequestDecoder {
   // fail the request: each carries its error, so the caller can keep the valid ones and
   // answer 400 for the rest, as Prometheus does.
   absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits = {});
-  // The same, but a series whose raw label bytes `known` accepts is marked `known` and its
-  // labels are neither decoded nor validated. REQUIRES: `known` accepts only bytes that
-  // decoded to a valid label set before (equal bytes decode equally). `known` is called in
-  // series order, once per series with contiguous label fields, before that series' labels
-  // are decoded: it may see the bytes of a malformed series of a request that then fails.
-  absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits,
-                      absl::FunctionRef<bool(std::string_view raw_labels)> known);
+  // The same, but series whose raw label bytes `known` recognizes are marked `known` and
+  // their labels are neither decoded nor validated. `known` is called once, after the
+  // request's structure has been read and before any label is decoded, with the raw label
+  // bytes of every series that has them (contiguous label fields), in series order; it
+  // sets known[i] to 1 for the raw[i] it recognizes (known[] starts all 0). All at once, so
+  // that the caller can look them up as a batch (a lookup per series waits on memory).
+  // REQUIRES: `known` recognizes only bytes that decoded to a valid label set before (equal
+  // bytes decode equally). It may see the bytes of a malformed label field of a request
+  // that then fails.
+  using KnownFn =
+      absl::FunctionRef<void(std::span<const std::string_view> raw, std::span<uint8_t> known)>;
+  absl::Status Decode(std::string_view body, const RemoteWriteLimits& limits, KnownFn known);
 
   size_t series_count() const { return series_.size(); }
   RemoteWriteSeries series(size_t i) const;
@@ -129,17 +134,25 @@ class WriteRequestDecoder {
     uint32_t sample_count = 0;
     uint32_t exemplars = 0;
     uint32_t histograms = 0;
-    int32_t error = -1;      // index into errors_
-    uint32_t raw_begin = 0;  // raw_labels as offsets into the body
-    uint32_t raw_size = 0;
+    int32_t error = -1;    // index into errors_
+    size_t raw_begin = 0;  // raw_labels as offsets into the body
+    size_t raw_size = 0;
+    // Where the label fields are, as offsets into the body: from the first label field to
+    // the last one, or to the end of the TimeSeries when other fields come between.
+    size_t labels_begin = 0;
+    size_t labels_end = 0;
+    size_t at = 0;  // the TimeSeries field's offset in the body, for errors
     bool known = false;
   };
 
-  absl::Status DecodeImpl(std::string_view body, const RemoteWriteLimits& limits,
-                          absl::FunctionRef<bool(std::string_view)>* known);
-  absl::Status DecodeTimeSeries(std::string_view msg, const RemoteWriteLimits& limits,
-                                absl::FunctionRef<bool(std::string_view)>* known);
+  absl::Status DecodeImpl(std::string_view body, const RemoteWriteLimits& limits, KnownFn* known);
+  // Reads a TimeSeries' samples and delimits its label fields (decoded later, by
+  // DecodeLabels). False when it is malformed.
+  bool DecodeTimeSeries(std::string_view msg, size_t at);
+  bool DecodeLabels(SeriesRecord& rec);
   void Validate(SeriesRecord& rec, const RemoteWriteLimits& limits);
+  // Forgets everything decoded and returns the error for a malformed field at `at`.
+  absl::Status Malformed(size_t at, std::string_view why);
 
   std::string_view body_;  // of the last Decode
   std::vector<LabelView> labels_;
@@ -147,6 +160,9 @@ class WriteRequestDecoder {
   std::vector<SeriesRecord> series_;
   std::vector<RemoteWriteMetadata> metadata_;
   std::vector<std::string> errors_;
+  std::vector<std::string_view> raw_;  // for `known`: raw label bytes of series_[raw_series_[i]]
+  std::vector<uint32_t> raw_series_;
+  std::vector<uint8_t> raw_known_;
   size_t invalid_series_ = 0;
   size_t invalid_samples_ = 0;
   size_t total_exemplars_ = 0;
@@ -173,9 +189,10 @@ RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
                                               const RemoteWriteLimits& limits, std::string* scratch,
                                               WriteRequestDecoder* decoder);
 // The same with WriteRequestDecoder::Decode's `known` callback.
-RemoteWriteDecodeResult DecodeRemoteWriteBody(
-    std::string_view body, const RemoteWriteLimits& limits, std::string* scratch,
-    WriteRequestDecoder* decoder, absl::FunctionRef<bool(std::string_view raw_labels)> known);
+RemoteWriteDecodeResult DecodeRemoteWriteBody(std::string_view body,
+                                              const RemoteWriteLimits& limits, std::string* scratch,
+                                              WriteRequestDecoder* decoder,
+                                              WriteRequestDecoder::KnownFn known);
 
 }  // namespace strata
 

@@ -150,7 +150,10 @@ absl::Status StrataServer::Stop() {
   // Requests handed to the pools finish before storage goes away.
   if (query_pool_) query_pool_->Shutdown();
   if (write_pool_) write_pool_->Shutdown();
-  if (api_) api_->storage.store(nullptr, std::memory_order_release);
+  if (api_) {
+    api_->storage.store(nullptr, std::memory_order_release);
+    api_->series_refs.Clear();  // let go of the head's series before it closes
+  }
   absl::Status result;
   if (storage_) {
     // Close flushes the whole head to RocksDB and empties the WAL (flush_on_close); on a

@@ -118,8 +118,9 @@ Storage::~Storage() {
 }
 
 absl::StatusOr<AppendResult> Storage::Append(std::span<const SeriesBatch> batch,
-                                             std::vector<SeriesRef>* refs) {
-  absl::StatusOr<AppendResult> r = head_->Append(batch, refs);
+                                             std::vector<SeriesRef>* refs,
+                                             std::vector<SeriesPtr>* looked_up) {
+  absl::StatusOr<AppendResult> r = head_->Append(batch, refs, looked_up);
   if (r.ok() && metrics_.appended != nullptr) RecordAppend(*r);
   return r;
 }

@@ -16,8 +16,13 @@ MemSeries::MemSeries(SeriesRef ref, std::span<const uint32_t> symbols)
   std::copy(symbols.begin(), symbols.end(), symbols_.get());
 }
 
+namespace {
+std::atomic<uint64_t> next_head_instance{1};
+}  // namespace
+
 Head::Head(HeadOptions options, SeriesStore* store)
     : options_(options),
+      instance_id_(next_head_instance.fetch_add(1, std::memory_order_relaxed)),
       store_(store),
       stripes_(std::max(1, options.stripes)),
       ref_stripes_(std::max(1, options.stripes)) {}

@@ -140,8 +140,8 @@ class SeriesPtr {
 struct SeriesBatch {
   Labels labels;
   std::vector<Sample> samples;
-  // Optional: the head series these samples belong to, as an earlier Head::GetByRef gave it
-  // (the caller knows the ref for this label set). Then `labels` may be empty: the head
+  // Optional: the head series these samples belong to, as an earlier lookup of this head
+  // gave it (Head::GetByRef, or Append's `looked_up`). Then `labels` may be empty: the head
   // skips the lookup by labels, and should head GC have removed the series meanwhile, finds
   // or recreates it from the series' own label set.
   SeriesPtr series = nullptr;
@@ -198,6 +198,14 @@ class MemSeries {
   std::unique_ptr<uint32_t[]> symbols_;
   MemSeries* hash_next_ = nullptr;  // next series with the same hash; under the stripe lock
 };
+
+// Asks the CPU to fetch the series' cache lines (a hint for batches, which would otherwise
+// wait on one series after another).
+inline void PrefetchSeries(const MemSeries* s) {
+  const char* p = reinterpret_cast<const char*>(s);
+  for (size_t at = 0; at < sizeof(MemSeries); at += 64) __builtin_prefetch(p + at, 1);
+  __builtin_prefetch(p + sizeof(MemSeries) - 1, 1);
+}
 
 // One entry of a top-N cardinality list: a label name, a metric name or a "name=value" pair,
 // and its count (series, values or bytes).
@@ -265,8 +273,15 @@ class Head {
   // logged; an error means they may be visible but are not durable. Errors
   // (InvalidArgument) on an empty label set without a series, before appending anything.
   // With `refs`, sets (*refs)[i] to the ref of batch[i]'s series (resized to the batch).
+  // With `looked_up`, sets (*looked_up)[i] to the series the head found or created by
+  // batch[i]'s labels: every entry without a series, and those whose series head GC had
+  // removed (null for the others; resized to the batch).
   absl::StatusOr<AppendResult> Append(std::span<const SeriesBatch> batch,
-                                      std::vector<SeriesRef>* refs = nullptr);
+                                      std::vector<SeriesRef>* refs = nullptr,
+                                      std::vector<SeriesPtr>* looked_up = nullptr);
+  // Names this head among all heads this process has made (never reused), for caches of
+  // its series.
+  uint64_t instance_id() const { return instance_id_; }
 
   // WAL replay. REQUIRES: no concurrent appends. Samples at or before a series' last
   // (head or stored) sample are skipped: they are already there.
@@ -333,7 +348,7 @@ class Head {
   };
   struct RefStripe {
     // Held for one table probe or update: the futex word's inline fast path costs a tenth
-    // of std::mutex's calls, on every remote-write sample found by ref (GetByRef).
+    // of std::mutex's calls (GetByRef: queries, WAL replay, deletions).
     SeriesMutex mu;
     absl::flat_hash_map<SeriesRef, MemSeries*> by_ref;
   };
@@ -373,6 +388,7 @@ class Head {
   void CutOpenLocked(MemSeries& s);
 
   const HeadOptions options_;
+  const uint64_t instance_id_;
   SeriesStore* const store_;
   Wal* wal_ = nullptr;
   std::vector<Stripe> stripes_;

@@ -159,7 +159,8 @@ Head::Outcome Head::InsertOutOfOrderLocked(MemSeries& s, Sample sample, int64_t 
 }
 
 absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
-                                          std::vector<SeriesRef>* refs) {
+                                          std::vector<SeriesRef>* refs,
+                                          std::vector<SeriesPtr>* looked_up) {
   for (const SeriesBatch& b : batch) {
     if (b.labels.empty() && b.series == nullptr) {
       return absl::InvalidArgumentError("series with no labels");
@@ -169,11 +170,10 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
   // Plain pointers: the batch holds a reference to the series it names and `owned` to the
   // ones looked up here (copying a SeriesPtr is an atomic increment and decrement).
   std::vector<MemSeries*> series(batch.size());
-  std::vector<SeriesPtr> owned;
+  std::vector<SeriesPtr> owned(batch.size());
   auto look_up = [&](size_t i, const Labels& labels) -> absl::Status {
-    STRATA_ASSIGN_OR_RETURN(SeriesPtr s, GetOrCreate(labels, &seq));
-    series[i] = s.get();
-    owned.push_back(std::move(s));
+    STRATA_ASSIGN_OR_RETURN(owned[i], GetOrCreate(labels, &seq));
+    series[i] = owned[i].get();
     return absl::OkStatus();
   };
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -190,12 +190,18 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
   // holds its locks in that order, one that tries never waits holding any, and no other
   // path holds two series locks. The sort (of the pointers themselves, which reads no
   // series) is then only paid under contention.
+  constexpr size_t kAhead = 8;  // series prefetched ahead of the one being locked
   std::vector<MemSeries*> locked;
   locked.reserve(series.size());
   while (true) {
     locked.assign(series.begin(), series.end());
     size_t taken = 0;
-    while (taken < locked.size() && locked[taken]->mu.try_lock()) ++taken;
+    for (size_t i = 0; i < std::min(kAhead, locked.size()); ++i) PrefetchSeries(locked[i]);
+    while (taken < locked.size()) {
+      if (taken + kAhead < locked.size()) PrefetchSeries(locked[taken + kAhead]);
+      if (!locked[taken]->mu.try_lock()) break;
+      ++taken;
+    }
     if (taken < locked.size()) {
       for (size_t i = 0; i < taken; ++i) locked[i]->mu.unlock();
       std::sort(locked.begin(), locked.end(), std::less<>());
@@ -232,7 +238,14 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
   accepted.reserve(total);
   Timestamp batch_max = std::numeric_limits<Timestamp>::min();
   Timestamp batch_min = std::numeric_limits<Timestamp>::max();
+  // A large batch's series have left the CPU's caches again by now: fetch each series
+  // 2 * kChunkAhead ahead of the one appended to, and its open chunk's end kChunkAhead ahead.
+  constexpr size_t kChunkAhead = 4;
+  for (size_t i = 0; i < std::min(2 * kChunkAhead, series.size()); ++i) PrefetchSeries(series[i]);
+  for (size_t i = 0; i < std::min(kChunkAhead, series.size()); ++i) series[i]->open.PrefetchEnd();
   for (size_t i = 0; i < batch.size(); ++i) {
+    if (i + 2 * kChunkAhead < series.size()) PrefetchSeries(series[i + 2 * kChunkAhead]);
+    if (i + kChunkAhead < series.size()) series[i + kChunkAhead]->open.PrefetchEnd();
     for (const Sample& sample : batch[i].samples) {
       switch (AppendLocked(*series[i], sample, min_valid, segment)) {
         case Outcome::kAppendedOutOfOrder:
@@ -270,6 +283,7 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
     refs->resize(series.size());
     for (size_t i = 0; i < series.size(); ++i) (*refs)[i] = series[i]->ref;
   }
+  if (looked_up != nullptr) *looked_up = std::move(owned);
 
   ObserveTime(batch_max);
   if (batch_min <= batch_max) LowerMinTime(batch_min);

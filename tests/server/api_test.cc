@@ -363,6 +363,43 @@ TEST_F(ApiTest, RemoteWriteOfKnownSeriesStoresEverySampleOnce) {
              R"({"status":"success","data":{"resultType":"vector","result":[]}})");
 }
 
+// Remote write remembers the head series of label bytes it has seen. Head GC may take such a
+// series out of the head; the next sample for it must still land, in the series found
+// again (same ref, so the stored samples and the new ones are one series).
+TEST_F(ApiTest, RemoteWriteOfASeriesHeadGcRemovedStoresItsSamples) {
+  const int64_t kHour = 3600 * 1000;
+  auto write = [&](std::string_view host, int64_t t, double v) {
+    test::WriteRequest req;
+    AddSeries(&req, {{"__name__", "gc_metric"}, {"host", std::string(host)}}, {{t, v}});
+    TestHttpResponse r = Write(req);
+    ASSERT_EQ(r.status, 204) << r.body;
+  };
+  auto head_series = [&] {
+    TestHttpResponse r = Get("/api/v1/status/tsdb");
+    const size_t at = r.body.find("\"numSeries\":");
+    return r.body.substr(at, r.body.find(',', at) - at);
+  };
+  write("a", 10'000, 1);
+  write("b", 10'000, 1);
+  write("a", 20'000, 2);  // found by its label bytes
+  write("b", 2 * kHour, 2);
+  // "a" has been idle for more than the head keeps idle series: the flush writes its chunk
+  // to the store and head GC takes it out.
+  ASSERT_TRUE(server_->storage()->Flush().ok());
+  EXPECT_EQ(head_series(), "\"numSeries\":1");
+  write("a", 2 * kHour + 10'000, 3);
+  write("a", 2 * kHour + 20'000, 4);
+  EXPECT_EQ(head_series(), "\"numSeries\":2");
+  ExpectJson(Get("/api/v1/query?query=sum_over_time(gc_metric%7Bhost%3D%22a%22%7D%5B3h%5D)"
+                 "&time=7220"),
+             200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{"host":"a"},"value":[7220,"10"]}]}})");
+  ExpectJson(Get("/api/v1/query?query=count(gc_metric)&time=7220"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{},"value":[7220,"2"]}]}})");
+}
+
 TEST_F(ApiTest, TsdbStatusReportsHeadCardinality) {
   // An empty head: no series, and the "no data" time range Prometheus reports.
   ExpectJson(Get("/api/v1/status/tsdb"), 200,

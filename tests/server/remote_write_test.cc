@@ -490,13 +490,21 @@ TEST(WriteRequestDecoder, RawLabelBytesAndKnownSeries) {
   ASSERT_EQ(d.series(3).labels.size(), 2u) << "validated: sorted, empty value dropped";
   EXPECT_EQ(d.series(3).labels[0].name, "__name__");
 
-  // Known bytes: labels neither decoded nor validated; the callback sees each series' bytes once,
-  // in order, and never the series whose label fields are apart.
+  // Known bytes: labels neither decoded nor validated; the callback is called once, with each
+  // series' bytes in order, and never the series whose label fields are apart.
   std::vector<std::string> asked;
-  ASSERT_TRUE(d.Decode(body, {}, [&](std::string_view raw) {
-                 asked.emplace_back(raw);
-                 return raw == raw3;
-               }).ok());
+  int calls = 0;
+  ASSERT_TRUE(
+      d.Decode(body, {}, [&](std::span<const std::string_view> raw, std::span<uint8_t> known) {
+         ++calls;
+         ASSERT_EQ(raw.size(), known.size());
+         for (size_t i = 0; i < raw.size(); ++i) {
+           asked.emplace_back(raw[i]);
+           EXPECT_EQ(known[i], 0);
+           known[i] = raw[i] == raw3 ? 1 : 0;
+         }
+       }).ok());
+  EXPECT_EQ(calls, 1);
   EXPECT_EQ(asked, (std::vector<std::string>{raw0, raw0, raw3}));
   EXPECT_FALSE(d.series(0).known);
   EXPECT_FALSE(d.series(1).known);
@@ -512,7 +520,8 @@ TEST(WriteRequestDecoder, RawLabelBytesAndKnownSeries) {
   PutBytes(&bad, 1, label("job", "x"));  // no __name__
   PutBytes(&bad, 2, sample);
   PutBytes(&bad_body, 1, bad);
-  ASSERT_TRUE(d.Decode(bad_body, {}, [](std::string_view) { return false; }).ok());
+  ASSERT_TRUE(
+      d.Decode(bad_body, {}, [](std::span<const std::string_view>, std::span<uint8_t>) {}).ok());
   EXPECT_FALSE(d.series(0).ok());
   EXPECT_EQ(d.invalid_series(), 1u);
 }
@@ -563,7 +572,8 @@ TEST(WriteRequestDecoder, MalformedLabelFailsTheRequestWithOrWithoutKnown) {
     absl::Status st = d.Decode(body);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(st.message()), HasSubstr("malformed TimeSeries"));
-    absl::Status with_known = d.Decode(body, {}, [](std::string_view) { return false; });
+    absl::Status with_known =
+        d.Decode(body, {}, [](std::span<const std::string_view>, std::span<uint8_t>) {});
     EXPECT_EQ(with_known, st);
     EXPECT_EQ(d.series_count(), 0u);
   }
