@@ -118,6 +118,7 @@ std::vector<std::pair<std::string, std::string>> FlagValues(const ServerConfig& 
       {"storage.tsdb.path", c.storage_path},
       {"storage.tsdb.retention.size", size(c.retention_size_bytes)},
       {"storage.tsdb.retention.time", FormatDuration(c.retention_time_ms)},
+      {"storage.wal-fsync", c.wal_fsync},
       {"web.enable-admin-api", c.enable_admin_api ? "true" : "false"},
       {"web.io-threads", std::to_string(c.io_threads)},
       {"web.listen-address", c.listen_address},
@@ -162,6 +163,13 @@ FlagParseResult ParseServerFlags(int argc, const char* const* argv) {
                  "Accept samples older than their series' newest one by at most this much "
                  "(e.g. 5m, for senders with parallel queues such as vmagent); 0s rejects "
                  "them as out of order.");
+  app.add_option("--storage.wal-fsync", c.wal_fsync,
+                 "When to fsync the write-ahead log: 'segment' when a segment file is closed "
+                 "(writes are acknowledged once written to the file: a killed process loses "
+                 "nothing, a power loss may lose the last seconds, as with Prometheus); "
+                 "'commit' before acknowledging every write (survives power loss; each write "
+                 "waits for the disk).")
+      ->check(CLI::IsMember({"segment", "commit"}));
   app.add_option("--query.timeout", query_timeout, "Maximum time a query may take.");
   app.add_option("--query.max-samples", c.query_max_samples,
                  "Maximum number of samples a query may load into memory.")

@@ -31,6 +31,11 @@ struct ServerConfig {
   int64_t retention_size_bytes = 0;  // --storage.tsdb.retention.size; 0: no limit
   // --storage.tsdb.out-of-order-time-window; 0: out-of-order samples are rejected.
   int64_t out_of_order_window_ms = 0;
+  // --storage.wal-fsync (Strata's own): "segment" acknowledges writes once the WAL's write()
+  // is done and fsyncs when a segment is closed (a killed process loses nothing; a power loss
+  // may lose the last seconds, as with Prometheus); "commit" also fsyncs every group commit
+  // before acknowledging it.
+  std::string wal_fsync = "segment";
 
   int64_t query_timeout_ms = 2 * 60 * 1000;         // --query.timeout
   int64_t query_max_samples = 50'000'000;           // --query.max-samples

@@ -46,6 +46,7 @@ StorageOptions StorageOptionsFromConfig(const ServerConfig& config, MetricsRegis
   }
   o.retention_bytes = config.retention_size_bytes;
   o.out_of_order_window_ms = config.out_of_order_window_ms;
+  o.wal_sync = config.wal_fsync == "commit";
   o.metrics = metrics;
   return o;
 }

@@ -130,14 +130,14 @@ class Server:
         return self.proc.returncode
 
 
-def start_system(name, bins, work):
+def start_system(name, bins, work, strata_args=()):
     port = free_port()
     data = os.path.join(work, name, "data")
     os.makedirs(data)
     log = os.path.join(work, name, "server.log")
     if name == "strata":
         argv = [bins["strata"], f"--web.listen-address=127.0.0.1:{port}",
-                f"--storage.tsdb.path={data}"]
+                f"--storage.tsdb.path={data}", *strata_args]
         return Server(name, argv, port, "/-/ready", data, log)
     if name == "prometheus":
         config = os.path.join(work, name, "prometheus.yml")
@@ -236,7 +236,7 @@ def summarize(status, data):
 
 def measure(name, bins, args, work):
     print(f"== {name}", file=sys.stderr)
-    server = start_system(name, bins, work)
+    server = start_system(name, bins, work, args.strata_arg)
     out = {"name": name, "load_before": loadavg()}
     try:
         server.wait_ready()
@@ -381,7 +381,9 @@ def render(results, args, started, machine):
         lines.append("")
     lines.append(
         f"Method: servers started one after the other on 127.0.0.1 with empty temp data "
-        f"directories (Prometheus 2.42 with `--web.enable-remote-write-receiver`; "
+        f"directories (Strata with "
+        + (" ".join(f"`{a}`" for a in args.strata_arg) or "its defaults")
+        + f"; Prometheus 2.42 with `--web.enable-remote-write-receiver`; "
         f"VictoriaMetrics with `-search.latencyOffset=0s -search.disableCache` so that it "
         f"returns the newest data and does not answer repeats from its rollup cache). CPU is "
         f"utime+stime of the server process from the first request to the last answer. "
@@ -425,6 +427,8 @@ def main():
                          "and report medians")
     ap.add_argument("--results", default="bench/RESULTS.md",
                     help="file to write the section into ('' to skip)")
+    ap.add_argument("--strata-arg", action="append", default=[],
+                    help="an extra flag for the Strata server (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the temp data directories")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()

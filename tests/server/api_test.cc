@@ -44,8 +44,9 @@ class ApiTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  void StartServer(int query_concurrency = 2) {
+  void StartServer(int query_concurrency = 2, std::string wal_fsync = "segment") {
     ServerConfig config;
+    config.wal_fsync = wal_fsync;
     config.listen_host = "127.0.0.1";
     config.listen_port = 0;
     config.storage_path = (dir_ / "data").string();
@@ -398,6 +399,29 @@ TEST_F(ApiTest, RemoteWriteOfASeriesHeadGcRemovedStoresItsSamples) {
   ExpectJson(Get("/api/v1/query?query=count(gc_metric)&time=7220"), 200,
              R"({"status":"success","data":{"resultType":"vector","result":[)"
              R"({"metric":{},"value":[7220,"2"]}]}})");
+}
+
+// --storage.wal-fsync: by default a write is acknowledged once the WAL's write() is done
+// (fsync when a segment closes); with "commit" every acknowledged write was fsynced.
+TEST_F(ApiTest, WalFsyncFlagDecidesWhetherWritesWaitForTheDisk) {
+  auto fsyncs = [&] {
+    TestHttpResponse r = Get("/metrics");
+    const std::string key = "strata_wal_fsync_duration_seconds_count ";
+    const size_t at = r.body.find(key);
+    EXPECT_NE(at, std::string::npos) << r.body;
+    if (at == std::string::npos) return -1.0;
+    return std::stod(r.body.substr(at + key.size()));
+  };
+  WriteFixture();
+  EXPECT_EQ(fsyncs(), 0);
+  StopServer();
+  std::filesystem::remove_all(dir_);
+  StartServer(2, "commit");
+  WriteFixture();
+  EXPECT_GE(fsyncs(), 1);
+  ExpectJson(Get("/api/v1/query?query=count(up)&time=30"), 200,
+             R"({"status":"success","data":{"resultType":"vector","result":[)"
+             R"({"metric":{},"value":[30,"2"]}]}})");
 }
 
 TEST_F(ApiTest, TsdbStatusReportsHeadCardinality) {

@@ -39,6 +39,7 @@ TEST(ServerFlags, DefaultsAreTheDocumentedOnes) {
   EXPECT_TRUE(c.features.empty());
   EXPECT_EQ(c.self_scrape_interval_ms, 15000);
   EXPECT_EQ(c.max_connections, 512);
+  EXPECT_EQ(c.wal_fsync, "segment");
 }
 
 TEST(ServerFlags, ReadsPrometheusNames) {
@@ -47,7 +48,7 @@ TEST(ServerFlags, ReadsPrometheusNames) {
              "--storage.tsdb.retention.time=30d", "--query.timeout=30s", "--query.max-samples=1000",
              "--query.max-concurrency=4", "--query.lookback-delta=1m", "--web.enable-admin-api",
              "--log.level=debug", "--log.format=json", "--self-scrape.interval=0",
-             "--web.read-timeout=10s", "--query.parallelism=0"});
+             "--web.read-timeout=10s", "--query.parallelism=0", "--storage.wal-fsync=commit"});
   ASSERT_FALSE(r.exit) << r.output;
   const ServerConfig& c = r.config;
   EXPECT_EQ(c.listen_host, "127.0.0.1");
@@ -64,6 +65,7 @@ TEST(ServerFlags, ReadsPrometheusNames) {
   EXPECT_EQ(c.log_format, "json");
   EXPECT_EQ(c.self_scrape_interval_ms, 0);
   EXPECT_EQ(c.read_timeout_ms, 10000);
+  EXPECT_EQ(c.wal_fsync, "commit");
 }
 
 TEST(ServerFlags, RetentionSizeAloneDisablesTheTimeDefault) {
@@ -114,6 +116,7 @@ TEST(ServerFlags, BadValuesExitTwoWithAMessage) {
       {{"--log.level=verbose"}, "verbose"},
       {{"--query.max-concurrency=0"}, "query.max-concurrency"},
       {{"--query.parallelism=-1"}, "query.parallelism"},
+      {{"--storage.wal-fsync=always"}, "always"},
       {{"--no-such-flag"}, "no-such-flag"},
   };
   for (const Case& c : cases) {
