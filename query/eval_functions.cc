@@ -403,9 +403,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     size_t lo = 0, hi = 0;
     Timestamp prev_end = INT64_MIN;
     std::string_view metric = o.labels.MetricName();
-    bool noted = false;  // the "might not be a counter" info, once per series
-    bool counter_like = metric.ends_with("_total") || metric.ends_with("_sum") ||
-                        metric.ends_with("_count") || metric.ends_with("_bucket");
+    const bool counter_like = metric.ends_with("_total") || metric.ends_with("_sum") ||
+                              metric.ends_with("_count") || metric.ends_with("_bucket");
+    // rate and increase of a named series whose name does not look like a counter's say so
+    // once, at the first step with samples.
+    bool note_not_counter =
+        (id == F::kRate || id == F::kIncrease) && !metric.empty() && !counter_like;
     // Samples visited since the last deadline check: windows may be long (a subquery with a
     // fine step), so the check goes by work done, not by steps.
     size_t work = 0;
@@ -413,10 +416,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       Timestamp T = m.window_ends[i];
       if (T < prev_end) lo = hi = 0;
       prev_end = T;
+      // hi: the first sample after T; lo: the first after T - range. Past hi every sample
+      // is after T, so lo need not be looked for beyond it.
       while (hi < pts.size() && pts[hi].t <= T) ++hi;
       while (lo < hi && pts[lo].t <= T - range) ++lo;
-      while (lo < pts.size() && pts[lo].t <= T - range) ++lo;
-      std::span<const Sample> w(pts.data() + lo, hi > lo ? hi - lo : 0);
+      std::span<const Sample> w(pts.data() + lo, hi - lo);
       work += w.size() + 1;
       if (work >= 65536) {
         work = 0;
@@ -433,8 +437,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
         any_at_step[i] = true;
         continue;
       }
-      if ((id == F::kRate || id == F::kIncrease) && !metric.empty() && !counter_like && !noted) {
-        noted = true;
+      if (note_not_counter) {
+        note_not_counter = false;
         Info(*c.args[marg], fmt::format("metric might not be a counter, name does not end in "
                                         "_total/_sum/_count/_bucket: {}",
                                         QuoteString(metric)));
