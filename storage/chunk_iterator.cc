@@ -81,19 +81,21 @@ absl::Status ChunkListIterator::AppendRange(Timestamp mint, Timestamp maxt,
   Timestamp lower = std::max(lower_, mint);
   const Timestamp upper = std::min(maxt_, maxt);
   if (lower > upper) return status_;
-  // Room for every sample of the chunks that meet the range, at most a chunk's worth more
-  // than needed at either end, so that the vector grows once and not with every chunk.
-  size_t expected = 0;
+  // With several chunks meeting the range, room for all their samples (at most a chunk's
+  // worth more than needed at either end), so that the vector grows once and not with
+  // every chunk. One chunk reserves just what it decodes (XorChunkIterator::AppendRange).
+  size_t expected = 0, meeting = 0;
   for (const ChunkRef& c : chunks_) {
     if (c.maxt < lower) continue;
     if (c.mint > upper) break;
+    ++meeting;
     if (c.samples != nullptr) {
       expected += c.samples->size();
     } else if (c.bytes->size() >= 2) {
       expected += static_cast<uint8_t>((*c.bytes)[0]) << 8 | static_cast<uint8_t>((*c.bytes)[1]);
     }
   }
-  out->reserve(out->size() + expected);
+  if (meeting > 1) out->reserve(out->size() + expected);
   for (const ChunkRef& c : chunks_) {
     // As Step: skip chunks that end before the next sample wanted, stop at one that starts
     // after the range.

@@ -199,6 +199,11 @@ absl::Status Storage::FlushLocked(bool cut_open, int64_t* rotated_to, bool memta
   STRATA_ASSIGN_OR_RETURN(int64_t flush_segment, wal_->Rotate());
   if (rotated_to != nullptr) *rotated_to = flush_segment;
   std::vector<Head::FlushItem> items = head_->CollectFlush(cut_open, options_.idle_chunk_ms);
+  // The collected chunks may hold samples of appends still waiting for their WAL write
+  // (Head::Append logs a batch's record before releasing its series, but writes it after):
+  // they reach RocksDB only once their record is written, so that a kill cannot leave part
+  // of an unlogged batch stored.
+  STRATA_RETURN_IF_ERROR(wal_->SyncQueued());
 
   FlushData data;
   std::vector<int64_t> indexed(items.size());

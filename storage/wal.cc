@@ -346,6 +346,15 @@ absl::Status Wal::Sync(uint64_t seq) {
   return absl::OkStatus();
 }
 
+absl::Status Wal::SyncQueued() {
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seq = enqueued_seq_;
+  }
+  return Sync(seq);
+}
+
 absl::StatusOr<int64_t> Wal::Rotate() {
   std::unique_lock<std::mutex> lock(mu_);
   if (!error_.ok()) return error_;

@@ -99,6 +99,8 @@ class Wal {
   // Returns once every record queued up to `seq` is written (and fsynced with `sync`), or
   // the error that stopped it. After a write error every later Sync fails too.
   absl::Status Sync(uint64_t seq);
+  // Returns once every record queued before the call is written (and fsynced with `sync`).
+  absl::Status SyncQueued();
   absl::Status Log(WalRecordType type, std::string_view payload) {
     return Sync(Enqueue(type, payload));
   }

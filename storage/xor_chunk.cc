@@ -610,15 +610,25 @@ bool XorChunkIterator::Seek(Timestamp t) {
 absl::Status XorChunkIterator::AppendRange(Timestamp mint, Timestamp maxt,
                                            std::vector<Sample>* out) {
   if (read_ != 0 || done_) return SampleIterator::AppendRange(mint, maxt, out);
+  // The first two samples are held back until the vector has room for all those wanted
+  // (growing it for them first would allocate twice more).
+  Sample first[2];
+  int held = 0;
   while (read_ < 2) {
-    if (!Next()) return status_;
-    if (st_.t > maxt) return status_;
-    if (st_.t >= mint) out->push_back(At());
+    if (!Next() || st_.t > maxt) {
+      out->insert(out->end(), first, first + held);
+      return status_;
+    }
+    if (st_.t >= mint) first[held++] = At();
+  }
+  int left = total_ - read_;
+  if (held > 0) {
+    out->reserve(out->size() + held + left);
+    out->insert(out->end(), first, first + held);
   }
   // Two loops, each with as few live values as possible: skip to mint, then copy to maxt.
   State s = st_;
   const uint8_t* base = Base(s);
-  int left = total_ - read_;
   DecodeError e = DecodeError::kOk;
   bool pending = false;  // s holds a sample at or after mint not yet copied
   if (s.t < mint) {
