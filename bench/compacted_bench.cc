@@ -59,7 +59,7 @@ std::vector<std::vector<CompactedSeries>> Groups(bool noisy, int window_h) {
     for (int w = 0; w <= 24 / window_h; ++w) {
       std::vector<CompactedSeries> g;
       for (size_t i = 0; i < host.size(); ++i) {
-        CompactedSeries s{.ref = ref + i, .samples = {}};
+        CompactedSeries s{.ref = ref + i, .samples = {}, .base = {}};
         for (const Sample& x : host[i].samples) {
           if (x.t >= start + w * window && x.t < start + (w + 1) * window) s.samples.push_back(x);
         }

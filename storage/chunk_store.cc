@@ -786,7 +786,7 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
   };
   auto add_series = [&](SeriesRef ref, std::vector<std::vector<Sample>>& sources) {
     if (sources.empty()) return;
-    CompactedSeries s{.ref = ref, .samples = MergeSources(sources)};
+    CompactedSeries s{.ref = ref, .samples = MergeSources(sources), .base = {}};
     group_samples += static_cast<int64_t>(s.samples.size());
     group.push_back(std::move(s));
   };
@@ -936,7 +936,7 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
     std::vector<CompactedSeries> series;
     size_t found = 0;
     for (size_t i = 0; i < block->num_series(); ++i) {
-      CompactedSeries s{.ref = block->ref(i), .samples = {}};
+      CompactedSeries s{.ref = block->ref(i), .samples = {}, .base = {}};
       if (auto c = changes.find(s.ref); c != changes.end()) {
         ++found;
         s.samples = *c->second;
