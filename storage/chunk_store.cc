@@ -14,6 +14,7 @@
 #include "storage/chunk_encoding.h"
 #include "storage/coding.h"
 #include "storage/compacted_block.h"
+#include "storage/histogram_bases.h"
 #include "storage/xor_chunk.h"
 
 namespace strata {
@@ -589,6 +590,22 @@ std::vector<Sample> MergeSources(std::vector<std::vector<Sample>>& sources) {
   return out;
 }
 
+// Gives the group's histogram buckets their bases (storage/histogram_bases.h), from the
+// series' labels as stored.
+absl::Status AssignBases(ChunkStore::Impl& im, std::span<CompactedSeries> group) {
+  std::vector<Labels> labels(group.size());
+  std::string value;
+  for (size_t i = 0; i < group.size(); ++i) {
+    rocksdb::Status s =
+        im.db->Get(rocksdb::ReadOptions(), im.cf(kSeries), SeriesKey(group[i].ref), &value);
+    if (s.IsNotFound()) continue;
+    STRATA_RETURN_IF_ERROR(FromRocks(s, "read series"));
+    STRATA_ASSIGN_OR_RETURN(labels[i], Labels::FromEncoded(value));
+  }
+  AssignHistogramBases(group, labels);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct ChunkStore::CachedBlock {
@@ -716,6 +733,8 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
     if (!group.empty()) {
       CompactedEncodeOptions eo;
       eo.zstd_level = options.zstd_level;
+      eo.max_base_depth = options.max_base_depth;
+      if (eo.max_base_depth > 0) STRATA_RETURN_IF_ERROR(AssignBases(im, group));
       STRATA_ASSIGN_OR_RETURN(std::string block, EncodeCompactedBlock(group, eo));
       block_bytes = block.size();
       STRATA_RETURN_IF_ERROR(FromRocks(
@@ -952,6 +971,8 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
     if (series.empty()) {
       STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kCompacted), key), "batch"));
     } else {
+      // Bases are chosen afresh: a series' base may have left the block or changed.
+      STRATA_RETURN_IF_ERROR(AssignBases(im, series));
       STRATA_ASSIGN_OR_RETURN(std::string encoded,
                               EncodeCompactedBlock(series, CompactedEncodeOptions{}));
       STRATA_RETURN_IF_ERROR(FromRocks(batch.Put(im.cf(kCompacted), key, encoded), "batch"));

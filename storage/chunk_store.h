@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "src/labels.h"
+#include "storage/compacted_block.h"
 #include "storage/head.h"
 #include "storage/postings.h"
 #include "storage/tombstones.h"
@@ -34,6 +35,9 @@ struct CompactionOptions {
   int max_series_per_group = 512;
   int64_t max_samples_per_group = 1 << 21;
   int zstd_level = 9;
+  // Classic histogram buckets are coded against the bucket below, in chains of at most
+  // this many links (CompactedEncodeOptions::max_base_depth); 0: every series alone.
+  int max_base_depth = CompactedEncodeOptions{}.max_base_depth;
   // Once a Storage::Compact has replaced at least this many bytes of chunks and blocks,
   // RocksDB compacts the key range of the partitions it rewrote, so that the replaced values
   // leave the SST files (otherwise they stay until RocksDB's own compactions reach them).
