@@ -38,13 +38,21 @@ inline double Decimal(int64_t m, int e) {
 // base's value at the same index, and Decimal applies to that plus the state.
 constexpr int kRaiseRun = 32;  // values whose mantissa ends in 0 before the exponent rises
 
-// The base's value as a mantissa in exponent e: the nearest integer to it, roughly. Any
-// deterministic function would do (the writer checks every value by computing it); this
-// one makes a bucket's mantissa minus its base's the count between the two. False when the
-// value is not finite or too large for a mantissa. Writer and reader must agree bit for
-// bit: IEEE operations only, no library rounding.
+// 10^-e for e in [-22, 22] (index e + 22): exact for e <= 0, the nearest double above.
+constexpr double kMantissaScale[2 * kMaxExponent + 1] = {
+    1e22,  1e21,  1e20,  1e19,  1e18,  1e17,  1e16,  1e15,  1e14,  1e13,  1e12,  1e11,
+    1e10,  1e9,   1e8,   1e7,   1e6,   1e5,   1e4,   1e3,   1e2,   1e1,   1e0,   1e-1,
+    1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,  1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13,
+    1e-14, 1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
+
+// The base's value as a mantissa in exponent e, roughly: any deterministic function of the
+// base's bits and e would do (the writer checks every value by computing it as the reader
+// will), and this one is the base's own mantissa when the base is a decimal in exponent e,
+// so that a bucket's mantissa minus its base's is the count between the two bounds. False
+// when the value is not finite or too large for a mantissa. Writer and reader must agree
+// bit for bit: one IEEE multiply and add, no library rounding. REQUIRES: |e| <= 22.
 inline bool BaseMantissa(double base, int e, int64_t* m) {
-  const double scaled = e >= 0 ? base / kPow10[e] : base * kPow10[-e];
+  const double scaled = base * kMantissaScale[e + kMaxExponent];
   if (!(std::fabs(scaled) <= static_cast<double>(kMaxMantissa))) return false;  // NaN too
   *m = static_cast<int64_t>(scaled + (scaled < 0 ? -0.5 : 0.5));
   return true;

@@ -30,7 +30,7 @@ namespace strata {
 inline constexpr uint8_t kCompactedBlockFormat = 2;
 // A series' chain of bases (base, base of the base, ...) is at most this long; readers
 // refuse longer chains (and so cycles).
-inline constexpr int kCompactedMaxBaseDepth = 8;
+inline constexpr int kCompactedMaxBaseDepth = 16;
 // Blocks whose decompressed payload would exceed this are refused (writer and reader).
 inline constexpr uint64_t kCompactedBlockMaxRawBytes = 256 << 20;
 
