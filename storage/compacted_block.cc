@@ -442,8 +442,11 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
       base_index = static_cast<uint32_t>(index);
     }
     ref += delta;
-    b.series_.push_back({ref, static_cast<uint32_t>(ts), base_index, total, size});
+    b.series_.push_back({ref, static_cast<uint32_t>(ts), base_index, false, total, size});
     total += size;
+  }
+  for (Entry& e : b.series_) {
+    if (e.base != kNoBase) b.series_[e.base].is_base = true;
   }
   for (size_t i = 0; i < b.series_.size(); ++i) {
     // Every chain of bases ends within kCompactedMaxBaseDepth steps (so no cycles), and a
@@ -568,25 +571,44 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n,
 
 absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t n, Sample* out) const {
   const uint8_t* raw = reinterpret_cast<const uint8_t*>(raw_.data());
-  const Entry& e = series_[i];
-  const bool whole = n == ts_[e.ts].count;
-  if (e.base == kNoBase) {
-    return DecodeValueColumn<false>(raw + e.offset, raw + e.offset + e.size, n, whole, nullptr,
-                                    out);
+  const bool whole = n == ts_[series_[i].ts].count;
+  auto column = [&](size_t j, const Sample* base, Sample* dst) {
+    const Entry& c = series_[j];
+    const uint8_t* p = raw + c.offset;
+    return base == nullptr ? DecodeValueColumn<false>(p, p + c.size, n, whole, nullptr, dst)
+                           : DecodeValueColumn<true>(p, p + c.size, n, whole, base, dst);
+  };
+  // The chain below i, down to its root or to the last base decoded. Open bounded it.
+  std::shared_ptr<const std::vector<Sample>> last;
+  size_t last_series = SIZE_MAX;
+  if (series_[i].base != kNoBase) {
+    std::lock_guard<std::mutex> lock(last_base_->mu);
+    last = last_base_->values;
+    last_series = last_base_->series;
   }
-  // The chain's root first, then each dependent against the one below it (Open bounded
-  // the chain).
-  size_t chain[kCompactedMaxBaseDepth + 1];
+  size_t chain[kCompactedMaxBaseDepth];
   int len = 0;
-  for (size_t j = i; j != kNoBase; j = series_[j].base) chain[len++] = j;
-  std::vector<Sample> below(n), next(len > 2 ? n : 0);
-  STRATA_RETURN_IF_ERROR(DecodeValues(chain[len - 1], n, below.data()));
-  for (int k = len - 2; k >= 0; --k) {
-    const Entry& c = series_[chain[k]];
-    Sample* dst = k == 0 ? out : next.data();
-    STRATA_RETURN_IF_ERROR(DecodeValueColumn<true>(raw + c.offset, raw + c.offset + c.size, n,
-                                                   whole, below.data(), dst));
-    if (k > 0) below.swap(next);
+  const Sample* below = nullptr;
+  for (size_t j = series_[i].base; j != kNoBase; j = series_[j].base) {
+    if (j == last_series && last->size() >= n) {
+      below = last->data();
+      break;
+    }
+    chain[len++] = j;
+  }
+  std::vector<Sample> buffers[2];
+  for (int k = len - 1; k >= 0; --k) {
+    std::vector<Sample>& dst = buffers[k % 2];
+    dst.resize(n);
+    STRATA_RETURN_IF_ERROR(column(chain[k], below, dst.data()));
+    below = dst.data();
+  }
+  STRATA_RETURN_IF_ERROR(column(i, below, out));
+  if (series_[i].is_base) {
+    auto values = std::make_shared<const std::vector<Sample>>(out, out + n);
+    std::lock_guard<std::mutex> lock(last_base_->mu);
+    last_base_->series = i;
+    last_base_->values = std::move(values);
   }
   return absl::OkStatus();
 }

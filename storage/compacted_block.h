@@ -13,6 +13,8 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -46,10 +48,11 @@ struct CompactedSeries {
 struct CompactedEncodeOptions {
   int zstd_level = 9;
   // Chains of bases longer than this are cut (the series that would be deeper is coded
-  // alone and starts a new chain). Decoding a series decodes its chain too, so this bounds
-  // the read cost of one series to 1 + max_base_depth columns. 0: bases are ignored.
-  // Clamped to kCompactedMaxBaseDepth.
-  int max_base_depth = 3;
+  // alone and starts a new chain). Decoding a series alone decodes its chain too, so this
+  // bounds the read cost of one series to 1 + max_base_depth columns (reading the chain's
+  // series in order decodes each column once). 0: bases are ignored. Clamped to
+  // kCompactedMaxBaseDepth.
+  int max_base_depth = kCompactedMaxBaseDepth;
 };
 
 // Encodes the series, which must be sorted by ref without repeats, each with at least one
@@ -63,7 +66,8 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
 absl::StatusOr<std::string> CompactedPayloadForTesting(std::string_view value);
 std::string CompactedBlockFromPayloadForTesting(std::string_view payload);
 
-// A decompressed, validated block. Immutable after Open; safe to share between threads.
+// A decompressed, validated block. Immutable after Open (but for a cache of decoded base
+// values, which it locks); safe to share between threads.
 class CompactedBlock {
  public:
   // Decompresses and checks the block's structure (never reads outside `value`). DataLoss
@@ -105,12 +109,21 @@ class CompactedBlock {
     SeriesRef ref;
     uint32_t ts;
     uint32_t base;        // index of the base series, or kNoBase
+    bool is_base;         // some series is coded against this one
     size_t offset, size;  // value column
+  };
+  // The values of the last base series decoded: reading a histogram's buckets one after
+  // another (ref order) decodes each value column once instead of each one's chain.
+  struct LastBase {
+    std::mutex mu;
+    size_t series = SIZE_MAX;
+    std::shared_ptr<const std::vector<Sample>> values;  // a prefix of the series' values
   };
   // Decodes the first n values of series i into out[0, n).v.
   absl::Status DecodeValues(size_t i, uint32_t n, Sample* out) const;
 
   std::string raw_;
+  std::unique_ptr<LastBase> last_base_ = std::make_unique<LastBase>();
   std::vector<TsColumn> ts_;
   std::vector<Entry> series_;
 };

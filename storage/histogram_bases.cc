@@ -11,6 +11,7 @@ namespace strata {
 namespace {
 
 constexpr std::string_view kBucketSuffix = "_bucket";
+constexpr std::string_view kCountSuffix = "_count";
 
 // The bucket's upper bound, if the series is a classic histogram bucket.
 std::optional<double> UpperBound(const Labels& labels) {
@@ -23,14 +24,15 @@ std::optional<double> UpperBound(const Labels& labels) {
   return bound;
 }
 
-// Every label but `le`, the name included: equal for the buckets of one family.
-std::string FamilyKey(const Labels& labels) {
+// Every label but `le`, the name without its suffix: equal for the buckets and the _count
+// of one family.
+std::string FamilyKey(const Labels& labels, std::string_view suffix) {
   std::string key;
   for (const LabelView& l : labels) {
     if (l.name == "le") continue;
     key.append(l.name);
     key.push_back('\0');
-    key.append(l.value);
+    key.append(l.name == kMetricName ? l.value.substr(0, l.value.size() - suffix.size()) : l.value);
     key.push_back('\0');
   }
   return key;
@@ -49,10 +51,13 @@ void AssignHistogramBases(std::span<CompactedSeries> series, std::span<const Lab
     size_t index;
   };
   std::unordered_map<std::string, std::vector<Bucket>> families;
+  std::unordered_map<std::string, size_t> counts;
   for (size_t i = 0; i < series.size(); ++i) {
     series[i].base.reset();
     if (std::optional<double> bound = UpperBound(labels[i])) {
-      families[FamilyKey(labels[i])].push_back({*bound, i});
+      families[FamilyKey(labels[i], kBucketSuffix)].push_back({*bound, i});
+    } else if (labels[i].MetricName().ends_with(kCountSuffix) && !labels[i].Has("le")) {
+      counts.emplace(FamilyKey(labels[i], kCountSuffix), i);
     }
   }
   for (auto& [key, buckets] : families) {
@@ -63,6 +68,13 @@ void AssignHistogramBases(std::span<CompactedSeries> series, std::span<const Lab
       CompactedSeries& s = series[buckets[k].index];
       const CompactedSeries& below = series[buckets[k - 1].index];
       if (SameTimestamps(s.samples, below.samples)) s.base = below.ref;
+    }
+    // The _count equals the +Inf bucket.
+    const Bucket& top = buckets.back();
+    if (auto c = counts.find(key);
+        c != counts.end() && top.bound == HUGE_VAL &&
+        SameTimestamps(series[c->second].samples, series[top.index].samples)) {
+      series[c->second].base = series[top.index].ref;
     }
   }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/storage/test_util.h"
@@ -374,6 +375,46 @@ TEST(CompactedBlock, HistogramBucketsAgainstTheBucketBelowAreSmaller) {
     }
     ExpectRoundTrip(group, depth);
   }
+}
+
+// Decoding reuses the last base decoded: any order of reads, any ranges, any threads give
+// the same samples.
+TEST(CompactedBlock, DecodesBasedSeriesInAnyOrderAndFromManyThreads) {
+  Gen g(5);
+  SeriesRef ref = 1000;
+  std::vector<CompactedSeries> group = Histogram(1);
+  std::vector<CompactedSeries> more = RandomGroup(g, &ref, 30);
+  AddBases(g, more);
+  group.insert(group.end(), more.begin(), more.end());
+  auto block = EncodeCompactedBlock(group);
+  ASSERT_TRUE(block.ok()) << block.status();
+  auto b = CompactedBlock::Open(*block);
+  ASSERT_TRUE(b.ok());
+  auto check = [&](uint64_t seed, int reads) {
+    std::mt19937_64 rng(seed);
+    for (int r = 0; r < reads; ++r) {
+      const size_t i = rng() % group.size();
+      const std::vector<Sample>& all = group[i].samples;
+      const Timestamp hi = rng() % 3 == 0 ? INT64_MAX : all[rng() % all.size()].t;
+      std::vector<Sample> want;
+      for (const Sample& x : all) {
+        if (x.t <= hi) want.push_back(x);
+      }
+      std::vector<Sample> got;
+      if (!b->Decode(i, &got, INT64_MIN, hi).ok() || !testing::SameSamples(got, want)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(check(1, 2000));
+  std::vector<std::thread> threads;
+  bool ok[4] = {};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] { ok[t] = check(10 + t, 500); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (bool x : ok) EXPECT_TRUE(x);
 }
 
 TEST(CompactedBlock, BasesAfterTheSeriesAndAcrossSpecialValues) {

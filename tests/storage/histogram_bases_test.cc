@@ -57,6 +57,20 @@ TEST(HistogramBases, OnlyBucketsWithTheSameTimestampsAndANumericLe) {
   EXPECT_EQ(Bases(cases)[2], R(2));
 }
 
+TEST(HistogramBases, TheCountIsBasedOnThePlusInfBucket) {
+  using R = std::optional<SeriesRef>;
+  const Labels count{{"__name__", "rpc_seconds_count"}, {"job", "a"}};
+  const Labels other_count{{"__name__", "rpc_seconds_count"}, {"job", "b"}};
+  const Labels sum{{"__name__", "rpc_seconds_sum"}, {"job", "a"}};
+  EXPECT_EQ(Bases({{count}, {B("a", "1")}, {B("a", "+Inf")}, {other_count}, {sum}}),
+            (std::vector<R>{3, std::nullopt, 2, std::nullopt, std::nullopt}));
+  // Without a +Inf bucket, or on other timestamps: no base.
+  EXPECT_EQ(Bases({{count}, {B("a", "1")}, {B("a", "2")}}),
+            (std::vector<R>{std::nullopt, std::nullopt, 2}));
+  EXPECT_EQ(Bases({{count, {1000}}, {B("a", "+Inf")}}),
+            (std::vector<R>{std::nullopt, std::nullopt}));
+}
+
 TEST(HistogramBases, EqualBoundsChainInRefOrderAndUnknownLabelsAreNoBuckets) {
   using R = std::optional<SeriesRef>;
   const std::vector<Case> cases = {{B("a", "1.0")}, {Labels{}}, {B("a", "1")}, {B("a", "0.5")}};
