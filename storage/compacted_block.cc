@@ -514,20 +514,11 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n,
   for (uint32_t k = 0; k < n; ++k) {
     uint64_t tok;
     if (!ReadUvarint(p, end, &tok)) return Malformed("value column ends early");
-    double v;
     if ((tok & 1) == 0) {
       // A writer keeps |m| <= 2^53 and sets the exponent first. Garbled bytes that break
       // this decode to wrong values (undetectable anyway: there is no checksum here),
       // never to undefined behaviour, so the hot path does not check.
       m += static_cast<uint64_t>(coding::Unzigzag(tok >> 1));
-      uint64_t full = m;
-      if constexpr (kBased) {
-        int64_t off;
-        if (!BaseMantissa(base[k].v, exponent, &off)) return Malformed("base value");
-        full += static_cast<uint64_t>(off);
-      }
-      const double d = static_cast<double>(static_cast<int64_t>(full));
-      v = divide ? d / scale : d * scale;
     } else if ((tok & 3) == 1) {
       int64_t ex = coding::Unzigzag(tok >> 2);
       uint64_t z;
@@ -542,14 +533,6 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n,
       scale = kPow10[ex < 0 ? -ex : ex];
       exponent = static_cast<int>(ex);
       m = static_cast<uint64_t>(sm);
-      uint64_t full = m;
-      if constexpr (kBased) {
-        int64_t off;
-        if (!BaseMantissa(base[k].v, exponent, &off)) return Malformed("base value");
-        full += static_cast<uint64_t>(off);
-      }
-      const double d = static_cast<double>(static_cast<int64_t>(full));
-      v = divide ? d / scale : d * scale;
     } else {
       uint64_t lz = (tok >> 2) & 7, nb = tok >> 5;
       if (lz + nb > 8 || static_cast<uint64_t>(end - p) < nb) return Malformed("raw value");
@@ -560,6 +543,14 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n,
       s[k].v = std::bit_cast<double>(prev);
       continue;
     }
+    uint64_t full = m;
+    if constexpr (kBased) {
+      int64_t off;
+      if (!BaseMantissa(base[k].v, exponent, &off)) return Malformed("base value");
+      full += static_cast<uint64_t>(off);
+    }
+    const double d = static_cast<double>(static_cast<int64_t>(full));
+    const double v = divide ? d / scale : d * scale;
     prev = std::bit_cast<uint64_t>(v);
     s[k].v = v;
   }
