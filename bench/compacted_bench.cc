@@ -18,6 +18,8 @@
 //                                       decodes its chain again); ns_per_sample includes
 //                                       decompressing the blocks.
 //   BM_CompactedDecodeColumns/...       the same with the blocks already decompressed.
+//   BM_CompactedDecodeColumnsReversed/... the same in descending ref order: every based
+//                                       series decodes its whole chain of bases.
 //   BM_OnDisk/noisy/bases               the real store: 10 hosts x 242 series x one day
 //                                       (one partition) appended through Storage, flushed;
 //                                       RocksDB's live SST bytes of all families after a
@@ -168,7 +170,10 @@ void BM_CompactedDecode(benchmark::State& state) {
   SetRate(state, samples);
 }
 
-void BM_CompactedDecodeColumns(benchmark::State& state) {
+// Every series of every block decoded, blocks already decompressed; `reversed`: in
+// descending ref order, so that no series finds its base decoded just before it and every
+// based series decodes its whole chain (the cost of reading one bucket alone).
+void DecodeColumns(benchmark::State& state, bool reversed) {
   auto groups = Groups(state);
   std::vector<CompactedBlock> blocks;
   int64_t samples = 0;
@@ -179,9 +184,10 @@ void BM_CompactedDecodeColumns(benchmark::State& state) {
   std::vector<Sample> out;
   for (auto _ : state) {
     for (const CompactedBlock& b : blocks) {
-      for (size_t i = 0; i < b.num_series(); ++i) {
+      const size_t n = b.num_series();
+      for (size_t k = 0; k < n; ++k) {
         out.clear();
-        if (!b.Decode(i, &out).ok()) state.SkipWithError("decode");
+        if (!b.Decode(reversed ? n - 1 - k : k, &out).ok()) state.SkipWithError("decode");
         benchmark::DoNotOptimize(out.data());
       }
     }
@@ -189,12 +195,15 @@ void BM_CompactedDecodeColumns(benchmark::State& state) {
   SetRate(state, samples);
 }
 
-// bases: max_base_depth (0: every series alone; 3: compaction's default).
+void BM_CompactedDecodeColumns(benchmark::State& state) { DecodeColumns(state, false); }
+void BM_CompactedDecodeColumnsReversed(benchmark::State& state) { DecodeColumns(state, true); }
+
+// bases: max_base_depth (0: every series alone; 16: compaction's default).
 void Args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"noisy", "window_h", "bases"});
   for (int noisy : {0, 1}) {
     for (int w : {2, 24}) {
-      for (int depth : {0, 3}) b->Args({noisy, w, depth});
+      for (int depth : {0, kCompactedMaxBaseDepth}) b->Args({noisy, w, depth});
     }
   }
   b->Unit(benchmark::kMillisecond);
@@ -203,13 +212,14 @@ void Args(benchmark::internal::Benchmark* b) {
 // Chain depth against size and decode time, on one day of realistic data.
 void DepthArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"noisy", "window_h", "bases"});
-  for (int depth : {1, 2, 4, kCompactedMaxBaseDepth}) b->Args({0, 24, depth});
+  for (int depth : {1, 3, 4, 8}) b->Args({0, 24, depth});
   b->Unit(benchmark::kMillisecond);
 }
 
 BENCHMARK(BM_CompactedEncode)->Apply(Args)->Apply(DepthArgs);
 BENCHMARK(BM_CompactedDecode)->Apply(Args);
 BENCHMARK(BM_CompactedDecodeColumns)->Apply(Args)->Apply(DepthArgs);
+BENCHMARK(BM_CompactedDecodeColumnsReversed)->Apply(Args)->Apply(DepthArgs);
 
 // CPU time of the calling thread (the machine is shared: wall time says little).
 double ThreadSeconds() {
@@ -328,7 +338,7 @@ void BM_OnDisk(benchmark::State& state) {
 }
 BENCHMARK(BM_OnDisk)
     ->ArgNames({"noisy", "bases"})
-    ->ArgsProduct({{0, 1}, {0, 3}})
+    ->ArgsProduct({{0, 1}, {0, kCompactedMaxBaseDepth}})
     ->Iterations(1)
     ->Unit(benchmark::kSecond);
 
