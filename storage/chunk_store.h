@@ -37,6 +37,7 @@ struct CompactionOptions {
   int zstd_level = 9;
   // Classic histogram buckets are coded against the bucket below, in chains of at most
   // this many links (CompactedEncodeOptions::max_base_depth); 0: every series alone.
+  // Tombstone cleaning (ApplyRewrite) re-encodes blocks with the default.
   int max_base_depth = CompactedEncodeOptions{}.max_base_depth;
   // Once a Storage::Compact has replaced at least this many bytes of chunks and blocks,
   // RocksDB compacts the key range of the partitions it rewrote, so that the replaced values
