@@ -590,6 +590,14 @@ std::vector<Sample> MergeSources(std::vector<std::vector<Sample>>& sources) {
   return out;
 }
 
+// Raises the directory's format version in the batch that first writes compacted blocks
+// of this build's format: from then on older builds refuse it instead of failing on them.
+absl::Status PutFormatVersion(ChunkStore::Impl& im, rocksdb::WriteBatch* batch) {
+  return FromRocks(
+      batch->Put(im.cf(kMeta), ToSlice(kMetaFormatVersion), std::to_string(kStoreFormatVersion)),
+      "batch");
+}
+
 // Gives the group's histogram buckets their bases (storage/histogram_bases.h), from the
 // series' labels as stored.
 absl::Status AssignBases(ChunkStore::Impl& im, std::span<CompactedSeries> group) {
@@ -741,11 +749,7 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
           batch.Put(im.cf(kCompacted), CompactedKey(partition, group.back().ref), block), "batch"));
     }
     bool upgrade = format_version() < kStoreFormatVersion;
-    if (upgrade) {
-      STRATA_RETURN_IF_ERROR(FromRocks(
-          batch.Put(im.cf(kMeta), ToSlice(kMetaFormatVersion), std::to_string(kStoreFormatVersion)),
-          "batch"));
-    }
+    if (upgrade) STRATA_RETURN_IF_ERROR(PutFormatVersion(im, &batch));
     rocksdb::WriteOptions wo;
     wo.sync = true;
     STRATA_RETURN_IF_ERROR(FromRocks(im.db->Write(wo, &batch),
@@ -942,6 +946,7 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
       block_changes[std::string(ToView(it->key()))][rw.ref] = &*rw.compacted;
     }
   }
+  bool blocks_written = false;
   for (const auto& [key, changes] : block_changes) {
     std::string value;
     STRATA_RETURN_IF_ERROR(
@@ -976,6 +981,7 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
       STRATA_ASSIGN_OR_RETURN(std::string encoded,
                               EncodeCompactedBlock(series, CompactedEncodeOptions{}));
       STRATA_RETURN_IF_ERROR(FromRocks(batch.Put(im.cf(kCompacted), key, encoded), "batch"));
+      blocks_written = true;
     }
   }
   for (const ChunkRewrite& rw : rewrites) {
@@ -1005,10 +1011,16 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
   for (SeriesRef ref : clear_tombstones) {
     STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kTombstones), SeriesKey(ref)), "batch"));
   }
+  const bool upgrade = blocks_written && format_version() < kStoreFormatVersion;
+  if (upgrade) STRATA_RETURN_IF_ERROR(PutFormatVersion(im, &batch));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   STRATA_RETURN_IF_ERROR(
       FromRocks(im.db->Write(wo, &batch), fmt::format("rewrite chunks in {}", im.path)));
+  if (upgrade) {
+    std::lock_guard<std::mutex> lock(mu_);
+    format_version_ = kStoreFormatVersion;
+  }
   if (!block_changes.empty()) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     ++block_epoch_;

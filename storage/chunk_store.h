@@ -24,9 +24,10 @@ namespace strata {
 
 // The on-disk format this build writes. It also reads kStoreFormatVersionMin and up;
 // a directory with any other version is refused at open. Version 2 added the `compacted`
-// family; a version 1 directory opens unchanged and becomes version 2 with its first
-// compaction (docs/format/keys.md).
-inline constexpr int kStoreFormatVersion = 2;
+// family, version 3 compacted blocks of format 2 (docs/format/compacted.md); an older
+// directory opens unchanged and becomes version 3 with its first write of compacted blocks
+// (compaction or tombstone cleaning; docs/format/keys.md).
+inline constexpr int kStoreFormatVersion = 3;
 inline constexpr int kStoreFormatVersionMin = 1;
 
 // How compaction groups series (docs/format/keys.md, `compacted`). A group is closed at
@@ -131,7 +132,8 @@ class ChunkStore final : public SeriesStore {
   // Bytes of live SST files per column family, after writing out the memtables and, with
   // `compact_files`, a full RocksDB compaction of every family (for benchmarks and tools).
   absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LiveSstBytes(bool compact_files);
-  // The format version read at open (raised to kStoreFormatVersion by the first compaction).
+  // The format version read at open (raised to kStoreFormatVersion by the first write of
+  // compacted blocks).
   int format_version();
   // Tombstones, chunk rewrites, checkpoints and sizes (storage/db_admin.cc).
   // Every stored tombstone (family `tombstones`).

@@ -263,14 +263,42 @@ TEST(Compaction, VersionOneDirectoriesOpenAndAreUpgradedByTheFirstCompaction) {
   EXPECT_EQ((*db)->store().format_version(), 1);
   auto before = ReadEverything(**db);
   ASSERT_TRUE((*db)->Compact().ok());
-  EXPECT_EQ((*db)->store().format_version(), 2);
+  EXPECT_EQ((*db)->store().format_version(), kStoreFormatVersion);
   ExpectSame(ReadEverything(**db), before);
-  ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(3).ok());
+  ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(kStoreFormatVersion + 1).ok());
   ASSERT_TRUE((*db)->Close().ok());
   auto refused = Storage::Open(Opts(dir.path()));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(refused.status().message().find("version 3"), std::string::npos);
+  EXPECT_NE(refused.status().message().find(fmt::format("version {}", kStoreFormatVersion + 1)),
+            std::string::npos);
+}
+
+// A version 2 directory (compacted blocks of block format 1 only) becomes version 3 with
+// the first write of a block, here by tombstone cleaning; until then it stays 2.
+TEST(Compaction, VersionTwoDirectoriesAreUpgradedByTheFirstBlockWrite) {
+  TempDir dir;
+  std::mt19937_64 rng(4);
+  {
+    auto db = Storage::Open(Opts(dir.path()));
+    ASSERT_TRUE(db.ok());
+    AppendScrapes(**db, 0, 2 * 240, rng);
+    ASSERT_TRUE((*db)->Flush(false).ok());
+    ASSERT_TRUE((*db)->Compact().ok());
+    ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(2).ok());
+  }
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->store().format_version(), 2);
+  ASSERT_TRUE((*db)->CleanTombstones().ok());  // nothing to rewrite
+  EXPECT_EQ((*db)->store().format_version(), 2);
+  ASSERT_TRUE((*db)->DeleteSeries({M(MatchType::kEqual, "i", "3")}, 0, kPartition / 2).ok());
+  ASSERT_TRUE((*db)->CleanTombstones().ok());
+  EXPECT_EQ((*db)->store().format_version(), kStoreFormatVersion);
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->store().format_version(), kStoreFormatVersion);
 }
 
 TEST(Compaction, BackgroundCompactionRunsInTheFlushLoop) {
