@@ -247,17 +247,23 @@ TEST(Compaction, RetentionDropsCompactedPartitions) {
   EXPECT_TRUE(ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")}).empty());
 }
 
+// Two hours of scrapes flushed (and compacted), then the format version set to what an
+// older build would have written.
+void WriteOlderDirectory(const std::string& dir, bool compact, int version) {
+  std::mt19937_64 rng(3);
+  auto db = Storage::Open(Opts(dir));
+  ASSERT_TRUE(db.ok());
+  AppendScrapes(**db, 0, 2 * 240, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  if (compact) {
+    ASSERT_TRUE((*db)->Compact().ok());
+  }
+  ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(version).ok());
+}
+
 TEST(Compaction, VersionOneDirectoriesOpenAndAreUpgradedByTheFirstCompaction) {
   TempDir dir;
-  std::mt19937_64 rng(3);
-  {
-    auto db = Storage::Open(Opts(dir.path()));
-    ASSERT_TRUE(db.ok());
-    AppendScrapes(**db, 0, 2 * 240, rng);
-    ASSERT_TRUE((*db)->Flush(false).ok());
-    // What a build before compaction wrote.
-    ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(1).ok());
-  }
+  WriteOlderDirectory(dir.path(), /*compact=*/false, 1);  // a build before compaction
   auto db = Storage::Open(Opts(dir.path()));
   ASSERT_TRUE(db.ok()) << db.status();
   EXPECT_EQ((*db)->store().format_version(), 1);
@@ -274,19 +280,11 @@ TEST(Compaction, VersionOneDirectoriesOpenAndAreUpgradedByTheFirstCompaction) {
             std::string::npos);
 }
 
-// A version 2 directory (compacted blocks of block format 1 only) becomes version 3 with
-// the first write of a block, here by tombstone cleaning; until then it stays 2.
+// A version 2 directory (by its meta key: its blocks are this build's) becomes version 3
+// with the first write of a block, here by tombstone cleaning; until then it stays 2.
 TEST(Compaction, VersionTwoDirectoriesAreUpgradedByTheFirstBlockWrite) {
   TempDir dir;
-  std::mt19937_64 rng(4);
-  {
-    auto db = Storage::Open(Opts(dir.path()));
-    ASSERT_TRUE(db.ok());
-    AppendScrapes(**db, 0, 2 * 240, rng);
-    ASSERT_TRUE((*db)->Flush(false).ok());
-    ASSERT_TRUE((*db)->Compact().ok());
-    ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(2).ok());
-  }
+  WriteOlderDirectory(dir.path(), /*compact=*/true, 2);
   auto db = Storage::Open(Opts(dir.path()));
   ASSERT_TRUE(db.ok()) << db.status();
   EXPECT_EQ((*db)->store().format_version(), 2);
