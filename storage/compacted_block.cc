@@ -35,10 +35,11 @@ inline double Decimal(int64_t m, int e) {
 //   c & 3 == 3   raw: lz = (c >> 2) & 7 leading zero bytes, n = c >> 5 payload bytes (big
 //                endian) of x = bits XOR previous bits, shifted left by 8 * (8 - lz - n)
 // In a column with a base, the mantissa state is the difference from BaseMantissa of the
-// base's value at the same index, and Decimal applies to that plus the state.
+// base's value at the same index: value = Decimal(BaseMantissa + state, exponent).
 constexpr int kRaiseRun = 32;  // values whose mantissa ends in 0 before the exponent rises
 
-// 10^-e for e in [-22, 22] (index e + 22): exact for e <= 0, the nearest double above.
+// 10^-e for e in [-22, 22] (index e + 22): exact for e <= 0, otherwise the double nearest
+// to it.
 constexpr double kMantissaScale[2 * kMaxExponent + 1] = {
     1e22,  1e21,  1e20,  1e19,  1e18,  1e17,  1e16,  1e15,  1e14,  1e13,  1e12,  1e11,
     1e10,  1e9,   1e8,   1e7,   1e6,   1e5,   1e4,   1e3,   1e2,   1e1,   1e0,   1e-1,
@@ -49,12 +50,25 @@ constexpr double kMantissaScale[2 * kMaxExponent + 1] = {
 // base's bits and e would do (the writer checks every value by computing it as the reader
 // will), and this one is the base's own mantissa when the base is a decimal in exponent e,
 // so that a bucket's mantissa minus its base's is the count between the two bounds. False
-// when the value is not finite or too large for a mantissa. Writer and reader must agree
-// bit for bit: one IEEE multiply and add, no library rounding. REQUIRES: |e| <= 22.
+// when the value is not finite or too large for a mantissa. REQUIRES: |e| <= 22.
+//
+// Writers and readers built apart must agree bit for bit, so the product is only compared
+// and converted, never added to: a compiler may not fuse it into a multiply-add (one
+// rounding instead of two), which it may do with `scaled + 0.5` on an FMA target.
 inline bool BaseMantissa(double base, int e, int64_t* m) {
   const double scaled = base * kMantissaScale[e + kMaxExponent];
-  if (!(std::fabs(scaled) <= static_cast<double>(kMaxMantissa))) return false;  // NaN too
-  *m = static_cast<int64_t>(scaled + (scaled < 0 ? -0.5 : 0.5));
+  const double magnitude = std::fabs(scaled);
+  if (!(magnitude <= static_cast<double>(kMaxMantissa))) return false;  // NaN too
+  const int64_t t = static_cast<int64_t>(scaled);                       // toward zero
+  // The nearest integer, halves away from zero; t +- 0.5 is exact below 2^52, and from
+  // there on every double is an integer.
+  if (magnitude >= 0x1p52) {
+    *m = t;
+  } else if (scaled >= 0) {
+    *m = t + (scaled >= static_cast<double>(t) + 0.5);
+  } else {
+    *m = t - (scaled <= static_cast<double>(t) - 0.5);
+  }
   return true;
 }
 

@@ -91,9 +91,10 @@ class CompactedBlock {
   std::optional<size_t> Find(SeriesRef ref) const;
 
   // Appends series i's samples in [mint, maxt] to `out`. Decodes only that series'
-  // columns and its bases' value columns, and values only up to maxt. DataLoss when the columns are
-  // malformed (then `out` may hold some of the samples); values after maxt are not looked at, so
-  // damage there goes unnoticed, as it would in an XOR chunk read up to maxt.
+  // columns and its bases' value columns (none when the base was the last one decoded),
+  // and values only up to maxt. DataLoss when the columns are malformed (then `out` may
+  // hold some of the samples); values after maxt are not looked at, so damage there goes
+  // unnoticed, as it would in an XOR chunk read up to maxt.
   absl::Status Decode(size_t i, std::vector<Sample>* out,
                       Timestamp mint = std::numeric_limits<Timestamp>::min(),
                       Timestamp maxt = std::numeric_limits<Timestamp>::max()) const;

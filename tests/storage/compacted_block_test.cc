@@ -533,6 +533,39 @@ TEST(CompactedBlock, ReadsFormatOneBlocks) {
   }
 }
 
+TEST(CompactedBlock, ReadsAFormatTwoBlockWithBases) {
+  // Written when bases came in: any later change to how a based value is computed (the
+  // base's mantissa B, its rounding) must still read these values back.
+  using namespace std::string_literals;
+  const std::string v2 =
+      "\x02\x89\x01\x28\xb5\x2f\xfd\x20\x89\x49\x04\x00\x03\x01\x0c\x0d\xd0\x0f\x88\x89\x0a\x05\x00\x00\x2b\x01\x00\x02\x22\x02\x00\x02\x1a\xb0\xea\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x11\x18\x05\x9a\xcb\x01\x06\x8e\x97\x03\x0d\x32\xa1\x01\x02\x83\x02\x3b\xe5\xaf\x1d\x78\xb5\x8c\x42\x01\x0e\x05\x06\x3d\x32\x9c\x9f\xf1\xc2\xb1\x34\x80\xa0\xbe\x81\x95\x01\x09\x0a\x01\x00\x08\x00\x0d\x64\x99\x01\x0a\x83\x02\x04\x28\x43\x56\x1a\x88\x29\x30\x05\x32\x0d\x0a\x45\x32\x9c\xbf\xee\x8e\xd2\x0b\x00\x01\x02\x00\x00\x00\x0d\xc8\x01\x99\x01\x00\x01\x02\x05\x14\x0d\xc8\x01\x45\x80\xa8\xd6\xb9\x07\x00\x00"s;
+  ASSERT_EQ(v2[0], 2);
+  // At the dependent's exponent 0, 1300.5 gives B = 1301, 1300.3 gives 1300 and -2.5 gives
+  // -3 (the nearest integer, halves away from zero).
+  const std::vector<double> base = {1200,       1300.5, 1300.3, -2.5,   0.25, 1e20,
+                                    StaleNaN(), 7,      0.3,    2.5e-7, 4500, 4600};
+  const std::vector<double> mid = {1250, 1301, 1302, -1,      0.75, 1.5e20,
+                                   3,    9.5,  0.35, 2.75e-7, 4600, 4700};
+  std::vector<std::vector<Sample>> want(3);
+  for (size_t k = 0; k < base.size(); ++k) {
+    const Timestamp t = 1000 + static_cast<Timestamp>(k) * 15000;
+    want[0].push_back({t, base[k]});
+    want[1].push_back({t, mid[k]});
+    want[2].push_back({t, mid[k] + 1});
+  }
+  auto b = CompactedBlock::Open(v2);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(b->num_series(), 3u);
+  EXPECT_EQ(b->base(0), std::nullopt);
+  EXPECT_EQ(b->base(1), 0u);
+  EXPECT_EQ(b->base(2), 1u);
+  for (size_t i : {2, 0, 1, 2}) {  // a chain decoded, then each series after its base
+    std::vector<Sample> got;
+    ASSERT_TRUE(b->Decode(i, &got).ok());
+    EXPECT_TRUE(testing::SameSamples(got, want[i])) << i << ": " << testing::Describe(got);
+  }
+}
+
 // Opens and decodes everything; must not crash or read out of bounds.
 void Exercise(std::string_view value) {
   auto b = CompactedBlock::Open(value);
