@@ -2,16 +2,25 @@
 // (bench/node_exporter_data.h): size against XOR chunks, encode and decode speed.
 // Figures go to bench/RESULTS.md ("Compacted partitions").
 //
-//   BM_CompactedEncode/noisy/window_h   4 hosts x 200 series, one block per host and window
-//                                       of window_h hours (24 = one partition). Counters:
+//   BM_CompactedEncode/noisy/window_h/bases
+//                                       4 hosts x 242 series, one block per host and window
+//                                       of window_h hours (24 = one partition); histogram
+//                                       buckets coded against the bucket below in chains of
+//                                       at most `bases` links (0: every series alone). Counters:
 //                                       bytes_per_sample of the blocks, xor_bytes_per_sample
 //                                       of 120-sample XOR chunks with their 1-byte encoding
-//                                       and span header (no keys), ratio = compacted / XOR.
+//                                       and span header (no keys), ratio = compacted / XOR,
+//                                       bucket_bytes_per_sample of blocks of the histogram
+//                                       buckets alone.
 //                                       items_per_second: samples encoded per second.
-//   BM_CompactedDecode/noisy/window_h   every series of every block decoded; ns_per_sample
-//                                       includes decompressing the blocks.
+//   BM_CompactedDecode/noisy/window_h/bases
+//                                       every series of every block decoded (a based series
+//                                       decodes its chain again); ns_per_sample includes
+//                                       decompressing the blocks.
 //   BM_CompactedDecodeColumns/...       the same with the blocks already decompressed.
-//   BM_OnDisk/noisy                     the real store: 10 hosts x 200 series x one day
+//   BM_CompactedDecodeColumnsReversed/... the same in descending ref order: every based
+//                                       series decodes its whole chain of bases.
+//   BM_OnDisk/noisy/bases               the real store: 10 hosts x 242 series x one day
 //                                       (one partition) appended through Storage, flushed;
 //                                       RocksDB's live SST bytes of all families after a
 //                                       full RocksDB compaction, divided by the samples,
@@ -35,6 +44,7 @@
 #include "src/matcher.h"
 #include "storage/compacted_block.h"
 #include "storage/db.h"
+#include "storage/histogram_bases.h"
 #include "storage/xor_chunk.h"
 
 namespace strata {
@@ -49,23 +59,39 @@ struct Blocks {
   int64_t xor_bytes = 0;
 };
 
-std::vector<std::vector<CompactedSeries>> Groups(bool noisy, int window_h) {
-  std::vector<std::vector<CompactedSeries>> groups;
+// Bases as compaction chooses them (storage/histogram_bases.h); max_base_depth 0: none.
+struct Group {
+  std::vector<CompactedSeries> series;
+  CompactedEncodeOptions options;
+  std::vector<CompactedSeries> buckets;  // the histogram buckets alone, for their share
+};
+
+std::vector<Group> Groups(bool noisy, int window_h, int max_base_depth) {
+  std::vector<Group> groups;
   SeriesRef ref = 1;
   const Timestamp window = int64_t{window_h} * 3600 * 1000;
   for (int h = 0; h < kHosts; ++h) {
     auto host = bench::NodeExporterHost(h, 24 * kScrapesPerHour, noisy);
     const Timestamp start = 1700000000000 - 1700000000000 % window;
     for (int w = 0; w <= 24 / window_h; ++w) {
-      std::vector<CompactedSeries> g;
+      Group g;
+      g.options.max_base_depth = max_base_depth;
+      std::vector<Labels> labels;
       for (size_t i = 0; i < host.size(); ++i) {
-        CompactedSeries s{.ref = ref + i, .samples = {}};
+        CompactedSeries s{.ref = ref + i, .samples = {}, .base = {}};
         for (const Sample& x : host[i].samples) {
           if (x.t >= start + w * window && x.t < start + (w + 1) * window) s.samples.push_back(x);
         }
-        if (!s.samples.empty()) g.push_back(std::move(s));
+        if (!s.samples.empty()) {
+          g.series.push_back(std::move(s));
+          labels.push_back(host[i].labels);
+        }
       }
-      if (!g.empty()) groups.push_back(std::move(g));
+      AssignHistogramBases(g.series, labels);
+      for (size_t i = 0; i < g.series.size(); ++i) {
+        if (labels[i].MetricName().ends_with("_bucket")) g.buckets.push_back(g.series[i]);
+      }
+      if (!g.series.empty()) groups.push_back(std::move(g));
     }
     ref += host.size();
   }
@@ -89,32 +115,46 @@ void SetRate(benchmark::State& state, int64_t samples) {
       benchmark::Counter(total * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+std::vector<Group> Groups(const benchmark::State& state) {
+  return Groups(state.range(0) != 0, static_cast<int>(state.range(1)),
+                static_cast<int>(state.range(2)));
+}
+
 void BM_CompactedEncode(benchmark::State& state) {
-  auto groups = Groups(state.range(0) != 0, static_cast<int>(state.range(1)));
+  auto groups = Groups(state);
   int64_t samples = 0, xor_bytes = 0, bytes = 0;
   for (const auto& g : groups) {
-    for (const auto& s : g) {
+    for (const auto& s : g.series) {
       samples += static_cast<int64_t>(s.samples.size());
       xor_bytes += XorBytes(s.samples);
     }
   }
   for (auto _ : state) {
     bytes = 0;
-    for (const auto& g : groups) bytes += static_cast<int64_t>(EncodeCompactedBlock(g)->size());
+    for (const auto& g : groups) {
+      bytes += static_cast<int64_t>(EncodeCompactedBlock(g.series, g.options)->size());
+    }
   }
   SetRate(state, samples);
+  int64_t bucket_samples = 0, bucket_bytes = 0;
+  for (const auto& g : groups) {
+    if (g.buckets.empty()) continue;
+    bucket_bytes += static_cast<int64_t>(EncodeCompactedBlock(g.buckets, g.options)->size());
+    for (const auto& s : g.buckets) bucket_samples += static_cast<int64_t>(s.samples.size());
+  }
+  state.counters["bucket_bytes_per_sample"] = double(bucket_bytes) / double(bucket_samples);
   state.counters["bytes_per_sample"] = double(bytes) / double(samples);
   state.counters["xor_bytes_per_sample"] = double(xor_bytes) / double(samples);
   state.counters["ratio"] = double(bytes) / double(xor_bytes);
 }
 
 void BM_CompactedDecode(benchmark::State& state) {
-  auto groups = Groups(state.range(0) != 0, static_cast<int>(state.range(1)));
+  auto groups = Groups(state);
   std::vector<std::string> values;
   int64_t samples = 0;
   for (const auto& g : groups) {
-    values.push_back(*EncodeCompactedBlock(g));
-    for (const auto& s : g) samples += static_cast<int64_t>(s.samples.size());
+    values.push_back(*EncodeCompactedBlock(g.series, g.options));
+    for (const auto& s : g.series) samples += static_cast<int64_t>(s.samples.size());
   }
   std::vector<Sample> out;
   for (auto _ : state) {
@@ -130,20 +170,24 @@ void BM_CompactedDecode(benchmark::State& state) {
   SetRate(state, samples);
 }
 
-void BM_CompactedDecodeColumns(benchmark::State& state) {
-  auto groups = Groups(state.range(0) != 0, static_cast<int>(state.range(1)));
+// Every series of every block decoded, blocks already decompressed; `reversed`: in
+// descending ref order, so that no series finds its base decoded just before it and every
+// based series decodes its whole chain (the cost of reading one bucket alone).
+void DecodeColumns(benchmark::State& state, bool reversed) {
+  auto groups = Groups(state);
   std::vector<CompactedBlock> blocks;
   int64_t samples = 0;
   for (const auto& g : groups) {
-    blocks.push_back(*CompactedBlock::Open(*EncodeCompactedBlock(g)));
-    for (const auto& s : g) samples += static_cast<int64_t>(s.samples.size());
+    blocks.push_back(*CompactedBlock::Open(*EncodeCompactedBlock(g.series, g.options)));
+    for (const auto& s : g.series) samples += static_cast<int64_t>(s.samples.size());
   }
   std::vector<Sample> out;
   for (auto _ : state) {
     for (const CompactedBlock& b : blocks) {
-      for (size_t i = 0; i < b.num_series(); ++i) {
+      const size_t n = b.num_series();
+      for (size_t k = 0; k < n; ++k) {
         out.clear();
-        if (!b.Decode(i, &out).ok()) state.SkipWithError("decode");
+        if (!b.Decode(reversed ? n - 1 - k : k, &out).ok()) state.SkipWithError("decode");
         benchmark::DoNotOptimize(out.data());
       }
     }
@@ -151,17 +195,31 @@ void BM_CompactedDecodeColumns(benchmark::State& state) {
   SetRate(state, samples);
 }
 
+void BM_CompactedDecodeColumns(benchmark::State& state) { DecodeColumns(state, false); }
+void BM_CompactedDecodeColumnsReversed(benchmark::State& state) { DecodeColumns(state, true); }
+
+// bases: max_base_depth (0: every series alone; 16: compaction's default).
 void Args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"noisy", "window_h"});
+  b->ArgNames({"noisy", "window_h", "bases"});
   for (int noisy : {0, 1}) {
-    for (int w : {2, 24}) b->Args({noisy, w});
+    for (int w : {2, 24}) {
+      for (int depth : {0, kCompactedMaxBaseDepth}) b->Args({noisy, w, depth});
+    }
   }
   b->Unit(benchmark::kMillisecond);
 }
 
-BENCHMARK(BM_CompactedEncode)->Apply(Args);
+// Chain depth against size and decode time, on one day of realistic data.
+void DepthArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"noisy", "window_h", "bases"});
+  for (int depth : {1, 3, 4, 8}) b->Args({0, 24, depth});
+  b->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(BM_CompactedEncode)->Apply(Args)->Apply(DepthArgs);
 BENCHMARK(BM_CompactedDecode)->Apply(Args);
-BENCHMARK(BM_CompactedDecodeColumns)->Apply(Args);
+BENCHMARK(BM_CompactedDecodeColumns)->Apply(Args)->Apply(DepthArgs);
+BENCHMARK(BM_CompactedDecodeColumnsReversed)->Apply(Args)->Apply(DepthArgs);
 
 // CPU time of the calling thread (the machine is shared: wall time says little).
 double ThreadSeconds() {
@@ -200,6 +258,7 @@ int64_t ReadAllSamples(Storage& db, Timestamp mint, Timestamp maxt) {
 
 void BM_OnDisk(benchmark::State& state) {
   const bool noisy = state.range(0) != 0;
+  const int max_base_depth = static_cast<int>(state.range(1));
   constexpr int kDiskHosts = 10;
   constexpr int64_t kDay = 24 * 3600 * 1000;
   const Timestamp day = 1700000000000 / kDay * kDay;
@@ -215,6 +274,7 @@ void BM_OnDisk(benchmark::State& state) {
     o.max_sample_age_ms = 3600 * 1000;
     o.retention_ms = 0;
     o.background_compaction = false;
+    o.compaction.max_base_depth = max_base_depth;
     auto db = Storage::Open(o);
     if (!db.ok()) abort();
     // The day's scrapes, host by host interleaved in time as a server would get them.
@@ -276,7 +336,11 @@ void BM_OnDisk(benchmark::State& state) {
   }
   std::filesystem::remove_all(dir);
 }
-BENCHMARK(BM_OnDisk)->ArgName("noisy")->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kSecond);
+BENCHMARK(BM_OnDisk)
+    ->ArgNames({"noisy", "bases"})
+    ->ArgsProduct({{0, 1}, {0, kCompactedMaxBaseDepth}})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
 
 }  // namespace
 }  // namespace strata

@@ -2,7 +2,7 @@
 //
 // Each host is scraped every 15 s and all series of the host share the scrape's timestamp
 // exactly. Nine scrapes in ten are exactly 15 s after the previous one (Prometheus snaps
-// jitter up to 2 ms to the schedule); the tenth is off by 3..25 ms. Per host, 200 series:
+// jitter up to 2 ms to the schedule); the tenth is off by 3..25 ms. Per host, 242 series:
 //   - 64 CPU-seconds counters (8 CPUs x 8 modes): two decimals, as node exporter prints
 //     them, growing by rate x 15 s +-50% (idle 0.9/s, user 0.05/s, ... steal and irq 0);
 //   - 40 network counters: integers; 10 byte counters (+0..2e5 per scrape), 10 packet
@@ -14,11 +14,19 @@
 //     change now and then. Noisy variant: 16 seconds counters with nanosecond resolution
 //     (schedstat, pressure stall: 12345.678901234) and 16 full-precision float gauges
 //     (ratios, quantiles: every bit noise), all changing on every scrape.
+//   - 42 series of 3 classic histograms (request durations of 3 handlers of the exporter's
+//     HTTP server): 12 cumulative buckets each (le 0.005 ... 10, +Inf), then _sum and
+//     _count, in exposition order. 2..40 requests per second per handler (+-30% per
+//     scrape), latencies log-normal around a per-handler median of 20..200 ms: most
+//     observations land in the middle buckets, the low ones stay nearly constant. _count
+//     equals the +Inf bucket; _sum is a float accumulated in floating point (noise in the
+//     low bits, as client libraries produce).
 // A stale marker ends one series per host at 90% of the range and a new one starts.
 #ifndef STRATA_BENCH_NODE_EXPORTER_DATA_H_
 #define STRATA_BENCH_NODE_EXPORTER_DATA_H_
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -33,7 +41,7 @@ struct BenchSeries {
   std::vector<Sample> samples;
 };
 
-inline constexpr int kSeriesPerHost = 200;
+inline constexpr int kSeriesPerHost = 242;
 
 inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noisy,
                                                  Timestamp start = 1700000000000) {
@@ -127,6 +135,46 @@ inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noi
         if (integer(0, 9) == 0) v += integer(-3, 3);
         s->push_back({x, static_cast<double>(v)});
       }
+    }
+  }
+  const char* bounds[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                          "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
+  const char* handlers[] = {"/metrics", "/", "/debug/pprof"};
+  for (const char* handler : handlers) {
+    const double rate = uni(2, 40), median = uni(0.02, 0.2), sigma = uni(0.5, 1);
+    // The fraction of observations at or below each bound (log-normal CDF).
+    std::vector<double> below;
+    for (const char* b : bounds) {
+      const double le = std::strtod(b, nullptr);
+      below.push_back(std::isinf(le) ? 1
+                                     : 0.5 * std::erfc(-std::log(le / median) / (sigma * M_SQRT2)));
+    }
+    std::vector<std::vector<Sample>*> buckets;
+    for (const char* b : bounds) {
+      buckets.push_back(
+          add({{"handler", handler}, {"le", b}}, "promhttp_request_duration_seconds_bucket"));
+    }
+    auto* sum = add({{"handler", handler}}, "promhttp_request_duration_seconds_sum");
+    auto* count = add({{"handler", handler}}, "promhttp_request_duration_seconds_count");
+    // The process has run for a while: counts start where its past requests left them.
+    const double past = static_cast<double>(integer(0, 10000000));
+    std::vector<int64_t> bands(std::size(bounds), 0);
+    for (size_t i = 0; i < bands.size(); ++i) {
+      bands[i] = static_cast<int64_t>(past * (below[i] - (i > 0 ? below[i - 1] : 0)));
+    }
+    double total_seconds = past * median * 1.3;
+    for (Timestamp x : ts) {
+      const double n = rate * 15 * uni(0.7, 1.3);
+      int64_t cumulative = 0;
+      for (size_t i = 0; i < bands.size(); ++i) {
+        const double expected = n * (below[i] - (i > 0 ? below[i - 1] : 0));
+        bands[i] += static_cast<int64_t>(expected * uni(0.5, 1.5) + uni(0, 1));
+        cumulative += bands[i];
+        buckets[i]->push_back({x, static_cast<double>(cumulative)});
+      }
+      total_seconds += n * median * uni(1.1, 1.5);
+      sum->push_back({x, total_seconds});
+      count->push_back({x, static_cast<double>(cumulative)});
     }
   }
   // One series goes stale at 90% and another replaces it.

@@ -14,6 +14,7 @@
 #include "storage/chunk_encoding.h"
 #include "storage/coding.h"
 #include "storage/compacted_block.h"
+#include "storage/histogram_bases.h"
 #include "storage/xor_chunk.h"
 
 namespace strata {
@@ -589,6 +590,30 @@ std::vector<Sample> MergeSources(std::vector<std::vector<Sample>>& sources) {
   return out;
 }
 
+// Raises the directory's format version in the batch that first writes compacted blocks
+// of this build's format: from then on older builds refuse it instead of failing on them.
+absl::Status PutFormatVersion(ChunkStore::Impl& im, rocksdb::WriteBatch* batch) {
+  return FromRocks(
+      batch->Put(im.cf(kMeta), ToSlice(kMetaFormatVersion), std::to_string(kStoreFormatVersion)),
+      "batch");
+}
+
+// Gives the group's histogram buckets their bases (storage/histogram_bases.h), from the
+// series' labels as stored.
+absl::Status AssignBases(ChunkStore::Impl& im, std::span<CompactedSeries> group) {
+  std::vector<Labels> labels(group.size());
+  std::string value;
+  for (size_t i = 0; i < group.size(); ++i) {
+    rocksdb::Status s =
+        im.db->Get(rocksdb::ReadOptions(), im.cf(kSeries), SeriesKey(group[i].ref), &value);
+    if (s.IsNotFound()) continue;
+    STRATA_RETURN_IF_ERROR(FromRocks(s, "read series"));
+    STRATA_ASSIGN_OR_RETURN(labels[i], Labels::FromEncoded(value));
+  }
+  AssignHistogramBases(group, labels);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct ChunkStore::CachedBlock {
@@ -716,17 +741,15 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
     if (!group.empty()) {
       CompactedEncodeOptions eo;
       eo.zstd_level = options.zstd_level;
+      eo.max_base_depth = options.max_base_depth;
+      if (eo.max_base_depth > 0) STRATA_RETURN_IF_ERROR(AssignBases(im, group));
       STRATA_ASSIGN_OR_RETURN(std::string block, EncodeCompactedBlock(group, eo));
       block_bytes = block.size();
       STRATA_RETURN_IF_ERROR(FromRocks(
           batch.Put(im.cf(kCompacted), CompactedKey(partition, group.back().ref), block), "batch"));
     }
     bool upgrade = format_version() < kStoreFormatVersion;
-    if (upgrade) {
-      STRATA_RETURN_IF_ERROR(FromRocks(
-          batch.Put(im.cf(kMeta), ToSlice(kMetaFormatVersion), std::to_string(kStoreFormatVersion)),
-          "batch"));
-    }
+    if (upgrade) STRATA_RETURN_IF_ERROR(PutFormatVersion(im, &batch));
     rocksdb::WriteOptions wo;
     wo.sync = true;
     STRATA_RETURN_IF_ERROR(FromRocks(im.db->Write(wo, &batch),
@@ -786,7 +809,7 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
   };
   auto add_series = [&](SeriesRef ref, std::vector<std::vector<Sample>>& sources) {
     if (sources.empty()) return;
-    CompactedSeries s{.ref = ref, .samples = MergeSources(sources)};
+    CompactedSeries s{.ref = ref, .samples = MergeSources(sources), .base = {}};
     group_samples += static_cast<int64_t>(s.samples.size());
     group.push_back(std::move(s));
   };
@@ -923,6 +946,7 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
       block_changes[std::string(ToView(it->key()))][rw.ref] = &*rw.compacted;
     }
   }
+  bool blocks_written = false;
   for (const auto& [key, changes] : block_changes) {
     std::string value;
     STRATA_RETURN_IF_ERROR(
@@ -936,7 +960,7 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
     std::vector<CompactedSeries> series;
     size_t found = 0;
     for (size_t i = 0; i < block->num_series(); ++i) {
-      CompactedSeries s{.ref = block->ref(i), .samples = {}};
+      CompactedSeries s{.ref = block->ref(i), .samples = {}, .base = {}};
       if (auto c = changes.find(s.ref); c != changes.end()) {
         ++found;
         s.samples = *c->second;
@@ -952,9 +976,12 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
     if (series.empty()) {
       STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kCompacted), key), "batch"));
     } else {
+      // Bases are chosen afresh: a series' base may have left the block or changed.
+      STRATA_RETURN_IF_ERROR(AssignBases(im, series));
       STRATA_ASSIGN_OR_RETURN(std::string encoded,
                               EncodeCompactedBlock(series, CompactedEncodeOptions{}));
       STRATA_RETURN_IF_ERROR(FromRocks(batch.Put(im.cf(kCompacted), key, encoded), "batch"));
+      blocks_written = true;
     }
   }
   for (const ChunkRewrite& rw : rewrites) {
@@ -984,10 +1011,16 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
   for (SeriesRef ref : clear_tombstones) {
     STRATA_RETURN_IF_ERROR(FromRocks(batch.Delete(im.cf(kTombstones), SeriesKey(ref)), "batch"));
   }
+  const bool upgrade = blocks_written && format_version() < kStoreFormatVersion;
+  if (upgrade) STRATA_RETURN_IF_ERROR(PutFormatVersion(im, &batch));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   STRATA_RETURN_IF_ERROR(
       FromRocks(im.db->Write(wo, &batch), fmt::format("rewrite chunks in {}", im.path)));
+  if (upgrade) {
+    std::lock_guard<std::mutex> lock(mu_);
+    format_version_ = kStoreFormatVersion;
+  }
   if (!block_changes.empty()) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     ++block_epoch_;

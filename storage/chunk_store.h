@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "src/labels.h"
+#include "storage/compacted_block.h"
 #include "storage/head.h"
 #include "storage/postings.h"
 #include "storage/tombstones.h"
@@ -23,9 +24,10 @@ namespace strata {
 
 // The on-disk format this build writes. It also reads kStoreFormatVersionMin and up;
 // a directory with any other version is refused at open. Version 2 added the `compacted`
-// family; a version 1 directory opens unchanged and becomes version 2 with its first
-// compaction (docs/format/keys.md).
-inline constexpr int kStoreFormatVersion = 2;
+// family, version 3 compacted blocks of format 2 (docs/format/compacted.md); an older
+// directory opens unchanged and becomes version 3 with its first write of compacted blocks
+// (compaction or tombstone cleaning; docs/format/keys.md).
+inline constexpr int kStoreFormatVersion = 3;
 inline constexpr int kStoreFormatVersionMin = 1;
 
 // How compaction groups series (docs/format/keys.md, `compacted`). A group is closed at
@@ -34,6 +36,10 @@ struct CompactionOptions {
   int max_series_per_group = 512;
   int64_t max_samples_per_group = 1 << 21;
   int zstd_level = 9;
+  // Classic histogram buckets are coded against the bucket below, in chains of at most
+  // this many links (CompactedEncodeOptions::max_base_depth); 0: every series alone.
+  // Tombstone cleaning (ApplyRewrite) re-encodes blocks with the default.
+  int max_base_depth = CompactedEncodeOptions{}.max_base_depth;
   // Once a Storage::Compact has replaced at least this many bytes of chunks and blocks,
   // RocksDB compacts the key range of the partitions it rewrote, so that the replaced values
   // leave the SST files (otherwise they stay until RocksDB's own compactions reach them).
@@ -126,7 +132,8 @@ class ChunkStore final : public SeriesStore {
   // Bytes of live SST files per column family, after writing out the memtables and, with
   // `compact_files`, a full RocksDB compaction of every family (for benchmarks and tools).
   absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LiveSstBytes(bool compact_files);
-  // The format version read at open (raised to kStoreFormatVersion by the first compaction).
+  // The format version read at open (raised to kStoreFormatVersion by the first write of
+  // compacted blocks).
   int format_version();
   // Tombstones, chunk rewrites, checkpoints and sizes (storage/db_admin.cc).
   // Every stored tombstone (family `tombstones`).

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "src/status.h"
 #include "src/strings.h"
 #include "storage/coding.h"
 #include "zstd.h"
@@ -33,19 +34,66 @@ inline double Decimal(int64_t m, int e) {
 //   c & 3 == 1   exponent = unzigzag(c >> 2); then varint mantissa (absolute)
 //   c & 3 == 3   raw: lz = (c >> 2) & 7 leading zero bytes, n = c >> 5 payload bytes (big
 //                endian) of x = bits XOR previous bits, shifted left by 8 * (8 - lz - n)
+// In a column with a base, the mantissa state is the difference from BaseMantissa of the
+// base's value at the same index: value = Decimal(BaseMantissa + state, exponent).
 constexpr int kRaiseRun = 32;  // values whose mantissa ends in 0 before the exponent rises
+
+// 10^-e for e in [-22, 22] (index e + 22): exact for e <= 0, otherwise the double nearest
+// to it.
+constexpr double kMantissaScale[2 * kMaxExponent + 1] = {
+    1e22,  1e21,  1e20,  1e19,  1e18,  1e17,  1e16,  1e15,  1e14,  1e13,  1e12,  1e11,
+    1e10,  1e9,   1e8,   1e7,   1e6,   1e5,   1e4,   1e3,   1e2,   1e1,   1e0,   1e-1,
+    1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,  1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13,
+    1e-14, 1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
+
+// The base's value as a mantissa in exponent e, roughly: any deterministic function of the
+// base's bits and e would do (the writer checks every value by computing it as the reader
+// will), and this one is the base's own mantissa when the base is a decimal in exponent e,
+// so that a bucket's mantissa minus its base's is the count between the two bounds. False
+// when the value is not finite or too large for a mantissa. REQUIRES: |e| <= 22.
+//
+// Writers and readers built apart must agree bit for bit, so the product is only compared
+// and converted, never added to: a compiler may not fuse it into a multiply-add (one
+// rounding instead of two), which it may do with `scaled + 0.5` on an FMA target.
+inline bool BaseMantissa(double base, int e, int64_t* m) {
+  const double scaled = base * kMantissaScale[e + kMaxExponent];
+  const double magnitude = std::fabs(scaled);
+  if (!(magnitude <= static_cast<double>(kMaxMantissa))) return false;  // NaN too
+  const int64_t t = static_cast<int64_t>(scaled);                       // toward zero
+  // The nearest integer, halves away from zero; t +- 0.5 is exact below 2^52, and from
+  // there on every double is an integer.
+  if (magnitude >= 0x1p52) {
+    *m = t;
+  } else if (scaled >= 0) {
+    *m = t + (scaled >= static_cast<double>(t) + 0.5);
+  } else {
+    *m = t - (scaled <= static_cast<double>(t) - 0.5);
+  }
+  return true;
+}
 
 class ValueEncoder {
  public:
-  explicit ValueEncoder(std::string* out) : out_(out) {}
+  // `base`: the base series' values, one per value added, or null.
+  ValueEncoder(std::string* out, const std::vector<Sample>* base) : out_(out), base_(base) {}
 
   void Add(double v) {
     const uint64_t bits = std::bit_cast<uint64_t>(v);
     if (!TryDecimal(v, bits)) Raw(bits);
     prev_bits_ = bits;
+    ++index_;
   }
 
  private:
+  // The mantissa offset of the current value in exponent e: 0 without a base.
+  bool Offset(int e, int64_t* off) const {
+    if (base_ == nullptr) {
+      *off = 0;
+      return true;
+    }
+    return BaseMantissa((*base_)[index_].v, e, off);
+  }
+
   bool TryDecimal(double v, uint64_t bits) {
     if (!std::isfinite(v) || bits == (uint64_t{1} << 63)) return false;  // NaN, Inf, -0.0
     if (has_exp_) {
@@ -57,16 +105,15 @@ class ValueEncoder {
           if (m % 10 == 0 && m != 0 && exp_ < kMaxExponent) {
             if (++raise_run_ >= kRaiseRun) {
               raise_run_ = 0;
-              if (std::bit_cast<uint64_t>(Decimal(m / 10, exp_ + 1)) == bits) {
-                SetExponent(exp_ + 1, m / 10);
+              if (std::bit_cast<uint64_t>(Decimal(m / 10, exp_ + 1)) == bits &&
+                  SetExponent(exp_ + 1, m / 10)) {
                 return true;
               }
             }
           } else {
             raise_run_ = 0;
           }
-          Delta(m);
-          return true;
+          if (Delta(m)) return true;
         }
       }
     }
@@ -99,29 +146,34 @@ class ValueEncoder {
     if (has_exp_ && e > exp_ && e - exp_ <= kMaxExponent) {
       int64_t scale = static_cast<int64_t>(kPow10[e - exp_]);
       if (m <= kMaxMantissa / scale && m >= -kMaxMantissa / scale &&
-          std::bit_cast<uint64_t>(Decimal(m * scale, exp_)) == bits) {
-        Delta(m * scale);
+          std::bit_cast<uint64_t>(Decimal(m * scale, exp_)) == bits && Delta(m * scale)) {
         return true;
       }
     }
     if (e < -kMaxExponent || e > kMaxExponent) return false;
     if (std::bit_cast<uint64_t>(Decimal(m, e)) != bits) return false;
-    SetExponent(e, m);
+    return SetExponent(e, m);
+  }
+
+  // False (nothing written) when the base gives no mantissa in the current exponent.
+  bool Delta(int64_t m) {
+    int64_t off;
+    if (!Offset(exp_, &off)) return false;
+    coding::PutUvarint(out_, coding::Zigzag(m - off - mantissa_) << 1);
+    mantissa_ = m - off;
     return true;
   }
 
-  void Delta(int64_t m) {
-    coding::PutUvarint(out_, coding::Zigzag(m - mantissa_) << 1);
-    mantissa_ = m;
-  }
-
-  void SetExponent(int e, int64_t m) {
+  bool SetExponent(int e, int64_t m) {
+    int64_t off;
+    if (!Offset(e, &off)) return false;
     coding::PutUvarint(out_, coding::Zigzag(e) << 2 | 1);
-    coding::PutVarint(out_, m);
+    coding::PutVarint(out_, m - off);
     has_exp_ = true;
     exp_ = e;
-    mantissa_ = m;
+    mantissa_ = m - off;
     raise_run_ = 0;
+    return true;
   }
 
   void Raw(uint64_t bits) {
@@ -138,6 +190,8 @@ class ValueEncoder {
   }
 
   std::string* out_;
+  const std::vector<Sample>* base_;
+  size_t index_ = 0;
   uint64_t prev_bits_ = 0;
   bool has_exp_ = false;
   int exp_ = 0;
@@ -186,6 +240,62 @@ absl::Status Malformed(std::string_view what) {
   return absl::DataLossError(fmt::format("malformed compacted block: {}", what));
 }
 
+// The index of every series' base after cutting chains deeper than max_depth (kUnbased:
+// none). InvalidArgument on a base that is not another series with the same timestamp
+// column, or on a cycle.
+constexpr uint32_t kUnbased = UINT32_MAX;
+
+absl::StatusOr<std::vector<uint32_t>> ResolveBases(std::span<const CompactedSeries> series,
+                                                   std::span<const uint32_t> ts_column,
+                                                   int max_depth) {
+  const size_t n = series.size();
+  std::vector<uint32_t> base(n, kUnbased);
+  for (size_t i = 0; i < n; ++i) {
+    if (!series[i].base) continue;
+    auto it = std::lower_bound(series.begin(), series.end(), *series[i].base,
+                               [](const CompactedSeries& s, SeriesRef r) { return s.ref < r; });
+    if (it == series.end() || it->ref != *series[i].base || it == series.begin() + i) {
+      return absl::InvalidArgumentError(
+          fmt::format("compacted block: series {} has base {}, not another series of the block",
+                      series[i].ref, *series[i].base));
+    }
+    const size_t b = static_cast<size_t>(it - series.begin());
+    if (ts_column[b] != ts_column[i]) {
+      return absl::InvalidArgumentError(
+          fmt::format("compacted block: series {} and its base {} have different timestamps",
+                      series[i].ref, series[b].ref));
+    }
+    if (max_depth > 0) base[i] = static_cast<uint32_t>(b);
+  }
+  // Depths along each chain from its root; a link that would be too deep is cut.
+  constexpr int kUnknown = -1, kOnPath = -2;
+  std::vector<int> depth(n, kUnknown);
+  std::vector<uint32_t> path;
+  for (size_t i = 0; i < n; ++i) {
+    path.clear();
+    uint32_t j = static_cast<uint32_t>(i);
+    while (j != kUnbased && depth[j] == kUnknown) {
+      depth[j] = kOnPath;
+      path.push_back(j);
+      j = base[j];
+    }
+    if (j != kUnbased && depth[j] == kOnPath) {
+      return absl::InvalidArgumentError(
+          fmt::format("compacted block: the bases of series {} form a cycle", series[j].ref));
+    }
+    for (auto k = path.rbegin(); k != path.rend(); ++k) {
+      const uint32_t b = base[*k];
+      if (b == kUnbased || depth[b] >= max_depth) {
+        base[*k] = kUnbased;
+        depth[*k] = 0;
+      } else {
+        depth[*k] = depth[b] + 1;
+      }
+    }
+  }
+  return base;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries> series,
@@ -198,7 +308,8 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
   };
   std::vector<TsInfo> ts;
   std::unordered_map<std::string, uint32_t> ts_index;
-  std::vector<std::pair<uint32_t, size_t>> entries;  // ts column, value column size
+  std::vector<uint32_t> ts_column;
+  std::vector<size_t> value_size;
   std::string column;
   for (size_t i = 0; i < series.size(); ++i) {
     const CompactedSeries& s = series[i];
@@ -226,10 +337,17 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
                     s.samples.back().t, column.size() - key_len});
       ts_bytes.append(column, key_len);
     }
+    ts_column.push_back(it->second);
+  }
+  STRATA_ASSIGN_OR_RETURN(
+      std::vector<uint32_t> base,
+      ResolveBases(series, ts_column,
+                   std::clamp(options.max_base_depth, 0, kCompactedMaxBaseDepth)));
+  for (size_t i = 0; i < series.size(); ++i) {
     size_t before = value_bytes.size();
-    ValueEncoder enc(&value_bytes);
-    for (const Sample& x : s.samples) enc.Add(x.v);
-    entries.emplace_back(it->second, value_bytes.size() - before);
+    ValueEncoder enc(&value_bytes, base[i] == kUnbased ? nullptr : &series[base[i]].samples);
+    for (const Sample& x : series[i].samples) enc.Add(x.v);
+    value_size.push_back(value_bytes.size() - before);
   }
   coding::PutUvarint(&header, series.size());
   coding::PutUvarint(&header, ts.size());
@@ -243,8 +361,12 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
   for (size_t i = 0; i < series.size(); ++i) {
     coding::PutUvarint(&header, series[i].ref - prev);
     prev = series[i].ref;
-    coding::PutUvarint(&header, entries[i].first);
-    coding::PutUvarint(&header, entries[i].second);
+    coding::PutUvarint(&header, ts_column[i]);
+    coding::PutUvarint(
+        &header, base[i] == kUnbased
+                     ? 0
+                     : coding::Zigzag(static_cast<int64_t>(i) - static_cast<int64_t>(base[i])));
+    coding::PutUvarint(&header, value_size[i]);
   }
   std::string raw = std::move(header);
   raw.append(ts_bytes);
@@ -268,10 +390,10 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
 }
 
 absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
-  if (value.empty() || static_cast<uint8_t>(value[0]) != kCompactedBlockFormat) {
+  const int format = value.empty() ? -1 : static_cast<uint8_t>(value[0]);
+  if (format != 1 && format != kCompactedBlockFormat) {
     return absl::DataLossError(
-        fmt::format("compacted block has format {}, this build reads {}",
-                    value.empty() ? -1 : static_cast<int>(static_cast<uint8_t>(value[0])),
+        fmt::format("compacted block has format {}, this build reads 1 to {}", format,
                     static_cast<int>(kCompactedBlockFormat)));
   }
   value.remove_prefix(1);
@@ -316,17 +438,42 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
   }
   SeriesRef ref = 0;
   for (uint64_t i = 0; i < num_series; ++i) {
-    uint64_t delta, ts, size;
-    if (!ReadUvarint(p, end, &delta) || !ReadUvarint(p, end, &ts) || !ReadUvarint(p, end, &size)) {
+    uint64_t delta, ts, base = 0, size;
+    if (!ReadUvarint(p, end, &delta) || !ReadUvarint(p, end, &ts) ||
+        (format >= 2 && !ReadUvarint(p, end, &base)) || !ReadUvarint(p, end, &size)) {
       return Malformed("series header");
     }
     if ((i > 0 && delta == 0) || delta > UINT64_MAX - ref || ts >= num_ts || size > raw_len ||
         b.ts_[ts].count > size) {
       return Malformed("series entry");
     }
+    uint32_t base_index = kNoBase;
+    if (base != 0) {
+      // i - base_index, zigzagged; the base must be another series of this block.
+      const uint64_t back = static_cast<uint64_t>(coding::Unzigzag(base));
+      const uint64_t index = i - back;
+      if (index >= num_series) return Malformed("base of a series outside the block");
+      base_index = static_cast<uint32_t>(index);
+    }
     ref += delta;
-    b.series_.push_back({ref, static_cast<uint32_t>(ts), total, size});
+    b.series_.push_back({ref, static_cast<uint32_t>(ts), base_index, false, total, size});
     total += size;
+  }
+  for (Entry& e : b.series_) {
+    if (e.base != kNoBase) b.series_[e.base].is_base = true;
+  }
+  for (size_t i = 0; i < b.series_.size(); ++i) {
+    // Every chain of bases ends within kCompactedMaxBaseDepth steps (so no cycles), and a
+    // base shares its dependent's timestamp column.
+    size_t j = i;
+    for (int depth = 0; b.series_[j].base != kNoBase; ++depth) {
+      const size_t next = b.series_[j].base;
+      if (depth == kCompactedMaxBaseDepth) return Malformed("chain of bases too long or cyclic");
+      if (b.series_[next].ts != b.series_[j].ts) {
+        return Malformed("a series and its base have different timestamp columns");
+      }
+      j = next;
+    }
   }
   size_t header = static_cast<size_t>(p - begin);
   if (total != raw_len - header) return Malformed("column sizes");
@@ -364,6 +511,111 @@ std::optional<size_t> CompactedBlock::Find(SeriesRef ref) const {
                              [](const Entry& e, SeriesRef r) { return e.ref < r; });
   if (it == series_.end() || it->ref != ref) return std::nullopt;
   return static_cast<size_t>(it - series_.begin());
+}
+
+namespace {
+
+// Decodes the first n values of a value column into out[0, n).v; with kBased, the column's
+// mantissas are relative to base[0, n).v. `whole`: n is the column's count, so no bytes may
+// be left.
+template <bool kBased>
+absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n, bool whole,
+                               const Sample* base, Sample* s) {
+  uint64_t prev = 0, m = 0;
+  double scale = 1;  // 10^|exponent|, an exact double
+  bool divide = false;
+  int exponent = 0;
+  for (uint32_t k = 0; k < n; ++k) {
+    uint64_t tok;
+    if (!ReadUvarint(p, end, &tok)) return Malformed("value column ends early");
+    if ((tok & 1) == 0) {
+      // A writer keeps |m| <= 2^53 and sets the exponent first. Garbled bytes that break
+      // this decode to wrong values (undetectable anyway: there is no checksum here),
+      // never to undefined behaviour, so the hot path does not check.
+      m += static_cast<uint64_t>(coding::Unzigzag(tok >> 1));
+    } else if ((tok & 3) == 1) {
+      int64_t ex = coding::Unzigzag(tok >> 2);
+      uint64_t z;
+      if (ex < -kMaxExponent || ex > kMaxExponent || !ReadUvarint(p, end, &z)) {
+        return Malformed("exponent");
+      }
+      int64_t sm = coding::Unzigzag(z);
+      // With a base, the state is the difference of two mantissas.
+      constexpr int64_t kLimit = kBased ? 2 * kMaxMantissa : kMaxMantissa;
+      if (sm > kLimit || sm < -kLimit) return Malformed("mantissa");
+      divide = ex < 0;
+      scale = kPow10[ex < 0 ? -ex : ex];
+      exponent = static_cast<int>(ex);
+      m = static_cast<uint64_t>(sm);
+    } else {
+      uint64_t lz = (tok >> 2) & 7, nb = tok >> 5;
+      if (lz + nb > 8 || static_cast<uint64_t>(end - p) < nb) return Malformed("raw value");
+      uint64_t x = 0;
+      for (uint64_t j = 0; j < nb; ++j) x = x << 8 | *p++;
+      if (nb > 0) x <<= 8 * (8 - lz - nb);
+      prev ^= x;
+      s[k].v = std::bit_cast<double>(prev);
+      continue;
+    }
+    uint64_t full = m;
+    if constexpr (kBased) {
+      int64_t off;
+      if (!BaseMantissa(base[k].v, exponent, &off)) return Malformed("base value");
+      full += static_cast<uint64_t>(off);
+    }
+    const double d = static_cast<double>(static_cast<int64_t>(full));
+    const double v = divide ? d / scale : d * scale;
+    prev = std::bit_cast<uint64_t>(v);
+    s[k].v = v;
+  }
+  if (whole && p != end) return Malformed("value column has trailing bytes");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t n, Sample* out) const {
+  const uint8_t* raw = reinterpret_cast<const uint8_t*>(raw_.data());
+  const bool whole = n == ts_[series_[i].ts].count;
+  auto column = [&](size_t j, const Sample* base, Sample* dst) {
+    const Entry& c = series_[j];
+    const uint8_t* p = raw + c.offset;
+    return base == nullptr ? DecodeValueColumn<false>(p, p + c.size, n, whole, nullptr, dst)
+                           : DecodeValueColumn<true>(p, p + c.size, n, whole, base, dst);
+  };
+  // The chain below i, down to its root or to the last base decoded. Open bounded it.
+  std::shared_ptr<const std::vector<Sample>> last;
+  size_t last_series = SIZE_MAX;
+  if (series_[i].base != kNoBase) {
+    std::lock_guard<std::mutex> lock(last_base_->mu);
+    last = last_base_->values;
+    last_series = last_base_->series;
+  }
+  size_t chain[kCompactedMaxBaseDepth];
+  int len = 0;
+  const Sample* below = nullptr;
+  for (size_t j = series_[i].base; j != kNoBase; j = series_[j].base) {
+    if (j == last_series && last->size() >= n) {
+      below = last->data();
+      break;
+    }
+    chain[len++] = j;
+  }
+  std::vector<Sample> buffers[2];
+  for (int k = len - 1; k >= 0; --k) {
+    std::vector<Sample>& dst = buffers[k % 2];
+    dst.resize(n);
+    STRATA_RETURN_IF_ERROR(column(chain[k], below, dst.data()));
+    below = dst.data();
+  }
+  STRATA_RETURN_IF_ERROR(column(i, below, out));
+  if (series_[i].is_base) {
+    auto values = std::make_shared<const std::vector<Sample>>(out, out + n);
+    std::lock_guard<std::mutex> lock(last_base_->mu);
+    last_base_->series = i;
+    last_base_->values = std::move(values);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out, Timestamp mint,
@@ -409,52 +661,7 @@ absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out, Timestam
     out->resize(base);
     return absl::OkStatus();
   }
-  // Values.
-  Sample* s = out->data() + base;
-  {
-    const uint8_t* p = raw + e.offset;
-    const uint8_t* end = p + e.size;
-    uint64_t prev = 0, m = 0;
-    double scale = 1;  // 10^|exponent|, an exact double
-    bool divide = false;
-    for (uint32_t k = 0; k < hi; ++k) {
-      uint64_t tok;
-      if (!ReadUvarint(p, end, &tok)) return Malformed("value column ends early");
-      double v;
-      if ((tok & 1) == 0) {
-        // A writer keeps |m| <= 2^53 and sets the exponent first. Garbled bytes that break
-        // this decode to wrong values (undetectable anyway: there is no checksum here),
-        // never to undefined behaviour, so the hot path does not check.
-        m += static_cast<uint64_t>(coding::Unzigzag(tok >> 1));
-        const double d = static_cast<double>(static_cast<int64_t>(m));
-        v = divide ? d / scale : d * scale;
-      } else if ((tok & 3) == 1) {
-        int64_t ex = coding::Unzigzag(tok >> 2);
-        uint64_t z;
-        if (ex < -kMaxExponent || ex > kMaxExponent || !ReadUvarint(p, end, &z)) {
-          return Malformed("exponent");
-        }
-        int64_t sm = coding::Unzigzag(z);
-        if (sm > kMaxMantissa || sm < -kMaxMantissa) return Malformed("mantissa");
-        divide = ex < 0;
-        scale = kPow10[ex < 0 ? -ex : ex];
-        m = static_cast<uint64_t>(sm);
-        v = divide ? static_cast<double>(sm) / scale : static_cast<double>(sm) * scale;
-      } else {
-        uint64_t lz = (tok >> 2) & 7, n = tok >> 5;
-        if (lz + n > 8 || static_cast<uint64_t>(end - p) < n) return Malformed("raw value");
-        uint64_t x = 0;
-        for (uint64_t j = 0; j < n; ++j) x = x << 8 | *p++;
-        if (n > 0) x <<= 8 * (8 - lz - n);
-        prev ^= x;
-        s[k].v = std::bit_cast<double>(prev);
-        continue;
-      }
-      prev = std::bit_cast<uint64_t>(v);
-      s[k].v = v;
-    }
-    if (hi == c.count && p != end) return Malformed("value column has trailing bytes");
-  }
+  STRATA_RETURN_IF_ERROR(DecodeValues(i, static_cast<uint32_t>(hi), out->data() + base));
   out->resize(base + hi);
   out->erase(first_ts, first_ts + static_cast<std::ptrdiff_t>(lo));
   return absl::OkStatus();

@@ -3,13 +3,18 @@
 //
 // Timestamp sequences shared by several series are stored once; values are coded as
 // decimal mantissa/exponent deltas where that round-trips exactly, else as the XOR with the
-// previous value; zstd runs over the whole block. A reader decompresses the block once and
-// can then decode any one series without touching the others' columns.
+// previous value; zstd runs over the whole block. A series may be coded relative to a
+// "base" series of the block with the same timestamps (a classic histogram bucket against
+// the bucket below): its decimal mantissas are then differences from the base's. A reader
+// decompresses the block once and can then decode any one series, touching only its own
+// columns and those of its chain of bases (at most kCompactedMaxBaseDepth).
 #ifndef STRATA_STORAGE_COMPACTED_BLOCK_H_
 #define STRATA_STORAGE_COMPACTED_BLOCK_H_
 
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,22 +27,38 @@
 
 namespace strata {
 
-// The first byte of every compacted block.
-inline constexpr uint8_t kCompactedBlockFormat = 1;
+// The first byte of every compacted block this build writes. Format 1 (no bases) is still
+// read.
+inline constexpr uint8_t kCompactedBlockFormat = 2;
+// A series' chain of bases (base, base of the base, ...) is at most this long; readers
+// refuse longer chains (and so cycles).
+inline constexpr int kCompactedMaxBaseDepth = 16;
 // Blocks whose decompressed payload would exceed this are refused (writer and reader).
 inline constexpr uint64_t kCompactedBlockMaxRawBytes = 256 << 20;
 
 struct CompactedSeries {
   SeriesRef ref = 0;
   std::vector<Sample> samples;  // strictly increasing timestamps, at least one
+  // Another series of the same block, with exactly the same timestamps, whose values this
+  // one's are likely close to (the bucket below a histogram bucket). Only a coding hint:
+  // any base reads back bit for bit, a good one makes the block smaller.
+  std::optional<SeriesRef> base;
 };
 
 struct CompactedEncodeOptions {
   int zstd_level = 9;
+  // Chains of bases longer than this are cut (the series that would be deeper is coded
+  // alone and starts a new chain). Decoding a series alone decodes its chain too, so this
+  // bounds the read cost of one series to 1 + max_base_depth columns (reading the chain's
+  // series in order decodes each column once). 0: bases are ignored. Clamped to
+  // kCompactedMaxBaseDepth.
+  int max_base_depth = kCompactedMaxBaseDepth;
 };
 
 // Encodes the series, which must be sorted by ref without repeats, each with at least one
-// sample and strictly increasing timestamps (InvalidArgument otherwise).
+// sample and strictly increasing timestamps. A base must be the ref of another series of
+// `series` with the same timestamps, and bases must not form a cycle (InvalidArgument
+// otherwise).
 absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries> series,
                                                  CompactedEncodeOptions options = {});
 
@@ -45,7 +66,8 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
 absl::StatusOr<std::string> CompactedPayloadForTesting(std::string_view value);
 std::string CompactedBlockFromPayloadForTesting(std::string_view payload);
 
-// A decompressed, validated block. Immutable after Open; safe to share between threads.
+// A decompressed, validated block. Immutable after Open (but for a cache of decoded base
+// values, which it locks); safe to share between threads.
 class CompactedBlock {
  public:
   // Decompresses and checks the block's structure (never reads outside `value`). DataLoss
@@ -57,6 +79,11 @@ class CompactedBlock {
   size_t num_samples(size_t i) const { return ts_[series_[i].ts].count; }
   Timestamp mint(size_t i) const { return ts_[series_[i].ts].first; }
   Timestamp maxt(size_t i) const { return ts_[series_[i].ts].last; }
+  // The index of the series that series i's values are coded against, if any.
+  std::optional<size_t> base(size_t i) const {
+    if (series_[i].base == kNoBase) return std::nullopt;
+    return series_[i].base;
+  }
   // Distinct timestamp columns (for statistics).
   size_t num_timestamp_columns() const { return ts_.size(); }
   size_t raw_bytes() const { return raw_.size(); }
@@ -64,9 +91,10 @@ class CompactedBlock {
   std::optional<size_t> Find(SeriesRef ref) const;
 
   // Appends series i's samples in [mint, maxt] to `out`. Decodes only that series'
-  // columns, and its values only up to maxt. DataLoss when the columns are malformed (then
-  // `out` may hold some of the samples); values after maxt are not looked at, so damage
-  // there goes unnoticed, as it would in an XOR chunk read up to maxt.
+  // columns and its bases' value columns (none when the base was the last one decoded),
+  // and values only up to maxt. DataLoss when the columns are malformed (then `out` may
+  // hold some of the samples); values after maxt are not looked at, so damage there goes
+  // unnoticed, as it would in an XOR chunk read up to maxt.
   absl::Status Decode(size_t i, std::vector<Sample>* out,
                       Timestamp mint = std::numeric_limits<Timestamp>::min(),
                       Timestamp maxt = std::numeric_limits<Timestamp>::max()) const;
@@ -77,12 +105,26 @@ class CompactedBlock {
     Timestamp first, last;
     size_t offset, size;
   };
+  static constexpr uint32_t kNoBase = UINT32_MAX;
   struct Entry {
     SeriesRef ref;
     uint32_t ts;
+    uint32_t base;        // index of the base series, or kNoBase
+    bool is_base;         // some series is coded against this one
     size_t offset, size;  // value column
   };
+  // The values of the last base series decoded: reading a histogram's buckets one after
+  // another (ref order) decodes each value column once instead of each one's chain.
+  struct LastBase {
+    std::mutex mu;
+    size_t series = SIZE_MAX;
+    std::shared_ptr<const std::vector<Sample>> values;  // a prefix of the series' values
+  };
+  // Decodes the first n values of series i into out[0, n).v.
+  absl::Status DecodeValues(size_t i, uint32_t n, Sample* out) const;
+
   std::string raw_;
+  std::unique_ptr<LastBase> last_base_ = std::make_unique<LastBase>();
   std::vector<TsColumn> ts_;
   std::vector<Entry> series_;
 };

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/storage/test_util.h"
@@ -159,6 +160,47 @@ class Gen {
   std::mt19937_64 rng_;
 };
 
+// Gives some series of the group a base with the same timestamps, before or after it in
+// ref order (without cycles: a base has a lower random rank), and makes the values of some
+// of those like histogram buckets over their base: the base plus a growing count, with
+// the base's stale markers.
+void AddBases(Gen& g, std::vector<CompactedSeries>& group) {
+  std::vector<int64_t> rank;
+  for (size_t i = 0; i < group.size(); ++i) rank.push_back(g.Int(0, 1000000));
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (g.Int(0, 2) == 0) continue;
+    std::vector<size_t> candidates;
+    for (size_t j = 0; j < group.size(); ++j) {
+      if (rank[j] < rank[i] && group[j].samples.size() == group[i].samples.size() &&
+          std::equal(group[j].samples.begin(), group[j].samples.end(), group[i].samples.begin(),
+                     [](const Sample& a, const Sample& b) { return a.t == b.t; })) {
+        candidates.push_back(j);
+      }
+    }
+    if (candidates.empty()) continue;
+    const size_t b = candidates[g.Int(0, static_cast<int64_t>(candidates.size()) - 1)];
+    group[i].base = group[b].ref;
+  }
+  // Bucket-like values, assigned in rank order so that a base's values are final first.
+  std::vector<size_t> order(group.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rank[a] < rank[b]; });
+  for (size_t i : order) {
+    if (!group[i].base || g.Int(0, 3) == 0) continue;
+    const std::vector<Sample>* base = nullptr;
+    for (const CompactedSeries& s : group) {
+      if (s.ref == *group[i].base) base = &s.samples;
+    }
+    const double step = g.Int(0, 1) ? 1 : 0.25;
+    double band = static_cast<double>(g.Int(0, 1000)) * step;
+    for (size_t k = 0; k < base->size(); ++k) {
+      band += static_cast<double>(g.Int(0, 5)) * step;
+      const double b = (*base)[k].v;
+      group[i].samples[k].v = std::isnan(b) || g.Int(0, 200) == 0 ? b : b + band;
+    }
+  }
+}
+
 // A random group: some series share the timestamps of an earlier one.
 std::vector<CompactedSeries> RandomGroup(Gen& g, SeriesRef* next_ref, int max_series) {
   std::vector<CompactedSeries> group;
@@ -179,11 +221,12 @@ std::vector<CompactedSeries> RandomGroup(Gen& g, SeriesRef* next_ref, int max_se
     for (size_t j = 0; j < ts.size(); ++j) s.samples.push_back({ts[j], vs[j]});
     group.push_back(std::move(s));
   }
+  if (g.Int(0, 1) == 0) AddBases(g, group);
   return group;
 }
 
-void ExpectRoundTrip(const std::vector<CompactedSeries>& group) {
-  auto block = EncodeCompactedBlock(group, {.zstd_level = 1});
+void ExpectRoundTrip(const std::vector<CompactedSeries>& group, int max_base_depth = 3) {
+  auto block = EncodeCompactedBlock(group, {.zstd_level = 1, .max_base_depth = max_base_depth});
   ASSERT_TRUE(block.ok()) << block.status();
   auto b = CompactedBlock::Open(*block);
   ASSERT_TRUE(b.ok()) << b.status();
@@ -238,13 +281,13 @@ TEST(CompactedBlock, RoundTripsRandomSeriesBitForBit) {
   while (sequences < 100000) {
     std::vector<CompactedSeries> group = RandomGroup(g, &ref, 40);
     sequences += static_cast<int>(group.size());
-    ExpectRoundTrip(group);
+    ExpectRoundTrip(group, static_cast<int>(g.Int(0, kCompactedMaxBaseDepth + 1)));
     if (HasFatalFailure()) return;
   }
 }
 
 TEST(CompactedBlock, EverySpecialValueAfterEveryOther) {
-  CompactedSeries s{.ref = 7, .samples = {}};
+  CompactedSeries s{.ref = 7, .samples = {}, .base = {}};
   Timestamp t = 0;
   std::vector<double> values;
   for (uint64_t b : kSpecialBits) values.push_back(std::bit_cast<double>(b));
@@ -263,7 +306,7 @@ TEST(CompactedBlock, EverySpecialValueAfterEveryOther) {
 TEST(CompactedBlock, SharesTimestampColumns) {
   std::vector<CompactedSeries> group;
   for (int i = 0; i < 10; ++i) {
-    CompactedSeries s{.ref = static_cast<SeriesRef>(i + 1), .samples = {}};
+    CompactedSeries s{.ref = static_cast<SeriesRef>(i + 1), .samples = {}, .base = {}};
     for (int j = 0; j < 100; ++j) s.samples.push_back({1000 + j * 15000 + (j % 3), j * 1.5 + i});
     group.push_back(std::move(s));
   }
@@ -277,15 +320,250 @@ TEST(CompactedBlock, SharesTimestampColumns) {
 }
 
 TEST(CompactedBlock, RefusesBadInput) {
-  CompactedSeries a{.ref = 2, .samples = {{1, 1}}}, b{.ref = 1, .samples = {{1, 1}}};
+  CompactedSeries a{.ref = 2, .samples = {{1, 1}}, .base = {}},
+      b{.ref = 1, .samples = {{1, 1}}, .base = {}};
   EXPECT_EQ(EncodeCompactedBlock(std::vector{a, b}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  CompactedSeries c{.ref = 3, .samples = {{5, 1}, {5, 2}}};
+  CompactedSeries c{.ref = 3, .samples = {{5, 1}, {5, 2}}, .base = {}};
   EXPECT_EQ(EncodeCompactedBlock(std::vector{c}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  CompactedSeries d{.ref = 4, .samples = {}};
+  CompactedSeries d{.ref = 4, .samples = {}, .base = {}};
   EXPECT_EQ(EncodeCompactedBlock(std::vector{d}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A classic histogram scraped 200 times: 12 cumulative buckets (most observations in the
+// middle ones, the last one is +Inf), each bucket based on the one below.
+std::vector<CompactedSeries> Histogram(SeriesRef first_ref) {
+  std::mt19937_64 rng(3);
+  std::vector<CompactedSeries> group;
+  std::vector<double> counts(12, 0);
+  for (int b = 0; b < 12; ++b) {
+    group.push_back({.ref = first_ref + static_cast<SeriesRef>(b),
+                     .samples = {},
+                     .base = b == 0 ? std::nullopt : std::optional<SeriesRef>(first_ref + b - 1)});
+  }
+  for (int k = 0; k < 200; ++k) {
+    double cumulative = 0;
+    for (int b = 0; b < 12; ++b) {
+      const int weight = 6 - std::abs(b - 6);
+      counts[b] += static_cast<double>(rng() % (1 + 20 * weight));
+      cumulative += counts[b];
+      group[b].samples.push_back({1700000000000 + k * 15000, cumulative});
+    }
+  }
+  return group;
+}
+
+TEST(CompactedBlock, HistogramBucketsAgainstTheBucketBelowAreSmaller) {
+  std::vector<CompactedSeries> group = Histogram(10);
+  std::vector<CompactedSeries> alone = group;
+  for (CompactedSeries& s : alone) s.base.reset();
+  auto with = EncodeCompactedBlock(group);
+  auto without = EncodeCompactedBlock(alone);
+  ASSERT_TRUE(with.ok() && without.ok());
+  EXPECT_LT(with->size() * 10, without->size() * 9) << with->size() << " vs " << without->size();
+  ExpectRoundTrip(group);
+  // The chain is cut every max_base_depth links: 0 1 2 3 0 1 2 3 ...
+  for (int depth : {0, 1, 3, kCompactedMaxBaseDepth}) {
+    auto b = CompactedBlock::Open(*EncodeCompactedBlock(group, {.max_base_depth = depth}));
+    ASSERT_TRUE(b.ok());
+    for (size_t i = 0; i < group.size(); ++i) {
+      const bool based = depth > 0 && i % static_cast<size_t>(depth + 1) != 0;
+      EXPECT_EQ(b->base(i), based ? std::optional<size_t>(i - 1) : std::nullopt)
+          << "series " << i << " depth " << depth;
+    }
+    ExpectRoundTrip(group, depth);
+  }
+}
+
+// Decoding reuses the last base decoded: any order of reads, any ranges, any threads give
+// the same samples.
+TEST(CompactedBlock, DecodesBasedSeriesInAnyOrderAndFromManyThreads) {
+  Gen g(5);
+  SeriesRef ref = 1000;
+  std::vector<CompactedSeries> group = Histogram(1);
+  std::vector<CompactedSeries> more = RandomGroup(g, &ref, 30);
+  AddBases(g, more);
+  group.insert(group.end(), more.begin(), more.end());
+  auto block = EncodeCompactedBlock(group);
+  ASSERT_TRUE(block.ok()) << block.status();
+  auto b = CompactedBlock::Open(*block);
+  ASSERT_TRUE(b.ok());
+  auto check = [&](uint64_t seed, int reads) {
+    std::mt19937_64 rng(seed);
+    for (int r = 0; r < reads; ++r) {
+      const size_t i = rng() % group.size();
+      const std::vector<Sample>& all = group[i].samples;
+      const Timestamp hi = rng() % 3 == 0 ? INT64_MAX : all[rng() % all.size()].t;
+      std::vector<Sample> want;
+      for (const Sample& x : all) {
+        if (x.t <= hi) want.push_back(x);
+      }
+      std::vector<Sample> got;
+      if (!b->Decode(i, &got, INT64_MIN, hi).ok() || !testing::SameSamples(got, want)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(check(1, 2000));
+  std::vector<std::thread> threads;
+  bool ok[4] = {};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] { ok[t] = check(10 + t, 500); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (bool x : ok) EXPECT_TRUE(x);
+}
+
+TEST(CompactedBlock, BasesAfterTheSeriesAndAcrossSpecialValues) {
+  // The +Inf bucket first in ref order, based on a later series; the base holds stale
+  // markers, NaNs, infinities and -0.0 where the dependent holds ordinary values, and back.
+  std::vector<CompactedSeries> group(3);
+  for (size_t i = 0; i < group.size(); ++i) group[i].ref = 100 + i;
+  group[0].base = 102;
+  group[2].base = 101;
+  Timestamp t = 5;
+  for (uint64_t a : kSpecialBits) {
+    for (double v : {1.0, 3.5, 1e300, 0.1}) {
+      const double special = std::bit_cast<double>(a);
+      group[1].samples.push_back({t, special});
+      group[2].samples.push_back({t, v});
+      group[0].samples.push_back({t, t % 3 == 0 ? special : v + 7});
+      ++t;
+    }
+  }
+  ExpectRoundTrip(group);
+  auto b = CompactedBlock::Open(*EncodeCompactedBlock(group));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->base(0), 2u);
+  EXPECT_EQ(b->base(2), 1u);
+  EXPECT_EQ(b->base(1), std::nullopt);
+}
+
+TEST(CompactedBlock, RefusesBasesThatAreNotAnotherSeriesWithTheSameTimestamps) {
+  auto series = [](SeriesRef ref, std::optional<SeriesRef> base, Timestamp last) {
+    return CompactedSeries{.ref = ref, .samples = {{1, 1}, {last, 2}}, .base = base};
+  };
+  const std::vector<std::vector<CompactedSeries>> bad = {
+      {series(1, 1, 2)},                                    // itself
+      {series(1, std::nullopt, 2), series(2, 3, 2)},        // not in the block
+      {series(1, std::nullopt, 2), series(2, 1, 3)},        // other timestamps
+      {series(1, 3, 2), series(2, 1, 2), series(3, 2, 2)},  // a cycle
+  };
+  for (const auto& group : bad) {
+    EXPECT_EQ(EncodeCompactedBlock(group).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_TRUE(EncodeCompactedBlock(std::vector{series(1, 2, 2), series(2, std::nullopt, 2)}).ok());
+}
+
+// A payload of n one-sample series (value 0) on one timestamp column, or on two when
+// `second_ts_from` < n (the series from it on use the second), with the given zigzagged
+// `i - base` fields (0: none).
+std::string PayloadWithBases(const std::vector<uint64_t>& bases, size_t second_ts_from) {
+  const size_t n = bases.size();
+  const size_t columns = second_ts_from < n ? 2 : 1;
+  std::string p;
+  p.push_back(static_cast<char>(n));
+  p.push_back(static_cast<char>(columns));
+  for (size_t c = 0; c < columns; ++c) p.append({1, 0, static_cast<char>(2 * c), 0});
+  for (size_t i = 0; i < n; ++i) {
+    p.append({1, static_cast<char>(i >= second_ts_from ? 1 : 0), static_cast<char>(bases[i]), 1});
+  }
+  p.append(n, '\x03');  // raw, no bytes: the value 0.0
+  return p;
+}
+
+TEST(CompactedBlock, RefusesBaseCyclesLongChainsAndOtherTimestampColumns) {
+  auto open = [](const std::vector<uint64_t>& bases, size_t second_ts_from = 100) {
+    return CompactedBlock::Open(
+        CompactedBlockFromPayloadForTesting(PayloadWithBases(bases, second_ts_from)));
+  };
+  // i - base zigzagged: 2 is "the series before", 1 "the series after".
+  ASSERT_TRUE(open({0, 2, 2}).ok());
+  auto fine = open({1, 0, 2});
+  ASSERT_TRUE(fine.ok());
+  EXPECT_EQ(fine->base(0), 1u);
+  EXPECT_EQ(fine->base(2), 1u);
+  std::vector<Sample> out;
+  ASSERT_TRUE(fine->Decode(2, &out).ok());
+  EXPECT_EQ(out.size(), 1u);
+  for (auto bad : std::vector<std::vector<uint64_t>>{{1, 2},     // 0 -> 1 -> 0
+                                                     {1, 1, 4},  // 0 -> 1 -> 2 -> 0
+                                                     {0, 4},     // before the first series
+                                                     {0, 1},     // after the last
+                                                     {0, 2, 100}}) {
+    EXPECT_EQ(open(bad).status().code(), absl::StatusCode::kDataLoss);
+  }
+  EXPECT_EQ(open({0, 2, 2}, 2).status().code(), absl::StatusCode::kDataLoss);
+  // Chains of kCompactedMaxBaseDepth links are read, one more is refused.
+  std::vector<uint64_t> chain(kCompactedMaxBaseDepth + 1, 2);
+  chain[0] = 0;
+  auto deepest = open(chain);
+  ASSERT_TRUE(deepest.ok()) << deepest.status();
+  out.clear();
+  ASSERT_TRUE(deepest->Decode(chain.size() - 1, &out).ok());
+  chain.push_back(2);
+  EXPECT_EQ(open(chain).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(CompactedBlock, ReadsFormatOneBlocks) {
+  // Written by the format-1 writer: series 3 (1.5, 2.25, stale, -0.0), 7 (10, 12, +Inf, 0.1)
+  // on the same timestamps, and 9 (a NaN with payload, 1e300) on others.
+  using namespace std::string_literals;
+  const std::string v1 =
+      "\x01\x56\x28\xb5\x2f\xfd\x20\x56\x85\x02\x00\x34\x04\x03\x02\x04\x05\xd0\x0f\xc8\xdf\x02\x02\x03\xa0\x1f\x9b\x75\x03\x00\x19\x04\x00\x09\x02\x01\x14\xb0\xea\x01\x00\x00\xb6\xea\x01\x05\x1e\x0d\xc2\x03\x83\x02\x3f\xf2\x00\x02\x83\x02\xff\xf0\x09\x02\x01\x18\x43\x3f\xd8\x05\xf8\x01\x83\x02\x81\xcf\xe4\x3c\x88\x00\x75\x9d\x04\x00\x40\x84\xcd\xc0\x5b\x46\x2b\x00\x65"s;
+  ASSERT_EQ(v1[0], 1);
+  auto b = CompactedBlock::Open(v1);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(b->num_series(), 3u);
+  EXPECT_EQ(b->num_timestamp_columns(), 2u);
+  const std::vector<std::vector<Sample>> want = {
+      {{1000, 1.5}, {16000, 2.25}, {31000, StaleNaN()}, {46000, -0.0}},
+      {{1000, 10}, {16000, 12}, {31000, std::numeric_limits<double>::infinity()}, {46000, 0.1}},
+      {{2000, std::bit_cast<double>(0xfff8000000000001ULL)}, {17003, 1e300}}};
+  const SeriesRef refs[] = {3, 7, 9};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(b->ref(i), refs[i]);
+    EXPECT_EQ(b->base(i), std::nullopt);
+    std::vector<Sample> got;
+    ASSERT_TRUE(b->Decode(i, &got).ok());
+    EXPECT_TRUE(testing::SameSamples(got, want[i])) << testing::Describe(got);
+  }
+}
+
+TEST(CompactedBlock, ReadsAFormatTwoBlockWithBases) {
+  // Written when bases came in: any later change to how a based value is computed (the
+  // base's mantissa B, its rounding) must still read these values back.
+  using namespace std::string_literals;
+  const std::string v2 =
+      "\x02\x89\x01\x28\xb5\x2f\xfd\x20\x89\x49\x04\x00\x03\x01\x0c\x0d\xd0\x0f\x88\x89\x0a\x05\x00\x00\x2b\x01\x00\x02\x22\x02\x00\x02\x1a\xb0\xea\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x11\x18\x05\x9a\xcb\x01\x06\x8e\x97\x03\x0d\x32\xa1\x01\x02\x83\x02\x3b\xe5\xaf\x1d\x78\xb5\x8c\x42\x01\x0e\x05\x06\x3d\x32\x9c\x9f\xf1\xc2\xb1\x34\x80\xa0\xbe\x81\x95\x01\x09\x0a\x01\x00\x08\x00\x0d\x64\x99\x01\x0a\x83\x02\x04\x28\x43\x56\x1a\x88\x29\x30\x05\x32\x0d\x0a\x45\x32\x9c\xbf\xee\x8e\xd2\x0b\x00\x01\x02\x00\x00\x00\x0d\xc8\x01\x99\x01\x00\x01\x02\x05\x14\x0d\xc8\x01\x45\x80\xa8\xd6\xb9\x07\x00\x00"s;
+  ASSERT_EQ(v2[0], 2);
+  // At the dependent's exponent 0, 1300.5 gives B = 1301, 1300.3 gives 1300 and -2.5 gives
+  // -3 (the nearest integer, halves away from zero).
+  const std::vector<double> base = {1200,       1300.5, 1300.3, -2.5,   0.25, 1e20,
+                                    StaleNaN(), 7,      0.3,    2.5e-7, 4500, 4600};
+  const std::vector<double> mid = {1250, 1301, 1302, -1,      0.75, 1.5e20,
+                                   3,    9.5,  0.35, 2.75e-7, 4600, 4700};
+  std::vector<std::vector<Sample>> want(3);
+  for (size_t k = 0; k < base.size(); ++k) {
+    const Timestamp t = 1000 + static_cast<Timestamp>(k) * 15000;
+    want[0].push_back({t, base[k]});
+    want[1].push_back({t, mid[k]});
+    want[2].push_back({t, mid[k] + 1});
+  }
+  auto b = CompactedBlock::Open(v2);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(b->num_series(), 3u);
+  EXPECT_EQ(b->base(0), std::nullopt);
+  EXPECT_EQ(b->base(1), 0u);
+  EXPECT_EQ(b->base(2), 1u);
+  for (size_t i : {2, 0, 1, 2}) {  // a chain decoded, then each series after its base
+    std::vector<Sample> got;
+    ASSERT_TRUE(b->Decode(i, &got).ok());
+    EXPECT_TRUE(testing::SameSamples(got, want[i])) << i << ": " << testing::Describe(got);
+  }
 }
 
 // Opens and decodes everything; must not crash or read out of bounds.
@@ -314,7 +592,7 @@ TEST(CompactedBlock, GarbledAndTruncatedBlocksFailCleanly) {
   int failures = 0;
   for (int round = 0; round < 300; ++round) {
     std::vector<CompactedSeries> group = RandomGroup(g, &ref, 6);
-    auto block = EncodeCompactedBlock(group, {.zstd_level = 1});
+    auto block = EncodeCompactedBlock(group, {.zstd_level = 1, .max_base_depth = 3});
     ASSERT_TRUE(block.ok());
     auto payload = CompactedPayloadForTesting(*block);
     ASSERT_TRUE(payload.ok());

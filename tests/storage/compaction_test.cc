@@ -247,30 +247,56 @@ TEST(Compaction, RetentionDropsCompactedPartitions) {
   EXPECT_TRUE(ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")}).empty());
 }
 
+// Two hours of scrapes flushed (and compacted), then the format version set to what an
+// older build would have written.
+void WriteOlderDirectory(const std::string& dir, bool compact, int version) {
+  std::mt19937_64 rng(3);
+  auto db = Storage::Open(Opts(dir));
+  ASSERT_TRUE(db.ok());
+  AppendScrapes(**db, 0, 2 * 240, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  if (compact) {
+    ASSERT_TRUE((*db)->Compact().ok());
+  }
+  ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(version).ok());
+}
+
 TEST(Compaction, VersionOneDirectoriesOpenAndAreUpgradedByTheFirstCompaction) {
   TempDir dir;
-  std::mt19937_64 rng(3);
-  {
-    auto db = Storage::Open(Opts(dir.path()));
-    ASSERT_TRUE(db.ok());
-    AppendScrapes(**db, 0, 2 * 240, rng);
-    ASSERT_TRUE((*db)->Flush(false).ok());
-    // What a build before compaction wrote.
-    ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(1).ok());
-  }
+  WriteOlderDirectory(dir.path(), /*compact=*/false, 1);  // a build before compaction
   auto db = Storage::Open(Opts(dir.path()));
   ASSERT_TRUE(db.ok()) << db.status();
   EXPECT_EQ((*db)->store().format_version(), 1);
   auto before = ReadEverything(**db);
   ASSERT_TRUE((*db)->Compact().ok());
-  EXPECT_EQ((*db)->store().format_version(), 2);
+  EXPECT_EQ((*db)->store().format_version(), kStoreFormatVersion);
   ExpectSame(ReadEverything(**db), before);
-  ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(3).ok());
+  ASSERT_TRUE((*db)->store().WriteFormatVersionForTesting(kStoreFormatVersion + 1).ok());
   ASSERT_TRUE((*db)->Close().ok());
   auto refused = Storage::Open(Opts(dir.path()));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(refused.status().message().find("version 3"), std::string::npos);
+  EXPECT_NE(refused.status().message().find(fmt::format("version {}", kStoreFormatVersion + 1)),
+            std::string::npos);
+}
+
+// A version 2 directory (by its meta key: its blocks are this build's) becomes version 3
+// with the first write of a block, here by tombstone cleaning; until then it stays 2.
+TEST(Compaction, VersionTwoDirectoriesAreUpgradedByTheFirstBlockWrite) {
+  TempDir dir;
+  WriteOlderDirectory(dir.path(), /*compact=*/true, 2);
+  auto db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->store().format_version(), 2);
+  ASSERT_TRUE((*db)->CleanTombstones().ok());  // nothing to rewrite
+  EXPECT_EQ((*db)->store().format_version(), 2);
+  ASSERT_TRUE((*db)->DeleteSeries({M(MatchType::kEqual, "i", "3")}, 0, kPartition / 2).ok());
+  ASSERT_TRUE((*db)->CleanTombstones().ok());
+  EXPECT_EQ((*db)->store().format_version(), kStoreFormatVersion);
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(Opts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->store().format_version(), kStoreFormatVersion);
 }
 
 TEST(Compaction, BackgroundCompactionRunsInTheFlushLoop) {
@@ -428,6 +454,129 @@ TEST(Compaction, CleanTombstonesRewritesCompactedBlocks) {
   }
   EXPECT_EQ(now.count(Host(2, 4).ToString()), 1u);  // appended again after the deletion
   for (const Sample& x : now.at(Host(2, 4).ToString())) EXPECT_GE(x.t, 3 * kPartition);
+}
+
+// Two hosts' request-duration histograms (buckets created +Inf first, so bases come after
+// their dependents in ref order), with _sum and _count, and series that only look like
+// buckets. One scrape every 15 s from `from`, `n` scrapes.
+const char* const kBounds[] = {"+Inf", "0.005", "0.01", "0.025", "0.05", "0.1",
+                               "0.25", "0.5",   "1",    "2.5",   "5",    "10"};
+
+Labels Bucket(int host, std::string_view le) {
+  return Labels{{"__name__", "http_request_duration_seconds_bucket"},
+                {"host", fmt::format("h{}", host)},
+                {"le", le}};
+}
+
+void AppendHistograms(Storage& db, Timestamp from, int n, std::mt19937_64& rng,
+                      std::vector<std::vector<double>>* counts) {
+  counts->resize(2, std::vector<double>(std::size(kBounds), 0));
+  for (int k = 0; k < n; ++k) {
+    std::vector<SeriesBatch> batch;
+    for (int h = 0; h < 2; ++h) {
+      const Timestamp t = from + k * 15000 + h * 5;
+      std::vector<double>& c = (*counts)[h];
+      // Per-band observations, most in the middle bands; +Inf (index 0) is the total.
+      double cumulative = 0;
+      for (size_t b = 1; b < std::size(kBounds); ++b) {
+        c[b] += static_cast<double>(rng() % (1 + 10 * (6 - std::abs(static_cast<int>(b) - 6))));
+        cumulative += c[b];
+        batch.push_back({Bucket(h, kBounds[b]), {{t, cumulative}}});
+      }
+      c[0] = cumulative + static_cast<double>(k);  // slow requests above 10 s
+      batch.insert(batch.begin(), {Bucket(h, "+Inf"), {{t, c[0]}}});
+      batch.push_back({Labels{{"__name__", "http_request_duration_seconds_count"},
+                              {"host", fmt::format("h{}", h)}},
+                       {{t, c[0]}}});
+      batch.push_back({Labels{{"__name__", "http_request_duration_seconds_sum"},
+                              {"host", fmt::format("h{}", h)}},
+                       {{t, c[0] * 0.37}}});
+      batch.push_back(
+          {Labels{{"__name__", "odd_bucket"}, {"host", fmt::format("h{}", h)}, {"le", "fast"}},
+           {{t, static_cast<double>(k)}}});
+      batch.push_back(
+          {Labels{{"__name__", "odd_bucket"}, {"host", fmt::format("h{}", h)}, {"kind", "no le"}},
+           {{t, 2.0 * k}}});
+    }
+    auto r = db.Append(batch);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+}
+
+TEST(Compaction, HistogramBucketsAreCodedAgainstTheBucketBelowThroughRewrites) {
+  // The same data compacted with and without bases: the same samples, fewer bytes.
+  std::vector<CompactionStats> stats;
+  std::vector<testing::SeriesSamplesMap> read;
+  for (int depth : {0, 3}) {
+    TempDir dir;
+    auto opts = Opts(dir.path());
+    opts.compaction.max_series_per_group = 100;
+    opts.compaction.max_base_depth = depth;
+    auto db = Storage::Open(opts);
+    ASSERT_TRUE(db.ok()) << db.status();
+    std::mt19937_64 rng(11);
+    std::vector<std::vector<double>> counts;
+    AppendHistograms(**db, 0, 2 * 240, rng, &counts);
+    ASSERT_TRUE((*db)->Flush(false).ok());
+    testing::SeriesSamplesMap before = ReadEverything(**db);
+    ASSERT_EQ(before.size(), 2u * (std::size(kBounds) + 4));
+    ASSERT_TRUE((*db)->Compact().ok());
+    stats.push_back((*db)->stats().compaction);
+    ExpectSame(ReadEverything(**db), before);
+    read.push_back(std::move(before));
+  }
+  ExpectSame(read[0], read[1]);
+  EXPECT_LT(stats[1].bytes_after * 10, stats[0].bytes_after * 9)
+      << stats[1].bytes_after << " with bases, " << stats[0].bytes_after << " without";
+
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.compaction.max_series_per_group = 100;
+  opts.max_sample_age_ms = 0;  // late samples into the compacted partition
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  std::mt19937_64 rng(12);
+  std::vector<std::vector<double>> counts;
+  // 50 minutes of partition 0; a sample in partition 2 closes it.
+  AppendHistograms(**db, 0, 200, rng, &counts);
+  std::vector<SeriesBatch> tick = {{Labels{{"__name__", "tick"}}, {{2 * kPartition, 1}}}};
+  ASSERT_TRUE((*db)->Append(tick).ok());
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  ASSERT_TRUE((*db)->Compact().ok());
+  ASSERT_TRUE((*db)->store().PartitionsWithChunks(1)->empty());
+  // The rest of the hour arrives late: its chunks merge into the block.
+  AppendHistograms(**db, 200 * 15000, 40, rng, &counts);
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  testing::SeriesSamplesMap want = ReadEverything(**db);
+  ASSERT_EQ(want[Bucket(1, "+Inf").ToString()].size(), 240u);
+  ASSERT_FALSE((*db)->store().PartitionsWithChunks(1)->empty());
+  ASSERT_TRUE((*db)->Compact().ok());
+  ASSERT_TRUE((*db)->store().PartitionsWithChunks(1)->empty());
+  ExpectSame(ReadEverything(**db), want);
+
+  // Deleted: the whole of a bucket that another is based on, and part of another (so its
+  // timestamps no longer match its neighbours').
+  ASSERT_TRUE((*db)
+                  ->DeleteSeries(
+                      {M(MatchType::kEqual, "host", "h0"), M(MatchType::kEqual, "le", "0.05")},
+                      std::numeric_limits<Timestamp>::min(), std::numeric_limits<Timestamp>::max())
+                  .ok());
+  const Timestamp from = kPartition / 3, to = kPartition / 2;
+  ASSERT_TRUE(
+      (*db)
+          ->DeleteSeries({M(MatchType::kEqual, "host", "h1"), M(MatchType::kEqual, "le", "0.5")},
+                         from, to)
+          .ok());
+  want.erase(Bucket(0, "0.05").ToString());
+  std::erase_if(want[Bucket(1, "0.5").ToString()],
+                [&](const Sample& x) { return x.t >= from && x.t <= to; });
+  ASSERT_TRUE((*db)->CleanTombstones().ok());
+  EXPECT_TRUE((*db)->tombstones()->empty());
+  ExpectSame(ReadEverything(**db), want);
+  ASSERT_TRUE((*db)->Close().ok());
+  db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok()) << db.status();
+  ExpectSame(ReadEverything(**db), want);
 }
 
 // Size retention drops the oldest partitions when they are compacted too.
