@@ -295,9 +295,7 @@ absl::Status WriteRequestDecoder::Decode(std::string_view body, const RemoteWrit
   return DecodeImpl(body, limits, &known);
 }
 
-absl::Status WriteRequestDecoder::Malformed(size_t at, std::string_view why) {
-  absl::Status err = absl::InvalidArgumentError(fmt::format(
-      "remote write: cannot decode WriteRequest: {} at byte {} of {}", why, at, body_.size()));
+void WriteRequestDecoder::Clear() {
   labels_.clear();
   samples_.clear();
   series_.clear();
@@ -307,21 +305,19 @@ absl::Status WriteRequestDecoder::Malformed(size_t at, std::string_view why) {
   invalid_samples_ = 0;
   total_exemplars_ = 0;
   total_histograms_ = 0;
+}
+
+absl::Status WriteRequestDecoder::Malformed(size_t at, std::string_view why) {
+  absl::Status err = absl::InvalidArgumentError(fmt::format(
+      "remote write: cannot decode WriteRequest: {} at byte {} of {}", why, at, body_.size()));
+  Clear();
   return err;
 }
 
 absl::Status WriteRequestDecoder::DecodeImpl(std::string_view body, const RemoteWriteLimits& limits,
                                              KnownFn* known) {
   body_ = body;
-  labels_.clear();
-  samples_.clear();
-  series_.clear();
-  metadata_.clear();
-  errors_.clear();
-  invalid_series_ = 0;
-  invalid_samples_ = 0;
-  total_exemplars_ = 0;
-  total_histograms_ = 0;
+  Clear();
 
   // First the structure and the samples; labels once every series' label bytes are known.
   WireReader r(body);

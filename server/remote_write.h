@@ -151,6 +151,7 @@ class WriteRequestDecoder {
   bool DecodeTimeSeries(std::string_view msg, size_t at);
   bool DecodeLabels(SeriesRecord& rec);
   void Validate(SeriesRecord& rec, const RemoteWriteLimits& limits);
+  void Clear();  // forgets everything decoded
   // Forgets everything decoded and returns the error for a malformed field at `at`.
   absl::Status Malformed(size_t at, std::string_view why);
 
