@@ -337,7 +337,7 @@ TEST_F(ApiTest, RemoteWriteOfKnownSeriesStoresEverySampleOnce) {
     test::WriteRequest req;
     const int64_t t = 10000 * (round + 1);
     for (int i = 0; i < 50; ++i) {
-      std::string host = "h" + std::to_string(i);
+      const std::string host = fmt::format("h{}", i);
       if (round == 2 && i % 2 == 0) {
         AddSeries(&req, {{"host", host}, {"__name__", "cached_metric"}}, {{t, double(i + round)}});
       } else {
