@@ -602,7 +602,7 @@ void RemoteWrite(ApiContext* ctx, const HttpRequest& req, HttpResponder responde
   AppendResult result;
   if (used > 0) {
     absl::StatusOr<AppendResult> appended =
-        storage->Append(std::span<const SeriesBatch>(batch.data(), used), nullptr, &looked_up);
+        storage->Append(std::span<const SeriesBatch>(batch.data(), used), &looked_up);
     if (!appended.ok()) {
       // Retryable: the sender backs off and sends the whole request again.
       int code = absl::IsResourceExhausted(appended.status()) ? 429 : 500;

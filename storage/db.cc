@@ -118,9 +118,8 @@ Storage::~Storage() {
 }
 
 absl::StatusOr<AppendResult> Storage::Append(std::span<const SeriesBatch> batch,
-                                             std::vector<SeriesRef>* refs,
                                              std::vector<SeriesPtr>* looked_up) {
-  absl::StatusOr<AppendResult> r = head_->Append(batch, refs, looked_up);
+  absl::StatusOr<AppendResult> r = head_->Append(batch, looked_up);
   if (r.ok() && metrics_.appended != nullptr) RecordAppend(*r);
   return r;
 }

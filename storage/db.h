@@ -90,7 +90,6 @@ class Storage final : public Queryable {
 
   // Appends a batch; see Head::Append. Returns once the accepted samples are in the WAL.
   absl::StatusOr<AppendResult> Append(std::span<const SeriesBatch> batch,
-                                      std::vector<SeriesRef>* refs = nullptr,
                                       std::vector<SeriesPtr>* looked_up = nullptr);
 
   // Writes closed head chunks (all chunks with `cut_open`) to RocksDB, truncates the WAL,

@@ -272,12 +272,11 @@ class Head {
   // Appends the batch. Thread-safe. With a WAL, returns once the accepted samples are
   // logged; an error means they may be visible but are not durable. Errors
   // (InvalidArgument) on an empty label set without a series, before appending anything.
-  // With `refs`, sets (*refs)[i] to the ref of batch[i]'s series (resized to the batch).
   // With `looked_up`, sets (*looked_up)[i] to the series the head found or created by
   // batch[i]'s labels: every entry without a series, and those whose series head GC had
-  // removed (null for the others; resized to the batch).
+  // removed (null for the others, which were appended to batch[i].series; resized to the
+  // batch).
   absl::StatusOr<AppendResult> Append(std::span<const SeriesBatch> batch,
-                                      std::vector<SeriesRef>* refs = nullptr,
                                       std::vector<SeriesPtr>* looked_up = nullptr);
   // Names this head among all heads this process has made (never reused), for caches of
   // its series.

@@ -159,7 +159,6 @@ Head::Outcome Head::InsertOutOfOrderLocked(MemSeries& s, Sample sample, int64_t 
 }
 
 absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
-                                          std::vector<SeriesRef>* refs,
                                           std::vector<SeriesPtr>* looked_up) {
   for (const SeriesBatch& b : batch) {
     if (b.labels.empty() && b.series == nullptr) {
@@ -279,10 +278,6 @@ absl::StatusOr<AppendResult> Head::Append(std::span<const SeriesBatch> batch,
     seq = std::max(seq, wal_->Enqueue(WalRecordType::kSamples, rec));
   }
   for (MemSeries* s : locked) s->mu.unlock();
-  if (refs != nullptr) {
-    refs->resize(series.size());
-    for (size_t i = 0; i < series.size(); ++i) (*refs)[i] = series[i]->ref;
-  }
   if (looked_up != nullptr) *looked_up = std::move(owned);
 
   ObserveTime(batch_max);

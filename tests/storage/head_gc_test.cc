@@ -112,7 +112,7 @@ TEST(HeadGc, IdleFlushedSeriesLeaveTheHeadAndComeBackWithTheirRef) {
   EXPECT_NE((*db)->head().GetByRef(gone_ref), nullptr);
 }
 
-// A caller may append by a series it holds (remote write's cache of refs) without labels.
+// A caller may append by a series it holds (remote write's cache) without labels.
 // When head GC took that series out in the meantime, the append finds it again by the
 // series' own label set: the samples land in the live series, under the same ref.
 TEST(HeadGc, AppendBySeriesHeldAcrossGc) {
@@ -124,21 +124,25 @@ TEST(HeadGc, AppendBySeriesHeldAcrossGc) {
   ASSERT_TRUE(db.ok()) << db.status();
   Storage& s = **db;
   std::vector<SeriesBatch> b = {{gone, Range(0, 20, 15000)}, {live, Range(0, 240, 15000)}};
-  std::vector<SeriesRef> refs;
-  ASSERT_TRUE(s.Append(b, &refs).ok());
-  ASSERT_EQ(refs.size(), 2u);
+  std::vector<SeriesPtr> looked_up;
+  ASSERT_TRUE(s.Append(b, &looked_up).ok());
+  ASSERT_EQ(looked_up.size(), 2u);
+  ASSERT_NE(looked_up[0], nullptr);
+  ASSERT_NE(looked_up[1], nullptr);
+  const std::vector<SeriesRef> refs = {looked_up[0]->ref, looked_up[1]->ref};
   EXPECT_EQ(s.head().LabelsOf(*s.head().GetByRef(refs[0])), gone);
   EXPECT_EQ(s.head().LabelsOf(*s.head().GetByRef(refs[1])), live);
 
-  // By series, no labels: appended like by labels.
+  // By series, no labels: appended like by labels, nothing looked up.
   SeriesPtr held = s.head().GetByRef(refs[0]);
   b = {{Labels(), {{20 * 15000, 20}}, held},
        {Labels(), {{240 * 15000, 240}}, s.head().GetByRef(refs[1])}};
-  std::vector<SeriesRef> refs2;
-  auto r = s.Append(b, &refs2);
+  auto r = s.Append(b, &looked_up);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->appended, 2);
-  EXPECT_EQ(refs2, refs);
+  ASSERT_EQ(looked_up.size(), 2u);
+  EXPECT_EQ(looked_up[0], nullptr);
+  EXPECT_EQ(looked_up[1], nullptr);
 
   // `gone` goes idle and leaves the head while the caller still holds it.
   b = {{live, Range(241 * 15000, 200, 15000)}};
@@ -146,13 +150,15 @@ TEST(HeadGc, AppendBySeriesHeldAcrossGc) {
   ASSERT_TRUE(s.Flush().ok());
   ASSERT_EQ(s.head().GetByRef(refs[0]), nullptr) << "head GC removed it";
   b = {{Labels(), {{300 * 15000, 300}}, held}};
-  r = s.Append(b, &refs2);
+  r = s.Append(b, &looked_up);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->appended, 1);
-  ASSERT_EQ(refs2.size(), 1u);
-  EXPECT_EQ(refs2[0], refs[0]) << "recreated with its ref";
+  ASSERT_EQ(looked_up.size(), 1u);
+  ASSERT_NE(looked_up[0], nullptr) << "the removed series is looked up again";
+  EXPECT_EQ(looked_up[0]->ref, refs[0]) << "recreated with its ref";
   SeriesPtr back = s.head().GetByRef(refs[0]);
   ASSERT_NE(back, nullptr);
+  EXPECT_EQ(back.get(), looked_up[0].get()) << "the series reported is the head's";
   EXPECT_NE(back.get(), held.get()) << "a new head series";
   EXPECT_EQ(s.head().LabelsOf(*back), gone);
 
