@@ -56,6 +56,42 @@ TEST(WorkPool, RunsTasksOnAllThreadsAtOnce) {
   EXPECT_EQ(done.load(), 4);
 }
 
+// Tasks one after another go to the worker that was idle for the shortest time, so that
+// they find its caches warm; a shared wake-up used to pick the longest-idle one, a different
+// thread each time.
+TEST(WorkPool, TasksOneAfterAnotherRunOnTheSameWorker) {
+  WorkPool pool(4, 0);
+  std::vector<std::thread::id> ran;
+  for (int i = 0; i < 20; ++i) {
+    std::promise<std::thread::id> id;
+    std::future<std::thread::id> got = id.get_future();
+    ASSERT_TRUE(pool.TrySubmit([&id] { id.set_value(std::this_thread::get_id()); }));
+    ran.push_back(got.get());
+    // Back to idle: the worker counts itself out and waits again under one lock hold.
+    while (pool.running() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  for (size_t i = 1; i < ran.size(); ++i) EXPECT_EQ(ran[i], ran[0]) << "task " << i;
+}
+
+// A task handed to an idle worker and tasks queued behind busy ones all run before
+// Shutdown returns, and the counts add up meanwhile.
+TEST(WorkPool, HandedAndQueuedTasksBothCountAndRun) {
+  WorkPool pool(2, 4);
+  Gate gate;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(pool.TrySubmit([&] {
+      gate.Wait();
+      ++done;
+    }));
+  }
+  EXPECT_FALSE(pool.TrySubmit([] {}));  // 2 running (or handed over) + 4 queued
+  gate.Open();
+  pool.Shutdown();
+  EXPECT_EQ(done.load(), 6);
+  EXPECT_FALSE(pool.TrySubmit([] {}));
+}
+
 TEST(WorkPool, RefusesWorkBeyondThreadsPlusQueue) {
   WorkPool pool(2, 3);
   Gate gate;
