@@ -130,12 +130,15 @@ class StorageQuerier final : public Querier {
       const std::vector<LabelMatcher>& matchers, Timestamp mint, Timestamp maxt, bool sorted,
       bool newest_only) {
     if (mint > maxt) return std::vector<SelectedSeries>();
-    absl::flat_hash_map<SeriesRef, SelectedSeries> found;
+    // Series in the order found: the head's postings come in ref order, so a query the
+    // store has nothing for needs neither a map nor a sort.
+    std::vector<SelectedSeries> out;
+    std::vector<SeriesRef> refs;  // of `out`
     // The head first: a chunk that a concurrent flush moves to the store is then seen at
     // least once (twice at worst, and the iterator drops the repeat). A series the head
     // knows is cut at its newest sample as of the head read, so that chunks flushed while
     // the store is read (some partitions before, some after) cannot leave a gap.
-    absl::flat_hash_map<SeriesRef, Timestamp> head_last;
+    std::vector<std::pair<SeriesRef, Timestamp>> head_last;  // by ref
     {
       auto index = head_->Index();
       STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
@@ -148,89 +151,113 @@ class StorageQuerier final : public Querier {
             ChunkRef c;
             c.mint = c.maxt = newest->t;
             c.samples = std::make_shared<const std::vector<Sample>>(1, *newest);
-            head_last[s->ref] = mint - 1;  // nothing older is needed from the store
-            found[s->ref] = {head_->LabelsOf(*s), {std::move(c)}, newest->t, Intervals()};
+            // Nothing older is needed from the store.
+            head_last.emplace_back(s->ref, mint - 1);
+            out.push_back({head_->LabelsOf(*s), {std::move(c)}, newest->t, Intervals()});
+            refs.push_back(s->ref);
             continue;
           }
         }
         Timestamp last;
         std::vector<ChunkRef> chunks = head_->Chunks(*s, mint, maxt, &last);
-        head_last[s->ref] = last;
+        head_last.emplace_back(s->ref, last);
         if (chunks.empty()) continue;
-        found[s->ref] = {head_->LabelsOf(*s), std::move(chunks), last, Intervals()};
+        out.push_back({head_->LabelsOf(*s), std::move(chunks), last, Intervals()});
+        refs.push_back(s->ref);
       }
       STRATA_RETURN_IF_ERROR(postings->status());
     }
-    // Only the partitions that overlap the range.
-    for (int64_t p : store_->Partitions(mint, maxt)) {
-      auto index = store_->PartitionIndex(p);
-      STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
-      while (postings->Next()) {
-        SeriesRef ref = postings->At();
-        Timestamp limit = maxt;
-        if (auto it = head_last.find(ref); it != head_last.end())
-          limit = std::min(limit, it->second);
-        if (mint > limit) continue;
-        STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks, store_->Chunks(p, ref, mint, limit));
-        if (chunks.empty()) continue;
-        SelectedSeries& entry = found[ref];
-        entry.maxt = std::min(entry.maxt, limit);
-        if (entry.labels.empty()) {
-          if (SeriesPtr s = head_->GetByRef(ref)) {
-            entry.labels = head_->LabelsOf(*s);
-          } else {
-            STRATA_ASSIGN_OR_RETURN(std::optional<Labels> labels, store_->SeriesLabels(ref));
-            if (!labels) {
-              return absl::DataLossError(fmt::format("series {} has chunks but no labels", ref));
-            }
-            entry.labels = std::move(*labels);
+    // Only the partitions that overlap the range, listed after the head was read (a flush
+    // meanwhile may have made the partition its chunks went to).
+    const std::vector<int64_t> partitions = store_->Partitions(mint, maxt);
+    if (!partitions.empty()) {
+      // In ref order already (postings are); the binary search below depends on it.
+      if (!std::is_sorted(head_last.begin(), head_last.end())) {
+        std::sort(head_last.begin(), head_last.end());
+      }
+      absl::flat_hash_map<SeriesRef, size_t> found;  // ref -> index in `out`
+      found.reserve(out.size());
+      for (size_t i = 0; i < out.size(); ++i) found.emplace(refs[i], i);
+      for (int64_t p : partitions) {
+        auto index = store_->PartitionIndex(p);
+        STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
+        while (postings->Next()) {
+          SeriesRef ref = postings->At();
+          Timestamp limit = maxt;
+          auto hl = std::lower_bound(head_last.begin(), head_last.end(),
+                                     std::pair<SeriesRef, Timestamp>(ref, INT64_MIN));
+          if (hl != head_last.end() && hl->first == ref) limit = std::min(limit, hl->second);
+          if (mint > limit) continue;
+          STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks,
+                                  store_->Chunks(p, ref, mint, limit));
+          if (chunks.empty()) continue;
+          auto [it, added] = found.try_emplace(ref, out.size());
+          if (added) {
+            out.emplace_back();
+            refs.push_back(ref);
           }
+          SelectedSeries& entry = out[it->second];
+          entry.maxt = std::min(entry.maxt, limit);
+          if (entry.labels.empty()) {
+            if (SeriesPtr s = head_->GetByRef(ref)) {
+              entry.labels = head_->LabelsOf(*s);
+            } else {
+              STRATA_ASSIGN_OR_RETURN(std::optional<Labels> labels, store_->SeriesLabels(ref));
+              if (!labels) {
+                return absl::DataLossError(fmt::format("series {} has chunks but no labels", ref));
+              }
+              entry.labels = std::move(*labels);
+            }
+          }
+          entry.chunks.insert(entry.chunks.end(), chunks.begin(), chunks.end());
         }
-        entry.chunks.insert(entry.chunks.end(), chunks.begin(), chunks.end());
+        STRATA_RETURN_IF_ERROR(postings->status());
       }
-      STRATA_RETURN_IF_ERROR(postings->status());
     }
-    std::vector<SelectedSeries> out;
-    std::vector<SeriesRef> refs;  // of `out`, for the order by ref
-    out.reserve(found.size());
-    refs.reserve(found.size());
-    for (auto& [ref, s] : found) {
-      if (auto t = tombstones_->find(ref); t != tombstones_->end()) {
+    // Keeps the series with a sample in the range, in place.
+    size_t kept = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      SelectedSeries& s = out[i];
+      bool keep;
+      if (auto t = tombstones_->find(refs[i]); t != tombstones_->end()) {
         // Deleted samples: only decoding tells whether one is left in the range.
         s.deleted = t->second;
         std::unique_ptr<SampleIterator> it = SeriesSamples(s, mint, maxt);
-        bool left = it->Next();
+        keep = it->Next();
         STRATA_RETURN_IF_ERROR(it->status());
-        if (left) {
-          out.push_back(std::move(s));
-          refs.push_back(ref);
+      } else {
+        // Chunks overlap the range, but a sample inside it is needed. A chunk's first and
+        // last samples are at its mint and maxt, so when either lies in the range there is
+        // one; only a chunk that spans the whole range may have none inside it (a gap), and
+        // only then is it decoded to find out.
+        const Timestamp limit = std::min(maxt, s.maxt);
+        bool maybe = false;
+        keep = false;
+        for (const ChunkRef& c : s.chunks) {
+          if (c.maxt < mint || c.mint > limit) continue;
+          if (c.mint >= mint || c.maxt <= limit) {
+            keep = true;
+            break;
+          }
+          maybe = true;
         }
-        continue;
-      }
-      // Chunks overlap the range, but a sample inside it is needed. A chunk's first and last
-      // samples are at its mint and maxt, so when either lies in the range there is one;
-      // only a chunk that spans the whole range may have none inside it (a gap), and only
-      // then is it decoded to find out.
-      const Timestamp limit = std::min(maxt, s.maxt);
-      bool has_sample = false, maybe = false;
-      for (const ChunkRef& c : s.chunks) {
-        if (c.maxt < mint || c.mint > limit) continue;
-        if (c.mint >= mint || c.maxt <= limit) {
-          has_sample = true;
-          break;
+        if (!keep && maybe) {
+          ChunkListIterator it(s.chunks, mint, limit);
+          keep = it.Next();
+          STRATA_RETURN_IF_ERROR(it.status());
         }
-        maybe = true;
       }
-      if (!has_sample && maybe) {
-        ChunkListIterator it(s.chunks, mint, limit);
-        has_sample = it.Next();
-        STRATA_RETURN_IF_ERROR(it.status());
+      if (!keep) continue;
+      if (kept != i) {
+        out[kept] = std::move(s);
+        refs[kept] = refs[i];
       }
-      if (has_sample) {
-        out.push_back(std::move(s));
-        refs.push_back(ref);
-      }
+      ++kept;
     }
+    out.resize(kept);
+    refs.resize(kept);
+    const bool in_order = !sorted && std::is_sorted(refs.begin(), refs.end());
+    if (in_order) return out;
     // Sorted through indexes: each swap of a SelectedSeries moves its labels, chunk list and
     // intervals, which cost more than the comparisons.
     std::vector<uint32_t> order(out.size());
