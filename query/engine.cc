@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "query/eval_internal.h"
@@ -71,9 +75,67 @@ struct PendingAnnotation {
 };
 thread_local std::vector<PendingAnnotation>* tl_pending_annotations = nullptr;
 
-// Threads RunParallel has started and not yet joined, over all queries; past the cap a run
-// is done on the calling thread instead.
-std::atomic<int> g_query_threads{0};
+// Threads that run RunParallel's runs, shared by all queries and kept between them: a
+// thread started per query began each time with cold caches and a cold malloc arena, and
+// two workers then took more time than one. A run goes to the helper idle for the shortest
+// time; with none idle a new helper starts, up to two per CPU, and past that the calling
+// thread does the run itself.
+class Helpers {
+ public:
+  using Task = std::function<void()>;
+
+  static Helpers& Get() {
+    static Helpers* const helpers = new Helpers();  // never destroyed: helpers never exit
+    return *helpers;
+  }
+
+  // Starts `task` on a helper; false (and `task` untouched) when none can take it.
+  bool TryStart(Task& task) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!idle_.empty()) {
+      Helper* h = idle_.back();
+      idle_.pop_back();
+      h->task = std::move(task);
+      lock.unlock();
+      h->cv.notify_one();
+      return true;
+    }
+    if (started_ >= cap_) return false;
+    auto h = std::make_unique<Helper>();
+    h->task = std::move(task);
+    try {
+      std::thread([this, h = h.get()] { Loop(h); }).detach();
+    } catch (const std::system_error&) {
+      task = std::move(h->task);
+      return false;
+    }
+    ++started_;
+    (void)h.release();  // owned by its thread, which never exits
+    return true;
+  }
+
+ private:
+  struct Helper {
+    std::condition_variable cv;
+    Task task;
+  };
+  Helpers() : cap_(2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
+
+  void Loop(Helper* h) {
+    for (;;) {
+      h->task();
+      std::unique_lock<std::mutex> lock(mu_);
+      h->task = nullptr;
+      idle_.push_back(h);
+      h->cv.wait(lock, [h] { return h->task != nullptr; });
+    }
+  }
+
+  std::mutex mu_;
+  std::vector<Helper*> idle_;  // the most recently idle last
+  int started_ = 0;
+  const int cap_;
+};
 
 }  // namespace
 
@@ -150,29 +212,33 @@ absl::Status Evaluator::RunParallel(
     while (w < cur && !first_failed.compare_exchange_weak(cur, w, std::memory_order_relaxed)) {
     }
   };
-  // At most two started threads per CPU over all queries at once; a run that gets no
-  // thread (over the cap, or the system refuses one) runs here after run 0.
-  const int cap = 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> threads;
+  // Runs 1.. go to helper threads while they take them; the rest run here after run 0.
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  size_t pending = 0;
   std::vector<size_t> here;
-  threads.reserve(workers - 1);
   for (size_t w = 1; w < workers; ++w) {
-    if (g_query_threads.fetch_add(1, std::memory_order_relaxed) >= cap) {
-      g_query_threads.fetch_sub(1, std::memory_order_relaxed);
-      here.push_back(w);
-      continue;
+    Helpers::Task task = [&, w] {
+      run(w);
+      std::lock_guard<std::mutex> lock(done_mu);
+      if (--pending == 0) done_cv.notify_one();
+    };
+    {
+      std::lock_guard<std::mutex> lock(done_mu);
+      ++pending;
     }
-    try {
-      threads.emplace_back(run, w);
-    } catch (const std::system_error&) {
-      g_query_threads.fetch_sub(1, std::memory_order_relaxed);
+    if (!Helpers::Get().TryStart(task)) {
+      std::lock_guard<std::mutex> lock(done_mu);
+      --pending;
       here.push_back(w);
     }
   }
   run(0);
   for (size_t w : here) run(w);
-  for (auto& t : threads) t.join();
-  g_query_threads.fetch_sub(static_cast<int>(threads.size()), std::memory_order_relaxed);
+  {
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return pending == 0; });
+  }
   for (auto& list : annotations) {
     for (auto& a : list) AddAnnotation(a.warning, std::move(a.text));
   }
