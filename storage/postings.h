@@ -32,6 +32,9 @@ class Postings {
   // REQUIRES: the last Next() or Seek() returned true.
   virtual SeriesRef At() const = 0;
   virtual absl::Status status() const { return absl::OkStatus(); }
+  // At most this many refs are left from the start (SIZE_MAX: not known). Intersect puts
+  // the smallest input first, so that it leads and the others are only sought into.
+  virtual size_t SizeHint() const { return SIZE_MAX; }
 };
 
 std::unique_ptr<Postings> EmptyPostings();

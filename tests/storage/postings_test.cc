@@ -41,6 +41,52 @@ TEST(Postings, IntersectUnionDifferenceCompose) {
             (std::vector<SeriesRef>{1, 2, 4}));
 }
 
+// Counts the calls made on a list, to see which input of an intersection leads.
+class CountingPostings final : public Postings {
+ public:
+  CountingPostings(std::vector<SeriesRef> refs, int* nexts, int* seeks)
+      : list_(ListPostings(std::move(refs))), nexts_(nexts), seeks_(seeks) {}
+  bool Next() override {
+    ++*nexts_;
+    return list_->Next();
+  }
+  bool Seek(SeriesRef r) override {
+    ++*seeks_;
+    return list_->Seek(r);
+  }
+  SeriesRef At() const override { return list_->At(); }
+  size_t SizeHint() const override { return list_->SizeHint(); }
+
+ private:
+  std::unique_ptr<Postings> list_;
+  int* nexts_;
+  int* seeks_;
+};
+
+TEST(Postings, IntersectionIsLedByItsSmallestInput) {
+  std::vector<SeriesRef> big(1000);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = i * 2;
+  int big_nexts = 0, big_seeks = 0, small_nexts = 0, small_seeks = 0;
+  std::vector<std::unique_ptr<Postings>> halves;  // a union, as a regex over many values
+  halves.push_back(std::make_unique<CountingPostings>(
+      std::vector<SeriesRef>(big.begin(), big.begin() + 500), &big_nexts, &big_seeks));
+  halves.push_back(std::make_unique<CountingPostings>(
+      std::vector<SeriesRef>(big.begin() + 500, big.end()), &big_nexts, &big_seeks));
+  std::vector<std::unique_ptr<Postings>> its;
+  its.push_back(Union(std::move(halves)));
+  its.push_back(std::make_unique<CountingPostings>(std::vector<SeriesRef>{4, 5, 1200, 1998},
+                                                   &small_nexts, &small_seeks));
+  EXPECT_EQ(its[0]->SizeHint(), 1000u);
+  auto p = Intersect(std::move(its));
+  EXPECT_EQ(p->SizeHint(), 4u);
+  EXPECT_EQ(Expand(std::move(p)), (std::vector<SeriesRef>{4, 1200, 1998}));
+  EXPECT_EQ(big_nexts, 0) << "the union was walked";
+  EXPECT_LE(big_seeks, 2 * 5);
+  EXPECT_LE(small_nexts + small_seeks, 2 * 5);
+  EXPECT_EQ(Difference(ListPostings({1, 2, 3}), ListPostings({2}))->SizeHint(), 3u);
+  EXPECT_EQ(EmptyPostings()->SizeHint(), 0u);
+}
+
 TEST(Postings, SeekNeverMovesBackwardsAndMatchesAModel) {
   std::mt19937 rng(7);
   for (int round = 0; round < 200; ++round) {
