@@ -287,11 +287,20 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
     size_t work = 0;
     for (size_t si = 0; si < in.series.size(); ++si) {
       const size_t gi = group_of[si];
+      // Points are at consecutive steps as a rule: the step after the last one is expected
+      // first, and the two integer divisions are paid only when it is not that.
+      size_t i = 0;
+      Timestamp expected = r.start;
       for (const Sample& pt : in.series[si].points) {
-        if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
-        const size_t i = r.Index(pt.t);
+        if (pt.t != expected || i >= steps) {
+          if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
+          i = r.Index(pt.t);
+          expected = pt.t;
+        }
         accumulate(std::span<Group>(cells.data() + i * ngroups, ngroups), order_at[i], si, gi, pt.v,
                    0);
+        ++i;
+        expected += r.interval;
       }
       work += in.series[si].points.size() + 1;
       if (work >= 65536) {
