@@ -87,6 +87,45 @@ TEST(Postings, IntersectionIsLedByItsSmallestInput) {
   EXPECT_EQ(EmptyPostings()->SizeHint(), 0u);
 }
 
+// Unions of a few inputs scan them, of many go through a heap: both answer as a set does,
+// for Next and for Seek.
+TEST(Postings, UnionsOfFewAndManyInputsMatchAModel) {
+  std::mt19937 rng(11);
+  for (int round = 0; round < 300; ++round) {
+    size_t k = 2 + rng() % 19;
+    std::set<SeriesRef> all;
+    std::vector<std::unique_ptr<Postings>> lists, again;
+    for (size_t i = 0; i < k; ++i) {
+      std::set<SeriesRef> one;
+      int n = rng() % 12;
+      for (int j = 0; j < n; ++j) one.insert(rng() % 200);
+      all.insert(one.begin(), one.end());
+      lists.push_back(ListPostings({one.begin(), one.end()}));
+      again.push_back(ListPostings({one.begin(), one.end()}));
+    }
+    EXPECT_EQ(Expand(Union(std::move(lists))), std::vector<SeriesRef>(all.begin(), all.end()));
+    auto u = Union(std::move(again));
+    SeriesRef target = 0;
+    while (true) {
+      target += rng() % 25;
+      auto want = all.lower_bound(target);
+      bool got = u->Seek(target);
+      ASSERT_EQ(got, want != all.end()) << "k=" << k << " seek " << target;
+      if (!got) break;
+      ASSERT_EQ(u->At(), *want);
+      target = u->At();
+      if (rng() % 2) {
+        bool next = u->Next();
+        auto want_next = all.upper_bound(target);
+        ASSERT_EQ(next, want_next != all.end());
+        if (!next) break;
+        ASSERT_EQ(u->At(), *want_next);
+        target = u->At();
+      }
+    }
+  }
+}
+
 TEST(Postings, SeekNeverMovesBackwardsAndMatchesAModel) {
   std::mt19937 rng(7);
   for (int round = 0; round < 200; ++round) {
