@@ -406,7 +406,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorSelector(const VectorSelector& vs
   std::vector<Sample> samples;
   while (set->Next()) {
     samples.clear();
-    STRATA_RETURN_IF_ERROR(set->Samples()->AppendRange(hints.mint, hints.maxt, &samples));
+    STRATA_RETURN_IF_ERROR(set->TakeSamples()->AppendRange(hints.mint, hints.maxt, &samples));
     samples_decoded_ += static_cast<int64_t>(samples.size());
     STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(samples.size())));
     EvalSeries s{set->TakeLabels(), {}, false};
@@ -472,7 +472,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
   if (sink == nullptr || workers <= 1) {
     while (set->Next()) {
       EvalSeries s{set->TakeLabels(), {}, false};
-      STRATA_RETURN_IF_ERROR(load(s, *set->Samples()));
+      STRATA_RETURN_IF_ERROR(load(s, *set->TakeSamples()));
       STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(s.points.size())));
       if (s.points.empty()) continue;
       if (sink) {
@@ -492,7 +492,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
   std::vector<std::unique_ptr<SampleIterator>> iterators;
   while (set->Next()) {
     series.push_back({set->TakeLabels(), {}, false});
-    iterators.push_back(set->Samples());
+    iterators.push_back(set->TakeSamples());
   }
   STRATA_RETURN_IF_ERROR(set->status());
   // Per series: samples decoded, samples the sink kept, and where it failed (1: decoding,

@@ -24,6 +24,14 @@ std::unique_ptr<SampleIterator> SeriesSamples(const SelectedSeries& s, Timestamp
   return std::make_unique<TombstoneFilterIterator>(std::move(it), s.deleted);
 }
 
+// The same, moving the series' chunk list and intervals into the iterator.
+std::unique_ptr<SampleIterator> TakeSeriesSamples(SelectedSeries& s, Timestamp mint,
+                                                  Timestamp maxt) {
+  auto it = std::make_unique<ChunkListIterator>(std::move(s.chunks), mint, std::min(maxt, s.maxt));
+  if (s.deleted.empty()) return it;
+  return std::make_unique<TombstoneFilterIterator>(std::move(it), std::move(s.deleted));
+}
+
 class ChunkSeriesSet final : public SeriesSet {
  public:
   ChunkSeriesSet(std::vector<SelectedSeries> series, Timestamp mint, Timestamp maxt)
@@ -37,6 +45,9 @@ class ChunkSeriesSet final : public SeriesSet {
   Labels TakeLabels() override { return std::move(series_[pos_].labels); }
   std::unique_ptr<SampleIterator> Samples() const override {
     return SeriesSamples(series_[pos_], mint_, maxt_);
+  }
+  std::unique_ptr<SampleIterator> TakeSamples() override {
+    return TakeSeriesSamples(series_[pos_], mint_, maxt_);
   }
   absl::Status status() const override { return absl::OkStatus(); }
 

@@ -71,6 +71,9 @@ class SeriesSet {
   virtual Labels TakeLabels() { return labels(); }
   // A fresh iterator over the current series' samples within the selection's time range.
   virtual std::unique_ptr<SampleIterator> Samples() const = 0;
+  // Samples() for a caller done with the current series: the set may hand over what it
+  // holds for it (Samples() is then unspecified until the next Next()).
+  virtual std::unique_ptr<SampleIterator> TakeSamples() { return Samples(); }
   virtual absl::Status status() const = 0;
   // Non-fatal problems met while selecting (for example a partition that failed to load).
   virtual std::vector<std::string> warnings() const { return {}; }

@@ -48,8 +48,9 @@ inline LabelMatcher M(MatchType type, std::string_view name, std::string_view va
 // Every series a Select returns, with all its samples, keyed by the labels' string form.
 using SeriesSamplesMap = std::map<std::string, std::vector<Sample>>;
 
+// `take`: through SeriesSet::TakeSamples, as the engine reads, instead of Samples().
 inline SeriesSamplesMap ReadAll(Querier& q, const std::vector<LabelMatcher>& matchers,
-                                SelectHints hints = {}) {
+                                SelectHints hints = {}, bool take = false) {
   SeriesSamplesMap out;
   auto set = q.Select(matchers, hints);
   EXPECT_TRUE(set.ok()) << set.status();
@@ -63,7 +64,7 @@ inline SeriesSamplesMap ReadAll(Querier& q, const std::vector<LabelMatcher>& mat
     }
     first = false;
     prev = key;
-    auto it = (*set)->Samples();
+    auto it = take ? (*set)->TakeSamples() : (*set)->Samples();
     std::vector<Sample>& samples = out[key];
     while (it->Next()) samples.push_back(it->At());
     EXPECT_TRUE(it->status().ok()) << it->status();

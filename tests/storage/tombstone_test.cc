@@ -127,6 +127,21 @@ TEST(DeleteSeries, HidesHeadAndStoredSamplesAndSurvivesRestartAndClean) {
     ExpectSamples(**db, a, Without(all, 100000, 200000));
     ExpectSamples(**db, b, all);
     ExpectSamples(**db, c, all);
+    {
+      // Taking each series' samples, as the engine does, reads the same: head and stored
+      // chunks, deleted intervals included.
+      auto q = (*db)->MakeQuerier(0, 400000);
+      ASSERT_TRUE(q.ok());
+      std::vector<LabelMatcher> any = {M(MatchType::kRegexMatch, "__name__", ".+")};
+      testing::SeriesSamplesMap taken = ReadAll(**q, any, {}, /*take=*/true);
+      testing::SeriesSamplesMap copied = ReadAll(**q, any);
+      ASSERT_EQ(taken.size(), 3u);
+      ASSERT_EQ(copied.size(), 3u);
+      for (const auto& [key, samples] : copied) {
+        EXPECT_TRUE(testing::SameSamples(taken[key], samples)) << key;
+      }
+      EXPECT_TRUE(testing::SameSamples(taken[a.ToString()], Without(all, 100000, 200000)));
+    }
     // A range query inside the deleted interval sees nothing of the series.
     auto q = (*db)->MakeQuerier(120000, 180000);
     ASSERT_TRUE(q.ok());
