@@ -61,6 +61,12 @@ TEST(WorkPool, RunsTasksOnAllThreadsAtOnce) {
 // thread each time.
 TEST(WorkPool, TasksOneAfterAnotherRunOnTheSameWorker) {
   WorkPool pool(4, 0);
+  // First every worker is started and idle (threads start in no set order): four tasks
+  // that wait for one another occupy all four, and once none runs, all four wait again.
+  std::latch all_running(4);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(pool.TrySubmit([&] { all_running.arrive_and_wait(); }));
+  all_running.wait();
+  while (pool.running() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
   std::vector<std::thread::id> ran;
   for (int i = 0; i < 20; ++i) {
     std::promise<std::thread::id> id;
