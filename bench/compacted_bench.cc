@@ -256,68 +256,82 @@ int64_t ReadAllSamples(Storage& db, Timestamp mint, Timestamp maxt) {
   return n;
 }
 
+constexpr int64_t kDay = 24 * 3600 * 1000;
+constexpr Timestamp kDayStart = 1700000000000 / kDay * kDay;
+
+std::string BenchDir(const char* name) {
+  return (std::filesystem::temp_directory_path() /
+          (std::string(name) + "_" + std::to_string(::getpid())))
+      .string();
+}
+
+// A new store in `dir` holding `hosts` hosts' scrapes of one day (one partition, closed by
+// one sample two hours into the next day), flushed as XOR chunks. `samples`: appended.
+std::unique_ptr<Storage> DayStore(const std::string& dir, int hosts, bool noisy, int max_base_depth,
+                                  int64_t* samples) {
+  std::filesystem::remove_all(dir);
+  StorageOptions o;
+  o.dir = dir;
+  o.wal_sync = false;
+  o.flush_interval_ms = 0;
+  o.max_sample_age_ms = 3600 * 1000;
+  o.retention_ms = 0;
+  o.background_compaction = false;
+  o.compaction.max_base_depth = max_base_depth;
+  auto db = Storage::Open(o);
+  if (!db.ok()) abort();
+  // The day's scrapes, host by host interleaved in time as a server would get them.
+  std::vector<std::vector<bench::BenchSeries>> data;
+  for (int h = 0; h < hosts; ++h) {
+    data.push_back(bench::NodeExporterHost(h, 24 * kScrapesPerHour - 2, noisy, kDayStart));
+  }
+  *samples = 0;
+  std::vector<size_t> pos(hosts * bench::kSeriesPerHost * 2, 0);
+  for (int k = 0; k < 24 * kScrapesPerHour; ++k) {
+    std::vector<SeriesBatch> batch;
+    for (int h = 0; h < hosts; ++h) {
+      if (k >= static_cast<int>(data[h][0].samples.size())) continue;
+      const Timestamp scrape = data[h][0].samples[k].t;  // series 0 is in every scrape
+      for (size_t i = 0; i < data[h].size(); ++i) {
+        const auto& s = data[h][i];
+        size_t& p = pos[h * (bench::kSeriesPerHost + 1) + i];
+        if (p < s.samples.size() && s.samples[p].t == scrape) {
+          batch.push_back({s.labels, {s.samples[p]}});
+          ++p;
+        }
+      }
+    }
+    auto r = (*db)->Append(batch);
+    if (!r.ok()) abort();
+    *samples += r->appended;
+    if (k % 480 == 479 && !(*db)->Flush(false).ok()) abort();
+  }
+  std::vector<SeriesBatch> tick = {
+      {Labels{{"__name__", "bench_clock"}}, {{kDayStart + kDay + 2 * 3600 * 1000, 1}}}};
+  if (!(*db)->Append(tick).ok() || !(*db)->Flush(true).ok()) abort();
+  return std::move(*db);
+}
+
 void BM_OnDisk(benchmark::State& state) {
   const bool noisy = state.range(0) != 0;
   const int max_base_depth = static_cast<int>(state.range(1));
   constexpr int kDiskHosts = 10;
-  constexpr int64_t kDay = 24 * 3600 * 1000;
-  const Timestamp day = 1700000000000 / kDay * kDay;
-  std::string dir = (std::filesystem::temp_directory_path() /
-                     ("strata_bench_ondisk_" + std::to_string(::getpid())))
-                        .string();
+  const Timestamp day = kDayStart;
+  std::string dir = BenchDir("strata_bench_ondisk");
   for (auto _ : state) {
-    std::filesystem::remove_all(dir);
-    StorageOptions o;
-    o.dir = dir;
-    o.wal_sync = false;
-    o.flush_interval_ms = 0;
-    o.max_sample_age_ms = 3600 * 1000;
-    o.retention_ms = 0;
-    o.background_compaction = false;
-    o.compaction.max_base_depth = max_base_depth;
-    auto db = Storage::Open(o);
-    if (!db.ok()) abort();
-    // The day's scrapes, host by host interleaved in time as a server would get them.
-    std::vector<std::vector<bench::BenchSeries>> hosts;
-    for (int h = 0; h < kDiskHosts; ++h) {
-      hosts.push_back(bench::NodeExporterHost(h, 24 * kScrapesPerHour - 2, noisy, day));
-    }
     int64_t samples = 0;
-    std::vector<size_t> pos(kDiskHosts * bench::kSeriesPerHost * 2, 0);
-    for (int k = 0; k < 24 * kScrapesPerHour; ++k) {
-      std::vector<SeriesBatch> batch;
-      for (int h = 0; h < kDiskHosts; ++h) {
-        if (k >= static_cast<int>(hosts[h][0].samples.size())) continue;
-        const Timestamp scrape = hosts[h][0].samples[k].t;  // series 0 is in every scrape
-        for (size_t i = 0; i < hosts[h].size(); ++i) {
-          const auto& s = hosts[h][i];
-          size_t& p = pos[h * (bench::kSeriesPerHost + 1) + i];
-          if (p < s.samples.size() && s.samples[p].t == scrape) {
-            batch.push_back({s.labels, {s.samples[p]}});
-            ++p;
-          }
-        }
-      }
-      auto r = (*db)->Append(batch);
-      if (!r.ok()) abort();
-      samples += r->appended;
-      if (k % 480 == 479 && !(*db)->Flush(false).ok()) abort();
-    }
-    // One sample two hours into the next day closes the partition.
-    std::vector<SeriesBatch> tick = {
-        {Labels{{"__name__", "bench_clock"}}, {{day + kDay + 2 * 3600 * 1000, 1}}}};
-    if (!(*db)->Append(tick).ok() || !(*db)->Flush(true).ok()) abort();
-    uint64_t xor_bytes = TotalSst(**db, "XOR chunks");
+    std::unique_ptr<Storage> db = DayStore(dir, kDiskHosts, noisy, max_base_depth, &samples);
+    uint64_t xor_bytes = TotalSst(*db, "XOR chunks");
     double start = ThreadSeconds();
-    int64_t read = ReadAllSamples(**db, day, day + kDay - 1);
+    int64_t read = ReadAllSamples(*db, day, day + kDay - 1);
     double xor_query = ThreadSeconds() - start;
     start = ThreadSeconds();
-    if (!(*db)->Compact().ok()) abort();
+    if (!db->Compact().ok()) abort();
     double compact_seconds = ThreadSeconds() - start;
-    CompactionStats cs = (*db)->stats().compaction;
-    uint64_t compacted_bytes = TotalSst(**db, "compacted");
+    CompactionStats cs = db->stats().compaction;
+    uint64_t compacted_bytes = TotalSst(*db, "compacted");
     start = ThreadSeconds();
-    int64_t read2 = ReadAllSamples(**db, day, day + kDay - 1);
+    int64_t read2 = ReadAllSamples(*db, day, day + kDay - 1);
     double compacted_query = ThreadSeconds() - start;
     if (read != samples || read2 != samples || cs.samples != samples) {
       std::fprintf(stderr, "appended %lld, read %lld / %lld, compacted %lld\n",
@@ -332,7 +346,7 @@ void BM_OnDisk(benchmark::State& state) {
     state.counters["compaction_samples_per_s"] = double(samples) / compact_seconds;
     state.counters["xor_query_ns_per_sample"] = xor_query * 1e9 / double(samples);
     state.counters["query_ns_per_sample"] = compacted_query * 1e9 / double(samples);
-    if (!(*db)->Close().ok()) abort();
+    if (!db->Close().ok()) abort();
   }
   std::filesystem::remove_all(dir);
 }
@@ -341,6 +355,43 @@ BENCHMARK(BM_OnDisk)
     ->ArgsProduct({{0, 1}, {0, kCompactedMaxBaseDepth}})
     ->Iterations(1)
     ->Unit(benchmark::kSecond);
+
+// The query alone: `hosts` hosts' day stored once (as XOR chunks, or compacted), then every
+// iteration one Select of every series with every sample in [day + from_h, day + to_h)
+// read, as in BM_OnDisk. Small enough for callgrind with
+// --toggle-collect='strata::(anonymous namespace)::ReadAllSamples*'.
+void BM_Query(benchmark::State& state) {
+  const bool compacted = state.range(0) != 0;
+  const int hosts = static_cast<int>(state.range(1));
+  const Timestamp mint = kDayStart + state.range(2) * 3600 * 1000;
+  const Timestamp maxt = kDayStart + state.range(3) * 3600 * 1000 - 1;
+  std::string dir = BenchDir("strata_bench_query");
+  int64_t appended = 0;
+  std::unique_ptr<Storage> db =
+      DayStore(dir, hosts, /*noisy=*/false, kCompactedMaxBaseDepth, &appended);
+  if (compacted && !db->Compact().ok()) abort();
+  int64_t samples = 0;
+  double seconds = 0;
+  for (auto _ : state) {
+    const double start = ThreadSeconds();
+    samples += ReadAllSamples(*db, mint, maxt);
+    seconds += ThreadSeconds() - start;
+  }
+  state.counters["samples"] = double(samples) / double(state.iterations());
+  state.counters["cpu_ns_per_sample"] = seconds * 1e9 / double(samples);
+  if (!db->Close().ok()) abort();
+  db.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_Query)
+    ->ArgNames({"compacted", "hosts", "from_h", "to_h"})
+    ->Args({0, 2, 0, 24})
+    ->Args({1, 2, 0, 24})
+    ->Args({0, 10, 0, 24})
+    ->Args({1, 10, 0, 24})
+    ->Args({1, 10, 11, 12})
+    ->Args({1, 2, 11, 12})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace strata

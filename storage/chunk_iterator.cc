@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "storage/compacted_block.h"
+
 namespace strata {
 
 ChunkListIterator::ChunkListIterator(std::vector<ChunkRef> chunks, Timestamp mint, Timestamp maxt)
@@ -28,9 +30,20 @@ bool ChunkListIterator::Step(bool seek) {
     if (!in_chunk_) {
       while (idx_ < chunks_.size() && chunks_[idx_].maxt < lower_) ++idx_;
       if (idx_ >= chunks_.size() || chunks_[idx_].mint > maxt_) return Finish();
-      decoded_ = chunks_[idx_].samples.get();
+      const ChunkRef& c = chunks_[idx_];
+      decoded_ = c.samples.get();
       decoded_pos_ = 0;
-      if (decoded_ == nullptr) it_.Reset(*chunks_[idx_].bytes);
+      if (c.block != nullptr) {
+        block_samples_.clear();
+        if (absl::Status st = c.block->Decode(c.block_series, &block_samples_, c.mint, c.maxt);
+            !st.ok()) {
+          status_ = st;
+          return Finish();
+        }
+        decoded_ = &block_samples_;
+      } else if (decoded_ == nullptr) {
+        it_.Reset(*c.bytes);
+      }
       in_chunk_ = true;
       seek = true;
     }
@@ -91,6 +104,11 @@ absl::Status ChunkListIterator::AppendRange(Timestamp mint, Timestamp maxt,
     ++meeting;
     if (c.samples != nullptr) {
       expected += c.samples->size();
+    } else if (c.block != nullptr) {
+      if (auto ts = c.block->Timestamps(c.block_series); ts.ok()) {
+        expected += static_cast<size_t>(std::upper_bound(ts->begin(), ts->end(), c.maxt) -
+                                        std::lower_bound(ts->begin(), ts->end(), c.mint));
+      }
     } else if (c.bytes->size() >= 2) {
       expected += static_cast<uint8_t>((*c.bytes)[0]) << 8 | static_cast<uint8_t>((*c.bytes)[1]);
     }
@@ -102,7 +120,17 @@ absl::Status ChunkListIterator::AppendRange(Timestamp mint, Timestamp maxt,
     if (c.maxt < lower) continue;
     if (c.mint > upper) break;
     const size_t before = out->size();
-    if (c.samples != nullptr) {
+    if (c.block != nullptr) {
+      // Decoded straight into `out`: the series' samples in [mint, maxt] of the chunk.
+      if (absl::Status st = c.block->Decode(c.block_series, out, std::max(lower, c.mint),
+                                            std::min(upper, c.maxt));
+          !st.ok()) {
+        status_ = st;
+        return status_;
+      }
+      // Step finishes at the first sample after the range.
+      if (c.maxt > upper) break;
+    } else if (c.samples != nullptr) {
       // Decoded (compacted) samples, in time order: the same samples as Step gives.
       const std::vector<Sample>& d = *c.samples;
       auto it = std::lower_bound(d.begin(), d.end(), lower,

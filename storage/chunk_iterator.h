@@ -41,6 +41,7 @@ class ChunkListIterator final : public SampleIterator {
   XorChunkIterator it_;                           // Reset for each chunk of bytes
   const std::vector<Sample>* decoded_ = nullptr;  // the current chunk's samples, if decoded
   size_t decoded_pos_ = 0;
+  std::vector<Sample> block_samples_;  // a compacted block's chunk, decoded (decoded_)
   bool in_chunk_ = false;
   bool has_cur_ = false;
   bool done_ = false;

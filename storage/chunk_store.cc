@@ -386,6 +386,7 @@ absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref, int6
     partitions.assign(partitions_.rbegin(), partitions_.rend());
   }
   // One snapshot for both forms: a compaction moving chunks meanwhile cannot hide them.
+  const BlockCacheTicket ticket = block_cache_ticket();
   Snapshot snapshot(impl_->db.get());
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot.get();
@@ -396,7 +397,7 @@ absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref, int6
     STRATA_ASSIGN_OR_RETURN(std::optional<Sample> in_chunks, LastInChunks(*it, p, ref));
     if (in_chunks) return in_chunks;
     STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const CompactedBlock> block,
-                            BlockFor(p, ref, snapshot.get()));
+                            BlockFor(p, ref, snapshot.get(), ticket));
     if (block == nullptr) continue;
     if (std::optional<size_t> i = block->Find(ref)) {
       std::vector<Sample> samples;
@@ -473,55 +474,7 @@ std::unique_ptr<IndexReader> ChunkStore::PartitionIndex(int64_t partition) {
 
 absl::StatusOr<std::vector<ChunkRef>> ChunkStore::Chunks(int64_t partition, SeriesRef ref,
                                                          Timestamp mint, Timestamp maxt) {
-  std::vector<ChunkRef> out;
-  // Compacted samples first, decoded (ChunkRef::samples). One snapshot for both forms, so
-  // that a compaction committing in between cannot hide samples.
-  Snapshot snapshot(impl_->db.get());
-  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const CompactedBlock> block,
-                          BlockFor(partition, ref, snapshot.get()));
-  if (std::optional<size_t> i = block ? block->Find(ref) : std::nullopt;
-      i && block->mint(*i) <= maxt && block->maxt(*i) >= mint) {
-    // Only the samples in range: a query over an hour of a compacted day neither keeps nor
-    // decodes the values after it.
-    auto samples = std::make_shared<std::vector<Sample>>();
-    STRATA_RETURN_IF_ERROR(block->Decode(*i, samples.get(), mint, maxt));
-    if (!samples->empty()) {
-      out.push_back({samples->front().t, samples->back().t, nullptr, std::move(samples)});
-    }
-  }
-  std::string prefix = PartitionPrefix(partition);
-  coding::PutFixed64BE(&prefix, ref);
-  absl::Status bad;
-  STRATA_RETURN_IF_ERROR(ScanPrefix(
-      *impl_, impl_->cf(kChunks), prefix,
-      [&](std::string_view key, std::string_view value) {
-        if (key.size() != prefix.size() + 8 || value.empty()) {
-          bad = absl::DataLossError(fmt::format("malformed chunk key of series {}", ref));
-          return false;
-        }
-        Timestamp cmint = coding::DecodeInt64BE(key.data() + prefix.size());
-        if (cmint > maxt) return false;
-        if (static_cast<uint8_t>(value[0]) != static_cast<uint8_t>(ChunkEncoding::kXor)) {
-          bad = absl::DataLossError(
-              fmt::format("chunk of series {} has encoding {} this build cannot read", ref,
-                          static_cast<int>(static_cast<uint8_t>(value[0]))));
-          return false;
-        }
-        value.remove_prefix(1);
-        uint64_t span;
-        if (!coding::GetUvarint(&value, &span)) {
-          bad = absl::DataLossError(fmt::format("malformed chunk header of series {}", ref));
-          return false;
-        }
-        Timestamp cmaxt = cmint + static_cast<int64_t>(span);
-        if (cmaxt >= mint) {
-          out.push_back({cmint, cmaxt, std::make_shared<const std::string>(value)});
-        }
-        return true;
-      },
-      snapshot.get()));
-  STRATA_RETURN_IF_ERROR(bad);
-  return out;
+  return ReadPartition(partition)->Chunks(ref, mint, maxt);
 }
 
 absl::Status ChunkStore::DropPartitionsBefore(int64_t partition) {
@@ -539,13 +492,10 @@ absl::Status ChunkStore::DropPartitionsBefore(int64_t partition) {
   STRATA_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(impl_->cf(kCompacted), from, to), "batch"));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  STRATA_RETURN_IF_ERROR(
-      FromRocks(impl_->db->Write(wo, &batch), fmt::format("drop partitions in {}", impl_->path)));
-  {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    ++block_epoch_;
-    cache_.clear();
-  }
+  BeginBlockWrite();
+  const rocksdb::Status written = impl_->db->Write(wo, &batch);
+  EndBlockWrite();
+  STRATA_RETURN_IF_ERROR(FromRocks(written, fmt::format("drop partitions in {}", impl_->path)));
   std::lock_guard<std::mutex> lock(mu_);
   partitions_.erase(partitions_.begin(), partitions_.lower_bound(partition));
   return absl::OkStatus();
@@ -638,14 +588,68 @@ int ChunkStore::format_version() {
   return format_version_;
 }
 
-absl::StatusOr<std::shared_ptr<const CompactedBlock>> ChunkStore::BlockFor(int64_t partition,
-                                                                           SeriesRef ref,
-                                                                           const void* snapshot) {
-  uint64_t epoch;
+ChunkStore::BlockCacheTicket ChunkStore::block_cache_ticket() {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  return {block_epoch_, block_writes_ == 0};
+}
+
+void ChunkStore::BeginBlockWrite() {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  ++block_writes_;
+  ++block_epoch_;
+  cache_.clear();
+}
+
+void ChunkStore::EndBlockWrite() {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  --block_writes_;
+  ++block_epoch_;
+  cache_.clear();
+}
+
+absl::StatusOr<std::shared_ptr<const CompactedBlock>> ChunkStore::OpenBlock(
+    int64_t partition, std::string_view key, std::string_view value, BlockCacheTicket ticket) {
+  // The cache holds the blocks as stored since the last block write ended; a reader whose
+  // snapshot came after that (its ticket is quiet and still current) sees the same.
+  auto usable = [&] { return ticket.quiet && block_epoch_ == ticket.epoch; };
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
-    epoch = block_epoch_;
+    if (usable()) {
+      for (auto& c : cache_) {
+        if (c->key == key) {
+          c->used = ++cache_clock_;
+          return c->block;
+        }
+      }
+    }
   }
+  absl::StatusOr<CompactedBlock> block = CompactedBlock::Open(value);
+  if (!block.ok()) {
+    return absl::DataLossError(fmt::format("compacted block of partition {} in {}: {}", partition,
+                                           impl_->path, std::string(block.status().message())));
+  }
+  auto shared = std::make_shared<const CompactedBlock>(std::move(*block));
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (usable()) {
+    size_t bytes = shared->memory_bytes();
+    for (auto& c : cache_) bytes += c->block->memory_bytes();
+    while (!cache_.empty() && (cache_.size() >= kCacheMaxBlocks || bytes > kCacheMaxBytes)) {
+      auto oldest =
+          std::min_element(cache_.begin(), cache_.end(),
+                           [](const auto& a, const auto& b) { return a->used < b->used; });
+      bytes -= (*oldest)->block->memory_bytes();
+      cache_.erase(oldest);
+    }
+    if (bytes <= kCacheMaxBytes) {
+      cache_.push_back(
+          std::make_shared<CachedBlock>(CachedBlock{std::string(key), shared, ++cache_clock_}));
+    }
+  }
+  return std::shared_ptr<const CompactedBlock>(shared);
+}
+
+absl::StatusOr<std::shared_ptr<const CompactedBlock>> ChunkStore::BlockFor(
+    int64_t partition, SeriesRef ref, const void* snapshot, BlockCacheTicket ticket) {
   rocksdb::ReadOptions ro;
   ro.snapshot = static_cast<const rocksdb::Snapshot*>(snapshot);
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(kCompacted)));
@@ -655,38 +659,131 @@ absl::StatusOr<std::shared_ptr<const CompactedBlock>> ChunkStore::BlockFor(int64
   if (!it->Valid() || !it->key().starts_with(ToSlice(prefix))) {
     return std::shared_ptr<const CompactedBlock>();
   }
-  std::string key(ToView(it->key()));
-  {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    for (auto& c : cache_) {
-      if (c->key == key) {
-        c->used = ++cache_clock_;
-        return c->block;
-      }
+  return OpenBlock(partition, ToView(it->key()), ToView(it->value()), ticket);
+}
+
+struct ChunkStore::PartitionReader::State {
+  State(ChunkStore* s, int64_t p)
+      : store(s),
+        partition(p),
+        prefix(PartitionPrefix(p)),
+        ticket(s->block_cache_ticket()),
+        snapshot(s->impl_->db.get()) {
+    ro.snapshot = snapshot.get();
+  }
+
+  // The block whose ref range holds `ref`, or null.
+  absl::StatusOr<std::shared_ptr<const CompactedBlock>> BlockFor(SeriesRef ref);
+
+  ChunkStore* store;
+  const int64_t partition;
+  const std::string prefix;
+  // The ticket first, then the snapshot (BlockCacheTicket).
+  const BlockCacheTicket ticket;
+  const Snapshot snapshot;
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> blocks, chunks;  // made on first use
+  // The last block found: it holds the refs in [block_from, block_last] that it holds at
+  // all (block_from is the lowest ref looked up that led to it; no block lies between).
+  std::shared_ptr<const CompactedBlock> block;
+  SeriesRef block_from = 1, block_last = 0;
+  // No block holds this ref or any above it.
+  SeriesRef no_block_from = std::numeric_limits<SeriesRef>::max();
+};
+
+ChunkStore::PartitionReader::PartitionReader(std::unique_ptr<State> state)
+    : state_(std::move(state)) {}
+ChunkStore::PartitionReader::~PartitionReader() = default;
+
+std::unique_ptr<ChunkStore::PartitionReader> ChunkStore::ReadPartition(int64_t partition) {
+  return std::unique_ptr<PartitionReader>(
+      new PartitionReader(std::make_unique<PartitionReader::State>(this, partition)));
+}
+
+absl::StatusOr<std::shared_ptr<const CompactedBlock>> ChunkStore::PartitionReader::State::BlockFor(
+    SeriesRef ref) {
+  if (ref >= block_from && ref <= block_last) return block;
+  if (ref >= no_block_from) return std::shared_ptr<const CompactedBlock>();
+  if (blocks == nullptr) {
+    blocks.reset(store->impl_->db->NewIterator(ro, store->impl_->cf(kCompacted)));
+  }
+  // Keys are the blocks' last refs: the first key at or after `ref` is the only block that
+  // may hold it.
+  blocks->Seek(CompactedKey(partition, ref));
+  STRATA_RETURN_IF_ERROR(FromRocks(blocks->status(), "read compacted blocks"));
+  if (!blocks->Valid() || !blocks->key().starts_with(ToSlice(prefix))) {
+    no_block_from = std::min(no_block_from, ref);
+    return std::shared_ptr<const CompactedBlock>();
+  }
+  std::string_view key = ToView(blocks->key());
+  if (key.size() != prefix.size() + 8) {
+    return absl::DataLossError(fmt::format("malformed compacted block key in partition {} of {}",
+                                           partition, store->impl_->path));
+  }
+  const SeriesRef last = coding::DecodeFixed64BE(key.data() + prefix.size());
+  if (block == nullptr || last != block_last) {
+    STRATA_ASSIGN_OR_RETURN(block,
+                            store->OpenBlock(partition, key, ToView(blocks->value()), ticket));
+    block_last = last;
+    block_from = ref;
+  } else {
+    block_from = std::min(block_from, ref);
+  }
+  return block;
+}
+
+absl::StatusOr<std::vector<ChunkRef>> ChunkStore::PartitionReader::Chunks(SeriesRef ref,
+                                                                          Timestamp mint,
+                                                                          Timestamp maxt) {
+  State& st = *state_;
+  std::vector<ChunkRef> out;
+  // Compacted samples first; decoded when read (ChunkRef::block). The reader's one
+  // snapshot serves both forms, so that a compaction committing meanwhile cannot hide
+  // samples.
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const CompactedBlock> block, st.BlockFor(ref));
+  if (std::optional<size_t> i = block ? block->Find(ref) : std::nullopt;
+      i && block->mint(*i) <= maxt && block->maxt(*i) >= mint) {
+    // Only the samples in range: a query over an hour of a compacted day neither keeps nor
+    // decodes the values after it.
+    STRATA_ASSIGN_OR_RETURN(std::span<const Timestamp> ts, block->Timestamps(*i));
+    auto lo = std::lower_bound(ts.begin(), ts.end(), mint);
+    auto hi = std::upper_bound(lo, ts.end(), maxt);
+    if (lo != hi) {
+      out.push_back({.mint = *lo,
+                     .maxt = *(hi - 1),
+                     .bytes = nullptr,
+                     .samples = nullptr,
+                     .block = std::move(block),
+                     .block_series = *i});
     }
   }
-  absl::StatusOr<CompactedBlock> block = CompactedBlock::Open(ToView(it->value()));
-  if (!block.ok()) {
-    return absl::DataLossError(fmt::format("compacted block of partition {} in {}: {}", partition,
-                                           impl_->path, std::string(block.status().message())));
-  }
-  auto shared = std::make_shared<const CompactedBlock>(std::move(*block));
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  if (block_epoch_ == epoch) {
-    size_t bytes = shared->raw_bytes();
-    for (auto& c : cache_) bytes += c->block->raw_bytes();
-    while (!cache_.empty() && (cache_.size() >= kCacheMaxBlocks || bytes > kCacheMaxBytes)) {
-      auto oldest =
-          std::min_element(cache_.begin(), cache_.end(),
-                           [](const auto& a, const auto& b) { return a->used < b->used; });
-      bytes -= (*oldest)->block->raw_bytes();
-      cache_.erase(oldest);
+  Impl& im = *st.store->impl_;
+  if (st.chunks == nullptr) st.chunks.reset(im.db->NewIterator(st.ro, im.cf(kChunks)));
+  rocksdb::Iterator& it = *st.chunks;
+  std::string prefix = st.prefix;
+  coding::PutFixed64BE(&prefix, ref);
+  for (it.Seek(ToSlice(prefix)); it.Valid() && it.key().starts_with(ToSlice(prefix)); it.Next()) {
+    std::string_view key = ToView(it.key()), value = ToView(it.value());
+    if (key.size() != prefix.size() + 8 || value.empty()) {
+      return absl::DataLossError(fmt::format("malformed chunk key of series {}", ref));
     }
-    if (bytes <= kCacheMaxBytes) {
-      cache_.push_back(std::make_shared<CachedBlock>(CachedBlock{key, shared, ++cache_clock_}));
+    Timestamp cmint = coding::DecodeInt64BE(key.data() + prefix.size());
+    if (cmint > maxt) break;
+    if (static_cast<uint8_t>(value[0]) != static_cast<uint8_t>(ChunkEncoding::kXor)) {
+      return absl::DataLossError(
+          fmt::format("chunk of series {} has encoding {} this build cannot read", ref,
+                      static_cast<int>(static_cast<uint8_t>(value[0]))));
     }
+    value.remove_prefix(1);
+    uint64_t span;
+    if (!coding::GetUvarint(&value, &span)) {
+      return absl::DataLossError(fmt::format("malformed chunk header of series {}", ref));
+    }
+    Timestamp cmaxt = cmint + static_cast<int64_t>(span);
+    if (cmaxt >= mint) out.push_back({cmint, cmaxt, std::make_shared<const std::string>(value)});
   }
-  return std::shared_ptr<const CompactedBlock>(shared);
+  STRATA_RETURN_IF_ERROR(FromRocks(it.status(), "scan"));
+  return out;
 }
 
 absl::StatusOr<std::vector<int64_t>> ChunkStore::PartitionsWithChunks(int64_t before) {
@@ -752,16 +849,14 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
     if (upgrade) STRATA_RETURN_IF_ERROR(PutFormatVersion(im, &batch));
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    STRATA_RETURN_IF_ERROR(FromRocks(im.db->Write(wo, &batch),
-                                     fmt::format("write compacted partition to {}", im.path)));
+    BeginBlockWrite();
+    const rocksdb::Status written = im.db->Write(wo, &batch);
+    EndBlockWrite();
+    STRATA_RETURN_IF_ERROR(
+        FromRocks(written, fmt::format("write compacted partition to {}", im.path)));
     if (upgrade) {
       std::lock_guard<std::mutex> lock(mu_);
       format_version_ = kStoreFormatVersion;
-    }
-    {
-      std::lock_guard<std::mutex> lock(cache_mu_);
-      ++block_epoch_;
-      cache_.clear();
     }
     done.blocks_written += group.empty() ? 0 : 1;
     done.chunks_removed += static_cast<int64_t>(old_chunks.size());
@@ -1015,16 +1110,14 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
   if (upgrade) STRATA_RETURN_IF_ERROR(PutFormatVersion(im, &batch));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  STRATA_RETURN_IF_ERROR(
-      FromRocks(im.db->Write(wo, &batch), fmt::format("rewrite chunks in {}", im.path)));
+  const bool changes_blocks = !block_changes.empty();
+  if (changes_blocks) BeginBlockWrite();
+  const rocksdb::Status written = im.db->Write(wo, &batch);
+  if (changes_blocks) EndBlockWrite();
+  STRATA_RETURN_IF_ERROR(FromRocks(written, fmt::format("rewrite chunks in {}", im.path)));
   if (upgrade) {
     std::lock_guard<std::mutex> lock(mu_);
     format_version_ = kStoreFormatVersion;
-  }
-  if (!block_changes.empty()) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    ++block_epoch_;
-    cache_.clear();
   }
   return absl::OkStatus();
 }

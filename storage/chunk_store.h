@@ -11,6 +11,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -108,9 +109,33 @@ class ChunkStore final : public SeriesStore {
   std::vector<int64_t> Partitions(Timestamp mint, Timestamp maxt);
   // The postings of one partition.
   std::unique_ptr<IndexReader> PartitionIndex(int64_t partition);
-  // The series' chunks in `partition` that overlap [mint, maxt], oldest first.
+  // The series' chunks in `partition` that overlap [mint, maxt], oldest first: its samples
+  // in [mint, maxt] of the partition's compacted block that holds it, if any, as one chunk
+  // (ChunkRef::block), then its XOR chunks. For many series of one partition, ReadPartition.
   absl::StatusOr<std::vector<ChunkRef>> Chunks(int64_t partition, SeriesRef ref, Timestamp mint,
                                                Timestamp maxt);
+
+  // Reads the chunks of series of one partition, all at one RocksDB snapshot (taken when
+  // ReadPartition is called): for a Select, which reads every selected series of each
+  // partition. Each compacted block it meets is found and opened once (or taken from the
+  // store's cache of decoded blocks) while refs are asked for in increasing order, and
+  // RocksDB iterators are reused between series. Not thread-safe; the chunks it returns
+  // are, and stay valid after it and the store are gone. REQUIRES: the store outlives it.
+  class PartitionReader {
+   public:
+    ~PartitionReader();
+    PartitionReader(const PartitionReader&) = delete;
+    PartitionReader& operator=(const PartitionReader&) = delete;
+    // As ChunkStore::Chunks, at the reader's snapshot.
+    absl::StatusOr<std::vector<ChunkRef>> Chunks(SeriesRef ref, Timestamp mint, Timestamp maxt);
+
+   private:
+    friend class ChunkStore;
+    struct State;
+    explicit PartitionReader(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+  };
+  std::unique_ptr<PartitionReader> ReadPartition(int64_t partition);
 
   // Deletes every partition below `partition` (chunks and postings; series stay, their
   // refs are never reused). One synced write of range deletions.
@@ -176,10 +201,30 @@ class ChunkStore final : public SeriesStore {
 
  private:
   ChunkStore(ChunkStoreOptions options, std::unique_ptr<Impl> impl);
+  // Whether a reader may use the cache of decoded blocks: taken before the reader's
+  // RocksDB snapshot, it allows the cache while no write of compacted blocks has begun
+  // since (so the snapshot's blocks are those the cache holds).
+  struct BlockCacheTicket {
+    uint64_t epoch = 0;
+    bool quiet = false;  // no write of compacted blocks was under way
+  };
+  BlockCacheTicket block_cache_ticket();
+  // Brackets every write that changes compacted blocks (compaction, rewrites, drops): the
+  // cache is emptied at both ends, and readers with a ticket from before the end bypass it.
+  void BeginBlockWrite();
+  void EndBlockWrite();
+  // The decoded block stored under `key` with `value` in `partition`: from the cache when
+  // `ticket` allows, else opened (and cached when the ticket still allows).
+  absl::StatusOr<std::shared_ptr<const CompactedBlock>> OpenBlock(int64_t partition,
+                                                                  std::string_view key,
+                                                                  std::string_view value,
+                                                                  BlockCacheTicket ticket);
   // The compacted block of `partition` whose ref range holds `ref` (null when none), read
-  // at `snapshot` (a rocksdb::Snapshot, or null for the latest). The caller checks Find.
+  // at `snapshot` (a rocksdb::Snapshot, or null for the latest), which was taken after
+  // `ticket`. The caller checks Find.
   absl::StatusOr<std::shared_ptr<const CompactedBlock>> BlockFor(int64_t partition, SeriesRef ref,
-                                                                 const void* snapshot);
+                                                                 const void* snapshot,
+                                                                 BlockCacheTicket ticket);
 
   const ChunkStoreOptions options_;
   std::unique_ptr<Impl> impl_;
@@ -191,11 +236,13 @@ class ChunkStore final : public SeriesStore {
 
   // Serializes CompactPartition and DropPartitionsBefore.
   std::mutex compact_mu_;
-  // Decoded compacted blocks recently read, by key. Cleared by every compaction write;
-  // `block_epoch_` counts those writes so that a block read before one is not cached.
+  // Decoded compacted blocks recently read, by key: the blocks as stored since the last
+  // write of compacted blocks ended. Cleared when such a write begins and when it ends;
+  // `block_epoch_` counts those events so that a block read across one is not cached.
   struct CachedBlock;
   std::mutex cache_mu_;
   uint64_t block_epoch_ = 0;
+  int block_writes_ = 0;  // writes of compacted blocks under way
   uint64_t cache_clock_ = 0;
   std::vector<std::shared_ptr<CachedBlock>> cache_;
 };

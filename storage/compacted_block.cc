@@ -477,8 +477,12 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
   }
   size_t header = static_cast<size_t>(p - begin);
   if (total != raw_len - header) return Malformed("column sizes");
-  for (TsColumn& c : b.ts_) c.offset += header;
+  for (TsColumn& c : b.ts_) {
+    c.offset += header;
+    b.ts_decoded_bytes_ += c.count * sizeof(Timestamp);
+  }
   for (Entry& e : b.series_) e.offset += header;
+  b.ts_decoded_ = std::make_unique<DecodedColumn[]>(b.ts_.size());
   return b;
 }
 
@@ -518,9 +522,12 @@ namespace {
 // Decodes the first n values of a value column into out[0, n).v; with kBased, the column's
 // mantissas are relative to base[0, n).v. `whole`: n is the column's count, so no bytes may
 // be left.
+// Values before `lo` are decoded (the ones after depend on them) but not stored: value k
+// goes to s[k - lo].
 template <bool kBased>
-absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n, bool whole,
-                               const Sample* base, Sample* s) {
+absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo, uint32_t n,
+                               bool whole, const Sample* base, Sample* s) {
+  s -= lo;  // only s[k] with k >= lo is written
   uint64_t prev = 0, m = 0;
   double scale = 1;  // 10^|exponent|, an exact double
   bool divide = false;
@@ -554,7 +561,7 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n,
       for (uint64_t j = 0; j < nb; ++j) x = x << 8 | *p++;
       if (nb > 0) x <<= 8 * (8 - lz - nb);
       prev ^= x;
-      s[k].v = std::bit_cast<double>(prev);
+      if (k >= lo) s[k].v = std::bit_cast<double>(prev);
       continue;
     }
     uint64_t full = m;
@@ -566,7 +573,7 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n,
     const double d = static_cast<double>(static_cast<int64_t>(full));
     const double v = divide ? d / scale : d * scale;
     prev = std::bit_cast<uint64_t>(v);
-    s[k].v = v;
+    if (k >= lo) s[k].v = v;
   }
   if (whole && p != end) return Malformed("value column has trailing bytes");
   return absl::OkStatus();
@@ -574,14 +581,14 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t n,
 
 }  // namespace
 
-absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t n, Sample* out) const {
+absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sample* out) const {
   const uint8_t* raw = reinterpret_cast<const uint8_t*>(raw_.data());
   const bool whole = n == ts_[series_[i].ts].count;
-  auto column = [&](size_t j, const Sample* base, Sample* dst) {
+  auto column = [&](size_t j, uint32_t from, const Sample* base, Sample* dst) {
     const Entry& c = series_[j];
     const uint8_t* p = raw + c.offset;
-    return base == nullptr ? DecodeValueColumn<false>(p, p + c.size, n, whole, nullptr, dst)
-                           : DecodeValueColumn<true>(p, p + c.size, n, whole, base, dst);
+    return base == nullptr ? DecodeValueColumn<false>(p, p + c.size, from, n, whole, nullptr, dst)
+                           : DecodeValueColumn<true>(p, p + c.size, from, n, whole, base, dst);
   };
   // The chain below i, down to its root or to the last base decoded. Open bounded it.
   std::shared_ptr<const std::vector<Sample>> last;
@@ -605,66 +612,80 @@ absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t n, Sample* out) con
   for (int k = len - 1; k >= 0; --k) {
     std::vector<Sample>& dst = buffers[k % 2];
     dst.resize(n);
-    STRATA_RETURN_IF_ERROR(column(chain[k], below, dst.data()));
+    STRATA_RETURN_IF_ERROR(column(chain[k], 0, below, dst.data()));
     below = dst.data();
   }
-  STRATA_RETURN_IF_ERROR(column(i, below, out));
-  if (series_[i].is_base) {
-    auto values = std::make_shared<const std::vector<Sample>>(out, out + n);
-    std::lock_guard<std::mutex> lock(last_base_->mu);
-    last_base_->series = i;
-    last_base_->values = std::move(values);
+  if (!series_[i].is_base || lo == 0) {
+    STRATA_RETURN_IF_ERROR(column(i, lo, below, out));
+    if (series_[i].is_base) {
+      auto values = std::make_shared<const std::vector<Sample>>(out, out + n);
+      std::lock_guard<std::mutex> lock(last_base_->mu);
+      last_base_->series = i;
+      last_base_->values = std::move(values);
+    }
+    return absl::OkStatus();
   }
+  // A base read from `lo` on: its whole prefix is kept for the series based on it.
+  auto values = std::make_shared<std::vector<Sample>>(n);
+  STRATA_RETURN_IF_ERROR(column(i, 0, below, values->data()));
+  for (uint32_t k = lo; k < n; ++k) out[k - lo].v = (*values)[k].v;
+  std::lock_guard<std::mutex> lock(last_base_->mu);
+  last_base_->series = i;
+  last_base_->values = std::move(values);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::span<const Timestamp>> CompactedBlock::Timestamps(size_t i) const {
+  const size_t col = series_[i].ts;
+  DecodedColumn& d = ts_decoded_[col];
+  std::call_once(d.once, [&] {
+    const TsColumn& c = ts_[col];
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(raw_.data()) + c.offset;
+    const uint8_t* end = p + c.size;
+    std::vector<Timestamp> t(c.count);
+    uint64_t cur = static_cast<uint64_t>(c.first), delta = 0;
+    t[0] = c.first;
+    bool decreasing = false;
+    for (uint32_t k = 1; k < c.count; ++k) {
+      uint64_t z;
+      if (!ReadUvarint(p, end, &z)) {
+        d.status = Malformed("timestamp column ends early");
+        return;
+      }
+      // The first difference is coded like a delta of delta from 0.
+      delta += static_cast<uint64_t>(coding::Unzigzag(z));
+      uint64_t next = cur + delta;
+      decreasing |= static_cast<int64_t>(next) <= static_cast<int64_t>(cur);
+      cur = next;
+      t[k] = static_cast<Timestamp>(cur);
+    }
+    if (decreasing) {
+      d.status = Malformed("timestamps not increasing");
+    } else if (p != end || static_cast<Timestamp>(cur) != c.last) {
+      d.status = Malformed("timestamp column");
+    } else {
+      d.t = std::move(t);
+    }
+  });
+  STRATA_RETURN_IF_ERROR(d.status);
+  return std::span<const Timestamp>(d.t);
 }
 
 absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out, Timestamp mint,
                                     Timestamp maxt) const {
-  const Entry& e = series_[i];
-  const TsColumn& c = ts_[e.ts];
-  const size_t base = out->size();
-  out->reserve(base + c.count);
-  const uint8_t* raw = reinterpret_cast<const uint8_t*>(raw_.data());
-
-  // Timestamps.
-  {
-    const uint8_t* p = raw + c.offset;
-    const uint8_t* end = p + c.size;
-    uint64_t t = static_cast<uint64_t>(c.first), delta = 0;
-    // Timestamps are appended (values filled in below): no separate zeroing pass.
-    out->push_back({c.first, 0});
-    bool decreasing = false;
-    for (uint32_t k = 1; k < c.count; ++k) {
-      uint64_t z;
-      if (!ReadUvarint(p, end, &z)) return Malformed("timestamp column ends early");
-      // The first difference is coded like a delta of delta from 0.
-      delta += static_cast<uint64_t>(coding::Unzigzag(z));
-      uint64_t next = t + delta;
-      decreasing |= static_cast<int64_t>(next) <= static_cast<int64_t>(t);
-      t = next;
-      out->push_back({static_cast<Timestamp>(t), 0});
-    }
-    if (decreasing) return Malformed("timestamps not increasing");
-    if (p != end || static_cast<Timestamp>(t) != c.last) return Malformed("timestamp column");
-  }
+  STRATA_ASSIGN_OR_RETURN(std::span<const Timestamp> ts, Timestamps(i));
   // The samples in [mint, maxt]: values are decoded up to the last of them.
-  const auto first_ts = out->begin() + static_cast<std::ptrdiff_t>(base);
-  const size_t lo =
-      static_cast<size_t>(std::lower_bound(first_ts, out->end(), mint,
-                                           [](const Sample& x, Timestamp t) { return x.t < t; }) -
-                          first_ts);
-  const size_t hi =
-      static_cast<size_t>(std::upper_bound(first_ts, out->end(), maxt,
-                                           [](Timestamp t, const Sample& x) { return t < x.t; }) -
-                          first_ts);
-  if (lo >= hi) {
-    out->resize(base);
-    return absl::OkStatus();
-  }
-  STRATA_RETURN_IF_ERROR(DecodeValues(i, static_cast<uint32_t>(hi), out->data() + base));
-  out->resize(base + hi);
-  out->erase(first_ts, first_ts + static_cast<std::ptrdiff_t>(lo));
-  return absl::OkStatus();
+  const size_t lo = static_cast<size_t>(std::lower_bound(ts.begin(), ts.end(), mint) - ts.begin());
+  const size_t hi = static_cast<size_t>(std::upper_bound(ts.begin(), ts.end(), maxt) - ts.begin());
+  if (lo >= hi) return absl::OkStatus();
+  const size_t base = out->size();
+  // Timestamps are appended, values filled in by DecodeValues: no separate zeroing pass.
+  out->reserve(base + (hi - lo));
+  for (size_t k = lo; k < hi; ++k) out->push_back({ts[k], 0});
+  absl::Status st =
+      DecodeValues(i, static_cast<uint32_t>(lo), static_cast<uint32_t>(hi), out->data() + base);
+  if (!st.ok()) out->resize(base);
+  return st;
 }
 
 }  // namespace strata

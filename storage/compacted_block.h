@@ -90,6 +90,13 @@ class CompactedBlock {
   // The index of the series with this ref.
   std::optional<size_t> Find(SeriesRef ref) const;
 
+  // Series i's timestamps, decoded on first use and kept (a timestamp column is shared by
+  // every series of a scrape target, so a query over them decodes it once). DataLoss when
+  // the column is malformed. The span lives as long as the block.
+  absl::StatusOr<std::span<const Timestamp>> Timestamps(size_t i) const;
+  // Bytes the block holds: the payload and the timestamp columns once decoded.
+  size_t memory_bytes() const { return raw_.size() + ts_decoded_bytes_; }
+
   // Appends series i's samples in [mint, maxt] to `out`. Decodes only that series'
   // columns and its bases' value columns (none when the base was the last one decoded),
   // and values only up to maxt. DataLoss when the columns are malformed (then `out` may
@@ -120,13 +127,21 @@ class CompactedBlock {
     size_t series = SIZE_MAX;
     std::shared_ptr<const std::vector<Sample>> values;  // a prefix of the series' values
   };
-  // Decodes the first n values of series i into out[0, n).v.
-  absl::Status DecodeValues(size_t i, uint32_t n, Sample* out) const;
+  // A timestamp column once decoded (Timestamps).
+  struct DecodedColumn {
+    std::once_flag once;
+    absl::Status status;
+    std::vector<Timestamp> t;
+  };
+  // Decodes values [0, n) of series i and stores values [lo, n) into out[0, n - lo).v.
+  absl::Status DecodeValues(size_t i, uint32_t lo, uint32_t n, Sample* out) const;
 
   std::string raw_;
   std::unique_ptr<LastBase> last_base_ = std::make_unique<LastBase>();
   std::vector<TsColumn> ts_;
   std::vector<Entry> series_;
+  std::unique_ptr<DecodedColumn[]> ts_decoded_;  // one per timestamp column
+  size_t ts_decoded_bytes_ = 0;                  // of every column, decoded or not
 };
 
 }  // namespace strata

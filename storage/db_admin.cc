@@ -10,6 +10,7 @@
 #include "spdlog/spdlog.h"
 #include "src/status.h"
 #include "src/strings.h"
+#include "storage/compacted_block.h"
 #include "storage/db.h"
 #include "storage/xor_chunk.h"
 
@@ -46,9 +47,10 @@ absl::Status Storage::DeleteSeries(const std::vector<LabelMatcher>& matchers, Ti
   for (int64_t p : store_->Partitions(mint, maxt)) {
     auto index = store_->PartitionIndex(p);
     STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
+    std::unique_ptr<ChunkStore::PartitionReader> reader = store_->ReadPartition(p);
     while (postings->Next()) {
       SeriesRef ref = postings->At();
-      STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks, store_->Chunks(p, ref, mint, maxt));
+      STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks, reader->Chunks(ref, mint, maxt));
       for (const ChunkRef& c : chunks) note(ref, c);
     }
     STRATA_RETURN_IF_ERROR(postings->status());
@@ -158,11 +160,12 @@ absl::Status Storage::CleanTombstones() {
             ++kept;
             continue;
           }
-          if (c.samples != nullptr) {
+          if (c.block != nullptr) {
             // The series' samples in its compacted block: the block is rewritten without
             // the deleted ones.
-            std::vector<Sample> rest;
-            for (const Sample& s : *c.samples) {
+            std::vector<Sample> all, rest;
+            STRATA_RETURN_IF_ERROR(c.block->Decode(c.block_series, &all));
+            for (const Sample& s : all) {
               if (!deleted.Contains(s.t)) rest.push_back(s);
             }
             if (!rest.empty()) ++kept;

@@ -192,6 +192,8 @@ class StorageQuerier final : public Querier {
       for (int64_t p : partitions) {
         auto index = store_->PartitionIndex(p);
         STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
+        // Postings come in ref order, as the reader reads best.
+        std::unique_ptr<ChunkStore::PartitionReader> reader = store_->ReadPartition(p);
         while (postings->Next()) {
           SeriesRef ref = postings->At();
           Timestamp limit = maxt;
@@ -199,8 +201,7 @@ class StorageQuerier final : public Querier {
                                      std::pair<SeriesRef, Timestamp>(ref, INT64_MIN));
           if (hl != head_last.end() && hl->first == ref) limit = std::min(limit, hl->second);
           if (mint > limit) continue;
-          STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks,
-                                  store_->Chunks(p, ref, mint, limit));
+          STRATA_ASSIGN_OR_RETURN(std::vector<ChunkRef> chunks, reader->Chunks(ref, mint, limit));
           if (chunks.empty()) continue;
           auto [it, added] = found.try_emplace(ref, out.size());
           if (added) {

@@ -61,14 +61,20 @@ struct AppendResult {
   }
 };
 
-// An immutable chunk: XOR bytes covering [mint, maxt]. Cheap to copy. Data read from a
-// compacted block comes as decoded samples instead (`samples` set, `bytes` null); a reader
-// that needs XOR bytes encodes them (EncodeXorChunk).
+class CompactedBlock;
+
+// An immutable chunk: XOR bytes covering [mint, maxt]. Cheap to copy. It may instead hold
+// decoded samples (`samples` set, `bytes` null), or a series of a compacted block (`block`
+// set, `bytes` null): then the chunk is that series' samples in [mint, maxt], both of which
+// are timestamps of its samples, decoded when read (CompactedBlock::Decode); a reader that
+// needs XOR bytes encodes them (EncodeXorChunk).
 struct ChunkRef {
   Timestamp mint = 0;
   Timestamp maxt = 0;
   std::shared_ptr<const std::string> bytes;
   std::shared_ptr<const std::vector<Sample>> samples = nullptr;
+  std::shared_ptr<const CompactedBlock> block = nullptr;
+  size_t block_series = 0;  // the series' index in `block`
 };
 
 // What the head needs from durable storage. Implemented by the RocksDB store.
