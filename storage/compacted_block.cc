@@ -477,11 +477,17 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
   }
   size_t header = static_cast<size_t>(p - begin);
   if (total != raw_len - header) return Malformed("column sizes");
+  size_t bases = 0, longest = 0;
   for (TsColumn& c : b.ts_) {
     c.offset += header;
-    b.ts_decoded_bytes_ += c.count * sizeof(Timestamp);
+    b.decoded_bytes_ += c.count * sizeof(Timestamp);
+    longest = std::max<size_t>(longest, c.count);
   }
-  for (Entry& e : b.series_) e.offset += header;
+  for (Entry& e : b.series_) {
+    e.offset += header;
+    bases += e.is_base;
+  }
+  b.decoded_bytes_ += std::min(bases, kBaseColumns) * longest * sizeof(double);
   b.ts_decoded_ = std::make_unique<DecodedColumn[]>(b.ts_.size());
   return b;
 }
@@ -522,12 +528,14 @@ namespace {
 // Decodes the first n values of a value column into out[0, n).v; with kBased, the column's
 // mantissas are relative to base[0, n).v. `whole`: n is the column's count, so no bytes may
 // be left.
+inline void Put(Sample* s, uint32_t k, double v) { s[k].v = v; }
+inline void Put(double* s, uint32_t k, double v) { s[k] = v; }
+
 // Values before `lo` are decoded (the ones after depend on them) but not stored: value k
 // goes to s[k - lo].
-template <bool kBased>
+template <bool kBased, typename Out>
 absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo, uint32_t n,
-                               bool whole, const Sample* base, Sample* s) {
-  s -= lo;  // only s[k] with k >= lo is written
+                               bool whole, const double* base, Out* s) {
   uint64_t prev = 0, m = 0;
   double scale = 1;  // 10^|exponent|, an exact double
   bool divide = false;
@@ -561,19 +569,19 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
       for (uint64_t j = 0; j < nb; ++j) x = x << 8 | *p++;
       if (nb > 0) x <<= 8 * (8 - lz - nb);
       prev ^= x;
-      if (k >= lo) s[k].v = std::bit_cast<double>(prev);
+      if (k >= lo) Put(s, k - lo, std::bit_cast<double>(prev));
       continue;
     }
     uint64_t full = m;
     if constexpr (kBased) {
       int64_t off;
-      if (!BaseMantissa(base[k].v, exponent, &off)) return Malformed("base value");
+      if (!BaseMantissa(base[k], exponent, &off)) return Malformed("base value");
       full += static_cast<uint64_t>(off);
     }
     const double d = static_cast<double>(static_cast<int64_t>(full));
     const double v = divide ? d / scale : d * scale;
     prev = std::bit_cast<uint64_t>(v);
-    if (k >= lo) s[k].v = v;
+    if (k >= lo) Put(s, k - lo, v);
   }
   if (whole && p != end) return Malformed("value column has trailing bytes");
   return absl::OkStatus();
@@ -581,57 +589,66 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
 
 }  // namespace
 
+void CompactedBlock::KeepBase(size_t i, std::shared_ptr<const std::vector<double>> values) const {
+  std::lock_guard<std::mutex> lock(bases_->mu);
+  std::vector<BaseColumns::Column>& columns = bases_->columns;
+  const uint64_t used = ++bases_->clock;
+  for (BaseColumns::Column& c : columns) {
+    if (c.series == i) {
+      if (c.values->size() < values->size()) c.values = std::move(values);
+      c.used = used;
+      return;
+    }
+  }
+  if (columns.size() < kBaseColumns) {
+    columns.push_back({i, used, std::move(values)});
+    return;
+  }
+  auto oldest = std::min_element(columns.begin(), columns.end(),
+                                 [](const auto& a, const auto& b) { return a.used < b.used; });
+  *oldest = {i, used, std::move(values)};
+}
+
 absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sample* out) const {
   const uint8_t* raw = reinterpret_cast<const uint8_t*>(raw_.data());
   const bool whole = n == ts_[series_[i].ts].count;
-  auto column = [&](size_t j, uint32_t from, const Sample* base, Sample* dst) {
+  auto column = [&](size_t j, uint32_t from, const double* base, auto* dst) {
     const Entry& c = series_[j];
     const uint8_t* p = raw + c.offset;
     return base == nullptr ? DecodeValueColumn<false>(p, p + c.size, from, n, whole, nullptr, dst)
                            : DecodeValueColumn<true>(p, p + c.size, from, n, whole, base, dst);
   };
-  // The chain below i, down to its root or to the last base decoded. Open bounded it.
-  std::shared_ptr<const std::vector<Sample>> last;
-  size_t last_series = SIZE_MAX;
-  if (series_[i].base != kNoBase) {
-    std::lock_guard<std::mutex> lock(last_base_->mu);
-    last = last_base_->values;
-    last_series = last_base_->series;
-  }
+  // The chain below i, down to its root or to a base whose values are kept. Open bounded it.
   size_t chain[kCompactedMaxBaseDepth];
   int len = 0;
-  const Sample* below = nullptr;
-  for (size_t j = series_[i].base; j != kNoBase; j = series_[j].base) {
-    if (j == last_series && last->size() >= n) {
-      below = last->data();
-      break;
+  std::shared_ptr<const std::vector<double>> below;
+  if (series_[i].base != kNoBase) {
+    std::lock_guard<std::mutex> lock(bases_->mu);
+    for (size_t j = series_[i].base; j != kNoBase && below == nullptr; j = series_[j].base) {
+      for (BaseColumns::Column& c : bases_->columns) {
+        if (c.series == j && c.values->size() >= n) {
+          c.used = ++bases_->clock;
+          below = c.values;
+          break;
+        }
+      }
+      if (below == nullptr) chain[len++] = j;
     }
-    chain[len++] = j;
   }
-  std::vector<Sample> buffers[2];
   for (int k = len - 1; k >= 0; --k) {
-    std::vector<Sample>& dst = buffers[k % 2];
-    dst.resize(n);
-    STRATA_RETURN_IF_ERROR(column(chain[k], 0, below, dst.data()));
-    below = dst.data();
+    auto values = std::make_shared<std::vector<double>>(n);
+    STRATA_RETURN_IF_ERROR(
+        column(chain[k], 0, below == nullptr ? nullptr : below->data(), values->data()));
+    below = values;
+    KeepBase(chain[k], std::move(values));
   }
-  if (!series_[i].is_base || lo == 0) {
-    STRATA_RETURN_IF_ERROR(column(i, lo, below, out));
-    if (series_[i].is_base) {
-      auto values = std::make_shared<const std::vector<Sample>>(out, out + n);
-      std::lock_guard<std::mutex> lock(last_base_->mu);
-      last_base_->series = i;
-      last_base_->values = std::move(values);
-    }
-    return absl::OkStatus();
-  }
-  // A base read from `lo` on: its whole prefix is kept for the series based on it.
-  auto values = std::make_shared<std::vector<Sample>>(n);
-  STRATA_RETURN_IF_ERROR(column(i, 0, below, values->data()));
-  for (uint32_t k = lo; k < n; ++k) out[k - lo].v = (*values)[k].v;
-  std::lock_guard<std::mutex> lock(last_base_->mu);
-  last_base_->series = i;
-  last_base_->values = std::move(values);
+  const double* base = below == nullptr ? nullptr : below->data();
+  if (!series_[i].is_base) return column(i, lo, base, out);
+  // A base: its values from the first are kept for the series based on it.
+  auto values = std::make_shared<std::vector<double>>(n);
+  STRATA_RETURN_IF_ERROR(column(i, 0, base, values->data()));
+  for (uint32_t k = lo; k < n; ++k) out[k - lo].v = (*values)[k];
+  KeepBase(i, std::move(values));
   return absl::OkStatus();
 }
 

@@ -94,8 +94,9 @@ class CompactedBlock {
   // every series of a scrape target, so a query over them decodes it once). DataLoss when
   // the column is malformed. The span lives as long as the block.
   absl::StatusOr<std::span<const Timestamp>> Timestamps(size_t i) const;
-  // Bytes the block holds: the payload and the timestamp columns once decoded.
-  size_t memory_bytes() const { return raw_.size() + ts_decoded_bytes_; }
+  // At most the bytes the block holds: the payload, the timestamp columns once decoded
+  // and the base values it keeps.
+  size_t memory_bytes() const { return raw_.size() + decoded_bytes_; }
 
   // Appends series i's samples in [mint, maxt] to `out`. Decodes only that series'
   // columns and its bases' value columns (none when the base was the last one decoded),
@@ -120,13 +121,22 @@ class CompactedBlock {
     bool is_base;         // some series is coded against this one
     size_t offset, size;  // value column
   };
-  // The values of the last base series decoded: reading a histogram's buckets one after
-  // another (ref order) decodes each value column once instead of each one's chain.
-  struct LastBase {
+  // Values of the base series decoded last (at most kBaseColumns of them, least recently
+  // used dropped first): a histogram's buckets decode each column once whether they are
+  // read in ref order (ascending `le`) or in label order ("+Inf" < "0.005" < "10" < "2.5").
+  static constexpr size_t kBaseColumns = 2 * kCompactedMaxBaseDepth;
+  struct BaseColumns {
+    struct Column {
+      size_t series;
+      uint64_t used;
+      std::shared_ptr<const std::vector<double>> values;  // a prefix of the series' values
+    };
     std::mutex mu;
-    size_t series = SIZE_MAX;
-    std::shared_ptr<const std::vector<Sample>> values;  // a prefix of the series' values
+    std::vector<Column> columns;
+    uint64_t clock = 0;
   };
+  // Keeps series i's first values (BaseColumns).
+  void KeepBase(size_t i, std::shared_ptr<const std::vector<double>> values) const;
   // A timestamp column once decoded (Timestamps).
   struct DecodedColumn {
     std::once_flag once;
@@ -137,11 +147,11 @@ class CompactedBlock {
   absl::Status DecodeValues(size_t i, uint32_t lo, uint32_t n, Sample* out) const;
 
   std::string raw_;
-  std::unique_ptr<LastBase> last_base_ = std::make_unique<LastBase>();
+  std::unique_ptr<BaseColumns> bases_ = std::make_unique<BaseColumns>();
   std::vector<TsColumn> ts_;
   std::vector<Entry> series_;
   std::unique_ptr<DecodedColumn[]> ts_decoded_;  // one per timestamp column
-  size_t ts_decoded_bytes_ = 0;                  // of every column, decoded or not
+  size_t decoded_bytes_ = 0;  // every timestamp column and the most base values kept
 };
 
 }  // namespace strata
