@@ -618,20 +618,31 @@ absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sam
     return base == nullptr ? DecodeValueColumn<false>(p, p + c.size, from, n, whole, nullptr, dst)
                            : DecodeValueColumn<true>(p, p + c.size, from, n, whole, base, dst);
   };
-  // The chain below i, down to its root or to a base whose values are kept. Open bounded it.
+  // Series i itself when its values are kept (a base read again, or after a series based
+  // on it), else the chain below i, down to its root or to a base whose values are kept.
+  // Open bounded it.
   size_t chain[kCompactedMaxBaseDepth];
   int len = 0;
   std::shared_ptr<const std::vector<double>> below;
-  if (series_[i].base != kNoBase) {
+  if (series_[i].base != kNoBase || series_[i].is_base) {
     std::lock_guard<std::mutex> lock(bases_->mu);
-    for (size_t j = series_[i].base; j != kNoBase && below == nullptr; j = series_[j].base) {
+    auto kept = [&](size_t j) -> std::shared_ptr<const std::vector<double>> {
       for (BaseColumns::Column& c : bases_->columns) {
         if (c.series == j && c.values->size() >= n) {
           c.used = ++bases_->clock;
-          below = c.values;
-          break;
+          return c.values;
         }
       }
+      return nullptr;
+    };
+    if (series_[i].is_base) {
+      if (std::shared_ptr<const std::vector<double>> own = kept(i)) {
+        for (uint32_t k = lo; k < n; ++k) out[k - lo].v = (*own)[k];
+        return absl::OkStatus();
+      }
+    }
+    for (size_t j = series_[i].base; j != kNoBase && below == nullptr; j = series_[j].base) {
+      below = kept(j);
       if (below == nullptr) chain[len++] = j;
     }
   }

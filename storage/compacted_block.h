@@ -99,10 +99,10 @@ class CompactedBlock {
   size_t memory_bytes() const { return raw_.size() + decoded_bytes_; }
 
   // Appends series i's samples in [mint, maxt] to `out`. Decodes only that series'
-  // columns and its bases' value columns (none when the base was the last one decoded),
-  // and values only up to maxt. DataLoss when the columns are malformed (then `out` may
-  // hold some of the samples); values after maxt are not looked at, so damage there goes
-  // unnoticed, as it would in an XOR chunk read up to maxt.
+  // values and its bases' value columns (none when the base's values are kept), and values
+  // only up to maxt; timestamps come from Timestamps. DataLoss when the columns are
+  // malformed (then `out` may hold some of the samples); values after maxt are not looked
+  // at, so damage there goes unnoticed, as it would in an XOR chunk read up to maxt.
   absl::Status Decode(size_t i, std::vector<Sample>* out,
                       Timestamp mint = std::numeric_limits<Timestamp>::min(),
                       Timestamp maxt = std::numeric_limits<Timestamp>::max()) const;
