@@ -470,15 +470,22 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
     return absl::OkStatus();
   };
   if (sink == nullptr || workers <= 1) {
+    // With a sink, one samples buffer serves every series (the sink only reads them).
+    std::vector<Sample> buffer;
     while (set->Next()) {
-      EvalSeries s{set->TakeLabels(), {}, false};
+      EvalSeries s{set->TakeLabels(), std::move(buffer), false};
+      s.points.clear();
       STRATA_RETURN_IF_ERROR(load(s, *set->TakeSamples()));
       STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(s.points.size())));
-      if (s.points.empty()) continue;
+      if (s.points.empty()) {
+        buffer = std::move(s.points);
+        continue;
+      }
       if (sink) {
         STRATA_ASSIGN_OR_RETURN(int64_t kept, (*sink)(out, s, 0));
         STRATA_RETURN_IF_ERROR(Charge(kept));
         current_samples_ -= static_cast<int64_t>(s.points.size());
+        buffer = std::move(s.points);
       } else {
         out.series.push_back(std::move(s));
       }
