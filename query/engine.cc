@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -13,6 +12,7 @@
 #include "src/status.h"
 #include "src/strings.h"
 #include "src/time.h"
+#include "src/work_pool.h"
 
 namespace strata::promql {
 
@@ -77,65 +77,14 @@ thread_local std::vector<PendingAnnotation>* tl_pending_annotations = nullptr;
 
 // Threads that run RunParallel's runs, shared by all queries and kept between them: a
 // thread started per query began each time with cold caches and a cold malloc arena, and
-// two workers then took more time than one. A run goes to the helper idle for the shortest
-// time; with none idle a new helper starts, up to two per CPU, and past that the calling
-// thread does the run itself.
-class Helpers {
- public:
-  using Task = std::function<void()>;
-
-  static Helpers& Get() {
-    static Helpers* const helpers = new Helpers();  // never destroyed: helpers never exit
-    return *helpers;
-  }
-
-  // Starts `task` on a helper; false (and `task` untouched) when none can take it.
-  bool TryStart(Task& task) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!idle_.empty()) {
-      Helper* h = idle_.back();
-      idle_.pop_back();
-      h->task = std::move(task);
-      lock.unlock();
-      h->cv.notify_one();
-      return true;
-    }
-    if (started_ >= cap_) return false;
-    auto h = std::make_unique<Helper>();
-    h->task = std::move(task);
-    try {
-      std::thread([this, h = h.get()] { Loop(h); }).detach();
-    } catch (const std::system_error&) {
-      task = std::move(h->task);
-      return false;
-    }
-    ++started_;
-    (void)h.release();  // owned by its thread, which never exits
-    return true;
-  }
-
- private:
-  struct Helper {
-    std::condition_variable cv;
-    Task task;
-  };
-  Helpers() : cap_(2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
-
-  void Loop(Helper* h) {
-    for (;;) {
-      h->task();
-      std::unique_lock<std::mutex> lock(mu_);
-      h->task = nullptr;
-      idle_.push_back(h);
-      h->cv.wait(lock, [h] { return h->task != nullptr; });
-    }
-  }
-
-  std::mutex mu_;
-  std::vector<Helper*> idle_;  // the most recently idle last
-  int started_ = 0;
-  const int cap_;
-};
+// two workers then took more time than one. A run goes to the thread idle for the
+// shortest time (WorkPool); two per CPU, and with all of them busy the calling thread does
+// the run itself. Started on first use, never stopped.
+WorkPool& Helpers() {
+  static WorkPool* const pool =
+      new WorkPool(2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 0);
+  return *pool;
+}
 
 }  // namespace
 
@@ -218,16 +167,16 @@ absl::Status Evaluator::RunParallel(
   size_t pending = 0;
   std::vector<size_t> here;
   for (size_t w = 1; w < workers; ++w) {
-    Helpers::Task task = [&, w] {
-      run(w);
-      std::lock_guard<std::mutex> lock(done_mu);
-      if (--pending == 0) done_cv.notify_one();
-    };
     {
       std::lock_guard<std::mutex> lock(done_mu);
       ++pending;
     }
-    if (!Helpers::Get().TryStart(task)) {
+    bool started = Helpers().TrySubmit([&, w] {
+      run(w);
+      std::lock_guard<std::mutex> lock(done_mu);
+      if (--pending == 0) done_cv.notify_one();
+    });
+    if (!started) {
       std::lock_guard<std::mutex> lock(done_mu);
       --pending;
       here.push_back(w);

@@ -1,5 +1,6 @@
 // The querier over head + RocksDB store.
 #include <algorithm>
+#include <cassert>
 #include <set>
 
 #include "absl/container/flat_hash_map.h"
@@ -17,19 +18,23 @@ struct SelectedSeries {
   Intervals deleted;                                       // tombstones: samples hidden
 };
 
+// An iterator over `chunks` in [mint, maxt] without the `deleted` intervals.
+std::unique_ptr<SampleIterator> MakeSamples(std::vector<ChunkRef> chunks, Intervals deleted,
+                                            Timestamp mint, Timestamp maxt) {
+  auto it = std::make_unique<ChunkListIterator>(std::move(chunks), mint, maxt);
+  if (deleted.empty()) return it;
+  return std::make_unique<TombstoneFilterIterator>(std::move(it), std::move(deleted));
+}
+
 std::unique_ptr<SampleIterator> SeriesSamples(const SelectedSeries& s, Timestamp mint,
                                               Timestamp maxt) {
-  auto it = std::make_unique<ChunkListIterator>(s.chunks, mint, std::min(maxt, s.maxt));
-  if (s.deleted.empty()) return it;
-  return std::make_unique<TombstoneFilterIterator>(std::move(it), s.deleted);
+  return MakeSamples(s.chunks, s.deleted, mint, std::min(maxt, s.maxt));
 }
 
 // The same, moving the series' chunk list and intervals into the iterator.
 std::unique_ptr<SampleIterator> TakeSeriesSamples(SelectedSeries& s, Timestamp mint,
                                                   Timestamp maxt) {
-  auto it = std::make_unique<ChunkListIterator>(std::move(s.chunks), mint, std::min(maxt, s.maxt));
-  if (s.deleted.empty()) return it;
-  return std::make_unique<TombstoneFilterIterator>(std::move(it), std::move(s.deleted));
+  return MakeSamples(std::move(s.chunks), std::move(s.deleted), mint, std::min(maxt, s.maxt));
 }
 
 class ChunkSeriesSet final : public SeriesSet {
@@ -182,10 +187,8 @@ class StorageQuerier final : public Querier {
     // meanwhile may have made the partition its chunks went to).
     const std::vector<int64_t> partitions = store_->Partitions(mint, maxt);
     if (!partitions.empty()) {
-      // In ref order already (postings are); the binary search below depends on it.
-      if (!std::is_sorted(head_last.begin(), head_last.end())) {
-        std::sort(head_last.begin(), head_last.end());
-      }
+      // In ref order (postings are): the binary search below depends on it.
+      assert(std::is_sorted(head_last.begin(), head_last.end()));
       absl::flat_hash_map<SeriesRef, size_t> found;  // ref -> index in `out`
       found.reserve(out.size());
       for (size_t i = 0; i < out.size(); ++i) found.emplace(refs[i], i);

@@ -1,0 +1,96 @@
+#include "src/work_pool.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "spdlog/spdlog.h"
+
+namespace strata {
+
+WorkPool::WorkPool(int threads, size_t max_queued) : max_queued_(max_queued) {
+  int n = std::max(1, threads);
+  state_.reserve(n);
+  workers_.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    state_.push_back(std::make_unique<Worker>());
+    workers_.emplace_back([this, w = state_.back().get()] { Work(w); });
+  }
+}
+
+WorkPool::~WorkPool() { Shutdown(); }
+
+bool WorkPool::TrySubmit(Task task) {
+  Worker* w = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t in_system = queue_.size() + static_cast<size_t>(running_);
+    if (shutting_down_ || in_system >= workers_.size() + max_queued_) return false;
+    if (idle_.empty()) {
+      queue_.push_back(std::move(task));
+      return true;
+    }
+    w = idle_.back();
+    idle_.pop_back();
+    w->task = std::move(task);
+    w->has_task = true;
+    ++running_;
+  }
+  w->cv.notify_one();
+  return true;
+}
+
+void WorkPool::Work(Worker* w) {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    Task task;
+    if (!queue_.empty()) {
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      ++running_;
+    } else if (shutting_down_) {
+      return;
+    } else {
+      idle_.push_back(w);
+      w->cv.wait(lock, [&] { return w->has_task || shutting_down_; });
+      if (!w->has_task) {
+        // Shutting down: no longer idle; finish what is queued, then leave.
+        idle_.erase(std::find(idle_.begin(), idle_.end(), w));
+        continue;
+      }
+      task = std::move(w->task);
+      w->has_task = false;  // running_ was counted by TrySubmit
+    }
+    lock.unlock();
+    try {
+      std::move(task)();
+    } catch (const std::exception& e) {
+      // A task's own cleanup (an HttpResponder answering 500, say) has run by now.
+      spdlog::error("work pool task threw: {}", e.what());
+    }
+    task = nullptr;  // destroyed outside the lock, before the next wait
+    lock.lock();
+    --running_;
+  }
+}
+
+void WorkPool::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    for (auto& w : state_) w->cv.notify_all();
+  }
+  for (auto& w : workers_) w.join();
+}
+
+size_t WorkPool::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+int WorkPool::running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return running_;
+}
+
+}  // namespace strata
