@@ -1,9 +1,11 @@
 #include "src/matcher.h"
 
 #include <algorithm>
+#include <mutex>
 
 #include "absl/status/status.h"
 #include "re2/re2.h"
+#include "src/status.h"
 #include "src/strings.h"
 
 namespace strata {
@@ -84,6 +86,44 @@ std::string LiteralPrefixOf(std::string_view re) {
   return prefix;
 }
 
+// Compiled regexes by pattern, shared by the matchers of every query: dashboards send the
+// same selectors again and again, and compiling one is most of the cost of parsing a light
+// query. Bounded: cleared when full; long patterns are not kept.
+class RegexCache {
+ public:
+  static RegexCache& Get() {
+    static RegexCache* cache = new RegexCache();  // never destroyed: used until exit
+    return *cache;
+  }
+  // The compiled, fully anchored form of `pattern`; an error names what RE2 rejected.
+  absl::StatusOr<std::shared_ptr<const RE2>> Compile(std::string_view pattern) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = compiled_.find(pattern); it != compiled_.end()) return it->second;
+    }
+    RE2::Options opts;
+    opts.set_dot_nl(true);
+    opts.set_log_errors(false);
+    auto re = std::make_shared<const RE2>(fmt::format("^(?:{})$", pattern), opts);
+    if (!re->ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid regular expression ", QuoteString(pattern), ": ", re->error()));
+    }
+    if (pattern.size() <= kMaxPatternBytes) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (compiled_.size() >= kMaxEntries) compiled_.clear();
+      compiled_.try_emplace(std::string(pattern), re);
+    }
+    return re;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 512;
+  static constexpr size_t kMaxPatternBytes = 1024;
+  std::mutex mu_;
+  StringMap<std::shared_ptr<const RE2>> compiled_;
+};
+
 }  // namespace
 
 std::string_view MatchTypeString(MatchType type) {
@@ -107,15 +147,7 @@ absl::StatusOr<LabelMatcher> LabelMatcher::Make(MatchType type, std::string_view
   m.name_ = std::string(name);
   m.value_ = std::string(value);
   if (type == MatchType::kRegexMatch || type == MatchType::kRegexNoMatch) {
-    RE2::Options opts;
-    opts.set_dot_nl(true);
-    opts.set_log_errors(false);
-    auto re = std::make_shared<RE2>(fmt::format("^(?:{})$", value), opts);
-    if (!re->ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid regular expression ", QuoteString(value), ": ", re->error()));
-    }
-    m.re_ = std::move(re);
+    STRATA_ASSIGN_OR_RETURN(m.re_, RegexCache::Get().Compile(value));
     m.set_ = LiteralAlternatives(value);
     if (!m.set_) m.prefix_ = LiteralPrefixOf(value);
   } else if (type == MatchType::kEqual) {

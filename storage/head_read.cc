@@ -50,9 +50,91 @@ class Head::HeadIndexReader final : public IndexReader {
     return ListPostings(head_->all_refs_);
   }
 
+  absl::Status ForEachLabelValue(std::string_view name, std::string_view prefix,
+                                 absl::FunctionRef<void(std::string_view)> fn) override {
+    std::shared_lock<std::shared_mutex> lock(head_->postings_mu_);
+    auto it = head_->postings_.find(name);
+    if (it == head_->postings_.end()) return absl::OkStatus();
+    for (const auto& [value, refs] : it->second) {
+      if (value.starts_with(prefix)) fn(value);
+    }
+    return absl::OkStatus();
+  }
+
+  size_t NumLabelValues(std::string_view name) override {
+    std::shared_lock<std::shared_mutex> lock(head_->postings_mu_);
+    auto it = head_->postings_.find(name);
+    return it == head_->postings_.end() ? 0 : it->second.size();
+  }
+
+  bool CanFilterSeries() const override { return true; }
+
+  std::unique_ptr<Postings> FilterSeries(std::unique_ptr<Postings> base,
+                                         std::vector<LabelMatcher> matchers) override;
+
  private:
   Head* head_;
 };
+
+namespace {
+
+// The refs of `base` whose head series satisfy every matcher, read from the series' own
+// symbol ids: a label name is compared as an id, found once per matcher.
+class HeadFilterPostings final : public Postings {
+ public:
+  HeadFilterPostings(Head* head, std::unique_ptr<Postings> base,
+                     std::vector<LabelMatcher> matchers)
+      : head_(head), base_(std::move(base)), matchers_(std::move(matchers)) {
+    name_ids_.reserve(matchers_.size());
+    for (const LabelMatcher& m : matchers_) name_ids_.push_back(head_->symbols().Find(m.name()));
+  }
+  bool Next() override {
+    while (base_->Next()) {
+      if (Accept(base_->At())) return true;
+    }
+    return false;
+  }
+  bool Seek(SeriesRef r) override {
+    if (!base_->Seek(r)) return false;
+    return Accept(base_->At()) || Next();
+  }
+  SeriesRef At() const override { return base_->At(); }
+  absl::Status status() const override { return base_->status(); }
+  size_t SizeHint() const override { return base_->SizeHint(); }
+
+ private:
+  bool Accept(SeriesRef ref) {
+    SeriesPtr s = head_->GetByRef(ref);
+    if (s == nullptr) return false;
+    std::span<const uint32_t> syms = s->symbols();
+    for (size_t k = 0; k < matchers_.size(); ++k) {
+      std::string_view value;
+      if (name_ids_[k]) {
+        for (size_t i = 0; i < syms.size(); i += 2) {
+          if (syms[i] == *name_ids_[k]) {
+            value = head_->symbols().Lookup(syms[i + 1]);
+            break;
+          }
+        }
+      }
+      if (!matchers_[k].Matches(value)) return false;
+    }
+    return true;
+  }
+
+  Head* head_;
+  std::unique_ptr<Postings> base_;
+  std::vector<LabelMatcher> matchers_;
+  // The symbol id of each matcher's label name; none when no series has ever had it.
+  std::vector<std::optional<uint32_t>> name_ids_;
+};
+
+}  // namespace
+
+std::unique_ptr<Postings> Head::HeadIndexReader::FilterSeries(
+    std::unique_ptr<Postings> base, std::vector<LabelMatcher> matchers) {
+  return std::make_unique<HeadFilterPostings>(head_, std::move(base), std::move(matchers));
+}
 
 std::unique_ptr<IndexReader> Head::Index() { return std::make_unique<HeadIndexReader>(this); }
 

@@ -227,13 +227,26 @@ absl::StatusOr<std::vector<std::string>> ValuesWhere(IndexReader& index, const L
   std::string_view prefix;
   if (positive && m.type() == MatchType::kRegexMatch) prefix = m.LiteralPrefix();
   if (!positive && m.type() == MatchType::kRegexNoMatch) prefix = m.LiteralPrefix();
-  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, index.LabelValues(m.name(), prefix));
   std::vector<std::string> out;
-  for (std::string& v : values) {
-    if (m.Matches(v) == positive) out.push_back(std::move(v));
-  }
+  STRATA_RETURN_IF_ERROR(index.ForEachLabelValue(m.name(), prefix, [&](std::string_view v) {
+    if (m.Matches(v) == positive) out.emplace_back(v);
+  }));
   return out;
 }
+
+// Stands for postings that could not be made: empty, with an error.
+class ErrorPostings final : public Postings {
+ public:
+  explicit ErrorPostings(absl::Status status) : status_(std::move(status)) {}
+  bool Next() override { return false; }
+  bool Seek(SeriesRef) override { return false; }
+  SeriesRef At() const override { return 0; }
+  absl::Status status() const override { return status_; }
+  size_t SizeHint() const override { return 0; }
+
+ private:
+  absl::Status status_;
+};
 
 }  // namespace
 
@@ -270,10 +283,49 @@ absl::StatusOr<std::vector<SeriesRef>> ExpandPostings(Postings& p) {
   return out;
 }
 
+absl::Status IndexReader::ForEachLabelValue(std::string_view name, std::string_view prefix,
+                                            absl::FunctionRef<void(std::string_view)> fn) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, LabelValues(name, prefix));
+  for (const std::string& v : values) fn(v);
+  return absl::OkStatus();
+}
+
+std::unique_ptr<Postings> IndexReader::FilterSeries(std::unique_ptr<Postings>,
+                                                    std::vector<LabelMatcher>) {
+  return std::make_unique<ErrorPostings>(
+      absl::UnimplementedError("this index cannot filter series by their labels"));
+}
+
 absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
     IndexReader& index, const std::vector<LabelMatcher>& matchers) {
   std::vector<std::unique_ptr<Postings>> include, exclude;
+  // Matchers true only on a known set of values (=, =~"a|b") first: their postings bound
+  // the candidates, which decide whether the others are better checked series by series.
+  std::vector<const LabelMatcher*> rest;
   for (const LabelMatcher& m : matchers) {
+    const bool equal_set = m.type() == MatchType::kEqual ||
+                           (m.type() == MatchType::kRegexMatch && IsLiteralSet(m));
+    if (m.MatchesEmpty() || !equal_set) {
+      rest.push_back(&m);
+      continue;
+    }
+    STRATA_ASSIGN_OR_RETURN(auto p, index.PostingsFor(m.name(), *m.SetMatches()));
+    include.push_back(std::move(p));
+  }
+  size_t candidates = SIZE_MAX;
+  for (const auto& p : include) candidates = std::min(candidates, p->SizeHint());
+  if (candidates == 0) return EmptyPostings();
+  std::vector<LabelMatcher> filters;
+  for (const LabelMatcher* mp : rest) {
+    const LabelMatcher& m = *mp;
+    // Through the index, the matcher costs a test of each of the label's values and then
+    // the postings of those it selects; series by series, one lookup and test per
+    // candidate.
+    if (candidates != SIZE_MAX && index.CanFilterSeries() &&
+        candidates <= index.NumLabelValues(m.name())) {
+      filters.push_back(m);
+      continue;
+    }
     if (!m.MatchesEmpty()) {
       // Only series that have the label with a matching value.
       STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, ValuesWhere(index, m, true));
@@ -294,8 +346,9 @@ absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
   } else {
     base = Intersect(std::move(include));
   }
-  if (exclude.empty()) return base;
-  return Difference(std::move(base), Union(std::move(exclude)));
+  if (!exclude.empty()) base = Difference(std::move(base), Union(std::move(exclude)));
+  if (!filters.empty()) base = index.FilterSeries(std::move(base), std::move(filters));
+  return base;
 }
 
 }  // namespace strata

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "src/matcher.h"
 
@@ -64,12 +65,31 @@ class IndexReader {
       std::string_view name, const std::vector<std::string>& values) = 0;
   // Every series in the index.
   virtual absl::StatusOr<std::unique_ptr<Postings>> AllPostings() = 0;
+
+  // Calls `fn` for every value of `name` that starts with `prefix`, in any order. The
+  // default reads LabelValues(); an index that can walks its values without copying them.
+  virtual absl::Status ForEachLabelValue(std::string_view name, std::string_view prefix,
+                                         absl::FunctionRef<void(std::string_view)> fn);
+  // How many values `name` has, or SIZE_MAX when that is not known without reading them.
+  virtual size_t NumLabelValues(std::string_view) { return SIZE_MAX; }
+  // True when FilterSeries() is supported: the index reads a series' labels from memory, so
+  // checking a few candidate series against a matcher costs less than a regex over every
+  // value of its label and the postings of all the values it matches.
+  virtual bool CanFilterSeries() const { return false; }
+  // The refs of `base` whose series satisfy every matcher in `matchers` (an absent label
+  // matching as ""), checked series by series; refs of series the index no longer has are
+  // dropped. REQUIRES: CanFilterSeries().
+  virtual std::unique_ptr<Postings> FilterSeries(std::unique_ptr<Postings> base,
+                                                 std::vector<LabelMatcher> matchers);
 };
 
 // The series whose labels satisfy every matcher (all series for no matchers), with
 // Prometheus semantics: an absent label matches as "". Literal alternations and equality
 // are looked up directly; regexes with a literal prefix scan only values with that prefix;
-// other regexes test each value of the label once (never each series).
+// other regexes test each value of the label once. When the looked-up matchers leave at
+// most as many candidate series as another matcher's label has values, and the index can
+// filter series, that matcher checks the candidates one by one instead (a regex over
+// `instance` with a metric name: a few dozen series, not every instance's postings).
 absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
     IndexReader& index, const std::vector<LabelMatcher>& matchers);
 

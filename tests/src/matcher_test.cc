@@ -1,5 +1,10 @@
 #include "src/matcher.h"
 
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fmt/format.h"
 #include "gtest/gtest.h"
 
 namespace strata {
@@ -89,6 +94,35 @@ TEST(LabelMatcher, AbsentLabelIsMatchedAsEmpty) {
   EXPECT_TRUE(MatchesAll(ms, l));
   ms.push_back(M(MatchType::kRegexMatch, "job", ".+"));
   EXPECT_FALSE(MatchesAll(ms, l));
+}
+
+// Compiled regexes are shared between matchers of the same pattern (a bounded cache): many
+// patterns, each made twice and some made again after the cache was cleared, all match as
+// their own regex, from several threads at once; a bad pattern stays an error when asked
+// again.
+TEST(LabelMatcher, RegexesStayTheirOwnThroughTheSharedCompiledForms) {
+  auto run = [](int thread) {
+    for (int round = 0; round < 2; ++round) {
+      for (int i = 0; i < 1500; ++i) {
+        const std::string pattern = fmt::format("v{}(-[a-c]+)?", i);
+        LabelMatcher a = M(MatchType::kRegexMatch, "x", pattern);
+        LabelMatcher b = M(MatchType::kRegexNoMatch, "x", pattern);
+        const std::string yes = fmt::format("v{}-ab", i), no = fmt::format("v{}-ab", i + 1);
+        EXPECT_TRUE(a.Matches(yes)) << pattern << " thread " << thread;
+        EXPECT_FALSE(a.Matches(no)) << pattern;
+        EXPECT_FALSE(b.Matches(yes)) << pattern;
+        EXPECT_TRUE(b.Matches(no)) << pattern;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) threads.emplace_back(run, t);
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 2; ++i) {
+    auto bad = LabelMatcher::Make(MatchType::kRegexMatch, "x", "a(b");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  }
 }
 
 }  // namespace

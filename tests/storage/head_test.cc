@@ -1,5 +1,6 @@
 #include "storage/head.h"
 
+#include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "storage/chunk_iterator.h"
 
@@ -61,6 +62,55 @@ TEST(HeadAppend, RefsGrowAndPostingsStaySorted) {
   auto values = index->LabelValues("i", "");
   ASSERT_TRUE(values.ok());
   EXPECT_EQ(values->size(), 7u);
+}
+
+// The head checks few candidate series against a regex over a label with many values
+// (instance) from the series' own labels; the answer is the same as a check of every series.
+TEST(HeadIndex, FiltersFewCandidatesByTheirLabels) {
+  Head head(HeadOptions{}, nullptr);
+  std::vector<SeriesBatch> batch;
+  for (int host = 0; host < 30; ++host) {
+    std::string instance = fmt::format("host-{:02}:9100", host);
+    // As many load1 series as instances: the instance matchers check them one by one.
+    batch.push_back({Labels{{"__name__", "load1"},
+                            {"instance", instance},
+                            {"dc", host % 3 == 0 ? "x" : ""}},
+                     {{1, 1}}});
+    for (int cpu = 0; cpu < 4; ++cpu) {
+      batch.push_back(
+          {Labels{{"__name__", "cpu"}, {"instance", instance}, {"cpu", fmt::format("{}", cpu)}},
+           {{1, 1}}});
+    }
+  }
+  ASSERT_TRUE(head.Append(batch).ok());
+  auto M = [](MatchType t, std::string_view n, std::string_view v) {
+    return *LabelMatcher::Make(t, n, v);
+  };
+  const std::vector<std::vector<LabelMatcher>> cases = {
+      {M(MatchType::kEqual, "__name__", "load1"),
+       M(MatchType::kRegexMatch, "instance", "host-0[0-4].*")},
+      {M(MatchType::kEqual, "__name__", "load1"),
+       M(MatchType::kRegexNoMatch, "instance", "host-1.*")},
+      {M(MatchType::kEqual, "__name__", "load1"), M(MatchType::kRegexMatch, "instance", ".*5.*"),
+       M(MatchType::kNotEqual, "dc", "x")},
+      {M(MatchType::kEqual, "__name__", "load1"), M(MatchType::kRegexMatch, "dc", "x|")},
+      {M(MatchType::kEqual, "__name__", "cpu"), M(MatchType::kRegexMatch, "instance", "host-2.*"),
+       M(MatchType::kRegexMatch, "cpu", "[12]")},
+  };
+  auto index = head.Index();
+  for (const auto& ms : cases) {
+    std::vector<SeriesRef> want;
+    for (SeriesRef ref = 1; ref < head.next_ref(); ++ref) {
+      SeriesPtr s = head.GetByRef(ref);
+      if (s != nullptr && MatchesAll(ms, head.LabelsOf(*s))) want.push_back(ref);
+    }
+    ASSERT_FALSE(want.empty());
+    auto p = PostingsForMatchers(*index, ms);
+    ASSERT_TRUE(p.ok());
+    auto got = ExpandPostings(**p);
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(*got, want) << ms[1].ToString();
+  }
 }
 
 // A batch may name a series more than once (its lock is then taken once): every entry's

@@ -214,10 +214,40 @@ class FakeIndex : public IndexReader {
     for (size_t i = 0; i < series_.size(); ++i) refs.push_back(i);
     return ListPostings(refs);
   }
+  size_t NumLabelValues(std::string_view name) override {
+    if (!filters_) return SIZE_MAX;
+    std::set<std::string> values;
+    for (auto& s : series_) {
+      if (auto it = s.find(std::string(name)); it != s.end()) values.insert(it->second);
+    }
+    return values.size();
+  }
+  bool CanFilterSeries() const override { return filters_; }
+  // Checks each ref of `base` as it goes, like the head does.
+  std::unique_ptr<Postings> FilterSeries(std::unique_ptr<Postings> base,
+                                         std::vector<LabelMatcher> matchers) override {
+    ++filtered;
+    std::vector<SeriesRef> refs;
+    while (base->Next()) {
+      ++series_checked;
+      Labels labels = LabelsOf(base->At());
+      if (MatchesAll(matchers, labels)) refs.push_back(base->At());
+    }
+    return ListPostings(refs);
+  }
+  Labels LabelsOf(SeriesRef ref) const {
+    std::vector<std::pair<std::string, std::string>> pairs(series_[ref].begin(),
+                                                           series_[ref].end());
+    return Labels::FromPairs(std::move(pairs));
+  }
+  void EnableFilters() { filters_ = true; }
   int value_scans = 0;
+  int filtered = 0;
+  int series_checked = 0;
 
  private:
   std::vector<std::map<std::string, std::string>> series_;
+  bool filters_ = false;
 };
 
 LabelMatcher Mk(MatchType t, std::string_view n, std::string_view v) {
@@ -245,6 +275,88 @@ TEST(PostingsForMatchers, PrometheusSemanticsAndLiteralFastPaths) {
             (std::vector<SeriesRef>{0, 3}));
   EXPECT_EQ(run({Mk(MatchType::kRegexMatch, "env", "pr.*|")}), (std::vector<SeriesRef>{0, 1, 3}));
   EXPECT_EQ(run({Mk(MatchType::kEqual, "job", "zzz")}), (std::vector<SeriesRef>{}));
+}
+
+// A matcher over a label with at least as many values as the other matchers leave
+// candidates is checked series by series, and both ways give the same refs as a brute-force
+// check of every series, for random label sets and matchers.
+TEST(PostingsForMatchers, FilteringFewCandidatesAgreesWithTheIndexAndAModel) {
+  std::mt19937_64 rng(7);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  const std::vector<std::string> names = {"__name__", "instance", "mode", "le"};
+  int rounds_filtered = 0;
+  for (int round = 0; round < 300; ++round) {
+    std::vector<std::map<std::string, std::string>> series;
+    const size_t n = 1 + pick(60);
+    for (size_t i = 0; i < n; ++i) {
+      std::map<std::string, std::string> s;
+      s["__name__"] = fmt::format("m{}", pick(3));
+      if (pick(5) != 0) s["instance"] = fmt::format("host-{}", pick(1 + pick(40)));
+      if (pick(2) != 0) s["mode"] = std::vector<std::string>{"idle", "user", "", "sys"}[pick(4)];
+      if (pick(4) == 0) s["le"] = fmt::format("{}", pick(5));
+      if (s["mode"].empty()) s.erase("mode");
+      series.push_back(s);
+    }
+    std::vector<LabelMatcher> ms;
+    ms.push_back(Mk(MatchType::kEqual, "__name__", fmt::format("m{}", pick(3))));
+    const size_t extra = 1 + pick(3);
+    for (size_t k = 0; k < extra; ++k) {
+      const std::string& name = names[1 + pick(names.size() - 1)];
+      static const std::vector<std::string> kRegexes = {
+          "host-1.*", "host-[0-9]", ".*", ".+", "", "host-3|host-1", "idle|", "i.*|s.*", "[0-2]"};
+      static const std::vector<std::string> kValues = {"host-1", "idle", "", "2", "sys"};
+      MatchType type = static_cast<MatchType>(pick(4));
+      bool regex = type == MatchType::kRegexMatch || type == MatchType::kRegexNoMatch;
+      ms.push_back(Mk(type, name, regex ? kRegexes[pick(kRegexes.size())]
+                                        : kValues[pick(kValues.size())]));
+    }
+    std::vector<SeriesRef> want;
+    FakeIndex plain(series), filtering(series);
+    filtering.EnableFilters();
+    for (size_t i = 0; i < series.size(); ++i) {
+      if (MatchesAll(ms, plain.LabelsOf(i))) want.push_back(i);
+    }
+    std::string what;
+    for (const auto& m : ms) what += m.ToString() + " ";
+    auto p1 = PostingsForMatchers(plain, ms);
+    ASSERT_TRUE(p1.ok()) << what;
+    EXPECT_EQ(Expand(std::move(*p1)), want) << what;
+    auto p2 = PostingsForMatchers(filtering, ms);
+    ASSERT_TRUE(p2.ok()) << what;
+    EXPECT_EQ(Expand(std::move(*p2)), want) << what;
+    EXPECT_EQ(plain.filtered, 0);
+    rounds_filtered += filtering.filtered;
+  }
+  EXPECT_GT(rounds_filtered, 30) << "the filtering path must be exercised";
+  EXPECT_LT(rounds_filtered, 270) << "and so must the index path";
+}
+
+TEST(PostingsForMatchers, ARegexOverManyValuesChecksTheNamesFewSeries) {
+  std::vector<std::map<std::string, std::string>> series;
+  for (int host = 0; host < 20; ++host) {
+    std::string instance = fmt::format("host-{:02}", host);
+    series.push_back({{"__name__", "load1"}, {"instance", instance}});
+    for (int cpu = 0; cpu < 10; ++cpu) {
+      series.push_back({{"__name__", "cpu"}, {"instance", instance}, {"cpu", std::to_string(cpu)}});
+    }
+  }
+  FakeIndex index(series);
+  index.EnableFilters();
+  std::vector<LabelMatcher> ms = {Mk(MatchType::kEqual, "__name__", "load1"),
+                                  Mk(MatchType::kRegexMatch, "instance", "host-0.*")};
+  auto p = PostingsForMatchers(index, ms);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(Expand(std::move(*p)).size(), 10u);
+  EXPECT_EQ(index.filtered, 1);
+  EXPECT_EQ(index.series_checked, 20) << "the 20 load1 series, not the instances' 220";
+  EXPECT_EQ(index.value_scans, 0) << "no regex over the instance values";
+  // Many candidates against a label with few values: through the index.
+  ms = {Mk(MatchType::kEqual, "__name__", "cpu"), Mk(MatchType::kRegexMatch, "cpu", "[0-4]")};
+  p = PostingsForMatchers(index, ms);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(Expand(std::move(*p)).size(), 100u);
+  EXPECT_EQ(index.filtered, 1);
+  EXPECT_EQ(index.value_scans, 1);
 }
 
 }  // namespace
