@@ -775,7 +775,9 @@ void RegisterApiMetrics(MetricsRegistry* registry, ApiContext* ctx) {
 }
 
 void RegisterApiHandlers(Router& router, ApiContext* ctx) {
-  auto on_pool = [ctx](ApiFunc fn) { return RunOnPool(ctx->query_pool, Api(ctx, std::move(fn))); };
+  auto on_pool = [ctx](ApiFunc fn) {
+    return RunOnPool(ctx->query_pool, Api(ctx, std::move(fn)), ctx->query_inline);
+  };
   router.HandleGetPost("/api/v1/query",
                        on_pool([ctx](const HttpRequest& req, const ApiParams& p, Storage& s) {
                          return InstantQuery(*ctx, req, p, s);

@@ -61,6 +61,8 @@ struct ApiContext {
   SeriesRefCache series_refs;
   // Query evaluation and label lookups run here, never on the I/O threads.
   WorkPool* query_pool = nullptr;
+  // Light requests may run on the I/O thread that read them instead (RunOnPool). Null: never.
+  InlineSlots* query_inline = nullptr;
   // Remote-write appends (which wait for the WAL) run here.
   WorkPool* write_pool = nullptr;
   // Counts queries stopped because their client went away while they were queued or

@@ -143,6 +143,10 @@ HttpResponder::~HttpResponder() {
   if (sink_) sink_->Deliver(HttpResponse::Text(500, "handler sent no response\n"));
 }
 
+void HttpResponder::WatchClientWhileHandledHere() {
+  if (sink_) sink_->WatchWhileHandledHere();
+}
+
 void HttpResponder::Send(HttpResponse response) {
   std::shared_ptr<internal::ResponseSink> sink = std::move(sink_);
   if (sink) sink->Deliver(std::move(response));
@@ -325,11 +329,41 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     });
   }
 
+  // From the handler on this connection's strand (a handler that answers at once, or ran
+  // on the I/O thread: RunOnPool), the answer is written at once; from another thread it is
+  // posted to the strand.
   void Deliver(HttpResponse response) override {
-    net::post(stream_.get_executor(),
-              [self = shared_from_this(), r = std::move(response)]() mutable {
-                self->Write(std::move(r));
-              });
+    net::dispatch(stream_.get_executor(),
+                  [self = shared_from_this(), r = std::move(response)]() mutable {
+                    self->Write(std::move(r));
+                  });
+  }
+
+  // On the strand, from a handler about to work here: while it does, this strand runs
+  // nothing else, so the wait for the client going away completes on any I/O thread and
+  // touches nothing but the request's flag and the descriptor (peeked, never read). Write
+  // cancels it like WatchDisconnect's.
+  void WatchWhileHandledHere() override {
+    if (watching_ || writing_) return;
+    watching_ = true;
+    const int fd = stream_.socket().native_handle();
+    stream_.socket().async_wait(
+        tcp::socket::wait_read,
+        net::bind_executor(server_->ioc_.get_executor(),
+                           [gone = client_gone_, fd](beast::error_code ec) {
+                             if (ec == net::error::operation_aborted) return;  // answered
+                             if (!ec) {
+                               char c;
+                               ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                               // A pipelined request, or readiness that was not: still there.
+                               // (Not waited for again: that would need the strand.)
+                               if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                                                       errno == EINTR))) {
+                                 return;
+                               }
+                             }
+                             gone->store(true, std::memory_order_relaxed);
+                           }));
   }
 
  private:

@@ -68,6 +68,7 @@ class ResponseSink {
  public:
   virtual ~ResponseSink() = default;
   virtual void Deliver(HttpResponse response) = 0;
+  virtual void WatchWhileHandledHere() {}
 };
 }  // namespace internal
 
@@ -85,6 +86,11 @@ class HttpResponder {
 
   void Send(HttpResponse response);
   bool sent() const { return sink_ == nullptr; }
+  // For a handler that goes on to do long work on the I/O thread it was called on (call it
+  // there, before the work): the connection's own events wait until the handler returns,
+  // so the server watches for the client going away (the request's client_gone flag) from
+  // another I/O thread meanwhile.
+  void WatchClientWhileHandledHere();
 
  private:
   std::shared_ptr<internal::ResponseSink> sink_;

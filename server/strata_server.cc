@@ -66,6 +66,9 @@ absl::Status StrataServer::Start() {
   api_ = std::make_unique<ApiContext>();
   api_->engine_options = EngineOptionsFromConfig(config_);
   api_->query_pool = query_pool_.get();
+  // All I/O threads but one may run light queries themselves (none with one I/O thread).
+  query_inline_ = std::make_unique<InlineSlots>(std::max(0, config_.io_threads - 1));
+  api_->query_inline = query_inline_.get();
   api_->write_pool = write_pool_.get();
   api_->queries_canceled = metrics_->GetCounter(
       "strata_queries_canceled_total",

@@ -55,6 +55,7 @@ class StrataServer {
   Readiness readiness_;
   std::unique_ptr<WorkPool> query_pool_;
   std::unique_ptr<WorkPool> write_pool_;
+  std::unique_ptr<InlineSlots> query_inline_;
   std::unique_ptr<ApiContext> api_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<Storage> storage_;

@@ -39,6 +39,47 @@ bool WorkPool::TrySubmit(Task task) {
   return true;
 }
 
+bool WorkPool::TryRunHere(Task& task) {
+  Worker* w = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutting_down_ || idle_.empty()) return false;
+    w = idle_.back();  // held back: not idle, not handed a task
+    idle_.pop_back();
+    ++running_;
+  }
+  RunTask(task);
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --running_;
+    // When shutting down, the workers still there drain the queue; this one may have left.
+    if (!queue_.empty() && !shutting_down_) {
+      w->task = std::move(queue_.front());
+      queue_.pop_front();
+      w->has_task = true;
+      ++running_;
+      wake = true;
+    } else {
+      // Back where it was, the most recently idle. (When shutting down its thread may be
+      // gone; nothing takes an idle worker then.)
+      idle_.push_back(w);
+    }
+  }
+  if (wake) w->cv.notify_one();
+  return true;
+}
+
+void WorkPool::RunTask(Task& task) {
+  try {
+    std::move(task)();
+  } catch (const std::exception& e) {
+    // A task's own cleanup (an HttpResponder answering 500, say) has run by now.
+    spdlog::error("work pool task threw: {}", e.what());
+  }
+  task = nullptr;  // destroyed outside the lock
+}
+
 void WorkPool::Work(Worker* w) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -53,21 +94,16 @@ void WorkPool::Work(Worker* w) {
       idle_.push_back(w);
       w->cv.wait(lock, [&] { return w->has_task || shutting_down_; });
       if (!w->has_task) {
-        // Shutting down: no longer idle; finish what is queued, then leave.
-        idle_.erase(std::find(idle_.begin(), idle_.end(), w));
+        // Shutting down: no longer idle; finish what is queued, then leave. (Not in idle_
+        // while TryRunHere holds it back: it is put back there, unused, afterwards.)
+        if (auto it = std::find(idle_.begin(), idle_.end(), w); it != idle_.end()) idle_.erase(it);
         continue;
       }
       task = std::move(w->task);
       w->has_task = false;  // running_ was counted by TrySubmit
     }
     lock.unlock();
-    try {
-      std::move(task)();
-    } catch (const std::exception& e) {
-      // A task's own cleanup (an HttpResponder answering 500, say) has run by now.
-      spdlog::error("work pool task threw: {}", e.what());
-    }
-    task = nullptr;  // destroyed outside the lock, before the next wait
+    RunTask(task);
     lock.lock();
     --running_;
   }

@@ -7,6 +7,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,6 +144,133 @@ TEST(WorkPool, MoveOnlyTasksAndThrowingTasks) {
   ASSERT_TRUE(pool.TrySubmit([&after] { after.set_value(); }));
   EXPECT_EQ(got.get_future().get(), 7);
   after.get_future().wait();  // the worker survived the throwing task
+}
+
+// Waits until every worker of `pool` (with no tasks) is idle.
+void WaitAllIdle(WorkPool& pool, int threads) {
+  std::latch all_running(threads);
+  for (int i = 0; i < threads; ++i) {
+    ASSERT_TRUE(pool.TrySubmit([&] { all_running.arrive_and_wait(); }));
+  }
+  all_running.wait();
+  while (pool.running() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+}
+
+// TryRunHere runs the task on the caller's thread while holding an idle worker back, so
+// that the pool's limit holds; the held worker then takes what was queued meanwhile.
+TEST(WorkPool, TryRunHereRunsOnTheCallerAndHoldsAWorkerBack) {
+  WorkPool pool(1, 1);
+  WaitAllIdle(pool, 1);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::promise<std::thread::id> queued_ran;
+  WorkPool::Task task = [&] {
+    EXPECT_EQ(std::this_thread::get_id(), caller);
+    EXPECT_EQ(pool.running(), 1);
+    // The only worker is held back: a submitted task waits, and the queue is then full.
+    EXPECT_TRUE(pool.TrySubmit([&] { queued_ran.set_value(std::this_thread::get_id()); }));
+    EXPECT_EQ(pool.queued(), 1u);
+    EXPECT_FALSE(pool.TrySubmit([] {}));
+    WorkPool::Task nested = [] {};
+    EXPECT_FALSE(pool.TryRunHere(nested)) << "no idle worker is left";
+    EXPECT_TRUE(nested != nullptr) << "a refused task is left as it was";
+  };
+  ASSERT_TRUE(pool.TryRunHere(task));
+  EXPECT_TRUE(task == nullptr);
+  EXPECT_NE(queued_ran.get_future().get(), caller);
+  while (pool.running() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  // Idle again: it runs here once more, and plain submissions still go to the worker.
+  WorkPool::Task again = [&] { EXPECT_EQ(std::this_thread::get_id(), caller); };
+  EXPECT_TRUE(pool.TryRunHere(again));
+  std::promise<void> submitted;
+  ASSERT_TRUE(pool.TrySubmit([&] { submitted.set_value(); }));
+  submitted.get_future().wait();
+  pool.Shutdown();
+  WorkPool::Task late = [] {};
+  EXPECT_FALSE(pool.TryRunHere(late));
+}
+
+// With slots for the I/O threads, a handler runs on the I/O thread that read its request
+// when a worker is idle (not on the worker), and on the worker when no slot is free; a
+// client that goes away stops a handler running on the I/O thread as it does one on the
+// pool.
+TEST(RunOnPool, RunsOnTheIoThreadWhenASlotAndAWorkerAreFree) {
+  WorkPool pool(2, 4);
+  WaitAllIdle(pool, 2);
+  std::mutex mu;
+  std::set<std::thread::id> pool_threads;
+  {
+    std::latch both(2);
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_TRUE(pool.TrySubmit([&] {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          pool_threads.insert(std::this_thread::get_id());
+        }
+        both.arrive_and_wait();
+      }));
+    }
+    both.wait();
+    while (pool.running() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  InlineSlots slots(1);
+  std::atomic<bool> last_on_pool{false};
+  std::atomic<int> stopped{0};
+  Router router;
+  router.HandleGetPost(
+      "/q", RunOnPool(
+                &pool,
+                [&](const HttpRequest& req, HttpResponder r) {
+                  {
+                    std::lock_guard<std::mutex> lock(mu);
+                    last_on_pool = pool_threads.contains(std::this_thread::get_id());
+                  }
+                  if (req.query == "wait") {
+                    // Until the client is gone (the test's client closes its socket).
+                    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+                    while (!req.ClientGone() && std::chrono::steady_clock::now() < give_up) {
+                      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                    }
+                    if (req.ClientGone()) ++stopped;
+                  }
+                  r.Send(HttpResponse::Text(200, "ok"));
+                },
+                &slots));
+  HttpServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.io_threads = 2;
+  MetricsRegistry metrics;
+  o.metrics = &metrics;
+  HttpServer server(o, std::move(router));
+  ASSERT_TRUE(server.Start().ok());
+  TestHttpClient a(server.port());
+  for (int i = 0; i < 3; ++i) {
+    auto r = a.Get("/q?x");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, "ok");
+    EXPECT_FALSE(last_on_pool) << "request " << i << " went to a worker";
+  }
+  // A handler on the I/O thread holds the slot: meanwhile requests go to the workers. Its
+  // client then leaves, which it notices.
+  auto waiting = std::make_unique<TestHttpClient>(server.port());
+  ASSERT_TRUE(waiting->SendRaw("GET /q?wait HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pool.running() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(pool.running(), 1);
+  TestHttpClient b(server.port());
+  auto r = b.Get("/q?x");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "ok");
+  EXPECT_TRUE(last_on_pool) << "the slot was taken: the worker answers";
+  waiting.reset();
+  while (stopped.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(stopped.load(), 1);
+  server.Stop();
+  pool.Shutdown();
 }
 
 TEST(RunOnPool, AnswersOnThePoolAnd503WhenFull) {
