@@ -158,8 +158,21 @@ class StorageQuerier final : public Querier {
     {
       auto index = head_->Index();
       STRATA_ASSIGN_OR_RETURN(auto postings, PostingsForMatchers(*index, matchers));
-      while (postings->Next()) {
-        SeriesPtr s = head_->GetByRef(postings->At());
+      STRATA_ASSIGN_OR_RETURN(std::vector<SeriesRef> head_refs, ExpandPostings(*postings));
+      // In batches small enough that a batch's series are still in the cache when read.
+      constexpr size_t kBatch = 32, kAhead = 4;
+      std::vector<SeriesPtr> series;
+      for (size_t i = 0; i < head_refs.size(); ++i) {
+        if (i % kBatch == 0) {
+          head_->GetByRefs(std::span<const SeriesRef>(head_refs).subspan(
+                               i, std::min(kBatch, head_refs.size() - i)),
+                           &series);
+        }
+        const size_t b = i % kBatch;
+        if (b + kAhead < series.size() && series[b + kAhead] != nullptr) {
+          Head::PrefetchForRead(*series[b + kAhead]);
+        }
+        SeriesPtr s = std::move(series[b]);
         if (s == nullptr) continue;
         if (newest_only && !tombstones_->contains(s->ref)) {
           std::optional<Sample> newest = head_->NewestInOpenChunk(*s);
@@ -181,7 +194,6 @@ class StorageQuerier final : public Querier {
         out.push_back({head_->LabelsOf(*s), std::move(chunks), last, Intervals()});
         refs.push_back(s->ref);
       }
-      STRATA_RETURN_IF_ERROR(postings->status());
     }
     // Only the partitions that overlap the range, listed after the head was read (a flush
     // meanwhile may have made the partition its chunks went to).

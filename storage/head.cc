@@ -192,6 +192,43 @@ SeriesPtr Head::GetByRef(SeriesRef ref) {
   return it == rs.by_ref.end() ? SeriesPtr() : SeriesPtr(it->second);
 }
 
+void Head::GetByRefs(std::span<const SeriesRef> refs, std::vector<SeriesPtr>* out) {
+  out->assign(refs.size(), SeriesPtr());
+  // Three stages, kAhead refs apart: prefetch the table slot of ref k + 2 * kAhead; find
+  // ref k + kAhead and prefetch its series (not held: the lookup is repeated, from cache,
+  // when it is taken); take ref k. Each stage under its stripe's lock.
+  constexpr size_t kAhead = 4;
+  const size_t n = refs.size();
+  auto stripe = [&](size_t k) -> RefStripe& { return ref_stripes_[refs[k] % ref_stripes_.size()]; };
+  for (size_t k = 0; k < n + 2 * kAhead; ++k) {
+    if (k < n) {
+      RefStripe& rs = stripe(k);
+      std::lock_guard<SeriesMutex> lock(rs.mu);
+      rs.by_ref.prefetch(refs[k]);
+    }
+    if (k >= kAhead && k - kAhead < n) {
+      RefStripe& rs = stripe(k - kAhead);
+      std::lock_guard<SeriesMutex> lock(rs.mu);
+      if (auto it = rs.by_ref.find(refs[k - kAhead]); it != rs.by_ref.end()) {
+        PrefetchSeries(it->second);
+      }
+    }
+    if (k >= 2 * kAhead) {
+      const size_t i = k - 2 * kAhead;
+      RefStripe& rs = stripe(i);
+      std::lock_guard<SeriesMutex> lock(rs.mu);
+      if (auto it = rs.by_ref.find(refs[i]); it != rs.by_ref.end()) (*out)[i] = SeriesPtr(it->second);
+    }
+  }
+}
+
+void Head::PrefetchForRead(MemSeries& s) {
+  __builtin_prefetch(s.symbols().data());
+  std::lock_guard<SeriesMutex> lock(s.mu);
+  s.open.PrefetchStart();
+  __builtin_prefetch(s.closed.data());
+}
+
 void Head::CutOpenLocked(MemSeries& s) {
   if (s.open.num_samples() == 0) return;
   ChunkRef c;

@@ -301,6 +301,14 @@ class Head {
   std::unique_ptr<IndexReader> Index();
   // Null when the series is not in the head (never was, or removed by head GC).
   SeriesPtr GetByRef(SeriesRef ref);
+  // GetByRef of each of `refs` into (*out)[i] (resized), the table slots and series fetched
+  // ahead: a query's series are scattered in memory, and one after another each lookup
+  // waited for the memory twice.
+  void GetByRefs(std::span<const SeriesRef> refs, std::vector<SeriesPtr>* out);
+  // Asks the CPU to fetch what LabelsOf and Chunks read of `s` first: its label ids, its
+  // open chunk's first bytes and its closed chunk list (those two under the series' lock).
+  // REQUIRES: `s` is held (a SeriesPtr).
+  static void PrefetchForRead(MemSeries& s);
   // The series' label set.
   Labels LabelsOf(const MemSeries& s) const;
   const SymbolTable& symbols() const { return symbols_; }

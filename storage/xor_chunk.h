@@ -60,6 +60,11 @@ class XorChunkAppender {
   std::string_view bytes() const;
   // Asks the CPU to fetch the byte the next sample is written to (a hint; never faults).
   void PrefetchEnd() const { __builtin_prefetch(buf_ + (bit_len_ >> 3), 1); }
+  // The same for the first bytes, for a reader about to copy the chunk.
+  void PrefetchStart() const {
+    __builtin_prefetch(buf_);
+    __builtin_prefetch(buf_ + 64);
+  }
   // The last sample's time and value. REQUIRES: num_samples() > 0.
   Timestamp last_timestamp() const { return t_; }
   double last_value() const { return std::bit_cast<double>(v_); }

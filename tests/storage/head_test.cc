@@ -1,5 +1,7 @@
 #include "storage/head.h"
 
+#include <random>
+
 #include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "storage/chunk_iterator.h"
@@ -110,6 +112,32 @@ TEST(HeadIndex, FiltersFewCandidatesByTheirLabels) {
     auto got = ExpandPostings(**p);
     ASSERT_TRUE(got.ok());
     EXPECT_EQ(*got, want) << ms[1].ToString();
+  }
+}
+
+// The batch lookup answers as one GetByRef per ref: present, never-seen and repeated refs,
+// in any order, for list lengths around its look-ahead.
+TEST(HeadIndex, GetByRefsAnswersAsGetByRefForEachRef) {
+  Head head(HeadOptions{}, nullptr);
+  std::vector<SeriesBatch> batch;
+  for (int i = 0; i < 40; ++i) {
+    batch.push_back({Labels{{"__name__", "m"}, {"i", fmt::format("{}", i)}}, {{1, 1}}});
+  }
+  ASSERT_TRUE(head.Append(batch).ok());
+  std::mt19937_64 rng(3);
+  for (size_t len = 0; len < 30; ++len) {
+    std::vector<SeriesRef> refs;
+    for (size_t k = 0; k < len; ++k) refs.push_back(rng() % 50);  // 0 and 41..49: absent
+    std::vector<SeriesPtr> got;
+    head.GetByRefs(refs, &got);
+    ASSERT_EQ(got.size(), refs.size());
+    for (size_t k = 0; k < len; ++k) {
+      SeriesPtr want = head.GetByRef(refs[k]);
+      EXPECT_EQ(got[k].get(), want.get()) << "ref " << refs[k];
+      if (want != nullptr) {
+        EXPECT_EQ(got[k]->ref, refs[k]);
+      }
+    }
   }
 }
 
