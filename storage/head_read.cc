@@ -67,6 +67,17 @@ class Head::HeadIndexReader final : public IndexReader {
     return it == head_->postings_.end() ? 0 : it->second.size();
   }
 
+  size_t PostingsSize(std::string_view name, const std::vector<std::string>& values) override {
+    std::shared_lock<std::shared_mutex> lock(head_->postings_mu_);
+    auto it = head_->postings_.find(name);
+    if (it == head_->postings_.end()) return 0;
+    size_t n = 0;
+    for (const std::string& v : values) {
+      if (auto vit = it->second.find(v); vit != it->second.end()) n += vit->second.size();
+    }
+    return n;
+  }
+
   bool CanFilterSeries() const override { return true; }
 
   std::unique_ptr<Postings> FilterSeries(std::unique_ptr<Postings> base,

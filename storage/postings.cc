@@ -298,9 +298,15 @@ std::unique_ptr<Postings> IndexReader::FilterSeries(std::unique_ptr<Postings>,
 
 absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
     IndexReader& index, const std::vector<LabelMatcher>& matchers) {
-  std::vector<std::unique_ptr<Postings>> include, exclude;
-  // Matchers true only on a known set of values (=, =~"a|b") first: their postings bound
-  // the candidates, which decide whether the others are better checked series by series.
+  const bool can_filter = index.CanFilterSeries();
+  // Matchers true only on a known set of values (=, =~"a|b"): the one with the fewest
+  // series leads, and bounds the candidates, which decide whether each other matcher is
+  // better checked through the index or series by series.
+  struct SetMatcher {
+    const LabelMatcher* m;
+    size_t size;  // of its postings; SIZE_MAX when not known cheaply
+  };
+  std::vector<SetMatcher> sets;
   std::vector<const LabelMatcher*> rest;
   for (const LabelMatcher& m : matchers) {
     const bool equal_set = m.type() == MatchType::kEqual ||
@@ -309,36 +315,64 @@ absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
       rest.push_back(&m);
       continue;
     }
+    sets.push_back({&m, can_filter ? index.PostingsSize(m.name(), *m.SetMatches()) : SIZE_MAX});
+  }
+  size_t candidates = SIZE_MAX, leader = sets.size();
+  for (size_t i = 0; i < sets.size(); ++i) {
+    if (leader == sets.size() || sets[i].size < candidates) {
+      leader = i;
+      candidates = sets[i].size;
+    }
+  }
+  if (candidates == 0) return EmptyPostings();
+  // Rough instruction counts of the two ways, per matcher: through the index, its postings
+  // are copied (`postings` refs in `lists` lists) and each candidate is sought in them (a
+  // union of several lists costs more per list); series by series, each candidate's series
+  // is looked up and its label value tested (`test`: more for a regex).
+  auto cheaper_to_filter = [&](size_t postings, size_t lists, double test) {
+    if (!can_filter || candidates == SIZE_MAX || postings == SIZE_MAX) return false;
+    const double n = static_cast<double>(candidates);
+    const double seek = lists <= 1 ? 60.0 : 100.0 * static_cast<double>(lists);
+    return n * (150.0 + test) < 2.0 * static_cast<double>(postings) + n * seek;
+  };
+  constexpr double kRegexTest = 300.0;
+  std::vector<std::unique_ptr<Postings>> include, exclude;
+  std::vector<LabelMatcher> filters;
+  for (size_t i = 0; i < sets.size(); ++i) {
+    const LabelMatcher& m = *sets[i].m;
+    if (i != leader && cheaper_to_filter(sets[i].size, m.SetMatches()->size(), 0)) {
+      filters.push_back(m);
+      continue;
+    }
     STRATA_ASSIGN_OR_RETURN(auto p, index.PostingsFor(m.name(), *m.SetMatches()));
     include.push_back(std::move(p));
   }
-  size_t candidates = SIZE_MAX;
-  for (const auto& p : include) candidates = std::min(candidates, p->SizeHint());
-  if (candidates == 0) return EmptyPostings();
-  std::vector<LabelMatcher> filters;
   for (const LabelMatcher* mp : rest) {
     const LabelMatcher& m = *mp;
-    // Through the index, the matcher costs a test of each of the label's values and then
-    // the postings of those it selects; series by series, one lookup and test per
-    // candidate.
-    if (candidates != SIZE_MAX && index.CanFilterSeries() &&
+    const bool regex = !IsLiteralSet(m) && m.type() != MatchType::kEqual &&
+                       m.type() != MatchType::kNotEqual;
+    // A regex through the index tests each of the label's values first: with no more
+    // candidates than values, testing the candidates costs less whatever follows.
+    if (regex && can_filter && candidates != SIZE_MAX &&
         candidates <= index.NumLabelValues(m.name())) {
       filters.push_back(m);
       continue;
     }
-    if (!m.MatchesEmpty()) {
-      // Only series that have the label with a matching value.
-      STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, ValuesWhere(index, m, true));
-      if (values.empty()) return EmptyPostings();
-      STRATA_ASSIGN_OR_RETURN(auto p, index.PostingsFor(m.name(), values));
-      include.push_back(std::move(p));
-    } else {
-      // Every series except those whose value makes the matcher false.
-      STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, ValuesWhere(index, m, false));
-      if (values.empty()) continue;
-      STRATA_ASSIGN_OR_RETURN(auto p, index.PostingsFor(m.name(), values));
-      exclude.push_back(std::move(p));
+    const bool positive = !m.MatchesEmpty();
+    // Positive: only series that have the label with a matching value. Otherwise: every
+    // series except those whose value makes the matcher false.
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> values, ValuesWhere(index, m, positive));
+    if (values.empty()) {
+      if (positive) return EmptyPostings();
+      continue;
     }
+    if (cheaper_to_filter(can_filter ? index.PostingsSize(m.name(), values) : SIZE_MAX,
+                          values.size(), regex ? kRegexTest : 0)) {
+      filters.push_back(m);
+      continue;
+    }
+    STRATA_ASSIGN_OR_RETURN(auto p, index.PostingsFor(m.name(), values));
+    (positive ? include : exclude).push_back(std::move(p));
   }
   std::unique_ptr<Postings> base;
   if (include.empty()) {

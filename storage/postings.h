@@ -72,6 +72,11 @@ class IndexReader {
                                          absl::FunctionRef<void(std::string_view)> fn);
   // How many values `name` has, or SIZE_MAX when that is not known without reading them.
   virtual size_t NumLabelValues(std::string_view) { return SIZE_MAX; }
+  // How many refs PostingsFor(name, values) would hold at most (the sum of the values'
+  // postings), or SIZE_MAX when that is not known without reading them.
+  virtual size_t PostingsSize(std::string_view, const std::vector<std::string>&) {
+    return SIZE_MAX;
+  }
   // True when FilterSeries() is supported: the index reads a series' labels from memory, so
   // checking a few candidate series against a matcher costs less than a regex over every
   // value of its label and the postings of all the values it matches.
@@ -86,10 +91,11 @@ class IndexReader {
 // The series whose labels satisfy every matcher (all series for no matchers), with
 // Prometheus semantics: an absent label matches as "". Literal alternations and equality
 // are looked up directly; regexes with a literal prefix scan only values with that prefix;
-// other regexes test each value of the label once. When the looked-up matchers leave at
-// most as many candidate series as another matcher's label has values, and the index can
-// filter series, that matcher checks the candidates one by one instead (a regex over
-// `instance` with a metric name: a few dozen series, not every instance's postings).
+// other regexes test each value of the label once. When the index can filter series, the
+// matcher with a known set of values and the fewest series leads, and each other matcher
+// is checked on its candidates one by one where that costs less than reading its postings
+// (a metric name with `job="node"` or a regex over `instance`: the name's few dozen series,
+// not thousands of refs).
 absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
     IndexReader& index, const std::vector<LabelMatcher>& matchers);
 
