@@ -42,6 +42,10 @@ struct CompactionOptions {
   // this many links (CompactedEncodeOptions::max_base_depth); 0: every series alone.
   // Tombstone cleaning (ApplyRewrite) re-encodes blocks with the default.
   int max_base_depth = CompactedEncodeOptions{}.max_base_depth;
+  // Columns of the blocks restart every this many samples
+  // (CompactedEncodeOptions::restart_interval); tombstone cleaning re-encodes with the
+  // default.
+  uint32_t restart_interval = CompactedEncodeOptions{}.restart_interval;
   // Once a Storage::Compact has replaced at least this many bytes of chunks and blocks,
   // RocksDB compacts the key range of the partitions it rewrote, so that the replaced values
   // leave the SST files (otherwise they stay until RocksDB's own compactions reach them).

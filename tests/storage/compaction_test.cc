@@ -619,11 +619,14 @@ testing::SeriesSamplesMap ReadWay(Storage& db, Timestamp mint, Timestamp maxt,
 
 // Queries over compacted partitions read exactly what they read from XOR chunks: ranges
 // within a block, across blocks and partitions, between samples, one sample; every way of
-// reading; histogram buckets (coded against their neighbours) alone and in label order.
+// reading; histogram buckets (coded against their neighbours) alone and in label order;
+// columns restarting every 16 samples, so that most ranges start and end in the middle of
+// a column and cross restarts.
 TEST(Compaction, QueriesOverCompactedBlocksReadAsOverXorChunks) {
   TempDir dir;
   auto opts = Opts(dir.path());
   opts.compaction.max_series_per_group = 9;  // blocks cut through histogram families
+  opts.compaction.restart_interval = 16;
   auto db = Storage::Open(opts);
   ASSERT_TRUE(db.ok()) << db.status();
   std::mt19937_64 rng(21);
