@@ -795,8 +795,8 @@ absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sam
     };
     if (series_[i].is_base) {
       if (const BaseColumns::Column* own = kept(i)) {
-        const double* v = own->values->data() - own->from;
-        for (uint32_t k = lo; k < n; ++k) out[k - lo].v = v[k];
+        const std::vector<double>& v = *own->values;
+        for (uint32_t k = lo; k < n; ++k) out[k - lo].v = v[k - own->from];
         return absl::OkStatus();
       }
     }
