@@ -20,6 +20,9 @@
 //   BM_CompactedDecodeColumns/...       the same with the blocks already decompressed.
 //   BM_CompactedDecodeColumnsReversed/... the same in descending ref order: every based
 //                                       series decodes its whole chain of bases.
+//   BM_CompactedRestarts/noisy/restart  24 h blocks with a restart every `restart` samples:
+//                                       bytes_per_sample, and ns_per_sample of reading every
+//                                       series from open blocks one hour at a time.
 //   BM_OnDisk/noisy/bases               the real store: 10 hosts x 242 series x one day
 //                                       (one partition) appended through Storage, flushed;
 //                                       RocksDB's live SST bytes of all families after a
@@ -35,6 +38,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -220,6 +224,50 @@ BENCHMARK(BM_CompactedEncode)->Apply(Args)->Apply(DepthArgs);
 BENCHMARK(BM_CompactedDecode)->Apply(Args);
 BENCHMARK(BM_CompactedDecodeColumns)->Apply(Args)->Apply(DepthArgs);
 BENCHMARK(BM_CompactedDecodeColumnsReversed)->Apply(Args)->Apply(DepthArgs);
+
+// Restart points against size and the read of one hour: 4 hosts' day (24 h blocks, bases
+// as compaction chooses them) encoded with a restart every `restart` samples (0: none);
+// bytes_per_sample of the blocks, and per iteration every series of every block read one
+// hour at a time, each of the day's 24 hours in turn (blocks open; ns_per_sample: per
+// sample read).
+void BM_CompactedRestarts(benchmark::State& state) {
+  const bool noisy = state.range(0) != 0;
+  std::vector<Group> groups = Groups(noisy, 24, kCompactedMaxBaseDepth);
+  std::vector<CompactedBlock> blocks;
+  int64_t samples = 0, bytes = 0;
+  Timestamp day = std::numeric_limits<Timestamp>::max();
+  for (Group& g : groups) {
+    g.options.restart_interval = static_cast<uint32_t>(state.range(1));
+    const std::string value = *EncodeCompactedBlock(g.series, g.options);
+    bytes += static_cast<int64_t>(value.size());
+    blocks.push_back(*CompactedBlock::Open(value));
+    for (const auto& s : g.series) {
+      samples += static_cast<int64_t>(s.samples.size());
+      day = std::min(day, s.samples.front().t);
+    }
+  }
+  std::vector<Sample> out;
+  int64_t read = 0;
+  for (auto _ : state) {
+    read = 0;
+    for (int h = 0; h < 24; ++h) {
+      const Timestamp mint = day + h * 3600 * 1000, maxt = mint + 3600 * 1000 - 1;
+      for (const CompactedBlock& b : blocks) {
+        for (size_t i = 0; i < b.num_series(); ++i) {
+          out.clear();
+          if (!b.Decode(i, &out, mint, maxt).ok()) state.SkipWithError("decode");
+          read += static_cast<int64_t>(out.size());
+        }
+      }
+    }
+  }
+  SetRate(state, read);
+  state.counters["bytes_per_sample"] = double(bytes) / double(samples);
+}
+BENCHMARK(BM_CompactedRestarts)
+    ->ArgNames({"noisy", "restart"})
+    ->ArgsProduct({{0, 1}, {0, 256, 512, 1024, 2048}})
+    ->Unit(benchmark::kMicrosecond);
 
 // CPU time of the calling thread (the machine is shared: wall time says little).
 double ThreadSeconds() {
