@@ -60,7 +60,7 @@ struct CompactedEncodeOptions {
   // block's header) at sample indices that are multiples of this: a read of a time range
   // decodes at most this many samples before the range's first. Each restart costs a few
   // bytes per column. 0: no restarts.
-  uint32_t restart_interval = 1024;
+  uint32_t restart_interval = 512;
 };
 
 // Encodes the series, which must be sorted by ref without repeats, each with at least one
