@@ -492,7 +492,9 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
         !ReadUvarint(p, end, &first) || !ReadUvarint(p, end, &span)) {
       return Malformed("timestamp column header");
     }
-    if (count == 0 || size > raw_len) return Malformed("timestamp column size");
+    if (count == 0 || count > UINT32_MAX || size > raw_len) {
+      return Malformed("timestamp column size");
+    }
     const uint64_t segments = (count + interval - 1) / interval;
     // Each segment after the first takes at least two bytes of the header.
     if (segments - 1 > static_cast<uint64_t>(end - p) / 2) return Malformed("restarts");
