@@ -20,6 +20,9 @@
 //   BM_CompactedDecodeColumns/...       the same with the blocks already decompressed.
 //   BM_CompactedDecodeColumnsReversed/... the same in descending ref order: every based
 //                                       series decodes its whole chain of bases.
+//   BM_CompactedRestarts/noisy/restart  24 h blocks with a restart every `restart` samples:
+//                                       bytes_per_sample, and ns_per_sample of reading every
+//                                       series from open blocks one hour at a time.
 //   BM_OnDisk/noisy/bases               the real store: 10 hosts x 242 series x one day
 //                                       (one partition) appended through Storage, flushed;
 //                                       RocksDB's live SST bytes of all families after a
@@ -35,6 +38,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -221,6 +225,50 @@ BENCHMARK(BM_CompactedDecode)->Apply(Args);
 BENCHMARK(BM_CompactedDecodeColumns)->Apply(Args)->Apply(DepthArgs);
 BENCHMARK(BM_CompactedDecodeColumnsReversed)->Apply(Args)->Apply(DepthArgs);
 
+// Restart points against size and the read of one hour: 4 hosts' day (24 h blocks, bases
+// as compaction chooses them) encoded with a restart every `restart` samples (0: none);
+// bytes_per_sample of the blocks, and per iteration every series of every block read one
+// hour at a time, each of the day's 24 hours in turn (blocks open; ns_per_sample: per
+// sample read).
+void BM_CompactedRestarts(benchmark::State& state) {
+  const bool noisy = state.range(0) != 0;
+  std::vector<Group> groups = Groups(noisy, 24, kCompactedMaxBaseDepth);
+  std::vector<CompactedBlock> blocks;
+  int64_t samples = 0, bytes = 0;
+  Timestamp day = std::numeric_limits<Timestamp>::max();
+  for (Group& g : groups) {
+    g.options.restart_interval = static_cast<uint32_t>(state.range(1));
+    const std::string value = *EncodeCompactedBlock(g.series, g.options);
+    bytes += static_cast<int64_t>(value.size());
+    blocks.push_back(*CompactedBlock::Open(value));
+    for (const auto& s : g.series) {
+      samples += static_cast<int64_t>(s.samples.size());
+      day = std::min(day, s.samples.front().t);
+    }
+  }
+  std::vector<Sample> out;
+  int64_t read = 0;
+  for (auto _ : state) {
+    read = 0;
+    for (int h = 0; h < 24; ++h) {
+      const Timestamp mint = day + h * 3600 * 1000, maxt = mint + 3600 * 1000 - 1;
+      for (const CompactedBlock& b : blocks) {
+        for (size_t i = 0; i < b.num_series(); ++i) {
+          out.clear();
+          if (!b.Decode(i, &out, mint, maxt).ok()) state.SkipWithError("decode");
+          read += static_cast<int64_t>(out.size());
+        }
+      }
+    }
+  }
+  SetRate(state, read);
+  state.counters["bytes_per_sample"] = double(bytes) / double(samples);
+}
+BENCHMARK(BM_CompactedRestarts)
+    ->ArgNames({"noisy", "restart"})
+    ->ArgsProduct({{0, 1}, {0, 256, 512, 1024, 2048}})
+    ->Unit(benchmark::kMicrosecond);
+
 // CPU time of the calling thread (the machine is shared: wall time says little).
 double ThreadSeconds() {
   timespec ts;
@@ -265,11 +313,7 @@ std::string BenchDir(const char* name) {
       .string();
 }
 
-// A new store in `dir` holding `hosts` hosts' scrapes of one day (one partition, closed by
-// one sample two hours into the next day), flushed as XOR chunks. `samples`: appended.
-std::unique_ptr<Storage> DayStore(const std::string& dir, int hosts, bool noisy, int max_base_depth,
-                                  int64_t* samples) {
-  std::filesystem::remove_all(dir);
+StorageOptions DayStoreOptions(const std::string& dir, int max_base_depth) {
   StorageOptions o;
   o.dir = dir;
   o.wal_sync = false;
@@ -278,7 +322,15 @@ std::unique_ptr<Storage> DayStore(const std::string& dir, int hosts, bool noisy,
   o.retention_ms = 0;
   o.background_compaction = false;
   o.compaction.max_base_depth = max_base_depth;
-  auto db = Storage::Open(o);
+  return o;
+}
+
+// A new store in `dir` holding `hosts` hosts' scrapes of one day (one partition, closed by
+// one sample two hours into the next day), flushed as XOR chunks. `samples`: appended.
+std::unique_ptr<Storage> DayStore(const std::string& dir, int hosts, bool noisy, int max_base_depth,
+                                  int64_t* samples) {
+  std::filesystem::remove_all(dir);
+  auto db = Storage::Open(DayStoreOptions(dir, max_base_depth));
   if (!db.ok()) abort();
   // The day's scrapes, host by host interleaved in time as a server would get them.
   std::vector<std::vector<bench::BenchSeries>> data;
@@ -358,13 +410,17 @@ BENCHMARK(BM_OnDisk)
 
 // The query alone: `hosts` hosts' day stored once (as XOR chunks, or compacted), then every
 // iteration one Select of every series with every sample in [day + from_h, day + to_h)
-// read, as in BM_OnDisk. Small enough for callgrind with
+// read, as in BM_OnDisk. `cold`: the store is closed and opened again before each Select
+// (not timed), so that the Select is the first read of its blocks (RocksDB reads and zstd
+// included); otherwise they come from the store's cache of decoded blocks after the first
+// iteration. Small enough for callgrind with
 // --toggle-collect='strata::(anonymous namespace)::ReadAllSamples*'.
 void BM_Query(benchmark::State& state) {
   const bool compacted = state.range(0) != 0;
   const int hosts = static_cast<int>(state.range(1));
   const Timestamp mint = kDayStart + state.range(2) * 3600 * 1000;
   const Timestamp maxt = kDayStart + state.range(3) * 3600 * 1000 - 1;
+  const bool cold = state.range(4) != 0;
   std::string dir = BenchDir("strata_bench_query");
   int64_t appended = 0;
   std::unique_ptr<Storage> db =
@@ -373,6 +429,15 @@ void BM_Query(benchmark::State& state) {
   int64_t samples = 0;
   double seconds = 0;
   for (auto _ : state) {
+    if (cold) {
+      state.PauseTiming();
+      if (!db->Close().ok()) abort();
+      db.reset();
+      auto reopened = Storage::Open(DayStoreOptions(dir, kCompactedMaxBaseDepth));
+      if (!reopened.ok()) abort();
+      db = std::move(*reopened);
+      state.ResumeTiming();
+    }
     const double start = ThreadSeconds();
     samples += ReadAllSamples(*db, mint, maxt);
     seconds += ThreadSeconds() - start;
@@ -384,13 +449,19 @@ void BM_Query(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_Query)
-    ->ArgNames({"compacted", "hosts", "from_h", "to_h"})
-    ->Args({0, 2, 0, 24})
-    ->Args({1, 2, 0, 24})
-    ->Args({0, 10, 0, 24})
-    ->Args({1, 10, 0, 24})
-    ->Args({1, 10, 11, 12})
-    ->Args({1, 2, 11, 12})
+    ->ArgNames({"compacted", "hosts", "from_h", "to_h", "cold"})
+    ->Args({0, 2, 0, 24, 0})
+    ->Args({1, 2, 0, 24, 0})
+    ->Args({0, 10, 0, 24, 0})
+    ->Args({1, 10, 0, 24, 0})
+    ->Args({1, 10, 11, 12, 0})
+    ->Args({1, 2, 11, 12, 0})
+    // One hour of a compacted day, as a dashboard zoomed into yesterday asks: the first
+    // Select after opening the store, and repeated.
+    ->Args({0, 10, 11, 12, 1})
+    ->Args({1, 10, 11, 12, 1})
+    ->Args({1, 10, 20, 21, 0})
+    ->Args({1, 10, 20, 21, 1})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

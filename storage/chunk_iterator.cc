@@ -105,9 +105,8 @@ absl::Status ChunkListIterator::AppendRange(Timestamp mint, Timestamp maxt,
     if (c.samples != nullptr) {
       expected += c.samples->size();
     } else if (c.block != nullptr) {
-      if (auto ts = c.block->Timestamps(c.block_series); ts.ok()) {
-        expected += static_cast<size_t>(std::upper_bound(ts->begin(), ts->end(), c.maxt) -
-                                        std::lower_bound(ts->begin(), ts->end(), c.mint));
+      if (auto ts = c.block->Timestamps(c.block_series, c.mint, c.maxt); ts.ok()) {
+        expected += ts->size();
       }
     } else if (c.bytes->size() >= 2) {
       expected += static_cast<uint8_t>((*c.bytes)[0]) << 8 | static_cast<uint8_t>((*c.bytes)[1]);

@@ -400,8 +400,12 @@ absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref, int6
                             BlockFor(p, ref, snapshot.get(), ticket));
     if (block == nullptr) continue;
     if (std::optional<size_t> i = block->Find(ref)) {
+      // Only the column's last segment is decoded.
       std::vector<Sample> samples;
-      STRATA_RETURN_IF_ERROR(block->Decode(*i, &samples));
+      STRATA_RETURN_IF_ERROR(block->Decode(*i, &samples, block->maxt(*i), block->maxt(*i)));
+      if (samples.empty()) {
+        return absl::DataLossError(fmt::format("compacted block of series {}: no last sample", ref));
+      }
       return std::optional<Sample>(samples.back());
     }
   }
@@ -743,14 +747,12 @@ absl::StatusOr<std::vector<ChunkRef>> ChunkStore::PartitionReader::Chunks(Series
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const CompactedBlock> block, st.BlockFor(ref));
   if (std::optional<size_t> i = block ? block->Find(ref) : std::nullopt;
       i && block->mint(*i) <= maxt && block->maxt(*i) >= mint) {
-    // Only the samples in range: a query over an hour of a compacted day neither keeps nor
-    // decodes the values after it.
-    STRATA_ASSIGN_OR_RETURN(std::span<const Timestamp> ts, block->Timestamps(*i));
-    auto lo = std::lower_bound(ts.begin(), ts.end(), mint);
-    auto hi = std::upper_bound(lo, ts.end(), maxt);
-    if (lo != hi) {
-      out.push_back({.mint = *lo,
-                     .maxt = *(hi - 1),
+    // Only the samples in range: a query over an hour of a compacted day decodes the
+    // columns from the restart before the hour up to its end, and keeps nothing else.
+    STRATA_ASSIGN_OR_RETURN(std::span<const Timestamp> ts, block->Timestamps(*i, mint, maxt));
+    if (!ts.empty()) {
+      out.push_back({.mint = ts.front(),
+                     .maxt = ts.back(),
                      .bytes = nullptr,
                      .samples = nullptr,
                      .block = std::move(block),
@@ -839,6 +841,7 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
       CompactedEncodeOptions eo;
       eo.zstd_level = options.zstd_level;
       eo.max_base_depth = options.max_base_depth;
+      eo.restart_interval = options.restart_interval;
       if (eo.max_base_depth > 0) STRATA_RETURN_IF_ERROR(AssignBases(im, group));
       STRATA_ASSIGN_OR_RETURN(std::string block, EncodeCompactedBlock(group, eo));
       block_bytes = block.size();

@@ -25,10 +25,11 @@ namespace strata {
 
 // The on-disk format this build writes. It also reads kStoreFormatVersionMin and up;
 // a directory with any other version is refused at open. Version 2 added the `compacted`
-// family, version 3 compacted blocks of format 2 (docs/format/compacted.md); an older
-// directory opens unchanged and becomes version 3 with its first write of compacted blocks
-// (compaction or tombstone cleaning; docs/format/keys.md).
-inline constexpr int kStoreFormatVersion = 3;
+// family, version 3 compacted blocks of format 2, version 4 of format 3
+// (docs/format/compacted.md); an older directory opens unchanged and becomes version 4
+// with its first write of compacted blocks (compaction or tombstone cleaning;
+// docs/format/keys.md).
+inline constexpr int kStoreFormatVersion = 4;
 inline constexpr int kStoreFormatVersionMin = 1;
 
 // How compaction groups series (docs/format/keys.md, `compacted`). A group is closed at
@@ -41,6 +42,10 @@ struct CompactionOptions {
   // this many links (CompactedEncodeOptions::max_base_depth); 0: every series alone.
   // Tombstone cleaning (ApplyRewrite) re-encodes blocks with the default.
   int max_base_depth = CompactedEncodeOptions{}.max_base_depth;
+  // Columns of the blocks restart every this many samples
+  // (CompactedEncodeOptions::restart_interval); tombstone cleaning re-encodes with the
+  // default.
+  uint32_t restart_interval = CompactedEncodeOptions{}.restart_interval;
   // Once a Storage::Compact has replaced at least this many bytes of chunks and blocks,
   // RocksDB compacts the key range of the partitions it rewrote, so that the replaced values
   // leave the SST files (otherwise they stay until RocksDB's own compactions reach them).

@@ -84,6 +84,15 @@ class ValueEncoder {
     ++index_;
   }
 
+  // The next value starts a segment: coded as the first of a column is.
+  void Restart() {
+    prev_bits_ = 0;
+    has_exp_ = false;
+    exp_ = 0;
+    mantissa_ = 0;
+    raise_run_ = 0;
+  }
+
  private:
   // The mantissa offset of the current value in exponent e: 0 without a base.
   bool Offset(int e, int64_t* off) const {
@@ -199,17 +208,37 @@ class ValueEncoder {
   int raise_run_ = 0;
 };
 
-void EncodeTimestamps(const std::vector<Sample>& s, std::string* out) {
+// Appends the timestamp column of `s` with a segment starting every `interval` samples to
+// `out`, and the header fields of the segments after the first to `restarts`: each one's
+// first timestamp minus the previous one's, and the previous one's byte length minus
+// interval - 1 (its fewest). A segment's first timestamp is not in the column: the column
+// holds the segment's first difference, then its deltas of deltas.
+void EncodeTimestamps(const std::vector<Sample>& s, uint64_t interval, std::string* out,
+                      std::string* restarts) {
   uint64_t prev_delta = 0;
+  size_t segment = 0, segment_bytes = out->size();
   for (size_t i = 1; i < s.size(); ++i) {
     uint64_t delta = static_cast<uint64_t>(s[i].t) - static_cast<uint64_t>(s[i - 1].t);
-    if (i == 1) {
+    if (i % interval == 0) {
+      coding::PutUvarint(restarts,
+                         static_cast<uint64_t>(s[i].t) - static_cast<uint64_t>(s[segment].t));
+      coding::PutUvarint(restarts, out->size() - segment_bytes - (interval - 1));
+      segment = i;
+      segment_bytes = out->size();
+      continue;
+    }
+    if (i == segment + 1) {
       coding::PutVarint(out, static_cast<int64_t>(delta));
     } else {
       coding::PutVarint(out, static_cast<int64_t>(delta - prev_delta));
     }
     prev_delta = delta;
   }
+}
+
+// Samples per segment for a restart interval (0: none, one segment per column).
+uint64_t SegmentSamples(uint64_t restart_interval) {
+  return restart_interval == 0 ? uint64_t{1} << 32 : restart_interval;
 }
 
 // Bounds-checked LEB128 reading over raw pointers (the decoder's hot path).
@@ -301,16 +330,20 @@ absl::StatusOr<std::vector<uint32_t>> ResolveBases(std::span<const CompactedSeri
 absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries> series,
                                                  CompactedEncodeOptions options) {
   std::string ts_bytes, value_bytes, header;
+  const uint64_t interval = SegmentSamples(options.restart_interval);
   struct TsInfo {
     uint32_t count;
     Timestamp first, last;
     size_t size;
+    std::string restarts;  // the header fields of its segments after the first
   };
   std::vector<TsInfo> ts;
   std::unordered_map<std::string, uint32_t> ts_index;
   std::vector<uint32_t> ts_column;
   std::vector<size_t> value_size;
-  std::string column;
+  // Per series: its segments' byte lengths but the last, minus their sample count.
+  std::vector<std::string> value_restarts;
+  std::string column, restarts;
   for (size_t i = 0; i < series.size(); ++i) {
     const CompactedSeries& s = series[i];
     if (i > 0 && s.ref <= series[i - 1].ref) {
@@ -326,16 +359,20 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
             fmt::format("compacted block: series {} has timestamps out of order", s.ref));
       }
     }
+    // Equal keys (first timestamp, count, restarts, column) are equal timestamps.
     column.clear();
-    coding::PutVarint(&column, s.samples.front().t);
-    coding::PutUvarint(&column, s.samples.size());
-    size_t key_len = column.size();
-    EncodeTimestamps(s.samples, &column);
-    auto [it, inserted] = ts_index.try_emplace(column, static_cast<uint32_t>(ts.size()));
+    restarts.clear();
+    EncodeTimestamps(s.samples, interval, &column, &restarts);
+    std::string key;
+    coding::PutVarint(&key, s.samples.front().t);
+    coding::PutUvarint(&key, s.samples.size());
+    key.append(restarts);
+    key.append(column);
+    auto [it, inserted] = ts_index.try_emplace(std::move(key), static_cast<uint32_t>(ts.size()));
     if (inserted) {
       ts.push_back({static_cast<uint32_t>(s.samples.size()), s.samples.front().t,
-                    s.samples.back().t, column.size() - key_len});
-      ts_bytes.append(column, key_len);
+                    s.samples.back().t, column.size(), restarts});
+      ts_bytes.append(column);
     }
     ts_column.push_back(it->second);
   }
@@ -344,18 +381,30 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
       ResolveBases(series, ts_column,
                    std::clamp(options.max_base_depth, 0, kCompactedMaxBaseDepth)));
   for (size_t i = 0; i < series.size(); ++i) {
-    size_t before = value_bytes.size();
+    const size_t before = value_bytes.size();
+    size_t segment_bytes = before;
+    std::string& lengths = value_restarts.emplace_back();
     ValueEncoder enc(&value_bytes, base[i] == kUnbased ? nullptr : &series[base[i]].samples);
-    for (const Sample& x : series[i].samples) enc.Add(x.v);
+    const std::vector<Sample>& samples = series[i].samples;
+    for (size_t k = 0; k < samples.size(); ++k) {
+      if (k > 0 && k % interval == 0) {
+        coding::PutUvarint(&lengths, value_bytes.size() - segment_bytes - interval);
+        segment_bytes = value_bytes.size();
+        enc.Restart();
+      }
+      enc.Add(samples[k].v);
+    }
     value_size.push_back(value_bytes.size() - before);
   }
   coding::PutUvarint(&header, series.size());
   coding::PutUvarint(&header, ts.size());
+  coding::PutUvarint(&header, options.restart_interval);
   for (const TsInfo& c : ts) {
     coding::PutUvarint(&header, c.count);
     coding::PutUvarint(&header, c.size);
     coding::PutVarint(&header, c.first);
     coding::PutUvarint(&header, static_cast<uint64_t>(c.last) - static_cast<uint64_t>(c.first));
+    header.append(c.restarts);
   }
   SeriesRef prev = 0;
   for (size_t i = 0; i < series.size(); ++i) {
@@ -367,6 +416,7 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
                      ? 0
                      : coding::Zigzag(static_cast<int64_t>(i) - static_cast<int64_t>(base[i])));
     coding::PutUvarint(&header, value_size[i]);
+    header.append(value_restarts[i]);
   }
   std::string raw = std::move(header);
   raw.append(ts_bytes);
@@ -391,7 +441,7 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
 
 absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
   const int format = value.empty() ? -1 : static_cast<uint8_t>(value[0]);
-  if (format != 1 && format != kCompactedBlockFormat) {
+  if (format < 1 || format > kCompactedBlockFormat) {
     return absl::DataLossError(
         fmt::format("compacted block has format {}, this build reads 1 to {}", format,
                     static_cast<int>(kCompactedBlockFormat)));
@@ -413,11 +463,26 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
   const uint8_t* p = reinterpret_cast<const uint8_t*>(b.raw_.data());
   const uint8_t* const begin = p;
   const uint8_t* const end = p + b.raw_.size();
-  uint64_t num_series, num_ts;
-  if (!ReadUvarint(p, end, &num_series) || !ReadUvarint(p, end, &num_ts) || num_ts > num_series ||
-      num_series > raw_len) {
+  uint64_t num_series, num_ts, restart_interval = 0;
+  if (!ReadUvarint(p, end, &num_series) || !ReadUvarint(p, end, &num_ts) ||
+      (format >= 3 && !ReadUvarint(p, end, &restart_interval)) || num_ts > num_series ||
+      num_series > raw_len || restart_interval > UINT32_MAX) {
     return Malformed("counts");
   }
+  const uint64_t interval = SegmentSamples(restart_interval);
+  b.interval_ = interval;
+  // Reads the byte length of one segment of a column of `size` bytes whose earlier segments
+  // take `used`, coded as its excess over `least` (the fewest bytes its samples take).
+  auto segment_length = [&](uint64_t least, uint64_t size, uint64_t* used) {
+    uint64_t excess;
+    if (!ReadUvarint(p, end, &excess) || least > size - *used ||
+        excess > size - *used - least) {
+      return false;
+    }
+    *used += least + excess;
+    b.bounds_.push_back(static_cast<uint32_t>(*used));
+    return true;
+  };
   b.ts_.reserve(num_ts);
   b.series_.reserve(num_series);
   uint64_t total = 0;
@@ -427,13 +492,38 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
         !ReadUvarint(p, end, &first) || !ReadUvarint(p, end, &span)) {
       return Malformed("timestamp column header");
     }
-    // Every timestamp after the first takes at least one byte.
-    if (count == 0 || size > raw_len || count > size + 1) {
+    if (count == 0 || count > UINT32_MAX || size > raw_len) {
       return Malformed("timestamp column size");
     }
-    Timestamp t0 = coding::Unzigzag(first);
-    b.ts_.push_back({static_cast<uint32_t>(count), t0,
-                     static_cast<Timestamp>(static_cast<uint64_t>(t0) + span), total, size});
+    const uint64_t segments = (count + interval - 1) / interval;
+    // Each segment after the first takes at least two bytes of the header.
+    if (segments - 1 > static_cast<uint64_t>(end - p) / 2) return Malformed("restarts");
+    const Timestamp t0 = coding::Unzigzag(first);
+    const Timestamp last = static_cast<Timestamp>(static_cast<uint64_t>(t0) + span);
+    b.ts_.push_back({static_cast<uint32_t>(count), t0, last, total, size,
+                     static_cast<uint32_t>(segments), b.bounds_.size(), b.restart_t_.size()});
+    b.restart_t_.push_back(t0);
+    // A segment's first timestamp is in the header: its column bytes hold one varint for
+    // each of its other timestamps.
+    uint64_t used = 0;
+    b.bounds_.push_back(0);
+    for (uint64_t s = 1; s < segments; ++s) {
+      uint64_t dt;
+      if (!ReadUvarint(p, end, &dt)) return Malformed("restarts");
+      const Timestamp prev = b.restart_t_.back();
+      const Timestamp t = static_cast<Timestamp>(static_cast<uint64_t>(prev) + dt);
+      // Segments start in increasing order, within the column's span.
+      if (t <= prev || t > last || !segment_length(interval - 1, size, &used)) {
+        return Malformed("timestamp column restart");
+      }
+      b.restart_t_.push_back(t);
+    }
+    b.bounds_.push_back(static_cast<uint32_t>(size));
+    // Every timestamp but a segment's first takes at least one byte (so count is bounded
+    // by the payload).
+    if (size - used < count - (segments - 1) * interval - 1) {
+      return Malformed("timestamp column size");
+    }
     total += size;
   }
   SeriesRef ref = 0;
@@ -456,7 +546,18 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
       base_index = static_cast<uint32_t>(index);
     }
     ref += delta;
-    b.series_.push_back({ref, static_cast<uint32_t>(ts), base_index, false, total, size});
+    // Every value takes at least one byte.
+    const TsColumn& c = b.ts_[ts];
+    if (c.segments - 1 > static_cast<uint64_t>(end - p)) return Malformed("restarts");
+    const size_t at = b.bounds_.size();
+    uint64_t used = 0;
+    b.bounds_.push_back(0);
+    for (uint64_t s = 1; s < c.segments; ++s) {
+      if (!segment_length(interval, size, &used)) return Malformed("value column restart");
+    }
+    b.bounds_.push_back(static_cast<uint32_t>(size));
+    if (size - used < c.count - (c.segments - 1) * interval) return Malformed("value column size");
+    b.series_.push_back({ref, static_cast<uint32_t>(ts), base_index, false, total, size, at});
     total += size;
   }
   for (Entry& e : b.series_) {
@@ -587,36 +688,94 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
   return absl::OkStatus();
 }
 
+// Decodes values [from, n) of a value column (`from`: a segment's first) and stores values
+// [keep, n) into dst[0, n - keep); with `base` (the base's values [from, n)), the column is
+// based. Segment s holds values [s * interval, min((s + 1) * interval, count)) in bytes
+// [bounds[s], bounds[s + 1]) of `column`, and each starts with a fresh decoder state.
+template <typename Out>
+absl::Status DecodeSegments(const uint8_t* column, const uint32_t* bounds, uint64_t interval,
+                            uint32_t count, uint32_t from, uint32_t keep, uint32_t n,
+                            const double* base, Out* dst) {
+  for (uint64_t a = from; a < n; a += interval) {
+    const uint64_t s = a / interval;
+    const uint64_t segment_end = std::min<uint64_t>(a + interval, count);
+    const auto m = static_cast<uint32_t>(std::min<uint64_t>(segment_end, n) - a);
+    const auto skip = static_cast<uint32_t>(keep > a ? keep - a : 0);
+    Out* d = dst + (a + skip - keep);
+    const uint8_t* p = column + bounds[s];
+    const uint8_t* end = column + bounds[s + 1];
+    const bool whole = segment_end <= n;
+    STRATA_RETURN_IF_ERROR(
+        base == nullptr ? DecodeValueColumn<false>(p, end, skip, m, whole, nullptr, d)
+                        : DecodeValueColumn<true>(p, end, skip, m, whole, base + (a - from), d));
+  }
+  return absl::OkStatus();
+}
+
+// Decodes one segment of a timestamp column, its first timestamp t0 and n - 1 varints in
+// [p, end), into t[0, n). `next`: the first timestamp of the next segment, which the
+// segment's must be below; or, for the column's last segment, its last timestamp.
+absl::Status DecodeTimestampSegment(const uint8_t* p, const uint8_t* end, Timestamp t0,
+                                    uint64_t n, bool last_segment, Timestamp next,
+                                    Timestamp* t) {
+  uint64_t cur = static_cast<uint64_t>(t0), delta = 0;
+  t[0] = t0;
+  bool decreasing = false;
+  for (uint64_t k = 1; k < n; ++k) {
+    uint64_t z;
+    if (!ReadUvarint(p, end, &z)) return Malformed("timestamp column ends early");
+    // The first difference is coded like a delta of delta from 0.
+    delta += static_cast<uint64_t>(coding::Unzigzag(z));
+    const uint64_t following = cur + delta;
+    decreasing |= static_cast<int64_t>(following) <= static_cast<int64_t>(cur);
+    cur = following;
+    t[k] = static_cast<Timestamp>(cur);
+  }
+  if (decreasing || (!last_segment && static_cast<Timestamp>(cur) >= next)) {
+    return Malformed("timestamps not increasing");
+  }
+  if (p != end || (last_segment && static_cast<Timestamp>(cur) != next)) {
+    return Malformed("timestamp column");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-void CompactedBlock::KeepBase(size_t i, std::shared_ptr<const std::vector<double>> values) const {
+void CompactedBlock::KeepBase(size_t i, uint32_t from,
+                              std::shared_ptr<const std::vector<double>> values) const {
   std::lock_guard<std::mutex> lock(bases_->mu);
   std::vector<BaseColumns::Column>& columns = bases_->columns;
   const uint64_t used = ++bases_->clock;
   for (BaseColumns::Column& c : columns) {
     if (c.series == i) {
-      if (c.values->size() < values->size()) c.values = std::move(values);
+      // The values kept stay unless these reach beyond them.
+      if (from < c.from || from + values->size() > c.from + c.values->size()) {
+        c.from = from;
+        c.values = std::move(values);
+      }
       c.used = used;
       return;
     }
   }
   if (columns.size() < kBaseColumns) {
-    columns.push_back({i, used, std::move(values)});
+    columns.push_back({i, used, from, std::move(values)});
     return;
   }
   auto oldest = std::min_element(columns.begin(), columns.end(),
                                  [](const auto& a, const auto& b) { return a.used < b.used; });
-  *oldest = {i, used, std::move(values)};
+  *oldest = {i, used, from, std::move(values)};
 }
 
 absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sample* out) const {
   const uint8_t* raw = reinterpret_cast<const uint8_t*>(raw_.data());
-  const bool whole = n == ts_[series_[i].ts].count;
-  auto column = [&](size_t j, uint32_t from, const double* base, auto* dst) {
+  // Every column of the chain is decoded from the same restart: bases share the
+  // dependent's timestamp column, so their segments line up.
+  const uint32_t from = SegmentStart(lo);
+  auto column = [&](size_t j, uint32_t keep, const double* base, auto* dst) {
     const Entry& c = series_[j];
-    const uint8_t* p = raw + c.offset;
-    return base == nullptr ? DecodeValueColumn<false>(p, p + c.size, from, n, whole, nullptr, dst)
-                           : DecodeValueColumn<true>(p, p + c.size, from, n, whole, base, dst);
+    return DecodeSegments(raw + c.offset, bounds_.data() + c.at, interval_, ts_[c.ts].count, from,
+                          keep, n, base, dst);
   };
   // Series i itself when its values are kept (a base read again, or after a series based
   // on it), else the chain below i, down to its root or to a base whose values are kept.
@@ -624,94 +783,112 @@ absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sam
   size_t chain[kCompactedMaxBaseDepth];
   int len = 0;
   std::shared_ptr<const std::vector<double>> below;
+  const double* below_from = nullptr;  // the base's value `from`
   if (series_[i].base != kNoBase || series_[i].is_base) {
     std::lock_guard<std::mutex> lock(bases_->mu);
-    auto kept = [&](size_t j) -> std::shared_ptr<const std::vector<double>> {
+    auto kept = [&](size_t j) -> const BaseColumns::Column* {
       for (BaseColumns::Column& c : bases_->columns) {
-        if (c.series == j && c.values->size() >= n) {
+        if (c.series == j && c.from <= from && c.from + c.values->size() >= n) {
           c.used = ++bases_->clock;
-          return c.values;
+          return &c;
         }
       }
       return nullptr;
     };
     if (series_[i].is_base) {
-      if (std::shared_ptr<const std::vector<double>> own = kept(i)) {
-        for (uint32_t k = lo; k < n; ++k) out[k - lo].v = (*own)[k];
+      if (const BaseColumns::Column* own = kept(i)) {
+        const std::vector<double>& v = *own->values;
+        for (uint32_t k = lo; k < n; ++k) out[k - lo].v = v[k - own->from];
         return absl::OkStatus();
       }
     }
     for (size_t j = series_[i].base; j != kNoBase && below == nullptr; j = series_[j].base) {
-      below = kept(j);
-      if (below == nullptr) chain[len++] = j;
+      if (const BaseColumns::Column* c = kept(j)) {
+        below = c->values;
+        below_from = below->data() + (from - c->from);
+      } else {
+        chain[len++] = j;
+      }
     }
   }
   for (int k = len - 1; k >= 0; --k) {
-    auto values = std::make_shared<std::vector<double>>(n);
-    STRATA_RETURN_IF_ERROR(
-        column(chain[k], 0, below == nullptr ? nullptr : below->data(), values->data()));
+    auto values = std::make_shared<std::vector<double>>(n - from);
+    STRATA_RETURN_IF_ERROR(column(chain[k], from, below_from, values->data()));
     below = values;
-    KeepBase(chain[k], std::move(values));
+    below_from = values->data();
+    KeepBase(chain[k], from, std::move(values));
   }
-  const double* base = below == nullptr ? nullptr : below->data();
-  if (!series_[i].is_base) return column(i, lo, base, out);
-  // A base: its values from the first are kept for the series based on it.
-  auto values = std::make_shared<std::vector<double>>(n);
-  STRATA_RETURN_IF_ERROR(column(i, 0, base, values->data()));
-  for (uint32_t k = lo; k < n; ++k) out[k - lo].v = (*values)[k];
-  KeepBase(i, std::move(values));
+  if (!series_[i].is_base) return column(i, lo, below_from, out);
+  // A base: its values are kept for the series based on it.
+  auto values = std::make_shared<std::vector<double>>(n - from);
+  STRATA_RETURN_IF_ERROR(column(i, from, below_from, values->data()));
+  for (uint32_t k = lo; k < n; ++k) out[k - lo].v = (*values)[k - from];
+  KeepBase(i, from, std::move(values));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::span<const Timestamp>> CompactedBlock::DecodedTimestamps(
+    size_t col, uint32_t first, uint32_t last) const {
+  const TsColumn& c = ts_[col];
+  DecodedColumn& d = ts_decoded_[col];
+  std::call_once(d.once, [&] {
+    d.t = std::make_unique_for_overwrite<Timestamp[]>(c.count);
+    d.segments = std::make_unique<DecodedColumn::Segment[]>(c.segments);
+  });
+  const uint8_t* column = reinterpret_cast<const uint8_t*>(raw_.data()) + c.offset;
+  const uint32_t* bounds = bounds_.data() + c.at;
+  const Timestamp* starts = restart_t_.data() + c.t_at;
+  for (uint32_t s = first; s <= last; ++s) {
+    DecodedColumn::Segment& segment = d.segments[s];
+    std::call_once(segment.once, [&] {
+      const uint64_t begin = s * interval_;
+      const bool last_segment = s + 1 == c.segments;
+      segment.status = DecodeTimestampSegment(
+          column + bounds[s], column + bounds[s + 1], starts[s],
+          std::min<uint64_t>(interval_, c.count - begin), last_segment,
+          last_segment ? c.last : starts[s + 1], d.t.get() + begin);
+    });
+    STRATA_RETURN_IF_ERROR(segment.status);
+  }
+  const uint64_t begin = first * interval_;
+  const uint64_t stop = std::min<uint64_t>((uint64_t{last} + 1) * interval_, c.count);
+  return std::span<const Timestamp>(d.t.get() + begin, stop - begin);
 }
 
 absl::StatusOr<std::span<const Timestamp>> CompactedBlock::Timestamps(size_t i) const {
   const size_t col = series_[i].ts;
-  DecodedColumn& d = ts_decoded_[col];
-  std::call_once(d.once, [&] {
-    const TsColumn& c = ts_[col];
-    const uint8_t* p = reinterpret_cast<const uint8_t*>(raw_.data()) + c.offset;
-    const uint8_t* end = p + c.size;
-    std::vector<Timestamp> t(c.count);
-    uint64_t cur = static_cast<uint64_t>(c.first), delta = 0;
-    t[0] = c.first;
-    bool decreasing = false;
-    for (uint32_t k = 1; k < c.count; ++k) {
-      uint64_t z;
-      if (!ReadUvarint(p, end, &z)) {
-        d.status = Malformed("timestamp column ends early");
-        return;
-      }
-      // The first difference is coded like a delta of delta from 0.
-      delta += static_cast<uint64_t>(coding::Unzigzag(z));
-      uint64_t next = cur + delta;
-      decreasing |= static_cast<int64_t>(next) <= static_cast<int64_t>(cur);
-      cur = next;
-      t[k] = static_cast<Timestamp>(cur);
-    }
-    if (decreasing) {
-      d.status = Malformed("timestamps not increasing");
-    } else if (p != end || static_cast<Timestamp>(cur) != c.last) {
-      d.status = Malformed("timestamp column");
-    } else {
-      d.t = std::move(t);
-    }
-  });
-  STRATA_RETURN_IF_ERROR(d.status);
-  return std::span<const Timestamp>(d.t);
+  return DecodedTimestamps(col, 0, ts_[col].segments - 1);
+}
+
+absl::StatusOr<std::span<const Timestamp>> CompactedBlock::Timestamps(size_t i, Timestamp mint,
+                                                                      Timestamp maxt) const {
+  const size_t col = series_[i].ts;
+  const TsColumn& c = ts_[col];
+  if (mint > maxt || maxt < c.first || mint > c.last) return std::span<const Timestamp>();
+  // The segments that may hold samples in [mint, maxt]: from the last one starting at or
+  // before mint (or the first) to the last one starting at or before maxt.
+  const Timestamp* starts = restart_t_.data() + c.t_at;
+  const Timestamp* starts_end = starts + c.segments;
+  const auto first = static_cast<uint32_t>(
+      std::max<std::ptrdiff_t>(std::upper_bound(starts, starts_end, mint) - starts, 1) - 1);
+  const auto last = static_cast<uint32_t>(std::upper_bound(starts, starts_end, maxt) - starts - 1);
+  STRATA_ASSIGN_OR_RETURN(std::span<const Timestamp> ts, DecodedTimestamps(col, first, last));
+  const auto lo = std::lower_bound(ts.begin(), ts.end(), mint);
+  return std::span<const Timestamp>(lo, std::upper_bound(lo, ts.end(), maxt));
 }
 
 absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out, Timestamp mint,
                                     Timestamp maxt) const {
-  STRATA_ASSIGN_OR_RETURN(std::span<const Timestamp> ts, Timestamps(i));
-  // The samples in [mint, maxt]: values are decoded up to the last of them.
-  const size_t lo = static_cast<size_t>(std::lower_bound(ts.begin(), ts.end(), mint) - ts.begin());
-  const size_t hi = static_cast<size_t>(std::upper_bound(ts.begin(), ts.end(), maxt) - ts.begin());
-  if (lo >= hi) return absl::OkStatus();
+  STRATA_ASSIGN_OR_RETURN(std::span<const Timestamp> ts, Timestamps(i, mint, maxt));
+  if (ts.empty()) return absl::OkStatus();
+  // The span lies in the column's decoded timestamps: its offset there is its first index.
+  const auto lo = static_cast<uint32_t>(ts.data() - ts_decoded_[series_[i].ts].t.get());
   const size_t base = out->size();
   // Timestamps are appended, values filled in by DecodeValues: no separate zeroing pass.
-  out->reserve(base + (hi - lo));
-  for (size_t k = lo; k < hi; ++k) out->push_back({ts[k], 0});
+  out->reserve(base + ts.size());
+  for (const Timestamp t : ts) out->push_back({t, 0});
   absl::Status st =
-      DecodeValues(i, static_cast<uint32_t>(lo), static_cast<uint32_t>(hi), out->data() + base);
+      DecodeValues(i, lo, lo + static_cast<uint32_t>(ts.size()), out->data() + base);
   if (!st.ok()) out->resize(base);
   return st;
 }

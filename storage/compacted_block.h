@@ -7,7 +7,10 @@
 // "base" series of the block with the same timestamps (a classic histogram bucket against
 // the bucket below): its decimal mantissas are then differences from the base's. A reader
 // decompresses the block once and can then decode any one series, touching only its own
-// columns and those of its chain of bases (at most kCompactedMaxBaseDepth).
+// columns and those of its chain of bases (at most kCompactedMaxBaseDepth). Every column
+// restarts its coding every `restart_interval` samples, at the same sample indices in
+// every column, so that a reader of a time range decodes from the restart before it
+// instead of from the block's start.
 #ifndef STRATA_STORAGE_COMPACTED_BLOCK_H_
 #define STRATA_STORAGE_COMPACTED_BLOCK_H_
 
@@ -27,9 +30,9 @@
 
 namespace strata {
 
-// The first byte of every compacted block this build writes. Format 1 (no bases) is still
-// read.
-inline constexpr uint8_t kCompactedBlockFormat = 2;
+// The first byte of every compacted block this build writes. Formats 1 (no bases) and 2
+// (no restarts) are still read.
+inline constexpr uint8_t kCompactedBlockFormat = 3;
 // A series' chain of bases (base, base of the base, ...) is at most this long; readers
 // refuse longer chains (and so cycles).
 inline constexpr int kCompactedMaxBaseDepth = 16;
@@ -53,6 +56,11 @@ struct CompactedEncodeOptions {
   // series in order decodes each column once). 0: bases are ignored. Clamped to
   // kCompactedMaxBaseDepth.
   int max_base_depth = kCompactedMaxBaseDepth;
+  // Every column restarts its coding (decoder state reset, the restart's byte offset in the
+  // block's header) at sample indices that are multiples of this: a read of a time range
+  // decodes at most this many samples before the range's first. Each restart costs a few
+  // bytes per column. 0: no restarts.
+  uint32_t restart_interval = 512;
 };
 
 // Encodes the series, which must be sorted by ref without repeats, each with at least one
@@ -94,24 +102,35 @@ class CompactedBlock {
   // every series of a scrape target, so a query over them decodes it once). DataLoss when
   // the column is malformed. The span lives as long as the block.
   absl::StatusOr<std::span<const Timestamp>> Timestamps(size_t i) const;
+  // Series i's timestamps in [mint, maxt] (empty when none), decoding only the segments of
+  // the column that may hold them, and keeping them as Timestamps does.
+  absl::StatusOr<std::span<const Timestamp>> Timestamps(size_t i, Timestamp mint,
+                                                        Timestamp maxt) const;
   // At most the bytes the block holds: the payload, the timestamp columns once decoded
   // and the base values it keeps.
   size_t memory_bytes() const { return raw_.size() + decoded_bytes_; }
 
-  // Appends series i's samples in [mint, maxt] to `out`. Decodes only that series'
-  // values and its bases' value columns (none when the base's values are kept), and values
-  // only up to maxt; timestamps come from Timestamps. DataLoss when the columns are
-  // malformed (then `out` may hold some of the samples); values after maxt are not looked
-  // at, so damage there goes unnoticed, as it would in an XOR chunk read up to maxt.
+  // Appends series i's samples in [mint, maxt] to `out`. Decodes only that series' columns
+  // and its bases' value columns (none when the base's values are kept), and of those only
+  // the samples from the restart at or before mint up to maxt; decoded timestamps are kept
+  // as by Timestamps. DataLoss when the columns are malformed (then `out` may hold some of
+  // the samples); samples outside that stretch are not looked at, so damage there goes
+  // unnoticed, as it would in an XOR chunk read up to maxt.
   absl::Status Decode(size_t i, std::vector<Sample>* out,
                       Timestamp mint = std::numeric_limits<Timestamp>::min(),
                       Timestamp maxt = std::numeric_limits<Timestamp>::max()) const;
 
  private:
+  // A column's segments: the samples from one restart to the next. Segment s of a column
+  // of count samples holds samples [s * interval_, min((s + 1) * interval_, count)) and
+  // the column bytes [offset + bounds_[at + s], offset + bounds_[at + s + 1]).
   struct TsColumn {
     uint32_t count;
     Timestamp first, last;
     size_t offset, size;
+    uint32_t segments;
+    size_t at;    // into bounds_
+    size_t t_at;  // into restart_t_: the first timestamp of each segment
   };
   static constexpr uint32_t kNoBase = UINT32_MAX;
   struct Entry {
@@ -120,6 +139,7 @@ class CompactedBlock {
     uint32_t base;        // index of the base series, or kNoBase
     bool is_base;         // some series is coded against this one
     size_t offset, size;  // value column
+    size_t at;            // into bounds_; as many segments as its timestamp column
   };
   // Values of the base series decoded last (at most kBaseColumns of them, least recently
   // used dropped first): a histogram's buckets decode each column once whether they are
@@ -129,27 +149,44 @@ class CompactedBlock {
     struct Column {
       size_t series;
       uint64_t used;
-      std::shared_ptr<const std::vector<double>> values;  // a prefix of the series' values
+      uint32_t from;  // the index of values[0] in the column (a restart)
+      std::shared_ptr<const std::vector<double>> values;
     };
     std::mutex mu;
     std::vector<Column> columns;
     uint64_t clock = 0;
   };
-  // Keeps series i's first values (BaseColumns).
-  void KeepBase(size_t i, std::shared_ptr<const std::vector<double>> values) const;
-  // A timestamp column once decoded (Timestamps).
+  // Keeps series i's values [from, from + values.size()) (BaseColumns).
+  void KeepBase(size_t i, uint32_t from, std::shared_ptr<const std::vector<double>> values) const;
+  // A timestamp column's segments, each decoded on first use into its place in `t`.
   struct DecodedColumn {
-    std::once_flag once;
-    absl::Status status;
-    std::vector<Timestamp> t;
+    struct Segment {
+      std::once_flag once;
+      absl::Status status;
+    };
+    std::once_flag once;  // allocates `t` and `segments`
+    std::unique_ptr<Timestamp[]> t;
+    std::unique_ptr<Segment[]> segments;
   };
-  // Decodes values [0, n) of series i and stores values [lo, n) into out[0, n - lo).v.
+  // Timestamps [segment first * interval_, end of segment last) of timestamp column col,
+  // decoding those segments not yet decoded.
+  absl::StatusOr<std::span<const Timestamp>> DecodedTimestamps(size_t col, uint32_t first,
+                                                               uint32_t last) const;
+  // The first sample index of the segment holding sample k.
+  uint32_t SegmentStart(uint32_t k) const {
+    return static_cast<uint32_t>(k - k % interval_);
+  }
+  // Decodes values [SegmentStart(lo), n) of series i and stores values [lo, n) into
+  // out[0, n - lo).v.
   absl::Status DecodeValues(size_t i, uint32_t lo, uint32_t n, Sample* out) const;
 
   std::string raw_;
   std::unique_ptr<BaseColumns> bases_ = std::make_unique<BaseColumns>();
   std::vector<TsColumn> ts_;
   std::vector<Entry> series_;
+  uint64_t interval_ = uint64_t{1} << 32;  // samples per segment; above any count: none
+  std::vector<uint32_t> bounds_;    // segments + 1 byte offsets per column, from its start
+  std::vector<Timestamp> restart_t_;  // per timestamp column, its segments' first timestamps
   std::unique_ptr<DecodedColumn[]> ts_decoded_;  // one per timestamp column
   size_t decoded_bytes_ = 0;  // every timestamp column and the most base values kept
 };

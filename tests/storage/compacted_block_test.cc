@@ -225,8 +225,11 @@ std::vector<CompactedSeries> RandomGroup(Gen& g, SeriesRef* next_ref, int max_se
   return group;
 }
 
-void ExpectRoundTrip(const std::vector<CompactedSeries>& group, int max_base_depth = 3) {
-  auto block = EncodeCompactedBlock(group, {.zstd_level = 1, .max_base_depth = max_base_depth});
+void ExpectRoundTrip(const std::vector<CompactedSeries>& group, int max_base_depth = 3,
+                     uint32_t restart_interval = 7) {
+  auto block = EncodeCompactedBlock(group, {.zstd_level = 1,
+                                            .max_base_depth = max_base_depth,
+                                            .restart_interval = restart_interval});
   ASSERT_TRUE(block.ok()) << block.status();
   auto b = CompactedBlock::Open(*block);
   ASSERT_TRUE(b.ok()) << b.status();
@@ -281,7 +284,9 @@ TEST(CompactedBlock, RoundTripsRandomSeriesBitForBit) {
   while (sequences < 100000) {
     std::vector<CompactedSeries> group = RandomGroup(g, &ref, 40);
     sequences += static_cast<int>(group.size());
-    ExpectRoundTrip(group, static_cast<int>(g.Int(0, kCompactedMaxBaseDepth + 1)));
+    constexpr uint32_t kIntervals[] = {0, 1, 2, 3, 16, 100, 1024};
+    ExpectRoundTrip(group, static_cast<int>(g.Int(0, kCompactedMaxBaseDepth + 1)),
+                    kIntervals[g.Int(0, std::size(kIntervals) - 1)]);
     if (HasFatalFailure()) return;
   }
 }
@@ -388,7 +393,8 @@ TEST(CompactedBlock, DecodesAnyRangeOfBasedSeriesInAnyOrderAndFromManyThreads) {
   std::vector<CompactedSeries> more = RandomGroup(g, &ref, 30);
   AddBases(g, more);
   group.insert(group.end(), more.begin(), more.end());
-  auto block = EncodeCompactedBlock(group);
+  // Restarts every 16 samples: threads decode a column's segments on first use.
+  auto block = EncodeCompactedBlock(group, {.restart_interval = 16});
   ASSERT_TRUE(block.ok()) << block.status();
   auto b = CompactedBlock::Open(*block);
   ASSERT_TRUE(b.ok());
@@ -419,6 +425,8 @@ TEST(CompactedBlock, DecodesAnyRangeOfBasedSeriesInAnyOrderAndFromManyThreads) {
     return true;
   };
   EXPECT_TRUE(check(1, 2000));
+  b = CompactedBlock::Open(*block);  // the threads start with nothing decoded
+  ASSERT_TRUE(b.ok());
   std::vector<std::thread> threads;
   bool ok[4] = {};
   for (int t = 0; t < 4; ++t) {
@@ -469,7 +477,7 @@ TEST(CompactedBlock, RefusesBasesThatAreNotAnotherSeriesWithTheSameTimestamps) {
   EXPECT_TRUE(EncodeCompactedBlock(std::vector{series(1, 2, 2), series(2, std::nullopt, 2)}).ok());
 }
 
-// A payload of n one-sample series (value 0) on one timestamp column, or on two when
+// A format-3 payload of n one-sample series (value 0) on one timestamp column, or on two when
 // `second_ts_from` < n (the series from it on use the second), with the given zigzagged
 // `i - base` fields (0: none).
 std::string PayloadWithBases(const std::vector<uint64_t>& bases, size_t second_ts_from) {
@@ -478,6 +486,7 @@ std::string PayloadWithBases(const std::vector<uint64_t>& bases, size_t second_t
   std::string p;
   p.push_back(static_cast<char>(n));
   p.push_back(static_cast<char>(columns));
+  p.push_back(0);  // no restarts
   for (size_t c = 0; c < columns; ++c) p.append({1, 0, static_cast<char>(2 * c), 0});
   for (size_t i = 0; i < n; ++i) {
     p.append({1, static_cast<char>(i >= second_ts_from ? 1 : 0), static_cast<char>(bases[i]), 1});
@@ -575,14 +584,174 @@ TEST(CompactedBlock, ReadsAFormatTwoBlockWithBases) {
     ASSERT_TRUE(b->Decode(i, &got).ok());
     EXPECT_TRUE(testing::SameSamples(got, want[i])) << i << ": " << testing::Describe(got);
   }
+  // Windows of a block without restarts, each on a block opened again (no values kept).
+  for (size_t i : {2, 1, 0}) {
+    for (size_t a = 0; a < base.size(); ++a) {
+      for (size_t z = a; z < base.size(); ++z) {
+        auto fresh = CompactedBlock::Open(v2);
+        ASSERT_TRUE(fresh.ok());
+        std::vector<Sample> got;
+        ASSERT_TRUE(fresh->Decode(i, &got, want[i][a].t - 1, want[i][z].t).ok());
+        const std::vector<Sample> part(want[i].begin() + a, want[i].begin() + z + 1);
+        EXPECT_TRUE(testing::SameSamples(got, part)) << i << " " << a << " " << z;
+      }
+    }
+  }
 }
 
-// Opens and decodes everything; must not crash or read out of bounds.
+// The samples of `all` in [lo, hi].
+std::vector<Sample> Window(const std::vector<Sample>& all, Timestamp lo, Timestamp hi) {
+  std::vector<Sample> out;
+  for (const Sample& x : all) {
+    if (x.t >= lo && x.t <= hi) out.push_back(x);
+  }
+  return out;
+}
+
+// Windows that start and end at, just before and just after restarts, the ends and
+// elsewhere, of based and unbased series, decoded on blocks opened afresh and on one
+// block whose kept base values then come from other windows: always the samples of the
+// whole column in the window, bit for bit.
+TEST(CompactedBlock, DecodesWindowsAtAndAcrossRestarts) {
+  Gen g(11);
+  SeriesRef ref = 1000;
+  std::vector<CompactedSeries> group = Histogram(1);
+  for (int k = 0; k < 3; ++k) {
+    std::vector<CompactedSeries> more = RandomGroup(g, &ref, 8);
+    AddBases(g, more);
+    group.insert(group.end(), more.begin(), more.end());
+  }
+  std::mt19937_64 rng(4);
+  for (uint32_t interval : {1u, 5u, 16u, 64u}) {
+    auto value = EncodeCompactedBlock(group, {.zstd_level = 1, .restart_interval = interval});
+    ASSERT_TRUE(value.ok()) << value.status();
+    auto shared = CompactedBlock::Open(*value);
+    ASSERT_TRUE(shared.ok()) << shared.status();
+    for (size_t i = 0; i < group.size(); ++i) {
+      const std::vector<Sample>& all = group[i].samples;
+      std::vector<Sample> whole;
+      ASSERT_TRUE(CompactedBlock::Open(*value)->Decode(i, &whole).ok());
+      ASSERT_TRUE(testing::SameSamples(whole, all)) << "series " << i;
+      // Times at, around and between restarts and the ends, and past both ends.
+      std::vector<Timestamp> times = {INT64_MIN, INT64_MAX};
+      auto add = [&](size_t k) {
+        const Timestamp t = all[k].t;
+        times.push_back(t);
+        if (t > INT64_MIN) times.push_back(t - 1);
+        if (t < INT64_MAX) times.push_back(t + 1);
+      };
+      for (size_t r = 0; r < all.size(); r += interval) {
+        add(r);
+        if (r > 0) add(r - 1);
+        if (r + 1 < all.size()) add(r + 1);
+      }
+      add(all.size() - 1);
+      for (int w = 0; w < 150; ++w) {
+        const Timestamp lo = times[rng() % times.size()], hi = times[rng() % times.size()];
+        const std::vector<Sample> want = Window(whole, lo, hi);
+        std::vector<Sample> fresh, kept = {{-1, 2}};
+        ASSERT_TRUE(CompactedBlock::Open(*value)->Decode(i, &fresh, lo, hi).ok());
+        ASSERT_TRUE(shared->Decode(i, &kept, lo, hi).ok());
+        ASSERT_TRUE(testing::SameSamples(fresh, want))
+            << "series " << i << " interval " << interval << " [" << lo << ", " << hi
+            << "]\n got  " << testing::Describe(fresh) << "\n want " << testing::Describe(want);
+        kept.erase(kept.begin());
+        ASSERT_TRUE(testing::SameSamples(kept, want))
+            << "series " << i << " interval " << interval << " [" << lo << ", " << hi << "]";
+        // A series based on this one reads next, from another restart.
+        const size_t other = rng() % group.size();
+        std::vector<Sample> next;
+        const Timestamp t = group[other].samples[rng() % group[other].samples.size()].t;
+        ASSERT_TRUE(shared->Decode(other, &next, t, INT64_MAX).ok());
+        ASSERT_TRUE(testing::SameSamples(next, Window(group[other].samples, t, INT64_MAX)));
+      }
+    }
+  }
+}
+
+// The format-3 layout of docs/format/compacted.md, byte for byte: series 5 (1, 2, 3, 4, 5)
+// and series 6 (11 ... 15, based on 5), every 15 s from t = 1000, restarting every 2
+// samples; and the restart fields that Open or Decode refuse.
+TEST(CompactedBlock, WritesRestartsAsDocumented) {
+  std::vector<CompactedSeries> group = {{.ref = 5, .samples = {}, .base = {}},
+                                        {.ref = 6, .samples = {}, .base = 5}};
+  for (int k = 0; k < 5; ++k) {
+    group[0].samples.push_back({1000 + k * 15000, 1.0 + k});
+    group[1].samples.push_back({1000 + k * 15000, 11.0 + k});
+  }
+  auto value = EncodeCompactedBlock(group, {.restart_interval = 2});
+  ASSERT_TRUE(value.ok());
+  ASSERT_EQ((*value)[0], 3);
+  // Pieces of the payload, in order.
+  std::vector<std::string> want = {
+      "\x02\x01\x02",                // 2 series, 1 timestamp column, restart every 2 samples
+      "\x05\x06\xd0\x0f\xe0\xd4\x03",  // 5 timestamps in 6 bytes, first 1000, last - first
+      "\xb0\xea\x01\x02",  // segment 1 starts 30000 later; segment 0 has 1 + 2 bytes
+      "\xb0\xea\x01\x02",  // segment 2 starts 30000 later; segment 1 has 1 + 2 bytes
+      // ref 5, column 0, no base, 8 bytes; segments of 2 + 1 and 2 + 1 bytes (and 2)
+      std::string("\x05\x00\x00\x08\x01\x01", 6),
+      // ref 6, column 0, based on the series before, the same lengths
+      std::string("\x01\x00\x02\x08\x01\x01", 6),
+      "\xb0\xea\x01\xb0\xea\x01",        // 15000 after each segment's first; segment 2: none
+      "\x01\x02\x04\x01\x06\x04\x01\x0a",  // exponent 0 and 1, +1 | 3, +1 | 5
+      std::string("\x01\x14\x00\x01\x14\x00\x01\x14", 8)};  // 11 - 1 = 10, +0 | ...
+  auto join = [](const std::vector<std::string>& parts) {
+    std::string out;
+    for (const std::string& p : parts) out += p;
+    return out;
+  };
+  auto payload = CompactedPayloadForTesting(*value);
+  ASSERT_TRUE(payload.ok());
+  EXPECT_EQ(*payload, join(want));
+  auto b = CompactedBlock::Open(CompactedBlockFromPayloadForTesting(join(want)));
+  ASSERT_TRUE(b.ok()) << b.status();
+  for (size_t i = 0; i < 2; ++i) {
+    std::vector<Sample> got;
+    ASSERT_TRUE(b->Decode(i, &got, 31000, 46000).ok());
+    EXPECT_TRUE(testing::SameSamples(got, Window(group[i].samples, 31000, 46000)));
+  }
+  auto refused = [&](size_t piece, std::string bytes) {
+    std::vector<std::string> bad = want;
+    bad[piece] = std::move(bytes);
+    return CompactedBlock::Open(CompactedBlockFromPayloadForTesting(join(bad))).status().code() ==
+           absl::StatusCode::kDataLoss;
+  };
+  // A segment starting at the previous one's time, or after the column's last.
+  EXPECT_TRUE(refused(2, std::string("\x00\x02", 2)));
+  EXPECT_TRUE(refused(3, "\xe1\xd4\x03\x02"));
+  // Timestamp segments beyond the column, or leaving too few bytes for the last one.
+  EXPECT_TRUE(refused(3, "\xb0\xea\x01\x03"));
+  EXPECT_TRUE(refused(2, "\xb0\xea\x01\x03"));
+  // Value segments beyond the column, or leaving too few bytes for the last one.
+  EXPECT_TRUE(refused(4, std::string("\x05\x00\x00\x08\x05\x01", 6)));
+  EXPECT_TRUE(refused(4, std::string("\x05\x00\x00\x08\x02\x02", 6)));
+  EXPECT_TRUE(refused(0, "\x02\x01\x80\x80\x80\x80\x10"));  // an interval of 2^32
+  // Segment 0 ends at segment 1's first timestamp: found when decoding it.
+  std::vector<std::string> bad = want;
+  bad[6] = "\xe0\xd4\x03\xb0\xea\x01";
+  auto opened = CompactedBlock::Open(CompactedBlockFromPayloadForTesting(join(bad)));
+  ASSERT_TRUE(opened.ok());
+  std::vector<Sample> out;
+  EXPECT_EQ(opened->Decode(0, &out, 1000, 16000).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(opened->Decode(1, &out, 31000, 46000).code(), absl::StatusCode::kOk);
+}
+
+// Opens and decodes a window of every series, then everything; must not crash or read out
+// of bounds.
 void Exercise(std::string_view value) {
   auto b = CompactedBlock::Open(value);
   if (!b.ok()) {
     EXPECT_EQ(b.status().code(), absl::StatusCode::kDataLoss) << b.status();
     return;
+  }
+  for (size_t i = 0; i < b->num_series(); ++i) {
+    const Timestamp mid = static_cast<Timestamp>(
+        static_cast<uint64_t>(b->mint(i)) / 2 + static_cast<uint64_t>(b->maxt(i)) / 2);
+    std::vector<Sample> out;
+    absl::Status st = b->Decode(i, &out, mid, b->maxt(i));
+    if (!st.ok()) {
+      EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
+    }
   }
   for (size_t i = 0; i < b->num_series(); ++i) {
     std::vector<Sample> out;
@@ -603,7 +772,10 @@ TEST(CompactedBlock, GarbledAndTruncatedBlocksFailCleanly) {
   int failures = 0;
   for (int round = 0; round < 300; ++round) {
     std::vector<CompactedSeries> group = RandomGroup(g, &ref, 6);
-    auto block = EncodeCompactedBlock(group, {.zstd_level = 1, .max_base_depth = 3});
+    auto block = EncodeCompactedBlock(
+        group, {.zstd_level = 1,
+                .max_base_depth = 3,
+                .restart_interval = static_cast<uint32_t>(rng() % 3 == 0 ? 0 : 1 + rng() % 9)});
     ASSERT_TRUE(block.ok());
     auto payload = CompactedPayloadForTesting(*block);
     ASSERT_TRUE(payload.ok());
