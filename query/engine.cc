@@ -581,11 +581,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalSubquery(const Subquery& sq, const Step
   out.window_ends = std::move(ends);
   out.range_ms = range;
   STRATA_ASSIGN_OR_RETURN(out.offset_ms, ResolveDuration(sq.offset));
+  // As Prometheus, the inner steps run up to the end of the range this subquery is evaluated
+  // over (less the offset), which may lie after its last step: no window reads those points,
+  // but an error there (many-to-many matching, ...) is the query's error.
+  if (sq.at.kind == AtKind::kNone) hi = std::max(hi, r.end - out.offset_ms);
   Timestamp start = FloorDiv(lo, step) * step;
   if (start <= lo) start += step;
-  Timestamp end = FloorDiv(hi, step) * step;
-  if (start > end) return out;
-  StepRange inner{start, end, step};
+  if (start > FloorDiv(hi, step) * step) return out;
+  StepRange inner{start, hi, step};
   // Every step holds at least one value: refuse before allocating them.
   if (static_cast<int64_t>(inner.Count()) > options_.max_samples) {
     return absl::ResourceExhaustedError(

@@ -428,6 +428,25 @@ TEST_F(EngineTest, SeriesThatAnOrJoinsAcrossStepsAreOneSeries) {
   }
 }
 
+// A subquery's inner steps run up to the end of the range it is evaluated over, not only up
+// to its last step (as in Prometheus): here the range query's end (150 s) lies after its last
+// step (120 s), and at inner step 150 s the many-to-many match fails, although no window
+// reads that step.
+TEST_F(EngineTest, SubqueryEvaluatesUpToTheEndOfItsRangeNotItsLastStep) {
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "m"}}, {{125'000, 1}}).ok());
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "b"}, {"y", "1"}}, {{0, 1}}).ok());
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "b"}, {"y", "2"}}, {{0, 1}}).ok());
+  Engine engine(EngineOptions::AllFeatures());
+  const char* q = "count_over_time((m > on() b)[1m:30s])";
+  auto r = engine.RangeQuery(store_, *Parse(q), q, 0, 150'000, 60'000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find("found duplicate series for the match group"),
+            std::string::npos)
+      << r.status();
+  // Ending on a step, the query never evaluates the match after 125 s.
+  EXPECT_TRUE(engine.RangeQuery(store_, *Parse(q), q, 0, 120'000, 60'000).ok());
+}
+
 TEST_F(EngineTest, FeatureFlagsGateExperimentalConstructs) {
   ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}}, {{0, 1}}).ok());
   EngineOptions off;
