@@ -248,8 +248,8 @@ absl::Status Evaluator::MergeEqualLabelsets(std::vector<EvalSeries>& series) {
   first.reserve(series.size());
   std::vector<bool> merged_away;
   for (size_t i = 0; i < series.size(); ++i) {
-    auto [it, inserted] =
-        first.try_emplace(std::make_pair(series[i].labels.encoded(), series[i].drop_name), i);
+    auto [it, inserted] = first.try_emplace(
+        std::pair<std::string_view, bool>(series[i].labels.encoded(), series[i].drop_name), i);
     if (inserted) continue;
     std::vector<Sample>& dst = series[it->second].points;
     std::vector<Sample>& src = series[i].points;

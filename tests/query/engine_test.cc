@@ -447,6 +447,22 @@ TEST_F(EngineTest, SubqueryEvaluatesUpToTheEndOfItsRangeNotItsLastStep) {
   EXPECT_TRUE(engine.RangeQuery(store_, *Parse(q), q, 0, 120'000, 60'000).ok());
 }
 
+// Unary minus and functions that drop or set labels keep distinct series apart (with
+// and without delayed name removal).
+TEST_F(EngineTest, NegatingDistinctSeriesKeepsThemApart) {
+  Fill(6, 30);
+  for (const char* q : {"-(label_join(increase(m_total[10m]), \"job\", \",\", \"i\", \"g\"))",
+                        "-increase(m_total[10m])", "max_over_time((-m_total)[5m:1m])"}) {
+    for (bool delayed : {false, true}) {
+      EngineOptions opts = EngineOptions::AllFeatures();
+      opts.delayed_name_removal = delayed;
+      auto r = Engine(opts).InstantQuery(store_, *Parse(q), q, 20 * 60'000);
+      ASSERT_TRUE(r.ok()) << q << " (delayed name removal " << delayed << "): " << r.status();
+      EXPECT_EQ(r->value.vector.size(), 6u) << q;
+    }
+  }
+}
+
 TEST_F(EngineTest, FeatureFlagsGateExperimentalConstructs) {
   ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}}, {{0, 1}}).ok());
   EngineOptions off;
