@@ -55,8 +55,8 @@ HttpHandler Admin(ApiContext* ctx, bool enabled, AdminFunc fn) {
 }
 
 // Prometheus' parseTimeParam for the admin API: absent means `fallback`; a bad value reads
-// `invalid parameter "start": Invalid time value for 'start': cannot parse "x" to a valid
-// timestamp`.
+// `invalid parameter "start": invalid time value for 'start': cannot parse "x" to a valid
+// timestamp` (Prometheus 3; 2.x wrote "Invalid").
 absl::StatusOr<Timestamp> AdminTime(const ApiParams& params, std::string_view name,
                                     Timestamp fallback) {
   std::string_view text = params.Get(name);
@@ -64,7 +64,7 @@ absl::StatusOr<Timestamp> AdminTime(const ApiParams& params, std::string_view na
   absl::StatusOr<Timestamp> t = ParseApiTime(text);
   if (!t.ok()) {
     return absl::InvalidArgumentError(
-        fmt::format("invalid parameter \"{}\": Invalid time value "
+        fmt::format("invalid parameter \"{}\": invalid time value "
                     "for '{}': {}",
                     name, name, StatusText(t.status())));
   }

@@ -187,16 +187,28 @@ absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx, const 
   return options;
 }
 
-void WriteQueryData(JsonWriter& w, const promql::QueryValue& value) {
+// What `stats` asks for: Prometheus adds its query statistics to `data` when the parameter
+// is not empty. Strata times the evaluation as a whole: its parts that Prometheus times
+// apart (preparation, queue, sort) are within it or do not exist, and read 0.
+struct QueryStats {
+  double eval_seconds = 0;
+  int64_t samples = 0;  // samples read from storage
+  int64_t peak_samples = 0;
+};
+
+void WriteQueryData(JsonWriter& w, const promql::QueryValue& value,
+                    const QueryStats* stats = nullptr) {
   w.BeginObject();
   w.Key("resultType").String(promql::ValueTypeApiName(value.type));
   w.Key("result");
   switch (value.type) {
+    // Prometheus prints scalars and strings with their own MarshalJSON, not with the
+    // encoder of vector and matrix samples: other number formats.
     case promql::ValueType::kScalar:
-      w.SamplePair(value.scalar_t, value.scalar_v);
+      w.ScalarPair(value.scalar_t, value.scalar_v);
       break;
     case promql::ValueType::kString:
-      w.BeginArray().Timestamp(value.scalar_t).String(value.str).EndArray();
+      w.BeginArray().GoSeconds(value.scalar_t).String(value.str).EndArray();
       break;
     case promql::ValueType::kVector:
       w.BeginArray();
@@ -224,6 +236,22 @@ void WriteQueryData(JsonWriter& w, const promql::QueryValue& value) {
       w.BeginArray().EndArray();
       break;
   }
+  if (stats != nullptr) {
+    w.Key("stats").BeginObject();
+    w.Key("timings").BeginObject();
+    w.Key("evalTotalTime").Double(stats->eval_seconds);
+    w.Key("resultSortTime").Double(0);
+    w.Key("queryPreparationTime").Double(0);
+    w.Key("innerEvalTime").Double(stats->eval_seconds);
+    w.Key("execQueueTime").Double(0);
+    w.Key("execTotalTime").Double(stats->eval_seconds);
+    w.EndObject();
+    w.Key("samples").BeginObject();
+    w.Key("totalQueryableSamples").Int(stats->samples);
+    w.Key("peakSamples").Int(stats->peak_samples);
+    w.EndObject();
+    w.EndObject();
+  }
   w.EndObject();
 }
 
@@ -236,7 +264,8 @@ absl::StatusOr<promql::ExprPtr> ParseQueryParam(const ApiParams& params,
 
 // The `limit` parameter of query and query_range (Prometheus 3): at most that many series,
 // with a warning when some were left out.
-absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const ApiParams& params) {
+absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const ApiParams& params,
+                                           std::chrono::steady_clock::time_point started) {
   STRATA_ASSIGN_OR_RETURN(int64_t limit, LimitParam(params, "limit"));
   size_t max = static_cast<size_t>(limit);
   bool truncated = false;
@@ -251,8 +280,16 @@ absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const Api
     truncated = true;
   }
   if (truncated) result.warnings.emplace_back(kTruncatedWarning);
-  return Success([&](JsonWriter& w) { WriteQueryData(w, result.value); }, result.warnings,
-                 result.infos);
+  std::optional<QueryStats> stats;
+  if (!params.Get("stats").empty()) {
+    stats = QueryStats{
+        .eval_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        .samples = result.samples_decoded,
+        .peak_samples = result.peak_samples};
+  }
+  return Success([&](JsonWriter& w) { WriteQueryData(w, result.value, stats ? &*stats : nullptr); },
+                 result.warnings, result.infos);
 }
 
 void Inc(Counter* c, double v) {
@@ -279,7 +316,7 @@ absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const HttpReque
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
                           engine.InstantQuery(storage, *expr, params.Get("query"), t));
   CountQuery(ctx.metrics.instant_query_duration, ctx.metrics.query_samples, started, result);
-  return QueryResponse(std::move(result), params);
+  return QueryResponse(std::move(result), params, started);
 }
 
 absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const HttpRequest& req,
@@ -293,7 +330,7 @@ absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const HttpRequest
                           engine.RangeQuery(storage, *expr, params.Get("query"), range.start,
                                             range.end, range.step_ms));
   CountQuery(ctx.metrics.range_query_duration, ctx.metrics.query_samples, started, result);
-  return QueryResponse(std::move(result), params);
+  return QueryResponse(std::move(result), params, started);
 }
 
 // Prometheus maps querier errors of the label and series endpoints to "execution".

@@ -138,6 +138,11 @@ absl::StatusOr<Timestamp> TimeParam(const ApiParams& params, std::string_view na
   std::string_view text = params.Get(name);
   if (text.empty() && default_ms.has_value()) return *default_ms;
   auto t = ParseApiTime(text);
+  if (!t.ok() && default_ms.has_value()) {
+    return InvalidParamError(
+        name, absl::InvalidArgumentError(fmt::format("invalid time value for '{}': {}", name,
+                                                     MessageOf(t.status()))));
+  }
   if (!t.ok()) return InvalidParamError(name, t.status());
   return *t;
 }

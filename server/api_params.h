@@ -66,9 +66,13 @@ class ApiParams {
 // cause says otherwise).
 absl::Status InvalidParamError(std::string_view name, const absl::Status& cause);
 
-// The time in parameter `name` (Unix seconds or RFC3339). When the parameter is absent or
-// empty, `default_ms` if given; otherwise the error Prometheus gives:
+// The time in parameter `name` (Unix seconds or RFC3339). Without `default_ms` (the start
+// and end of a range query) the parameter is required, and a bad one reads
 //   invalid parameter "start": cannot parse "" to a valid timestamp
+// With it (an optional time: `time`, and `start`/`end` of the series, label and exemplar
+// endpoints) absent or empty means `default_ms`, and a bad one reads as in Prometheus 3:
+//   invalid parameter "time": invalid time value for 'time': cannot parse "x" to a valid
+//   timestamp
 absl::StatusOr<Timestamp> TimeParam(const ApiParams& params, std::string_view name,
                                     std::optional<Timestamp> default_ms = std::nullopt);
 

@@ -141,6 +141,40 @@ TEST_F(ApiTest, InstantQueryReturnsVectorOfRemoteWrittenSamples) {
              R"({"status":"success","data":{"resultType":"string","result":[4,"hello"]}})");
 }
 
+// Scalar and string results carry Go's encoding/json time (no trailing zeros) and a scalar
+// value in fixed notation, as Prometheus prints them (vector samples differ: "20.500", "1e+21").
+TEST_F(ApiTest, ScalarAndStringResultsPrintAsPrometheusDoes) {
+  WriteFixture();
+  ExpectJson(Get("/api/v1/query?query=1e21&time=20.5"), 200,
+             R"({"status":"success","data":{"resultType":"scalar",)"
+             R"("result":[20.5,"1000000000000000000000"]}})");
+  ExpectJson(Get("/api/v1/query?query=-1e-7&time=20.25"), 200,
+             R"({"status":"success","data":{"resultType":"scalar","result":[20.25,"-0.0000001"]}})");
+  ExpectJson(Get("/api/v1/query?query=vector(1e21)&time=20.5"), 200,
+             R"({"status":"success","data":{"resultType":"vector",)"
+             R"("result":[{"metric":{},"value":[20.500,"1e+21"]}]}})");
+  ExpectJson(Get("/api/v1/query?query=%22s%22&time=20.5"), 200,
+             R"({"status":"success","data":{"resultType":"string","result":[20.5,"s"]}})");
+}
+
+// `stats` (any non-empty value) adds Prometheus' statistics object to `data`.
+TEST_F(ApiTest, StatsParameterAddsQueryStatistics) {
+  WriteFixture();
+  for (std::string target : {"/api/v1/query?query=sum(http_requests_total)&time=30&stats=all",
+                             "/api/v1/query_range?query=http_requests_total&start=0&end=30&"
+                             "step=10&stats=1"}) {
+    TestHttpResponse r = Get(target);
+    ASSERT_EQ(r.status, 200) << r.body;
+    for (const char* field :
+         {"\"stats\":{\"timings\":{\"evalTotalTime\":", "\"resultSortTime\":",
+          "\"queryPreparationTime\":", "\"innerEvalTime\":", "\"execQueueTime\":",
+          "\"execTotalTime\":", "\"samples\":{\"totalQueryableSamples\":", "\"peakSamples\":"}) {
+      EXPECT_NE(r.body.find(field), std::string::npos) << target << " lacks " << field;
+    }
+  }
+  EXPECT_EQ(Get("/api/v1/query?query=1&time=30&stats=").body.find("stats"), std::string::npos);
+}
+
 TEST_F(ApiTest, IngestAndQueryFiguresReachTheMetricsRegistry) {
   WriteFixture();  // 3 series, 9 samples
   test::WriteRequest req;
@@ -210,7 +244,8 @@ TEST_F(ApiTest, BadParametersAndPromQLGiveBadData) {
              R"("invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"})");
   ExpectJson(Get("/api/v1/query?query=up&time=yesterday"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
-             R"("invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp"})");
+             R"("invalid parameter \"time\": invalid time value for 'time': )"
+             R"(cannot parse \"yesterday\" to a valid timestamp"})");
   ExpectJson(Get("/api/v1/query_range?query=up&end=30&step=10"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
              R"("invalid parameter \"start\": cannot parse \"\" to a valid timestamp"})");
