@@ -180,9 +180,14 @@ absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx, const 
     absl::Duration timeout = absl::Milliseconds(timeout_ms);
     if (timeout < options.timeout) options.timeout = timeout;
   }
-  if (!params.Get("lookback_delta").empty()) {
-    STRATA_ASSIGN_OR_RETURN(int64_t lookback_ms, DurationParam(params, "lookback_delta"));
-    if (lookback_ms > 0) options.lookback_ms = lookback_ms;
+  if (std::string_view text = params.Get("lookback_delta"); !text.empty()) {
+    absl::StatusOr<int64_t> lookback_ms = ParseApiDuration(text);
+    if (!lookback_ms.ok()) {
+      // Prometheus 3 names no parameter here.
+      return absl::InvalidArgumentError(fmt::format("error parsing lookback delta duration: {}",
+                                                    StatusText(lookback_ms.status())));
+    }
+    if (*lookback_ms > 0) options.lookback_ms = *lookback_ms;
   }
   return options;
 }
@@ -308,6 +313,8 @@ void CountQuery(Histogram* duration, Counter* samples,
 
 absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const HttpRequest& req,
                                           const ApiParams& params, Storage& storage) {
+  // Prometheus checks `limit` first: a request wrong in several ways is told about it.
+  STRATA_RETURN_IF_ERROR(LimitParam(params, "limit").status());
   STRATA_ASSIGN_OR_RETURN(Timestamp t, TimeParam(params, "time", NowMillis()));
   STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, req, params));
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
@@ -321,6 +328,7 @@ absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const HttpReque
 
 absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const HttpRequest& req,
                                         const ApiParams& params, Storage& storage) {
+  STRATA_RETURN_IF_ERROR(LimitParam(params, "limit").status());
   STRATA_ASSIGN_OR_RETURN(RangeParams range, ParseRangeParams(params));
   STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, req, params));
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));

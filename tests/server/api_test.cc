@@ -239,6 +239,16 @@ TEST_F(ApiTest, RangeQueryReturnsMatrix) {
 
 TEST_F(ApiTest, BadParametersAndPromQLGiveBadData) {
   WriteFixture();
+  // As Prometheus 3: a bad lookback_delta names no parameter, and `limit` is checked first.
+  ExpectJson(Get("/api/v1/query?query=up&time=30&lookback_delta=abc"), 400,
+             R"({"status":"error","errorType":"bad_data","error":)"
+             R"("error parsing lookback delta duration: cannot parse \"abc\" to a valid duration"})");
+  ExpectJson(Get("/api/v1/query?query=sum(&time=x&limit=y"), 400,
+             R"({"status":"error","errorType":"bad_data","error":)"
+             R"("invalid parameter \"limit\": strconv.Atoi: parsing \"y\": invalid syntax"})");
+  ExpectJson(Get("/api/v1/query_range?query=sum(&step=0&limit=-1"), 400,
+             R"({"status":"error","errorType":"bad_data","error":)"
+             R"("invalid parameter \"limit\": limit must be non-negative"})");
   ExpectJson(Get("/api/v1/query?query=sum(&time=30"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
              R"("invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"})");
