@@ -55,7 +55,7 @@
 //   selector gets no offset when it has an @.
 // - Go's math.Pow and math.Exp may be an ulp off glibc's (Pow rounds x^3 twice, glibc's pow
 //   once), and `%` or a trigonometric function of a huge result turns that ulp into any
-//   value: `^` is generated only as vector ^ 0.5, 2 or -1, exp not at all. For the same
+//   value: `^` is generated only with an exponent of 0.5, 2 or -1, exp not at all. For the same
 //   reason `time() % v` (a remainder ill-conditioned in v, where v may be an average or
 //   Go's tanh) is generated as `v % time()`.
 // - stddev/stdvar of values far from 0 relative to their spread is ill-conditioned (the
@@ -682,9 +682,14 @@ class QueryGen {
     if (r < 62) return "time()";
     if (r < 66) return "pi()";
     if (r < 86) return fmt::format("scalar({})", Vector(depth - 1));
-    return fmt::format("{} {} {}", Number(),
-                       rng_.Pick(std::vector<std::string>{"+", "*", "-", "/", "^", "> bool"}),
-                       Scalar(depth - 1));
+    std::string op = rng_.Pick(std::vector<std::string>{"+", "*", "-", "/", "^", "> bool"});
+    // Powers as in ScalarBinary: an exponent that Go's math.Pow rounds once (`100 ^ -2.5` and
+    // `1e3 ^ pi()` go through Go's own Exp and Log, an ulp off glibc's, which `%` shows).
+    if (op == "^") {
+      return fmt::format("{} ^ {}", Number(),
+                         rng_.Pick(std::vector<std::string>{"0.5", "2", "-1"}));
+    }
+    return fmt::format("{} {} {}", Number(), op, Scalar(depth - 1));
   }
 
   Rng rng_;
