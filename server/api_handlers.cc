@@ -147,14 +147,9 @@ absl::StatusOr<std::vector<MatcherSet>> MatchParams(const ApiParams& params,
                                                     const promql::ParserOptions& options) {
   std::vector<MatcherSet> sets;
   for (std::string_view m : params.GetAll("match[]")) {
-    absl::StatusOr<promql::ExprPtr> expr = promql::ParseExpr(m, options);
-    if (!expr.ok()) return InvalidParamError("match[]", expr.status());
-    if ((*expr)->kind() != promql::NodeKind::kVectorSelector) {
-      return InvalidParamError("match[]",
-                               absl::InvalidArgumentError(fmt::format(
-                                   "1:1: parse error: expected a series selector, got \"{}\"", m)));
-    }
-    MatcherSet set = (*expr)->As<promql::VectorSelector>().matchers;
+    absl::StatusOr<MatcherSet> parsed = ParseSeriesSelector(m, options);
+    if (!parsed.ok()) return InvalidParamError("match[]", parsed.status());
+    MatcherSet set = *std::move(parsed);
     bool has_non_empty = std::any_of(set.begin(), set.end(),
                                      [](const LabelMatcher& lm) { return !lm.MatchesEmpty(); });
     if (!has_non_empty) {

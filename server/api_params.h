@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "query/parser.h"
+#include "src/matcher.h"
 #include "src/sample.h"
 
 namespace strata {
@@ -61,6 +63,13 @@ class ApiParams {
  private:
   std::vector<std::pair<std::string, std::string>> values_;
 };
+
+// One match[] value read as Prometheus' ParseMetricSelector reads it: a metric name, braces
+// or both, and nothing after them (no range, offset, @, operator or call). Errors are worded
+// as Prometheus words them (`1:3: parse error: unexpected "["`), without the parameter's
+// name. Matchers that all match the empty string are no error here.
+absl::StatusOr<std::vector<LabelMatcher>> ParseSeriesSelector(
+    std::string_view text, const promql::ParserOptions& options);
 
 // `invalid parameter "<name>": <cause>` with the cause's code (InvalidArgument unless the
 // cause says otherwise).

@@ -273,9 +273,23 @@ TEST_F(ApiTest, BadParametersAndPromQLGiveBadData) {
   ExpectJson(
       Get("/api/v1/series"), 400,
       R"({"status":"error","errorType":"bad_data","error":"no match[] parameter provided"})");
+  // Prometheus parses match[] without the query parser's empty-selector check, then refuses
+  // it in its own words; what follows a selector is "unexpected", and so are modifiers.
   ExpectJson(Get("/api/v1/series?match[]=%7Bjob%3D~%22.*%22%7D"), 400,
              R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
-             R"(1:1: parse error: vector selector must contain at least one non-empty matcher"})");
+             R"(match[] must contain at least one non-empty matcher"})");
+  ExpectJson(Get("/api/v1/series?match[]=up%5B5m%5D"), 400,
+             R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
+             R"(1:3: parse error: unexpected \"[\""})");
+  ExpectJson(Get("/api/v1/series?match[]=up%20offset%205m"), 400,
+             R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
+             R"(1:4: parse error: unexpected \u003coffset\u003e"})");
+  ExpectJson(Get("/api/v1/labels?match[]=sum%20by%20(job)%20(up)"), 400,
+             R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
+             R"(1:5: parse error: unexpected \u003cby\u003e"})");
+  ExpectJson(Get("/api/v1/label/job/values?match[]=up%7Ba%3D%22b%22%7D%20or%20up"), 400,
+             R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
+             R"(1:11: parse error: unexpected \u003cop:or\u003e"})");
   ExpectJson(Get("/api/v1/labels?limit=-1"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
              R"("invalid parameter \"limit\": limit must be non-negative"})");
