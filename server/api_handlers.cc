@@ -142,20 +142,24 @@ absl::StatusOr<int64_t> LimitParam(const ApiParams& params, std::string_view nam
 }
 
 // Parses every match[] value as a series selector. Each set must have a matcher that does
-// not match the empty string, as Prometheus requires.
+// not match the empty string, as Prometheus requires. `name_param`: errors read `invalid
+// parameter "match[]": ...` (the series endpoint); the label endpoints give the bare cause,
+// as Prometheus does.
 absl::StatusOr<std::vector<MatcherSet>> MatchParams(const ApiParams& params,
-                                                    const promql::ParserOptions& options) {
+                                                    const promql::ParserOptions& options,
+                                                    bool name_param) {
+  auto fail = [&](const absl::Status& st) {
+    return name_param ? InvalidParamError("match[]", st) : st;
+  };
   std::vector<MatcherSet> sets;
   for (std::string_view m : params.GetAll("match[]")) {
     absl::StatusOr<MatcherSet> parsed = ParseSeriesSelector(m, options);
-    if (!parsed.ok()) return InvalidParamError("match[]", parsed.status());
+    if (!parsed.ok()) return fail(parsed.status());
     MatcherSet set = *std::move(parsed);
     bool has_non_empty = std::any_of(set.begin(), set.end(),
                                      [](const LabelMatcher& lm) { return !lm.MatchesEmpty(); });
     if (!has_non_empty) {
-      return InvalidParamError(
-          "match[]",
-          absl::InvalidArgumentError("match[] must contain at least one non-empty matcher"));
+      return fail(absl::InvalidArgumentError("match[] must contain at least one non-empty matcher"));
     }
     sets.push_back(std::move(set));
   }
@@ -349,7 +353,7 @@ absl::StatusOr<HttpResponse> SeriesQuery(const ApiContext& ctx, const ApiParams&
   STRATA_ASSIGN_OR_RETURN(Timestamp start, TimeParam(params, "start", kMinTime));
   STRATA_ASSIGN_OR_RETURN(Timestamp end, TimeParam(params, "end", kMaxTime));
   STRATA_ASSIGN_OR_RETURN(std::vector<MatcherSet> sets,
-                          MatchParams(params, ctx.engine_options.parser_options()));
+                          MatchParams(params, ctx.engine_options.parser_options(), true));
   absl::StatusOr<std::unique_ptr<Querier>> querier = storage.MakeQuerier(start, end);
   if (!querier.ok()) return Execution(querier.status());
   SelectHints hints;
@@ -423,7 +427,7 @@ absl::StatusOr<HttpResponse> LabelQuery(const ApiContext& ctx, const ApiParams& 
   STRATA_ASSIGN_OR_RETURN(Timestamp start, TimeParam(params, "start", kMinTime));
   STRATA_ASSIGN_OR_RETURN(Timestamp end, TimeParam(params, "end", kMaxTime));
   STRATA_ASSIGN_OR_RETURN(std::vector<MatcherSet> sets,
-                          MatchParams(params, ctx.engine_options.parser_options()));
+                          MatchParams(params, ctx.engine_options.parser_options(), false));
   absl::StatusOr<std::unique_ptr<Querier>> querier = storage.MakeQuerier(start, end);
   if (!querier.ok()) return Execution(querier.status());
   if (sets.empty()) sets.emplace_back();
