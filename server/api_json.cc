@@ -301,26 +301,25 @@ JsonWriter& JsonWriter::Timestamp(strata::Timestamp ms) {
   return *this;
 }
 
-JsonWriter& JsonWriter::SamplePair(strata::Timestamp ms, double v) {
+JsonWriter& JsonWriter::Pair(strata::Timestamp ms, double v,
+                              void (*append_time)(strata::Timestamp, std::string*),
+                              void (*append_value)(double, std::string*)) {
   Separate();
   out_->push_back('[');
-  AppendTimestamp(ms, out_);
+  append_time(ms, out_);
   out_->append(",\"");
-  AppendSampleValue(v, out_);
+  append_value(v, out_);
   out_->append("\"]");
   first_ = false;
   return *this;
 }
 
+JsonWriter& JsonWriter::SamplePair(strata::Timestamp ms, double v) {
+  return Pair(ms, v, AppendTimestamp, AppendSampleValue);
+}
+
 JsonWriter& JsonWriter::ScalarPair(strata::Timestamp ms, double v) {
-  Separate();
-  out_->push_back('[');
-  AppendGoSeconds(ms, out_);
-  out_->append(",\"");
-  AppendScalarValue(v, out_);
-  out_->append("\"]");
-  first_ = false;
-  return *this;
+  return Pair(ms, v, AppendGoSeconds, AppendScalarValue);
 }
 
 JsonWriter& JsonWriter::GoSeconds(strata::Timestamp ms) {

@@ -90,6 +90,10 @@ class JsonWriter {
   std::string& out() { return *out_; }
 
  private:
+  // [time, "value"] with the given formats.
+  JsonWriter& Pair(strata::Timestamp ms, double v,
+                   void (*append_time)(strata::Timestamp, std::string*),
+                   void (*append_value)(double, std::string*));
   void Separate() {
     if (!first_) out_->push_back(',');
   }
