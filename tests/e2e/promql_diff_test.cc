@@ -900,7 +900,13 @@ bool CountValuesAgree(const QueryResult& ours, const QueryResult& theirs,
         out[{rest.Key(), smp.t_ms}].emplace_back(label, smp.v);
       }
     }
-    for (auto& [key, pairs] : out) std::sort(pairs.begin(), pairs.end());
+    // NaN (a "NaN" label) sorts first: std::sort needs an order that NaN does not spoil.
+    auto before = [](const std::pair<double, double>& x, const std::pair<double, double>& y) {
+      if (std::isnan(x.first) != std::isnan(y.first)) return std::isnan(x.first);
+      if (x.first != y.first) return x.first < y.first;
+      return x.second < y.second;
+    };
+    for (auto& [key, pairs] : out) std::sort(pairs.begin(), pairs.end(), before);
     return out;
   };
   auto close = [&](double a, double b) {
