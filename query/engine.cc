@@ -242,6 +242,37 @@ absl::Status Evaluator::CheckDistinctLabelsets(const EvalValue& v, bool per_step
   return absl::OkStatus();
 }
 
+absl::Status Evaluator::MergeEqualLabelsets(std::vector<EvalSeries>& series) {
+  if (series.size() < 2) return absl::OkStatus();
+  absl::flat_hash_map<std::pair<std::string_view, bool>, size_t> first;
+  first.reserve(series.size());
+  std::vector<bool> merged_away;
+  for (size_t i = 0; i < series.size(); ++i) {
+    auto [it, inserted] = first.try_emplace(
+        std::pair<std::string_view, bool>(series[i].labels.encoded(), series[i].drop_name), i);
+    if (inserted) continue;
+    std::vector<Sample>& dst = series[it->second].points;
+    std::vector<Sample>& src = series[i].points;
+    std::vector<Sample> both;
+    both.reserve(dst.size() + src.size());
+    std::merge(dst.begin(), dst.end(), src.begin(), src.end(), std::back_inserter(both),
+               [](const Sample& a, const Sample& b) { return a.t < b.t; });
+    if (std::adjacent_find(both.begin(), both.end(), [](const Sample& a, const Sample& b) {
+          return a.t == b.t;
+        }) != both.end()) {
+      return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
+    }
+    dst = std::move(both);
+    src.clear();
+    merged_away.resize(series.size());
+    merged_away[i] = true;
+  }
+  if (merged_away.empty()) return absl::OkStatus();
+  size_t i = 0;
+  std::erase_if(series, [&](const EvalSeries&) { return merged_away[i++]; });
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> Evaluator::ResolveDuration(const Duration& d) {
   DurationContext ctx;
   ctx.start_ms = query_range.start;
@@ -290,6 +321,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalNode(const Expr& e, const StepRange& r)
       const auto& u = e.As<Unary>();
       STRATA_ASSIGN_OR_RETURN(EvalValue v, Eval(*u.expr, r));
       if (!u.negate) return v;
+      STRATA_RETURN_IF_ERROR(MergeEqualLabelsets(v.series));
       for (double& x : v.scalars) x = -x;
       for (auto& s : v.series) {
         for (auto& p : s.points) p.v = -p.v;
@@ -549,11 +581,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalSubquery(const Subquery& sq, const Step
   out.window_ends = std::move(ends);
   out.range_ms = range;
   STRATA_ASSIGN_OR_RETURN(out.offset_ms, ResolveDuration(sq.offset));
+  // As Prometheus, the inner steps run up to the end of the range this subquery is evaluated
+  // over (less the offset), which may lie after its last step: no window reads those points,
+  // but an error there (many-to-many matching, ...) is the query's error.
+  if (sq.at.kind == AtKind::kNone) hi = std::max(hi, r.end - out.offset_ms);
   Timestamp start = FloorDiv(lo, step) * step;
   if (start <= lo) start += step;
-  Timestamp end = FloorDiv(hi, step) * step;
-  if (start > end) return out;
-  StepRange inner{start, end, step};
+  if (start > FloorDiv(hi, step) * step) return out;
+  StepRange inner{start, hi, step};
   // Every step holds at least one value: refuse before allocating them.
   if (static_cast<int64_t>(inner.Count()) > options_.max_samples) {
     return absl::ResourceExhaustedError(
@@ -566,6 +601,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalSubquery(const Subquery& sq, const Step
     out.series.push_back(std::move(s));
   } else {
     out.series = std::move(v.series);
+    STRATA_RETURN_IF_ERROR(MergeEqualLabelsets(out.series));
     for (auto& s : out.series)
       std::erase_if(s.points, [](const Sample& p) { return IsStaleNaN(p.v); });
   }

@@ -214,8 +214,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
     return h;
   };
 
+  // The two in label order, as current Prometheus reports them (operators.test), whatever
+  // order the series came in.
   auto labels_list = [](const EvalSeries& a, const EvalSeries& c) {
-    return fmt::format("[{}, {}]", a.labels.ToString(), c.labels.ToString());
+    bool swap = Compare(c.labels, a.labels) < 0;
+    return fmt::format("[{}, {}]", (swap ? c : a).labels.ToString(),
+                       (swap ? a : c).labels.ToString());
   };
   auto group_string = [&](const Labels& l) {
     LabelsBuilder lb(l);

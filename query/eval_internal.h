@@ -159,6 +159,12 @@ class Evaluator {
   // (functions of range vectors, unary minus). Without delayed name removal this is where
   // dropping the name makes series collide.
   absl::Status CheckDistinctLabelsets(const EvalValue& v, bool per_step) const;
+  // Joins series with one label set (and name mark) into one series, as Prometheus' range
+  // evaluation keys every output by its label set: an `or` (or a function that dropped the
+  // names) hands on such series with points at different steps, and a whole-value check
+  // or a range function over a subquery must see them as one. Errors when two of them
+  // have a point at the same time.
+  static absl::Status MergeEqualLabelsets(std::vector<EvalSeries>& series);
 
  private:
   absl::StatusOr<EvalValue> EvalNode(const Expr& e, const StepRange& r);

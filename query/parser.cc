@@ -178,7 +178,7 @@ class Parser {
     STRATA_ASSIGN_OR_RETURN(ExprPtr e, ParseExpr(0));
     if (Peek().kind != TokenKind::kEOF) return Unexpected(Peek());
     for (const Expr* vs : empty_selectors_) {
-      if (vs != nullptr) {
+      if (vs != nullptr && !opts_.allow_empty_selectors) {
         return ErrAt(vs->pos.start, "vector selector must contain at least one non-empty matcher");
       }
     }

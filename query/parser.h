@@ -22,6 +22,10 @@ struct ParserOptions {
   // promql-duration-expr: arithmetic in ranges/offsets/steps (`[5m+1m]`, `offset (2*2)`).
   // Permanently on in current Prometheus; kept as an option for older behaviour.
   bool duration_expressions = true;
+  // Accept a selector whose matchers all match the empty string (`{job=~".*"}`). Queries
+  // refuse it; Prometheus' series endpoints parse match[] without that check and refuse
+  // it afterwards in words of their own.
+  bool allow_empty_selectors = false;
   // Deepest nesting of expressions accepted before failing with a clear error.
   int max_depth = 1000;
   // Most stack the parser may use (it is recursive); deeper input fails like too much

@@ -55,8 +55,8 @@ HttpHandler Admin(ApiContext* ctx, bool enabled, AdminFunc fn) {
 }
 
 // Prometheus' parseTimeParam for the admin API: absent means `fallback`; a bad value reads
-// `invalid parameter "start": Invalid time value for 'start': cannot parse "x" to a valid
-// timestamp`.
+// `invalid parameter "start": invalid time value for 'start': cannot parse "x" to a valid
+// timestamp` (Prometheus 3; 2.x wrote "Invalid").
 absl::StatusOr<Timestamp> AdminTime(const ApiParams& params, std::string_view name,
                                     Timestamp fallback) {
   std::string_view text = params.Get(name);
@@ -64,7 +64,7 @@ absl::StatusOr<Timestamp> AdminTime(const ApiParams& params, std::string_view na
   absl::StatusOr<Timestamp> t = ParseApiTime(text);
   if (!t.ok()) {
     return absl::InvalidArgumentError(
-        fmt::format("invalid parameter \"{}\": Invalid time value "
+        fmt::format("invalid parameter \"{}\": invalid time value "
                     "for '{}': {}",
                     name, name, StatusText(t.status())));
   }
@@ -81,15 +81,10 @@ HttpResponse DeleteSeries(const ApiParams& params, Storage& storage) {
   if (!end.ok()) return Error(ApiErrorType::kBadData, StatusText(end.status()));
   // Each selector is parsed and deleted in turn, as Prometheus does.
   for (std::string_view selector : selectors) {
-    absl::StatusOr<promql::ExprPtr> expr = promql::ParseExpr(selector);
-    if (!expr.ok()) return BadParam("match[]", StatusText(expr.status()));
-    if ((*expr)->kind() != promql::NodeKind::kVectorSelector) {
-      return BadParam("match[]", fmt::format("1:1: parse error: expected a series selector, "
-                                             "got \"{}\"",
-                                             selector));
-    }
-    const std::vector<LabelMatcher>& matchers = (*expr)->As<promql::VectorSelector>().matchers;
-    absl::Status st = storage.DeleteSeries(matchers, *start, *end);
+    absl::StatusOr<std::vector<LabelMatcher>> matchers =
+        ParseSeriesSelector(selector, promql::ParserOptions());
+    if (!matchers.ok()) return BadParam("match[]", StatusText(matchers.status()));
+    absl::Status st = storage.DeleteSeries(*matchers, *start, *end);
     if (!st.ok()) return Error(ApiErrorType::kInternal, StatusText(st));
   }
   return HttpResponse::Empty(204);

@@ -142,25 +142,24 @@ absl::StatusOr<int64_t> LimitParam(const ApiParams& params, std::string_view nam
 }
 
 // Parses every match[] value as a series selector. Each set must have a matcher that does
-// not match the empty string, as Prometheus requires.
+// not match the empty string, as Prometheus requires. `name_param`: errors read `invalid
+// parameter "match[]": ...` (the series endpoint); the label endpoints give the bare cause,
+// as Prometheus does.
 absl::StatusOr<std::vector<MatcherSet>> MatchParams(const ApiParams& params,
-                                                    const promql::ParserOptions& options) {
+                                                    const promql::ParserOptions& options,
+                                                    bool name_param) {
+  auto fail = [&](const absl::Status& st) {
+    return name_param ? InvalidParamError("match[]", st) : st;
+  };
   std::vector<MatcherSet> sets;
   for (std::string_view m : params.GetAll("match[]")) {
-    absl::StatusOr<promql::ExprPtr> expr = promql::ParseExpr(m, options);
-    if (!expr.ok()) return InvalidParamError("match[]", expr.status());
-    if ((*expr)->kind() != promql::NodeKind::kVectorSelector) {
-      return InvalidParamError("match[]",
-                               absl::InvalidArgumentError(fmt::format(
-                                   "1:1: parse error: expected a series selector, got \"{}\"", m)));
-    }
-    MatcherSet set = (*expr)->As<promql::VectorSelector>().matchers;
+    absl::StatusOr<MatcherSet> parsed = ParseSeriesSelector(m, options);
+    if (!parsed.ok()) return fail(parsed.status());
+    MatcherSet set = *std::move(parsed);
     bool has_non_empty = std::any_of(set.begin(), set.end(),
                                      [](const LabelMatcher& lm) { return !lm.MatchesEmpty(); });
     if (!has_non_empty) {
-      return InvalidParamError(
-          "match[]",
-          absl::InvalidArgumentError("match[] must contain at least one non-empty matcher"));
+      return fail(absl::InvalidArgumentError("match[] must contain at least one non-empty matcher"));
     }
     sets.push_back(std::move(set));
   }
@@ -180,23 +179,40 @@ absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx, const 
     absl::Duration timeout = absl::Milliseconds(timeout_ms);
     if (timeout < options.timeout) options.timeout = timeout;
   }
-  if (!params.Get("lookback_delta").empty()) {
-    STRATA_ASSIGN_OR_RETURN(int64_t lookback_ms, DurationParam(params, "lookback_delta"));
-    if (lookback_ms > 0) options.lookback_ms = lookback_ms;
+  if (std::string_view text = params.Get("lookback_delta"); !text.empty()) {
+    absl::StatusOr<int64_t> lookback_ms = ParseApiDuration(text);
+    if (!lookback_ms.ok()) {
+      // Prometheus 3 names no parameter here.
+      return absl::InvalidArgumentError(fmt::format("error parsing lookback delta duration: {}",
+                                                    StatusText(lookback_ms.status())));
+    }
+    if (*lookback_ms > 0) options.lookback_ms = *lookback_ms;
   }
   return options;
 }
 
-void WriteQueryData(JsonWriter& w, const promql::QueryValue& value) {
+// What `stats` asks for: Prometheus adds its query statistics to `data` when the parameter
+// is not empty. Strata times the evaluation as a whole: its parts that Prometheus times
+// apart (preparation, queue, sort) are within it or do not exist, and read 0.
+struct QueryStats {
+  double eval_seconds = 0;
+  int64_t samples = 0;  // samples read from storage
+  int64_t peak_samples = 0;
+};
+
+void WriteQueryData(JsonWriter& w, const promql::QueryValue& value,
+                    const QueryStats* stats = nullptr) {
   w.BeginObject();
   w.Key("resultType").String(promql::ValueTypeApiName(value.type));
   w.Key("result");
   switch (value.type) {
+    // Prometheus prints scalars and strings with their own MarshalJSON, not with the
+    // encoder of vector and matrix samples: other number formats.
     case promql::ValueType::kScalar:
-      w.SamplePair(value.scalar_t, value.scalar_v);
+      w.ScalarPair(value.scalar_t, value.scalar_v);
       break;
     case promql::ValueType::kString:
-      w.BeginArray().Timestamp(value.scalar_t).String(value.str).EndArray();
+      w.BeginArray().GoSeconds(value.scalar_t).String(value.str).EndArray();
       break;
     case promql::ValueType::kVector:
       w.BeginArray();
@@ -224,6 +240,22 @@ void WriteQueryData(JsonWriter& w, const promql::QueryValue& value) {
       w.BeginArray().EndArray();
       break;
   }
+  if (stats != nullptr) {
+    w.Key("stats").BeginObject();
+    w.Key("timings").BeginObject();
+    w.Key("evalTotalTime").Double(stats->eval_seconds);
+    w.Key("resultSortTime").Double(0);
+    w.Key("queryPreparationTime").Double(0);
+    w.Key("innerEvalTime").Double(stats->eval_seconds);
+    w.Key("execQueueTime").Double(0);
+    w.Key("execTotalTime").Double(stats->eval_seconds);
+    w.EndObject();
+    w.Key("samples").BeginObject();
+    w.Key("totalQueryableSamples").Int(stats->samples);
+    w.Key("peakSamples").Int(stats->peak_samples);
+    w.EndObject();
+    w.EndObject();
+  }
   w.EndObject();
 }
 
@@ -236,7 +268,8 @@ absl::StatusOr<promql::ExprPtr> ParseQueryParam(const ApiParams& params,
 
 // The `limit` parameter of query and query_range (Prometheus 3): at most that many series,
 // with a warning when some were left out.
-absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const ApiParams& params) {
+absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const ApiParams& params,
+                                           std::chrono::steady_clock::time_point started) {
   STRATA_ASSIGN_OR_RETURN(int64_t limit, LimitParam(params, "limit"));
   size_t max = static_cast<size_t>(limit);
   bool truncated = false;
@@ -251,8 +284,16 @@ absl::StatusOr<HttpResponse> QueryResponse(promql::QueryResult result, const Api
     truncated = true;
   }
   if (truncated) result.warnings.emplace_back(kTruncatedWarning);
-  return Success([&](JsonWriter& w) { WriteQueryData(w, result.value); }, result.warnings,
-                 result.infos);
+  std::optional<QueryStats> stats;
+  if (!params.Get("stats").empty()) {
+    stats = QueryStats{
+        .eval_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        .samples = result.samples_decoded,
+        .peak_samples = result.peak_samples};
+  }
+  return Success([&](JsonWriter& w) { WriteQueryData(w, result.value, stats ? &*stats : nullptr); },
+                 result.warnings, result.infos);
 }
 
 void Inc(Counter* c, double v) {
@@ -271,6 +312,8 @@ void CountQuery(Histogram* duration, Counter* samples,
 
 absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const HttpRequest& req,
                                           const ApiParams& params, Storage& storage) {
+  // Prometheus checks `limit` first: a request wrong in several ways is told about it.
+  STRATA_RETURN_IF_ERROR(LimitParam(params, "limit").status());
   STRATA_ASSIGN_OR_RETURN(Timestamp t, TimeParam(params, "time", NowMillis()));
   STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, req, params));
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
@@ -279,11 +322,12 @@ absl::StatusOr<HttpResponse> InstantQuery(const ApiContext& ctx, const HttpReque
   STRATA_ASSIGN_OR_RETURN(promql::QueryResult result,
                           engine.InstantQuery(storage, *expr, params.Get("query"), t));
   CountQuery(ctx.metrics.instant_query_duration, ctx.metrics.query_samples, started, result);
-  return QueryResponse(std::move(result), params);
+  return QueryResponse(std::move(result), params, started);
 }
 
 absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const HttpRequest& req,
                                         const ApiParams& params, Storage& storage) {
+  STRATA_RETURN_IF_ERROR(LimitParam(params, "limit").status());
   STRATA_ASSIGN_OR_RETURN(RangeParams range, ParseRangeParams(params));
   STRATA_ASSIGN_OR_RETURN(promql::EngineOptions options, QueryOptions(ctx, req, params));
   STRATA_ASSIGN_OR_RETURN(promql::ExprPtr expr, ParseQueryParam(params, options.parser_options()));
@@ -293,7 +337,7 @@ absl::StatusOr<HttpResponse> RangeQuery(const ApiContext& ctx, const HttpRequest
                           engine.RangeQuery(storage, *expr, params.Get("query"), range.start,
                                             range.end, range.step_ms));
   CountQuery(ctx.metrics.range_query_duration, ctx.metrics.query_samples, started, result);
-  return QueryResponse(std::move(result), params);
+  return QueryResponse(std::move(result), params, started);
 }
 
 // Prometheus maps querier errors of the label and series endpoints to "execution".
@@ -309,7 +353,7 @@ absl::StatusOr<HttpResponse> SeriesQuery(const ApiContext& ctx, const ApiParams&
   STRATA_ASSIGN_OR_RETURN(Timestamp start, TimeParam(params, "start", kMinTime));
   STRATA_ASSIGN_OR_RETURN(Timestamp end, TimeParam(params, "end", kMaxTime));
   STRATA_ASSIGN_OR_RETURN(std::vector<MatcherSet> sets,
-                          MatchParams(params, ctx.engine_options.parser_options()));
+                          MatchParams(params, ctx.engine_options.parser_options(), true));
   absl::StatusOr<std::unique_ptr<Querier>> querier = storage.MakeQuerier(start, end);
   if (!querier.ok()) return Execution(querier.status());
   SelectHints hints;
@@ -383,7 +427,7 @@ absl::StatusOr<HttpResponse> LabelQuery(const ApiContext& ctx, const ApiParams& 
   STRATA_ASSIGN_OR_RETURN(Timestamp start, TimeParam(params, "start", kMinTime));
   STRATA_ASSIGN_OR_RETURN(Timestamp end, TimeParam(params, "end", kMaxTime));
   STRATA_ASSIGN_OR_RETURN(std::vector<MatcherSet> sets,
-                          MatchParams(params, ctx.engine_options.parser_options()));
+                          MatchParams(params, ctx.engine_options.parser_options(), false));
   absl::StatusOr<std::unique_ptr<Querier>> querier = storage.MakeQuerier(start, end);
   if (!querier.ok()) return Execution(querier.status());
   if (sets.empty()) sets.emplace_back();

@@ -39,7 +39,66 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   return 0;
 }
 
+// Go's strconv.FormatFloat(v, 'f', -1, 64) of a finite v: the shortest digits that round-trip,
+// in fixed notation.
+void AppendShortestFixed(double v, std::string* out) {
+  double abs = std::fabs(v);
+  if (abs < 1e15) {
+    // Up to 1074 fraction digits could be needed in theory; the shortest round-tripping
+    // ones of a double below 1e15 fit here (5e-324 takes 326 characters).
+    char buf[400];
+    auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
+    if (ec == std::errc()) {
+      out->append(buf, ptr);
+      return;
+    }
+  }
+  // Large values: libstdc++ prints every exact digit in fixed form (2^70 as
+  // "1180591620717411303424"), Go prints the shortest digits padded with zeros
+  // ("1180591620717411300000"). Take the shortest digits from the scientific form.
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+  std::string_view sci(buf, ptr - buf);
+  size_t e = sci.find('e');
+  int exp = 0;
+  std::from_chars(sci.data() + e + 1 + (sci[e + 1] == '+'), sci.data() + sci.size(), exp);
+  std::string_view mantissa = sci.substr(0, e);
+  if (mantissa.front() == '-') {
+    out->push_back('-');
+    mantissa.remove_prefix(1);
+  }
+  // exp is 15..308 here, so the value has exp + 1 integer digits and no fraction digits
+  // beyond those the mantissa holds.
+  std::string digits;
+  for (char c : mantissa) {
+    if (c != '.') digits.push_back(c);
+  }
+  size_t int_digits = static_cast<size_t>(exp) + 1;
+  if (digits.size() <= int_digits) {
+    out->append(digits);
+    out->append(int_digits - digits.size(), '0');
+  } else {
+    out->append(digits, 0, int_digits);
+    out->push_back('.');
+    out->append(digits, int_digits);
+  }
+}
+
 }  // namespace
+
+void AppendScalarValue(double v, std::string* out) {
+  if (std::isnan(v)) {
+    out->append("NaN");
+  } else if (std::isinf(v)) {
+    out->append(v > 0 ? "+Inf" : "-Inf");
+  } else {
+    AppendShortestFixed(v, out);
+  }
+}
+
+void AppendGoSeconds(Timestamp ms, std::string* out) {
+  AppendShortestFixed(static_cast<double>(ms) / 1000, out);
+}
 
 void AppendSampleValue(double v, std::string* out) {
   if (std::isnan(v)) {
@@ -56,38 +115,8 @@ void AppendSampleValue(double v, std::string* out) {
   // C++ scientific format does ("1e-07", "1.5e+21").
   if (abs != 0 && (abs < 1e-6 || abs >= 1e21)) {
     AppendToChars(out, v, std::chars_format::scientific);
-  } else if (abs < 1e15) {
-    AppendToChars(out, v, std::chars_format::fixed);
   } else {
-    // Large integers: libstdc++ prints every exact digit in fixed form (2^70 as
-    // "1180591620717411303424"), Go prints the shortest digits padded with zeros
-    // ("1180591620717411300000"). Take the shortest digits from the scientific form.
-    char buf[64];
-    auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
-    std::string_view sci(buf, ptr - buf);
-    size_t e = sci.find('e');
-    int exp = 0;
-    std::from_chars(sci.data() + e + 1 + (sci[e + 1] == '+'), sci.data() + sci.size(), exp);
-    std::string_view mantissa = sci.substr(0, e);
-    if (mantissa.front() == '-') {
-      out->push_back('-');
-      mantissa.remove_prefix(1);
-    }
-    // exp is 15..20 here, so the value has exp + 1 integer digits and no fraction digits
-    // beyond those the mantissa holds.
-    std::string digits;
-    for (char c : mantissa) {
-      if (c != '.') digits.push_back(c);
-    }
-    size_t int_digits = static_cast<size_t>(exp) + 1;
-    if (digits.size() <= int_digits) {
-      out->append(digits);
-      out->append(int_digits - digits.size(), '0');
-    } else {
-      out->append(digits, 0, int_digits);
-      out->push_back('.');
-      out->append(digits, int_digits);
-    }
+    AppendShortestFixed(v, out);
   }
 }
 
@@ -272,13 +301,30 @@ JsonWriter& JsonWriter::Timestamp(strata::Timestamp ms) {
   return *this;
 }
 
-JsonWriter& JsonWriter::SamplePair(strata::Timestamp ms, double v) {
+JsonWriter& JsonWriter::Pair(strata::Timestamp ms, double v,
+                              void (*append_time)(strata::Timestamp, std::string*),
+                              void (*append_value)(double, std::string*)) {
   Separate();
   out_->push_back('[');
-  AppendTimestamp(ms, out_);
+  append_time(ms, out_);
   out_->append(",\"");
-  AppendSampleValue(v, out_);
+  append_value(v, out_);
   out_->append("\"]");
+  first_ = false;
+  return *this;
+}
+
+JsonWriter& JsonWriter::SamplePair(strata::Timestamp ms, double v) {
+  return Pair(ms, v, AppendTimestamp, AppendSampleValue);
+}
+
+JsonWriter& JsonWriter::ScalarPair(strata::Timestamp ms, double v) {
+  return Pair(ms, v, AppendGoSeconds, AppendScalarValue);
+}
+
+JsonWriter& JsonWriter::GoSeconds(strata::Timestamp ms) {
+  Separate();
+  AppendGoSeconds(ms, out_);
   first_ = false;
   return *this;
 }

@@ -24,7 +24,18 @@ namespace strata {
 void AppendSampleValue(double v, std::string* out);
 std::string FormatSampleValue(double v);
 
-// Appends a millisecond timestamp as Prometheus prints it: whole seconds, then, when the
+// Appends `v` as Prometheus prints the value of a scalar result (promql.Scalar's MarshalJSON:
+// Go's strconv.FormatFloat with format 'f' and precision -1): shortest round-tripping
+// digits, always in fixed notation ("1000000000000000000000", "0.0000001"); "NaN", "+Inf",
+// "-Inf". No quotes.
+void AppendScalarValue(double v, std::string* out);
+
+// Appends a millisecond timestamp as Prometheus prints the time of a scalar or string
+// result: Go's encoding/json of the float seconds, so shortest digits without trailing
+// zeros (1500 -> "1.5", 2000 -> "2", 1435781451781 -> "1435781451.781").
+void AppendGoSeconds(Timestamp ms, std::string* out);
+
+// Appends a millisecond timestamp as Prometheus prints it in vectors and matrices: whole seconds, then, when the
 // millisecond part is not zero, a point and exactly three digits (Prometheus does not trim
 // trailing zeros): 1435781451781 -> "1435781451.781", 2000 -> "2", 1500 -> "1.500",
 // -1500 -> "-1.500", 5 -> "0.005".
@@ -64,8 +75,12 @@ class JsonWriter {
   JsonWriter& SampleValue(double v);
   // A timestamp: a JSON number in seconds (AppendTimestamp).
   JsonWriter& Timestamp(strata::Timestamp ms);
-  // A [timestamp, "value"] pair, as in vectors, matrices and scalars.
+  // A [timestamp, "value"] pair, as in vectors and matrices.
   JsonWriter& SamplePair(strata::Timestamp ms, double v);
+  // The [time, "value"] of a scalar result (AppendGoSeconds, AppendScalarValue).
+  JsonWriter& ScalarPair(strata::Timestamp ms, double v);
+  // The time of a string result (AppendGoSeconds).
+  JsonWriter& GoSeconds(strata::Timestamp ms);
   // A label set as an object in label order: {"__name__":"up","job":"node"}.
   JsonWriter& LabelSet(const Labels& labels);
   JsonWriter& LabelSet(std::span<const LabelView> labels);
@@ -75,6 +90,10 @@ class JsonWriter {
   std::string& out() { return *out_; }
 
  private:
+  // [time, "value"] with the given formats.
+  JsonWriter& Pair(strata::Timestamp ms, double v,
+                   void (*append_time)(strata::Timestamp, std::string*),
+                   void (*append_value)(double, std::string*));
   void Separate() {
     if (!first_) out_->push_back(',');
   }

@@ -1,5 +1,7 @@
 #include "server/api_params.h"
 
+#include "query/ast.h"
+#include "query/lexer.h"
 #include "server/http_server.h"
 #include "src/labels.h"
 #include "src/status.h"
@@ -127,6 +129,43 @@ std::vector<std::string_view> ApiParams::GetAll(std::string_view name) const {
   return out;
 }
 
+absl::StatusOr<std::vector<LabelMatcher>> ParseSeriesSelector(
+    std::string_view text, const promql::ParserOptions& options) {
+  // The selector's tokens: an identifier (keywords too: `sum` is a metric name here), then
+  // braces, or braces alone. The first token after them is what Prometheus' grammar calls
+  // unexpected.
+  std::vector<promql::Token> toks;
+  promql::LexError lex_error;
+  if (promql::Lex(text, &toks, &lex_error)) {
+    using promql::TokenKind;
+    size_t i = 0;
+    if (toks[i].kind == TokenKind::kIdentifier || toks[i].kind == TokenKind::kMetricIdentifier) {
+      ++i;
+    }
+    if (toks[i].kind == TokenKind::kLeftBrace) {
+      while (toks[i].kind != TokenKind::kRightBrace && toks[i].kind != TokenKind::kEOF) ++i;
+      if (toks[i].kind == TokenKind::kRightBrace) ++i;
+    }
+    if (i == 0 || toks[i].kind != TokenKind::kEOF) {
+      const promql::Token& bad = toks[i];
+      auto [line, col] = promql::LineCol(text, bad.pos);
+      if (bad.kind != TokenKind::kEOF) {
+        return absl::InvalidArgumentError(fmt::format("{}:{}: parse error: unexpected {}", line,
+                                                      col, promql::DescribeToken(bad)));
+      }
+    }
+  }
+  promql::ParserOptions selector_options = options;
+  selector_options.allow_empty_selectors = true;
+  absl::StatusOr<promql::ExprPtr> expr = promql::ParseExpr(text, selector_options);
+  if (!expr.ok()) return expr.status();
+  if ((*expr)->kind() != promql::NodeKind::kVectorSelector) {
+    return absl::InvalidArgumentError(
+        fmt::format("1:1: parse error: expected a series selector, got {}", QuoteString(text)));
+  }
+  return std::move((*expr)->As<promql::VectorSelector>().matchers);
+}
+
 absl::Status InvalidParamError(std::string_view name, const absl::Status& cause) {
   absl::StatusCode code = cause.ok() ? absl::StatusCode::kInvalidArgument : cause.code();
   return absl::Status(code,
@@ -138,6 +177,11 @@ absl::StatusOr<Timestamp> TimeParam(const ApiParams& params, std::string_view na
   std::string_view text = params.Get(name);
   if (text.empty() && default_ms.has_value()) return *default_ms;
   auto t = ParseApiTime(text);
+  if (!t.ok() && default_ms.has_value()) {
+    return InvalidParamError(
+        name, absl::InvalidArgumentError(fmt::format("invalid time value for '{}': {}", name,
+                                                     MessageOf(t.status()))));
+  }
   if (!t.ok()) return InvalidParamError(name, t.status());
   return *t;
 }

@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "query/parser.h"
+#include "src/matcher.h"
 #include "src/sample.h"
 
 namespace strata {
@@ -62,13 +64,24 @@ class ApiParams {
   std::vector<std::pair<std::string, std::string>> values_;
 };
 
+// One match[] value read as Prometheus' ParseMetricSelector reads it: a metric name, braces
+// or both, and nothing after them (no range, offset, @, operator or call). Errors are worded
+// as Prometheus words them (`1:3: parse error: unexpected "["`), without the parameter's
+// name. Matchers that all match the empty string are no error here.
+absl::StatusOr<std::vector<LabelMatcher>> ParseSeriesSelector(
+    std::string_view text, const promql::ParserOptions& options);
+
 // `invalid parameter "<name>": <cause>` with the cause's code (InvalidArgument unless the
 // cause says otherwise).
 absl::Status InvalidParamError(std::string_view name, const absl::Status& cause);
 
-// The time in parameter `name` (Unix seconds or RFC3339). When the parameter is absent or
-// empty, `default_ms` if given; otherwise the error Prometheus gives:
+// The time in parameter `name` (Unix seconds or RFC3339). Without `default_ms` (the start
+// and end of a range query) the parameter is required, and a bad one reads
 //   invalid parameter "start": cannot parse "" to a valid timestamp
+// With it (an optional time: `time`, and `start`/`end` of the series, label and exemplar
+// endpoints) absent or empty means `default_ms`, and a bad one reads as in Prometheus 3:
+//   invalid parameter "time": invalid time value for 'time': cannot parse "x" to a valid
+//   timestamp
 absl::StatusOr<Timestamp> TimeParam(const ApiParams& params, std::string_view name,
                                     std::optional<Timestamp> default_ms = std::nullopt);
 

@@ -49,7 +49,9 @@ absl::StatusOr<Timestamp> ParseApiTime(std::string_view s) {
   if (s == "292277025-08-18T07:12:54.999999999Z") return kMaxTime;
   absl::Time t;
   std::string err;
-  if (absl::ParseTime(absl::RFC3339_full, std::string(s), &t, &err)) {
+  // Go's time.Parse wants the 'T' and 'Z' of RFC 3339 in upper case; absl takes either.
+  bool lower_case = s.find_first_of("tz") != std::string_view::npos;
+  if (!lower_case && absl::ParseTime(absl::RFC3339_full, std::string(s), &t, &err)) {
     return absl::ToUnixMillis(t);
   }
   return absl::InvalidArgumentError(

@@ -396,6 +396,73 @@ TEST_F(EngineTest, WithoutDelayedNameRemovalNamesDropAtOnce) {
   EXPECT_FALSE(Engine(opts).InstantQuery(store_, *e, q, 0).ok());  // same labelset twice
 }
 
+// `sum(a) or vector(0)` is sum(a) while `a` has samples and vector(0) after: one series
+// {} over the whole range, as Prometheus keys every step's output by label set. Unary minus
+// and a range function over a subquery must take it as one series, not fail with "vector
+// cannot contain metrics with the same labelset" or see two windows.
+TEST_F(EngineTest, SeriesThatAnOrJoinsAcrossStepsAreOneSeries) {
+  std::vector<Sample> samples;
+  for (Timestamp t = 0; t <= 10 * 60'000; t += 15'000) samples.push_back({t, 5});
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}, {"x", "1"}}, samples).ok());
+  for (bool delayed : {false, true}) {
+    EngineOptions opts = EngineOptions::AllFeatures();
+    opts.delayed_name_removal = delayed;
+    Engine engine(opts);
+    const char* negated = "-(sum(a) or vector(0))";
+    auto r = engine.RangeQuery(store_, *Parse(negated), negated, 0, 30 * 60'000, 60'000);
+    ASSERT_TRUE(r.ok()) << negated << ": " << r.status();
+    ASSERT_EQ(r->value.matrix.size(), 1u);
+    EXPECT_EQ(r->value.matrix[0].samples.size(), 31u);
+    // At 17m the window (12m, 17m] holds 5 (13m to 15m, within the lookback of a's last
+    // sample) and 0 (16m, 17m).
+    const char* windowed = "max_over_time((sum(a) or vector(0))[5m:1m])";
+    auto at = engine.InstantQuery(store_, *Parse(windowed), windowed, 17 * 60'000);
+    ASSERT_TRUE(at.ok()) << windowed << ": " << at.status();
+    ASSERT_EQ(at->value.vector.size(), 1u);
+    EXPECT_EQ(at->value.vector[0].v, 5);
+    const char* counted = "count_over_time((sum(a) or vector(0))[5m:1m])";
+    at = engine.InstantQuery(store_, *Parse(counted), counted, 17 * 60'000);
+    ASSERT_TRUE(at.ok()) << counted << ": " << at.status();
+    ASSERT_EQ(at->value.vector.size(), 1u);
+    EXPECT_EQ(at->value.vector[0].v, 5);
+  }
+}
+
+// A subquery's inner steps run up to the end of the range it is evaluated over, not only up
+// to its last step (as in Prometheus): here the range query's end (150 s) lies after its last
+// step (120 s), and at inner step 150 s the many-to-many match fails, although no window
+// reads that step.
+TEST_F(EngineTest, SubqueryEvaluatesUpToTheEndOfItsRangeNotItsLastStep) {
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "m"}}, {{125'000, 1}}).ok());
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "b"}, {"y", "1"}}, {{0, 1}}).ok());
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "b"}, {"y", "2"}}, {{0, 1}}).ok());
+  Engine engine(EngineOptions::AllFeatures());
+  const char* q = "count_over_time((m > on() b)[1m:30s])";
+  auto r = engine.RangeQuery(store_, *Parse(q), q, 0, 150'000, 60'000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find("found duplicate series for the match group"),
+            std::string::npos)
+      << r.status();
+  // Ending on a step, the query never evaluates the match after 125 s.
+  EXPECT_TRUE(engine.RangeQuery(store_, *Parse(q), q, 0, 120'000, 60'000).ok());
+}
+
+// Unary minus and functions that drop or set labels keep distinct series apart (with
+// and without delayed name removal).
+TEST_F(EngineTest, NegatingDistinctSeriesKeepsThemApart) {
+  Fill(6, 30);
+  for (const char* q : {"-(label_join(increase(m_total[10m]), \"job\", \",\", \"i\", \"g\"))",
+                        "-increase(m_total[10m])", "max_over_time((-m_total)[5m:1m])"}) {
+    for (bool delayed : {false, true}) {
+      EngineOptions opts = EngineOptions::AllFeatures();
+      opts.delayed_name_removal = delayed;
+      auto r = Engine(opts).InstantQuery(store_, *Parse(q), q, 20 * 60'000);
+      ASSERT_TRUE(r.ok()) << q << " (delayed name removal " << delayed << "): " << r.status();
+      EXPECT_EQ(r->value.vector.size(), 6u) << q;
+    }
+  }
+}
+
 TEST_F(EngineTest, FeatureFlagsGateExperimentalConstructs) {
   ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}}, {{0, 1}}).ok());
   EngineOptions off;

@@ -127,10 +127,10 @@ TEST_F(AdminTest, BadParametersGetPrometheusErrors) {
          R"({"status":"error","errorType":"bad_data","error":"no match[] parameter provided"})");
   expect("/api/v1/admin/tsdb/delete_series?match[]=up&start=abc", 400,
          R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": )"
-         R"(Invalid time value for 'start': cannot parse \"abc\" to a valid timestamp"})");
+         R"(invalid time value for 'start': cannot parse \"abc\" to a valid timestamp"})");
   expect("/api/v1/admin/tsdb/delete_series?match[]=up&end=abc", 400,
          R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"end\": )"
-         R"(Invalid time value for 'end': cannot parse \"abc\" to a valid timestamp"})");
+         R"(invalid time value for 'end': cannot parse \"abc\" to a valid timestamp"})");
   expect("/api/v1/admin/tsdb/snapshot?skip_head=xx", 400,
          R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"skip_head\": )"
          R"(unable to parse boolean: strconv.ParseBool: parsing \"xx\": invalid syntax"})");

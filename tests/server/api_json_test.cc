@@ -122,6 +122,48 @@ TEST(SampleValueFormat, RandomValuesRoundTripWithGoShape) {
   }
 }
 
+std::string Scalar(double v) {
+  std::string out;
+  AppendScalarValue(v, &out);
+  return out;
+}
+
+std::string GoSeconds(int64_t ms) {
+  std::string out;
+  AppendGoSeconds(ms, &out);
+  return out;
+}
+
+// Scalar results print their value with Go's 'f' format (promql.Scalar's MarshalJSON), never
+// in exponent form, unlike vector and matrix samples.
+TEST(ScalarValueFormat, IsFixedNotationWithShortestDigits) {
+  EXPECT_EQ(Scalar(2), "2");
+  EXPECT_EQ(Scalar(0.1), "0.1");
+  EXPECT_EQ(Scalar(-0.0), "-0");
+  EXPECT_EQ(Scalar(1e21), "1000000000000000000000");
+  EXPECT_EQ(Scalar(1e-7), "0.0000001");
+  EXPECT_EQ(Scalar(-1.5e-7), "-0.00000015");
+  EXPECT_EQ(Scalar(std::ldexp(1.0, 70)), "1180591620717411300000");
+  EXPECT_EQ(Scalar(1e300), "1" + std::string(300, '0'));
+  EXPECT_EQ(Scalar(5e-324), "0." + std::string(323, '0') + "5");
+  EXPECT_EQ(Scalar(std::numeric_limits<double>::max()), "17976931348623157" + std::string(292, '0'));
+  EXPECT_EQ(Scalar(std::nan("")), "NaN");
+  EXPECT_EQ(Scalar(HUGE_VAL), "+Inf");
+  EXPECT_EQ(Scalar(-HUGE_VAL), "-Inf");
+}
+
+// The time of a scalar or string result is Go's encoding/json of float seconds: no trailing
+// zeros, unlike vector and matrix timestamps.
+TEST(ScalarTimeFormat, HasNoTrailingZeros) {
+  EXPECT_EQ(GoSeconds(4000), "4");
+  EXPECT_EQ(GoSeconds(1500), "1.5");
+  EXPECT_EQ(GoSeconds(1050), "1.05");
+  EXPECT_EQ(GoSeconds(1), "0.001");
+  EXPECT_EQ(GoSeconds(-1500), "-1.5");
+  EXPECT_EQ(GoSeconds(1435781451781), "1435781451.781");
+  EXPECT_EQ(GoSeconds(1796219400500), "1796219400.5");
+}
+
 TEST(TimestampFormat, MatchesPrometheus) {
   EXPECT_EQ(FormatTimestamp(1435781451781), "1435781451.781");
   EXPECT_EQ(FormatTimestamp(2000), "2");

@@ -131,6 +131,12 @@ TEST(TimeParam, ErrorsNameTheParameterAndInput) {
       "invalid parameter \"end\": cannot parse \"2015-13-01T00:00:00Z\" to a valid timestamp");
   EXPECT_EQ(TimeParam(p, "missing").status().message(),
             "invalid parameter \"missing\": cannot parse \"\" to a valid timestamp");
+  // An optional time (one with a default) says which value it could not read, as
+  // Prometheus 3's parseTimeParam does.
+  EXPECT_EQ(TimeParam(p, "start", 0).status().message(),
+            "invalid parameter \"start\": invalid time value for 'start': cannot parse \"x\" to "
+            "a valid timestamp");
+  EXPECT_EQ(*TimeParam(p, "missing", 7), 7);
 }
 
 TEST(DurationParam, ParsesSecondsAndPrometheusDurations) {

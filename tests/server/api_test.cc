@@ -141,6 +141,40 @@ TEST_F(ApiTest, InstantQueryReturnsVectorOfRemoteWrittenSamples) {
              R"({"status":"success","data":{"resultType":"string","result":[4,"hello"]}})");
 }
 
+// Scalar and string results carry Go's encoding/json time (no trailing zeros) and a scalar
+// value in fixed notation, as Prometheus prints them (vector samples differ: "20.500", "1e+21").
+TEST_F(ApiTest, ScalarAndStringResultsPrintAsPrometheusDoes) {
+  WriteFixture();
+  ExpectJson(Get("/api/v1/query?query=1e21&time=20.5"), 200,
+             R"({"status":"success","data":{"resultType":"scalar",)"
+             R"("result":[20.5,"1000000000000000000000"]}})");
+  ExpectJson(Get("/api/v1/query?query=-1e-7&time=20.25"), 200,
+             R"({"status":"success","data":{"resultType":"scalar","result":[20.25,"-0.0000001"]}})");
+  ExpectJson(Get("/api/v1/query?query=vector(1e21)&time=20.5"), 200,
+             R"({"status":"success","data":{"resultType":"vector",)"
+             R"("result":[{"metric":{},"value":[20.500,"1e+21"]}]}})");
+  ExpectJson(Get("/api/v1/query?query=%22s%22&time=20.5"), 200,
+             R"({"status":"success","data":{"resultType":"string","result":[20.5,"s"]}})");
+}
+
+// `stats` (any non-empty value) adds Prometheus' statistics object to `data`.
+TEST_F(ApiTest, StatsParameterAddsQueryStatistics) {
+  WriteFixture();
+  for (std::string target : {"/api/v1/query?query=sum(http_requests_total)&time=30&stats=all",
+                             "/api/v1/query_range?query=http_requests_total&start=0&end=30&"
+                             "step=10&stats=1"}) {
+    TestHttpResponse r = Get(target);
+    ASSERT_EQ(r.status, 200) << r.body;
+    for (const char* field :
+         {"\"stats\":{\"timings\":{\"evalTotalTime\":", "\"resultSortTime\":",
+          "\"queryPreparationTime\":", "\"innerEvalTime\":", "\"execQueueTime\":",
+          "\"execTotalTime\":", "\"samples\":{\"totalQueryableSamples\":", "\"peakSamples\":"}) {
+      EXPECT_NE(r.body.find(field), std::string::npos) << target << " lacks " << field;
+    }
+  }
+  EXPECT_EQ(Get("/api/v1/query?query=1&time=30&stats=").body.find("stats"), std::string::npos);
+}
+
 TEST_F(ApiTest, IngestAndQueryFiguresReachTheMetricsRegistry) {
   WriteFixture();  // 3 series, 9 samples
   test::WriteRequest req;
@@ -205,12 +239,23 @@ TEST_F(ApiTest, RangeQueryReturnsMatrix) {
 
 TEST_F(ApiTest, BadParametersAndPromQLGiveBadData) {
   WriteFixture();
+  // As Prometheus 3: a bad lookback_delta names no parameter, and `limit` is checked first.
+  ExpectJson(Get("/api/v1/query?query=up&time=30&lookback_delta=abc"), 400,
+             R"({"status":"error","errorType":"bad_data","error":)"
+             R"("error parsing lookback delta duration: cannot parse \"abc\" to a valid duration"})");
+  ExpectJson(Get("/api/v1/query?query=sum(&time=x&limit=y"), 400,
+             R"({"status":"error","errorType":"bad_data","error":)"
+             R"("invalid parameter \"limit\": strconv.Atoi: parsing \"y\": invalid syntax"})");
+  ExpectJson(Get("/api/v1/query_range?query=sum(&step=0&limit=-1"), 400,
+             R"({"status":"error","errorType":"bad_data","error":)"
+             R"("invalid parameter \"limit\": limit must be non-negative"})");
   ExpectJson(Get("/api/v1/query?query=sum(&time=30"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
              R"("invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"})");
   ExpectJson(Get("/api/v1/query?query=up&time=yesterday"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
-             R"("invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp"})");
+             R"("invalid parameter \"time\": invalid time value for 'time': )"
+             R"(cannot parse \"yesterday\" to a valid timestamp"})");
   ExpectJson(Get("/api/v1/query_range?query=up&end=30&step=10"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
              R"("invalid parameter \"start\": cannot parse \"\" to a valid timestamp"})");
@@ -228,9 +273,24 @@ TEST_F(ApiTest, BadParametersAndPromQLGiveBadData) {
   ExpectJson(
       Get("/api/v1/series"), 400,
       R"({"status":"error","errorType":"bad_data","error":"no match[] parameter provided"})");
+  // Prometheus parses match[] without the query parser's empty-selector check, then refuses
+  // it in its own words; what follows a selector is "unexpected", and so are modifiers.
   ExpectJson(Get("/api/v1/series?match[]=%7Bjob%3D~%22.*%22%7D"), 400,
              R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
-             R"(1:1: parse error: vector selector must contain at least one non-empty matcher"})");
+             R"(match[] must contain at least one non-empty matcher"})");
+  ExpectJson(Get("/api/v1/series?match[]=up%5B5m%5D"), 400,
+             R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
+             R"(1:3: parse error: unexpected \"[\""})");
+  ExpectJson(Get("/api/v1/series?match[]=up%20offset%205m"), 400,
+             R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": )"
+             R"(1:4: parse error: unexpected \u003coffset\u003e"})");
+  // The label endpoints name no parameter (as Prometheus).
+  ExpectJson(Get("/api/v1/labels?match[]=sum%20by%20(job)%20(up)"), 400,
+             R"({"status":"error","errorType":"bad_data","error":)"
+             R"("1:5: parse error: unexpected \u003cby\u003e"})");
+  ExpectJson(Get("/api/v1/label/job/values?match[]=up%7Ba%3D%22b%22%7D%20or%20up"), 400,
+             R"({"status":"error","errorType":"bad_data","error":)"
+             R"("1:11: parse error: unexpected \u003cop:or\u003e"})");
   ExpectJson(Get("/api/v1/labels?limit=-1"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
              R"("invalid parameter \"limit\": limit must be non-negative"})");

@@ -28,7 +28,8 @@ TEST(ParseApiTime, Rfc3339WithFractionAndZone) {
 }
 
 TEST(ParseApiTime, RejectsGarbageWithTheInputNamed) {
-  for (const char* bad : {"", "abc", "2015-07-01", "12:00", "1.2.3", "NaN", "Inf", "1e300"}) {
+  for (const char* bad : {"", "abc", "2015-07-01", "12:00", "1.2.3", "NaN", "Inf", "1e300",
+                          "2015-07-01t20:10:51Z", "2015-07-01T20:10:51z"}) {
     auto r = ParseApiTime(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().message(),
