@@ -38,8 +38,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <limits>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 

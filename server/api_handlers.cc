@@ -159,7 +159,8 @@ absl::StatusOr<std::vector<MatcherSet>> MatchParams(const ApiParams& params,
     bool has_non_empty = std::any_of(set.begin(), set.end(),
                                      [](const LabelMatcher& lm) { return !lm.MatchesEmpty(); });
     if (!has_non_empty) {
-      return fail(absl::InvalidArgumentError("match[] must contain at least one non-empty matcher"));
+      return fail(
+          absl::InvalidArgumentError("match[] must contain at least one non-empty matcher"));
     }
     sets.push_back(std::move(set));
   }

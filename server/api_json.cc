@@ -302,8 +302,8 @@ JsonWriter& JsonWriter::Timestamp(strata::Timestamp ms) {
 }
 
 JsonWriter& JsonWriter::Pair(strata::Timestamp ms, double v,
-                              void (*append_time)(strata::Timestamp, std::string*),
-                              void (*append_value)(double, std::string*)) {
+                             void (*append_time)(strata::Timestamp, std::string*),
+                             void (*append_value)(double, std::string*)) {
   Separate();
   out_->push_back('[');
   append_time(ms, out_);

@@ -35,9 +35,9 @@ void AppendScalarValue(double v, std::string* out);
 // zeros (1500 -> "1.5", 2000 -> "2", 1435781451781 -> "1435781451.781").
 void AppendGoSeconds(Timestamp ms, std::string* out);
 
-// Appends a millisecond timestamp as Prometheus prints it in vectors and matrices: whole seconds, then, when the
-// millisecond part is not zero, a point and exactly three digits (Prometheus does not trim
-// trailing zeros): 1435781451781 -> "1435781451.781", 2000 -> "2", 1500 -> "1.500",
+// Appends a millisecond timestamp as Prometheus prints it in vectors and matrices: whole seconds,
+// then, when the millisecond part is not zero, a point and exactly three digits (Prometheus does
+// not trim trailing zeros): 1435781451781 -> "1435781451.781", 2000 -> "2", 1500 -> "1.500",
 // -1500 -> "-1.500", 5 -> "0.005".
 void AppendTimestamp(Timestamp ms, std::string* out);
 std::string FormatTimestamp(Timestamp ms);

@@ -179,8 +179,8 @@ absl::StatusOr<Timestamp> TimeParam(const ApiParams& params, std::string_view na
   auto t = ParseApiTime(text);
   if (!t.ok() && default_ms.has_value()) {
     return InvalidParamError(
-        name, absl::InvalidArgumentError(fmt::format("invalid time value for '{}': {}", name,
-                                                     MessageOf(t.status()))));
+        name, absl::InvalidArgumentError(
+                  fmt::format("invalid time value for '{}': {}", name, MessageOf(t.status()))));
   }
   if (!t.ok()) return InvalidParamError(name, t.status());
   return *t;

@@ -68,8 +68,8 @@ class ApiParams {
 // or both, and nothing after them (no range, offset, @, operator or call). Errors are worded
 // as Prometheus words them (`1:3: parse error: unexpected "["`), without the parameter's
 // name. Matchers that all match the empty string are no error here.
-absl::StatusOr<std::vector<LabelMatcher>> ParseSeriesSelector(
-    std::string_view text, const promql::ParserOptions& options);
+absl::StatusOr<std::vector<LabelMatcher>> ParseSeriesSelector(std::string_view text,
+                                                              const promql::ParserOptions& options);
 
 // `invalid parameter "<name>": <cause>` with the cause's code (InvalidArgument unless the
 // cause says otherwise).

@@ -349,21 +349,20 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     const int fd = stream_.socket().native_handle();
     stream_.socket().async_wait(
         tcp::socket::wait_read,
-        net::bind_executor(server_->ioc_.get_executor(),
-                           [gone = client_gone_, fd](beast::error_code ec) {
-                             if (ec == net::error::operation_aborted) return;  // answered
-                             if (!ec) {
-                               char c;
-                               ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                               // A pipelined request, or readiness that was not: still there.
-                               // (Not waited for again: that would need the strand.)
-                               if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-                                                       errno == EINTR))) {
-                                 return;
-                               }
-                             }
-                             gone->store(true, std::memory_order_relaxed);
-                           }));
+        net::bind_executor(server_->ioc_.get_executor(), [gone = client_gone_,
+                                                          fd](beast::error_code ec) {
+          if (ec == net::error::operation_aborted) return;  // answered
+          if (!ec) {
+            char c;
+            ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+            // A pipelined request, or readiness that was not: still there.
+            // (Not waited for again: that would need the strand.)
+            if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+              return;
+            }
+          }
+          gone->store(true, std::memory_order_relaxed);
+        }));
   }
 
  private:

@@ -404,7 +404,8 @@ absl::StatusOr<std::optional<Sample>> ChunkStore::LastSample(SeriesRef ref, int6
       std::vector<Sample> samples;
       STRATA_RETURN_IF_ERROR(block->Decode(*i, &samples, block->maxt(*i), block->maxt(*i)));
       if (samples.empty()) {
-        return absl::DataLossError(fmt::format("compacted block of series {}: no last sample", ref));
+        return absl::DataLossError(
+            fmt::format("compacted block of series {}: no last sample", ref));
       }
       return std::optional<Sample>(samples.back());
     }

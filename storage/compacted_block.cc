@@ -475,8 +475,7 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
   // take `used`, coded as its excess over `least` (the fewest bytes its samples take).
   auto segment_length = [&](uint64_t least, uint64_t size, uint64_t* used) {
     uint64_t excess;
-    if (!ReadUvarint(p, end, &excess) || least > size - *used ||
-        excess > size - *used - least) {
+    if (!ReadUvarint(p, end, &excess) || least > size - *used || excess > size - *used - least) {
       return false;
     }
     *used += least + excess;
@@ -715,9 +714,8 @@ absl::Status DecodeSegments(const uint8_t* column, const uint32_t* bounds, uint6
 // Decodes one segment of a timestamp column, its first timestamp t0 and n - 1 varints in
 // [p, end), into t[0, n). `next`: the first timestamp of the next segment, which the
 // segment's must be below; or, for the column's last segment, its last timestamp.
-absl::Status DecodeTimestampSegment(const uint8_t* p, const uint8_t* end, Timestamp t0,
-                                    uint64_t n, bool last_segment, Timestamp next,
-                                    Timestamp* t) {
+absl::Status DecodeTimestampSegment(const uint8_t* p, const uint8_t* end, Timestamp t0, uint64_t n,
+                                    bool last_segment, Timestamp next, Timestamp* t) {
   uint64_t cur = static_cast<uint64_t>(t0), delta = 0;
   t[0] = t0;
   bool decreasing = false;
@@ -827,8 +825,9 @@ absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sam
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::span<const Timestamp>> CompactedBlock::DecodedTimestamps(
-    size_t col, uint32_t first, uint32_t last) const {
+absl::StatusOr<std::span<const Timestamp>> CompactedBlock::DecodedTimestamps(size_t col,
+                                                                             uint32_t first,
+                                                                             uint32_t last) const {
   const TsColumn& c = ts_[col];
   DecodedColumn& d = ts_decoded_[col];
   std::call_once(d.once, [&] {
@@ -843,10 +842,10 @@ absl::StatusOr<std::span<const Timestamp>> CompactedBlock::DecodedTimestamps(
     std::call_once(segment.once, [&] {
       const uint64_t begin = s * interval_;
       const bool last_segment = s + 1 == c.segments;
-      segment.status = DecodeTimestampSegment(
-          column + bounds[s], column + bounds[s + 1], starts[s],
-          std::min<uint64_t>(interval_, c.count - begin), last_segment,
-          last_segment ? c.last : starts[s + 1], d.t.get() + begin);
+      segment.status =
+          DecodeTimestampSegment(column + bounds[s], column + bounds[s + 1], starts[s],
+                                 std::min<uint64_t>(interval_, c.count - begin), last_segment,
+                                 last_segment ? c.last : starts[s + 1], d.t.get() + begin);
     });
     STRATA_RETURN_IF_ERROR(segment.status);
   }
@@ -887,8 +886,7 @@ absl::Status CompactedBlock::Decode(size_t i, std::vector<Sample>* out, Timestam
   // Timestamps are appended, values filled in by DecodeValues: no separate zeroing pass.
   out->reserve(base + ts.size());
   for (const Timestamp t : ts) out->push_back({t, 0});
-  absl::Status st =
-      DecodeValues(i, lo, lo + static_cast<uint32_t>(ts.size()), out->data() + base);
+  absl::Status st = DecodeValues(i, lo, lo + static_cast<uint32_t>(ts.size()), out->data() + base);
   if (!st.ok()) out->resize(base);
   return st;
 }

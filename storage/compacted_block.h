@@ -173,9 +173,7 @@ class CompactedBlock {
   absl::StatusOr<std::span<const Timestamp>> DecodedTimestamps(size_t col, uint32_t first,
                                                                uint32_t last) const;
   // The first sample index of the segment holding sample k.
-  uint32_t SegmentStart(uint32_t k) const {
-    return static_cast<uint32_t>(k - k % interval_);
-  }
+  uint32_t SegmentStart(uint32_t k) const { return static_cast<uint32_t>(k - k % interval_); }
   // Decodes values [SegmentStart(lo), n) of series i and stores values [lo, n) into
   // out[0, n - lo).v.
   absl::Status DecodeValues(size_t i, uint32_t lo, uint32_t n, Sample* out) const;
@@ -185,8 +183,8 @@ class CompactedBlock {
   std::vector<TsColumn> ts_;
   std::vector<Entry> series_;
   uint64_t interval_ = uint64_t{1} << 32;  // samples per segment; above any count: none
-  std::vector<uint32_t> bounds_;    // segments + 1 byte offsets per column, from its start
-  std::vector<Timestamp> restart_t_;  // per timestamp column, its segments' first timestamps
+  std::vector<uint32_t> bounds_;           // segments + 1 byte offsets per column, from its start
+  std::vector<Timestamp> restart_t_;       // per timestamp column, its segments' first timestamps
   std::unique_ptr<DecodedColumn[]> ts_decoded_;  // one per timestamp column
   size_t decoded_bytes_ = 0;  // every timestamp column and the most base values kept
 };

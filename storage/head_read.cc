@@ -93,8 +93,7 @@ namespace {
 // symbol ids: a label name is compared as an id, found once per matcher.
 class HeadFilterPostings final : public Postings {
  public:
-  HeadFilterPostings(Head* head, std::unique_ptr<Postings> base,
-                     std::vector<LabelMatcher> matchers)
+  HeadFilterPostings(Head* head, std::unique_ptr<Postings> base, std::vector<LabelMatcher> matchers)
       : head_(head), base_(std::move(base)), matchers_(std::move(matchers)) {
     name_ids_.reserve(matchers_.size());
     for (const LabelMatcher& m : matchers_) name_ids_.push_back(head_->symbols().Find(m.name()));
@@ -142,8 +141,8 @@ class HeadFilterPostings final : public Postings {
 
 }  // namespace
 
-std::unique_ptr<Postings> Head::HeadIndexReader::FilterSeries(
-    std::unique_ptr<Postings> base, std::vector<LabelMatcher> matchers) {
+std::unique_ptr<Postings> Head::HeadIndexReader::FilterSeries(std::unique_ptr<Postings> base,
+                                                              std::vector<LabelMatcher> matchers) {
   return std::make_unique<HeadFilterPostings>(head_, std::move(base), std::move(matchers));
 }
 

@@ -309,8 +309,8 @@ absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
   std::vector<SetMatcher> sets;
   std::vector<const LabelMatcher*> rest;
   for (const LabelMatcher& m : matchers) {
-    const bool equal_set = m.type() == MatchType::kEqual ||
-                           (m.type() == MatchType::kRegexMatch && IsLiteralSet(m));
+    const bool equal_set =
+        m.type() == MatchType::kEqual || (m.type() == MatchType::kRegexMatch && IsLiteralSet(m));
     if (m.MatchesEmpty() || !equal_set) {
       rest.push_back(&m);
       continue;
@@ -349,8 +349,8 @@ absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
   }
   for (const LabelMatcher* mp : rest) {
     const LabelMatcher& m = *mp;
-    const bool regex = !IsLiteralSet(m) && m.type() != MatchType::kEqual &&
-                       m.type() != MatchType::kNotEqual;
+    const bool regex =
+        !IsLiteralSet(m) && m.type() != MatchType::kEqual && m.type() != MatchType::kNotEqual;
     // A regex through the index tests each of the label's values first: with no more
     // candidates than values, testing the candidates costs less whatever follows.
     if (regex && can_filter && candidates != SIZE_MAX &&

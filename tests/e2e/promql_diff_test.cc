@@ -1021,7 +1021,8 @@ bool AgreesWithInstantAnswers(const Params& params, const QueryResult& ours,
   // topk/bottomk may pick other series among equal values at every step (see the header).
   bool ties = params[0].second.find("topk") != std::string::npos ||
               params[0].second.find("bottomk") != std::string::npos;
-  return ties && ValuesByTime(ours) == ValuesByTime(QueryResult{.result_type = "matrix", .series = instants});
+  return ties && ValuesByTime(ours) ==
+                     ValuesByTime(QueryResult{.result_type = "matrix", .series = instants});
 }
 
 // Whether Prometheus' own instant answer at some step of the range query `params` is an
@@ -1088,10 +1089,11 @@ std::string Rfc3339(int64_t ms, int offset_minutes = 0) {
   std::time_t secs = static_cast<std::time_t>((ms + offset_minutes * kMinute) / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  std::string zone = offset_minutes == 0 ? "Z"
-                                         : fmt::format("{}{:02}:{:02}", offset_minutes < 0 ? '-' : '+',
-                                                       std::abs(offset_minutes) / 60,
-                                                       std::abs(offset_minutes) % 60);
+  std::string zone =
+      offset_minutes == 0
+          ? "Z"
+          : fmt::format("{}{:02}:{:02}", offset_minutes < 0 ? '-' : '+',
+                        std::abs(offset_minutes) / 60, std::abs(offset_minutes) % 60);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000, zone);
 }
@@ -1117,14 +1119,17 @@ TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
       // Series.
       {"/api/v1/series", {{"match[]", "up"}}},
       {"/api/v1/series",
-       {{"match[]", "up"}, {"match[]", "queue_length{job=\"api\"}"}, {"start", all_start},
+       {{"match[]", "up"},
+        {"match[]", "queue_length{job=\"api\"}"},
+        {"start", all_start},
         {"end", all_end}}},
       {"/api/v1/series",
        {{"match[]", "{__name__=~\"batch.*\", instance!=\"z\"}"},
         {"start", Rfc3339(t0 - kMinute)},
         {"end", Rfc3339(t0 + 70 * kMinute, 120)}}},
       {"/api/v1/series",
-       {{"match[]", "up"}, {"start", SecondsText(t0 - 120 * kMinute)},
+       {{"match[]", "up"},
+        {"start", SecondsText(t0 - 120 * kMinute)},
         {"end", SecondsText(t0 - 60 * kMinute)}}},
       {"/api/v1/series", {{"match[]", "node_cpu_seconds_total{mode=~\"i.*\", cpu!=\"1\"}"}}},
       {"/api/v1/series", {}},
@@ -1138,7 +1143,9 @@ TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
       {"/api/v1/labels", {}},
       {"/api/v1/labels", {{"match[]", "up"}}},
       {"/api/v1/labels",
-       {{"match[]", "up"}, {"match[]", "node_cpu_seconds_total"}, {"start", all_start},
+       {{"match[]", "up"},
+        {"match[]", "node_cpu_seconds_total"},
+        {"start", all_start},
         {"end", all_end}}},
       {"/api/v1/labels", {{"match[]", "up or queue_length"}}},
       {"/api/v1/label/job/values", {}},
@@ -1163,8 +1170,9 @@ TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
       {"/api/v1/query_range",
        {{"query", "odd_values"}, {"start", all_start}, {"end", all_end}, {"step", "60"}}},
       // Values that print specially, in vectors and as scalars.
-      {"/api/v1/query", {{"query", "vector(1/0) or label_replace(-vector(1/0), \"a\", \"b\", \"\", \"\")"},
-                         {"time", SecondsText(mid)}}},
+      {"/api/v1/query",
+       {{"query", "vector(1/0) or label_replace(-vector(1/0), \"a\", \"b\", \"\", \"\")"},
+        {"time", SecondsText(mid)}}},
       {"/api/v1/query", {{"query", "vector(0/0)"}, {"time", SecondsText(mid)}}},
       {"/api/v1/query", {{"query", "vector(1e21)"}, {"time", SecondsText(mid)}}},
       {"/api/v1/query", {{"query", "vector(123456789012345680000)"}, {"time", SecondsText(mid)}}},
@@ -1203,7 +1211,8 @@ TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
     bool same = ours->status == theirs->status && ours->body == theirs->body;
     // Several series: the same ones in any order (Prometheus sorts a selector's series,
     // Strata's order is its own; an instant query's order is unspecified).
-    if (!same && ours->status == 200 && theirs->status == 200 && path.starts_with("/api/v1/query")) {
+    if (!same && ours->status == 200 && theirs->status == 200 &&
+        path.starts_with("/api/v1/query")) {
       same = CompareQueryResponses(ours->body, theirs->body, {.exact = true}).empty();
     }
     if (!same) {
@@ -1214,16 +1223,16 @@ TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
     }
   }
   // stats: the same statistics fields (the figures are each one's own).
-  std::string target = "/api/v1/query?" + FormEncode({{"query", "sum(rate(up[5m]))"},
-                                                      {"time", SecondsText(mid)},
-                                                      {"stats", "all"}});
+  std::string target =
+      "/api/v1/query?" +
+      FormEncode({{"query", "sum(rate(up[5m]))"}, {"time", SecondsText(mid)}, {"stats", "all"}});
   for (uint16_t port : {g_env->strata, g_env->prometheus}) {
     auto r = HttpGet(port, target);
     ASSERT_TRUE(r);
-    for (const char* field : {"\"stats\":{\"timings\":{\"evalTotalTime\":", "\"resultSortTime\":",
-                              "\"queryPreparationTime\":", "\"innerEvalTime\":",
-                              "\"execQueueTime\":", "\"execTotalTime\":",
-                              "\"samples\":{\"totalQueryableSamples\":", "\"peakSamples\":"}) {
+    for (const char* field :
+         {"\"stats\":{\"timings\":{\"evalTotalTime\":", "\"resultSortTime\":",
+          "\"queryPreparationTime\":", "\"innerEvalTime\":", "\"execQueueTime\":",
+          "\"execTotalTime\":", "\"samples\":{\"totalQueryableSamples\":", "\"peakSamples\":"}) {
       EXPECT_NE(r->body.find(field), std::string::npos)
           << (port == g_env->strata ? "ours" : "theirs") << " lacks " << field << ": " << r->body;
     }

@@ -146,7 +146,8 @@ TEST(ScalarValueFormat, IsFixedNotationWithShortestDigits) {
   EXPECT_EQ(Scalar(std::ldexp(1.0, 70)), "1180591620717411300000");
   EXPECT_EQ(Scalar(1e300), "1" + std::string(300, '0'));
   EXPECT_EQ(Scalar(5e-324), "0." + std::string(323, '0') + "5");
-  EXPECT_EQ(Scalar(std::numeric_limits<double>::max()), "17976931348623157" + std::string(292, '0'));
+  EXPECT_EQ(Scalar(std::numeric_limits<double>::max()),
+            "17976931348623157" + std::string(292, '0'));
   EXPECT_EQ(Scalar(std::nan("")), "NaN");
   EXPECT_EQ(Scalar(HUGE_VAL), "+Inf");
   EXPECT_EQ(Scalar(-HUGE_VAL), "-Inf");

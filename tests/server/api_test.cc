@@ -148,8 +148,9 @@ TEST_F(ApiTest, ScalarAndStringResultsPrintAsPrometheusDoes) {
   ExpectJson(Get("/api/v1/query?query=1e21&time=20.5"), 200,
              R"({"status":"success","data":{"resultType":"scalar",)"
              R"("result":[20.5,"1000000000000000000000"]}})");
-  ExpectJson(Get("/api/v1/query?query=-1e-7&time=20.25"), 200,
-             R"({"status":"success","data":{"resultType":"scalar","result":[20.25,"-0.0000001"]}})");
+  ExpectJson(
+      Get("/api/v1/query?query=-1e-7&time=20.25"), 200,
+      R"({"status":"success","data":{"resultType":"scalar","result":[20.25,"-0.0000001"]}})");
   ExpectJson(Get("/api/v1/query?query=vector(1e21)&time=20.5"), 200,
              R"({"status":"success","data":{"resultType":"vector",)"
              R"("result":[{"metric":{},"value":[20.500,"1e+21"]}]}})");
@@ -240,9 +241,10 @@ TEST_F(ApiTest, RangeQueryReturnsMatrix) {
 TEST_F(ApiTest, BadParametersAndPromQLGiveBadData) {
   WriteFixture();
   // As Prometheus 3: a bad lookback_delta names no parameter, and `limit` is checked first.
-  ExpectJson(Get("/api/v1/query?query=up&time=30&lookback_delta=abc"), 400,
-             R"({"status":"error","errorType":"bad_data","error":)"
-             R"("error parsing lookback delta duration: cannot parse \"abc\" to a valid duration"})");
+  ExpectJson(
+      Get("/api/v1/query?query=up&time=30&lookback_delta=abc"), 400,
+      R"({"status":"error","errorType":"bad_data","error":)"
+      R"("error parsing lookback delta duration: cannot parse \"abc\" to a valid duration"})");
   ExpectJson(Get("/api/v1/query?query=sum(&time=x&limit=y"), 400,
              R"({"status":"error","errorType":"bad_data","error":)"
              R"("invalid parameter \"limit\": strconv.Atoi: parsing \"y\": invalid syntax"})");

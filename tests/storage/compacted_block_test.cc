@@ -227,9 +227,9 @@ std::vector<CompactedSeries> RandomGroup(Gen& g, SeriesRef* next_ref, int max_se
 
 void ExpectRoundTrip(const std::vector<CompactedSeries>& group, int max_base_depth = 3,
                      uint32_t restart_interval = 7) {
-  auto block = EncodeCompactedBlock(group, {.zstd_level = 1,
-                                            .max_base_depth = max_base_depth,
-                                            .restart_interval = restart_interval});
+  auto block = EncodeCompactedBlock(
+      group,
+      {.zstd_level = 1, .max_base_depth = max_base_depth, .restart_interval = restart_interval});
   ASSERT_TRUE(block.ok()) << block.status();
   auto b = CompactedBlock::Open(*block);
   ASSERT_TRUE(b.ok()) << b.status();
@@ -653,8 +653,8 @@ TEST(CompactedBlock, DecodesWindowsAtAndAcrossRestarts) {
         ASSERT_TRUE(CompactedBlock::Open(*value)->Decode(i, &fresh, lo, hi).ok());
         ASSERT_TRUE(shared->Decode(i, &kept, lo, hi).ok());
         ASSERT_TRUE(testing::SameSamples(fresh, want))
-            << "series " << i << " interval " << interval << " [" << lo << ", " << hi
-            << "]\n got  " << testing::Describe(fresh) << "\n want " << testing::Describe(want);
+            << "series " << i << " interval " << interval << " [" << lo << ", " << hi << "]\n got  "
+            << testing::Describe(fresh) << "\n want " << testing::Describe(want);
         kept.erase(kept.begin());
         ASSERT_TRUE(testing::SameSamples(kept, want))
             << "series " << i << " interval " << interval << " [" << lo << ", " << hi << "]";
@@ -684,15 +684,15 @@ TEST(CompactedBlock, WritesRestartsAsDocumented) {
   ASSERT_EQ((*value)[0], 3);
   // Pieces of the payload, in order.
   std::vector<std::string> want = {
-      "\x02\x01\x02",                // 2 series, 1 timestamp column, restart every 2 samples
+      "\x02\x01\x02",                  // 2 series, 1 timestamp column, restart every 2 samples
       "\x05\x06\xd0\x0f\xe0\xd4\x03",  // 5 timestamps in 6 bytes, first 1000, last - first
-      "\xb0\xea\x01\x02",  // segment 1 starts 30000 later; segment 0 has 1 + 2 bytes
-      "\xb0\xea\x01\x02",  // segment 2 starts 30000 later; segment 1 has 1 + 2 bytes
+      "\xb0\xea\x01\x02",              // segment 1 starts 30000 later; segment 0 has 1 + 2 bytes
+      "\xb0\xea\x01\x02",              // segment 2 starts 30000 later; segment 1 has 1 + 2 bytes
       // ref 5, column 0, no base, 8 bytes; segments of 2 + 1 and 2 + 1 bytes (and 2)
       std::string("\x05\x00\x00\x08\x01\x01", 6),
       // ref 6, column 0, based on the series before, the same lengths
       std::string("\x01\x00\x02\x08\x01\x01", 6),
-      "\xb0\xea\x01\xb0\xea\x01",        // 15000 after each segment's first; segment 2: none
+      "\xb0\xea\x01\xb0\xea\x01",          // 15000 after each segment's first; segment 2: none
       "\x01\x02\x04\x01\x06\x04\x01\x0a",  // exponent 0 and 1, +1 | 3, +1 | 5
       std::string("\x01\x14\x00\x01\x14\x00\x01\x14", 8)};  // 11 - 1 = 10, +0 | ...
   auto join = [](const std::vector<std::string>& parts) {
@@ -745,8 +745,8 @@ void Exercise(std::string_view value) {
     return;
   }
   for (size_t i = 0; i < b->num_series(); ++i) {
-    const Timestamp mid = static_cast<Timestamp>(
-        static_cast<uint64_t>(b->mint(i)) / 2 + static_cast<uint64_t>(b->maxt(i)) / 2);
+    const Timestamp mid = static_cast<Timestamp>(static_cast<uint64_t>(b->mint(i)) / 2 +
+                                                 static_cast<uint64_t>(b->maxt(i)) / 2);
     std::vector<Sample> out;
     absl::Status st = b->Decode(i, &out, mid, b->maxt(i));
     if (!st.ok()) {

@@ -74,10 +74,9 @@ TEST(HeadIndex, FiltersFewCandidatesByTheirLabels) {
   for (int host = 0; host < 30; ++host) {
     std::string instance = fmt::format("host-{:02}:9100", host);
     // As many load1 series as instances: the instance matchers check them one by one.
-    batch.push_back({Labels{{"__name__", "load1"},
-                            {"instance", instance},
-                            {"dc", host % 3 == 0 ? "x" : ""}},
-                     {{1, 1}}});
+    batch.push_back(
+        {Labels{{"__name__", "load1"}, {"instance", instance}, {"dc", host % 3 == 0 ? "x" : ""}},
+         {{1, 1}}});
     for (int cpu = 0; cpu < 4; ++cpu) {
       batch.push_back(
           {Labels{{"__name__", "cpu"}, {"instance", instance}, {"cpu", fmt::format("{}", cpu)}},

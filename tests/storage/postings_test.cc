@@ -318,8 +318,8 @@ TEST(PostingsForMatchers, FilteringFewCandidatesAgreesWithTheIndexAndAModel) {
       static const std::vector<std::string> kValues = {"host-1", "idle", "", "2", "sys"};
       MatchType type = static_cast<MatchType>(pick(4));
       bool regex = type == MatchType::kRegexMatch || type == MatchType::kRegexNoMatch;
-      ms.push_back(Mk(type, name, regex ? kRegexes[pick(kRegexes.size())]
-                                        : kValues[pick(kValues.size())]));
+      ms.push_back(
+          Mk(type, name, regex ? kRegexes[pick(kRegexes.size())] : kValues[pick(kValues.size())]));
     }
     std::vector<SeriesRef> want;
     FakeIndex plain(series), filtering(series);
