@@ -217,8 +217,9 @@ void Head::GetByRefs(std::span<const SeriesRef> refs, std::vector<SeriesPtr>* ou
       const size_t i = k - 2 * kAhead;
       RefStripe& rs = stripe(i);
       std::lock_guard<SeriesMutex> lock(rs.mu);
-      if (auto it = rs.by_ref.find(refs[i]); it != rs.by_ref.end())
+      if (auto it = rs.by_ref.find(refs[i]); it != rs.by_ref.end()) {
         (*out)[i] = SeriesPtr(it->second);
+      }
     }
   }
 }

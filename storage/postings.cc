@@ -207,12 +207,16 @@ bool IsLiteralSet(const LabelMatcher& m) {
          m.SetMatches().has_value();
 }
 
+// True exactly on the values of m.SetMatches(): = and =~"a|b".
+bool IsEqualSet(const LabelMatcher& m) {
+  return m.type() == MatchType::kEqual || (m.type() == MatchType::kRegexMatch && IsLiteralSet(m));
+}
+
 // The values of m.name() for which m is true (positive) or false (!positive).
 absl::StatusOr<std::vector<std::string>> ValuesWhere(IndexReader& index, const LabelMatcher& m,
                                                      bool positive) {
   // Fast paths: the matcher is true exactly on a known literal set.
-  bool equal_set =
-      m.type() == MatchType::kEqual || (m.type() == MatchType::kRegexMatch && IsLiteralSet(m));
+  bool equal_set = IsEqualSet(m);
   bool not_equal_set =
       m.type() == MatchType::kNotEqual || (m.type() == MatchType::kRegexNoMatch && IsLiteralSet(m));
   if (positive && equal_set) {
@@ -309,8 +313,7 @@ absl::StatusOr<std::unique_ptr<Postings>> PostingsForMatchers(
   std::vector<SetMatcher> sets;
   std::vector<const LabelMatcher*> rest;
   for (const LabelMatcher& m : matchers) {
-    const bool equal_set =
-        m.type() == MatchType::kEqual || (m.type() == MatchType::kRegexMatch && IsLiteralSet(m));
+    const bool equal_set = IsEqualSet(m);
     if (m.MatchesEmpty() || !equal_set) {
       rest.push_back(&m);
       continue;
