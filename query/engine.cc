@@ -509,7 +509,6 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
           }
           EvalSeries& s = series[i];
           absl::Status st = load(s, *iterators[i]);
-          iterators[i].reset();
           decoded[i] = static_cast<int64_t>(s.points.size());
           work += s.points.size() + 1;
           if (!st.ok()) {
@@ -523,7 +522,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
               failed_at[i] = 2;
             }
           }
-          s = EvalSeries();  // release its memory now
+          // The samples were allocated here: release them now. The labels and the iterator
+          // (its chunk copies) came from the calling thread and are released there after
+          // the run: with glibc's per-thread arenas a free here would take the caller's
+          // arena lock against its own allocations, and with two workers that contention
+          // had made a query take twice the CPU of one thread and more time.
+          s.points = std::vector<Sample>();
           if (!st.ok()) {
             errors[i] = std::move(st);
             return errors[i];
@@ -540,6 +544,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalMatrixSelector(const MatrixSelector& ms
         }
         return absl::OkStatus();
       });
+  iterators.clear();
+  series.clear();
   if (over_budget.load()) {
     return absl::ResourceExhaustedError(
         "query processing would load too many samples into memory in query execution");
