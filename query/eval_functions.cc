@@ -4,9 +4,11 @@
 #include <cmath>
 #include <ctime>
 #include <deque>
+#include <limits>
 #include <map>
 #include <numbers>
 #include <set>
+#include <span>
 
 #include "query/eval_internal.h"
 #include "query/printer.h"
@@ -236,6 +238,73 @@ std::string ExpandTemplate(std::string_view tmpl, const RE2& re,
 
 bool IsValidLabelName(std::string_view n) { return !n.empty() && IsValidUtf8(n); }
 
+// rate, increase and delta over plain windows, every step of one series: the loop
+// dashboards spend their time in, kept apart from the general one so that it holds its
+// indices and bounds in registers. The arithmetic and its order are those of the general
+// loop (Prometheus' extrapolation), so the results are the same bit for bit. `resets` are
+// the indices k with pts[k] < pts[k-1] (counters only). Sets `*first_with_samples` to the
+// first step whose window holds a sample, or leaves it. `check` is called with the work
+// done (samples visited) now and then and may fail.
+template <typename Check>
+absl::Status ExtrapolatedSteps(bool is_counter, bool is_rate, std::span<const Sample> pts,
+                               std::span<const size_t> resets, std::span<const Timestamp> ends,
+                               int64_t range, const StepRange& r, std::vector<Sample>& out,
+                               size_t* first_with_samples, const Check& check) {
+  const Sample* const p = pts.data();
+  const size_t np = pts.size();
+  const size_t* const rs = resets.data();
+  const size_t nr = resets.size();
+  const size_t n = ends.size();
+  out.resize(n);
+  Sample* const o = out.data();
+  size_t kept = 0;
+  size_t lo = 0, hi = 0, ri = 0;  // ri: the first reset after lo
+  Timestamp prev_end = std::numeric_limits<Timestamp>::min();
+  size_t work = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Timestamp T = ends[i];
+    if (T < prev_end) lo = hi = ri = 0;
+    prev_end = T;
+    while (hi < np && p[hi].t <= T) ++hi;
+    const Timestamp start = T - range;
+    while (lo < hi && p[lo].t <= start) ++lo;
+    const size_t count = hi - lo;
+    work += count + 1;
+    if (work >= 65536) {
+      work = 0;
+      STRATA_RETURN_IF_ERROR(check());
+    }
+    if (count == 0) continue;
+    if (i < *first_with_samples) *first_with_samples = i;
+    if (count < 2) continue;
+    const Sample& first = p[lo];
+    const Sample& last = p[hi - 1];
+    double result = last.v - first.v;
+    if (is_counter) {
+      while (ri < nr && rs[ri] <= lo) ++ri;
+      for (size_t k = ri; k < nr && rs[k] < hi; ++k) result += p[rs[k] - 1].v;
+    }
+    double range_start = static_cast<double>(start);
+    double duration_to_start = (static_cast<double>(first.t) - range_start) / 1000;
+    double duration_to_end = static_cast<double>(T - last.t) / 1000;
+    double sampled = static_cast<double>(last.t - first.t) / 1000;
+    double avg = sampled / static_cast<double>(count - 1);
+    double threshold = avg * 1.1;
+    if (duration_to_start >= threshold) duration_to_start = avg / 2;
+    if (is_counter) {
+      double to_zero = duration_to_start;
+      if (result > 0 && first.v >= 0) to_zero = sampled * (first.v / result);
+      if (to_zero < duration_to_start) duration_to_start = to_zero;
+    }
+    if (duration_to_end >= threshold) duration_to_end = avg / 2;
+    double factor = (sampled + duration_to_start + duration_to_end) / sampled;
+    if (is_rate) factor /= static_cast<double>(range) / 1000;
+    o[kept++] = {r.At(i), result * factor};
+  }
+  out.resize(kept);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -412,7 +481,20 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     // Samples visited since the last deadline check: windows may be long (a subquery with a
     // fine step), so the check goes by work done, not by steps.
     size_t work = 0;
-    for (size_t i = 0; i < n; ++i) {
+    const bool plain_extrapolated =
+        !m.anchored && !m.smoothed && (id == F::kRate || id == F::kIncrease || id == F::kDelta);
+    if (plain_extrapolated) {
+      size_t first_with_samples = SIZE_MAX;
+      STRATA_RETURN_IF_ERROR(
+          ExtrapolatedSteps(id != F::kDelta, id == F::kRate, pts, resets, m.window_ends, range, r,
+                            o.points, &first_with_samples, [this] { return CheckDeadline(); }));
+      if (note_not_counter && first_with_samples != SIZE_MAX) {
+        Info(*c.args[marg], fmt::format("metric might not be a counter, name does not end in "
+                                        "_total/_sum/_count/_bucket: {}",
+                                        QuoteString(metric)));
+      }
+    }
+    for (size_t i = 0; i < n && !plain_extrapolated; ++i) {
       Timestamp T = m.window_ends[i];
       if (T < prev_end) lo = hi = 0;
       prev_end = T;

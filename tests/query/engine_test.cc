@@ -4,8 +4,12 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <optional>
 #include <random>
+#include <string>
+#include <vector>
 
+#include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "query/parser.h"
 #include "storage/db.h"
@@ -109,6 +113,100 @@ TEST_F(EngineTest, RangeQueryDecodesEachSampleOnce) {
   // The range selector streams: one series' raw samples are held at a time, plus the
   // per-step outputs (5 series x 221 steps before the sum).
   EXPECT_LT(r->peak_samples, r->samples_decoded / 5 + 5 * 221 + 221 + 10);
+}
+
+// rate, increase and delta over plain windows take their own loop: every step of a range
+// query must be Prometheus' extrapolation written out per window, bit for bit, on
+// irregular series with resets, negative values, NaN, windows of 0, 1 and many samples,
+// and steps shorter and longer than the range.
+TEST_F(EngineTest, RateIncreaseDeltaAreThePerWindowExtrapolationBitForBit) {
+  std::mt19937 rng(11);
+  std::vector<std::vector<Sample>> all(6);
+  for (size_t k = 0; k < all.size(); ++k) {
+    double v = k == 5 ? -50 : 0;
+    for (int64_t t = static_cast<int64_t>(rng() % 20'000); t <= 3'600'000;
+         t += 1 + static_cast<int64_t>(rng() % (k == 4 ? 200'000 : 40'000))) {
+      if (rng() % 25 == 0) {
+        v = static_cast<double>(rng() % 10);  // a reset
+      } else {
+        v += static_cast<double>(rng() % 1000) / 7;
+      }
+      all[k].push_back({t, k == 3 && rng() % 40 == 0 ? std::nan("") : v});
+    }
+    ASSERT_TRUE(
+        store_.AppendMany({{"__name__", "c_total"}, {"i", std::to_string(k)}}, all[k]).ok());
+  }
+  // The window (T - range, T], as Prometheus' extrapolatedRate computes it for floats.
+  auto expected = [](const std::vector<Sample>& pts, Timestamp T, int64_t range, bool counter,
+                     bool rate) -> std::optional<double> {
+    std::vector<Sample> w;
+    for (const Sample& p : pts) {
+      if (p.t > T - range && p.t <= T) w.push_back(p);
+    }
+    if (w.size() < 2) return std::nullopt;
+    double result = w.back().v - w.front().v;
+    if (counter) {
+      for (size_t k = 1; k < w.size(); ++k) {
+        if (w[k].v < w[k - 1].v) result += w[k - 1].v;
+      }
+    }
+    double to_start = (static_cast<double>(w.front().t) - static_cast<double>(T - range)) / 1000;
+    double to_end = static_cast<double>(T - w.back().t) / 1000;
+    double sampled = static_cast<double>(w.back().t - w.front().t) / 1000;
+    double avg = sampled / static_cast<double>(w.size() - 1);
+    if (to_start >= avg * 1.1) to_start = avg / 2;
+    if (counter && result > 0 && w.front().v >= 0) {
+      to_start = std::min(to_start, sampled * (w.front().v / result));
+    }
+    if (to_end >= avg * 1.1) to_end = avg / 2;
+    double factor = (sampled + to_start + to_end) / sampled;
+    if (rate) factor /= static_cast<double>(range) / 1000;
+    return result * factor;
+  };
+  EngineOptions opts = EngineOptions::AllFeatures();
+  opts.max_samples = 10'000'000;
+  Engine engine(opts);
+  size_t compared = 0;
+  for (int round = 0; round < 60; ++round) {
+    const char* fn = round % 3 == 0 ? "rate" : round % 3 == 1 ? "increase" : "delta";
+    const int64_t range = 1'000 * (5 + static_cast<int64_t>(rng() % 900));
+    const int64_t step = 1'000 * (1 + static_cast<int64_t>(rng() % 120));
+    const Timestamp start = static_cast<Timestamp>(rng() % 1'800'000);
+    const Timestamp end = start + static_cast<Timestamp>(rng() % 1'800'000);
+    const std::string q = fmt::format("{}(c_total[{}ms])", fn, range);
+    ExprPtr e = Parse(q);
+    ASSERT_NE(e, nullptr);
+    auto got = engine.RangeQuery(store_, *e, q, start, end, step);
+    ASSERT_TRUE(got.ok()) << q << ": " << got.status();
+    size_t series_with_points = 0;
+    for (size_t k = 0; k < all.size(); ++k) {
+      std::vector<Sample> want;
+      for (Timestamp T = start; T <= end; T += step) {
+        auto v = expected(all[k], T, range, std::string_view(fn) != "delta",
+                          std::string_view(fn) == "rate");
+        if (v) want.push_back({T, *v});
+      }
+      const Labels l({{"i", std::to_string(k)}});
+      auto it = std::find_if(got->value.matrix.begin(), got->value.matrix.end(),
+                             [&](const Series& s) { return s.labels == l; });
+      if (want.empty()) {
+        EXPECT_EQ(it, got->value.matrix.end()) << q << " series " << k;
+        continue;
+      }
+      ++series_with_points;
+      ASSERT_NE(it, got->value.matrix.end()) << q << " series " << k;
+      ASSERT_EQ(it->samples.size(), want.size()) << q << " series " << k;
+      for (size_t j = 0; j < want.size(); ++j) {
+        EXPECT_EQ(it->samples[j].t, want[j].t) << q;
+        EXPECT_EQ(std::bit_cast<uint64_t>(it->samples[j].v), std::bit_cast<uint64_t>(want[j].v))
+            << q << " series " << k << " at " << want[j].t << ": " << it->samples[j].v << " vs "
+            << want[j].v;
+        ++compared;
+      }
+    }
+    EXPECT_EQ(got->value.matrix.size(), series_with_points) << q;
+  }
+  EXPECT_GT(compared, 10'000u);
 }
 
 // Same type, same series in the same order, the same timestamps and the same value bits.
