@@ -281,9 +281,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
   const size_t steps = r.Count(), ngroups = group_labels.size();
   const bool series_major = !a.param && op != AggregateOp::kCountValues &&
                             steps * ngroups <= kMaxCells && !in.series.empty();
-  if (series_major) {
-    std::vector<Group> cells(steps * ngroups);  // step-major: a step's groups are together
-    std::vector<std::vector<size_t>> order_at(steps);
+  // Calls add(step index, series index, group index, value) for every point of every input
+  // series, series by series.
+  auto for_each_point = [&](auto&& add) -> absl::Status {
     size_t work = 0;
     for (size_t si = 0; si < in.series.size(); ++si) {
       const size_t gi = group_of[si];
@@ -297,8 +297,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
           i = r.Index(pt.t);
           expected = pt.t;
         }
-        accumulate(std::span<Group>(cells.data() + i * ngroups, ngroups), order_at[i], si, gi, pt.v,
-                   0);
+        add(i, si, gi, pt.v);
         ++i;
         expected += r.interval;
       }
@@ -308,6 +307,53 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
         STRATA_RETURN_IF_ERROR(CheckDeadline());
       }
     }
+    return absl::OkStatus();
+  };
+  if (series_major && op == AggregateOp::kSum) {
+    // sum, the aggregation of most dashboards: a cell holds only its running sum, and the
+    // additions are those (and in the order) of the general path below.
+    struct SumCell {
+      double value = 0;
+      double kahan = 0;
+      bool seen = false;
+      bool drop_name = false;
+    };
+    std::vector<SumCell> cells(steps * ngroups);  // step-major
+    std::vector<std::vector<size_t>> order_at(steps);
+    STRATA_RETURN_IF_ERROR(for_each_point([&](size_t i, size_t si, size_t gi, double f) {
+      SumCell& c = cells[i * ngroups + gi];
+      c.drop_name |= in.series[si].drop_name;
+      if (c.seen) {
+        KahanAdd(f, c.value, c.kahan);
+        return;
+      }
+      c.seen = true;
+      order_at[i].push_back(gi);
+      c.value = f;
+      c.kahan = 0;
+    }));
+    for (size_t i = 0; i < steps; ++i) {
+      if (order_at[i].empty()) continue;
+      for (size_t gi : order_at[i]) {
+        const SumCell& c = cells[i * ngroups + gi];
+        double v = std::isinf(c.value) ? c.value : c.value + c.kahan;
+        bool drop = c.drop_name && group_labels[gi].Has(kMetricName);
+        size_t& h = group_handle[gi][drop ? 1 : 0];
+        if (h == SIZE_MAX) h = builder.Handle(group_labels[gi], drop);
+        STRATA_RETURN_IF_ERROR(builder.AddAt(h, r.At(i), v));
+      }
+      STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(order_at[i].size())));
+      if ((i & 63) == 63) STRATA_RETURN_IF_ERROR(CheckDeadline());
+    }
+    out.series = builder.Take();
+    return out;
+  }
+  if (series_major) {
+    std::vector<Group> cells(steps * ngroups);  // step-major: a step's groups are together
+    std::vector<std::vector<size_t>> order_at(steps);
+    STRATA_RETURN_IF_ERROR(for_each_point([&](size_t i, size_t si, size_t gi, double f) {
+      accumulate(std::span<Group>(cells.data() + i * ngroups, ngroups), order_at[i], si, gi, f, 0);
+    }));
     for (size_t i = 0; i < steps; ++i) {
       if (order_at[i].empty()) continue;
       STRATA_RETURN_IF_ERROR(finish(r.At(i), std::span<Group>(cells.data() + i * ngroups, ngroups),
