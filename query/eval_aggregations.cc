@@ -25,9 +25,173 @@ struct Group {
 
 std::string FormatGoFloat(double v) { return FormatNumber(v); }
 
+// The groups of an aggregation: the output label set of each, in order of first
+// appearance, and the group of a series' labels.
+class Grouper {
+ public:
+  // `names`: the grouping labels, sorted and unique. `without` drops them and the metric
+  // name (and `extra_dropped`, count_values' label), else only they are kept.
+  Grouper(bool without, const std::vector<std::string>& names, std::string_view extra_dropped)
+      : without_(without), names_(names) {
+    if (!without) return;
+    names_.emplace_back(kMetricName);
+    if (!extra_dropped.empty()) names_.emplace_back(extra_dropped);
+    std::sort(names_.begin(), names_.end());
+    names_.erase(std::unique(names_.begin(), names_.end()), names_.end());
+  }
+
+  size_t GroupOf(const Labels& l) {
+    gl_.AssignSubset(l, names_, /*keep=*/!without_);
+    auto& candidates = by_hash_[gl_.Hash()];
+    for (size_t c : candidates) {
+      if (labels_[c] == gl_) return c;
+    }
+    candidates.push_back(labels_.size());
+    labels_.push_back(gl_);
+    return labels_.size() - 1;
+  }
+  const std::vector<Labels>& labels() const { return labels_; }
+
+ private:
+  bool without_;
+  std::vector<std::string> names_;
+  absl::flat_hash_map<uint64_t, std::vector<size_t>> by_hash_;
+  std::vector<Labels> labels_;
+  Labels gl_;  // refilled for each series; copied only for a new group
+};
+
+// A step's sum for one group, its additions in input series order.
+struct SumCell {
+  double value = 0;
+  double kahan = 0;
+  bool seen = false;
+  bool drop_name = false;
+};
+
+void AddToSum(SumCell& c, double f, bool drop_name, size_t group, std::vector<size_t>& order) {
+  c.drop_name |= drop_name;
+  if (c.seen) {
+    KahanAdd(f, c.value, c.kahan);
+    return;
+  }
+  c.seen = true;
+  order.push_back(group);
+  c.value = f;
+  c.kahan = 0;
+}
+
+double SumOf(const SumCell& c) { return std::isinf(c.value) ? c.value : c.value + c.kahan; }
+
 }  // namespace
 
+std::optional<absl::StatusOr<EvalValue>> Evaluator::EvalSumOfRangeFunction(const Aggregate& a,
+                                                                           const StepRange& r) {
+  // The form: sum [by|without (...)] (f(name{...}[d])), f a range function that drops the
+  // metric name, over a selector of one metric name, with one worker. The groups never
+  // hold the name, so it is left on f's outputs. Dropping it at once (without delayed name
+  // removal) cannot make two of them share a label set (they differ in labels other than
+  // the name) unless some carry __type__ or __unit__, which DropName drops too: such a
+  // series sends the query down the general path.
+  if (a.op != AggregateOp::kSum || a.param || Workers(SIZE_MAX) > 1) return std::nullopt;
+  const Expr& e = UnwrapParens(*a.expr);
+  if (e.kind() != NodeKind::kCall) return std::nullopt;
+  const Call& c = e.As<Call>();
+  using F = FunctionId;
+  const F id = c.func->id;
+  if (id == F::kAbsentOverTime || id == F::kLastOverTime || id == F::kFirstOverTime) {
+    return std::nullopt;
+  }
+  const MatrixSelector* ms = nullptr;
+  for (const auto& arg : c.args) {
+    if (arg->type() != ValueType::kMatrix) continue;
+    const Expr& m = UnwrapParens(*arg);
+    if (m.kind() != NodeKind::kMatrixSelector) return std::nullopt;
+    ms = &m.As<MatrixSelector>();
+  }
+  if (ms == nullptr) return std::nullopt;
+  const auto& matchers = ms->vector_selector().matchers;
+  if (std::none_of(matchers.begin(), matchers.end(), [](const LabelMatcher& m) {
+        return m.type() == MatchType::kEqual && m.name() == kMetricName;
+      })) {
+    return std::nullopt;
+  }
+  std::vector<std::string> grouping = a.grouping;
+  std::sort(grouping.begin(), grouping.end());
+  grouping.erase(std::unique(grouping.begin(), grouping.end()), grouping.end());
+  // `by` a list with the name would see the name f drops; `without` drops it anyway.
+  if (!a.without && std::binary_search(grouping.begin(), grouping.end(), kMetricName)) {
+    return std::nullopt;
+  }
+
+  const int64_t samples_before = current_samples_.load();
+  const int64_t decoded_before = samples_decoded_.load();
+  const size_t steps = r.Count();
+  Grouper grouper(a.without, grouping, "");
+  std::vector<std::vector<SumCell>> cells;  // per group, per step
+  std::vector<std::vector<size_t>> order_at(steps);
+  // Set when this path gives up: a series with __type__ or __unit__, or more groups than
+  // cells to hold (a row of cells per group spans every step, however few points the
+  // group has; the general path holds only the points).
+  bool general = false;
+  constexpr size_t kMaxCells = 1 << 20;
+  SeriesConsumer consumer;
+  consumer.needs_name_dropped = false;
+  consumer.take = [&](EvalSeries& s) -> absl::Status {
+    if (!options_.delayed_name_removal && (s.labels.Has("__type__") || s.labels.Has("__unit__"))) {
+      general = true;
+      return absl::AbortedError("series with __type__ or __unit__");
+    }
+    const size_t gi = grouper.GroupOf(s.labels);
+    if (gi == cells.size()) {
+      if ((cells.size() + 1) * steps > kMaxCells) {
+        general = true;
+        return absl::AbortedError("too many groups");
+      }
+      cells.emplace_back(steps);
+    }
+    std::vector<SumCell>& row = cells[gi];
+    size_t i = 0;
+    Timestamp expected = r.start;
+    for (const Sample& pt : s.points) {
+      if (pt.t != expected || i >= steps) {
+        if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
+        i = r.Index(pt.t);
+        expected = pt.t;
+      }
+      AddToSum(row[i], pt.v, s.drop_name, gi, order_at[i]);
+      ++i;
+      expected += r.interval;
+    }
+    return absl::OkStatus();
+  };
+  absl::StatusOr<EvalValue> fn = EvalRangeFunction(c, r, &consumer);
+  if (general) {
+    // Start again on the general path (which reports colliding label sets as always).
+    current_samples_ = samples_before;
+    samples_decoded_ = decoded_before;
+    return std::nullopt;
+  }
+  if (!fn.ok()) return fn.status();
+  SeriesBuilder builder;
+  const std::vector<Labels>& group_labels = grouper.labels();
+  std::vector<size_t> handle(group_labels.size(), SIZE_MAX);
+  for (size_t i = 0; i < steps; ++i) {
+    if (order_at[i].empty()) continue;
+    for (size_t gi : order_at[i]) {
+      if (handle[gi] == SIZE_MAX) handle[gi] = builder.Handle(group_labels[gi], false);
+      STRATA_RETURN_IF_ERROR(builder.AddAt(handle[gi], r.At(i), SumOf(cells[gi][i])));
+    }
+    STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(order_at[i].size())));
+    if ((i & 63) == 63) STRATA_RETURN_IF_ERROR(CheckDeadline());
+  }
+  EvalValue out;
+  out.type = ValueType::kVector;
+  out.series = builder.Take();
+  return out;
+}
+
 absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const StepRange& r) {
+  if (auto fused = EvalSumOfRangeFunction(a, r)) return std::move(*fused);
   EvalValue param;
   if (a.param) {
     STRATA_ASSIGN_OR_RETURN(param, Eval(*a.param, r));
@@ -53,40 +217,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
 
   // Group of every input series, and the output labels of every group.
   std::vector<size_t> group_of(in.series.size());
-  std::vector<Labels> group_labels;
-  {
-    // `without` drops __name__ and (count_values) the count label too.
-    std::vector<std::string> dropped;
-    if (a.without) {
-      dropped = grouping;
-      dropped.emplace_back(kMetricName);
-      if (op == AggregateOp::kCountValues) dropped.push_back(count_label);
-      std::sort(dropped.begin(), dropped.end());
-      dropped.erase(std::unique(dropped.begin(), dropped.end()), dropped.end());
-    }
-    absl::flat_hash_map<uint64_t, std::vector<size_t>> by_hash;
-    Labels gl;  // refilled for each series; copied only for a new group
-    for (size_t i = 0; i < in.series.size(); ++i) {
-      const Labels& l = in.series[i].labels;
-      if (a.without) {
-        gl.AssignSubset(l, dropped, /*keep=*/false);
-      } else {
-        gl.AssignSubset(l, grouping, /*keep=*/true);
-      }
-      uint64_t h = gl.Hash();
-      auto& cands = by_hash[h];
-      size_t g = SIZE_MAX;
-      for (size_t c : cands) {
-        if (group_labels[c] == gl) g = c;
-      }
-      if (g == SIZE_MAX) {
-        g = group_labels.size();
-        group_labels.push_back(gl);
-        cands.push_back(g);
-      }
-      group_of[i] = g;
-    }
-  }
+  Grouper grouper(a.without, grouping, op == AggregateOp::kCountValues ? count_label : "");
+  for (size_t i = 0; i < in.series.size(); ++i) group_of[i] = grouper.GroupOf(in.series[i].labels);
+  const std::vector<Labels>& group_labels = grouper.labels();
 
   EvalValue out;
   out.type = ValueType::kVector;
@@ -312,31 +445,16 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
   if (series_major && op == AggregateOp::kSum) {
     // sum, the aggregation of most dashboards: a cell holds only its running sum, and the
     // additions are those (and in the order) of the general path below.
-    struct SumCell {
-      double value = 0;
-      double kahan = 0;
-      bool seen = false;
-      bool drop_name = false;
-    };
     std::vector<SumCell> cells(steps * ngroups);  // step-major
     std::vector<std::vector<size_t>> order_at(steps);
     STRATA_RETURN_IF_ERROR(for_each_point([&](size_t i, size_t si, size_t gi, double f) {
-      SumCell& c = cells[i * ngroups + gi];
-      c.drop_name |= in.series[si].drop_name;
-      if (c.seen) {
-        KahanAdd(f, c.value, c.kahan);
-        return;
-      }
-      c.seen = true;
-      order_at[i].push_back(gi);
-      c.value = f;
-      c.kahan = 0;
+      AddToSum(cells[i * ngroups + gi], f, in.series[si].drop_name, gi, order_at[i]);
     }));
     for (size_t i = 0; i < steps; ++i) {
       if (order_at[i].empty()) continue;
       for (size_t gi : order_at[i]) {
         const SumCell& c = cells[i * ngroups + gi];
-        double v = std::isinf(c.value) ? c.value : c.value + c.kahan;
+        double v = SumOf(c);
         bool drop = c.drop_name && group_labels[gi].Has(kMetricName);
         size_t& h = group_handle[gi][drop ? 1 : 0];
         if (h == SIZE_MAX) h = builder.Handle(group_labels[gi], drop);

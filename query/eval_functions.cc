@@ -384,7 +384,8 @@ std::optional<double> Evaluator::ExtendedRangeValue(FunctionId id, const EvalVal
   }
 }
 
-absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const StepRange& r) {
+absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const StepRange& r,
+                                                       const SeriesConsumer* consumer) {
   const F id = c.func->id;
   size_t marg = 0;
   for (size_t i = 0; i < c.args.size(); ++i) {
@@ -446,10 +447,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
   // A plain range selector's series may be processed by several workers at once (see
   // EvalMatrixSelector), except for absent_over_time, which shares its steps: each worker
   // has its own output and scratch state, kept across series so that memory is reused.
-  const size_t workers = id == F::kAbsentOverTime ? 1 : Workers(SIZE_MAX);
+  const size_t workers = id == F::kAbsentOverTime || consumer != nullptr ? 1 : Workers(SIZE_MAX);
   struct Scratch {
     std::deque<size_t> extreme;  // min/max_over_time state, see there
     std::vector<size_t> resets;  // indices k with pts[k] < pts[k-1] (counter resets)
+    std::vector<Sample> spare;   // the points of the series a consumer took last
   };
   std::vector<Scratch> scratch(workers);
   std::vector<std::vector<EvalSeries>> outs(workers);
@@ -468,6 +470,10 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       }
     }
     EvalSeries o{std::move(s.labels), {}, s.drop_name};
+    if (consumer != nullptr) {
+      o.points = std::move(scratch[worker].spare);
+      o.points.clear();
+    }
     o.points.reserve(n);
     size_t lo = 0, hi = 0;
     Timestamp prev_end = INT64_MIN;
@@ -703,9 +709,17 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       }
       if (v) o.points.push_back({r.At(i), *v});
     }
-    if (o.points.empty()) return 0;
-    if (!keeps_name) DropName(o);
+    if (o.points.empty()) {
+      if (consumer != nullptr) scratch[worker].spare = std::move(o.points);
+      return 0;
+    }
+    if (!keeps_name && (consumer == nullptr || consumer->needs_name_dropped)) DropName(o);
     const auto kept = static_cast<int64_t>(o.points.size());
+    if (consumer != nullptr) {
+      STRATA_RETURN_IF_ERROR(consumer->take(o));
+      scratch[worker].spare = std::move(o.points);
+      return kept;
+    }
     outs[worker].push_back(std::move(o));
     return kept;
   };

@@ -189,7 +189,21 @@ class Evaluator {
   absl::StatusOr<EvalValue> EvalBinary(const Binary& b, const StepRange& r);
   absl::StatusOr<EvalValue> EvalAggregate(const Aggregate& a, const StepRange& r);
   absl::StatusOr<EvalValue> EvalCall(const Call& c, const StepRange& r);
-  absl::StatusOr<EvalValue> EvalRangeFunction(const Call& c, const StepRange& r);
+  // Where EvalRangeFunction hands each output series, instead of collecting them, for an
+  // aggregation that takes series one at a time (one worker, series in selection order).
+  struct SeriesConsumer {
+    // false: the series may keep their metric name (DropName is skipped); the consumer
+    // must then treat them as if the name were gone.
+    bool needs_name_dropped = true;
+    // May leave the series' points behind (their memory is reused for the next series).
+    std::function<absl::Status(EvalSeries& s)> take;
+  };
+  absl::StatusOr<EvalValue> EvalRangeFunction(const Call& c, const StepRange& r,
+                                              const SeriesConsumer* consumer = nullptr);
+  // sum of a range function over a selector of one metric name, the series added as the
+  // function hands them over; nullopt when the query is not of that form.
+  std::optional<absl::StatusOr<EvalValue>> EvalSumOfRangeFunction(const Aggregate& a,
+                                                                  const StepRange& r);
   absl::StatusOr<EvalValue> ApplyDateFunction(FunctionId id, EvalValue v);
   absl::StatusOr<EvalValue> EvalInfo(const Call& c, const StepRange& r);
   std::optional<double> ExtendedRangeValue(FunctionId id, const EvalValue& m,

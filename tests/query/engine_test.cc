@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fmt/format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "query/parser.h"
 #include "storage/db.h"
@@ -284,6 +285,94 @@ TEST_F(EngineTest, AggregationsAgreeSeriesBySeriesAndStepByStep) {
     }
     EXPECT_GT(points, 10'000u) << q;
   }
+}
+
+// sum of a range function over one metric adds each series' outputs as they come; `* 1`
+// (exact for every float, and it drops the name as the function does) sends the same query
+// down the general path: the answers must be the same bits. Series with __type__, and more
+// groups than the path holds cells for, go the general way.
+TEST_F(EngineTest, SumOfARangeFunctionAnswersAsTheGeneralPath) {
+  Fill(40, 60, 9);
+  std::vector<Sample> nan_and_inf;
+  for (int64_t t = 0; t <= 3'600'000; t += 15'000) {
+    double v = static_cast<double>(t / 15'000);
+    if (t % 900'000 == 0) v = std::nan("");
+    if (t % 1'200'000 == 0) v = std::numeric_limits<double>::infinity();
+    nan_and_inf.push_back({t, v});
+  }
+  ASSERT_TRUE(
+      store_.AppendMany({{"__name__", "m_total"}, {"i", "x"}, {"g", "0"}}, nan_and_inf).ok());
+  ASSERT_TRUE(
+      store_.AppendMany({{"__name__", "t_total"}, {"a", "1"}}, {{60'000, 1}, {90'000, 2}}).ok());
+  ASSERT_TRUE(store_
+                  .AppendMany({{"__name__", "t_total"}, {"__type__", "counter"}, {"a", "1"}},
+                              {{60'000, 1}, {90'000, 3}})
+                  .ok());
+  const std::vector<std::pair<std::string, std::string>> forms = {
+      {"sum(rate(m_total[5m]))", "sum(rate(m_total[5m]) * 1)"},
+      {"sum by (g) (increase(m_total[2m]))", "sum by (g) (increase(m_total[2m]) * 1)"},
+      {"sum without (i) (delta(m_total[10m] offset 3m))",
+       "sum without (i) (delta(m_total[10m] offset 3m) * 1)"},
+      {"sum by (g, i) (max_over_time(m_total[1m]))",
+       "sum by (g, i) (max_over_time(m_total[1m]) * 1)"},
+      {"sum(quantile_over_time(0.3, m_total{g!=\"1\"}[4m]))",
+       "sum(quantile_over_time(0.3, m_total{g!=\"1\"}[4m]) * 1)"},
+      {"sum by (g) (rate(m_total[5m] @ 1800))", "sum by (g) (rate(m_total[5m] @ 1800) * 1)"},
+      {"sum(rate(t_total[5m]))", "sum(rate(t_total[5m]) * 1)"},
+  };
+  struct Range {
+    Timestamp start, end, step;
+  };
+  // The last: 11,000 steps x 40 groups is over the cells the path holds.
+  const Range ranges[] = {{600'000, 3'000'000, 60'000},
+                          {0, 3'600'000, 15'000},
+                          {1'234'000, 1'234'000, 1'000},
+                          {1'000, 1'000 + 10'999 * 300, 300}};
+  size_t points = 0;
+  for (const bool delayed : {false, true}) {
+    EngineOptions opts = EngineOptions::AllFeatures();
+    opts.max_samples = 50'000'000;
+    opts.delayed_name_removal = delayed;
+    Engine engine(opts);
+    for (const auto& [fused, general] : forms) {
+      for (const Range& rg : ranges) {
+        ExprPtr a = Parse(fused), b = Parse(general);
+        ASSERT_NE(a, nullptr);
+        ASSERT_NE(b, nullptr);
+        auto x = engine.RangeQuery(store_, *a, fused, rg.start, rg.end, rg.step);
+        auto y = engine.RangeQuery(store_, *b, general, rg.start, rg.end, rg.step);
+        ASSERT_EQ(x.ok(), y.ok()) << fused << ": " << x.status() << " vs " << y.status();
+        if (!x.ok()) {
+          EXPECT_EQ(x.status().message(), y.status().message()) << fused;
+          continue;
+        }
+        ASSERT_EQ(x->value.matrix.size(), y->value.matrix.size()) << fused;
+        for (size_t k = 0; k < x->value.matrix.size(); ++k) {
+          const Series &p = x->value.matrix[k], &q = y->value.matrix[k];
+          EXPECT_EQ(p.labels, q.labels) << fused;
+          ASSERT_EQ(p.samples.size(), q.samples.size()) << fused << " " << p.labels.ToString();
+          for (size_t j = 0; j < p.samples.size(); ++j) {
+            EXPECT_EQ(p.samples[j].t, q.samples[j].t) << fused;
+            EXPECT_EQ(std::bit_cast<uint64_t>(p.samples[j].v),
+                      std::bit_cast<uint64_t>(q.samples[j].v))
+                << fused << " " << p.labels.ToString() << " at " << p.samples[j].t;
+          }
+          points += p.samples.size();
+        }
+        EXPECT_EQ(x->infos, y->infos) << fused;
+        EXPECT_EQ(x->warnings, y->warnings) << fused;
+      }
+    }
+  }
+  EXPECT_GT(points, 100'000u);
+  // The two t_total series collide once the name and __type__ are dropped at once.
+  EngineOptions opts = EngineOptions::AllFeatures();
+  opts.delayed_name_removal = false;
+  Engine engine(opts);
+  auto typed = engine.InstantQuery(store_, *Parse("sum(rate(t_total[5m]))"),
+                                   "sum(rate(t_total[5m]))", 120'000);
+  ASSERT_FALSE(typed.ok());
+  EXPECT_THAT(std::string(typed.status().message()), ::testing::HasSubstr("same labelset"));
 }
 
 // Same type, same series in the same order, the same timestamps and the same value bits.
