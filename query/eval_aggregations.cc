@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "query/eval_internal.h"
 #include "query/printer.h"
@@ -82,17 +83,125 @@ void AddToSum(SumCell& c, double f, bool drop_name, size_t group, std::vector<si
 
 double SumOf(const SumCell& c) { return std::isinf(c.value) ? c.value : c.value + c.kahan; }
 
+// The aggregations whose state per group and step is a Group's numbers alone.
+bool IsPlain(AggregateOp op) {
+  switch (op) {
+    case AggregateOp::kSum:
+    case AggregateOp::kAvg:
+    case AggregateOp::kCount:
+    case AggregateOp::kGroup:
+    case AggregateOp::kMax:
+    case AggregateOp::kMin:
+    case AggregateOp::kStddev:
+    case AggregateOp::kStdvar:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Adds value `f` of a series to group `g` of one step (REQUIRES: g.seen; the first value
+// is taken by StartGroup).
+void AddPlain(AggregateOp op, Group& g, double f) {
+  switch (op) {
+    case AggregateOp::kSum:
+      KahanAdd(f, g.value, g.kahan);
+      break;
+    case AggregateOp::kAvg: {
+      g.count += 1;
+      if (!g.incremental_mean) {
+        double nv = g.value, nc = g.kahan;
+        KahanAdd(f, nv, nc);
+        if (!std::isinf(nv)) {
+          g.value = nv;
+          g.kahan = nc;
+          break;
+        }
+        g.incremental_mean = true;
+        g.mean = g.value / (g.count - 1);
+        g.kahan /= (g.count - 1);
+      }
+      if (std::isinf(g.mean)) {
+        if (std::isinf(f) && (g.mean > 0) == (f > 0)) break;
+        if (!std::isinf(f) && !std::isnan(f)) break;
+      }
+      double q = (g.count - 1) / g.count;
+      double m = q * g.mean, c = q * g.kahan;
+      KahanAdd(f / g.count, m, c);
+      g.mean = m;
+      g.kahan = c;
+      break;
+    }
+    case AggregateOp::kCount:
+      g.count += 1;
+      break;
+    case AggregateOp::kMax:
+      if (g.value < f || std::isnan(g.value)) g.value = f;
+      break;
+    case AggregateOp::kMin:
+      if (g.value > f || std::isnan(g.value)) g.value = f;
+      break;
+    case AggregateOp::kStddev:
+    case AggregateOp::kStdvar: {
+      g.count += 1;
+      double delta = f - (g.mean + g.kahan);
+      KahanAdd(delta / g.count, g.mean, g.kahan);
+      g.value += delta * (f - (g.mean + g.kahan));
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// A group's first value at a step.
+void StartGroup(AggregateOp op, Group& g, double f) {
+  g.seen = true;
+  g.count = 1;
+  g.value = f;
+  g.mean = f;
+  g.kahan = 0;
+  if (op == AggregateOp::kStddev || op == AggregateOp::kStdvar) {
+    g.value = (std::isnan(f) || std::isinf(f)) ? std::nan("") : 0;
+  }
+}
+
+// The value of a plain aggregation's group.
+double PlainValue(AggregateOp op, const Group& g) {
+  switch (op) {
+    case AggregateOp::kSum:
+      return std::isinf(g.value) ? g.value : g.value + g.kahan;
+    case AggregateOp::kAvg:
+      if (g.incremental_mean) return std::isinf(g.mean) ? g.mean : g.mean + g.kahan;
+      return (std::isinf(g.value) ? g.value : g.value + g.kahan) / g.count;
+    case AggregateOp::kCount:
+      return g.count;
+    case AggregateOp::kGroup:
+      return 1;
+    case AggregateOp::kMax:
+    case AggregateOp::kMin:
+      return g.value;
+    case AggregateOp::kStdvar:
+      return g.value / g.count;
+    case AggregateOp::kStddev:
+      return std::sqrt(g.value / g.count);
+    default:
+      return 0;
+  }
+}
+
 }  // namespace
 
-std::optional<absl::StatusOr<EvalValue>> Evaluator::EvalSumOfRangeFunction(const Aggregate& a,
-                                                                           const StepRange& r) {
-  // The form: sum [by|without (...)] (f(name{...}[d])), f a range function that drops the
+std::optional<absl::StatusOr<EvalValue>> Evaluator::EvalAggregateOfRangeFunction(
+    const Aggregate& a, const StepRange& r) {
+  // The form: op [by|without (...)] (f(name{...}[d])), op an aggregation without a
+  // parameter whose state is numbers alone (IsPlain), f a range function that drops the
   // metric name, over a selector of one metric name, with one worker. The groups never
   // hold the name, so it is left on f's outputs. Dropping it at once (without delayed name
   // removal) cannot make two of them share a label set (they differ in labels other than
   // the name) unless some carry __type__ or __unit__, which DropName drops too: such a
   // series sends the query down the general path.
-  if (a.op != AggregateOp::kSum || a.param || Workers(SIZE_MAX) > 1) return std::nullopt;
+  if (!IsPlain(a.op) || a.param || Workers(SIZE_MAX) > 1) return std::nullopt;
   const Expr& e = UnwrapParens(*a.expr);
   if (e.kind() != NodeKind::kCall) return std::nullopt;
   const Call& c = e.As<Call>();
@@ -123,75 +232,99 @@ std::optional<absl::StatusOr<EvalValue>> Evaluator::EvalSumOfRangeFunction(const
     return std::nullopt;
   }
 
-  const int64_t samples_before = current_samples_.load();
-  const int64_t decoded_before = samples_decoded_.load();
-  const size_t steps = r.Count();
-  Grouper grouper(a.without, grouping, "");
-  std::vector<std::vector<SumCell>> cells;  // per group, per step
-  std::vector<std::vector<size_t>> order_at(steps);
-  // Set when this path gives up: a series with __type__ or __unit__, or more groups than
-  // cells to hold (a row of cells per group spans every step, however few points the
-  // group has; the general path holds only the points).
-  bool general = false;
-  constexpr size_t kMaxCells = 1 << 20;
-  SeriesConsumer consumer;
-  consumer.needs_name_dropped = false;
-  consumer.take = [&](EvalSeries& s) -> absl::Status {
-    if (!options_.delayed_name_removal && (s.labels.Has("__type__") || s.labels.Has("__unit__"))) {
-      general = true;
-      return absl::AbortedError("series with __type__ or __unit__");
-    }
-    const size_t gi = grouper.GroupOf(s.labels);
-    if (gi == cells.size()) {
-      if ((cells.size() + 1) * steps > kMaxCells) {
+  // Runs the aggregation with `Cell`s (SumCell for sum, else Group) per group and step.
+  auto run = [&]<typename Cell>(const Cell*) -> std::optional<absl::StatusOr<EvalValue>> {
+    const int64_t samples_before = current_samples_.load();
+    const int64_t decoded_before = samples_decoded_.load();
+    const size_t steps = r.Count();
+    Grouper grouper(a.without, grouping, "");
+    std::vector<std::vector<Cell>> cells;  // per group, per step
+    std::vector<std::vector<size_t>> order_at(steps);
+    // Set when this path gives up: a series with __type__ or __unit__, or more groups
+    // than cells to hold (a row of cells per group spans every step, however few points
+    // the group has; the general path holds only the points).
+    bool general = false;
+    constexpr size_t kMaxCells = 1 << 20;
+    SeriesConsumer consumer;
+    consumer.needs_name_dropped = false;
+    consumer.take = [&](EvalSeries& s) -> absl::Status {
+      if (!options_.delayed_name_removal &&
+          (s.labels.Has("__type__") || s.labels.Has("__unit__"))) {
         general = true;
-        return absl::AbortedError("too many groups");
+        return absl::AbortedError("series with __type__ or __unit__");
       }
-      cells.emplace_back(steps);
-    }
-    std::vector<SumCell>& row = cells[gi];
-    size_t i = 0;
-    Timestamp expected = r.start;
-    for (const Sample& pt : s.points) {
-      if (pt.t != expected || i >= steps) {
-        if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
-        i = r.Index(pt.t);
-        expected = pt.t;
+      const size_t gi = grouper.GroupOf(s.labels);
+      if (gi == cells.size()) {
+        if ((cells.size() + 1) * steps > kMaxCells) {
+          general = true;
+          return absl::AbortedError("too many groups");
+        }
+        cells.emplace_back(steps);
       }
-      AddToSum(row[i], pt.v, s.drop_name, gi, order_at[i]);
-      ++i;
-      expected += r.interval;
+      std::vector<Cell>& row = cells[gi];
+      size_t i = 0;
+      Timestamp expected = r.start;
+      for (const Sample& pt : s.points) {
+        if (pt.t != expected || i >= steps) {
+          if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
+          i = r.Index(pt.t);
+          expected = pt.t;
+        }
+        Cell& cell = row[i];
+        if constexpr (std::is_same_v<Cell, SumCell>) {
+          AddToSum(cell, pt.v, s.drop_name, gi, order_at[i]);
+        } else {
+          cell.drop_name |= s.drop_name;
+          if (cell.seen) {
+            AddPlain(a.op, cell, pt.v);
+          } else {
+            StartGroup(a.op, cell, pt.v);
+            order_at[i].push_back(gi);
+          }
+        }
+        ++i;
+        expected += r.interval;
+      }
+      return absl::OkStatus();
+    };
+    absl::StatusOr<EvalValue> fn = EvalRangeFunction(c, r, &consumer);
+    if (general) {
+      // Start again on the general path (which reports colliding label sets as always).
+      current_samples_ = samples_before;
+      samples_decoded_ = decoded_before;
+      return std::nullopt;
     }
-    return absl::OkStatus();
+    if (!fn.ok()) return fn.status();
+    SeriesBuilder builder;
+    const std::vector<Labels>& group_labels = grouper.labels();
+    std::vector<size_t> handle(group_labels.size(), SIZE_MAX);
+    for (size_t i = 0; i < steps; ++i) {
+      if (order_at[i].empty()) continue;
+      for (size_t gi : order_at[i]) {
+        const Cell& cell = cells[gi][i];
+        double v = 0;
+        if constexpr (std::is_same_v<Cell, SumCell>) {
+          v = SumOf(cell);
+        } else {
+          v = PlainValue(a.op, cell);
+        }
+        if (handle[gi] == SIZE_MAX) handle[gi] = builder.Handle(group_labels[gi], false);
+        STRATA_RETURN_IF_ERROR(builder.AddAt(handle[gi], r.At(i), v));
+      }
+      STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(order_at[i].size())));
+      if ((i & 63) == 63) STRATA_RETURN_IF_ERROR(CheckDeadline());
+    }
+    EvalValue out;
+    out.type = ValueType::kVector;
+    out.series = builder.Take();
+    return out;
   };
-  absl::StatusOr<EvalValue> fn = EvalRangeFunction(c, r, &consumer);
-  if (general) {
-    // Start again on the general path (which reports colliding label sets as always).
-    current_samples_ = samples_before;
-    samples_decoded_ = decoded_before;
-    return std::nullopt;
-  }
-  if (!fn.ok()) return fn.status();
-  SeriesBuilder builder;
-  const std::vector<Labels>& group_labels = grouper.labels();
-  std::vector<size_t> handle(group_labels.size(), SIZE_MAX);
-  for (size_t i = 0; i < steps; ++i) {
-    if (order_at[i].empty()) continue;
-    for (size_t gi : order_at[i]) {
-      if (handle[gi] == SIZE_MAX) handle[gi] = builder.Handle(group_labels[gi], false);
-      STRATA_RETURN_IF_ERROR(builder.AddAt(handle[gi], r.At(i), SumOf(cells[gi][i])));
-    }
-    STRATA_RETURN_IF_ERROR(Charge(static_cast<int64_t>(order_at[i].size())));
-    if ((i & 63) == 63) STRATA_RETURN_IF_ERROR(CheckDeadline());
-  }
-  EvalValue out;
-  out.type = ValueType::kVector;
-  out.series = builder.Take();
-  return out;
+  if (a.op == AggregateOp::kSum) return run(static_cast<const SumCell*>(nullptr));
+  return run(static_cast<const Group*>(nullptr));
 }
 
 absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const StepRange& r) {
-  if (auto fused = EvalSumOfRangeFunction(a, r)) return std::move(*fused);
+  if (auto fused = EvalAggregateOfRangeFunction(a, r)) return std::move(*fused);
   EvalValue param;
   if (a.param) {
     STRATA_ASSIGN_OR_RETURN(param, Eval(*a.param, r));
@@ -243,76 +376,21 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
     const EvalSeries& series = in.series[si];
     Group& g = groups[gi];
     g.drop_name |= series.drop_name;
-    if (!g.seen) {
-      g.seen = true;
-      order.push_back(gi);
-      g.count = 1;
-      g.value = f;
-      g.mean = f;
-      g.kahan = 0;
-      switch (op) {
-        case AggregateOp::kStddev:
-        case AggregateOp::kStdvar:
-          g.value = (std::isnan(f) || std::isinf(f)) ? std::nan("") : 0;
-          return;
-        case AggregateOp::kQuantile:
-        case AggregateOp::kTopk:
-        case AggregateOp::kBottomk:
-        case AggregateOp::kLimitk:
-        case AggregateOp::kLimitRatio:
-          break;  // the first value is collected below, like every later one
-        default:
-          return;
+    if (IsPlain(op)) {
+      if (g.seen) {
+        AddPlain(op, g, f);
+      } else {
+        StartGroup(op, g, f);
+        order.push_back(gi);
       }
+      return;
     }
+    if (!g.seen) {
+      StartGroup(op, g, f);
+      order.push_back(gi);
+    }
+    // The first value is collected like every later one.
     switch (op) {
-      case AggregateOp::kSum:
-        KahanAdd(f, g.value, g.kahan);
-        break;
-      case AggregateOp::kAvg: {
-        g.count += 1;
-        if (!g.incremental_mean) {
-          double nv = g.value, nc = g.kahan;
-          KahanAdd(f, nv, nc);
-          if (!std::isinf(nv)) {
-            g.value = nv;
-            g.kahan = nc;
-            break;
-          }
-          g.incremental_mean = true;
-          g.mean = g.value / (g.count - 1);
-          g.kahan /= (g.count - 1);
-        }
-        if (std::isinf(g.mean)) {
-          if (std::isinf(f) && (g.mean > 0) == (f > 0)) break;
-          if (!std::isinf(f) && !std::isnan(f)) break;
-        }
-        double q = (g.count - 1) / g.count;
-        double m = q * g.mean, c = q * g.kahan;
-        KahanAdd(f / g.count, m, c);
-        g.mean = m;
-        g.kahan = c;
-        break;
-      }
-      case AggregateOp::kCount:
-        g.count += 1;
-        break;
-      case AggregateOp::kGroup:
-        break;
-      case AggregateOp::kMax:
-        if (g.value < f || std::isnan(g.value)) g.value = f;
-        break;
-      case AggregateOp::kMin:
-        if (g.value > f || std::isnan(g.value)) g.value = f;
-        break;
-      case AggregateOp::kStddev:
-      case AggregateOp::kStdvar: {
-        g.count += 1;
-        double delta = f - (g.mean + g.kahan);
-        KahanAdd(delta / g.count, g.mean, g.kahan);
-        g.value += delta * (f - (g.mean + g.kahan));
-        break;
-      }
       case AggregateOp::kQuantile:
         g.values.push_back(f);
         break;
@@ -329,7 +407,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
         }
         break;
       }
-      case AggregateOp::kCountValues:
+      default:
         break;
     }
   };
@@ -342,33 +420,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
       double v = 0;
       switch (op) {
         case AggregateOp::kSum:
-          v = g.value + g.kahan;
-          if (std::isinf(g.value)) v = g.value;
-          break;
         case AggregateOp::kAvg:
-          if (g.incremental_mean) {
-            v = g.mean + g.kahan;
-            if (std::isinf(g.mean)) v = g.mean;
-          } else {
-            double sum = std::isinf(g.value) ? g.value : g.value + g.kahan;
-            v = sum / g.count;
-          }
-          break;
         case AggregateOp::kCount:
-          v = g.count;
-          break;
         case AggregateOp::kGroup:
-          v = 1;
-          break;
         case AggregateOp::kMax:
         case AggregateOp::kMin:
-          v = g.value;
-          break;
         case AggregateOp::kStdvar:
-          v = g.value / g.count;
-          break;
         case AggregateOp::kStddev:
-          v = std::sqrt(g.value / g.count);
+          v = PlainValue(op, g);
           break;
         case AggregateOp::kQuantile:
           v = Quantile(p, std::move(g.values));

@@ -200,10 +200,11 @@ class Evaluator {
   };
   absl::StatusOr<EvalValue> EvalRangeFunction(const Call& c, const StepRange& r,
                                               const SeriesConsumer* consumer = nullptr);
-  // sum of a range function over a selector of one metric name, the series added as the
-  // function hands them over; nullopt when the query is not of that form.
-  std::optional<absl::StatusOr<EvalValue>> EvalSumOfRangeFunction(const Aggregate& a,
-                                                                  const StepRange& r);
+  // sum, avg, count, min, max, group, stddev or stdvar of a range function over a selector
+  // of one metric name, each series added as the function hands it over; nullopt when the
+  // query is not of that form.
+  std::optional<absl::StatusOr<EvalValue>> EvalAggregateOfRangeFunction(const Aggregate& a,
+                                                                        const StepRange& r);
   absl::StatusOr<EvalValue> ApplyDateFunction(FunctionId id, EvalValue v);
   absl::StatusOr<EvalValue> EvalInfo(const Call& c, const StepRange& r);
   std::optional<double> ExtendedRangeValue(FunctionId id, const EvalValue& m,

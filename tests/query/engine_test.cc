@@ -287,11 +287,11 @@ TEST_F(EngineTest, AggregationsAgreeSeriesBySeriesAndStepByStep) {
   }
 }
 
-// sum of a range function over one metric adds each series' outputs as they come; `* 1`
-// (exact for every float, and it drops the name as the function does) sends the same query
-// down the general path: the answers must be the same bits. Series with __type__, and more
-// groups than the path holds cells for, go the general way.
-TEST_F(EngineTest, SumOfARangeFunctionAnswersAsTheGeneralPath) {
+// An aggregation (sum, avg, ...) of a range function over one metric takes each series'
+// outputs as they come; `* 1` (exact for every float, and it drops the name as the function
+// does) sends the same query down the general path: the answers must be the same bits.
+// Series with __type__, and more groups than the path holds cells for, go the general way.
+TEST_F(EngineTest, AggregationOfARangeFunctionAnswersAsTheGeneralPath) {
   Fill(40, 60, 9);
   std::vector<Sample> nan_and_inf;
   for (int64_t t = 0; t <= 3'600'000; t += 15'000) {
@@ -319,6 +319,14 @@ TEST_F(EngineTest, SumOfARangeFunctionAnswersAsTheGeneralPath) {
        "sum(quantile_over_time(0.3, m_total{g!=\"1\"}[4m]) * 1)"},
       {"sum by (g) (rate(m_total[5m] @ 1800))", "sum by (g) (rate(m_total[5m] @ 1800) * 1)"},
       {"sum(rate(t_total[5m]))", "sum(rate(t_total[5m]) * 1)"},
+      {"avg by (g) (rate(m_total[5m]))", "avg by (g) (rate(m_total[5m]) * 1)"},
+      {"max without (i) (irate(m_total[2m]))", "max without (i) (irate(m_total[2m]) * 1)"},
+      {"min(deriv(m_total[10m]))", "min(deriv(m_total[10m]) * 1)"},
+      {"count by (g) (changes(m_total[3m]))", "count by (g) (changes(m_total[3m]) * 1)"},
+      {"stddev by (g) (rate(m_total[5m]))", "stddev by (g) (rate(m_total[5m]) * 1)"},
+      {"stdvar(increase(m_total[5m]))", "stdvar(increase(m_total[5m]) * 1)"},
+      {"group by (g) (resets(m_total[20m]))", "group by (g) (resets(m_total[20m]) * 1)"},
+      {"avg(rate(t_total[5m]))", "avg(rate(t_total[5m]) * 1)"},
   };
   struct Range {
     Timestamp start, end, step;
