@@ -417,18 +417,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
     for (size_t gi : order) {
       Group& g = groups[gi];
       const Labels& gl = group_labels[gi];
-      double v = 0;
+      double v = IsPlain(op) ? PlainValue(op, g) : 0;
       switch (op) {
-        case AggregateOp::kSum:
-        case AggregateOp::kAvg:
-        case AggregateOp::kCount:
-        case AggregateOp::kGroup:
-        case AggregateOp::kMax:
-        case AggregateOp::kMin:
-        case AggregateOp::kStdvar:
-        case AggregateOp::kStddev:
-          v = PlainValue(op, g);
-          break;
         case AggregateOp::kQuantile:
           v = Quantile(p, std::move(g.values));
           break;
@@ -455,7 +445,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
             STRATA_RETURN_IF_ERROR(add_series(si, t, f));
           }
           continue;
-        case AggregateOp::kCountValues:
+        default:  // plain (above) or count_values (counted per value elsewhere)
           break;
       }
       bool drop = g.drop_name && gl.Has(kMetricName);
