@@ -166,6 +166,38 @@ void StartGroup(AggregateOp op, Group& g, double f) {
   }
 }
 
+// Adds a series' value `f` to a plain aggregation's group `g` (group index `gi`) at one
+// step, whose groups in order of first appearance are `order`.
+void AddToGroup(AggregateOp op, Group& g, double f, bool drop_name, size_t gi,
+                std::vector<size_t>& order) {
+  g.drop_name |= drop_name;
+  if (g.seen) {
+    AddPlain(op, g, f);
+    return;
+  }
+  StartGroup(op, g, f);
+  order.push_back(gi);
+}
+
+// Calls f(step index, value) for each of a series' points at a step of `r` (points are at
+// consecutive steps as a rule: the step after the last one is expected first, and the
+// two integer divisions are paid only when it is not that).
+template <typename F>
+void ForEachStepPoint(const std::vector<Sample>& points, const StepRange& r, size_t steps, F&& f) {
+  size_t i = 0;
+  Timestamp expected = r.start;
+  for (const Sample& pt : points) {
+    if (pt.t != expected || i >= steps) {
+      if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
+      i = r.Index(pt.t);
+      expected = pt.t;
+    }
+    f(i, pt.v);
+    ++i;
+    expected += r.interval;
+  }
+}
+
 // The value of a plain aggregation's group.
 double PlainValue(AggregateOp op, const Group& g) {
   switch (op) {
@@ -262,29 +294,13 @@ std::optional<absl::StatusOr<EvalValue>> Evaluator::EvalAggregateOfRangeFunction
         cells.emplace_back(steps);
       }
       std::vector<Cell>& row = cells[gi];
-      size_t i = 0;
-      Timestamp expected = r.start;
-      for (const Sample& pt : s.points) {
-        if (pt.t != expected || i >= steps) {
-          if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
-          i = r.Index(pt.t);
-          expected = pt.t;
-        }
-        Cell& cell = row[i];
+      ForEachStepPoint(s.points, r, steps, [&](size_t i, double f) {
         if constexpr (std::is_same_v<Cell, SumCell>) {
-          AddToSum(cell, pt.v, s.drop_name, gi, order_at[i]);
+          AddToSum(row[i], f, s.drop_name, gi, order_at[i]);
         } else {
-          cell.drop_name |= s.drop_name;
-          if (cell.seen) {
-            AddPlain(a.op, cell, pt.v);
-          } else {
-            StartGroup(a.op, cell, pt.v);
-            order_at[i].push_back(gi);
-          }
+          AddToGroup(a.op, row[i], f, s.drop_name, gi, order_at[i]);
         }
-        ++i;
-        expected += r.interval;
-      }
+      });
       return absl::OkStatus();
     };
     absl::StatusOr<EvalValue> fn = EvalRangeFunction(c, r, &consumer);
@@ -375,16 +391,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
                         double f, double ratio) {
     const EvalSeries& series = in.series[si];
     Group& g = groups[gi];
-    g.drop_name |= series.drop_name;
     if (IsPlain(op)) {
-      if (g.seen) {
-        AddPlain(op, g, f);
-      } else {
-        StartGroup(op, g, f);
-        order.push_back(gi);
-      }
+      AddToGroup(op, g, f, series.drop_name, gi, order);
       return;
     }
+    g.drop_name |= series.drop_name;
     if (!g.seen) {
       StartGroup(op, g, f);
       order.push_back(gi);
@@ -469,20 +480,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
     size_t work = 0;
     for (size_t si = 0; si < in.series.size(); ++si) {
       const size_t gi = group_of[si];
-      // Points are at consecutive steps as a rule: the step after the last one is expected
-      // first, and the two integer divisions are paid only when it is not that.
-      size_t i = 0;
-      Timestamp expected = r.start;
-      for (const Sample& pt : in.series[si].points) {
-        if (pt.t != expected || i >= steps) {
-          if (pt.t < r.start || pt.t > r.end || (pt.t - r.start) % r.interval != 0) continue;
-          i = r.Index(pt.t);
-          expected = pt.t;
-        }
-        add(i, si, gi, pt.v);
-        ++i;
-        expected += r.interval;
-      }
+      ForEachStepPoint(in.series[si].points, r, steps,
+                       [&](size_t i, double f) { add(i, si, gi, f); });
       work += in.series[si].points.size() + 1;
       if (work >= 65536) {
         work = 0;
