@@ -634,6 +634,23 @@ TEST_F(ApiTest, SlowQueryPastItsTimeoutGetsTheTimeoutShape) {
              R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
 }
 
+// A many-to-many error names the first two series of the match group that Prometheus meets
+// going through that side, whose selector it reads in label order (here a and b, whatever
+// order they were stored in), in label order (operators.test).
+TEST_F(ApiTest, ManyToManyErrorNamesTheFirstDuplicatesInLabelOrder) {
+  test::WriteRequest req;
+  for (const char* l : {"c", "b", "a"}) {
+    AddSeries(&req, {{"__name__", "dup"}, {"l", l}}, {{10000, 1}});
+  }
+  AddSeries(&req, {{"__name__", "one"}}, {{10000, 3}});
+  ASSERT_EQ(Write(req).status, 204);
+  ExpectJson(Get("/api/v1/query?query=one%20%3E%20on()%20dup&time=20"), 422,
+             R"({"status":"error","errorType":"execution","error":"found duplicate series for )"
+             R"(the match group {} on the right hand-side of the operation: )"
+             R"([{__name__=\"dup\", l=\"a\"}, {__name__=\"dup\", l=\"b\"}];many-to-many )"
+             R"(matching not allowed: matching labels must be unique on one side"})");
+}
+
 TEST_F(ApiTest, ClientsThatGoAwayHaveTheirQueriesStoppedAndFreeTheWorker) {
   StopServer();
   StartServer(/*query_concurrency=*/1);
