@@ -651,6 +651,21 @@ TEST_F(ApiTest, ManyToManyErrorNamesTheFirstDuplicatesInLabelOrder) {
              R"(matching not allowed: matching labels must be unique on one side"})");
 }
 
+// A timeout of zero or less has expired before the query starts (Prometheus' context
+// deadline), however quick the query; a query that does not parse says so first.
+TEST_F(ApiTest, TimeoutOfZeroOrLessTimesOutAtOnce) {
+  for (const char* timeout : {"0", "-0.5", "0s"}) {
+    ExpectJson(Get(fmt::format("/api/v1/query?query=1%2B1&time=4&timeout={}", timeout)), 503,
+               R"({"status":"error","errorType":"timeout",)"
+               R"("error":"query timed out in query execution"})");
+  }
+  ExpectJson(Get("/api/v1/query_range?query=up&start=0&end=60&step=15&timeout=0"), 503,
+             R"({"status":"error","errorType":"timeout",)"
+             R"("error":"query timed out in query execution"})");
+  auto r = Get("/api/v1/query?query=sum(&time=4&timeout=0");
+  EXPECT_EQ(r.status, 400) << r.body;
+}
+
 TEST_F(ApiTest, ClientsThatGoAwayHaveTheirQueriesStoppedAndFreeTheWorker) {
   StopServer();
   StartServer(/*query_concurrency=*/1);
