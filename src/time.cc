@@ -108,9 +108,9 @@ int DaysInMonth(int64_t y, int64_t m) {
 }
 
 // RFC 3339 as Go's time.Parse reads it with Prometheus' layout RFC3339Nano: exactly
-// "YYYY-MM-DDTHH:MM:SS" (upper-case T, every field its full width), an optional fraction
-// after '.' or ',' (any number of digits; beyond nanoseconds they are ignored), then "Z" or
-// "±hh:mm". Go checks month, day (within the month), hour < 24, minute and second < 60, and a
+// "YYYY-MM-DDTHH:MM:SS" (upper-case T, every field but the hour its full width), an optional
+// fraction after '.' or ',' (any number of digits; beyond nanoseconds they are ignored), then "Z"
+// or "±hh:mm". Go checks month, day (within the month), hour < 24, minute and second < 60, and a
 // zone offset of at most 24 hours and 60 minutes. The time in milliseconds, rounded down.
 std::optional<Timestamp> ParseRfc3339(std::string_view s) {
   auto num = [&](size_t pos, size_t len, int64_t* out) {
@@ -124,16 +124,18 @@ std::optional<Timestamp> ParseRfc3339(std::string_view s) {
     return true;
   };
   int64_t year, month, day, hour, minute, second;
-  if (s.size() < 20 || !num(0, 4, &year) || s[4] != '-' || !num(5, 2, &month) || s[7] != '-' ||
-      !num(8, 2, &day) || s[10] != 'T' || !num(11, 2, &hour) || s[13] != ':' ||
-      !num(14, 2, &minute) || s[16] != ':' || !num(17, 2, &second)) {
+  // The hour alone may have one digit (Go's layout "15" is not zero-padded).
+  size_t h = s.size() > 12 && s[12] == ':' ? 1 : 2;
+  if (s.size() < 18 + h || !num(0, 4, &year) || s[4] != '-' || !num(5, 2, &month) || s[7] != '-' ||
+      !num(8, 2, &day) || s[10] != 'T' || !num(11, h, &hour) || s[11 + h] != ':' ||
+      !num(12 + h, 2, &minute) || s[14 + h] != ':' || !num(15 + h, 2, &second)) {
     return std::nullopt;
   }
   if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) || hour >= 24 ||
       minute >= 60 || second >= 60) {
     return std::nullopt;
   }
-  size_t i = 19;
+  size_t i = 17 + h;
   int64_t nanos = 0;
   if (i + 1 < s.size() && (s[i] == '.' || s[i] == ',') && s[i + 1] >= '0' && s[i + 1] <= '9') {
     int digits = 0;

@@ -226,7 +226,8 @@ TEST(RangeParams, StepIsCheckedInNanosecondsAsPrometheusDoes) {
 TEST(TimeParam, ReadsNumbersAndRfc3339AsGoDoes) {
   ApiParams p = MustParse(
       "a=1_000.5&b=0x1p4&c=0x1.8p1&d=2026-12-02T10:00:00,5Z&e=2026-12-02T10:00:00.5%2B24:00&"
-      "f=2026-12-02T23:59:59.9999999999Z&g=2024-02-29T00:00:00Z&h=2026-12-02T10:00:00-00:30");
+      "f=2026-12-02T23:59:59.9999999999Z&g=2024-02-29T00:00:00Z&h=2026-12-02T10:00:00-00:30&"
+      "i=2026-12-02T1:00:00Z");
   EXPECT_EQ(*TimeParam(p, "a"), 1000500);
   EXPECT_EQ(*TimeParam(p, "b"), 16000);
   EXPECT_EQ(*TimeParam(p, "c"), 3000);
@@ -235,6 +236,7 @@ TEST(TimeParam, ReadsNumbersAndRfc3339AsGoDoes) {
   EXPECT_EQ(*TimeParam(p, "f"), 1796255999999);
   EXPECT_EQ(*TimeParam(p, "g"), 1709164800000);
   EXPECT_EQ(*TimeParam(p, "h"), 1796207400000);
+  EXPECT_EQ(*TimeParam(p, "i"), 1796173200000);
   ApiParams d = MustParse("step=1_0&other=0x1p-1");
   EXPECT_EQ(*DurationParam(d, "step"), 10000);
   EXPECT_EQ(*DurationParam(d, "other"), 500);
@@ -242,8 +244,8 @@ TEST(TimeParam, ReadsNumbersAndRfc3339AsGoDoes) {
        {"1__0", "_1", "1_", "0x10", "2026-12-02T10:00:60Z", "2026-12-02T24:00:00Z",
         "2026-12-02T10:00:00%2B0530", "2026-12-02T10:00:00%2B05", "2026-12-2T10:00:00Z",
         "2026-1-02T10:00:00Z", "2026-12-02T10:0:00Z", "2026-12-02T10:00:0Z", "26-12-02T10:00:00Z",
-        "02026-12-02T10:00:00Z", "2026-12-02T10:00:00.5%2B01:00:00", "2025-02-29T00:00:00Z",
-        "2026-12-02T10:00:00%2B25:00", "2026-12-02T10:00:00.Z"}) {
+        "02026-12-02T10:00:00Z", "2026-12-02T10:00:00.5%2B01:00:00", "2026-12-02T123:00:00Z",
+        "2025-02-29T00:00:00Z", "2026-12-02T10:00:00%2B25:00", "2026-12-02T10:00:00.Z"}) {
     ApiParams b = MustParse(std::string("t=") + bad);
     EXPECT_FALSE(TimeParam(b, "t").ok()) << bad;
   }
