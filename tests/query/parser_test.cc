@@ -499,6 +499,32 @@ TEST(ParserErrors, SameTextsAsPrometheus) {
   EXPECT_EQ(Reprint("5."), "5");
 }
 
+// A bad regex reads as Prometheus 3 reports it: Go's regexp/syntax wording about the
+// pattern as written (not the anchored form), and \C, which RE2 takes, is no escape in Go.
+TEST(ParserErrors, BadRegexesInGoWording) {
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {R"q(up{job=~"("})q", "1:4: parse error: error parsing regexp: missing closing ): `(`"},
+      {R"q(up{job=~")"})q", "1:4: parse error: error parsing regexp: unexpected ): `)`"},
+      {R"q(up{job=~"[a-"})q", "1:4: parse error: error parsing regexp: missing closing ]: `[a-`"},
+      {R"q(up{job=~"a++"})q",
+       "1:4: parse error: error parsing regexp: invalid nested repetition operator: `++`"},
+      {R"q(up{job=~"*a"})q",
+       "1:4: parse error: error parsing regexp: missing argument to repetition operator: `*`"},
+      {R"q(up{job=~"a{2,1}"})q",
+       "1:4: parse error: error parsing regexp: invalid repeat count: `{2,1}`"},
+      {R"q(up{job=~"(?=a)"})q",
+       "1:4: parse error: error parsing regexp: invalid or unsupported Perl syntax: `(?=`"},
+      {R"q(up{job=~"(a)\\1"})q",
+       "1:4: parse error: error parsing regexp: invalid escape sequence: `\\1`"},
+      {R"q(up{job=~"a\\C"})q",
+       "1:4: parse error: error parsing regexp: invalid escape sequence: `\\C`"},
+      {R"q(up{job=~"[z-a]"})q",
+       "1:4: parse error: error parsing regexp: invalid character class range: `z-a`"},
+  };
+  for (const auto& [q, want] : cases) EXPECT_EQ(ParseError(q), want) << q;
+  EXPECT_TRUE(ParseExpr(R"q(up{job=~"\\Qa\\C\\E"})q", ParserOptions::AllFeatures()).ok());
+}
+
 TEST(ParserErrors, FeatureFlagsGateSyntax) {
   ParserOptions off;
   EXPECT_EQ(ParseError("mad_over_time(x[5m])", off),
