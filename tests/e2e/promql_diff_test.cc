@@ -62,8 +62,9 @@
 //   rounding error grows with (mean/stddev)^2) and the order in which a group's values are
 //   visited is unspecified: relative tolerance 1e-5 for queries with stddev/stdvar, 1e-3
 //   where they may see times (timestamp(), time()). No tolerance survives such a result
-//   taken `% 0.001` or into cos (seeds 104 and 150, 229 at depth 5, 258 at depths 4 and 5
-//   differ only there, with stddev/stdvar arguments that agree to about 1e-15).
+//   taken `% 0.001` or into cos: seeds 104 and 150, 229 at depth 5 and 258 at depths 4-5 can
+//   differ there (depending on the data's start), with stddev/stdvar arguments that agree
+//   to about 1e-15.
 // - The stddev/stdvar aggregation of a group whose first value is NaN or ±Inf: 3.x NaN,
 //   2.42 0 (KnownDifference).
 // - One-to-one matching with a comparison that filters out all but one (or none) of several
@@ -80,6 +81,10 @@
 //   label name"; functions.test now takes "\xff" as its invalid name where 2.42's took
 //   "invalid-label-name"), and `{"up"}` selects a metric by a quoted name (2.42: a parse
 //   error). The generator writes only names valid in both.
+// - The two series a many-to-many error names: 3.x lists them in label order, 2.42 the later
+//   one first. Both take the first duplicates they meet going through the "one" side: a
+//   selector's series in label order, a computed operand's in Go map order (any order).
+//   Only whether both fail is compared.
 // - A query_range whose query does not parse: 3.x answers `invalid parameter "query": ...`
 //   as for an instant query (web/api/v1 invalidParamError), 2.42 without the prefix. Only
 //   whether both fail is compared.
