@@ -796,6 +796,11 @@ absl::StatusOr<QueryResult> Run(const EngineOptions& options, Queryable& db, con
         "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
         ValueTypeName(expr.type())));
   }
+  // A request's `timeout` of zero or less: Prometheus' context has expired before the
+  // evaluation starts, whatever the query.
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError("query timed out in query execution");
+  }
   // The querier covers exactly the times some selector may read.
   TimeBounds bounds;
   DurationContext dctx{start, end, instant ? 0 : step};

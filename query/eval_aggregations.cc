@@ -1,7 +1,9 @@
 // Aggregation operators, evaluated over all steps at once.
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
 
@@ -220,6 +222,18 @@ double PlainValue(AggregateOp op, const Group& g) {
     default:
       return 0;
   }
+}
+
+// A float as Go's fmt prints it with %v (strconv's shortest 'g': exponent form below 1e-4
+// and from 1e6 up, "1e+20", "-9.3e+18", "+Inf").
+std::string FormatGoV(double v) {
+  if (!std::isfinite(v)) return FormatNumber(v);
+  char buf[64];
+  auto sci = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+  std::string_view text(buf, static_cast<size_t>(sci.ptr - buf));
+  int exp = std::atoi(text.data() + text.find('e') + 1);
+  if (exp < -4 || exp >= 6) return std::string(text);
+  return FormatNumber(v);
 }
 
 }  // namespace
@@ -538,13 +552,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
         double ratio = 0;
         if (op == AggregateOp::kTopk || op == AggregateOp::kBottomk || op == AggregateOp::kLimitk) {
           if (std::isnan(p)) return absl::FailedPreconditionError("Parameter value is NaN");
-          if (p >= 9.2e18) {
-            k = std::numeric_limits<int64_t>::max();
-          } else if (p <= -9.2e18) {
-            k = 0;
-          } else {
-            k = static_cast<int64_t>(p);
+          // As Prometheus' convertibleToInt64: at most the largest double below 2^63.
+          if (!(p <= 9223372036854774784.0 && p >= -9223372036854775808.0)) {
+            return absl::FailedPreconditionError(
+                fmt::format("Scalar value {} overflows int64", FormatGoV(p)));
           }
+          k = static_cast<int64_t>(p);
           if (k < 1 || elems.empty()) return absl::OkStatus();
         }
         if (op == AggregateOp::kLimitRatio) {

@@ -262,15 +262,23 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
     if (manys.empty() && ones.empty()) continue;
     if ((manys.empty() || ones.empty()) && !fill_many && !fill_one_missing_many) continue;
     for (size_t k = 0; k < ones.size(); ++k) {
-      size_t i = ones[k].first;
-      auto [it, ok] = one_by_sig.emplace(osig[i], k);
-      if (!ok) {
-        const auto& first = one.series[ones[it->second].first];
+      if (one_by_sig.emplace(osig[ones[k].first], k).second) continue;
+      // Many-to-many. The pair Prometheus names is the first duplicate it meets going through
+      // the side's series in their label order, whatever order they came in here.
+      std::vector<size_t> sorted(ones.size());
+      for (size_t j = 0; j < ones.size(); ++j) sorted[j] = ones[j].first;
+      std::sort(sorted.begin(), sorted.end(), [&](size_t x, size_t y) {
+        return Compare(one.series[x].labels, one.series[y].labels) < 0;
+      });
+      absl::flat_hash_map<uint64_t, size_t> first_by_sig;
+      for (size_t i : sorted) {
+        auto [it, ok] = first_by_sig.emplace(osig[i], i);
+        if (ok) continue;
         return absl::FailedPreconditionError(fmt::format(
             "found duplicate series for the match group {} on the {} hand-side of the operation: "
             "{};many-to-many matching not allowed: matching labels must be unique on one side",
             group_string(one.series[i].labels), swapped ? "left" : "right",
-            labels_list(first, one.series[i])));
+            labels_list(one.series[it->second], one.series[i])));
       }
     }
     auto emit = [&](size_t mi, size_t oi, double mv, double ov, bool from_one,

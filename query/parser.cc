@@ -840,7 +840,7 @@ class Parser {
       if (Peek().kind == TokenKind::kComma) {
         Next();
       } else if (Peek().kind != TokenKind::kRightParen) {
-        return Unexpected(Peek(), "in grouping opts, expected \")\" or \",\"");
+        return Unexpected(Peek(), "in grouping opts, expected \",\" or \")\"");
       }
     }
     Next();

@@ -1,5 +1,8 @@
 #include "server/api_params.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "query/ast.h"
 #include "query/lexer.h"
 #include "server/http_server.h"
@@ -195,10 +198,15 @@ absl::StatusOr<int64_t> DurationParam(const ApiParams& params, std::string_view 
   return *d;
 }
 
-absl::Status CheckResolution(Timestamp start, Timestamp end, int64_t step_ms) {
-  // Prometheus divides the durations as integers: (end - start) / step > 11000.
-  uint64_t span = static_cast<uint64_t>(end) - static_cast<uint64_t>(start);
-  if (end >= start && span / static_cast<uint64_t>(step_ms) > kMaxPointsPerSeries) {
+absl::Status CheckResolution(Timestamp start, Timestamp end, int64_t step_ns) {
+  // Prometheus divides Go durations (nanoseconds) as integers: end.Sub(start) / step > 11000,
+  // where end.Sub(start) saturates at the largest duration.
+  if (end < start) return absl::OkStatus();
+  unsigned __int128 span_ns =
+      static_cast<unsigned __int128>(static_cast<uint64_t>(end) - static_cast<uint64_t>(start)) *
+      1'000'000;
+  span_ns = std::min<unsigned __int128>(span_ns, std::numeric_limits<int64_t>::max());
+  if (span_ns / static_cast<uint64_t>(step_ns) > kMaxPointsPerSeries) {
     return absl::InvalidArgumentError(
         "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the "
         "query resolution (?step=XX)");
@@ -214,13 +222,22 @@ absl::StatusOr<RangeParams> ParseRangeParams(const ApiParams& params) {
     return InvalidParamError(
         "end", absl::InvalidArgumentError("end timestamp must not be before start time"));
   }
-  STRATA_ASSIGN_OR_RETURN(r.step_ms, DurationParam(params, "step"));
-  if (r.step_ms <= 0) {
+  // The step as Prometheus checks it, in nanoseconds: a step below a millisecond is positive
+  // and meets the 11,000-points limit; the evaluation steps by its whole milliseconds.
+  std::string_view step_text = params.Get("step");
+  absl::StatusOr<int64_t> step_ns = ParseApiDurationNanos(step_text);
+  if (!step_ns.ok()) return InvalidParamError("step", step_ns.status());
+  auto not_positive = [] {
     return InvalidParamError(
         "step", absl::InvalidArgumentError("zero or negative query resolution step widths are "
                                            "not accepted. Try a positive integer"));
-  }
-  STRATA_RETURN_IF_ERROR(CheckResolution(r.start, r.end, r.step_ms));
+  };
+  if (*step_ns <= 0) return not_positive();
+  STRATA_RETURN_IF_ERROR(CheckResolution(r.start, r.end, *step_ns));
+  r.step_ms = *step_ns / 1'000'000;
+  // A step below a millisecond over a range too short for the limit: Prometheus fails
+  // dividing by the zero milliseconds it evaluates with; Strata calls the step too small.
+  if (r.step_ms <= 0) return not_positive();
   return r;
 }
 

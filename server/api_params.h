@@ -99,11 +99,11 @@ struct RangeParams {
 };
 absl::StatusOr<RangeParams> ParseRangeParams(const ApiParams& params);
 
-// The 11,000-points check alone: OK, or the bad_data error Prometheus gives
-// ("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query
-// resolution (?step=XX)"). REQUIRES: step_ms > 0.
+// The 11,000-points check alone, with the step in nanoseconds as Prometheus holds it: OK, or
+// the bad_data error Prometheus gives ("exceeded maximum resolution of 11,000 points per
+// timeseries. Try decreasing the query resolution (?step=XX)"). REQUIRES: step_ns > 0.
 inline constexpr int64_t kMaxPointsPerSeries = 11000;
-absl::Status CheckResolution(Timestamp start, Timestamp end, int64_t step_ms);
+absl::Status CheckResolution(Timestamp start, Timestamp end, int64_t step_ns);
 
 }  // namespace strata
 

@@ -86,6 +86,77 @@ std::string LiteralPrefixOf(std::string_view re) {
   return prefix;
 }
 
+// Go's regexp/syntax wording for what RE2 rejected in `re` (compiled from the pattern as
+// written), as Prometheus 3 reports a bad matcher: "error parsing regexp: missing closing ):
+// `(`".
+std::string GoRegexpError(const RE2& re) {
+  const char* text = nullptr;
+  switch (re.error_code()) {
+    case RE2::ErrorBadEscape:
+      text = "invalid escape sequence";
+      break;
+    case RE2::ErrorBadCharClass:
+      text = "invalid character class";
+      break;
+    case RE2::ErrorBadCharRange:
+      text = "invalid character class range";
+      break;
+    case RE2::ErrorMissingBracket:
+      text = "missing closing ]";
+      break;
+    case RE2::ErrorMissingParen:
+      text = "missing closing )";
+      break;
+    case RE2::ErrorUnexpectedParen:
+      text = "unexpected )";
+      break;
+    case RE2::ErrorTrailingBackslash:
+      text = "trailing backslash at end of expression";
+      break;
+    case RE2::ErrorRepeatArgument:
+      text = "missing argument to repetition operator";
+      break;
+    case RE2::ErrorRepeatSize:
+      text = "invalid repeat count";
+      break;
+    case RE2::ErrorRepeatOp:
+      text = "invalid nested repetition operator";
+      break;
+    case RE2::ErrorBadPerlOp:
+      text = "invalid or unsupported Perl syntax";
+      break;
+    case RE2::ErrorBadUTF8:
+      text = "invalid UTF-8";
+      break;
+    case RE2::ErrorBadNamedCapture:
+      text = "invalid named capture";
+      break;
+    case RE2::ErrorPatternTooLarge:
+      text = "expression too large";
+      break;
+    default:
+      return absl::StrCat("error parsing regexp: ", re.error());
+  }
+  return absl::StrCat("error parsing regexp: ", text, ": `", re.error_arg(), "`");
+}
+
+// RE2 takes \C (any byte); Go's regexp rejects it as an escape. Outside \Q...\E quoting.
+bool HasAnyByteEscape(std::string_view pattern) {
+  bool quoted = false;
+  for (size_t i = 0; i + 1 < pattern.size(); ++i) {
+    if (pattern[i] != '\\') continue;
+    char next = pattern[++i];
+    if (quoted) {
+      quoted = next != 'E';
+    } else if (next == 'Q') {
+      quoted = true;
+    } else if (next == 'C') {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Compiled regexes by pattern, shared by the matchers of every query: dashboards send the
 // same selectors again and again, and compiling one is most of the cost of parsing a light
 // query. Bounded: cleared when full; long patterns are not kept.
@@ -104,10 +175,14 @@ class RegexCache {
     RE2::Options opts;
     opts.set_dot_nl(true);
     opts.set_log_errors(false);
+    if (HasAnyByteEscape(pattern)) {
+      return absl::InvalidArgumentError("error parsing regexp: invalid escape sequence: `\\C`");
+    }
     auto re = std::make_shared<const RE2>(fmt::format("^(?:{})$", pattern), opts);
     if (!re->ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid regular expression ", QuoteString(pattern), ": ", re->error()));
+      // Prometheus 3 parses the pattern as written: its error names what is wrong there.
+      RE2 as_written(pattern, opts);
+      return absl::InvalidArgumentError(GoRegexpError(as_written.ok() ? *re : as_written));
     }
     if (pattern.size() <= kMaxPatternBytes) {
       std::lock_guard<std::mutex> lock(mu_);

@@ -22,8 +22,12 @@ inline constexpr Timestamp kMaxTime = 9223309901257974999LL;
 absl::StatusOr<Timestamp> ParseApiTime(std::string_view s);
 
 // A duration as the HTTP API takes it: float seconds ("30", "1.5") or a Prometheus duration
-// ("5m", "1h30m").
+// ("5m", "1h30m"), in milliseconds as Prometheus evaluates it (its nanoseconds truncated).
 absl::StatusOr<int64_t> ParseApiDuration(std::string_view s);
+
+// The same in nanoseconds, as Prometheus holds it (a Go time.Duration): float seconds
+// truncated to the nanosecond ("0.0005" is 500000, a positive step), at most about 292 years.
+absl::StatusOr<int64_t> ParseApiDurationNanos(std::string_view s);
 
 // A Prometheus duration: units y, w, d, h, m, s, ms, each at most once and in that order
 // ("1h30m", "90s", "1d", "2w", "1y"); "0" alone is zero. A year is 365 days.

@@ -581,7 +581,7 @@ TEST_F(EngineTest, SampleLimitFailsWithExecutionError) {
 TEST_F(EngineTest, ExtremeNumbersDoNotCrashFunctions) {
   Engine engine(EngineOptions::AllFeatures());
   for (const char* q :
-       {"year(vector(1e300))", "topk(1e300, vector(1))", "limitk(-1e300, vector(1))",
+       {"year(vector(1e300))", "topk(9.2e18, vector(1))", "limitk(-9.2e18, vector(1))",
         "round(vector(1e308), 1e-308)", "day_of_week(vector(-Inf))", "quantile(2, vector(1))",
         "clamp(vector(1), NaN, 1)", "rate(m[5m] @ 9000000000000 offset -100y)",
         "m smoothed @ -9000000000000", "max_over_time(m[1y:1d] offset 100y)",
@@ -590,6 +590,23 @@ TEST_F(EngineTest, ExtremeNumbersDoNotCrashFunctions) {
     ASSERT_NE(e, nullptr) << q;
     auto r = engine.InstantQuery(store_, *e, q, 0);
     EXPECT_TRUE(r.ok()) << q << ": " << r.status();
+  }
+}
+
+// topk, bottomk and limitk take k as Prometheus' convertibleToInt64 does: a k that no int64
+// holds is an error naming it as Go's %v prints it (2.42 and 3.x alike).
+TEST_F(EngineTest, KBeyondInt64IsAnError) {
+  Engine engine(EngineOptions::AllFeatures());
+  for (auto [q, msg] : std::vector<std::pair<const char*, const char*>>{
+           {"topk(1e20, vector(1))", "Scalar value 1e+20 overflows int64"},
+           {"bottomk(-1e300, vector(1))", "Scalar value -1e+300 overflows int64"},
+           {"limitk(Inf, vector(1))", "Scalar value +Inf overflows int64"},
+           {"topk(9223372036854775807, vector(1))",
+            "Scalar value 9.223372036854776e+18 overflows int64"},
+           {"topk(NaN, vector(1))", "Parameter value is NaN"}}) {
+    auto r = engine.InstantQuery(store_, *Parse(q), q, 0);
+    ASSERT_FALSE(r.ok()) << q;
+    EXPECT_EQ(r.status().message(), msg) << q;
   }
 }
 

@@ -445,6 +445,10 @@ TEST(ParserErrors, SameTextsAsPrometheus) {
        "1:13: parse error: unexpected <op:==> in grouping opts, expected label"},
       {"sum without(foo,,)(some_metric)",
        "1:17: parse error: unexpected \",\" in grouping opts, expected label"},
+      {"sum by (a b) (y)",
+       "1:11: parse error: unexpected identifier \"b\" in grouping opts, expected \",\" or \")\""},
+      {"a * on(b) group_left (c{d=\"e\"}) f",
+       "1:24: parse error: unexpected \"{\" in grouping opts, expected \",\" or \")\""},
       {"sum some_metric by (test)", "1:5: parse error: unexpected identifier \"some_metric\""},
       {"sum (some_metric) by test",
        "1:22: parse error: unexpected identifier \"test\" in grouping opts, expected \"(\""},
@@ -497,6 +501,32 @@ TEST(ParserErrors, SameTextsAsPrometheus) {
   EXPECT_EQ(Reprint("foo[4.018] @ 2.345"), "foo[4s18ms] @ 2.345");
   EXPECT_EQ(Reprint("0755"), "493");
   EXPECT_EQ(Reprint("5."), "5");
+}
+
+// A bad regex reads as Prometheus 3 reports it: Go's regexp/syntax wording about the
+// pattern as written (not the anchored form), and \C, which RE2 takes, is no escape in Go.
+TEST(ParserErrors, BadRegexesInGoWording) {
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {R"q(up{job=~"("})q", "1:4: parse error: error parsing regexp: missing closing ): `(`"},
+      {R"q(up{job=~")"})q", "1:4: parse error: error parsing regexp: unexpected ): `)`"},
+      {R"q(up{job=~"[a-"})q", "1:4: parse error: error parsing regexp: missing closing ]: `[a-`"},
+      {R"q(up{job=~"a++"})q",
+       "1:4: parse error: error parsing regexp: invalid nested repetition operator: `++`"},
+      {R"q(up{job=~"*a"})q",
+       "1:4: parse error: error parsing regexp: missing argument to repetition operator: `*`"},
+      {R"q(up{job=~"a{2,1}"})q",
+       "1:4: parse error: error parsing regexp: invalid repeat count: `{2,1}`"},
+      {R"q(up{job=~"(?=a)"})q",
+       "1:4: parse error: error parsing regexp: invalid or unsupported Perl syntax: `(?=`"},
+      {R"q(up{job=~"(a)\\1"})q",
+       "1:4: parse error: error parsing regexp: invalid escape sequence: `\\1`"},
+      {R"q(up{job=~"a\\C"})q",
+       "1:4: parse error: error parsing regexp: invalid escape sequence: `\\C`"},
+      {R"q(up{job=~"[z-a]"})q",
+       "1:4: parse error: error parsing regexp: invalid character class range: `z-a`"},
+  };
+  for (const auto& [q, want] : cases) EXPECT_EQ(ParseError(q), want) << q;
+  EXPECT_TRUE(ParseExpr(R"q(up{job=~"\\Qa\\C\\E"})q", ParserOptions::AllFeatures()).ok());
 }
 
 TEST(ParserErrors, FeatureFlagsGateSyntax) {

@@ -189,12 +189,66 @@ TEST(RangeParams, RejectsWhatPrometheusRejects) {
 }
 
 TEST(CheckResolution, BoundaryIsElevenThousandSteps) {
-  // (end - start) / step is an integer division, as in Prometheus.
-  EXPECT_TRUE(CheckResolution(0, 11000 * 1000, 1000).ok());
-  EXPECT_TRUE(CheckResolution(0, 11000 * 1000 + 999, 1000).ok());
-  EXPECT_FALSE(CheckResolution(0, 11001 * 1000, 1000).ok());
+  // (end - start) / step is an integer division of nanoseconds, as in Prometheus.
+  EXPECT_TRUE(CheckResolution(0, 11000 * 1000, 1'000'000'000).ok());
+  EXPECT_TRUE(CheckResolution(0, 11000 * 1000 + 999, 1'000'000'000).ok());
+  EXPECT_FALSE(CheckResolution(0, 11001 * 1000, 1'000'000'000).ok());
   EXPECT_TRUE(CheckResolution(5, 5, 1).ok());
-  EXPECT_FALSE(CheckResolution(-9000000000000000000, 9000000000000000000, 1000).ok());
+  EXPECT_FALSE(CheckResolution(-9000000000000000000, 9000000000000000000, 1'000'000'000).ok());
+}
+
+// Prometheus holds the step as a Go time.Duration: a step below a millisecond is positive
+// and meets the 11,000-points limit, and one with a fraction of a millisecond is checked
+// against the limit unrounded (the evaluation then steps by its whole milliseconds).
+TEST(RangeParams, StepIsCheckedInNanosecondsAsPrometheusDoes) {
+  auto parse = [](std::string_view q) { return ParseRangeParams(MustParse(q)); };
+  const std::string kTooMany =
+      "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query "
+      "resolution (?step=XX)";
+  EXPECT_EQ(std::string(parse("start=0&end=600&step=0.0005").status().message()), kTooMany);
+  EXPECT_EQ(std::string(parse("start=0&end=11.001&step=0.001").status().message()), kTooMany);
+  EXPECT_EQ(std::string(parse("start=0&end=10.995&step=0.0001").status().message()), kTooMany);
+  // 10995 s / 0.9999 s is 10996.1 steps: allowed, at steps of 999 ms.
+  auto r = parse("start=0&end=10995&step=0.9999");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->step_ms, 999);
+  // 11000 s / 1.0005 s is 10994.5 steps.
+  r = parse("start=0&end=11000&step=1.0005");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->step_ms, 1000);
+  // A step beyond a Go duration (about 292 years) is no duration.
+  EXPECT_EQ(parse("start=0&end=1&step=300y").status().message(),
+            "invalid parameter \"step\": cannot parse \"300y\" to a valid duration");
+}
+
+// Times and durations as Go's strconv.ParseFloat and time.Parse(RFC3339Nano) read them
+// (Prometheus 3 is built with Go 1.2x).
+TEST(TimeParam, ReadsNumbersAndRfc3339AsGoDoes) {
+  ApiParams p = MustParse(
+      "a=1_000.5&b=0x1p4&c=0x1.8p1&d=2026-12-02T10:00:00,5Z&e=2026-12-02T10:00:00.5%2B24:00&"
+      "f=2026-12-02T23:59:59.9999999999Z&g=2024-02-29T00:00:00Z&h=2026-12-02T10:00:00-00:30&"
+      "i=2026-12-02T1:00:00Z");
+  EXPECT_EQ(*TimeParam(p, "a"), 1000500);
+  EXPECT_EQ(*TimeParam(p, "b"), 16000);
+  EXPECT_EQ(*TimeParam(p, "c"), 3000);
+  EXPECT_EQ(*TimeParam(p, "d"), 1796205600500);
+  EXPECT_EQ(*TimeParam(p, "e"), 1796119200500);
+  EXPECT_EQ(*TimeParam(p, "f"), 1796255999999);
+  EXPECT_EQ(*TimeParam(p, "g"), 1709164800000);
+  EXPECT_EQ(*TimeParam(p, "h"), 1796207400000);
+  EXPECT_EQ(*TimeParam(p, "i"), 1796173200000);
+  ApiParams d = MustParse("step=1_0&other=0x1p-1");
+  EXPECT_EQ(*DurationParam(d, "step"), 10000);
+  EXPECT_EQ(*DurationParam(d, "other"), 500);
+  for (const char* bad :
+       {"1__0", "_1", "1_", "0x10", "2026-12-02T10:00:60Z", "2026-12-02T24:00:00Z",
+        "2026-12-02T10:00:00%2B0530", "2026-12-02T10:00:00%2B05", "2026-12-2T10:00:00Z",
+        "2026-1-02T10:00:00Z", "2026-12-02T10:0:00Z", "2026-12-02T10:00:0Z", "26-12-02T10:00:00Z",
+        "02026-12-02T10:00:00Z", "2026-12-02T10:00:00.5%2B01:00:00", "2026-12-02T123:00:00Z",
+        "2025-02-29T00:00:00Z", "2026-12-02T10:00:00%2B25:00", "2026-12-02T10:00:00.Z"}) {
+    ApiParams b = MustParse(std::string("t=") + bad);
+    EXPECT_FALSE(TimeParam(b, "t").ok()) << bad;
+  }
 }
 
 }  // namespace

@@ -634,6 +634,38 @@ TEST_F(ApiTest, SlowQueryPastItsTimeoutGetsTheTimeoutShape) {
              R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
 }
 
+// A many-to-many error names the first two series of the match group that Prometheus meets
+// going through that side, whose selector it reads in label order (here a and b, whatever
+// order they were stored in), in label order (operators.test).
+TEST_F(ApiTest, ManyToManyErrorNamesTheFirstDuplicatesInLabelOrder) {
+  test::WriteRequest req;
+  for (const char* l : {"c", "b", "a"}) {
+    AddSeries(&req, {{"__name__", "dup"}, {"l", l}}, {{10000, 1}});
+  }
+  AddSeries(&req, {{"__name__", "one"}}, {{10000, 3}});
+  ASSERT_EQ(Write(req).status, 204);
+  ExpectJson(Get("/api/v1/query?query=one%20%3E%20on()%20dup&time=20"), 422,
+             R"({"status":"error","errorType":"execution","error":"found duplicate series for )"
+             R"(the match group {} on the right hand-side of the operation: )"
+             R"([{__name__=\"dup\", l=\"a\"}, {__name__=\"dup\", l=\"b\"}];many-to-many )"
+             R"(matching not allowed: matching labels must be unique on one side"})");
+}
+
+// A timeout of zero or less has expired before the query starts (Prometheus' context
+// deadline), however quick the query; a query that does not parse says so first.
+TEST_F(ApiTest, TimeoutOfZeroOrLessTimesOutAtOnce) {
+  for (const char* timeout : {"0", "-0.5", "0s"}) {
+    ExpectJson(Get(fmt::format("/api/v1/query?query=1%2B1&time=4&timeout={}", timeout)), 503,
+               R"({"status":"error","errorType":"timeout",)"
+               R"("error":"query timed out in query execution"})");
+  }
+  ExpectJson(Get("/api/v1/query_range?query=up&start=0&end=60&step=15&timeout=0"), 503,
+             R"({"status":"error","errorType":"timeout",)"
+             R"("error":"query timed out in query execution"})");
+  auto r = Get("/api/v1/query?query=sum(&time=4&timeout=0");
+  EXPECT_EQ(r.status, 400) << r.body;
+}
+
 TEST_F(ApiTest, ClientsThatGoAwayHaveTheirQueriesStoppedAndFreeTheWorker) {
   StopServer();
   StartServer(/*query_concurrency=*/1);
