@@ -3,9 +3,10 @@
 //
 // Timestamp sequences shared by several series are stored once; values are coded as
 // decimal mantissa/exponent deltas where that round-trips exactly, else as the XOR with the
-// previous value; zstd runs over the whole block. A series may be coded relative to a
-// "base" series of the block with the same timestamps (a classic histogram bucket against
-// the bucket below): its decimal mantissas are then differences from the base's. A reader
+// previous value, or (full-precision noise) as a run of fixed-width differences of the
+// values' bits where that is shorter; zstd runs over the whole block. A series may be coded
+// relative to a "base" series of the block with the same timestamps (a classic histogram bucket
+// against the bucket below): its decimal mantissas are then differences from the base's. A reader
 // decompresses the block once and can then decode any one series, touching only its own
 // columns and those of its chain of bases (at most kCompactedMaxBaseDepth). Every column
 // restarts its coding every `restart_interval` samples, at the same sample indices in

@@ -477,7 +477,7 @@ TEST(CompactedBlock, RefusesBasesThatAreNotAnotherSeriesWithTheSameTimestamps) {
   EXPECT_TRUE(EncodeCompactedBlock(std::vector{series(1, 2, 2), series(2, std::nullopt, 2)}).ok());
 }
 
-// A format-3 payload of n one-sample series (value 0) on one timestamp column, or on two when
+// A format-4 payload of n one-sample series (value 0) on one timestamp column, or on two when
 // `second_ts_from` < n (the series from it on use the second), with the given zigzagged
 // `i - base` fields (0: none).
 std::string PayloadWithBases(const std::vector<uint64_t>& bases, size_t second_ts_from) {
