@@ -23,6 +23,13 @@
 //   BM_CompactedRestarts/noisy/restart  24 h blocks with a restart every `restart` samples:
 //                                       bytes_per_sample, and ns_per_sample of reading every
 //                                       series from open blocks one hour at a time.
+//   BM_CompactedClasses/noisy/noise_series
+//                                       24 h blocks of each kind of series alone (CPU counters,
+//                                       float gauges, ...): per kind, its share of the samples,
+//                                       an information lower bound from the generator's random
+//                                       draws, and what the codec spends, printed to stderr.
+//                                       noise_series < 32: a less noisy variant (fewer of the
+//                                       noisy gauges), see bench/node_exporter_data.h.
 //   BM_OnDisk/noisy/bases               the real store: 10 hosts x 242 series x one day
 //                                       (one partition) appended through Storage, flushed;
 //                                       RocksDB's live SST bytes of all families after a
@@ -36,8 +43,10 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <string>
@@ -68,14 +77,20 @@ struct Group {
   std::vector<CompactedSeries> series;
   CompactedEncodeOptions options;
   std::vector<CompactedSeries> buckets;  // the histogram buckets alone, for their share
+  std::vector<Labels> labels;            // of `series`
 };
 
-std::vector<Group> Groups(bool noisy, int window_h, int max_base_depth) {
+// `noise_series` and `entropy` (one per host): see bench::NodeExporterHost.
+std::vector<Group> Groups(bool noisy, int window_h, int max_base_depth, int noise_series = 32,
+                          std::vector<bench::NodeExporterEntropy>* entropy = nullptr,
+                          std::vector<std::vector<bench::BenchSeries>>* hosts = nullptr) {
   std::vector<Group> groups;
   SeriesRef ref = 1;
   const Timestamp window = int64_t{window_h} * 3600 * 1000;
+  if (entropy != nullptr) entropy->resize(kHosts);
   for (int h = 0; h < kHosts; ++h) {
-    auto host = bench::NodeExporterHost(h, 24 * kScrapesPerHour, noisy);
+    auto host = bench::NodeExporterHost(h, 24 * kScrapesPerHour, noisy, 1700000000000, noise_series,
+                                        entropy ? &(*entropy)[h] : nullptr);
     const Timestamp start = 1700000000000 - 1700000000000 % window;
     for (int w = 0; w <= 24 / window_h; ++w) {
       Group g;
@@ -95,9 +110,11 @@ std::vector<Group> Groups(bool noisy, int window_h, int max_base_depth) {
       for (size_t i = 0; i < g.series.size(); ++i) {
         if (labels[i].MetricName().ends_with("_bucket")) g.buckets.push_back(g.series[i]);
       }
+      g.labels = std::move(labels);
       if (!g.series.empty()) groups.push_back(std::move(g));
     }
     ref += host.size();
+    if (hosts != nullptr) hosts->push_back(std::move(host));
   }
   return groups;
 }
@@ -224,6 +241,138 @@ BENCHMARK(BM_CompactedEncode)->Apply(Args)->Apply(DepthArgs);
 BENCHMARK(BM_CompactedDecode)->Apply(Args);
 BENCHMARK(BM_CompactedDecodeColumns)->Apply(Args)->Apply(DepthArgs);
 BENCHMARK(BM_CompactedDecodeColumnsReversed)->Apply(Args)->Apply(DepthArgs);
+
+// The series of bench/node_exporter_data.h by kind, for BM_CompactedClasses.
+enum SeriesClass {
+  kCpu,
+  kNetMoving,
+  kNetRare,
+  kMemMoving,
+  kMemConstant,
+  kLoadTemp,
+  kIntGauge,
+  kNsCounter,
+  kFloatGauge,
+  kBucketAndCount,
+  kHistogramSum,
+  kNumClasses
+};
+constexpr const char* kClassNames[] = {"CPU seconds counters",
+                                       "network byte/packet counters",
+                                       "network error counters",
+                                       "memory gauges, moving",
+                                       "memory gauges, constant",
+                                       "load averages, temperatures",
+                                       "integer gauges",
+                                       "ns seconds counters",
+                                       "full-precision float gauges",
+                                       "histogram buckets and _count",
+                                       "histogram _sum"};
+
+SeriesClass ClassOf(const Labels& l, bool noisy, int noise_series) {
+  const std::string_view name = l.MetricName();
+  const std::string_view n = l.Get("n");
+  const int i = n.empty() || n == "new" ? -1 : std::atoi(std::string(n).c_str());
+  if (name == "node_cpu_seconds_total") return kCpu;
+  if (name == "node_network_total") return i < 20 ? kNetMoving : kNetRare;
+  if (name == "node_memory_bytes") return i < 10 ? kMemMoving : kMemConstant;
+  if (name == "node_load" || name == "node_hwmon_temp_celsius") return kLoadTemp;
+  if (name == "node_other") {
+    if (noisy && i < noise_series / 2) return kNsCounter;
+    if (noisy && i >= 16 && i < 16 + noise_series - noise_series / 2) return kFloatGauge;
+    return kIntGauge;
+  }
+  if (name.ends_with("_sum")) return kHistogramSum;
+  return kBucketAndCount;
+}
+
+// Per kind of series (bench/node_exporter_data.h), 24 h blocks as BM_CompactedEncode's
+// (bases and restarts as compaction writes them): the share of the samples, an information
+// lower bound from the generator's random draws (NodeExporterEntropy), and what blocks of
+// that kind's series alone cost, less a block of their timestamps alone (one constant
+// series), all in bytes per sample of that kind; the table goes to stderr.
+// noise_series: how many of the 32 "other" gauges are noise in the noisy variant (32:
+// the noisy variant of the other benchmarks; fewer: a less noisy variant, see RESULTS.md).
+void BM_CompactedClasses(benchmark::State& state) {
+  const bool noisy = state.range(0) != 0;
+  const int noise_series = static_cast<int>(state.range(1));
+  std::vector<bench::NodeExporterEntropy> entropy;
+  std::vector<std::vector<bench::BenchSeries>> hosts;
+  std::vector<Group> groups =
+      Groups(noisy, 24, kCompactedMaxBaseDepth, noise_series, &entropy, &hosts);
+  double bound_bits[kNumClasses] = {}, bound_ts_bits = 0;
+  for (size_t h = 0; h < hosts.size(); ++h) {
+    bound_ts_bits += entropy[h].timestamp_bits;
+    for (size_t i = 0; i < hosts[h].size(); ++i) {
+      bound_bits[ClassOf(hosts[h][i].labels, noisy, noise_series)] += entropy[h].series_bits[i];
+    }
+  }
+  int64_t samples[kNumClasses] = {}, bytes[kNumClasses] = {};
+  int64_t total_samples = 0, total_bytes = 0, ts_bytes = 0, xor_bytes = 0;
+  for (auto _ : state) {
+    for (const Group& g : groups) {
+      total_bytes += static_cast<int64_t>(EncodeCompactedBlock(g.series, g.options)->size());
+      std::vector<CompactedSeries> ts_only = {
+          {.ref = 1, .samples = g.series[0].samples, .base = {}}};
+      for (Sample& x : ts_only[0].samples) x.v = 0;
+      const int64_t ts = static_cast<int64_t>(EncodeCompactedBlock(ts_only, g.options)->size());
+      ts_bytes += ts;
+      for (int c = 0; c < kNumClasses; ++c) {
+        std::vector<CompactedSeries> part;
+        for (size_t i = 0; i < g.series.size(); ++i) {
+          if (ClassOf(g.labels[i], noisy, noise_series) != c) continue;
+          part.push_back(g.series[i]);
+          samples[c] += static_cast<int64_t>(g.series[i].samples.size());
+          total_samples += static_cast<int64_t>(g.series[i].samples.size());
+          xor_bytes += XorBytes(g.series[i].samples);
+        }
+        for (CompactedSeries& s : part) {
+          // A base outside the part (the +Inf bucket of a _sum's family...) is dropped.
+          if (s.base && std::none_of(part.begin(), part.end(),
+                                     [&](const CompactedSeries& b) { return b.ref == *s.base; })) {
+            s.base.reset();
+          }
+        }
+        if (!part.empty())
+          bytes[c] += static_cast<int64_t>(EncodeCompactedBlock(part, g.options)->size()) - ts;
+      }
+    }
+  }
+  const double n = double(total_samples);
+  double bound_total = bound_ts_bits / 8, parts_total = double(ts_bytes);
+  std::fprintf(stderr, "\nnoisy %d, noise_series %d: B/sample of each kind's samples\n", noisy,
+               noise_series);
+  std::fprintf(stderr, "%-30s %7s %7s %9s %7s %11s\n", "kind", "share", "bound", "achieved", "gap",
+               "gap overall");
+  for (int c = 0; c < kNumClasses; ++c) {
+    if (samples[c] == 0) continue;
+    const double s = double(samples[c]), b = bound_bits[c] / 8 / s, a = double(bytes[c]) / s;
+    bound_total += bound_bits[c] / 8;
+    parts_total += double(bytes[c]);
+    std::fprintf(stderr, "%-30s %6.1f%% %7.3f %9.3f %6.0f%% %11.4f\n", kClassNames[c], 100 * s / n,
+                 b, a, b > 0 ? 100 * (a - b) / b : 0.0, (a - b) * s / n);
+  }
+  std::fprintf(stderr, "%-30s %7s %7.4f %9.4f %6s %11.4f\n", "timestamps (per sample of all)", "",
+               bound_ts_bits / 8 / n, double(ts_bytes) / n, "",
+               (double(ts_bytes) - bound_ts_bits / 8) / n);
+  std::fprintf(stderr, "%-30s %7s %7.4f %9.4f %5.0f%%   (kinds apart)\n", "all", "",
+               bound_total / n, parts_total / n, 100 * (parts_total - bound_total) / bound_total);
+  std::fprintf(stderr, "%-30s %7s %7s %9.4f   (blocks of all series; XOR %.3f)\n", "all", "", "",
+               double(total_bytes) / n, double(xor_bytes) / n);
+  state.counters["bytes_per_sample"] = double(total_bytes) / n;
+  state.counters["xor_bytes_per_sample"] = double(xor_bytes) / n;
+  state.counters["bound_bytes_per_sample"] = bound_total / n;
+}
+BENCHMARK(BM_CompactedClasses)
+    ->ArgNames({"noisy", "noise_series"})
+    ->Args({0, 0})
+    ->Args({1, 32})
+    ->Args({1, 16})
+    ->Args({1, 8})
+    ->Args({1, 4})
+    ->Args({1, 2})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 // Restart points against size and the read of one hour: 4 hosts' day (24 h blocks, bases
 // as compaction chooses them) encoded with a restart every `restart` samples (0: none);

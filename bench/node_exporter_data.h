@@ -22,9 +22,22 @@
 //     equals the +Inf bucket; _sum is a float accumulated in floating point (noise in the
 //     low bits, as client libraries produce).
 // A stale marker ends one series per host at 90% of the range and a new one starts.
+//
+// `noise_series` (noisy variant only; 32 by default, the variant above) is how many of the
+// 32 "other" gauges are noise: `noise_series / 2` seconds counters and the rest float
+// gauges; the others stay integer gauges as in the realistic variant. A smaller number is
+// a separate, less noisy variant (bench/RESULTS.md); it draws other random numbers.
+//
+// `entropy`, if given, receives for each series (same order as the result) the entropy in
+// bits of the random draws its samples depend on, given the series' constants (start
+// value, rate, ...), and that of the host's timestamps: a lower bound on what any coder
+// of these samples must spend (start values and constants, a few bytes per series, left
+// out). Where a draw is continuous, the entropy is that of the sample it rounds to.
 #ifndef STRATA_BENCH_NODE_EXPORTER_DATA_H_
 #define STRATA_BENCH_NODE_EXPORTER_DATA_H_
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -43,8 +56,60 @@ struct BenchSeries {
 
 inline constexpr int kSeriesPerHost = 242;
 
+struct NodeExporterEntropy {
+  std::vector<double> series_bits;  // per series, all its samples
+  double timestamp_bits = 0;        // the host's timestamps, once
+};
+
+namespace entropy {
+
+inline double Bits(double p) { return p > 0 ? -p * std::log2(p) : 0; }
+
+// H(floor(c * U)) for U uniform on [a, b], c >= 0.
+inline double FloorOfScaledUniform(double c, double a, double b) {
+  if (c <= 0) return 0;
+  double h = 0;
+  for (double k = std::floor(c * a); k <= std::floor(c * b); ++k) {
+    const double lo = std::max(k / c, a), hi = std::min((k + 1) / c, b);
+    if (hi > lo) h += Bits((hi - lo) / (b - a));
+  }
+  return h;
+}
+
+// H(floor(e * U + W)) for U uniform on [0.5, 1.5] and W on [0, 1] (a histogram band).
+inline double BandIncrement(double e) {
+  if (e < 1e-6) return 0;
+  auto g = [](double t) { return t <= 0 ? 0 : t <= 1 ? t * t / 2 : t - 0.5; };
+  auto cdf = [&](double y) { return (g(y - 0.5 * e) - g(y - 1.5 * e)) / e; };
+  double h = 0;
+  for (double k = std::floor(0.5 * e); k <= std::floor(1.5 * e + 1); ++k) {
+    h += Bits(cdf(k + 1) - cdf(k));
+  }
+  return h;
+}
+
+// log2 of the number of doubles in [lo, hi], 0 < lo < hi: the entropy of a value spread
+// evenly over the range at finer than their spacing.
+inline double DoublesBetween(double lo, double hi) {
+  return std::log2(static_cast<double>(std::bit_cast<int64_t>(hi) - std::bit_cast<int64_t>(lo)));
+}
+
+}  // namespace entropy
+
 inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noisy,
-                                                 Timestamp start = 1700000000000) {
+                                                 Timestamp start = 1700000000000,
+                                                 int noise_series = 32,
+                                                 NodeExporterEntropy* entropy = nullptr) {
+  using entropy::Bits;
+  if (entropy != nullptr) {
+    entropy->series_bits.clear();
+    // One scrape in ten off by one of 46 offsets.
+    entropy->timestamp_bits = (scrapes - 1) * (Bits(0.9) + 46 * Bits(0.1 / 46));
+  }
+  // Adds `bits` to the last series added.
+  auto count = [&](double bits) {
+    if (entropy != nullptr) entropy->series_bits.back() += bits;
+  };
   std::mt19937_64 rng(static_cast<uint64_t>(host) * 7919 + (noisy ? 1 : 0));
   auto uni = [&](double lo, double hi) {
     return std::uniform_real_distribution<double>(lo, hi)(rng);
@@ -68,6 +133,7 @@ inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noi
     for (auto& e : extra) l.push_back(std::move(e));
     out.push_back({Labels::FromPairs(std::move(l)), {}});
     out.back().samples.reserve(scrapes);
+    if (entropy != nullptr) entropy->series_bits.push_back(0);
     return &out.back().samples;
   };
   out.reserve(kSeriesPerHost + 1);
@@ -78,6 +144,7 @@ inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noi
       const double rates[] = {0.05, 0.02, 0.9, 0.005, 0, 0.002, 0, 0.001};
       double rate = rates[m] * uni(0.5, 1.5);
       int64_t centi = integer(1000000, 90000000);
+      count((scrapes - 1) * entropy::FloorOfScaledUniform(rate * 1500, 0.8, 1.2));
       for (Timestamp x : ts) {
         int64_t inc = static_cast<int64_t>(rate * 1500 * uni(0.8, 1.2));
         centi += inc;
@@ -91,6 +158,8 @@ inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noi
                   "node_network_total");
     double v = static_cast<double>(integer(0, int64_t{1} << 36));
     int64_t max_inc = i < 10 ? integer(1000, 200000) : i < 20 ? integer(10, 300) : 1;
+    count((scrapes - 1) *
+          (i < 20 ? std::log2(static_cast<double>(max_inc + 1)) : Bits(0.005) + Bits(0.995)));
     for (Timestamp x : ts) {
       if (i < 20 || integer(0, 99) == 0) v += static_cast<double>(integer(0, max_inc));
       s->push_back({x, v});
@@ -100,6 +169,7 @@ inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noi
     // 10 gauges that move (free, cached, ...), 30 that do not (sizes, limits).
     auto* s = add({{"n", std::to_string(i)}}, "node_memory_bytes");
     int64_t pages = integer(1000, 4000000);
+    if (i < 10) count((scrapes - 1) * (Bits(0.5 + 0.5 / 401) + 400 * Bits(0.5 / 401)));
     for (Timestamp x : ts) {
       if (i < 10 && integer(0, 1) == 0) pages += integer(-200, 200);
       s->push_back({x, static_cast<double>(pages * 4096)});
@@ -109,28 +179,36 @@ inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noi
     auto* s = add({{"n", std::to_string(i)}}, i < 12 ? "node_load" : "node_hwmon_temp_celsius");
     int64_t v = integer(0, 400);
     for (Timestamp x : ts) {
+      // Below 5 the steps down to 0 or lower give the same value.
+      if (x != ts.front())
+        count(v >= 5 ? std::log2(11.0) : Bits((6.0 - v) / 11) + (5 + v) * Bits(1.0 / 11));
       v = std::max<int64_t>(0, v + integer(-5, 5));
       s->push_back({x, i < 12 ? static_cast<double>(v) / 100 : static_cast<double>(v + 300) / 10});
     }
   }
   for (int i = 0; i < 32; ++i) {
     auto* s = add({{"n", std::to_string(i)}}, "node_other");
-    if (noisy && i < 16) {
+    const bool ns_counter = noisy && i < noise_series / 2;
+    const bool float_gauge = noisy && i >= 16 && i < 16 + noise_series - noise_series / 2;
+    if (ns_counter) {
       // Seconds counted in nanoseconds (schedstat, pressure stall): up to 9 decimals.
       int64_t ns = integer(0, int64_t{1} << 42);
+      count((scrapes - 1) * std::log2(300000001.0));
       for (Timestamp x : ts) {
         ns += integer(0, 300000000);
         s->push_back({x, static_cast<double>(ns) / 1e9});
       }
-    } else if (noisy) {
+    } else if (float_gauge) {
       // A ratio or quantile computed in floating point: every bit is noise.
       double v = uni(0, 1000);
       for (Timestamp x : ts) {
+        if (x != ts.front()) count(entropy::DoublesBetween(v * 0.99, v * 1.01));
         v = std::fabs(v + uni(-1, 1) * v * 0.01);
         s->push_back({x, v});
       }
     } else {
       int64_t v = integer(0, 5000);
+      count((scrapes - 1) * (Bits(0.9 + 0.1 / 7) + 6 * Bits(0.1 / 7)));
       for (Timestamp x : ts) {
         if (integer(0, 9) == 0) v += integer(-3, 3);
         s->push_back({x, static_cast<double>(v)});
@@ -165,6 +243,16 @@ inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noi
     double total_seconds = past * median * 1.3;
     for (Timestamp x : ts) {
       const double n = rate * 15 * uni(0.7, 1.3);
+      if (entropy != nullptr && x != ts.front()) {
+        // Given n (so a lower bound: n itself shows in the buckets too): each band's new
+        // observations, counted in the bucket at its upper bound, and the _sum's increment.
+        for (size_t i = 0; i < bands.size(); ++i) {
+          entropy->series_bits[out.size() - 14 + i] +=
+              entropy::BandIncrement(n * (below[i] - (i > 0 ? below[i - 1] : 0)));
+        }
+        entropy->series_bits[out.size() - 2] += entropy::DoublesBetween(
+            total_seconds + n * median * 1.1, total_seconds + n * median * 1.5);
+      }
       int64_t cumulative = 0;
       for (size_t i = 0; i < bands.size(); ++i) {
         const double expected = n * (below[i] - (i > 0 ? below[i - 1] : 0));
@@ -181,6 +269,9 @@ inline std::vector<BenchSeries> NodeExporterHost(int host, int scrapes, bool noi
   size_t cut = ts.size() * 9 / 10;
   std::vector<Sample>& gone = out[70].samples;
   if (cut > 0 && cut < gone.size()) {
+    if (entropy != nullptr) {
+      entropy->series_bits[70] *= static_cast<double>(cut) / static_cast<double>(gone.size());
+    }
     gone.resize(cut);
     gone.push_back({ts[cut], StaleNaN()});
     auto* s = add({{"n", "new"}}, "node_memory_bytes");

@@ -34,9 +34,46 @@ inline double Decimal(int64_t m, int e) {
 //   c & 3 == 1   exponent = unzigzag(c >> 2); then varint mantissa (absolute)
 //   c & 3 == 3   raw: lz = (c >> 2) & 7 leading zero bytes, n = c >> 5 payload bytes (big
 //                endian) of x = bits XOR previous bits, shifted left by 8 * (8 - lz - n)
+//                (lz + n <= 8); or, from format 4, with lz = 7 and n = 8 + w (1 <= w <= 8),
+//                a run: uvarint r, then r values of w bytes each (little endian): the
+//                zigzagged difference of each value's bits from the previous value's.
 // In a column with a base, the mantissa state is the difference from BaseMantissa of the
 // base's value at the same index: value = Decimal(BaseMantissa + state, exponent).
 constexpr int kRaiseRun = 32;  // values whose mantissa ends in 0 before the exponent rises
+
+// The token of a run of w-byte deltas (1 <= w <= 8).
+constexpr uint64_t RunToken(int w) { return static_cast<uint64_t>(3 | 7 << 2 | (8 + w) << 5); }
+
+// Bytes of the uvarint v.
+inline size_t UvarintSize(uint64_t v) { return static_cast<size_t>(std::bit_width(v | 1) + 6) / 7; }
+
+// Values [a, b) of a segment whose first value a is coded in (*out)[first_end - first
+// token's length, first_end) and the others as tokens in [first_end, out->size()): if one
+// run of fixed-width deltas codes the others in fewer bytes, it replaces their tokens. The
+// decimal and raw state after a run is not needed: a run ends its segment.
+void MaybeRun(const std::vector<Sample>& samples, size_t a, size_t b, size_t first_end,
+              std::string* out) {
+  if (b - a < 2) return;
+  uint64_t widest = 1;  // zigzagged deltas OR-ed: a run has at least one byte per value
+  for (size_t k = a + 1; k < b; ++k) {
+    widest |= coding::Zigzag(static_cast<int64_t>(std::bit_cast<uint64_t>(samples[k].v) -
+                                                  std::bit_cast<uint64_t>(samples[k - 1].v)));
+  }
+  const int w = (std::bit_width(widest) + 7) / 8;
+  const size_t r = b - a - 1;
+  if (UvarintSize(RunToken(w)) + UvarintSize(r) + r * static_cast<size_t>(w) >=
+      out->size() - first_end) {
+    return;
+  }
+  out->resize(first_end);
+  coding::PutUvarint(out, RunToken(w));
+  coding::PutUvarint(out, r);
+  for (size_t k = a + 1; k < b; ++k) {
+    const uint64_t z = coding::Zigzag(static_cast<int64_t>(
+        std::bit_cast<uint64_t>(samples[k].v) - std::bit_cast<uint64_t>(samples[k - 1].v)));
+    for (int j = 0; j < w; ++j) out->push_back(static_cast<char>(z >> (8 * j)));
+  }
+}
 
 // 10^-e for e in [-22, 22] (index e + 22): exact for e <= 0, otherwise the double nearest
 // to it.
@@ -386,13 +423,17 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
     std::string& lengths = value_restarts.emplace_back();
     ValueEncoder enc(&value_bytes, base[i] == kUnbased ? nullptr : &series[base[i]].samples);
     const std::vector<Sample>& samples = series[i].samples;
-    for (size_t k = 0; k < samples.size(); ++k) {
-      if (k > 0 && k % interval == 0) {
+    for (size_t a = 0; a < samples.size(); a += interval) {
+      if (a > 0) {
         coding::PutUvarint(&lengths, value_bytes.size() - segment_bytes - interval);
         segment_bytes = value_bytes.size();
         enc.Restart();
       }
-      enc.Add(samples[k].v);
+      const size_t b = std::min<size_t>(samples.size(), a + interval);
+      enc.Add(samples[a].v);
+      const size_t first_end = value_bytes.size();
+      for (size_t k = a + 1; k < b; ++k) enc.Add(samples[k].v);
+      MaybeRun(samples, a, b, first_end, &value_bytes);
     }
     value_size.push_back(value_bytes.size() - before);
   }
@@ -471,6 +512,7 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
   }
   const uint64_t interval = SegmentSamples(restart_interval);
   b.interval_ = interval;
+  b.runs_ = format >= 4;
   // Reads the byte length of one segment of a column of `size` bytes whose earlier segments
   // take `used`, coded as its excess over `least` (the fewest bytes its samples take).
   auto segment_length = [&](uint64_t least, uint64_t size, uint64_t* used) {
@@ -632,10 +674,11 @@ inline void Put(Sample* s, uint32_t k, double v) { s[k].v = v; }
 inline void Put(double* s, uint32_t k, double v) { s[k] = v; }
 
 // Values before `lo` are decoded (the ones after depend on them) but not stored: value k
-// goes to s[k - lo].
+// goes to s[k - lo]. `count`: the values of the segment (n or more); `runs`: whether run
+// tokens are allowed (format 4 and up).
 template <bool kBased, typename Out>
 absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo, uint32_t n,
-                               bool whole, const double* base, Out* s) {
+                               uint32_t count, bool whole, bool runs, const double* base, Out* s) {
   uint64_t prev = 0, m = 0;
   double scale = 1;  // 10^|exponent|, an exact double
   bool divide = false;
@@ -664,7 +707,29 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
       m = static_cast<uint64_t>(sm);
     } else {
       uint64_t lz = (tok >> 2) & 7, nb = tok >> 5;
-      if (lz + nb > 8 || static_cast<uint64_t>(end - p) < nb) return Malformed("raw value");
+      if (lz + nb > 8) {
+        // A run of r values of w bytes each: within the segment and its bytes.
+        uint64_t r;
+        const uint32_t k0 = k;
+        if (!runs || lz != 7 || nb < 9 || nb > 16 || !ReadUvarint(p, end, &r) || r == 0 ||
+            r > count - k || r > static_cast<uint64_t>(end - p) / (nb - 8)) {
+          return Malformed("run");
+        }
+        const uint64_t w = nb - 8;
+        // Values past the n wanted are skipped (a range read stops there).
+        const uint32_t stop = static_cast<uint32_t>(std::min<uint64_t>(k + r, n));
+        for (; k < stop; ++k) {
+          uint64_t z = 0;
+          for (uint64_t b = 0; b < w; ++b) z |= uint64_t{p[b]} << (8 * b);
+          p += w;
+          prev += static_cast<uint64_t>(coding::Unzigzag(z));
+          if (k >= lo) Put(s, k - lo, std::bit_cast<double>(prev));
+        }
+        p += (r - (stop - k0)) * w;
+        k = static_cast<uint32_t>(k0 + r - 1);  // the loop's increment follows
+        continue;
+      }
+      if (static_cast<uint64_t>(end - p) < nb) return Malformed("raw value");
       uint64_t x = 0;
       for (uint64_t j = 0; j < nb; ++j) x = x << 8 | *p++;
       if (nb > 0) x <<= 8 * (8 - lz - nb);
@@ -693,7 +758,7 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
 // [bounds[s], bounds[s + 1]) of `column`, and each starts with a fresh decoder state.
 template <typename Out>
 absl::Status DecodeSegments(const uint8_t* column, const uint32_t* bounds, uint64_t interval,
-                            uint32_t count, uint32_t from, uint32_t keep, uint32_t n,
+                            uint32_t count, uint32_t from, uint32_t keep, uint32_t n, bool runs,
                             const double* base, Out* dst) {
   for (uint64_t a = from; a < n; a += interval) {
     const uint64_t s = a / interval;
@@ -704,9 +769,11 @@ absl::Status DecodeSegments(const uint8_t* column, const uint32_t* bounds, uint6
     const uint8_t* p = column + bounds[s];
     const uint8_t* end = column + bounds[s + 1];
     const bool whole = segment_end <= n;
+    const auto values = static_cast<uint32_t>(segment_end - a);
     STRATA_RETURN_IF_ERROR(
-        base == nullptr ? DecodeValueColumn<false>(p, end, skip, m, whole, nullptr, d)
-                        : DecodeValueColumn<true>(p, end, skip, m, whole, base + (a - from), d));
+        base == nullptr
+            ? DecodeValueColumn<false>(p, end, skip, m, values, whole, runs, nullptr, d)
+            : DecodeValueColumn<true>(p, end, skip, m, values, whole, runs, base + (a - from), d));
   }
   return absl::OkStatus();
 }
@@ -773,7 +840,7 @@ absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sam
   auto column = [&](size_t j, uint32_t keep, const double* base, auto* dst) {
     const Entry& c = series_[j];
     return DecodeSegments(raw + c.offset, bounds_.data() + c.at, interval_, ts_[c.ts].count, from,
-                          keep, n, base, dst);
+                          keep, n, runs_, base, dst);
   };
   // Series i itself when its values are kept (a base read again, or after a series based
   // on it), else the chain below i, down to its root or to a base whose values are kept.

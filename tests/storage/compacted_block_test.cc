@@ -477,7 +477,7 @@ TEST(CompactedBlock, RefusesBasesThatAreNotAnotherSeriesWithTheSameTimestamps) {
   EXPECT_TRUE(EncodeCompactedBlock(std::vector{series(1, 2, 2), series(2, std::nullopt, 2)}).ok());
 }
 
-// A format-3 payload of n one-sample series (value 0) on one timestamp column, or on two when
+// A format-4 payload of n one-sample series (value 0) on one timestamp column, or on two when
 // `second_ts_from` < n (the series from it on use the second), with the given zigzagged
 // `i - base` fields (0: none).
 std::string PayloadWithBases(const std::vector<uint64_t>& bases, size_t second_ts_from) {
@@ -608,6 +608,146 @@ std::vector<Sample> Window(const std::vector<Sample>& all, Timestamp lo, Timesta
   return out;
 }
 
+TEST(CompactedBlock, ReadsAFormatThreeBlockWithRestarts) {
+  // Written before runs: series 3 (full-precision values), 4 and 5 (decimals, 5 based on
+  // 4) on the timestamps 1000 + 15000 k, and 9 (big values and a stale marker) 7 ms later;
+  // restarts every 4 samples.
+  using namespace std::string_literals;
+  const std::string v3 =
+      "\x03\xdb\x01\x28\xb5\x2f\xfd\x20\xdb\x25\x06\x00\x14\x0b\x04\x02\x04\x08\x0a\xd0\x0f"
+      "\xa8\xb4\x06\xe0\xd4\x03\x02\x08\x0a\xde\x03\x00\x00\x3d\x1a\x01\x00\x00\x0c\x02\x01"
+      "\x00\x02\x0c\x02\x04\x01\x00\x45\x1a\xb0\xea\x01\x00\x00\x7d\xea\xc0\x85\x87\x8a\xa7"
+      "\xff\x19\xba\xcc\xfa\xc2\xbd\xab\x11\xc0\xc0\x89\xe9\xfd\xcf\x2f\xe0\x8e\xe9\xc2\xcb"
+      "\xb9\x37\x6d\x92\xb8\xe7\xf8\xae\xd2\x21\x7d\xae\xbf\xae\x9f\x9b\xed\xbc\x1a\xca\xeb"
+      "\xf1\xc6\xe6\xa1\x1d\xa4\xfa\xef\xf7\xa5\x87\x3d\x05\xda\x0f\x28\x28\x28\x05\xaa\x10"
+      "\xc8\x01\x98\x02\x28\x28\x28\x83\x02\x7e\x37\xe4\x3c\x88\x00\x75\x9c\x27\x70\xe7\x01"
+      "\x16\x0f\x11\xee\x00\x2d\xa9\xe7\x01\x06\x83\x02\x7e\x5d\xdd\x4b\xaa\x00\x93\x03\x83"
+      "\x02\x01\xad\x01\x83\x02\x01\x94\xe7\xb4\xf7\x00\x66\xea\xe7\x01\x03\x03\x88\x7f\x00"
+      "\x13\x74\x06\x20\x70\xa2\x0f\x15\x2a\x36\x6e\xa0\x91\xe0\x84\x8e\x9b\xa0\x60"s;
+  ASSERT_EQ(v3[0], 3);
+  const uint64_t bits[4][8] = {
+      {0x3fe769f0bbd15543, 0x3fe75a527907a50b, 0x3fe7853804f9c31e, 0x3fe7b729e6a3c5ef,
+       0x3fe7acac227d4c53, 0x3fe7d8d0b42ce445, 0x3fe7be74de45b9f7, 0x3fe7f573a79394de},
+      {0x4059200000000000, 0x4059600000000000, 0x4059a00000000000, 0x4059e00000000000,
+       0x405a200000000000, 0x405a600000000000, 0x405aa00000000000, 0x405ae00000000000},
+      {0x405ba00000000000, 0x405c200000000000, 0x405ca00000000000, 0x405d200000000000,
+       0x405da00000000000, 0x405e200000000000, 0x405ea00000000000, 0x405f200000000000},
+      {0x7e37e43c8800759c, 0x7e47e43c8800759c, 0x7e51eb2d66005835, 0x7e57e43c8800759c,
+       0x7e5ddd4baa009303, 0x7ff0000000000002, 0x7e64e7b4f70066e8, 0x7e67e43c8800759c}};
+  std::vector<std::vector<Sample>> want(4);
+  for (size_t i = 0; i < 4; ++i) {
+    for (int k = 0; k < 8; ++k) {
+      want[i].push_back({1000 + k * 15000 + (i == 3 ? 7 : 0), std::bit_cast<double>(bits[i][k])});
+    }
+  }
+  auto b = CompactedBlock::Open(v3);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(b->num_series(), 4u);
+  EXPECT_EQ(b->base(2), 1u);
+  for (size_t i : {2, 0, 1, 3}) {
+    std::vector<Sample> got;
+    ASSERT_TRUE(b->Decode(i, &got).ok());
+    EXPECT_TRUE(testing::SameSamples(got, want[i])) << i << ": " << testing::Describe(got);
+    got.clear();
+    ASSERT_TRUE(CompactedBlock::Open(v3)->Decode(i, &got, 46000, 61010).ok());
+    EXPECT_TRUE(
+        testing::SameSamples(got, std::vector<Sample>(want[i].begin() + 3, want[i].begin() + 5)))
+        << i << ": " << testing::Describe(got);
+  }
+}
+
+// A block of one series (ref 1) of 6 samples every 15 s from t = 1000, without restarts,
+// whose value column is `column`, with format byte `format`.
+std::string OneSeriesBlock(const std::string& column, int format = kCompactedBlockFormat) {
+  std::string p(
+      "\x01\x01\x00"                  // 1 series, 1 timestamp column, no restarts
+      "\x06\x07\xd0\x0f\xf8\xc9\x04"  // 6 timestamps in 7 bytes, first 1000, last - first
+      "\x01\x00\x00",                 // ref 1, column 0, no base
+      13);
+  p.push_back(static_cast<char>(column.size()));
+  p += std::string("\xb0\xea\x01\x00\x00\x00\x00", 7);  // 15000 after the first, then 0s
+  p += column;
+  std::string value = CompactedBlockFromPayloadForTesting(p);
+  value[0] = static_cast<char>(format);
+  return value;
+}
+
+// Full-precision values are coded as one run of fixed-width differences of their bits
+// per segment when that is shorter (format 4), byte for byte as documented; runs that
+// leave their segment or their bytes, have no values or an unknown width, or come in a
+// format-3 block, are refused.
+TEST(CompactedBlock, WritesRunsOfBitDifferencesAsDocumented) {
+  CompactedSeries s{.ref = 1, .samples = {}, .base = {}};
+  const uint64_t first = std::bit_cast<uint64_t>(0.1);
+  const int64_t offsets[] = {0, 1, 4, 3, 3, 100};  // differences +1, +3, -1, 0, +97
+  for (int k = 0; k < 6; ++k) {
+    s.samples.push_back({1000 + k * 15000, std::bit_cast<double>(first + offsets[k])});
+  }
+  auto value = EncodeCompactedBlock(std::vector<CompactedSeries>{s}, {.restart_interval = 0});
+  ASSERT_TRUE(value.ok());
+  ASSERT_EQ((*value)[0], 4);
+  // 0.1: exponent -1, mantissa 1; then a run (lz 7, n 8 + 1: 319) of 5 values of 1 byte:
+  // zigzagged differences 2, 6, 1, 0, 194. As raw tokens they would take 2 bytes each.
+  const std::string column("\x05\x02\xbf\x02\x05\x02\x06\x01\x00\xc2", 10);
+  auto payload = CompactedPayloadForTesting(*value);
+  ASSERT_TRUE(payload.ok());
+  EXPECT_EQ(*payload, *CompactedPayloadForTesting(OneSeriesBlock(column)));
+  for (const auto& [lo, hi] : std::vector<std::pair<Timestamp, Timestamp>>{
+           {INT64_MIN, INT64_MAX}, {16000, 46000}, {31000, 31000}, {46000, INT64_MAX}}) {
+    std::vector<Sample> got;
+    ASSERT_TRUE(CompactedBlock::Open(OneSeriesBlock(column))->Decode(0, &got, lo, hi).ok());
+    EXPECT_TRUE(testing::SameSamples(got, Window(s.samples, lo, hi))) << testing::Describe(got);
+  }
+  auto refused = [](const std::string& value) {
+    auto b = CompactedBlock::Open(value);
+    if (!b.ok()) return b.status().code() == absl::StatusCode::kDataLoss;
+    std::vector<Sample> out;
+    return b->Decode(0, &out).code() == absl::StatusCode::kDataLoss;
+  };
+  EXPECT_FALSE(refused(OneSeriesBlock(column)));
+  EXPECT_TRUE(refused(OneSeriesBlock(column, 3)));  // no runs before format 4
+  // No values; more values than the segment has left; a width of 9 bytes; lz 7 with n 2.
+  EXPECT_TRUE(refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x00\x02\x06\x01\x00\xc2", 10))));
+  EXPECT_TRUE(
+      refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x06\x02\x06\x01\x00\xc2\x00", 11))));
+  EXPECT_TRUE(refused(OneSeriesBlock(std::string("\x05\x02\xbf\x04\x05\x02\x06\x01\x00\xc2", 10))));
+  EXPECT_TRUE(refused(OneSeriesBlock(std::string("\x05\x02\x5f\x05\x02\x06\x01\x00\xc2", 9))));
+  // The run's bytes end early; bytes left after it.
+  EXPECT_TRUE(refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x05\x02\x06\x01\x00", 9))));
+  EXPECT_TRUE(
+      refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x05\x02\x06\x01\x00\xc2\x00", 11))));
+  // A run may be followed by tokens: here a raw token (lz 7, n 1) XOR-ing 0x01 into the last.
+  auto mixed = CompactedBlock::Open(
+      OneSeriesBlock(std::string("\x05\x02\xbf\x02\x04\x02\x06\x01\x00\x3f\x01", 11)));
+  ASSERT_TRUE(mixed.ok());
+  std::vector<Sample> got;
+  ASSERT_TRUE(mixed->Decode(0, &got).ok());
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(std::bit_cast<uint64_t>(got[5].v), (first + 3) ^ 1);
+}
+
+// A full-precision random walk (every mantissa bit noise, steps of 1%): runs of 6-byte
+// differences instead of raw tokens of 8 or 9 bytes.
+TEST(CompactedBlock, FullPrecisionRandomWalksTakeRuns) {
+  std::mt19937_64 rng(5);
+  CompactedSeries s{.ref = 1, .samples = {}, .base = {}};
+  double v = 500;
+  for (int k = 0; k < 2000; ++k) {
+    v = std::fabs(v + std::uniform_real_distribution<double>(-1, 1)(rng) * v * 0.01);
+    s.samples.push_back({k * 15000, v});
+  }
+  for (uint32_t interval : {0u, 512u}) {
+    auto value =
+        EncodeCompactedBlock(std::vector<CompactedSeries>{s}, {.restart_interval = interval});
+    ASSERT_TRUE(value.ok());
+    auto payload = CompactedPayloadForTesting(*value);
+    ASSERT_TRUE(payload.ok());
+    // A byte per timestamp (a delta of delta of 0) and 6 per value, as raw tokens 8 or 9.
+    EXPECT_LT(payload->size(), (1 + 6.05) * 2000) << interval;
+    ExpectRoundTrip({s}, 0, interval);
+  }
+}
+
 // Windows that start and end at, just before and just after restarts, the ends and
 // elsewhere, of based and unbased series, decoded on blocks opened afresh and on one
 // block whose kept base values then come from other windows: always the samples of the
@@ -669,7 +809,7 @@ TEST(CompactedBlock, DecodesWindowsAtAndAcrossRestarts) {
   }
 }
 
-// The format-3 layout of docs/format/compacted.md, byte for byte: series 5 (1, 2, 3, 4, 5)
+// The format-4 layout of docs/format/compacted.md, byte for byte: series 5 (1, 2, 3, 4, 5)
 // and series 6 (11 ... 15, based on 5), every 15 s from t = 1000, restarting every 2
 // samples; and the restart fields that Open or Decode refuse.
 TEST(CompactedBlock, WritesRestartsAsDocumented) {
@@ -681,7 +821,7 @@ TEST(CompactedBlock, WritesRestartsAsDocumented) {
   }
   auto value = EncodeCompactedBlock(group, {.restart_interval = 2});
   ASSERT_TRUE(value.ok());
-  ASSERT_EQ((*value)[0], 3);
+  ASSERT_EQ((*value)[0], 4);
   // Pieces of the payload, in order.
   std::vector<std::string> want = {
       "\x02\x01\x02",                  // 2 series, 1 timestamp column, restart every 2 samples
