@@ -227,7 +227,7 @@ void Head::GetByRefs(std::span<const SeriesRef> refs, std::vector<SeriesPtr>* ou
 void Head::PrefetchForRead(MemSeries& s) {
   __builtin_prefetch(s.symbols().data());
   std::lock_guard<SeriesMutex> lock(s.mu);
-  s.open.PrefetchStart();
+  s.open.PrefetchBytes();
   __builtin_prefetch(s.closed.data());
 }
 
