@@ -240,8 +240,8 @@ bool IsValidLabelName(std::string_view n) { return !n.empty() && IsValidUtf8(n);
 
 // rate, increase and delta over plain windows, every step of one series: the loop
 // dashboards spend their time in, kept apart from the general one so that it holds its
-// indices and bounds in registers. The arithmetic and its order are those of the general
-// loop (Prometheus' extrapolation), so the results are the same bit for bit. `resets` are
+// indices and bounds in registers. The arithmetic and its order are Prometheus'
+// extrapolation (the window's resets added in order, as a full scan adds them). `resets` are
 // the indices k with pts[k] < pts[k-1] (counters only). Sets `*first_with_samples` to the
 // first step whose window holds a sample, or leaves it. `check` is called with the work
 // done (samples visited) now and then and may fail.
@@ -481,12 +481,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     const bool counter_like = metric.ends_with("_total") || metric.ends_with("_sum") ||
                               metric.ends_with("_count") || metric.ends_with("_bucket");
     // rate and increase of a named series whose name does not look like a counter's say so
-    // once, at the first step with samples.
-    bool note_not_counter =
+    // once, when a step has samples.
+    const bool note_not_counter =
         (id == F::kRate || id == F::kIncrease) && !metric.empty() && !counter_like;
     // Samples visited since the last deadline check: windows may be long (a subquery with a
     // fine step), so the check goes by work done, not by steps.
     size_t work = 0;
+    // rate, increase and delta go here except over anchored or smoothed windows (the general
+    // loop below hands those to ExtendedRangeValue).
     const bool plain_extrapolated =
         !m.anchored && !m.smoothed && (id == F::kRate || id == F::kIncrease || id == F::kDelta);
     if (plain_extrapolated) {
@@ -525,43 +527,8 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
         any_at_step[i] = true;
         continue;
       }
-      if (note_not_counter) {
-        note_not_counter = false;
-        Info(*c.args[marg], fmt::format("metric might not be a counter, name does not end in "
-                                        "_total/_sum/_count/_bucket: {}",
-                                        QuoteString(metric)));
-      }
       std::optional<double> v;
       switch (id) {
-        case F::kRate:
-        case F::kIncrease:
-        case F::kDelta: {
-          if (w.size() < 2) break;
-          bool is_counter = id != F::kDelta, is_rate = id == F::kRate;
-          double result = w.back().v - w.front().v;
-          if (is_counter) {
-            // Only the resets inside the window, in order (same additions as a full scan).
-            auto first = std::upper_bound(resets.begin(), resets.end(), lo);
-            for (auto it = first; it != resets.end() && *it < hi; ++it) result += pts[*it - 1].v;
-          }
-          double range_start = static_cast<double>(T - range);
-          double duration_to_start = (static_cast<double>(w.front().t) - range_start) / 1000;
-          double duration_to_end = static_cast<double>(T - w.back().t) / 1000;
-          double sampled = static_cast<double>(w.back().t - w.front().t) / 1000;
-          double avg = sampled / static_cast<double>(w.size() - 1);
-          double threshold = avg * 1.1;
-          if (duration_to_start >= threshold) duration_to_start = avg / 2;
-          if (is_counter) {
-            double to_zero = duration_to_start;
-            if (result > 0 && w.front().v >= 0) to_zero = sampled * (w.front().v / result);
-            if (to_zero < duration_to_start) duration_to_start = to_zero;
-          }
-          if (duration_to_end >= threshold) duration_to_end = avg / 2;
-          double factor = (sampled + duration_to_start + duration_to_end) / sampled;
-          if (is_rate) factor /= static_cast<double>(range) / 1000;
-          v = result * factor;
-          break;
-        }
         case F::kIrate:
         case F::kIdelta: {
           if (w.size() < 2) break;
