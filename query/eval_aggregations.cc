@@ -224,6 +224,14 @@ double PlainValue(AggregateOp op, const Group& g) {
   }
 }
 
+// The aggregation's grouping labels, sorted and unique.
+std::vector<std::string> SortedGrouping(const Aggregate& a) {
+  std::vector<std::string> grouping = a.grouping;
+  std::sort(grouping.begin(), grouping.end());
+  grouping.erase(std::unique(grouping.begin(), grouping.end()), grouping.end());
+  return grouping;
+}
+
 // A float as Go's fmt prints it with %v (strconv's shortest 'g': exponent form below 1e-4
 // and from 1e6 up, "1e+20", "-9.3e+18", "+Inf").
 std::string FormatGoV(double v) {
@@ -270,9 +278,7 @@ std::optional<absl::StatusOr<EvalValue>> Evaluator::EvalAggregateOfRangeFunction
       })) {
     return std::nullopt;
   }
-  std::vector<std::string> grouping = a.grouping;
-  std::sort(grouping.begin(), grouping.end());
-  grouping.erase(std::unique(grouping.begin(), grouping.end()), grouping.end());
+  std::vector<std::string> grouping = SortedGrouping(a);
   // `by` a list with the name would see the name f drops; `without` drops it anyway.
   if (!a.without && std::binary_search(grouping.begin(), grouping.end(), kMetricName)) {
     return std::nullopt;
@@ -362,9 +368,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalAggregate(const Aggregate& a, const Ste
   STRATA_ASSIGN_OR_RETURN(EvalValue in, Eval(*a.expr, r));
   const AggregateOp op = a.op;
 
-  std::vector<std::string> grouping = a.grouping;
-  std::sort(grouping.begin(), grouping.end());
-  grouping.erase(std::unique(grouping.begin(), grouping.end()), grouping.end());
+  std::vector<std::string> grouping = SortedGrouping(a);
 
   std::string count_label;
   if (op == AggregateOp::kCountValues) {
