@@ -90,6 +90,21 @@ std::string_view ReasonFor(int status) {
 
 std::string ToString(beast::string_view s) { return std::string(s.data(), s.size()); }
 
+// What a peek at a connected socket shows, without waiting and without taking a byte.
+enum class Peeked {
+  kData,     // bytes to read (a pipelined request): the client is there
+  kNothing,  // nothing yet: the client is there
+  kGone,     // end of stream (the client closed or half-closed its end) or a broken connection
+};
+
+Peeked Peek(int fd) {
+  char c;
+  ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return Peeked::kData;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return Peeked::kNothing;
+  return Peeked::kGone;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -307,6 +322,9 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = fmt::format("{}:{}", remote.address().to_string(), remote.port());
     stopping_ = !server_->Register(&id_, weak_from_this());
+    // Reads and writes are first tried without waiting (ReadBody, Write); asynchronous
+    // operations are not affected by this.
+    stream_.socket().non_blocking(true, ec);
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
   }
 
@@ -340,34 +358,23 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   }
 
   // On the strand, from a handler about to work here: while it does, this strand runs
-  // nothing else, so the wait for the client going away completes on any I/O thread and
-  // touches nothing but the request's flag and the descriptor (peeked, never read). Write
-  // cancels it like WatchDisconnect's.
+  // nothing else, so the handler's work looks at the connection itself now and then
+  // (HttpRequest::poll_client_gone). The descriptor stays open until the handler returns:
+  // closing it would take the strand. (A wait on the socket completing on another I/O
+  // thread did this before; arming it, and cancelling it when the answer went out, woke
+  // other threads twice per request, which cost more than a light query.)
   void WatchWhileHandledHere() override {
-    if (watching_ || writing_) return;
-    watching_ = true;
-    const int fd = stream_.socket().native_handle();
-    stream_.socket().async_wait(
-        tcp::socket::wait_read,
-        net::bind_executor(server_->ioc_.get_executor(), [gone = client_gone_,
-                                                          fd](beast::error_code ec) {
-          if (ec == net::error::operation_aborted) return;  // answered
-          if (!ec) {
-            char c;
-            ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-            // A pipelined request, or readiness that was not: still there.
-            // (Not waited for again: that would need the strand.)
-            if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
-              return;
-            }
-          }
-          gone->store(true, std::memory_order_relaxed);
-        }));
+    if (answered_) return;
+    request_.poll_client_gone = [fd = stream_.socket().native_handle(), gone = client_gone_] {
+      if (Peek(fd) == Peeked::kGone) gone->store(true, std::memory_order_relaxed);
+    };
   }
 
  private:
   void ReadHeader() {
     if (stopping_ && buffer_.size() == 0) return Close();
+    ++request_number_;
+    answered_ = false;
     parser_.emplace();
     parser_->header_limit(
         static_cast<uint32_t>(std::min<size_t>(server_->options_.max_header_bytes, UINT32_MAX)));
@@ -407,6 +414,13 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
       constexpr uint64_t kMaxRead = 64 * 1024;
       buffer_.reserve(buffer_.size() + static_cast<size_t>(std::min<uint64_t>(*length, kMaxRead)));
     }
+    // Most bodies came with the header or are in the socket already: parse them without a
+    // trip through the executor (the socket does not block: what is not there yet is
+    // waited for below).
+    beast::error_code ec;
+    http::read(stream_.socket(), buffer_, *parser_, ec);
+    if (!ec) return Dispatch();
+    if (ec != net::error::would_block) return OnReadError(ec);
     stream_.expires_after(server_->options_.io_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -474,6 +488,7 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     client_gone_ = gone;
     request_.client_gone = gone;
     HttpResponder responder(shared_from_this());
+    const uint64_t number = request_number_;
     try {
       (*m.handler)(request_, std::move(responder));
     } catch (const std::exception& e) {
@@ -482,7 +497,9 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
       spdlog::error("HTTP handler for {} threw: {}", pattern_, e.what());
     }
     // Answered later from another thread: watch for the client going away meanwhile.
-    if (!writing_) WatchDisconnect();
+    // (An answer written at once may have gone out already and the next request's read
+    // begun.)
+    if (request_number_ == number && !answered_) WatchDisconnect();
   }
 
   // Waits for the socket to become readable while a response is pending. Readable with
@@ -500,14 +517,14 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     if (!watching_ || gone != client_gone_) return;
     if (ec == net::error::operation_aborted) return;
     if (!ec) {
-      char c;
-      ssize_t n = ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n > 0) {
-        watching_ = false;
-        return;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        return WatchDisconnect();
+      switch (Peek(stream_.socket().native_handle())) {
+        case Peeked::kData:
+          watching_ = false;
+          return;
+        case Peeked::kNothing:
+          return WatchDisconnect();
+        case Peeked::kGone:
+          break;
       }
     }
     watching_ = false;
@@ -516,8 +533,9 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   }
 
   void Write(HttpResponse r) {
-    if (writing_) return;  // a second answer to one request (a handler bug); drop it
-    writing_ = true;
+    if (answered_) return;  // a second answer to one request (a handler bug); drop it
+    answered_ = true;
+    request_.poll_client_gone = nullptr;
     if (watching_) {
       watching_ = false;
       beast::error_code ec;
@@ -563,15 +581,21 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
                     remote_, r.status, seconds * 1000, res->body().size());
     }
 
+    // Most answers fit the socket's send buffer: written here, the next request's read
+    // starts at once, without handing the completion to the executor (which wakes another
+    // I/O thread). What does not fit goes out asynchronously.
+    auto sr = std::make_shared<http::response_serializer<http::string_body>>(*res);
+    beast::error_code ec;
+    http::write(stream_.socket(), *sr, ec);
+    if (ec != net::error::would_block) return OnWrite(ec, close);
     stream_.expires_after(server_->options_.io_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, close](beast::error_code ec, size_t) {
+    http::async_write(stream_, *sr,
+                      [self = shared_from_this(), res, sr, close](beast::error_code ec, size_t) {
                         self->OnWrite(ec, close);
                       });
   }
 
   void OnWrite(beast::error_code ec, bool close) {
-    writing_ = false;
     if (ec) return Close();
     if (close) return force_close_ ? LingeringClose() : Close();
     ReadHeader();
@@ -619,11 +643,12 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   std::string drain_buffer_;
   unsigned http_version_ = 11;
   bool keep_alive_ = true;
-  bool idle_ = false;         // waiting for the first byte of a request
-  bool stopping_ = false;     // the server is stopping: close after this request
-  bool force_close_ = false;  // close after this response (an error answer)
-  bool writing_ = false;
-  bool watching_ = false;                           // WatchDisconnect's wait is pending
+  bool idle_ = false;            // waiting for the first byte of a request
+  bool stopping_ = false;        // the server is stopping: close after this request
+  bool force_close_ = false;     // close after this response (an error answer)
+  bool answered_ = false;        // the request being handled has its answer (Write was called)
+  uint64_t request_number_ = 0;  // counts ReadHeader calls
+  bool watching_ = false;        // WatchDisconnect's wait is pending
   std::shared_ptr<std::atomic<bool>> client_gone_;  // of the request being handled
 };
 
