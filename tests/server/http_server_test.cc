@@ -433,6 +433,33 @@ TEST_F(HttpServerTest, AnswersLargerThanTheSocketBufferReachAClientThatReadsLate
   EXPECT_EQ(r->body, "tiny");
 }
 
+TEST_F(HttpServerTest, AClientThatStopsReadingIsDroppedAtTheIoTimeout) {
+  const std::string huge = BigText(16 << 20);
+  HttpServerOptions o;
+  o.io_timeout = std::chrono::milliseconds(100);
+  StartServer(o, [&huge](Router& router) {
+    router.Handle("GET", "/huge", [&huge](const HttpRequest&, HttpResponder r) {
+      HttpResponse res = HttpResponse::Text(200, huge);
+      res.compressible = false;
+      r.Send(std::move(res));
+    });
+  });
+  TestHttpClient stalled(port());
+  ASSERT_TRUE(stalled.SendRaw("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // Never read: once the socket buffers are full the write waits, and the timeout closes
+  // the connection; the one asking for the metrics is then the only one open.
+  TestHttpClient c(port());
+  std::string body;
+  for (int i = 0; i < 200; ++i) {
+    auto r = c.Get("/metrics");
+    ASSERT_TRUE(r);
+    body = r->body;
+    if (body.find("strata_http_connections_open 1\n") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_THAT(body, HasSubstr("strata_http_connections_open 1\n"));
+}
+
 TEST_F(HttpServerTest, BodiesArrivingInPiecesAreReadWhole) {
   StartServer();
   TestHttpClient c(port());
