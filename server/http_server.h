@@ -44,12 +44,15 @@ struct HttpRequest {
   // Set while the handler runs on the I/O thread that read the request, once it has called
   // HttpResponder::WatchClientWhileHandledHere: nothing watches the connection then, so
   // this looks at it now (a peek that neither waits nor reads) and sets client_gone if the
-  // client has gone. Long handlers call it (or ClientGone()) now and then, from any
+  // client has gone. Long handlers call it (or PollClientGone()) now and then, from any
   // thread, until they answer.
   std::function<void()> poll_client_gone;
-  bool ClientGone() const {
+  bool ClientGone() const { return client_gone && client_gone->load(std::memory_order_relaxed); }
+  // ClientGone() after a look at the connection when the handler runs on its I/O thread
+  // (a system call then: not for every step of a loop).
+  bool PollClientGone() const {
     if (poll_client_gone) poll_client_gone();
-    return client_gone && client_gone->load(std::memory_order_relaxed);
+    return ClientGone();
   }
 
   // The first header of that name (case-insensitive), or "".
