@@ -1033,11 +1033,12 @@ bool AgreesWithInstantAnswers(const Params& params, const QueryResult& ours,
     }
   }
   if (CompareSeries(ours.series, instants, options).empty()) return true;
-  // topk/bottomk may pick other series among equal values at every step (see the header).
-  bool ties = params[0].second.find("topk") != std::string::npos ||
-              params[0].second.find("bottomk") != std::string::npos;
-  return ties && ValuesByTime(ours) ==
-                     ValuesByTime(QueryResult{.result_type = "matrix", .series = instants});
+  // The other known differences may meet this one (topk/bottomk ties, stddev/stdvar of a
+  // group starting with NaN or ±Inf; see the header).
+  return !KnownDifference(params[0].second, ours,
+                          QueryResult{.result_type = "matrix", .series = std::move(instants)},
+                          options)
+              .empty();
 }
 
 // Whether Prometheus' own instant answer at some step of the range query `params` is an
