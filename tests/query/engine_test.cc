@@ -631,6 +631,18 @@ TEST_F(EngineTest, DeadlineStopsAQuery) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+// Go's regexp (and so Prometheus) rejects RE2's \C (any byte); label_replace refuses it as
+// it refuses any regex it cannot compile, and accepts it quoted.
+TEST_F(EngineTest, LabelReplaceRefusesTheAnyByteEscape) {
+  Engine engine;
+  const char* q = R"(label_replace(vector(1), "a", "$1", "b", "x\\C"))";
+  auto r = engine.InstantQuery(store_, *Parse(q), q, 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), R"(invalid regular expression in label_replace(): x\C)");
+  const char* quoted = R"(label_replace(vector(1), "a", "$1", "b", "\\Qx\\C\\E|"))";
+  EXPECT_TRUE(engine.InstantQuery(store_, *Parse(quoted), quoted, 0).ok());
+}
+
 TEST_F(EngineTest, CancelFlagStopsAQuery) {
   Fill(50, 240);
   std::atomic<bool> canceled{true};
