@@ -7,6 +7,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "absl/hash/hash.h"
 #include "query/eval_internal.h"
 #include "query/printer.h"
 #include "src/status.h"
@@ -45,7 +46,8 @@ class Grouper {
 
   size_t GroupOf(const Labels& l) {
     gl_.AssignSubset(l, names_, /*keep=*/!without_);
-    auto& candidates = by_hash_[gl_.Hash()];
+    // Any hash of the packed bytes does here (Labels::Hash is the stable one, and slower).
+    auto& candidates = by_hash_[absl::HashOf(gl_.encoded())];
     for (size_t c : candidates) {
       if (labels_[c] == gl_) return c;
     }
