@@ -148,6 +148,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -1348,6 +1349,18 @@ TEST(PromqlDiff, HoldPeersForManualRequests) {
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
 }
 
+// One GET of `path` with `params` from both, by the same target.
+struct BothAnswers {
+  std::string target;
+  std::optional<testing::TestHttpResponse> ours, theirs;
+};
+BothAnswers GetFromBoth(const std::string& path, const Params& params) {
+  BothAnswers a{params.empty() ? path : path + "?" + FormEncode(params), {}, {}};
+  a.ours = HttpGet(g_env->strata, a.target);
+  a.theirs = HttpGet(g_env->prometheus, a.target);
+  return a;
+}
+
 // RFC 3339 text of `ms` with milliseconds, in UTC ("Z") or at `offset_minutes` east of it.
 std::string Rfc3339(int64_t ms, int offset_minutes = 0) {
   std::time_t secs = static_cast<std::time_t>((ms + offset_minutes * kMinute) / 1000);
@@ -1500,9 +1513,7 @@ TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
   };
   int failures = 0;
   for (const auto& [path, params] : cases) {
-    std::string target = params.empty() ? path : path + "?" + FormEncode(params);
-    auto ours = HttpGet(g_env->strata, target);
-    auto theirs = HttpGet(g_env->prometheus, target);
+    auto [target, ours, theirs] = GetFromBoth(path, params);
     ASSERT_TRUE(ours && theirs) << target;
     bool same = ours->status == theirs->status && ours->body == theirs->body;
     // Several series: the same ones in any order (Prometheus sorts a selector's series,
@@ -1777,9 +1788,7 @@ void CompareHttpCases(const std::vector<std::pair<std::string, Params>>& cases,
                       const std::string& when) {
   int failures = 0;
   for (const auto& [path, params] : cases) {
-    std::string target = params.empty() ? path : path + "?" + FormEncode(params);
-    auto ours = HttpGet(g_env->strata, target);
-    auto theirs = HttpGet(g_env->prometheus, target);
+    auto [target, ours, theirs] = GetFromBoth(path, params);
     ASSERT_TRUE(ours && theirs) << target;
     std::string diff;
     if (ours->status != theirs->status) {
@@ -1787,7 +1796,6 @@ void CompareHttpCases(const std::vector<std::pair<std::string, Params>>& cases,
     } else if (ours->status == 200 && path.starts_with("/api/v1/query")) {
       // Samples as stored, without arithmetic: the same text.
       bool raw = params[0].second.find('(') == std::string::npos;
-
       diff = CompareQueryResponses(ours->body, theirs->body,
                                    {.exact = raw, .rel_tol = 1e-9, .abs_tol = kAbsTol});
     } else if (ours->status == 200) {
