@@ -116,6 +116,10 @@
 //   as for an instant query (web/api/v1 invalidParamError), 2.42 without the prefix. Only
 //   whether both fail is compared.
 // Not a 2.42-vs-3.x difference but one between Strata and every Prometheus:
+// - -0 in remote read's sampled responses: Prometheus' generated prompb marshaller writes a
+//   Sample's value only when `m.Value != 0`, so a stored -0 reaches the client as 0 (and
+//   the query API's "-0" as well as Strata's remote read keep the sign). Remote read
+//   compares -0 as 0.
 // - /api/v1/series, labels and label values with start/end: Prometheus answers from whole
 //   chunks (series) and whole blocks or its head (label names and values, with or without
 //   match[]; prometheus#7288 "allow for false positives when the time doesn't exactly align
@@ -137,6 +141,7 @@
 //   the minimum int64, a date billions of years ago); Strata answers NaN. Date functions
 //   are generated over sample times and the data's finite values only.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -158,6 +163,7 @@
 #include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
+#include "snappy.h"
 #include "tests/e2e/peers.h"
 #include "tests/e2e/result_compare.h"
 #include "tests/server/remote_write_sender.h"
@@ -1813,6 +1819,90 @@ void CompareHttpCases(const std::vector<std::pair<std::string, Params>>& cases,
               failures);
 }
 
+// Remote read (sampled responses) from both: every sample of every series over each day up
+// to 2 hours before its midnight and over the last day (as the every-sample queries), and
+// of a few metrics across midnights. A difference is a test failure naming `when`.
+void CompareRemoteReads(const std::string& when) {
+  const int64_t day1 = (g_env->t0 / kDay + 1) * kDay, hour = 60 * kMinute;
+  const int64_t end = g_env->span.end();
+  test::ReadRequest req;
+  auto add = [&](int64_t start, int64_t stop, const std::string& name, const std::string& re) {
+    test::Query* q = req.add_queries();
+    q->set_start_timestamp_ms(start);
+    q->set_end_timestamp_ms(stop);
+    test::LabelMatcher* m = q->add_matchers();
+    m->set_type(test::LabelMatcher::RE);
+    m->set_name(name);
+    m->set_value(re);
+  };
+  for (int64_t midnight = day1; midnight < end; midnight += kDay) {
+    add(midnight - kDay - 2 * hour, midnight - 2 * hour, "__name__", ".+");
+  }
+  add(end - kDay, end + 1000, "__name__", ".+");
+  add(day1 + kDay - 3 * hour, day1 + kDay - 2 * hour, "job", "legacy|batch|edge");
+  add(g_env->t0, end, "__name__", "legacy_gauge|session_active");
+  std::string raw = req.SerializeAsString(), body;
+  snappy::Compress(raw.data(), raw.size(), &body);
+  // Each query's series as text: labels, then every sample's time and value bits.
+  auto decode = [&](uint16_t port, std::vector<std::map<std::string, std::string>>* out) {
+    testing::TestHttpClient client(port);
+    auto r = client.Request("POST", "/api/v1/read",
+                            {{"Content-Encoding", "snappy"},
+                             {"Content-Type", "application/x-protobuf"},
+                             {"X-Prometheus-Remote-Read-Version", "0.1.0"}},
+                            body);
+    std::string plain;
+    test::ReadResponse resp;
+    if (!r || r->status != 200 || !snappy::Uncompress(r->body.data(), r->body.size(), &plain) ||
+        !resp.ParseFromString(plain)) {
+      return fmt::format("port {}: HTTP {} {}", port, r ? r->status : 0,
+                         r ? Abbreviate(r->body) : "");
+    }
+    for (const test::QueryResult& result : resp.results()) {
+      auto& series = out->emplace_back();
+      for (const test::TimeSeries& ts : result.timeseries()) {
+        std::string key;
+        for (const test::Label& l : ts.labels()) key += l.name() + "=" + l.value() + ",";
+        std::string& samples = series[key];
+        for (const test::Sample& smp : ts.samples()) {
+          // -0 as 0: Prometheus' Sample marshaller leaves out a value that equals 0 (see
+          // the header).
+          const double v = smp.value() == 0 ? 0.0 : smp.value();
+          samples += fmt::format("{}:{:x} ", smp.timestamp(), std::bit_cast<uint64_t>(v));
+        }
+      }
+    }
+    return std::string();
+  };
+  std::vector<std::map<std::string, std::string>> ours, theirs;
+  ASSERT_EQ(decode(g_env->strata, &ours), "") << when;
+  ASSERT_EQ(decode(g_env->prometheus, &theirs), "") << when;
+  ASSERT_EQ(ours.size(), static_cast<size_t>(req.queries_size())) << when;
+  ASSERT_EQ(theirs.size(), ours.size()) << when;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    for (const auto& [key, samples] : theirs[i]) {
+      auto it = ours[i].find(key);
+      if (it != ours[i].end() && it->second == samples) continue;
+      // From the first sample that differs.
+      size_t from = 0;
+      if (it != ours[i].end()) {
+        auto [a, b] =
+            std::mismatch(it->second.begin(), it->second.end(), samples.begin(), samples.end());
+        from = it->second.rfind(' ', static_cast<size_t>(a - it->second.begin()));
+        from = from == std::string::npos ? 0 : from + 1;
+      }
+      ADD_FAILURE() << when << ": remote read query " << i << ", " << key
+                    << ", from sample time and value bits " << from << "\nours:   "
+                    << (it == ours[i].end() ? "(none)" : Abbreviate(it->second.substr(from)))
+                    << "\ntheirs: " << Abbreviate(samples.substr(std::min(from, samples.size())));
+    }
+    for (const auto& [key, samples] : ours[i]) {
+      EXPECT_TRUE(theirs[i].contains(key))
+          << when << ": remote read query " << i << ", only ours has " << key;
+    }
+  }
+}
+
 // Deletes samples from both by the admin API (delete_series): in a compacted partition, across
 // the midnight between the compacted and the flushed partitions, from flushed chunks into
 // the head, all of a series, and a sample of midnight_marks. No window of a series request
@@ -1899,17 +1989,21 @@ TEST(PromqlDays, AnswersAgreeOverCompactedFlushedAndHeadDataAndAfterRestarts) {
   EXPECT_GT(SamplesBefore(flushed_end), static_cast<int64_t>(compacted));
 
   const auto http_cases = DaysHttpCases();
-  CompareHttpCases(http_cases, "running");
+  auto compare_fixed = [&](const std::string& when) {
+    CompareHttpCases(http_cases, when);
+    CompareRemoteReads(when);
+  };
+  compare_fixed("running");
   CompareRandomQueries(seed, instant, range, "running");
 
   // Random queries only once the tombstones are cleaned (see the header: 2.42 may answer
   // deleted samples at a query's end).
   ASSERT_EQ(DeleteSomeSamples(), "");
-  CompareHttpCases(http_cases, "after deletes");
+  compare_fixed("after deletes");
   ASSERT_TRUE(g_env->RestartStrata(/*kill=*/false)) << g_env->error();
-  CompareHttpCases(http_cases, "after deletes, SIGTERM and a restart");
+  compare_fixed("after deletes, SIGTERM and a restart");
   ASSERT_EQ(CleanTombstones(), "");
-  CompareHttpCases(http_cases, "after clean_tombstones");
+  compare_fixed("after clean_tombstones");
   CompareRandomQueries(seed, instant, range,
                        "after deletes, SIGTERM, a restart and clean_tombstones");
 
@@ -1923,13 +2017,13 @@ TEST(PromqlDays, AnswersAgreeOverCompactedFlushedAndHeadDataAndAfterRestarts) {
   EXPECT_GE(head[2], newest);
   EXPECT_LT(head[2], newest + 2 * kMinute) << "the 20 minutes before the kill replayed";
   EXPECT_GE(head[3], killed_at - 2 * kMinute) << "the 20 minutes before the kill replayed";
-  CompareHttpCases(http_cases, "after SIGKILL and a restart");
+  compare_fixed("after SIGKILL and a restart");
   CompareRandomQueries(seed, instant, range, "after SIGKILL and a restart");
 
   // Appends after the replay, to series whose open chunks came back from the WAL and to one
   // that was only in the store.
   ASSERT_TRUE(g_env->Feed(g_env->fed_until, g_env->span.end())) << g_env->error();
-  CompareHttpCases(http_cases, "after SIGKILL, a restart and more data");
+  compare_fixed("after SIGKILL, a restart and more data");
   CompareRandomQueries(seed, instant, range, "after SIGKILL, a restart and more data");
 }
 
