@@ -19,17 +19,21 @@
 // (UTC days are Strata's partitions), stop with stale markers and come back hours later;
 // plus series about midnights (AroundMidnights): one only on an old day, one away for a
 // day, counters reset by each day's first sample, samples at and a millisecond around each
-// midnight, series idle for hours that come back after a restart. Queries then take windows,
-// offsets and subquery ranges up to days (DayQueryTimes), `@` times anywhere in the data,
-// and range queries up to 72 steps of up to 2 h. PromqlDays checks that Strata holds the
+// midnight, raw extreme values, series idle for hours that come back after a restart.
+// Queries then take windows, offsets and subquery ranges up to days (DayQueryTimes), `@`
+// times anywhere in the data, and range queries up to 72 steps of up to 2 h; fixed requests
+// (DaysHttpCases, CompareRemoteReads) ask for series, label names and values on old days and
+// across midnights, queries to the millisecond around midnights, every sample of every
+// series (query API and remote read, bit for bit). PromqlDays checks that Strata holds the
 // data compacted, as flushed chunks and in its head (self-metrics and status/tsdb), and
-// compares again after a clean restart and after SIGKILL. Both are written in time order,
+// compares again after deletes (admin API) and a clean restart, after clean_tombstones, after
+// SIGKILL and after more data written to the replayed head. Both are written in time order,
 // in bodies of n×24 minutes: Prometheus 2.42 takes a sample no older than its head's newest
 // minus an hour and no older than the end of its newest block (appendableMinValidTime); it
 // cuts its head into 2 h blocks once the head spans 3 h, and merges blocks into 6 h and 18 h
 // ones as it goes. Strata takes samples up to 24 h older than its newest. Default: 80
-// instant and 30 range queries at each of four points (running, after SIGTERM, after
-// SIGKILL, after more data).
+// instant and 30 range queries at each of four points (running, after the deletes, SIGTERM
+// and clean_tombstones, after SIGKILL, after more data), the fixed requests at eight.
 //
 // The queries of a seed are the same in every run of one build (some generator calls are
 // function arguments, whose order of evaluation is the compiler's: another compiler may draw
