@@ -110,10 +110,21 @@ void Evaluator::Info(const Expr& at, std::string_view text) {
 }
 
 absl::Status Evaluator::CheckDeadline() {
+  const absl::Time now = absl::Now();
+  if (options_.poll_canceled) {
+    const int64_t now_ns = absl::ToUnixNanos(now);
+    int64_t due = next_cancel_poll_ns_.load(std::memory_order_relaxed);
+    // One caller at a time wins the poll; the others go on.
+    if (now_ns >= due && next_cancel_poll_ns_.compare_exchange_strong(
+                             due, now_ns + absl::ToInt64Nanoseconds(kCancelPollInterval),
+                             std::memory_order_relaxed)) {
+      options_.poll_canceled();
+    }
+  }
   if (options_.canceled != nullptr && options_.canceled->load(std::memory_order_relaxed)) {
     return absl::CancelledError("query was canceled in expression evaluation");
   }
-  if (absl::Now() > deadline_) {
+  if (now > deadline_) {
     return absl::DeadlineExceededError("query timed out in expression evaluation");
   }
   return absl::OkStatus();

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,9 @@
 
 namespace strata::promql {
 
+// How often EngineOptions::poll_canceled is called during a query at most.
+inline constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(10);
+
 struct EngineOptions {
   // How far an instant selector looks back for the newest sample (left-open window).
   int64_t lookback_ms = 5 * 60 * 1000;
@@ -35,6 +39,12 @@ struct EngineOptions {
   // Set (by another thread) when the query's client has gone away: evaluation stops at its
   // next deadline check with a Cancelled error. Not owned; null for none.
   const std::atomic<bool>* canceled = nullptr;
+  // When set: looks for the client having gone away and sets *canceled if so (the server
+  // sets it for a query it evaluates on the thread that reads the connection, where no
+  // one else can watch the connection meanwhile). Called from the deadline checks at most
+  // every kCancelPollInterval, not before the query has run that long; may be called from
+  // any of the query's threads.
+  std::function<void()> poll_canceled;
   // Step of a subquery written without one (`[5m:]`).
   int64_t default_subquery_step_ms = 60 * 1000;
   // --enable-feature= names of Prometheus:

@@ -13,6 +13,7 @@
 #include "query/eval_internal.h"
 #include "query/printer.h"
 #include "re2/re2.h"
+#include "src/matcher.h"
 #include "src/status.h"
 
 namespace strata::promql {
@@ -1010,8 +1011,9 @@ absl::StatusOr<EvalValue> Evaluator::EvalCall(const Call& c, const StepRange& r)
       const std::string& regex = args[4].str;
       RE2::Options opts;
       opts.set_dot_nl(true);
+      opts.set_log_errors(false);
       RE2 re("^(?s:" + regex + ")$", opts);
-      if (!re.ok()) {
+      if (!re.ok() || HasAnyByteEscape(regex)) {
         return absl::FailedPreconditionError(
             fmt::format("invalid regular expression in label_replace(): {}", regex));
       }

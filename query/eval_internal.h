@@ -110,7 +110,11 @@ class Evaluator {
  public:
   Evaluator(const EngineOptions& options, Querier& querier, std::string_view query,
             absl::Time deadline)
-      : options_(options), querier_(querier), query_(query), deadline_(deadline) {}
+      : options_(options),
+        querier_(querier),
+        query_(query),
+        deadline_(deadline),
+        next_cancel_poll_ns_(absl::ToUnixNanos(absl::Now() + kCancelPollInterval)) {}
 
   absl::StatusOr<EvalValue> Eval(const Expr& e, const StepRange& r);
 
@@ -231,6 +235,7 @@ class Evaluator {
   std::atomic<int64_t> peak_samples_ = 0;
   std::atomic<int64_t> samples_decoded_ = 0;
   std::atomic<int64_t> deadline_counter_ = 0;
+  std::atomic<int64_t> next_cancel_poll_ns_;  // options_.poll_canceled is due then
 };
 
 template <typename F>

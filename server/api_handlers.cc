@@ -175,6 +175,7 @@ absl::StatusOr<promql::EngineOptions> QueryOptions(const ApiContext& ctx, const 
   promql::EngineOptions options = ctx.engine_options;
   // The evaluation stops when the client goes away.
   options.canceled = req.client_gone.get();
+  options.poll_canceled = req.poll_client_gone;
   if (!params.Get("timeout").empty()) {
     STRATA_ASSIGN_OR_RETURN(int64_t timeout_ms, DurationParam(params, "timeout"));
     absl::Duration timeout = absl::Milliseconds(timeout_ms);

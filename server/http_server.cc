@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core.hpp"
@@ -89,6 +91,30 @@ std::string_view ReasonFor(int status) {
 }
 
 std::string ToString(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+// What a peek at a connected socket shows, without waiting and without taking a byte.
+enum class Peeked {
+  kData,     // bytes to read (a pipelined request): the client is there
+  kNothing,  // nothing yet: the client is there
+  kGone,     // end of stream (the client closed or half-closed its end) or a broken connection
+};
+
+Peeked Peek(int fd) {
+  char c;
+  ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return Peeked::kData;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return Peeked::kNothing;
+  return Peeked::kGone;
+}
+
+// Deadlines are steady-clock nanoseconds.
+constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
 
@@ -244,7 +270,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       : options_(std::move(options)),
         router_(std::move(router)),
         ioc_(std::max(1, options_.io_threads)),
-        acceptor_(net::make_strand(ioc_)) {
+        acceptor_(net::make_strand(ioc_)),
+        sweep_timer_(net::make_strand(ioc_)) {
     MetricsRegistry& reg = options_.metrics ? *options_.metrics : DefaultRegistry();
     requests_ =
         reg.CounterFamily("strata_http_requests_total",
@@ -259,6 +286,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   absl::Status Start();
   void Stop();
   void Accept();
+  // Closes connections whose deadline has passed, then waits for the next round; on
+  // sweep_timer_'s strand.
+  void Sweep();
 
   // Session bookkeeping; called by sessions.
   bool Register(uint64_t* id, std::weak_ptr<Session> s);
@@ -268,6 +298,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   Router router_;
   net::io_context ioc_;
   tcp::acceptor acceptor_;
+  net::steady_timer sweep_timer_;
+  bool sweeping_ = true;  // on sweep_timer_'s strand: false once Stop() ended the sweeps
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::atomic<uint16_t> port_{0};
@@ -307,6 +339,9 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = fmt::format("{}:{}", remote.address().to_string(), remote.port());
     stopping_ = !server_->Register(&id_, weak_from_this());
+    // Reads and writes are first tried without waiting (ReadBody, Write); asynchronous
+    // operations are not affected by this.
+    stream_.socket().non_blocking(true, ec);
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
   }
 
@@ -329,6 +364,20 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     });
   }
 
+  // When the wait for the client (SetDeadline) is over; read on any thread.
+  int64_t deadline_ns() const { return deadline_ns_.load(std::memory_order_relaxed); }
+
+  // Called on any thread by the server's sweep for a connection whose deadline has passed:
+  // closes it unless a new deadline was set meanwhile. The pending read or write then ends
+  // with operation_aborted, and the connection closes as it does after any failed read.
+  void TimeOut() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->deadline_ns() > SteadyNanos()) return;
+      beast::error_code ec;
+      self->stream_.socket().close(ec);
+    });
+  }
+
   // From the handler on this connection's strand (a handler that answers at once, or ran
   // on the I/O thread: RunOnPool), the answer is written at once; from another thread it is
   // posted to the strand.
@@ -340,40 +389,29 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   }
 
   // On the strand, from a handler about to work here: while it does, this strand runs
-  // nothing else, so the wait for the client going away completes on any I/O thread and
-  // touches nothing but the request's flag and the descriptor (peeked, never read). Write
-  // cancels it like WatchDisconnect's.
+  // nothing else, so the handler's work looks at the connection itself now and then
+  // (HttpRequest::poll_client_gone). The descriptor stays open until the handler returns:
+  // closing it would take the strand. (A wait on the socket completing on another I/O
+  // thread did this before; arming it, and cancelling it when the answer went out, woke
+  // other threads twice per request, which cost more than a light query.)
   void WatchWhileHandledHere() override {
-    if (watching_ || writing_) return;
-    watching_ = true;
-    const int fd = stream_.socket().native_handle();
-    stream_.socket().async_wait(
-        tcp::socket::wait_read,
-        net::bind_executor(server_->ioc_.get_executor(), [gone = client_gone_,
-                                                          fd](beast::error_code ec) {
-          if (ec == net::error::operation_aborted) return;  // answered
-          if (!ec) {
-            char c;
-            ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-            // A pipelined request, or readiness that was not: still there.
-            // (Not waited for again: that would need the strand.)
-            if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
-              return;
-            }
-          }
-          gone->store(true, std::memory_order_relaxed);
-        }));
+    if (answered_) return;
+    request_.poll_client_gone = [fd = stream_.socket().native_handle(), gone = client_gone_] {
+      if (Peek(fd) == Peeked::kGone) gone->store(true, std::memory_order_relaxed);
+    };
   }
 
  private:
   void ReadHeader() {
     if (stopping_ && buffer_.size() == 0) return Close();
+    ++request_number_;
+    answered_ = false;
     parser_.emplace();
     parser_->header_limit(
         static_cast<uint32_t>(std::min<size_t>(server_->options_.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(server_->options_.max_body_bytes);
     idle_ = true;
-    stream_.expires_after(server_->options_.idle_timeout);
+    SetDeadline(server_->options_.idle_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -387,7 +425,7 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     if (EqualsIgnoreCase(ToString(header[http::field::expect]), "100-continue") &&
         !parser_->is_done()) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(server_->options_.io_timeout);
+      SetDeadline(server_->options_.io_timeout);
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                        [self = shared_from_this()](beast::error_code ec, size_t) {
                          if (ec) return self->Close();
@@ -407,7 +445,14 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
       constexpr uint64_t kMaxRead = 64 * 1024;
       buffer_.reserve(buffer_.size() + static_cast<size_t>(std::min<uint64_t>(*length, kMaxRead)));
     }
-    stream_.expires_after(server_->options_.io_timeout);
+    // Most bodies came with the header or are in the socket already: parse them without a
+    // trip through the executor (the socket does not block: what is not there yet is
+    // waited for below).
+    beast::error_code ec;
+    http::read(stream_.socket(), buffer_, *parser_, ec);
+    if (!ec) return Dispatch();
+    if (ec != net::error::would_block) return OnReadError(ec);
+    SetDeadline(server_->options_.io_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->OnReadError(ec);
@@ -441,6 +486,7 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   }
 
   void Dispatch() {
+    deadline_ns_.store(kNoDeadline, std::memory_order_relaxed);  // the handler has no I/O timeout
     http::request<http::string_body> msg = parser_->release();
     request_ = HttpRequest();
     request_.method = ToString(msg.method_string());
@@ -474,6 +520,7 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     client_gone_ = gone;
     request_.client_gone = gone;
     HttpResponder responder(shared_from_this());
+    const uint64_t number = request_number_;
     try {
       (*m.handler)(request_, std::move(responder));
     } catch (const std::exception& e) {
@@ -482,7 +529,9 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
       spdlog::error("HTTP handler for {} threw: {}", pattern_, e.what());
     }
     // Answered later from another thread: watch for the client going away meanwhile.
-    if (!writing_) WatchDisconnect();
+    // (An answer written at once may have gone out already and the next request's read
+    // begun.)
+    if (request_number_ == number && !answered_) WatchDisconnect();
   }
 
   // Waits for the socket to become readable while a response is pending. Readable with
@@ -500,14 +549,14 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
     if (!watching_ || gone != client_gone_) return;
     if (ec == net::error::operation_aborted) return;
     if (!ec) {
-      char c;
-      ssize_t n = ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n > 0) {
-        watching_ = false;
-        return;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        return WatchDisconnect();
+      switch (Peek(stream_.socket().native_handle())) {
+        case Peeked::kData:
+          watching_ = false;
+          return;
+        case Peeked::kNothing:
+          return WatchDisconnect();
+        case Peeked::kGone:
+          break;
       }
     }
     watching_ = false;
@@ -516,8 +565,9 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   }
 
   void Write(HttpResponse r) {
-    if (writing_) return;  // a second answer to one request (a handler bug); drop it
-    writing_ = true;
+    if (answered_) return;  // a second answer to one request (a handler bug); drop it
+    answered_ = true;
+    request_.poll_client_gone = nullptr;
     if (watching_) {
       watching_ = false;
       beast::error_code ec;
@@ -563,18 +613,33 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
                     remote_, r.status, seconds * 1000, res->body().size());
     }
 
-    stream_.expires_after(server_->options_.io_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, close](beast::error_code ec, size_t) {
+    // Most answers fit the socket's send buffer: written here, the next request's read
+    // starts at once, without handing the completion to the executor (which wakes another
+    // I/O thread). What does not fit goes out asynchronously.
+    auto sr = std::make_shared<http::response_serializer<http::string_body>>(*res);
+    beast::error_code ec;
+    http::write(stream_.socket(), *sr, ec);
+    if (ec != net::error::would_block) return OnWrite(ec, close);
+    SetDeadline(server_->options_.io_timeout);
+    http::async_write(stream_, *sr,
+                      [self = shared_from_this(), res, sr, close](beast::error_code ec, size_t) {
                         self->OnWrite(ec, close);
                       });
   }
 
   void OnWrite(beast::error_code ec, bool close) {
-    writing_ = false;
     if (ec) return Close();
     if (close) return force_close_ ? LingeringClose() : Close();
     ReadHeader();
+  }
+
+  // The next wait for the client (reading a request, writing an answer) must end within
+  // `timeout`. Checked by the server's sweep (HttpServer::Impl::Sweep), not by a timer per
+  // wait: a timer armed and cancelled around every read cost a wake-up of another I/O
+  // thread per request.
+  void SetDeadline(std::chrono::milliseconds timeout) {
+    deadline_ns_.store(SteadyNanos() + std::chrono::nanoseconds(timeout).count(),
+                       std::memory_order_relaxed);
   }
 
   void Close() {
@@ -589,7 +654,7 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   void LingeringClose() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(2));
+    SetDeadline(std::chrono::seconds(2));
     Drain();
   }
 
@@ -619,10 +684,12 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
   std::string drain_buffer_;
   unsigned http_version_ = 11;
   bool keep_alive_ = true;
-  bool idle_ = false;         // waiting for the first byte of a request
-  bool stopping_ = false;     // the server is stopping: close after this request
-  bool force_close_ = false;  // close after this response (an error answer)
-  bool writing_ = false;
+  bool idle_ = false;            // waiting for the first byte of a request
+  bool stopping_ = false;        // the server is stopping: close after this request
+  bool force_close_ = false;     // close after this response (an error answer)
+  bool answered_ = false;        // the request being handled has its answer (Write was called)
+  uint64_t request_number_ = 0;  // counts ReadHeader calls
+  std::atomic<int64_t> deadline_ns_{kNoDeadline};   // SetDeadline; SteadyNanos() time
   bool watching_ = false;                           // WatchDisconnect's wait is pending
   std::shared_ptr<std::atomic<bool>> client_gone_;  // of the request being handled
 };
@@ -679,6 +746,7 @@ absl::Status HttpServer::Impl::Start() {
   port_ = acceptor_.local_endpoint(ec).port();
   work_.emplace(ioc_.get_executor());
   Accept();
+  net::post(sweep_timer_.get_executor(), [self = shared_from_this()] { self->Sweep(); });
   int n = std::max(1, options_.io_threads);
   threads_.reserve(n);
   {
@@ -732,6 +800,31 @@ void HttpServer::Impl::Accept() {
                          });
 }
 
+void HttpServer::Impl::Sweep() {
+  if (!sweeping_) return;
+  const int64_t now = SteadyNanos();
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    live.reserve(sessions_.size());
+    for (auto& [id, weak] : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  // (Dropped outside the lock: the last reference runs ~Session, which takes it.)
+  for (auto& s : live) {
+    if (s->deadline_ns() <= now) s->TimeOut();
+  }
+  live.clear();
+  // A quarter of the shortest timeout: a connection overstays by at most that.
+  auto every = std::min(options_.idle_timeout, options_.io_timeout) / 4;
+  every = std::clamp(every, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
+  sweep_timer_.expires_after(every);
+  sweep_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (!ec) self->Sweep();
+  });
+}
+
 void HttpServer::Impl::Stop() {
   std::vector<std::shared_ptr<Session>> live;
   {
@@ -773,7 +866,12 @@ void HttpServer::Impl::Stop() {
     cv_.wait_for(lock, std::chrono::seconds(5), [this] { return sessions_.empty(); });
   }
   // With the listener closed and every connection gone, run() returns once the last
-  // handlers (the aborted accept among them) have run; stop() is only the fallback.
+  // handlers (the aborted accept and the sweep among them) have run; stop() is only the
+  // fallback.
+  net::post(sweep_timer_.get_executor(), [this] {
+    sweeping_ = false;
+    sweep_timer_.cancel();
+  });
   work_.reset();
   {
     std::unique_lock<std::mutex> lock(mu_);

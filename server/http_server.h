@@ -41,7 +41,19 @@ struct HttpRequest {
   // only half-closes (shutdown of its sending side) looks the same and still gets whatever
   // answer the handler sends. Null for requests not read by HttpServer.
   std::shared_ptr<const std::atomic<bool>> client_gone;
+  // Set while the handler runs on the I/O thread that read the request, once it has called
+  // HttpResponder::WatchClientWhileHandledHere: nothing watches the connection then, so
+  // this looks at it now (a peek that neither waits nor reads) and sets client_gone if the
+  // client has gone. Long handlers call it (or PollClientGone()) now and then, from any
+  // thread, until they answer.
+  std::function<void()> poll_client_gone;
   bool ClientGone() const { return client_gone && client_gone->load(std::memory_order_relaxed); }
+  // ClientGone() after a look at the connection when the handler runs on its I/O thread
+  // (a system call then: not for every step of a loop).
+  bool PollClientGone() const {
+    if (poll_client_gone) poll_client_gone();
+    return ClientGone();
+  }
 
   // The first header of that name (case-insensitive), or "".
   std::string_view Header(std::string_view name) const;
@@ -88,8 +100,7 @@ class HttpResponder {
   bool sent() const { return sink_ == nullptr; }
   // For a handler that goes on to do long work on the I/O thread it was called on (call it
   // there, before the work): the connection's own events wait until the handler returns,
-  // so the server watches for the client going away (the request's client_gone flag) from
-  // another I/O thread meanwhile.
+  // so the request's poll_client_gone is set for the work to look for the client going away.
   void WatchClientWhileHandledHere();
 
  private:

@@ -140,23 +140,6 @@ std::string GoRegexpError(const RE2& re) {
   return absl::StrCat("error parsing regexp: ", text, ": `", re.error_arg(), "`");
 }
 
-// RE2 takes \C (any byte); Go's regexp rejects it as an escape. Outside \Q...\E quoting.
-bool HasAnyByteEscape(std::string_view pattern) {
-  bool quoted = false;
-  for (size_t i = 0; i + 1 < pattern.size(); ++i) {
-    if (pattern[i] != '\\') continue;
-    char next = pattern[++i];
-    if (quoted) {
-      quoted = next != 'E';
-    } else if (next == 'Q') {
-      quoted = true;
-    } else if (next == 'C') {
-      return true;
-    }
-  }
-  return false;
-}
-
 // Compiled regexes by pattern, shared by the matchers of every query: dashboards send the
 // same selectors again and again, and compiling one is most of the cost of parsing a light
 // query. Bounded: cleared when full; long patterns are not kept.
@@ -200,6 +183,22 @@ class RegexCache {
 };
 
 }  // namespace
+
+bool HasAnyByteEscape(std::string_view pattern) {
+  bool quoted = false;
+  for (size_t i = 0; i + 1 < pattern.size(); ++i) {
+    if (pattern[i] != '\\') continue;
+    char next = pattern[++i];
+    if (quoted) {
+      quoted = next != 'E';
+    } else if (next == 'Q') {
+      quoted = true;
+    } else if (next == 'C') {
+      return true;
+    }
+  }
+  return false;
+}
 
 std::string_view MatchTypeString(MatchType type) {
   switch (type) {

@@ -68,6 +68,10 @@ class LabelMatcher {
 // True when every matcher accepts the corresponding label value of `labels`.
 bool MatchesAll(const std::vector<LabelMatcher>& matchers, const Labels& labels);
 
+// Whether `pattern` uses RE2's \C (any byte) outside \Q...\E quoting: Go's regexp, and so
+// Prometheus, rejects it as an invalid escape.
+bool HasAnyByteEscape(std::string_view pattern);
+
 }  // namespace strata
 
 #endif  // STRATA_SRC_MATCHER_H_

@@ -631,6 +631,18 @@ TEST_F(EngineTest, DeadlineStopsAQuery) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+// Go's regexp (and so Prometheus) rejects RE2's \C (any byte); label_replace refuses it as
+// it refuses any regex it cannot compile, and accepts it quoted.
+TEST_F(EngineTest, LabelReplaceRefusesTheAnyByteEscape) {
+  Engine engine;
+  const char* q = R"(label_replace(vector(1), "a", "$1", "b", "x\\C"))";
+  auto r = engine.InstantQuery(store_, *Parse(q), q, 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), R"(invalid regular expression in label_replace(): x\C)");
+  const char* quoted = R"(label_replace(vector(1), "a", "$1", "b", "\\Qx\\C\\E|"))";
+  EXPECT_TRUE(engine.InstantQuery(store_, *Parse(quoted), quoted, 0).ok());
+}
+
 TEST_F(EngineTest, CancelFlagStopsAQuery) {
   Fill(50, 240);
   std::atomic<bool> canceled{true};
@@ -645,6 +657,32 @@ TEST_F(EngineTest, CancelFlagStopsAQuery) {
   EXPECT_EQ(r.status().message(), "query was canceled in expression evaluation");
   canceled = false;
   EXPECT_TRUE(Engine(opts).RangeQuery(store_, *e, q, 0, 240 * 60'000, 1000).ok());
+}
+
+// The poll that looks for the client having gone away: not called by a query that ends
+// within the poll interval, called now and then by one that runs on, and what it sets
+// stops the query.
+TEST_F(EngineTest, CancelPollIsCalledNowAndThenAndItsFlagStopsAQuery) {
+  Fill(50, 240);
+  std::atomic<bool> canceled{false};
+  std::atomic<int> polls{0};
+  EngineOptions opts;
+  opts.max_samples = 100'000'000;
+  opts.canceled = &canceled;
+  opts.poll_canceled = [&] { ++polls; };
+  const char* light = "1 + 1";
+  EXPECT_TRUE(Engine(opts).InstantQuery(store_, *Parse(light), light, 0).ok());
+  EXPECT_EQ(polls.load(), 0);
+  // Runs for seconds unless stopped: every deadline check may poll.
+  const char* q = "quantile_over_time(0.5, vector(1)[1d:1s])";
+  opts.timeout = absl::Minutes(1);
+  opts.poll_canceled = [&] {
+    if (++polls == 3) canceled = true;
+  };
+  auto r = Engine(opts).RangeQuery(store_, *Parse(q), q, 0, 10'000'000, 1000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+  EXPECT_EQ(polls.load(), 3);
 }
 
 TEST_F(EngineTest, ScalarRangeQueryIsOneSeriesWithoutLabels) {

@@ -409,6 +409,83 @@ TEST_F(HttpServerTest, StalledBodyIsDroppedAtTheIoTimeout) {
   EXPECT_TRUE(c.ServerClosed());
 }
 
+// The server first tries to write an answer at once and to parse a body from what has
+// arrived; what does not fit or has not arrived yet is waited for. Both ways must give
+// the same bytes, and the connection must go on serving afterwards.
+TEST_F(HttpServerTest, AnswersLargerThanTheSocketBufferReachAClientThatReadsLate) {
+  const std::string huge = BigText(16 << 20);  // more than loopback sockets buffer
+  StartServer({}, [&huge](Router& router) {
+    router.Handle("GET", "/huge", [&huge](const HttpRequest&, HttpResponder r) {
+      HttpResponse res = HttpResponse::Text(200, huge);
+      res.compressible = false;
+      r.Send(std::move(res));
+    });
+  });
+  TestHttpClient c(port());
+  ASSERT_TRUE(c.SendRaw("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the server fills the buffer
+  auto r = c.ReadResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(r->body == huge) << "body of " << r->body.size() << " bytes differs";
+  r = c.Get("/small");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "tiny");
+}
+
+TEST_F(HttpServerTest, AClientThatStopsReadingIsDroppedAtTheIoTimeout) {
+  const std::string huge = BigText(16 << 20);
+  HttpServerOptions o;
+  o.io_timeout = std::chrono::milliseconds(100);
+  StartServer(o, [&huge](Router& router) {
+    router.Handle("GET", "/huge", [&huge](const HttpRequest&, HttpResponder r) {
+      HttpResponse res = HttpResponse::Text(200, huge);
+      res.compressible = false;
+      r.Send(std::move(res));
+    });
+  });
+  TestHttpClient stalled(port());
+  ASSERT_TRUE(stalled.SendRaw("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // Never read: once the socket buffers are full the write waits, and the timeout closes
+  // the connection; the one asking for the metrics is then the only one open.
+  TestHttpClient c(port());
+  std::string body;
+  for (int i = 0; i < 200; ++i) {
+    auto r = c.Get("/metrics");
+    ASSERT_TRUE(r);
+    body = r->body;
+    if (body.find("strata_http_connections_open 1\n") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_THAT(body, HasSubstr("strata_http_connections_open 1\n"));
+}
+
+TEST_F(HttpServerTest, BodiesArrivingInPiecesAreReadWhole) {
+  StartServer();
+  TestHttpClient c(port());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c.SendRaw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(c.SendRaw("cd"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(c.SendRaw("ef"));
+    auto r = c.ReadResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "abcdef");
+  }
+  // A body that came whole with its header, then one that came after the header.
+  auto r = c.Request("POST", "/echo", {}, "whole");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "whole");
+  ASSERT_TRUE(c.SendRaw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(c.SendRaw("later"));
+  r = c.ReadResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "later");
+}
+
 TEST_F(HttpServerTest, ManyConcurrentClientsAllGetTheirOwnAnswers) {
   HttpServerOptions o;
   o.io_threads = 3;

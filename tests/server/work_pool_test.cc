@@ -227,7 +227,7 @@ TEST(RunOnPool, RunsOnTheIoThreadWhenASlotAndAWorkerAreFree) {
                   if (req.query == "wait") {
                     // Until the client is gone (the test's client closes its socket).
                     auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-                    while (!req.ClientGone() && std::chrono::steady_clock::now() < give_up) {
+                    while (!req.PollClientGone() && std::chrono::steady_clock::now() < give_up) {
                       std::this_thread::sleep_for(std::chrono::milliseconds(1));
                     }
                     if (req.ClientGone()) ++stopped;
