@@ -50,7 +50,7 @@ bool PeerProcess::Start(std::string* error) {
         name_, binary_);
     return false;
   }
-  int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
     *error = fmt::format("{}: cannot create the log file {}", name_, log_.string());
     return false;
@@ -105,12 +105,18 @@ void PeerProcess::Stop() {
     if (!Alive()) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+  Kill();
+  exit_ = "killed after SIGTERM was not enough";
+}
+
+void PeerProcess::Kill() {
+  if (!Alive()) return;
   ::kill(pid_, SIGKILL);
   int st = 0;
   ::waitpid(pid_, &st, 0);
   running_ = false;
   exit_status_ = 128 + SIGKILL;
-  exit_ = "killed after SIGTERM was not enough";
+  exit_ = "killed by the test (SIGKILL)";
 }
 
 std::string PeerProcess::LogTail(size_t bytes) const {

@@ -21,8 +21,9 @@ namespace strata::e2e {
 // A port on 127.0.0.1 nobody listens on right now (bound to port 0, then released).
 uint16_t FreePort();
 
-// One child process. Its stdout and stderr go to `log`. The child gets SIGKILL when the
-// test process dies (PR_SET_PDEATHSIG), so a crashed test leaves no peer behind.
+// One child process. Its stdout and stderr are appended to `log` (a restart adds to it).
+// The child gets SIGKILL when the test process dies (PR_SET_PDEATHSIG), so a crashed test
+// leaves no peer behind.
 class PeerProcess {
  public:
   PeerProcess(std::string name, std::string binary, std::vector<std::string> args,
@@ -37,6 +38,8 @@ class PeerProcess {
   bool Alive();
   // SIGTERM, up to 20 s for the exit, then SIGKILL. Safe to call more than once.
   void Stop();
+  // SIGKILL at once (a crash), and waits for the exit.
+  void Kill();
 
   const std::string& name() const { return name_; }
   pid_t pid() const { return pid_; }

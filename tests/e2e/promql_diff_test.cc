@@ -13,6 +13,28 @@
 // instant vector expressions> (default 3). STRATA_QDIFF_QUERY asks both one query;
 // STRATA_QDIFF_HOLD=<seconds> keeps both peers running with the data, for asking by hand.
 //
+// STRATA_QDIFF_DAYS=<n> (CTest's e2e/promql_days_diff_test sets 3) makes the data n days long
+// instead, ending at 18:00 UTC yesterday: the same series stretched (60 units of n×24
+// minutes, intervals 4 times as long: 40 s to 2 min), so that series live across midnights
+// (UTC days are Strata's partitions), stop with stale markers and come back hours later;
+// plus series about midnights (AroundMidnights): one only on an old day, one away for a
+// day, counters reset by each day's first sample, samples at and a millisecond around each
+// midnight, raw extreme values, series idle for hours that come back after a restart.
+// Queries then take windows, offsets and subquery ranges up to days (DayQueryTimes), `@`
+// times anywhere in the data, and range queries up to 72 steps of up to 2 h; fixed requests
+// (DaysHttpCases, CompareRemoteReads) ask for series, label names and values on old days and
+// across midnights, queries to the millisecond around midnights, every sample of every
+// series (query API and remote read, bit for bit). PromqlDays checks that Strata holds the
+// data compacted, as flushed chunks and in its head (self-metrics and status/tsdb), and
+// compares again after deletes (admin API) and a clean restart, after clean_tombstones, after
+// SIGKILL and after more data written to the replayed head. Both are written in time order,
+// in bodies of n×24 minutes: Prometheus 2.42 takes a sample no older than its head's newest
+// minus an hour and no older than the end of its newest block (appendableMinValidTime); it
+// cuts its head into 2 h blocks once the head spans 3 h, and merges blocks into 6 h and 18 h
+// ones as it goes. Strata takes samples up to 24 h older than its newest. Default: 80
+// instant and 30 range queries at each of four points (running, after the deletes, SIGTERM
+// and clean_tombstones, after SIGKILL, after more data), the fixed requests at eight.
+//
 // The queries of a seed are the same in every run of one build (some generator calls are
 // function arguments, whose order of evaluation is the compiler's: another compiler may draw
 // other queries from the same seed).
@@ -81,6 +103,15 @@
 //   label name"; functions.test now takes "\xff" as its invalid name where 2.42's took
 //   "invalid-label-name"), and `{"up"}` selects a metric by a quoted name (2.42: a parse
 //   error). The generator writes only names valid in both.
+// - Deleted samples (admin delete_series) that a query's range ends among: 2.42 still answers
+//   those of the chunk that starts inside the deleted range when that range covers the end
+//   of one chunk and the start of the next inside one block. Seen with midnight_marks,
+//   whose block chunks start at midnight: after deleting [m - 1 ms, m + 1 ms] for a midnight
+//   m inside an 18 h block, `midnight_marks` at m and at m + 1 ms answers the deleted
+//   samples at m and m + 1 ms, at m + 2 ms nothing (Strata: nothing at all three); for a
+//   midnight where a block starts, and for a point deleted alone off a chunk boundary, both
+//   agree. The multi-day test deletes only ranges no fixed query ends in, and asks its
+//   random queries only after clean_tombstones (which rewrites the blocks without them).
 // - The two series a many-to-many error names: 3.x lists them in label order, 2.42 the later
 //   one first. Both take the first duplicates they meet going through the "one" side: a
 //   selector's series in label order, a computed operand's in Go map order (any order).
@@ -89,11 +120,32 @@
 //   as for an instant query (web/api/v1 invalidParamError), 2.42 without the prefix. Only
 //   whether both fail is compared.
 // Not a 2.42-vs-3.x difference but one between Strata and every Prometheus:
+// - -0 in remote read's sampled responses: Prometheus' generated prompb marshaller writes a
+//   Sample's value only when `m.Value != 0`, so a stored -0 reaches the client as 0 (and
+//   the query API's "-0" as well as Strata's remote read keep the sign). Remote read
+//   compares -0 as 0.
+// - /api/v1/series, labels and label values with start/end: Prometheus answers from whole
+//   chunks (series) and whole blocks or its head (label names and values, with or without
+//   match[]; prometheus#7288 "allow for false positives when the time doesn't exactly align
+//   with a block", and 3.x's docs, prometheus#17217), Strata from samples (series, and label
+//   names and values with match[]) or from its head and partitions (without match[]). So
+//   `labels?match[]=legacy_gauge` over hours of the 18 h block that holds legacy_gauge's 6 h
+//   but not those hours answers __name__ and job for Prometheus, nothing for Strata; and
+//   right after a backfill, before Strata's first flush, its head still holds
+//   days-old series (Prometheus' the last 1-3 h), which Strata then lists for windows on the
+//   last hours without match[]. Prometheus' label names and values also list a series whose
+//   samples are all deleted (until clean_tombstones rewrites its blocks); Strata does not,
+//   and once any tombstone exists it answers them without match[] from samples too. So
+//   label requests without match[] ask for all of the data, those with match[] for windows
+//   that hold all of legacy_gauge's samples and meet no block or partition without the
+//   other series selected (DaysHttpCases), none select a wholly deleted series where that
+//   matters, and the comparison waits for Strata's first flush (PromqlDays).
 // - Date functions (hour, minute, month, ...) of NaN or ±Inf: Prometheus converts the value
 //   with Go's int64(float64), whose result for those is implementation-specific (on amd64
 //   the minimum int64, a date billions of years ago); Strata answers NaN. Date functions
 //   are generated over sample times and the data's finite values only.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -105,6 +157,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -114,6 +167,7 @@
 #include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
+#include "snappy.h"
 #include "tests/e2e/peers.h"
 #include "tests/e2e/result_compare.h"
 #include "tests/server/remote_write_sender.h"
@@ -173,10 +227,23 @@ int64_t SamplePhase(Rng& rng) {
 // Three decimals: the data's resolution.
 double Round3(double v) { return std::round(v * 1000) / 1000; }
 
+constexpr int64_t kDay = 24 * 60 * kMinute;
+
+// The data's time scale. The one-hour data: 60 units of a minute, samples 10 to 30 s apart.
+// The multi-day data: 60 units of `days` * 24 minutes, every interval 4 times as long.
+struct DataSpan {
+  int64_t t0 = 0;  // the first sample's whole unit
+  int64_t unit = kMinute;
+  int64_t interval_scale = 1;
+  bool days() const { return unit > kMinute; }
+  int64_t end() const { return t0 + 60 * unit; }
+};
+
 class SyntheticData {
  public:
-  // `t0`: the first sample's whole 10 minutes; the data covers [t0, t0 + 60m).
-  explicit SyntheticData(int64_t t0) : t0_(t0) {
+  // The data covers [span.t0, span.end()).
+  explicit SyntheticData(const DataSpan& span)
+      : t0_(span.t0), unit_(span.unit), interval_scale_(span.interval_scale) {
     Rng rng(42);
     for (std::string job : {"api", "web"}) {
       for (std::string inst : {"10.0.0.1:80", "10.0.0.2:80"}) {
@@ -224,7 +291,7 @@ class SyntheticData {
     Gauge(rng, batch, 30'000, 32, 45, false, /*append=*/true);
     batch[1].second = "y";
     Gauge(rng, batch, 30'000, 5, 50, false);
-    series_.back().samples.emplace_back(t0_ + 50 * kMinute + SamplePhase(rng), StaleNaN());
+    series_.back().samples.emplace_back(t0_ + 50 * unit_ + SamplePhase(rng), StaleNaN());
     batch[1].second = "z";
     Gauge(rng, batch, 30'000, 40, 60, false);
     // NaN and +Inf values (stored alike by both).
@@ -236,20 +303,24 @@ class SyntheticData {
         s[i].second = kind == "nan" ? std::nan("") : HUGE_VAL;
       }
     }
+    if (span.days()) AroundMidnights(rng);
   }
 
   const std::vector<SynthSeries>& series() const { return series_; }
 
-  // Remote-write bodies of 5 minutes each, in time order: Prometheus' head accepts samples
-  // at most an hour older than its newest, so all series advance together.
-  std::vector<std::string> Bodies() const {
+  // Remote-write bodies for the samples in [from, to), each of `length` (5 minutes, or one
+  // unit of the multi-day data), in time order: Prometheus' head accepts samples at most an
+  // hour older than its newest, so all series advance together.
+  std::vector<std::string> Bodies(int64_t from_ms, int64_t to_ms, int64_t length) const {
     std::vector<std::string> bodies;
-    for (int64_t from = t0_; from < t0_ + 65 * kMinute; from += 5 * kMinute) {
+    for (int64_t from = from_ms; from < to_ms; from += length) {
       test::WriteRequest req;
       for (const SynthSeries& s : series_) {
         std::vector<std::pair<int64_t, double>> part;
         for (const auto& smp : s.samples) {
-          if (smp.first >= from && smp.first < from + 5 * kMinute) part.push_back(smp);
+          if (smp.first >= from && smp.first < std::min(from + length, to_ms)) {
+            part.push_back(smp);
+          }
         }
         if (!part.empty()) testing::AddSeries(&req, s.labels, part);
       }
@@ -262,6 +333,8 @@ class SyntheticData {
   std::map<std::string, std::map<std::string, std::set<std::string>>> Catalog() const {
     std::map<std::string, std::map<std::string, std::set<std::string>>> c;
     for (const SynthSeries& s : series_) {
+      // Fixed queries only (DaysHttpCases).
+      if (s.labels[0].second == "midnight_marks" || s.labels[0].second == "raw_values") continue;
       for (const auto& [k, v] : s.labels) {
         if (k != "__name__") c[s.labels[0].second][k].insert(v);
       }
@@ -271,13 +344,14 @@ class SyntheticData {
   }
 
  private:
-  // Sample times from minute `from` to minute `to` of the data, `interval` apart, each
-  // with its own millisecond phase.
+  // Sample times from unit `from` to unit `to` of the data, `interval` (of the one-hour data)
+  // apart, each with its own millisecond phase.
   std::vector<int64_t> Times(Rng& rng, int64_t interval, int from, int to) {
+    return TimesIn(rng, interval * interval_scale_, t0_ + from * unit_, t0_ + to * unit_);
+  }
+  static std::vector<int64_t> TimesIn(Rng& rng, int64_t interval, int64_t from, int64_t to) {
     std::vector<int64_t> ts;
-    for (int64_t t = t0_ + from * kMinute; t < t0_ + to * kMinute; t += interval) {
-      ts.push_back(t + SamplePhase(rng));
-    }
+    for (int64_t t = from; t < to; t += interval) ts.push_back(t + SamplePhase(rng));
     return ts;
   }
   void Counter(Rng& rng, Labels labels, int64_t interval, int from, int to, double rate) {
@@ -309,7 +383,7 @@ class SyntheticData {
     SynthSeries s{{{"__name__", "up"}, {"instance", inst}, {"job", job}}, {}};
     bool gone_one = job == "web" && inst == "10.0.0.2:80";
     for (int64_t t : Times(rng, 15'000, 0, 60)) {
-      int64_t minute = (t - t0_) / kMinute;
+      int64_t minute = (t - t0_) / unit_;
       if (gone_one && minute >= 30 && minute < 40) {
         if (s.samples.empty() || !std::isnan(s.samples.back().second)) {
           s.samples.emplace_back(t, StaleNaN());
@@ -352,7 +426,108 @@ class SyntheticData {
     series_.push_back(std::move(count));
   }
 
-  int64_t t0_;
+  // The multi-day data's series about partition (UTC day) edges. Day 1 is the first whole
+  // day of the data, a compacted partition (see DaysEnvironment); day 2 is flushed only.
+  void AroundMidnights(Rng& rng) {
+    const int64_t day1 = (t0_ / kDay + 1) * kDay, day2 = day1 + kDay, end = t0_ + 60 * unit_;
+    // Only on day 1.
+    SynthSeries legacy{{{"__name__", "legacy_gauge"}, {"job", "legacy"}}, {}};
+    for (int64_t t : TimesIn(rng, kMinute, day1 + 6 * 60 * kMinute, day1 + 12 * 60 * kMinute)) {
+      legacy.samples.emplace_back(t, Round3(rng.Real() * 10));
+    }
+    series_.push_back(std::move(legacy));
+    // Ends with a stale marker on day 1, back on day 2 until the end.
+    SynthSeries session{{{"__name__", "session_active"}, {"job", "batch"}}, {}};
+    for (int64_t t : TimesIn(rng, kMinute, day1 + 12 * 60 * kMinute, day1 + 20 * 60 * kMinute)) {
+      session.samples.emplace_back(t, rng.Uniform(5));
+    }
+    session.samples.emplace_back(day1 + 20 * 60 * kMinute + SamplePhase(rng), StaleNaN());
+    for (int64_t t : TimesIn(rng, kMinute, day2 + 20 * 60 * kMinute, t0_ + 60 * unit_)) {
+      session.samples.emplace_back(t, rng.Uniform(5));
+    }
+    series_.push_back(std::move(session));
+    // Away from 3 hours before the end (idle: flushed and out of Strata's head before the
+    // first restart), back for the last 30 minutes (written before the SIGKILL) or 15
+    // (after it).
+    for (int64_t back : {30, 15}) {
+      SynthSeries s{{{"__name__", "session_active"},
+                     {"instance", fmt::format("back_{}m", back)},
+                     {"job", "batch"}},
+                    {}};
+      for (int64_t t : TimesIn(rng, kMinute, end - 9 * 60 * kMinute, end - 3 * 60 * kMinute)) {
+        s.samples.emplace_back(t, rng.Uniform(5));
+      }
+      for (int64_t t : TimesIn(rng, kMinute, end - back * kMinute, end)) {
+        s.samples.emplace_back(t, rng.Uniform(5));
+      }
+      series_.push_back(std::move(s));
+    }
+    // Samples at every midnight (phase 0) and a millisecond either side, and every 10 minutes
+    // around them: for the fixed queries of DaysHttpCases only (the generator's subqueries put
+    // window edges at phase 0).
+    SynthSeries marks{{{"__name__", "midnight_marks"}, {"job", "edge"}}, {}};
+    for (int64_t midnight = day1; midnight < end; midnight += kDay) {
+      for (int64_t t = midnight - 20 * kMinute + 300; t < midnight; t += 10 * kMinute) {
+        marks.samples.emplace_back(t, Round3(rng.Real() * 10));
+      }
+      for (int64_t t : {midnight - 1, midnight, midnight + 1}) {
+        marks.samples.emplace_back(t, Round3(rng.Real() * 10));
+      }
+      for (int64_t t = midnight + 10 * kMinute + 300; t < midnight + 30 * kMinute;
+           t += 10 * kMinute) {
+        marks.samples.emplace_back(t, Round3(rng.Real() * 10));
+      }
+    }
+    series_.push_back(std::move(marks));
+    // Values that the stored encodings (XOR chunks, compacted blocks) must keep bit for bit:
+    // extremes, subnormals, -0, integers beyond 2^53, NaN and ±Inf, runs of one value and of
+    // integers with huge steps. Fixed queries ask for them raw (their sums depend on the
+    // order of addition, which 2.42 and 3.x do differently).
+    const std::vector<double> specials = {0.0,
+                                          -0.0,
+                                          5e-324,
+                                          -5e-324,
+                                          2.2250738585072014e-308,
+                                          1.7976931348623157e308,
+                                          -1.7976931348623157e308,
+                                          9007199254740993.0,
+                                          -9007199254740991.0,
+                                          1e15 + 0.3,
+                                          0.1 + 0.2,
+                                          -1e-300,
+                                          123456789.123456789,
+                                          4503599627370495.5,
+                                          std::nan(""),
+                                          HUGE_VAL,
+                                          -HUGE_VAL};
+    SynthSeries raw{{{"__name__", "raw_values"}, {"job", "odd"}}, {}};
+    double v = 0;
+    for (int64_t t : TimesIn(rng, kMinute, t0_, end)) {
+      int r = rng.Uniform(10);
+      if (r < 4) {
+        v = rng.Pick(specials);
+      } else if (r < 7) {
+        v = static_cast<double>(static_cast<int64_t>(rng.Next() >> rng.Uniform(64))) *
+            (rng.Chance(50) ? 1 : -1);
+      }  // else the same value again
+      raw.samples.emplace_back(t, v);
+    }
+    series_.push_back(std::move(raw));
+    // A counter reset by the first sample of every day, to far above 0 still (see rate and
+    // increase in the header).
+    for (std::string job : {"api", "web"}) {
+      SynthSeries s{{{"__name__", "midnight_resets_total"}, {"job", job}}, {}};
+      double v = Round3(1e4 + rng.Real() * 1e5);
+      for (int64_t t : TimesIn(rng, kMinute, t0_, t0_ + 60 * unit_)) {
+        bool new_day = !s.samples.empty() && t / kDay != s.samples.back().first / kDay;
+        v = new_day ? Round3(v * 0.6) : Round3(v + rng.Real() * 5);
+        s.samples.emplace_back(t, v);
+      }
+      series_.push_back(std::move(s));
+    }
+  }
+
+  int64_t t0_, unit_, interval_scale_;
   std::vector<SynthSeries> series_;
 };
 
@@ -360,13 +535,55 @@ class SyntheticData {
 
 using Catalog = std::map<std::string, std::map<std::string, std::set<std::string>>>;
 
+// The times and durations that queries over some data use (all whole seconds, see the
+// header).
+struct QueryTimes {
+  int64_t t0 = 0;      // the data's start
+  int64_t span_s = 0;  // the data's length
+  std::vector<std::string> durations;
+  std::vector<std::string> inner_durations;  // of range selectors inside a subquery
+  std::vector<std::string> offsets;
+  std::vector<std::string> subquery_ranges, subquery_steps;
+  std::vector<int64_t> range_steps_s;  // of range queries
+  int max_range_steps = 0;
+};
+
+// The one-hour data's: windows and offsets of minutes.
+QueryTimes HourQueryTimes(int64_t t0) {
+  std::vector<std::string> durations = {"30s", "1m", "2m", "90s", "5m", "10m", "7m"};
+  return {.t0 = t0,
+          .span_s = 3600,
+          .durations = durations,
+          .inner_durations = durations,
+          .offsets = {"30s", "1m", "5m", "7m30s", "-1m", "-2m"},
+          .subquery_ranges = {"2m", "5m", "10m", "4m"},
+          .subquery_steps = {"", "15s", "30s", "1m", "2m"},
+          .range_steps_s = {15, 30, 60, 97, 300},
+          .max_range_steps = 60};
+}
+
+// The multi-day data's: windows, offsets, subqueries and range queries up to days, across
+// midnights (partition edges); short windows inside subqueries, whose steps repeat them.
+QueryTimes DayQueryTimes(const DataSpan& span) {
+  return {.t0 = span.t0,
+          .span_s = (span.end() - span.t0) / 1000,
+          .durations = {"5m", "10m", "1h", "90m", "6h", "1d", "25h"},
+          .inner_durations = {"2m", "5m", "10m", "1h"},
+          .offsets = {"5m", "1h", "-1h", "12h", "1d", "-1d", "36h"},
+          .subquery_ranges = {"1h", "6h", "1d", "3h"},
+          .subquery_steps = {"5m", "15m", "1h", "37m"},
+          .range_steps_s = {60, 300, 900, 3600, 97, 7200},
+          .max_range_steps = 72};
+}
+
 // Random PromQL over the catalog's metrics. Instant vector expressions nest at most
 // `max_depth` deep. All durations are whole seconds; see the header for the phases.
 class QueryGen {
  public:
-  QueryGen(uint64_t seed, const Catalog& catalog, int64_t t0, int max_depth)
-      : rng_(seed), catalog_(catalog), t0_(t0), max_depth_(max_depth) {
+  QueryGen(uint64_t seed, const Catalog& catalog, const QueryTimes& times, int max_depth)
+      : rng_(seed), catalog_(catalog), times_(times), max_depth_(max_depth) {
     for (const auto& [name, labels] : catalog_) metrics_.push_back(name);
+    if (catalog_.contains("midnight_resets_total")) counters_.push_back("midnight_resets_total");
   }
 
   std::string Query() {
@@ -457,7 +674,8 @@ class QueryGen {
   }
   // A time with phase 500 (see the header), inside or around the data.
   std::string AtTime() {
-    int64_t ms = t0_ + (rng_.Uniform(66 * 60) - 60) * 1000 + 500;
+    const int span = static_cast<int>(times_.span_s);
+    int64_t ms = times_.t0 + (rng_.Uniform(span * 66 / 60) - span / 60) * 1000 + 500;
     return fmt::format("{}.{:03}", ms / 1000, ms % 1000);
   }
   // offset and @ modifiers of a selector or subquery. `subquery_at_phase_zero`: for a
@@ -473,8 +691,7 @@ class QueryGen {
     if (subquery_at_phase_zero && !at) {
       out += " offset 500ms";
     } else if (rng_.Chance(12)) {
-      out += fmt::format(" offset {}", rng_.Pick(std::vector<std::string>{"30s", "1m", "5m",
-                                                                          "7m30s", "-1m", "-2m"}));
+      out += fmt::format(" offset {}", rng_.Pick(times_.offsets));
     }
     return out;
   }
@@ -495,7 +712,7 @@ class QueryGen {
     return sel + Modifiers();
   }
   std::string Duration() {
-    return rng_.Pick(std::vector<std::string>{"30s", "1m", "2m", "90s", "5m", "10m", "7m"});
+    return rng_.Pick(phase_zero_ ? times_.inner_durations : times_.durations);
   }
   // A range vector: a selector with a range, or a subquery.
   std::string RangeArg(int depth) {
@@ -510,9 +727,8 @@ class QueryGen {
     phase_zero_ = true;
     std::string inner = Vector(depth - 1);
     phase_zero_ = outer_phase_zero;
-    std::string step = rng_.Pick(std::vector<std::string>{"", "15s", "30s", "1m", "2m"});
-    return fmt::format("{}[{}:{}]{}", Paren(inner),
-                       rng_.Pick(std::vector<std::string>{"2m", "5m", "10m", "4m"}), step, mods);
+    std::string step = rng_.Pick(times_.subquery_steps);
+    return fmt::format("{}[{}:{}]{}", Paren(inner), rng_.Pick(times_.subquery_ranges), step, mods);
   }
   std::string RangeFunction(int depth) {
     static const std::vector<std::string> plain = {"irate",
@@ -710,10 +926,10 @@ class QueryGen {
 
   Rng rng_;
   Catalog catalog_;
-  int64_t t0_;
+  QueryTimes times_;
   int max_depth_;
   std::vector<std::string> metrics_;
-  const std::vector<std::string> counters_ = {
+  std::vector<std::string> counters_ = {
       "http_requests_total", "node_cpu_seconds_total", "request_duration_seconds_bucket",
       "request_duration_seconds_sum", "request_duration_seconds_count"};
   bool phase_zero_ = false;  // evaluated at subquery steps (phase 0 times)
@@ -722,6 +938,14 @@ class QueryGen {
 };
 
 // ---- The peers ----
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
+// STRATA_QDIFF_DAYS=<n>: the multi-day data of n days (0: the one-hour data).
+int DataDays() { return EnvInt("STRATA_QDIFF_DAYS", 0); }
 
 class QdiffEnvironment : public ::testing::Environment {
  public:
@@ -738,8 +962,17 @@ class QdiffEnvironment : public ::testing::Environment {
     }
   }
   const std::string& error() const { return error_; }
+  // Remote-writes the data's samples in [from, to) to both, in time order; false (with the
+  // reason in error()) when one of them refuses.
+  bool Feed(int64_t from, int64_t to);
+  // Stops Strata (SIGTERM, or SIGKILL when `kill`) and starts it again on the same data
+  // directory; false (with the reason in error()) when it does not come back ready.
+  bool RestartStrata(bool kill);
   uint16_t strata = 0, prometheus = 0;
   int64_t t0 = 0;
+  DataSpan span;
+  QueryTimes times;
+  int64_t fed_until = 0;  // the data before this time is in both
   std::unique_ptr<SyntheticData> data;
 
  private:
@@ -768,31 +1001,63 @@ void QdiffEnvironment::SetUp() {
   prometheus = FreePort();
   strata_ = Add("strata", STRATA_BINARY,
                 {fmt::format("--web.listen-address=127.0.0.1:{}", strata),
-                 "--storage.tsdb.path=" + (dir_ / "strata").string(), "--self-scrape.interval=0"});
+                 "--storage.tsdb.path=" + (dir_ / "strata").string(), "--self-scrape.interval=0",
+                 "--web.enable-admin-api"});
   std::filesystem::path yml = dir_ / "prometheus.yml";
   std::ofstream(yml) << "global:\n  evaluation_interval: 1m\n";
   PeerProcess* prom =
       Add("prometheus", kPrometheus,
           {"--config.file=" + yml.string(), "--storage.tsdb.path=" + (dir_ / "prometheus").string(),
-           "--web.enable-remote-write-receiver",
+           "--web.enable-remote-write-receiver", "--web.enable-admin-api",
            fmt::format("--web.listen-address=127.0.0.1:{}", prometheus)});
   for (auto [p, port] : {std::pair{strata_, strata}, std::pair{prom, prometheus}}) {
     if (!p->Start(&error_) || !WaitForHttpOk(port, "/-/ready", *p, 60, &error_)) return;
   }
-  // The data's hour ends 2 to 12 minutes before now.
-  t0 = (NowMs() - 62 * kMinute) / (10 * kMinute) * (10 * kMinute);
-  data = std::make_unique<SyntheticData>(t0);
-  for (const std::string& body : data->Bodies()) {
+  if (const int days = DataDays(); days > 0) {
+    // Ends at 18:00 UTC yesterday, so that the partitions are laid out alike at any time of
+    // day: the first ones compacted, the one before the last flushed only (DaysEnvironment).
+    // The last 40 minutes come later (PromqlDays).
+    span = {.t0 = (NowMs() / kDay - 1) * kDay + 18 * 60 * kMinute - days * kDay,
+            .unit = days * 24 * kMinute,
+            .interval_scale = 4};
+    times = DayQueryTimes(span);
+  } else {
+    // The data's hour ends 2 to 12 minutes before now.
+    span = {.t0 = (NowMs() - 62 * kMinute) / (10 * kMinute) * (10 * kMinute)};
+    times = HourQueryTimes(span.t0);
+  }
+  t0 = span.t0;
+  data = std::make_unique<SyntheticData>(span);
+  Feed(t0, span.days() ? span.end() - 40 * kMinute : span.end() + 5 * kMinute);
+}
+
+bool QdiffEnvironment::Feed(int64_t from, int64_t to) {
+  for (const std::string& body : data->Bodies(from, to, span.days() ? span.unit : 5 * kMinute)) {
     for (uint16_t port : {strata, prometheus}) {
       testing::TestHttpClient client(port);
       auto r = testing::PostRemoteWrite(client, body);
       if (!r || r->status / 100 != 2) {
         error_ = fmt::format("remote write to port {} answered {}: {}", port, r ? r->status : 0,
                              r ? r->body : "(no answer)");
-        return;
+        return false;
       }
     }
   }
+  fed_until = to;
+  return true;
+}
+
+bool QdiffEnvironment::RestartStrata(bool kill) {
+  if (kill) {
+    strata_->Kill();
+  } else {
+    strata_->Stop();
+    if (strata_->exit_status() != 0) {
+      error_ = "strata did not exit with 0 on SIGTERM\n" + strata_->LogTail();
+      return false;
+    }
+  }
+  return strata_->Start(&error_) && WaitForHttpOk(strata, "/-/ready", *strata_, 120, &error_);
 }
 
 // ---- Comparison ----
@@ -1057,11 +1322,6 @@ bool InstantAnswersFail(const Params& params) {
   return false;
 }
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::atoi(v) : fallback;
-}
-
 // STRATA_QDIFF_QUERY=<expr> [STRATA_QDIFF_AT=<seconds after the data's start>]
 // [STRATA_QDIFF_RANGE=<steps>,<step>]: prints both answers to one query, for looking into a
 // difference.
@@ -1100,6 +1360,18 @@ TEST(PromqlDiff, HoldPeersForManualRequests) {
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
 }
 
+// One GET of `path` with `params` from both, by the same target.
+struct BothAnswers {
+  std::string target;
+  std::optional<testing::TestHttpResponse> ours, theirs;
+};
+BothAnswers GetFromBoth(const std::string& path, const Params& params) {
+  BothAnswers a{params.empty() ? path : path + "?" + FormEncode(params), {}, {}};
+  a.ours = HttpGet(g_env->strata, a.target);
+  a.theirs = HttpGet(g_env->prometheus, a.target);
+  return a;
+}
+
 // RFC 3339 text of `ms` with milliseconds, in UTC ("Z") or at `offset_minutes` east of it.
 std::string Rfc3339(int64_t ms, int offset_minutes = 0) {
   std::time_t secs = static_cast<std::time_t>((ms + offset_minutes * kMinute) / 1000);
@@ -1127,6 +1399,7 @@ std::string Rfc3339(int64_t ms, int offset_minutes = 0) {
 // Strata by sample.
 TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
   if (std::getenv("STRATA_QDIFF_QUERY") != nullptr) GTEST_SKIP() << "STRATA_QDIFF_QUERY is set";
+  if (DataDays() > 0) GTEST_SKIP() << "the multi-day data: see PromqlDays";
   ASSERT_EQ(g_env->error(), "");
   const int64_t t0 = g_env->t0;
   const int64_t mid = t0 + 30 * kMinute + 500;  // phase 500, as the random queries
@@ -1251,9 +1524,7 @@ TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
   };
   int failures = 0;
   for (const auto& [path, params] : cases) {
-    std::string target = params.empty() ? path : path + "?" + FormEncode(params);
-    auto ours = HttpGet(g_env->strata, target);
-    auto theirs = HttpGet(g_env->prometheus, target);
+    auto [target, ours, theirs] = GetFromBoth(path, params);
     ASSERT_TRUE(ours && theirs) << target;
     bool same = ours->status == theirs->status && ours->body == theirs->body;
     // Several series: the same ones in any order (Prometheus sorts a selector's series,
@@ -1287,14 +1558,14 @@ TEST(PromqlDiff, HttpApiAgreesWithPrometheus) {
   std::printf("HTTP API: %zu requests, %d differ\n", cases.size(), failures);
 }
 
-TEST(PromqlDiff, RandomQueriesAgreeWithPrometheus) {
-  if (std::getenv("STRATA_QDIFF_QUERY") != nullptr) GTEST_SKIP() << "STRATA_QDIFF_QUERY is set";
-  ASSERT_EQ(g_env->error(), "");
-  const int seed = EnvInt("STRATA_QDIFF_SEED", 1);
-  const int instant = EnvInt("STRATA_QDIFF_QUERIES", 400);
-  const int range = instant * 3 / 8;
-  const int64_t t0 = g_env->t0;
-  QueryGen gen(static_cast<uint64_t>(seed), g_env->data->Catalog(), t0,
+// Asks both `instant` random instant queries and `range` random range queries of `seed`,
+// over the data's span; every difference not documented in the header is a test failure
+// naming `when`.
+void CompareRandomQueries(int seed, int instant, int range, const std::string& when) {
+  const QueryTimes& span = g_env->times;
+  const int64_t t0 = span.t0;
+  const int span_s = static_cast<int>(span.span_s);
+  QueryGen gen(static_cast<uint64_t>(seed), g_env->data->Catalog(), span,
                EnvInt("STRATA_QDIFF_DEPTH", 3));
   Rng times(static_cast<uint64_t>(seed) * 7919 + 1);
 
@@ -1305,13 +1576,15 @@ TEST(PromqlDiff, RandomQueriesAgreeWithPrometheus) {
     std::string path;
     if (i < instant) {
       path = "/api/v1/query";
-      params.emplace_back("time", SecondsText(t0 + (times.Uniform(63 * 60) - 30) * 1000 + 500));
+      params.emplace_back(
+          "time", SecondsText(t0 + (times.Uniform(span_s * 63 / 60) - span_s / 120) * 1000 + 500));
     } else {
       path = "/api/v1/query_range";
-      int64_t step = times.Pick(std::vector<int64_t>{15, 30, 60, 97, 300}) * 1000;
-      int64_t start = t0 + (times.Uniform(60 * 60) - 120) * 1000 + 500;
+      int64_t step = times.Pick(span.range_steps_s) * 1000;
+      int64_t start = t0 + (times.Uniform(span_s) - span_s / 30) * 1000 + 500;
       // Whole steps from start, so that end (and `@ end()`) keep phase 500 too.
-      int64_t steps = std::min<int64_t>(1 + times.Uniform(60), (t0 + 70 * kMinute - start) / step);
+      int64_t steps = std::min<int64_t>(1 + times.Uniform(span.max_range_steps),
+                                        (t0 + span_s * 7000 / 6 - start) / step);
       int64_t end = start + steps * step;
       params.emplace_back("start", SecondsText(start));
       params.emplace_back("end", SecondsText(end));
@@ -1383,15 +1656,389 @@ TEST(PromqlDiff, RandomQueriesAgreeWithPrometheus) {
     if (!diff.empty()) {
       ++failures;
       ADD_FAILURE() << fmt::format(
-          "seed {} query #{}: {}\n{} {}\n{}ours (HTTP {}):   {}\ntheirs (HTTP {}): {}\n", seed, i,
-          query, path, FormEncode(params), diff, ours.http, Abbreviate(ours.body, 1500),
+          "{}: seed {} query #{}: {}\n{} {}\n{}ours (HTTP {}):   {}\ntheirs (HTTP {}): {}\n", when,
+          seed, i, query, path, FormEncode(params), diff, ours.http, Abbreviate(ours.body, 1500),
           theirs.http, Abbreviate(theirs.body, 1500));
     }
   }
   std::printf(
-      "seed %d: %d queries, %d differ, %d known differences, %d errors on both sides, %d empty "
-      "answers\n",
-      seed, instant + range, failures, excused, both_error, empty);
+      "%s: seed %d: %d queries, %d differ, %d known differences, %d errors on both sides, %d "
+      "empty answers\n",
+      when.c_str(), seed, instant + range, failures, excused, both_error, empty);
+}
+
+TEST(PromqlDiff, RandomQueriesAgreeWithPrometheus) {
+  if (std::getenv("STRATA_QDIFF_QUERY") != nullptr) GTEST_SKIP() << "STRATA_QDIFF_QUERY is set";
+  if (DataDays() > 0) GTEST_SKIP() << "the multi-day data: see PromqlDays";
+  ASSERT_EQ(g_env->error(), "");
+  const int instant = EnvInt("STRATA_QDIFF_QUERIES", 400);
+  CompareRandomQueries(EnvInt("STRATA_QDIFF_SEED", 1), instant, instant * 3 / 8, "one hour");
+}
+
+// ---- The multi-day data (STRATA_QDIFF_DAYS) ----
+
+// A sample of Strata's /metrics without labels (`strata_head_chunks`), or NaN.
+double StrataMetric(const std::string& name) {
+  auto r = HttpGet(g_env->strata, "/metrics");
+  if (!r || r->status != 200) return std::nan("");
+  for (size_t at = 0; (at = r->body.find(name + " ", at)) != std::string::npos; ++at) {
+    if (at == 0 || r->body[at - 1] == '\n') {
+      return std::strtod(r->body.c_str() + at + name.size() + 1, nullptr);
+    }
+  }
+  return std::nan("");
+}
+
+// Strata's headStats (status/tsdb): {numSeries, chunkCount, minTime, maxTime}.
+std::vector<int64_t> StrataHeadStats() {
+  auto r = HttpGet(g_env->strata, "/api/v1/status/tsdb");
+  if (!r || r->status != 200) return {};
+  simdjson::dom::parser parser;
+  simdjson::dom::element head;
+  if (parser.parse(r->body)["data"]["headStats"].get(head) != simdjson::SUCCESS) return {};
+  std::vector<int64_t> out;
+  for (const char* key : {"numSeries", "chunkCount", "minTime", "maxTime"}) {
+    int64_t v = 0;
+    if (head[key].get_int64().get(v) != simdjson::SUCCESS) return {};
+    out.push_back(v);
+  }
+  return out;
+}
+
+// The multi-day data's samples before `end`.
+int64_t SamplesBefore(int64_t end) {
+  int64_t n = 0;
+  for (const SynthSeries& s : g_env->data->series()) {
+    for (const auto& smp : s.samples) n += smp.first < end;
+  }
+  return n;
+}
+
+// The series and label endpoints over the days: match[] and windows on old days, across
+// midnights, and where a series lives only on an old day (legacy_gauge, day 1) or is away for
+// a day (session_active). Every window of a label request covers all of the selected
+// series' samples on a day or none (see the header: Prometheus answers those per block).
+std::vector<std::pair<std::string, Params>> DaysHttpCases() {
+  const int64_t day1 = (g_env->t0 / kDay + 1) * kDay, day2 = day1 + kDay, day3 = day2 + kDay;
+  const int64_t hour = 60 * kMinute;
+  auto at = [](int64_t ms) { return SecondsText(ms); };
+  auto window = [&](int64_t from, int64_t to) {
+    return Params{{"start", at(from)}, {"end", at(to)}};
+  };
+  auto with = [](Params params, const Params& more) {
+    params.insert(params.end(), more.begin(), more.end());
+    return params;
+  };
+  const Params all = window(g_env->t0 - hour, g_env->span.end() + hour);
+  std::vector<std::pair<std::string, Params>> cases;
+  for (const std::string& match :
+       {std::string("legacy_gauge"), std::string("session_active"), std::string("{job=\"batch\"}"),
+        std::string("up"), std::string("{__name__=~\"midnight.*|legacy.*\"}")}) {
+    for (const Params& w :
+         {Params{}, all, window(day1, day2 - 1), window(day1 + 5 * hour, day1 + 13 * hour),
+          window(day1 + 8 * hour, day1 + 9 * hour), window(day1 + 22 * hour, day2 + 18 * hour),
+          window(day2 - hour, day2 + hour), window(day2 + 12 * hour, day3 + 2 * hour),
+          window(day3, g_env->span.end() + hour), window(day1 - 2 * hour, day1 - 2 * hour)}) {
+      cases.push_back({"/api/v1/series", with({{"match[]", match}}, w)});
+    }
+  }
+  // Label names and values: with match[], windows that hold all of legacy_gauge's samples
+  // (and, for the other series selected, samples in every block and partition the window
+  // meets); without, all of the data (see the header: Prometheus answers per block, Strata
+  // per partition, or per sample for a series with tombstones).
+  for (const Params& w :
+       {Params{}, all, window(day1, day2 - 1), window(day1 + 5 * hour, day1 + 13 * hour)}) {
+    cases.push_back({"/api/v1/labels", with({{"match[]", "legacy_gauge"}}, w)});
+    cases.push_back({"/api/v1/labels", with({{"match[]", "{job=~\"legacy|batch\"}"}}, w)});
+    cases.push_back(
+        {"/api/v1/label/job/values", with({{"match[]", "{__name__=~\"legacy.*|up\"}"}}, w)});
+    cases.push_back({"/api/v1/label/instance/values", with({{"match[]", "up"}}, w)});
+  }
+  for (const Params& w : {Params{}, all}) {
+    cases.push_back({"/api/v1/labels", w});
+    cases.push_back({"/api/v1/label/__name__/values", w});
+    cases.push_back({"/api/v1/label/job/values", w});
+  }
+  // Every sample of every series, as stored (compacted, flushed, in the head, replayed): the
+  // days up to 2 hours before each midnight (no deleted range holds those ends), and the
+  // last day.
+  const std::string every_sample = "{__name__=~\".+\"}[1d]";
+  cases.push_back(
+      {"/api/v1/query", {{"query", every_sample}, {"time", at(g_env->span.end() + 500)}}});
+  // Midnights to the millisecond: midnight_marks has samples 1 ms before, at and 1 ms after
+  // each. Windows of 1s and the 5m lookback never start at a sample; series windows start
+  // and end at samples (Prometheus answers by chunk, see the header).
+  for (int64_t midnight : {day1, day2, day3}) {
+    for (int64_t t : {midnight - 1, midnight, midnight + 1, midnight + 2, midnight + 250}) {
+      for (const char* query :
+           {"midnight_marks", "timestamp(midnight_marks)", "count_over_time(midnight_marks[1s])",
+            "sum_over_time(midnight_marks[1s])", "idelta(midnight_marks[1s])",
+            "changes(midnight_marks[1s])", "max_over_time(midnight_marks[5m])",
+            "last_over_time(midnight_marks[1s] offset 1d)", "midnight_marks offset -1d"}) {
+        cases.push_back({"/api/v1/query", {{"query", query}, {"time", at(t)}}});
+      }
+    }
+    cases.push_back({"/api/v1/query_range",
+                     {{"query", "sum_over_time(midnight_marks[1s])"},
+                      {"start", at(midnight - 3)},
+                      {"end", at(midnight + 3)},
+                      {"step", "0.001"}}});
+    cases.push_back({"/api/v1/query_range",
+                     {{"query", "timestamp(midnight_marks)"},
+                      {"start", at(midnight - 10 * kMinute - 500)},
+                      {"end", at(midnight + 10 * kMinute - 500)},
+                      {"step", "0.5"}}});
+    cases.push_back(
+        {"/api/v1/query", {{"query", every_sample}, {"time", at(midnight - 2 * hour + 500)}}});
+    for (auto [from, to] : {std::pair{midnight - 1, midnight - 1},
+                            {midnight, midnight},
+                            {midnight + 1, midnight + 1},
+                            {midnight - 1, midnight},
+                            {midnight, midnight + 1}}) {
+      cases.push_back({"/api/v1/series", with({{"match[]", "midnight_marks"}}, window(from, to))});
+    }
+  }
+  return cases;
+}
+
+// Asks both every request of `cases` by GET; a difference is a test failure naming `when`.
+void CompareHttpCases(const std::vector<std::pair<std::string, Params>>& cases,
+                      const std::string& when) {
+  int failures = 0;
+  for (const auto& [path, params] : cases) {
+    auto [target, ours, theirs] = GetFromBoth(path, params);
+    ASSERT_TRUE(ours && theirs) << target;
+    std::string diff;
+    if (ours->status != theirs->status) {
+      diff = "HTTP status differs";
+    } else if (ours->status == 200 && path.starts_with("/api/v1/query")) {
+      // Samples as stored, without arithmetic: the same text.
+      bool raw = params[0].second.find('(') == std::string::npos;
+      diff = CompareQueryResponses(ours->body, theirs->body,
+                                   {.exact = raw, .rel_tol = 1e-9, .abs_tol = kAbsTol});
+    } else if (ours->status == 200) {
+      diff = path == "/api/v1/series" ? CompareSeriesResponses(ours->body, theirs->body)
+                                      : CompareStringListResponses(ours->body, theirs->body);
+    }
+    if (!diff.empty()) {
+      ++failures;
+      ADD_FAILURE() << fmt::format("{}: GET {}\n{}\nours (HTTP {}):   {}\ntheirs (HTTP {}): {}\n",
+                                   when, target, diff, ours->status, Abbreviate(ours->body, 1500),
+                                   theirs->status, Abbreviate(theirs->body, 1500));
+    }
+  }
+  std::printf("%s: %zu series and label requests, %d differ\n", when.c_str(), cases.size(),
+              failures);
+}
+
+// Remote read (sampled responses) from both: every sample of every series over each day up
+// to 2 hours before its midnight and over the last day (as the every-sample queries), and
+// of a few metrics across midnights. A difference is a test failure naming `when`.
+void CompareRemoteReads(const std::string& when) {
+  const int64_t day1 = (g_env->t0 / kDay + 1) * kDay, hour = 60 * kMinute;
+  const int64_t end = g_env->span.end();
+  test::ReadRequest req;
+  auto add = [&](int64_t start, int64_t stop, const std::string& name, const std::string& re) {
+    test::Query* q = req.add_queries();
+    q->set_start_timestamp_ms(start);
+    q->set_end_timestamp_ms(stop);
+    test::LabelMatcher* m = q->add_matchers();
+    m->set_type(test::LabelMatcher::RE);
+    m->set_name(name);
+    m->set_value(re);
+  };
+  for (int64_t midnight = day1; midnight < end; midnight += kDay) {
+    add(midnight - kDay - 2 * hour, midnight - 2 * hour, "__name__", ".+");
+  }
+  add(end - kDay, end + 1000, "__name__", ".+");
+  add(day1 + kDay - 3 * hour, day1 + kDay - 2 * hour, "job", "legacy|batch|edge");
+  add(g_env->t0, end, "__name__", "legacy_gauge|session_active");
+  std::string raw = req.SerializeAsString(), body;
+  snappy::Compress(raw.data(), raw.size(), &body);
+  // Each query's series as text: labels, then every sample's time and value bits.
+  auto decode = [&](uint16_t port, std::vector<std::map<std::string, std::string>>* out) {
+    testing::TestHttpClient client(port);
+    auto r = client.Request("POST", "/api/v1/read",
+                            {{"Content-Encoding", "snappy"},
+                             {"Content-Type", "application/x-protobuf"},
+                             {"X-Prometheus-Remote-Read-Version", "0.1.0"}},
+                            body);
+    std::string plain;
+    test::ReadResponse resp;
+    if (!r || r->status != 200 || !snappy::Uncompress(r->body.data(), r->body.size(), &plain) ||
+        !resp.ParseFromString(plain)) {
+      return fmt::format("port {}: HTTP {} {}", port, r ? r->status : 0,
+                         r ? Abbreviate(r->body) : "");
+    }
+    for (const test::QueryResult& result : resp.results()) {
+      auto& series = out->emplace_back();
+      for (const test::TimeSeries& ts : result.timeseries()) {
+        std::string key;
+        for (const test::Label& l : ts.labels()) key += l.name() + "=" + l.value() + ",";
+        std::string& samples = series[key];
+        for (const test::Sample& smp : ts.samples()) {
+          // -0 as 0: Prometheus' Sample marshaller leaves out a value that equals 0 (see
+          // the header).
+          const double v = smp.value() == 0 ? 0.0 : smp.value();
+          samples += fmt::format("{}:{:x} ", smp.timestamp(), std::bit_cast<uint64_t>(v));
+        }
+      }
+    }
+    return std::string();
+  };
+  std::vector<std::map<std::string, std::string>> ours, theirs;
+  ASSERT_EQ(decode(g_env->strata, &ours), "") << when;
+  ASSERT_EQ(decode(g_env->prometheus, &theirs), "") << when;
+  ASSERT_EQ(ours.size(), static_cast<size_t>(req.queries_size())) << when;
+  ASSERT_EQ(theirs.size(), ours.size()) << when;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    for (const auto& [key, samples] : theirs[i]) {
+      auto it = ours[i].find(key);
+      if (it != ours[i].end() && it->second == samples) continue;
+      // From the first sample that differs.
+      size_t from = 0;
+      if (it != ours[i].end()) {
+        auto [a, b] =
+            std::mismatch(it->second.begin(), it->second.end(), samples.begin(), samples.end());
+        from = it->second.rfind(' ', static_cast<size_t>(a - it->second.begin()));
+        from = from == std::string::npos ? 0 : from + 1;
+      }
+      ADD_FAILURE() << when << ": remote read query " << i << ", " << key
+                    << ", from sample time and value bits " << from << "\nours:   "
+                    << (it == ours[i].end() ? "(none)" : Abbreviate(it->second.substr(from)))
+                    << "\ntheirs: " << Abbreviate(samples.substr(std::min(from, samples.size())));
+    }
+    for (const auto& [key, samples] : ours[i]) {
+      EXPECT_TRUE(theirs[i].contains(key))
+          << when << ": remote read query " << i << ", only ours has " << key;
+    }
+  }
+}
+
+// Deletes samples from both by the admin API (delete_series): in a compacted partition, across
+// the midnight between the compacted and the flushed partitions, from flushed chunks into
+// the head, all of a series, and a sample of midnight_marks. No window of a series request
+// lies inside a deleted range, and no fixed query ends in one (see the header: 2.42 may
+// still answer deleted samples there). The range near the end holds no 2 h boundary, where
+// Prometheus' head cuts chunks: clean_tombstones leaves the head's tombstones, and the
+// random queries that follow may end anywhere. "" or what failed.
+std::string DeleteSomeSamples() {
+  const int64_t day1 = (g_env->t0 / kDay + 1) * kDay, day2 = day1 + kDay, day3 = day2 + kDay;
+  const int64_t hour = 60 * kMinute, end = g_env->span.end();
+  const std::vector<Params> deletes = {
+      {{"match[]", "legacy_gauge"},
+       {"start", SecondsText(day1 + 9 * hour + hour / 2)},
+       {"end", SecondsText(day1 + 10 * hour + hour / 2)}},
+      {{"match[]", "up{instance=\"10.0.0.1:80\"}"},
+       {"match[]", "raw_values"},
+       {"start", SecondsText(day2 - hour / 2)},
+       {"end", SecondsText(day2 + hour / 2)}},
+      {{"match[]", "queue_length{job=\"web\"}"},
+       {"match[]", "midnight_resets_total"},
+       {"start", SecondsText(end - 3 * hour + 10 * kMinute)},
+       {"end", SecondsText(end - 2 * hour - 10 * kMinute)}},
+      {{"match[]", "session_active{instance=\"back_30m\"}"}},
+      {{"match[]", "midnight_marks"},
+       {"start", SecondsText(day3 + 10 * kMinute)},
+       {"end", SecondsText(day3 + 20 * kMinute)}},
+  };
+  for (const Params& d : deletes) {
+    for (uint16_t port : {g_env->strata, g_env->prometheus}) {
+      auto r = HttpPostForm(port, "/api/v1/admin/tsdb/delete_series", d);
+      if (!r || r->status / 100 != 2) {
+        return fmt::format("delete_series {} on port {}: HTTP {} {}", FormEncode(d), port,
+                           r ? r->status : 0, r ? r->body : "");
+      }
+    }
+  }
+  return "";
+}
+
+std::string CleanTombstones() {
+  for (uint16_t port : {g_env->strata, g_env->prometheus}) {
+    auto r = HttpPostForm(port, "/api/v1/admin/tsdb/clean_tombstones", {});
+    if (!r || r->status / 100 != 2) {
+      return fmt::format("clean_tombstones on port {}: HTTP {} {}", port, r ? r->status : 0,
+                         r ? r->body : "");
+    }
+  }
+  return "";
+}
+
+// Over the multi-day data, while Strata holds it compacted (the partitions that end a day
+// before the newest sample), as flushed chunks (the partition before the newest) and in its
+// head (the last hours); then after deleting some samples (DeleteSomeSamples), after a clean
+// restart (the head flushed on close) and after clean_tombstones; then, with 20 more
+// minutes written, after SIGKILL (the head replayed from the WAL); then with the last 20
+// minutes written to the replayed head. The same queries each time.
+TEST(PromqlDays, AnswersAgreeOverCompactedFlushedAndHeadDataAndAfterRestarts) {
+  if (DataDays() == 0) GTEST_SKIP() << "STRATA_QDIFF_DAYS is not set";
+  if (std::getenv("STRATA_QDIFF_QUERY") != nullptr) GTEST_SKIP() << "STRATA_QDIFF_QUERY is set";
+  ASSERT_EQ(g_env->error(), "");
+  const int seed = EnvInt("STRATA_QDIFF_SEED", 1);
+  const int instant = EnvInt("STRATA_QDIFF_QUERIES", 80), range = instant * 3 / 8;
+  const int64_t newest = g_env->fed_until;  // the end minus 40 minutes
+  // Partitions that end at least max_sample_age (24 h) before the newest sample are compacted
+  // after a background flush (every minute).
+  const int64_t compacted_end = (newest - kDay) / kDay * kDay;
+  const int64_t flushed_end = compacted_end + kDay;
+  const double compacted = static_cast<double>(SamplesBefore(compacted_end));
+  std::vector<int64_t> head;
+  for (int i = 0; i < 180; ++i) {
+    head = StrataHeadStats();
+    if (StrataMetric("strata_compaction_samples_total") >= compacted && head.size() == 4 &&
+        head[2] >= flushed_end) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  ASSERT_GT(compacted, 0);
+  EXPECT_EQ(StrataMetric("strata_compaction_samples_total"), compacted)
+      << "every sample of the partitions before " << Rfc3339(compacted_end) << " compacted";
+  ASSERT_EQ(head.size(), 4u);
+  EXPECT_GT(head[0], 0) << "series in the head";
+  EXPECT_GT(head[1], 0) << "chunks in the head";
+  EXPECT_GE(head[2], flushed_end) << "the partition before " << Rfc3339(flushed_end)
+                                  << " only in flushed chunks, not in the head";
+  EXPECT_GT(SamplesBefore(flushed_end), static_cast<int64_t>(compacted));
+
+  const auto http_cases = DaysHttpCases();
+  auto compare_fixed = [&](const std::string& when) {
+    CompareHttpCases(http_cases, when);
+    CompareRemoteReads(when);
+  };
+  compare_fixed("running");
+  CompareRandomQueries(seed, instant, range, "running");
+
+  // Random queries only once the tombstones are cleaned (see the header: 2.42 may answer
+  // deleted samples at a query's end).
+  ASSERT_EQ(DeleteSomeSamples(), "");
+  compare_fixed("after deletes");
+  ASSERT_TRUE(g_env->RestartStrata(/*kill=*/false)) << g_env->error();
+  compare_fixed("after deletes, SIGTERM and a restart");
+  ASSERT_EQ(CleanTombstones(), "");
+  compare_fixed("after clean_tombstones");
+  CompareRandomQueries(seed, instant, range,
+                       "after deletes, SIGTERM, a restart and clean_tombstones");
+
+  const int64_t killed_at = g_env->span.end() - 20 * kMinute;
+  ASSERT_TRUE(g_env->Feed(g_env->fed_until, killed_at)) << g_env->error();
+  ASSERT_TRUE(g_env->RestartStrata(/*kill=*/true)) << g_env->error();
+  head = StrataHeadStats();
+  ASSERT_EQ(head.size(), 4u);
+  // The head held nothing after the clean restart: all it holds now is what came after it,
+  // replayed from the WAL.
+  EXPECT_GE(head[2], newest);
+  EXPECT_LT(head[2], newest + 2 * kMinute) << "the 20 minutes before the kill replayed";
+  EXPECT_GE(head[3], killed_at - 2 * kMinute) << "the 20 minutes before the kill replayed";
+  compare_fixed("after SIGKILL and a restart");
+  CompareRandomQueries(seed, instant, range, "after SIGKILL and a restart");
+
+  // Appends after the replay, to series whose open chunks came back from the WAL and to one
+  // that was only in the store.
+  ASSERT_TRUE(g_env->Feed(g_env->fed_until, g_env->span.end())) << g_env->error();
+  compare_fixed("after SIGKILL, a restart and more data");
+  CompareRandomQueries(seed, instant, range, "after SIGKILL, a restart and more data");
 }
 
 }  // namespace
