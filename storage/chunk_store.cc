@@ -830,8 +830,12 @@ struct CompactionPlan {
   // The tail's series up to this ref form new blocks (none when below every tail ref).
   SeriesRef tail_through = 0;
   bool tail = false;
+  // Every unit taken lies at or below this ref (none taken: nullopt).
+  std::optional<SeriesRef> through;
+  // Whether in_blocks counts every block: not when a budget cut the plan short.
+  bool counted = true;
   int64_t in_blocks = 0;  // samples in blocks once the plan is done
-  int64_t skipped = 0;    // units left for the budget
+  int64_t skipped = 0;    // units left for the budget (with a budget: the first that did not fit)
 };
 
 absl::StatusOr<CompactionPlan> PlanCompaction(ChunkStore::Impl& im, const rocksdb::ReadOptions& ro,
@@ -860,20 +864,29 @@ absl::StatusOr<CompactionPlan> PlanCompaction(ChunkStore::Impl& im, const rocksd
     return n;
   };
   CompactionPlan plan;
-  int64_t budget =
-      select.max_samples > 0 ? select.max_samples : std::numeric_limits<int64_t>::max();
-  auto take = [&](int64_t work) {
+  // With a budget (Close), the plan stops at the first unit that does not fit and opens
+  // only the blocks with chunks, so that its own work is bounded by the budget too; the
+  // partition is then left uncounted.
+  const bool budgeted = select.max_samples > 0;
+  plan.counted = !budgeted;
+  int64_t budget = budgeted ? select.max_samples : std::numeric_limits<int64_t>::max();
+  bool cut = false;
+  auto take = [&](int64_t work, SeriesRef through) {
     if (work > budget) {
       ++plan.skipped;
+      cut = budgeted;
       return false;
     }
     budget -= work;
+    plan.through = through;
     return true;
   };
   blocks->Seek(prefix);
   chunks->Seek(prefix);
-  for (; valid(*blocks); blocks->Next()) {
+  for (; !cut && valid(*blocks); blocks->Next()) {
     SeriesRef last = ref_of(*blocks);
+    int64_t n = chunk_samples(last);
+    if (budgeted && n == 0) continue;
     absl::StatusOr<CompactedBlock> block = CompactedBlock::Open(ToView(blocks->value()));
     if (!block.ok()) {
       return absl::DataLossError(fmt::format("compacted block of partition {} in {}: {}", partition,
@@ -883,15 +896,15 @@ absl::StatusOr<CompactionPlan> PlanCompaction(ChunkStore::Impl& im, const rocksd
     for (size_t i = 0; i < block->num_series(); ++i) {
       c += static_cast<int64_t>(block->num_samples(i));
     }
-    int64_t n = chunk_samples(last);
     plan.in_blocks += c;
     if (n > 0 && static_cast<double>(n) >= select.min_ratio * static_cast<double>(c) &&
-        take(c + n)) {
+        take(c + n, last)) {
       plan.blocks.insert(last);
       plan.in_blocks += n;
     }
   }
   STRATA_RETURN_IF_ERROR(FromRocks(blocks->status(), "read compacted blocks"));
+  if (cut) return plan;
   // The tail, series by series, for the budget.
   std::vector<std::pair<SeriesRef, int64_t>> tail;
   int64_t tail_samples = 0;
@@ -904,7 +917,7 @@ absl::StatusOr<CompactionPlan> PlanCompaction(ChunkStore::Impl& im, const rocksd
   STRATA_RETURN_IF_ERROR(FromRocks(chunks->status(), "read chunks"));
   if (tail_samples > 0 && tail_samples >= select.min_tail_samples) {
     for (const auto& [ref, n] : tail) {
-      if (!take(n)) break;
+      if (!take(n, ref)) break;
       plan.tail = true;
       plan.tail_through = ref;
       plan.in_blocks += n;
@@ -1042,6 +1055,10 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
     bool has_block = valid(*blocks), has_chunk = valid(*chunks);
     if (!has_block && !has_chunk) break;
     SeriesRef chunk_ref = has_chunk ? ref_of(*chunks) : 0;
+    // Past every unit the plan took: nothing more to read.
+    if (plan && (!plan->through || (has_block ? ref_of(*blocks) : chunk_ref) > *plan->through)) {
+      break;
+    }
     if (has_block && (!has_chunk || chunk_ref > ref_of(*blocks))) {
       // A block with no new chunks in its ref range stays as it is; a group never spans it.
       STRATA_RETURN_IF_ERROR(write_group());
@@ -1094,11 +1111,11 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
   STRATA_RETURN_IF_ERROR(FromRocks(chunks->status(), "read chunks"));
   STRATA_RETURN_IF_ERROR(write_group());
   if (done.chunks_removed > 0) done.partitions = 1;
-  if (plan) done.budget_skipped = plan->skipped;
+  if (plan && plan->skipped > 0) done.budget_skipped = 1;
   if (stats != nullptr) *stats += done;
   std::lock_guard<std::mutex> lock(mu_);
   if (!partitions_.contains(partition)) return absl::OkStatus();
-  if (plan) {
+  if (plan && plan->counted) {
     // Samples flushed after the snapshot stay counted for the next compaction.
     PartitionSamples& counted = samples_[partition];
     counted = {.counted = true,

@@ -78,8 +78,9 @@ struct CompactionSelection {
   double min_ratio = 0;
   // The tail is compacted when it holds at least this many samples.
   int64_t min_tail_samples = 0;
-  // Units (or, for the tail, series) stop being taken where the samples re-encoded (block
-  // and chunk samples) would exceed this. 0: no limit.
+  // Units (or, for the tail, series) are taken until the next would bring the samples
+  // re-encoded (block and chunk samples) above this; the rest is left, and the partition
+  // is not counted (PartitionSamples). 0: no limit.
   int64_t max_samples = 0;
 };
 
@@ -102,7 +103,7 @@ struct CompactionStats {
   int64_t reclaims = 0;         // RocksDB compactions of rewritten partitions (reclaim_min_bytes)
   int64_t open_partitions = 0;  // of `partitions`, those still open (Storage::Compact)
   int64_t open_samples = 0;     // of `samples`, those written into blocks of open partitions
-  int64_t budget_skipped = 0;   // units left as they are for CompactionSelection::max_samples
+  int64_t budget_skipped = 0;   // partitions cut short by CompactionSelection::max_samples
   CompactionStats& operator+=(const CompactionStats& o);
 };
 

@@ -100,7 +100,8 @@ absl::Status Storage::CompactLocked(CompactMode mode) {
         options_.dir, stats.samples, stats.bytes_before, stats.bytes_after,
         stats.reclaims > 0 ? ", space reclaimed" : "",
         stats.budget_skipped > 0
-            ? fmt::format(", {} groups left for the next start (close_max_samples)",
+            ? fmt::format(", {} partitions cut short by close_max_samples (the rest is left for "
+                          "the next start)",
                           stats.budget_skipped)
             : std::string(),
         seconds);

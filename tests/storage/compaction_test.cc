@@ -920,7 +920,7 @@ TEST(OpenCompaction, CloseCompactsWithinItsBudgetAndTheNextStartCompactsTheRest)
     before = ReadEverything(**db);
     ASSERT_TRUE((*db)->Close().ok());
   }
-  opts.compaction.close_max_samples = 500;
+  opts.compaction.close_max_samples = 1500;
   {
     MetricsRegistry m3;
     opts.metrics = &m3;
@@ -931,9 +931,9 @@ TEST(OpenCompaction, CloseCompactsWithinItsBudgetAndTheNextStartCompactsTheRest)
     before = ReadEverything(**db);
     ASSERT_TRUE((*db)->Close().ok());
     std::string text = m3.ExpositionText();
-    // A budget of 500 samples re-encoded: of the blocks of 7 series (1120 samples, with 280
-    // new) none, the last one of 2 series (320 + 80) only.
-    EXPECT_NE(text.find("strata_compaction_open_samples_total 400"), std::string::npos) << text;
+    // A budget of 1500 samples re-encoded: the first block (7 series, 1120 samples, 280
+    // new) fits, the second does not, and the close stops there.
+    EXPECT_NE(text.find("strata_compaction_open_samples_total 1400"), std::string::npos) << text;
   }
   opts.metrics = nullptr;
   {
@@ -942,11 +942,11 @@ TEST(OpenCompaction, CloseCompactsWithinItsBudgetAndTheNextStartCompactsTheRest)
     EXPECT_EQ(ChunksIn(**db), 1);  // left by the close
     EXPECT_FALSE((*db)->store().CountedSamples(0).counted);
     ExpectSame(ReadEverything(**db), before);
-    // The first compaction after a start takes everything left, although 40 x 30 new
-    // samples are less than half of what the blocks hold.
+    // The first compaction after a start takes everything left, although it is less than
+    // half of what the blocks hold.
     ASSERT_TRUE((*db)->Compact().ok());
     EXPECT_EQ(ChunksIn(**db), 0);
-    EXPECT_EQ((*db)->stats().compaction.samples, 4 * (1120 + 280));
+    EXPECT_EQ((*db)->stats().compaction.samples, 3 * (1120 + 280) + 320 + 80);
     EXPECT_TRUE((*db)->store().CountedSamples(0).counted);
     EXPECT_EQ((*db)->store().CountedSamples(0).in_blocks, 200 * 30);
     ExpectSame(ReadEverything(**db), before);
