@@ -313,10 +313,19 @@ TEST(Compaction, BackgroundCompactionRunsInTheFlushLoop) {
   ASSERT_TRUE(db.ok());
   std::mt19937_64 rng(4);
   AppendScrapes(**db, 0, 3 * 240, rng);
-  for (int i = 0; i < 3000 && (*db)->stats().compaction.partitions < 2; ++i) {
+  // Partitions 0 and 1 close while appends go on: a flush can compact one before the
+  // head's last chunks of it are flushed, and a later one merges those (so it may count
+  // twice).
+  auto closed_have_chunks = [&] {
+    auto left = (*db)->store().PartitionsWithChunks(2);
+    return !left.ok() || !left->empty();
+  };
+  for (int i = 0; i < 3000 && ((*db)->stats().compaction.partitions < 2 || closed_have_chunks());
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ((*db)->stats().compaction.partitions, 2);
+  EXPECT_FALSE(closed_have_chunks());
+  EXPECT_GE((*db)->stats().compaction.partitions, 2);
   EXPECT_EQ(ReadEverything(**db).size(), 30u);
 }
 
