@@ -1,6 +1,6 @@
-// Storage::Compact: rewrites flushed chunks into compacted blocks, closed partitions whole
-// and open ones by a geometric policy (ChunkStore does the
-// work per partition; docs/format/compacted.md, docs/format/keys.md).
+// Storage::Compact: rewrites flushed chunks into compacted blocks, of closed partitions all
+// of them, of open ones by a geometric policy (ChunkStore does the work per partition;
+// docs/format/compacted.md, docs/format/keys.md "Compaction").
 #include <algorithm>
 #include <chrono>
 #include <limits>
