@@ -59,7 +59,9 @@ struct StorageOptions {
   // SST files and deletes the WAL segments, so that a stopped database is compact on disk and
   // the next Open replays nothing. Off: open chunks stay in the WAL for the next Open.
   bool flush_on_close = true;
-  // After each background flush, compact closed partitions (see Storage::Compact).
+  // After each background flush, compact closed partitions and, by the geometric policy,
+  // open ones (see Storage::Compact); Close compacts what it flushed within
+  // CompactionOptions::close_max_samples.
   bool background_compaction = true;
   CompactionOptions compaction;
   // Where to record self-metrics (strata_head_*, strata_wal_*, strata_flush_*,
