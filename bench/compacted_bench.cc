@@ -40,6 +40,10 @@
 //                                       compaction's samples/s and a Select of every series
 //                                       over the day before and after (query_ns_per_sample),
 //                                       both in CPU time of the calling thread.
+//   BM_OpenDay/ratio_pct/hosts          a day written with a flush and a compaction every
+//                                       minute, open all day: re-encoding factor and CPU of
+//                                       the open-partition policy, disk and Select cost over
+//                                       the last hours at 12:00, Close's CPU (comment below).
 
 #include <time.h>
 
@@ -474,19 +478,15 @@ StorageOptions DayStoreOptions(const std::string& dir, int max_base_depth) {
   return o;
 }
 
-// A new store in `dir` holding `hosts` hosts' scrapes of one day (one partition, closed by
-// one sample two hours into the next day), flushed as XOR chunks. `samples`: appended.
-std::unique_ptr<Storage> DayStore(const std::string& dir, int hosts, bool noisy, int max_base_depth,
-                                  int64_t* samples) {
-  std::filesystem::remove_all(dir);
-  auto db = Storage::Open(DayStoreOptions(dir, max_base_depth));
-  if (!db.ok()) abort();
-  // The day's scrapes, host by host interleaved in time as a server would get them.
+// Appends `hosts` hosts' scrapes of one day to `db`, host by host interleaved in time as a
+// server gets them, calling after(k) after scrape k; returns the samples appended.
+template <typename After>
+int64_t AppendDay(Storage& db, int hosts, bool noisy, After after) {
   std::vector<std::vector<bench::BenchSeries>> data;
   for (int h = 0; h < hosts; ++h) {
     data.push_back(bench::NodeExporterHost(h, 24 * kScrapesPerHour - 2, noisy, kDayStart));
   }
-  *samples = 0;
+  int64_t samples = 0;
   std::vector<size_t> pos(hosts * bench::kSeriesPerHost * 2, 0);
   for (int k = 0; k < 24 * kScrapesPerHour; ++k) {
     std::vector<SeriesBatch> batch;
@@ -502,11 +502,24 @@ std::unique_ptr<Storage> DayStore(const std::string& dir, int hosts, bool noisy,
         }
       }
     }
-    auto r = (*db)->Append(batch);
+    auto r = db.Append(batch);
     if (!r.ok()) abort();
-    *samples += r->appended;
-    if (k % 480 == 479 && !(*db)->Flush(false).ok()) abort();
+    samples += r->appended;
+    after(k);
   }
+  return samples;
+}
+
+// A new store in `dir` holding `hosts` hosts' scrapes of one day (one partition, closed by
+// one sample two hours into the next day), flushed as XOR chunks. `samples`: appended.
+std::unique_ptr<Storage> DayStore(const std::string& dir, int hosts, bool noisy, int max_base_depth,
+                                  int64_t* samples) {
+  std::filesystem::remove_all(dir);
+  auto db = Storage::Open(DayStoreOptions(dir, max_base_depth));
+  if (!db.ok()) abort();
+  *samples = AppendDay(**db, hosts, noisy, [&](int k) {
+    if (k % 480 == 479 && !(*db)->Flush(false).ok()) abort();
+  });
   std::vector<SeriesBatch> tick = {
       {Labels{{"__name__", "bench_clock"}}, {{kDayStart + kDay + 2 * 3600 * 1000, 1}}}};
   if (!(*db)->Append(tick).ok() || !(*db)->Flush(true).ok()) abort();
@@ -612,6 +625,66 @@ BENCHMARK(BM_Query)
     ->Args({1, 10, 20, 21, 0})
     ->Args({1, 10, 20, 21, 1})
     ->Unit(benchmark::kMillisecond);
+
+// A day written as a server writes it: `hosts` hosts' scrapes, a flush and a
+// Storage::Compact after every minute (as the flush loop does), the day open throughout
+// (max_sample_age_ms one day); open_merge_ratio = ratio_pct / 100 (0: the open day stays
+// XOR chunks, as before open partitions were compacted). Counters, CPU time of the calling
+// thread: reencoded = samples written into blocks / samples appended over the day;
+// compaction_ns_per_sample = the compactions' CPU time / samples appended; at 12:00, with
+// the head as the flush left it, RocksDB's live SST bytes per sample stored (after a full
+// RocksDB compaction) and a Select of every series over the last hour and the last six
+// (query_1h / query_6h, ns per sample read; the store's cache of decoded blocks as the
+// last compaction left it); then Close's CPU time (it compacts what is left, within
+// close_max_samples).
+void BM_OpenDay(benchmark::State& state) {
+  const double ratio = static_cast<double>(state.range(0)) / 100;
+  const int hosts = static_cast<int>(state.range(1));
+  std::string dir = BenchDir("strata_bench_openday");
+  for (auto _ : state) {
+    std::filesystem::remove_all(dir);
+    StorageOptions o = DayStoreOptions(dir, kCompactedMaxBaseDepth);
+    o.max_sample_age_ms = kDay;
+    o.background_compaction = true;  // Close compacts
+    o.compaction.open_merge_ratio = ratio;
+    auto db = Storage::Open(o);
+    if (!db.ok()) abort();
+    double compact_seconds = 0;
+    auto step = [&](int k) {
+      if (k % 4 != 3) return;
+      if (!(*db)->Flush(false).ok()) abort();
+      const double start = ThreadSeconds();
+      if (!(*db)->Compact().ok()) abort();
+      compact_seconds += ThreadSeconds() - start;
+      if (k != 12 * kScrapesPerHour - 1) return;
+      const Timestamp now = kDayStart + 12 * 3600 * 1000 - 1;
+      for (int hours : {1, 6}) {
+        const double q = ThreadSeconds();
+        const int64_t read = ReadAllSamples(**db, now - hours * 3600 * 1000 + 1, now);
+        state.counters["query_" + std::to_string(hours) + "h_ns_per_sample"] =
+            (ThreadSeconds() - q) * 1e9 / static_cast<double>(read);
+      }
+      const int64_t stored = ReadAllSamples(**db, kDayStart, now);
+      state.counters["midday_disk_bytes_per_sample"] =
+          static_cast<double>(TotalSst(**db, "12:00")) / static_cast<double>(stored);
+    };
+    const int64_t samples = AppendDay(**db, hosts, /*noisy=*/false, step);
+    CompactionStats cs = (*db)->stats().compaction;
+    state.counters["samples"] = static_cast<double>(samples);
+    state.counters["reencoded"] = static_cast<double>(cs.samples) / static_cast<double>(samples);
+    state.counters["compaction_ns_per_sample"] =
+        compact_seconds * 1e9 / static_cast<double>(samples);
+    const double start = ThreadSeconds();
+    if (!(*db)->Close().ok()) abort();
+    state.counters["close_s"] = ThreadSeconds() - start;
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_OpenDay)
+    ->ArgNames({"ratio_pct", "hosts"})
+    ->ArgsProduct({{0, 25, 50, 100}, {2}})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
 
 }  // namespace
 }  // namespace strata

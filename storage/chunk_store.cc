@@ -54,6 +54,12 @@ std::string PartitionPrefix(int64_t partition) {
   return k;
 }
 
+// The sample count in an XOR chunk's header (0 when too short to hold one).
+int64_t XorChunkSamples(std::string_view chunk) {
+  if (chunk.size() < 2) return 0;
+  return (static_cast<uint8_t>(chunk[0]) << 8) | static_cast<uint8_t>(chunk[1]);
+}
+
 std::string ChunkKey(int64_t partition, SeriesRef ref, Timestamp mint) {
   std::string k = PartitionPrefix(partition);
   coding::PutFixed64BE(&k, ref);
@@ -426,10 +432,10 @@ absl::Status ChunkStore::WriteFlush(const FlushData& data) {
     coding::PutFixed64BE(&hash_key, s.ref);
     STRATA_RETURN_IF_ERROR(FromRocks(batch.Put(im.cf(kSeriesByHash), hash_key, ""), "batch"));
   }
-  std::set<int64_t> touched;
+  std::map<int64_t, int64_t> touched;  // partition -> samples flushed into it
   for (const FlushData::Chunk& c : data.chunks) {
     int64_t p = PartitionOf(c.chunk.mint, options_.partition_ms);
-    touched.insert(p);
+    touched[p] += XorChunkSamples(*c.chunk.bytes);
     if (c.write_postings) {
       std::string ref_be;
       coding::PutFixed64BE(&ref_be, c.ref);
@@ -459,7 +465,13 @@ absl::Status ChunkStore::WriteFlush(const FlushData& data) {
   STRATA_RETURN_IF_ERROR(
       FromRocks(im.db->Write(wo, &batch), fmt::format("write flush to {}", im.path)));
   std::lock_guard<std::mutex> lock(mu_);
-  partitions_.insert(touched.begin(), touched.end());
+  for (const auto& [p, n] : touched) {
+    // A partition new to the store starts counted (empty); one present at open is not.
+    auto [it, added] =
+        samples_.try_emplace(p, PartitionSamples{.counted = !partitions_.contains(p)});
+    it->second.flushed += n;
+    partitions_.insert(p);
+  }
   next_ref_ = std::max(next_ref_, data.next_ref);
   if (!max_time_ || *max_time_ < data.max_time) max_time_ = data.max_time;
   return absl::OkStatus();
@@ -503,6 +515,7 @@ absl::Status ChunkStore::DropPartitionsBefore(int64_t partition) {
   STRATA_RETURN_IF_ERROR(FromRocks(written, fmt::format("drop partitions in {}", impl_->path)));
   std::lock_guard<std::mutex> lock(mu_);
   partitions_.erase(partitions_.begin(), partitions_.lower_bound(partition));
+  samples_.erase(samples_.begin(), samples_.lower_bound(partition));
   return absl::OkStatus();
 }
 
@@ -585,6 +598,9 @@ CompactionStats& CompactionStats::operator+=(const CompactionStats& o) {
   bytes_before += o.bytes_before;
   bytes_after += o.bytes_after;
   reclaims += o.reclaims;
+  open_partitions += o.open_partitions;
+  open_samples += o.open_samples;
+  budget_skipped += o.budget_skipped;
   return *this;
 }
 
@@ -805,18 +821,140 @@ absl::StatusOr<std::vector<int64_t>> ChunkStore::PartitionsWithChunks(int64_t be
   return out;
 }
 
+namespace {
+
+// What a CompactPartition with a selection rewrites, planned from block headers and chunk
+// sample counts read at the compaction's snapshot.
+struct CompactionPlan {
+  std::set<SeriesRef> blocks;  // keys (last refs) of the blocks to merge
+  // The tail's series up to this ref form new blocks (none when below every tail ref).
+  SeriesRef tail_through = 0;
+  bool tail = false;
+  // Every unit taken lies at or below this ref (none taken: nullopt).
+  std::optional<SeriesRef> through;
+  // Whether in_blocks counts every block: not when a budget cut the plan short.
+  bool counted = true;
+  int64_t in_blocks = 0;  // samples in blocks once the plan is done
+  int64_t skipped = 0;    // units left for the budget (with a budget: the first that did not fit)
+};
+
+absl::StatusOr<CompactionPlan> PlanCompaction(ChunkStore::Impl& im, const rocksdb::ReadOptions& ro,
+                                              int64_t partition,
+                                              const CompactionSelection& select) {
+  const std::string prefix = PartitionPrefix(partition);
+  std::unique_ptr<rocksdb::Iterator> blocks(im.db->NewIterator(ro, im.cf(kCompacted)));
+  std::unique_ptr<rocksdb::Iterator> chunks(im.db->NewIterator(ro, im.cf(kChunks)));
+  auto valid = [&](rocksdb::Iterator& it) {
+    return it.Valid() && it.key().starts_with(ToSlice(prefix)) &&
+           it.key().size() >= prefix.size() + 8;
+  };
+  auto ref_of = [&](rocksdb::Iterator& it) {
+    return coding::DecodeFixed64BE(it.key().data() + prefix.size());
+  };
+  // The samples of the chunks at `chunks` with refs up to `last`.
+  auto chunk_samples = [&](SeriesRef last) {
+    int64_t n = 0;
+    for (; valid(*chunks) && ref_of(*chunks) <= last; chunks->Next()) {
+      std::string_view value = ToView(chunks->value());
+      uint64_t span;
+      if (value.size() < 2) continue;
+      value.remove_prefix(1);
+      if (coding::GetUvarint(&value, &span)) n += XorChunkSamples(value);
+    }
+    return n;
+  };
+  CompactionPlan plan;
+  // With a budget (Close), the plan stops at the first unit that does not fit and opens
+  // only the blocks with chunks, so that its own work is bounded by the budget too; the
+  // partition is then left uncounted.
+  const bool budgeted = select.max_samples > 0;
+  plan.counted = !budgeted;
+  int64_t budget = budgeted ? select.max_samples : std::numeric_limits<int64_t>::max();
+  bool cut = false;
+  auto take = [&](int64_t work, SeriesRef through) {
+    if (work > budget) {
+      ++plan.skipped;
+      cut = budgeted;
+      return false;
+    }
+    budget -= work;
+    plan.through = through;
+    return true;
+  };
+  blocks->Seek(prefix);
+  chunks->Seek(prefix);
+  for (; !cut && valid(*blocks); blocks->Next()) {
+    SeriesRef last = ref_of(*blocks);
+    int64_t n = chunk_samples(last);
+    if (budgeted && n == 0) continue;
+    absl::StatusOr<CompactedBlock> block = CompactedBlock::Open(ToView(blocks->value()));
+    if (!block.ok()) {
+      return absl::DataLossError(fmt::format("compacted block of partition {} in {}: {}", partition,
+                                             im.path, std::string(block.status().message())));
+    }
+    int64_t c = 0;
+    for (size_t i = 0; i < block->num_series(); ++i) {
+      c += static_cast<int64_t>(block->num_samples(i));
+    }
+    plan.in_blocks += c;
+    if (n > 0 && static_cast<double>(n) >= select.min_ratio * static_cast<double>(c) &&
+        take(c + n, last)) {
+      plan.blocks.insert(last);
+      plan.in_blocks += n;
+    }
+  }
+  STRATA_RETURN_IF_ERROR(FromRocks(blocks->status(), "read compacted blocks"));
+  if (cut) return plan;
+  // The tail, series by series, for the budget.
+  std::vector<std::pair<SeriesRef, int64_t>> tail;
+  int64_t tail_samples = 0;
+  while (valid(*chunks)) {
+    SeriesRef ref = ref_of(*chunks);
+    int64_t n = chunk_samples(ref);
+    tail.emplace_back(ref, n);
+    tail_samples += n;
+  }
+  STRATA_RETURN_IF_ERROR(FromRocks(chunks->status(), "read chunks"));
+  if (tail_samples > 0 && tail_samples >= select.min_tail_samples) {
+    for (const auto& [ref, n] : tail) {
+      if (!take(n, ref)) break;
+      plan.tail = true;
+      plan.tail_through = ref;
+      plan.in_blocks += n;
+    }
+  }
+  return plan;
+}
+
+}  // namespace
+
+PartitionSamples ChunkStore::CountedSamples(int64_t partition) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = samples_.find(partition);
+  if (it != samples_.end()) return it->second;
+  return PartitionSamples{.counted = !partitions_.contains(partition)};
+}
+
 absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOptions& options,
-                                          CompactionStats* stats) {
+                                          CompactionStats* stats,
+                                          const CompactionSelection* select) {
   std::lock_guard<std::mutex> compact_lock(compact_mu_);
+  int64_t flushed_before = 0;  // flushed samples counted before the snapshot
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!partitions_.contains(partition)) return absl::OkStatus();  // dropped meanwhile
+    if (auto it = samples_.find(partition); it != samples_.end())
+      flushed_before = it->second.flushed;
   }
   Impl& im = *impl_;
   const std::string prefix = PartitionPrefix(partition);
   Snapshot snapshot(im.db.get());
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot.get();
+  std::optional<CompactionPlan> plan;
+  if (select != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(plan, PlanCompaction(im, ro, partition, *select));
+  }
   std::unique_ptr<rocksdb::Iterator> blocks(im.db->NewIterator(ro, im.cf(kCompacted)));
   std::unique_ptr<rocksdb::Iterator> chunks(im.db->NewIterator(ro, im.cf(kChunks)));
   blocks->Seek(prefix);
@@ -917,12 +1055,24 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
     bool has_block = valid(*blocks), has_chunk = valid(*chunks);
     if (!has_block && !has_chunk) break;
     SeriesRef chunk_ref = has_chunk ? ref_of(*chunks) : 0;
+    // Past every unit the plan took: nothing more to read.
+    if (plan && (!plan->through || (has_block ? ref_of(*blocks) : chunk_ref) > *plan->through)) {
+      break;
+    }
     if (has_block && (!has_chunk || chunk_ref > ref_of(*blocks))) {
       // A block with no new chunks in its ref range stays as it is; a group never spans it.
       STRATA_RETURN_IF_ERROR(write_group());
       blocks->Next();
       continue;
     }
+    if (has_block && plan && !plan->blocks.contains(ref_of(*blocks))) {
+      // Not selected: the block and the chunks in its range stay as they are.
+      STRATA_RETURN_IF_ERROR(write_group());
+      while (valid(*chunks) && ref_of(*chunks) <= ref_of(*blocks)) chunks->Next();
+      blocks->Next();
+      continue;
+    }
+    if (!has_block && plan && (!plan->tail || chunk_ref > plan->tail_through)) break;
     if (has_block) {
       // The block and every chunk in its ref range become part of the group.
       SeriesRef last = ref_of(*blocks);
@@ -961,7 +1111,19 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
   STRATA_RETURN_IF_ERROR(FromRocks(chunks->status(), "read chunks"));
   STRATA_RETURN_IF_ERROR(write_group());
   if (done.chunks_removed > 0) done.partitions = 1;
+  if (plan && plan->skipped > 0) done.budget_skipped = 1;
   if (stats != nullptr) *stats += done;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!partitions_.contains(partition)) return absl::OkStatus();
+  if (plan && plan->counted) {
+    // Samples flushed after the snapshot stay counted for the next compaction.
+    PartitionSamples& counted = samples_[partition];
+    counted = {.counted = true,
+               .in_blocks = plan->in_blocks,
+               .flushed = std::max<int64_t>(0, counted.flushed - flushed_before)};
+  } else {
+    samples_.erase(partition);
+  }
   return absl::OkStatus();
 }
 

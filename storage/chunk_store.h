@@ -5,6 +5,7 @@
 #define STRATA_STORAGE_CHUNK_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +52,44 @@ struct CompactionOptions {
   // leave the SST files (otherwise they stay until RocksDB's own compactions reach them).
   // 0: never.
   int64_t reclaim_min_bytes = 1 << 20;
+  // Open partitions (the head still takes samples for them) are compacted as well, by the
+  // background compaction (Storage::Compact; docs/format/keys.md, "Compaction"). A block of
+  // an open partition is merged with the chunks flushed into its ref range once they hold
+  // at least open_merge_ratio times the block's samples, so that every sample is re-encoded
+  // at most 1 + 1 / open_merge_ratio times while its partition is open (plus once at the
+  // first compaction after each start and within close_max_samples at each close). 0:
+  // open partitions wait until they close.
+  double open_merge_ratio = 0.5;
+  // An open partition is looked at once this many samples were flushed into it since it
+  // was last looked at (and open_merge_ratio times its block samples); chunks of refs past
+  // its last block form new blocks once they hold this many samples.
+  int64_t open_min_samples = 1 << 18;
+  // Close, after flushing the head, compacts the chunks of every partition (open ones too)
+  // with at most this many samples re-encoded (the chunks' plus the merged blocks'); what is
+  // left is compacted by the first background compaction after the next start. 0: none.
+  int64_t close_max_samples = 1 << 23;
+};
+
+// Which parts of a partition ChunkStore::CompactPartition rewrites. A unit is a block with
+// the chunks in its ref range, or the chunks of refs past the partition's last block (the
+// tail). Units are taken in ref order.
+struct CompactionSelection {
+  // A block is merged when the chunks in its range hold at least this times its samples.
+  double min_ratio = 0;
+  // The tail is compacted when it holds at least this many samples.
+  int64_t min_tail_samples = 0;
+  // Units (or, for the tail, series) are taken until the next would bring the samples
+  // re-encoded (block and chunk samples) above this; the rest is left, and the partition
+  // is not counted (PartitionSamples). 0: no limit.
+  int64_t max_samples = 0;
+};
+
+// A partition's samples as the store counted them: set by a compaction with a selection,
+// raised by every flush, so that the next one can be planned without reading the partition.
+struct PartitionSamples {
+  bool counted = false;   // false: not counted since open (or since it was rewritten)
+  int64_t in_blocks = 0;  // in compacted blocks, after the last compaction with a selection
+  int64_t flushed = 0;    // in chunks flushed since then
 };
 
 // What compactions did, summed.
@@ -58,10 +97,13 @@ struct CompactionStats {
   int64_t partitions = 0;  // partitions that had XOR chunks to compact
   int64_t blocks_written = 0;
   int64_t chunks_removed = 0;
-  int64_t samples = 0;       // samples in the blocks written
-  int64_t bytes_before = 0;  // XOR chunk values and rewritten block values, as stored
-  int64_t bytes_after = 0;   // block values written
-  int64_t reclaims = 0;      // RocksDB compactions of rewritten partitions (reclaim_min_bytes)
+  int64_t samples = 0;          // samples in the blocks written
+  int64_t bytes_before = 0;     // XOR chunk values and rewritten block values, as stored
+  int64_t bytes_after = 0;      // block values written
+  int64_t reclaims = 0;         // RocksDB compactions of rewritten partitions (reclaim_min_bytes)
+  int64_t open_partitions = 0;  // of `partitions`, those still open (Storage::Compact)
+  int64_t open_samples = 0;     // of `samples`, those written into blocks of open partitions
+  int64_t budget_skipped = 0;   // partitions cut short by CompactionSelection::max_samples
   CompactionStats& operator+=(const CompactionStats& o);
 };
 
@@ -152,8 +194,13 @@ class ChunkStore final : public SeriesStore {
   // it replaces, so a crash leaves each group in its old or its new form, and both read
   // the same. Chunks flushed into the partition meanwhile stay and are merged by the next
   // compaction. Serialized with other compactions and with DropPartitionsBefore.
+  // With `select`, only the units it takes are rewritten (the rest stay as they are), and
+  // the partition's PartitionSamples are counted.
   absl::Status CompactPartition(int64_t partition, const CompactionOptions& options,
-                                CompactionStats* stats);
+                                CompactionStats* stats,
+                                const CompactionSelection* select = nullptr);
+  // The partition's samples as last counted (see PartitionSamples).
+  PartitionSamples CountedSamples(int64_t partition);
   // The partitions below `before` that hold XOR chunks, ascending.
   absl::StatusOr<std::vector<int64_t>> PartitionsWithChunks(int64_t before);
   // Writes every family's memtable to SST files and waits, so that nothing stored needs
@@ -237,6 +284,7 @@ class ChunkStore final : public SeriesStore {
   SeriesRef next_ref_ = 0;
   std::optional<Timestamp> max_time_;
   std::set<int64_t> partitions_;
+  std::map<int64_t, PartitionSamples> samples_;  // only partitions flushed into or counted
   int format_version_ = kStoreFormatVersion;
 
   // Serializes CompactPartition and DropPartitionsBefore.

@@ -157,6 +157,10 @@ void Storage::RegisterMetrics() {
       m->GetCounter("strata_compactions_total", "Partitions compacted (each with new chunks).");
   metrics_.compacted_samples =
       m->GetCounter("strata_compaction_samples_total", "Samples written into compacted blocks.");
+  metrics_.open_compacted_samples =
+      m->GetCounter("strata_compaction_open_samples_total",
+                    "Samples written into compacted blocks of partitions still taking samples (of "
+                    "strata_compaction_samples_total).");
   metrics_.compaction_bytes_before =
       m->GetCounter("strata_compaction_read_bytes_total",
                     "Bytes of chunks and blocks that compactions replaced.");
@@ -164,7 +168,7 @@ void Storage::RegisterMetrics() {
       m->GetCounter("strata_compaction_written_bytes_total", "Bytes of compacted blocks written.");
   metrics_.compaction_seconds =
       m->GetHistogram("strata_compaction_duration_seconds",
-                      "Duration of compactions (all closed partitions).", DefaultLatencyBounds());
+                      "Duration of compactions that rewrote chunks.", DefaultLatencyBounds());
   RegisterAdminMetrics();
   Head* head = head_.get();
   m->AddCallbackGauge("strata_head_series", "Series in the head.",
@@ -307,6 +311,19 @@ absl::Status Storage::Close() {
       st = absl::Status(flushed.code(),
                         fmt::format("flushing the head of {} at close (the WAL keeps it): {}",
                                     options_.dir, std::string(flushed.message())));
+    }
+  }
+  if (st.ok() && options_.flush_on_close && options_.background_compaction &&
+      options_.compaction.close_max_samples > 0 && store_ != nullptr) {
+    // What the flush just wrote is compacted now when that is quick (a bounded number of
+    // samples), so that a stopped database is in its compact form; the rest waits for the
+    // next start. The compaction's writes go to RocksDB's memtables, hence the second write
+    // of them to SST files.
+    absl::Status compacted = CompactLocked(CompactMode::kClose);
+    if (compacted.ok()) compacted = store_->FlushMemtables();
+    if (!compacted.ok()) {
+      spdlog::error("compaction at close of {} (left for the next start): {}", options_.dir,
+                    compacted.ToString());
     }
   }
   if (MetricsRegistry* m = options_.metrics; m != nullptr && head_ != nullptr) {

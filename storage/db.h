@@ -59,7 +59,9 @@ struct StorageOptions {
   // SST files and deletes the WAL segments, so that a stopped database is compact on disk and
   // the next Open replays nothing. Off: open chunks stay in the WAL for the next Open.
   bool flush_on_close = true;
-  // After each background flush, compact closed partitions (see Storage::Compact).
+  // After each background flush, compact closed partitions and, by the geometric policy,
+  // open ones (see Storage::Compact); Close compacts what it flushed within
+  // CompactionOptions::close_max_samples.
   bool background_compaction = true;
   CompactionOptions compaction;
   // Where to record self-metrics (strata_head_*, strata_wal_*, strata_flush_*,
@@ -102,14 +104,19 @@ class Storage final : public Queryable {
   // blocks (docs/format/compacted.md). A partition is closed when the head rejects every
   // sample in it as too old: it ends at or before max_time - max_sample_age_ms (or
   // max_time - partition_ms when max_sample_age_ms is 0). Chunks that reach a compacted
-  // partition later (idle series flushed late) are merged by the next compaction. Queries
-  // read both forms meanwhile. One compaction at a time.
+  // partition later (idle series flushed late) are merged by the next compaction. Open
+  // partitions are compacted too, a block only once enough new samples were flushed into
+  // its range (CompactionOptions::open_merge_ratio; docs/format/keys.md, "Compaction"),
+  // and everything they hold at the first compaction after Open. Queries read both forms
+  // meanwhile. One compaction at a time.
   absl::Status Compact();
   // Partitions below this one are closed (numeric_limits<int64_t>::min(): none).
   int64_t FirstOpenPartition();
 
   // Stops the background flush and compaction, then (flush_on_close) flushes the whole head,
-  // open chunks too, to RocksDB's SST files and deletes the WAL segments; syncs the WAL and
+  // open chunks too, to RocksDB's SST files and deletes the WAL segments, and (with
+  // background_compaction) compacts stored chunks with at most
+  // CompactionOptions::close_max_samples samples re-encoded; syncs the WAL and
   // closes everything. When that flush fails, the WAL keeps every sample (the next Open
   // replays it), the rest is still closed, and the flush's error is returned. Idempotent; the
   // destructor calls it (and logs an error). REQUIRES: no Append, Flush, Compact or Querier
@@ -143,6 +150,12 @@ class Storage final : public Queryable {
  private:
   explicit Storage(StorageOptions options) : options_(std::move(options)) {}
   void FlushLoop();
+  enum class CompactMode {
+    kBackground,  // closed partitions whole, open ones by the geometric policy
+    kClose,       // every partition's chunks, within close_max_samples
+  };
+  // Compact's body. REQUIRES: compact_mu_ held.
+  absl::Status CompactLocked(CompactMode mode);
   void RegisterMetrics();
   void RecordAppend(const AppendResult& r);
   // Flush's body; `rotated_to` (optional) gets the WAL segment it started. With
@@ -181,6 +194,7 @@ class Storage final : public Queryable {
     Histogram* flush_seconds = nullptr;
     Counter* compactions = nullptr;
     Counter* compacted_samples = nullptr;
+    Counter* open_compacted_samples = nullptr;
     Counter* compaction_bytes_before = nullptr;
     Counter* compaction_bytes_after = nullptr;
     Histogram* compaction_seconds = nullptr;

@@ -252,7 +252,9 @@ TEST(Compaction, RetentionDropsCompactedPartitions) {
 // older build would have written.
 void WriteOlderDirectory(const std::string& dir, bool compact, int version) {
   std::mt19937_64 rng(3);
-  auto db = Storage::Open(Opts(dir));
+  auto opts = Opts(dir);
+  opts.compaction.close_max_samples = 0;  // older builds did not compact at close
+  auto db = Storage::Open(opts);
   ASSERT_TRUE(db.ok());
   AppendScrapes(**db, 0, 2 * 240, rng);
   ASSERT_TRUE((*db)->Flush(false).ok());
@@ -311,10 +313,19 @@ TEST(Compaction, BackgroundCompactionRunsInTheFlushLoop) {
   ASSERT_TRUE(db.ok());
   std::mt19937_64 rng(4);
   AppendScrapes(**db, 0, 3 * 240, rng);
-  for (int i = 0; i < 3000 && (*db)->stats().compaction.partitions < 2; ++i) {
+  // Partitions 0 and 1 close while appends go on: a flush can compact one before the
+  // head's last chunks of it are flushed, and a later one merges those (so it may count
+  // twice).
+  auto closed_have_chunks = [&] {
+    auto left = (*db)->store().PartitionsWithChunks(2);
+    return !left.ok() || !left->empty();
+  };
+  for (int i = 0; i < 3000 && ((*db)->stats().compaction.partitions < 2 || closed_have_chunks());
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ((*db)->stats().compaction.partitions, 2);
+  EXPECT_FALSE(closed_have_chunks());
+  EXPECT_GE((*db)->stats().compaction.partitions, 2);
   EXPECT_EQ(ReadEverything(**db).size(), 30u);
 }
 
@@ -772,6 +783,183 @@ TEST(Compaction, SizeRetentionDropsCompactedPartitions) {
   ASSERT_TRUE(q.ok());
   EXPECT_TRUE(ReadAll(**q, {M(MatchType::kRegexMatch, "__name__", ".+")}).empty());
   EXPECT_FALSE(ReadEverything(**db).empty());  // the newest partition stays
+}
+
+// Open partitions (docs/format/keys.md, "Compaction"): a block of the partition the head
+// still takes samples for is merged with its series' newer chunks once they hold at least
+// open_merge_ratio times its samples.
+StorageOptions OpenOpts(const std::string& dir) {
+  StorageOptions o = Opts(dir);
+  o.compaction.open_merge_ratio = 0.5;
+  o.compaction.open_min_samples = 300;
+  return o;
+}
+
+int64_t ChunksIn(Storage& db) {
+  auto partitions = db.store().PartitionsWithChunks(std::numeric_limits<int64_t>::max());
+  EXPECT_TRUE(partitions.ok());
+  return partitions.ok() ? static_cast<int64_t>(partitions->size()) : -1;
+}
+
+TEST(OpenCompaction, BlocksOfTheOpenPartitionMergeTheirSeriesNewChunks) {
+  TempDir dir;
+  std::mt19937_64 rng(7);
+  auto db = Storage::Open(OpenOpts(dir.path()));
+  ASSERT_TRUE(db.ok()) << db.status();
+  // 20 minutes of partition 0 (open: max age 30 minutes): 80 scrapes x 30 series.
+  AppendScrapes(**db, 0, 80, rng);
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  testing::SeriesSamplesMap before = ReadEverything(**db);
+  ASSERT_TRUE((*db)->Compact().ok());
+  CompactionStats stats = (*db)->stats().compaction;
+  EXPECT_EQ(stats.partitions, 1);
+  EXPECT_EQ(stats.open_partitions, 1);
+  EXPECT_EQ(stats.samples, 80 * 30);
+  EXPECT_EQ(stats.open_samples, 80 * 30);
+  EXPECT_EQ(stats.blocks_written, 5);  // 30 series in groups of at most 7
+  EXPECT_EQ(ChunksIn(**db), 0);
+  ExpectSame(ReadEverything(**db), before);
+
+  // 10 more minutes (1200 samples, half the blocks' 2400) plus a new series: every block
+  // has new chunks, and the new series' ref lies past the last block (its 2 samples, fewer
+  // than open_min_samples, stay a chunk).
+  AppendScrapes(**db, 80 * 15000, 40, rng);
+  Labels fresh{{"__name__", "fresh"}};
+  std::vector<SeriesBatch> one = {{fresh, {{80 * 15000 + 1, 1.5}, {81 * 15000, 2.5}}}};
+  ASSERT_TRUE((*db)->Append(one).ok());
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  before = ReadEverything(**db);
+  ASSERT_EQ(before.size(), 31u);
+  ExpectSame(ReadEverything(**db), before);  // blocks and chunks of one series, merged
+  ASSERT_TRUE((*db)->Compact().ok());
+  stats = (*db)->stats().compaction;
+  EXPECT_EQ(stats.partitions, 2);
+  EXPECT_EQ(stats.samples, 80 * 30 + 120 * 30);  // every block re-encoded once
+  EXPECT_EQ(stats.blocks_written, 5 + 5);
+  EXPECT_EQ(ChunksIn(**db), 1);
+  ExpectSame(ReadEverything(**db), before);
+
+  // 2 minutes: 240 samples, less than half the blocks' samples and fewer than
+  // open_min_samples: left as chunks, read together with the blocks.
+  AppendScrapes(**db, 120 * 15000, 8, rng);
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  before = ReadEverything(**db);
+  ASSERT_TRUE((*db)->Compact().ok());
+  EXPECT_EQ((*db)->stats().compaction.samples, stats.samples);
+  EXPECT_EQ(ChunksIn(**db), 1);
+  ExpectSame(ReadEverything(**db), before);
+
+  // Once the partition closes, everything in it is compacted, as before.
+  AppendScrapes(**db, kPartition + 30 * 60000, 1, rng);
+  ASSERT_TRUE((*db)->Flush(false).ok());
+  EXPECT_EQ((*db)->FirstOpenPartition(), 1);
+  before = ReadEverything(**db);
+  ASSERT_TRUE((*db)->Compact().ok());
+  auto left = (*db)->store().PartitionsWithChunks(1);
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+  ExpectSame(ReadEverything(**db), before);
+}
+
+// Appends an hour (one partition) in one-minute steps, flushing and compacting after each,
+// as the background compaction does: the samples the open partition's compactions write
+// (each sample once, plus every block sample re-encoded by a merge) stay within
+// 1 + 1 / open_merge_ratio times the partition's samples.
+TEST(OpenCompaction, ReencodingOverAnOpenPartitionStaysWithinTheGeometricBound) {
+  for (double ratio : {0.25, 0.5, 1.0}) {
+    SCOPED_TRACE(::testing::Message() << "ratio " << ratio);
+    TempDir dir;
+    std::mt19937_64 rng(3);
+    auto opts = OpenOpts(dir.path());
+    opts.compaction.open_merge_ratio = ratio;
+    opts.compaction.open_min_samples = 30 * 4;  // one step
+    auto db = Storage::Open(opts);
+    ASSERT_TRUE(db.ok()) << db.status();
+    int64_t merges = 0, last_samples = 0;
+    for (int minute = 0; minute < 60; ++minute) {
+      AppendScrapes(**db, minute * 60000, 4, rng);
+      ASSERT_TRUE((*db)->Flush(true).ok());
+      ASSERT_TRUE((*db)->Compact().ok());
+      int64_t samples = (*db)->stats().compaction.samples;
+      if (samples - last_samples > 30 * 4) ++merges;  // re-encoded blocks too
+      last_samples = samples;
+    }
+    const int64_t total = 60 * 4 * 30;
+    CompactionStats stats = (*db)->stats().compaction;
+    EXPECT_EQ(stats.open_samples, stats.samples);
+    EXPECT_LE(static_cast<double>(stats.open_samples), (1 + 1 / ratio) * total);
+    // The policy did merge, more than once, rather than wait for the partition to close.
+    EXPECT_GE(merges, 2);
+    EXPECT_GE(stats.open_samples, total / 2);
+    testing::SeriesSamplesMap got = ReadEverything(**db);
+    ASSERT_EQ(got.size(), 30u);
+    int64_t read = 0;
+    for (const auto& [key, samples] : got) read += static_cast<int64_t>(samples.size());
+    EXPECT_EQ(read, total);
+  }
+}
+
+TEST(OpenCompaction, CloseCompactsWithinItsBudgetAndTheNextStartCompactsTheRest) {
+  TempDir dir;
+  std::mt19937_64 rng(5);
+  MetricsRegistry metrics;
+  auto opts = OpenOpts(dir.path());
+  opts.metrics = &metrics;
+  testing::SeriesSamplesMap before;
+  {
+    auto db = Storage::Open(opts);
+    ASSERT_TRUE(db.ok()) << db.status();
+    // 20 minutes, all in the head (open chunks included) when Close flushes it.
+    AppendScrapes(**db, 0, 80, rng);
+    before = ReadEverything(**db);
+    ASSERT_TRUE((*db)->Close().ok());
+  }
+  EXPECT_NE(metrics.ExpositionText().find("strata_compaction_open_samples_total 2400"),
+            std::string::npos)
+      << metrics.ExpositionText();
+  {
+    MetricsRegistry m2;
+    opts.metrics = &m2;
+    auto db = Storage::Open(opts);
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_EQ(ChunksIn(**db), 0);  // compacted at close
+    ExpectSame(ReadEverything(**db), before);
+    // 20 more minutes, merged into the blocks at close.
+    AppendScrapes(**db, 80 * 15000, 80, rng);
+    before = ReadEverything(**db);
+    ASSERT_TRUE((*db)->Close().ok());
+  }
+  opts.compaction.close_max_samples = 1500;
+  {
+    MetricsRegistry m3;
+    opts.metrics = &m3;
+    auto db = Storage::Open(opts);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ExpectSame(ReadEverything(**db), before);
+    AppendScrapes(**db, 160 * 15000, 40, rng);
+    before = ReadEverything(**db);
+    ASSERT_TRUE((*db)->Close().ok());
+    std::string text = m3.ExpositionText();
+    // A budget of 1500 samples re-encoded: the first block (7 series, 1120 samples, 280
+    // new) fits, the second does not, and the close stops there.
+    EXPECT_NE(text.find("strata_compaction_open_samples_total 1400"), std::string::npos) << text;
+  }
+  opts.metrics = nullptr;
+  {
+    auto db = Storage::Open(opts);
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_EQ(ChunksIn(**db), 1);  // left by the close
+    EXPECT_FALSE((*db)->store().CountedSamples(0).counted);
+    ExpectSame(ReadEverything(**db), before);
+    // The first compaction after a start takes everything left, although it is less than
+    // half of what the blocks hold.
+    ASSERT_TRUE((*db)->Compact().ok());
+    EXPECT_EQ(ChunksIn(**db), 0);
+    EXPECT_EQ((*db)->stats().compaction.samples, 3 * (1120 + 280) + 320 + 80);
+    EXPECT_TRUE((*db)->store().CountedSamples(0).counted);
+    EXPECT_EQ((*db)->store().CountedSamples(0).in_blocks, 200 * 30);
+    ExpectSame(ReadEverything(**db), before);
+  }
 }
 
 }  // namespace

@@ -33,7 +33,9 @@ Sample SampleOf(int64_t batch, int j, int series) {
 }
 
 // With `compact`, partitions are a minute long and close 30 s after their end, so the
-// background flush loop compacts one every 20 batches (and the child compacts too). With
+// background flush loop compacts one every 20 batches (and the child compacts too), and the
+// open partition's blocks are merged every few batches. The close rounds' kills land in the
+// compaction at close too (after the head's flush, within close_max_samples). With
 // `late`, the child appends each series' samples of a batch newest first, and the
 // out-of-order window takes the older two.
 StorageOptions CrashOptions(const std::string& dir, bool sync, bool compact = false,
@@ -44,6 +46,7 @@ StorageOptions CrashOptions(const std::string& dir, bool sync, bool compact = fa
     o.partition_ms = 60 * 1000;
     o.max_sample_age_ms = 30 * 1000;
     o.compaction.max_series_per_group = 2;  // several synced batches per partition
+    o.compaction.open_min_samples = 2 * kSeries * kPerBatch;
   }
   o.dir = dir;
   o.wal_sync = sync;

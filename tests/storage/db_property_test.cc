@@ -1,6 +1,7 @@
 // Random interleavings of appends, flushes, restarts, deletions, tombstone cleanings,
 // compactions, time retention and queries, checked against a naive model: a std::map of
 // samples per series that applies the same acceptance rules and retention.
+#include <array>
 #include <bit>
 #include <map>
 #include <optional>
@@ -143,8 +144,14 @@ class PropertyRun {
     o.wal_segment_bytes = 2048;
     o.idle_chunk_ms = 20000;
     o.wal_sync = false;
-    o.background_compaction = false;
+    // Only Close compacts on its own (there is no flush thread): in the compaction runs,
+    // within a small random budget that often cuts it short.
+    o.background_compaction = compact_;
     o.compaction.max_series_per_group = 3;
+    // Open partitions are compacted after a few samples, merged at random ratios.
+    o.compaction.open_merge_ratio = std::array{0.0, 0.25, 0.5, 1.0}[Uniform(0, 3)];
+    o.compaction.open_min_samples = Uniform(1, 40);
+    o.compaction.close_max_samples = Uniform(0, 2) == 0 ? 0 : Uniform(1, 300);
     // Half the closes flush the head to RocksDB, half leave it in the WAL.
     o.flush_on_close = Uniform(0, 1) == 1;
     return o;
@@ -173,12 +180,16 @@ class PropertyRun {
         Append();
       } else if (dice < 62) {
         ASSERT_TRUE(db_->Flush(Uniform(0, 1) == 1).ok());
+        // As the flush loop does: open partitions get compacted while appends go on.
+        if (compact_ && Uniform(0, 1) == 1) {
+          ASSERT_TRUE(db_->Compact().ok());
+        }
       } else if (dice < 68) {
         Delete();
       } else if (dice < 70) {
         ASSERT_TRUE(db_->CleanTombstones().ok());
       } else if (dice < 74) {
-        compacted_ += db_->stats().compaction.partitions;
+        Count(db_->stats().compaction);
         ASSERT_TRUE(db_->Close().ok());
         db_.reset();
         auto again = Storage::Open(Options());
@@ -189,11 +200,12 @@ class PropertyRun {
       }
       if (::testing::Test::HasFatalFailure()) return;
     }
-    compacted_ += db_->stats().compaction.partitions;
+    Count(db_->stats().compaction);
     db_.reset();
   }
 
   int64_t compacted_partitions() const { return compacted_; }
+  int64_t open_compacted_partitions() const { return open_compacted_; }
 
  private:
   LabelMatcher Parse(std::string_view spec) {
@@ -207,6 +219,11 @@ class PropertyRun {
     }
     ADD_FAILURE() << spec;
     return M(MatchType::kEqual, "x", "y");
+  }
+
+  void Count(const CompactionStats& stats) {
+    compacted_ += stats.partitions;
+    open_compacted_ += stats.open_partitions;
   }
 
   int Uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
@@ -325,7 +342,7 @@ class PropertyRun {
   std::mt19937 rng_;
   std::string dir_;
   bool compact_;
-  int64_t compacted_ = 0;
+  int64_t compacted_ = 0, open_compacted_ = 0;
   std::vector<Labels> series_;
   std::vector<LabelMatcher> positive_, extra_;
   Model model_;
@@ -344,7 +361,7 @@ TEST(StorageProperty, MatchesNaiveModelOverAppendsFlushesRestartsDeletesAndQueri
 }
 
 TEST(StorageProperty, MatchesNaiveModelWithCompactionsInterleaved) {
-  int64_t compacted = 0;
+  int64_t compacted = 0, open_compacted = 0;
   for (uint32_t seed : {11u, 12u, 13u, 14u}) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
     testing::TempDir dir;
@@ -352,8 +369,10 @@ TEST(StorageProperty, MatchesNaiveModelWithCompactionsInterleaved) {
     run.Run(600);
     if (HasFailure()) return;
     compacted += run.compacted_partitions();
+    open_compacted += run.open_compacted_partitions();
   }
-  EXPECT_GT(compacted, 10);  // the runs did compact (and merge late chunks)
+  EXPECT_GT(compacted, 10);       // the runs did compact (and merge late chunks)
+  EXPECT_GT(open_compacted, 10);  // open partitions too, while appends went on
 }
 
 }  // namespace
