@@ -165,8 +165,14 @@ class TextParser {
   }
 
   // Reads a double-quoted string at pos_ (which is at the opening quote) with the escapes
-  // \\, \" and \n. `what` names it in errors.
-  absl::Status ReadQuoted(std::string_view what, std::string_view* out) {
+  // \\, \" and \n. `what`, followed by the label name `of_label` when given, names it in
+  // errors (put together only then: this runs for every label of every line).
+  absl::Status ReadQuoted(std::string_view what, const std::string_view* of_label,
+                          std::string_view* out) {
+    auto named = [&] {
+      return of_label == nullptr ? std::string(what)
+                                 : fmt::format("{} {}", what, Shown(*of_label));
+    };
     ++pos_;  // the opening quote
     size_t begin = pos_;
     bool escaped = false;
@@ -180,7 +186,7 @@ class TextParser {
               e > ' ' && e < 0x7f ? fmt::format("\\{}", e) : Shown(line_.substr(pos_, 2));
           return Error(
               fmt::format("invalid escape sequence {} in {} (only \\\\, \\\" and \\n are allowed)",
-                          shown, what));
+                          shown, named()));
         }
         pos_ += 2;
         continue;
@@ -189,7 +195,7 @@ class TextParser {
     }
     if (pos_ >= line_.size()) {
       pos_ = begin - 1;
-      return Error(fmt::format("{} is missing its closing quote", what));
+      return Error(fmt::format("{} is missing its closing quote", named()));
     }
     std::string_view raw = line_.substr(begin, pos_ - begin);
     ++pos_;  // the closing quote
@@ -288,7 +294,7 @@ class TextParser {
       std::string_view name;
       bool quoted = Peek() == '"';
       if (quoted) {
-        STRATA_RETURN_IF_ERROR(ReadQuoted("a quoted name", &name));
+        STRATA_RETURN_IF_ERROR(ReadQuoted("a quoted name", nullptr, &name));
       } else {
         name = ReadName(/*metric=*/false);
         if (name.empty()) {
@@ -317,8 +323,7 @@ class TextParser {
           return Error(fmt::format("expected '\"' to start the value of label {}", Shown(name)));
         }
         std::string_view value;
-        STRATA_RETURN_IF_ERROR(
-            ReadQuoted(fmt::format("the value of label {}", Shown(name)), &value));
+        STRATA_RETURN_IF_ERROR(ReadQuoted("the value of label", &name, &value));
         if (name.empty()) {
           pos_ = name_column;
           return Error("empty label name");
@@ -344,6 +349,13 @@ class TextParser {
     std::erase_if(labels_, [](const LabelView& l) { return l.value.empty(); });
     std::sort(labels_.begin(), labels_.end(),
               [](const LabelView& a, const LabelView& b) { return a.name < b.name; });
+    // A label set equal to one seen before passed the checks below then: most lines of a
+    // body repeat series of earlier lines, and need only the lookup.
+    key_.AssignSortedViews(labels_);
+    if (auto it = index_.find(key_.encoded()); it != index_.end()) {
+      series_[it->second].samples.push_back({sample, static_cast<uint32_t>(line_no_)});
+      return absl::OkStatus();
+    }
     for (size_t i = 0; i < labels_.size(); ++i) {
       const LabelView& l = labels_[i];
       if (i > 0 && l.name == labels_[i - 1].name) {
@@ -372,10 +384,8 @@ class TextParser {
     bool has_name = std::any_of(labels_.begin(), labels_.end(),
                                 [](const LabelView& l) { return l.name == kMetricName; });
     if (!has_name) return LineError("the sample has no metric name");
-    Labels labels = Labels::FromSortedViews(labels_);
-    auto [it, inserted] = index_.try_emplace(labels.encoded(), series_.size());
-    if (inserted) series_.push_back(PendingSeries{std::move(labels), {}});
-    series_[it->second].samples.push_back({sample, static_cast<uint32_t>(line_no_)});
+    index_.try_emplace(key_.encoded(), series_.size());
+    series_.push_back(PendingSeries{key_, {{sample, static_cast<uint32_t>(line_no_)}}});
     return absl::OkStatus();
   }
 
@@ -390,7 +400,7 @@ class TextParser {
     SkipBlanks();
     std::string_view metric;
     if (!AtEnd() && Peek() == '"') {
-      STRATA_RETURN_IF_ERROR(ReadQuoted("a quoted metric name", &metric));
+      STRATA_RETURN_IF_ERROR(ReadQuoted("a quoted metric name", nullptr, &metric));
     } else {
       metric = ReadName(/*metric=*/true);
     }
@@ -473,6 +483,7 @@ class TextParser {
   size_t line_no_ = 0;
   size_t pos_ = 0;
   std::vector<LabelView> labels_;      // of the current line
+  Labels key_;                         // labels_ packed, to look the series up
   std::deque<std::string> unescaped_;  // values of the current line that had escapes
   std::vector<PendingSeries> series_;
   StringMap<size_t> index_;  // encoded labels -> index in series_

@@ -157,6 +157,29 @@ TEST(TextFormat, ErrorsNameTheLineTheColumnAndTheProblem) {
               HasSubstr("line 1: the value of label \"a\" is 5 bytes, longer than the limit of 4"));
 }
 
+// A line whose label set equals an earlier line's is only looked up; a label set that
+// differs in any way (a repeated name, an extra label, a byte of a value) is checked whole.
+TEST(TextFormat, RepeatedSeriesAreLookedUpAndEveryOtherLabelSetIsChecked) {
+  const std::string ok = "a{x=\"1\"} 1 1\n{\"a\",x=\"1\",e=\"\"} 2 2\na{ x = \"1\" , } 3 3\n";
+  TextParseResult r = MustParse(ok);
+  ASSERT_EQ(r.series.size(), 1u);
+  EXPECT_EQ(r.series[0].labels.ToString(), "{__name__=\"a\", x=\"1\"}");
+  EXPECT_EQ(r.series[0].samples.size(), 3u);
+  TextFormatOptions limits;
+  limits.max_labels_per_series = 2;
+  limits.max_label_value_bytes = 4;
+  const std::pair<std::string, std::string> cases[] = {
+      {ok + "a{x=\"1\",x=\"1\"} 4 4\n", "line 4: duplicate label name \"x\""},
+      {ok + "a{x=\"1\",y=\"2\"} 4 4\n", "line 4: 3 labels, more than the limit of 2"},
+      {ok + "a{x=\"12345\"} 4 4\n", "line 4: the value of label \"x\" is 5 bytes"},
+      {ok + "a{x=\"\xff\"} 4 4\n", "line 4: the value of label \"x\" is not valid UTF-8"},
+      {ok + "{x=\"1\"} 4 4\n", "line 4: the sample has no metric name"},
+  };
+  for (const auto& [text, error] : cases) {
+    EXPECT_THAT(ErrorOf(text, limits), HasSubstr(error)) << text;
+  }
+}
+
 TEST(TextFormat, SortsEachSeriesByTimeAndDropsExactRepeats) {
   TextParseResult r = MustParse("a 3 30\nb 1 10\na 1 10\na 2 20\na 1 10\nb NaN 5\nb NaN 5\n");
   ASSERT_EQ(r.series.size(), 2u);
