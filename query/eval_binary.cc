@@ -184,10 +184,12 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
     const EvalSeries& base = from_one ? one.series[oi] : many.series[mi];
     LabelsBuilder lb(base.labels);
     bool drop = base.drop_name;
+    // Arithmetic drops the name before group_x's labels are copied (group_left(__name__)
+    // puts the one side's back); a bool comparison drops it after them, as Prometheus does.
     if (DropsName(b.op) || b.return_bool || from_one) {
       if (options_.delayed_name_removal) {
         drop = true;
-      } else {
+      } else if (DropsName(b.op) || from_one) {
         lb.Del(kMetricName);
       }
     }
@@ -209,6 +211,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
         }
       }
     }
+    if (b.return_bool && !options_.delayed_name_removal) lb.Del(kMetricName);
     size_t h = builder.Handle(lb.Build(), drop);
     metric_cache.emplace(key, h);
     return h;

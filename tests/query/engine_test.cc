@@ -643,6 +643,32 @@ TEST_F(EngineTest, LabelReplaceRefusesTheAnyByteEscape) {
   EXPECT_TRUE(engine.InstantQuery(store_, *Parse(quoted), quoted, 0).ok());
 }
 
+// group_left(__name__) copies the one side's name into an arithmetic result (the many
+// side's was dropped before), but a bool comparison drops the name after the copy: its
+// results have none. Both as Prometheus 2.42 and 3.x without delayed name removal answer.
+TEST_F(EngineTest, GroupLeftNameSurvivesArithmeticButNotABoolComparison) {
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "a"}, {"job", "x"}, {"i", "1"}}, {{0, 1}}).ok());
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "b"}, {"job", "x"}}, {{0, 2}}).ok());
+  EngineOptions opts;
+  opts.delayed_name_removal = false;
+  Engine engine(opts);
+  auto labels_of = [&](const char* q) {
+    auto r = engine.InstantQuery(store_, *Parse(q), q, 0);
+    EXPECT_TRUE(r.ok()) << q << ": " << r.status();
+    std::vector<std::string> out;
+    if (r.ok()) {
+      for (const VectorElement& el : r->value.vector) out.push_back(el.labels.ToString());
+    }
+    return out;
+  };
+  EXPECT_THAT(labels_of("a + ignoring(i) group_left(__name__) b"),
+              ::testing::ElementsAre(R"({__name__="b", i="1", job="x"})"));
+  EXPECT_THAT(labels_of("a < bool ignoring(i) group_left(__name__) b"),
+              ::testing::ElementsAre(R"({i="1", job="x"})"));
+  EXPECT_THAT(labels_of("a < ignoring(i) group_left(__name__) b"),
+              ::testing::ElementsAre(R"({__name__="b", i="1", job="x"})"));
+}
+
 TEST_F(EngineTest, CancelFlagStopsAQuery) {
   Fill(50, 240);
   std::atomic<bool> canceled{true};
