@@ -462,7 +462,8 @@ class HttpServer::Impl::Session : public internal::ResponseSink,
 
   void OnReadError(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      return WriteError(413, fmt::format("request body larger than {} bytes\n",
+      return WriteError(413, fmt::format("request body larger than {} bytes: send the data in "
+                                         "smaller requests\n",
                                          server_->options_.max_body_bytes));
     }
     if (ec == http::error::header_limit) {

@@ -140,6 +140,8 @@ TEST_F(BadInputTest, BodyOverTheHttpLimitIs413) {
   auto r = PostRemoteWrite(c, huge);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->body,
+            "request body larger than 33554432 bytes: send the data in smaller requests\n");
   ExpectStillServing();
 }
 
