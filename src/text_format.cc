@@ -1,9 +1,11 @@
 #include "src/text_format.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <deque>
 #include <limits>
@@ -15,8 +17,21 @@ namespace strata {
 namespace {
 
 bool IsBlank(char c) { return c == ' ' || c == '\t'; }
-bool IsNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool IsNameChar(char c) { return IsNameStart(c) || (c >= '0' && c <= '9'); }
+constexpr bool IsNameStart(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+// Character classes of names, one table lookup per character.
+constexpr uint8_t kLetter = 1, kDigit = 2, kColon = 4;
+constexpr std::array<uint8_t, 256> kNameClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    if (IsNameStart(static_cast<char>(c))) t[c] = kLetter;
+    if (c >= '0' && c <= '9') t[c] = kDigit;
+  }
+  t[':'] = kColon;
+  return t;
+}();
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -155,11 +170,14 @@ class TextParser {
   // Reads [a-zA-Z_:][a-zA-Z0-9_:]* (metric) or [a-zA-Z_][a-zA-Z0-9_]* (label).
   std::string_view ReadName(bool metric) {
     size_t begin = pos_;
-    auto start_ok = [&](char c) { return IsNameStart(c) || (metric && c == ':'); };
-    auto char_ok = [&](char c) { return IsNameChar(c) || (metric && c == ':'); };
-    if (pos_ < line_.size() && start_ok(line_[pos_])) {
+    const uint8_t start = metric ? kLetter | kColon : kLetter;
+    const uint8_t rest = start | kDigit;
+    auto is = [&](uint8_t mask) {
+      return (kNameClass[static_cast<uint8_t>(line_[pos_])] & mask) != 0;
+    };
+    if (pos_ < line_.size() && is(start)) {
       ++pos_;
-      while (pos_ < line_.size() && char_ok(line_[pos_])) ++pos_;
+      while (pos_ < line_.size() && is(rest)) ++pos_;
     }
     return line_.substr(begin, pos_ - begin);
   }
@@ -170,11 +188,18 @@ class TextParser {
   absl::Status ReadQuoted(std::string_view what, const std::string_view* of_label,
                           std::string_view* out) {
     auto named = [&] {
-      return of_label == nullptr ? std::string(what)
-                                 : fmt::format("{} {}", what, Shown(*of_label));
+      return of_label == nullptr ? std::string(what) : fmt::format("{} {}", what, Shown(*of_label));
     };
     ++pos_;  // the opening quote
     size_t begin = pos_;
+    // Most strings have no escape: the closing quote is the next '"'.
+    if (size_t quote = line_.find('"', pos_);
+        quote != std::string_view::npos &&
+        line_.substr(pos_, quote - pos_).find('\\') == std::string_view::npos) {
+      *out = line_.substr(pos_, quote - pos_);
+      pos_ = quote + 1;
+      return absl::OkStatus();
+    }
     bool escaped = false;
     while (pos_ < line_.size() && line_[pos_] != '"') {
       if (line_[pos_] == '\\') {
