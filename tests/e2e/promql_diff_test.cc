@@ -57,7 +57,10 @@
 //   of at most kAbsTol (far below the data's resolution of 0.001). Where floor, round, %,
 //   a comparison ... turn an ulp of an average into a different answer, both are asked
 //   again with every avg/avg_over_time written as a sum over a count (AveragesAsSums),
-//   which must agree.
+//   which must agree. A sum's own ulp can do the same and has no rewrite: seed 1339 at
+//   depth 4 takes `min(...) / (quantile(0.9, sum(node_cpu_seconds_total)) % (1e3 > bool
+//   s))`, the fractional part of a sum of 12 counters; Strata's sum, 761129.062, is the
+//   exact one (as 3.x's compensated sum), 2.42's plain sum an ulp below it.
 // - rate/increase extrapolation towards the window's start when the first sample lies more
 //   than 1.1 average intervals after it (a series starts, a subquery's points have a gap,
 //   or just jitter between samples): 3.x first cuts the extrapolation to half an average
