@@ -4,9 +4,11 @@
 #include <filesystem>
 #include <map>
 
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
+#include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "src/status.h"
@@ -251,9 +253,13 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
   std::vector<std::string> existing;
   bool fresh = !rocksdb::DB::ListColumnFamilies(db_options, path, &existing).ok();
 
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes, /*num_shard_bits=*/2);
+  std::shared_ptr<rocksdb::TableFactory> tables(rocksdb::NewBlockBasedTableFactory(table));
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : kFamilyNames) {
     rocksdb::ColumnFamilyOptions cf;
+    cf.table_factory = tables;
     if (std::string_view(name) == "chunks" || std::string_view(name) == "postings") {
       cf.compression = rocksdb::kZSTD;
     }
@@ -266,7 +272,9 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
   for (const std::string& name : existing) {
     if (std::none_of(std::begin(kFamilyNames), std::end(kFamilyNames),
                      [&](const char* n) { return name == n; })) {
-      descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+      rocksdb::ColumnFamilyOptions cf;
+      cf.table_factory = tables;
+      descriptors.emplace_back(name, cf);
     }
   }
   auto impl = std::make_unique<Impl>();

@@ -109,6 +109,11 @@ struct CompactionStats {
 
 struct ChunkStoreOptions {
   int64_t partition_ms = 24 * 3600 * 1000;
+  // RocksDB's cache of the files' blocks, shared by all column families, in four shards.
+  // A compacted block is one value of about a megabyte in a RocksDB block of its own: a
+  // shard must hold several of them, or every read of one goes to the file again and
+  // verifies its checksum (RocksDB's default, 8 MiB per family in 16 shards, holds none).
+  size_t block_cache_bytes = 64 << 20;
 };
 
 // What one flush writes, atomically and durably.

@@ -192,11 +192,11 @@ def run_loadgen(bins, port, args, pid):
     return report, marks
 
 
-def query_latencies(server, t_end, t_start, reps, step):
+def query_latencies(server, t_end, t_start, reps, step, queries=QUERIES):
     """Median latency (ms) and result size per query, instant and range."""
     results = {}
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
-    for label, q in QUERIES:
+    for label, q in queries:
         for kind in ("instant", "range"):
             if kind == "instant":
                 params = {"query": q, "time": f"{t_end:.3f}"}
