@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "query/go_math.h"
 #include "src/status.h"
 #include "src/strings.h"
 
@@ -74,7 +75,7 @@ absl::StatusOr<double> EvalDurationSeconds(const DurationExpr& e, const Duration
       r = std::fmod(a, b);
       break;
     case DurationOp::kPow:
-      r = std::pow(a, b);
+      r = GoPow(a, b);
       break;
     case DurationOp::kNeg:
       r = -a;

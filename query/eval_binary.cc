@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "query/eval_internal.h"
+#include "query/go_math.h"
 #include "src/status.h"
 
 namespace strata::promql {
@@ -37,7 +38,7 @@ std::pair<double, bool> Apply(BinaryOp op, double l, double r) {
     case BinaryOp::kMod:
       return {std::fmod(l, r), true};
     case BinaryOp::kPow:
-      return {std::pow(l, r), true};
+      return {GoPow(l, r), true};
     case BinaryOp::kAtan2:
       return {std::atan2(l, r), true};
     case BinaryOp::kEql:

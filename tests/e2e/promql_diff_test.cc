@@ -78,11 +78,11 @@
 // - 2.42 answers timestamp() of a selector with both @ and an offset longer than the
 //   lookback with nothing, although `x @ t offset d` alone has samples: timestamp()'s
 //   selector gets no offset when it has an @.
-// - Go's math.Pow and math.Exp may be an ulp off glibc's (Pow rounds x^3 twice, glibc's pow
-//   once), and `%` or a trigonometric function of a huge result turns that ulp into any
-//   value: `^` is generated only with an exponent of 0.5, 2 or -1, exp not at all. For the same
-//   reason `time() % v` (a remainder ill-conditioned in v, where v may be an average or
-//   Go's tanh) is generated as `v % time()`.
+// - Go's math.Exp and Log may be an ulp off glibc's, and `%` or a trigonometric function of
+//   a huge result turns that ulp into any value: `^` is generated only with an exponent of
+//   0.5, an integer (Strata raises to those as Go's math.Pow does, query/go_math.h) or
+//   -0.5, exp not at all. For the same reason `time() % v` (a remainder ill-conditioned in
+//   v, where v may be an average or Go's tanh) is generated as `v % time()`.
 // - stddev/stdvar of values far from 0 relative to their spread is ill-conditioned (the
 //   rounding error grows with (mean/stddev)^2) and the order in which a group's values are
 //   visited is unspecified: relative tolerance 1e-5 for queries with stddev/stdvar, 1e-3
@@ -893,17 +893,19 @@ class QueryGen {
     }
     return fmt::format("{} {}{} {}", Paren(lhs), op, matching, Paren(rhs));
   }
+  // Exponents that Go's math.Pow takes without its Exp and Log: integers and ±0.5.
+  inline static const std::vector<std::string> kExponents = {"0.5", "-0.5", "2",  "3",
+                                                             "-1",  "-2",   "-3", "4"};
   std::string ScalarBinary(int depth) {
     static const std::vector<std::string> ops = {"+",  "-",  "*",      "/",       "%",
                                                  "^",  "==", "!=",     ">",       "<",
                                                  ">=", "<=", "> bool", "== bool", "< bool"};
     std::string v = Paren(Vector(depth - 1)), s = Scalar(depth - 1), op = rng_.Pick(ops);
     if (s.find(' ') != std::string::npos) s = "(" + s + ")";
-    // Powers only as vector ^ an exponent that Go's math.Pow rounds once, as glibc's pow
-    // does (x^3 takes two roundings in Go: an ulp apart, which cos or `%` of a huge power
-    // turns into any value).
+    // Powers only as vector ^ an exponent that Go's math.Pow takes without its Exp and Log
+    // (see the header).
     if (op == "^") {
-      return fmt::format("{} ^ {}", v, rng_.Pick(std::vector<std::string>{"0.5", "2", "-1"}));
+      return fmt::format("{} ^ {}", v, rng_.Pick(kExponents));
     }
     // `time() % v` divides a huge number by a small one: the remainder is ill-conditioned
     // in v, so an ulp of an average or of Go's tanh turns into any value. The vector
@@ -918,12 +920,9 @@ class QueryGen {
     if (r < 66) return "pi()";
     if (r < 86) return fmt::format("scalar({})", Vector(depth - 1));
     std::string op = rng_.Pick(std::vector<std::string>{"+", "*", "-", "/", "^", "> bool"});
-    // Powers as in ScalarBinary: an exponent that Go's math.Pow rounds once (`100 ^ -2.5` and
-    // `1e3 ^ pi()` go through Go's own Exp and Log, an ulp off glibc's, which `%` shows).
-    if (op == "^") {
-      return fmt::format("{} ^ {}", Number(),
-                         rng_.Pick(std::vector<std::string>{"0.5", "2", "-1"}));
-    }
+    // Powers as in ScalarBinary (`100 ^ -2.5` and `1e3 ^ pi()` go through Go's own Exp and
+    // Log, an ulp off glibc's, which `%` shows).
+    if (op == "^") return fmt::format("{} ^ {}", Number(), rng_.Pick(kExponents));
     return fmt::format("{} {} {}", Number(), op, Scalar(depth - 1));
   }
 
