@@ -60,7 +60,8 @@
 //   which must agree. A sum's own ulp can do the same and has no rewrite: seed 1339 at
 //   depth 4 takes `min(...) / (quantile(0.9, sum(node_cpu_seconds_total)) % (1e3 > bool
 //   s))`, the fractional part of a sum of 12 counters; Strata's sum, 761129.062, is the
-//   exact one (as 3.x's compensated sum), 2.42's plain sum an ulp below it.
+//   exact one (as 3.x's compensated sum), 2.42's plain sum an ulp below it. Seed 1630 takes
+//   the cos of a sum of timestamps (about 1e11).
 // - rate/increase extrapolation towards the window's start when the first sample lies more
 //   than 1.1 average intervals after it (a series starts, a subquery's points have a gap,
 //   or just jitter between samples): 3.x first cuts the extrapolation to half an average
@@ -69,7 +70,8 @@
 //   only over range selectors of counters, which start far above 0 and whose resets keep
 //   them far above 0 (zero points long before the window).
 // - Floating-point differences also reach count_values' "value" label: it is compared as a
-//   number with the same tolerance (CountValuesAgree).
+//   number with the same tolerance (CountValuesAgree), and "-0" and "0" count as one value
+//   (seed 1730: 2.42 sums a lone -0 to -0, 3.x and Strata to 0).
 // - In a range query, 2.42 answers predict_linear of a range selector with @ differently
 //   from its own instant queries at the same times (Strata agrees with those): such range
 //   results are compared with 2.42's instant answers at every step instead (where ours is
@@ -87,9 +89,10 @@
 //   rounding error grows with (mean/stddev)^2) and the order in which a group's values are
 //   visited is unspecified: relative tolerance 1e-5 for queries with stddev/stdvar, 1e-3
 //   where they may see times (timestamp(), time()). No tolerance survives such a result
-//   taken `% 0.001` or into cos: seeds 104 and 150, 229 at depth 5 and 258 at depths 4-5 can
-//   differ there (depending on the data's start), with stddev/stdvar arguments that agree
-//   to about 1e-15.
+//   taken `% 0.001` or into cos: seeds 104 and 150, 229 at depth 5, 258 at depths 4-5, 1732
+//   (stddev of values 1.8e9 from 0 and 1e-5 apart) and 1810 (`x % stdvar(deriv(up[7m]))`)
+//   can differ there (depending on the data's start), with stddev/stdvar arguments that
+//   agree to about 1e-15.
 // - The stddev/stdvar aggregation of a group whose first value is NaN or ±Inf: 3.x NaN,
 //   2.42 0 (KnownDifference).
 // - One-to-one matching with a comparison that filters out all but one (or none) of several
@@ -1188,7 +1191,20 @@ bool CountValuesAgree(const QueryResult& ours, const QueryResult& theirs,
       if (x.first != y.first) return x.first < y.first;
       return x.second < y.second;
     };
-    for (auto& [key, pairs] : out) std::sort(pairs.begin(), pairs.end(), before);
+    // Labels that are one number ("-0" and "0") are one group: 2.42's sum of a lone -0 is
+    // -0, 3.x's (and Strata's) is 0, as 3.x adds its compensation, +0, at the end.
+    for (auto& [key, pairs] : out) {
+      std::sort(pairs.begin(), pairs.end(), before);
+      std::vector<std::pair<double, double>> merged;
+      for (const auto& p : pairs) {
+        if (!merged.empty() && merged.back().first == p.first) {
+          merged.back().second += p.second;
+        } else {
+          merged.push_back(p);
+        }
+      }
+      pairs = std::move(merged);
+    }
     return out;
   };
   auto close = [&](double a, double b) {
