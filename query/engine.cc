@@ -35,10 +35,16 @@ size_t SeriesBuilder::Handle(const Labels& labels, bool drop_name) {
 
 absl::Status SeriesBuilder::AddAt(size_t handle, Timestamp t, double v) {
   EvalSeries& s = series_[handle];
-  if (!s.points.empty() && s.points.back().t >= t) {
-    return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
+  if (s.points.empty() || s.points.back().t < t) {
+    s.points.push_back({t, v});
+  } else {
+    // Before the last point: another input series with these output labels at other steps
+    // (`label_replace(a or b, ...)` where a and b take turns). Only one point per step.
+    auto at = std::lower_bound(s.points.begin(), s.points.end(), t,
+                               [](const Sample& p, Timestamp x) { return p.t < x; });
+    if (at->t == t) return absl::FailedPreconditionError(std::string(kDuplicateLabelset));
+    s.points.insert(at, {t, v});
   }
-  s.points.push_back({t, v});
   ++points_;
   return absl::OkStatus();
 }

@@ -88,8 +88,8 @@ struct StepElement {
 // Collects output series keyed by label set (and name mark), appending one point per step.
 class SeriesBuilder {
  public:
-  // Adds a point. Errors when the series already has a point at t ("vector cannot contain
-  // metrics with the same labelset").
+  // Adds a point, in time order whatever order points come in. Errors when the series
+  // already has a point at t ("vector cannot contain metrics with the same labelset").
   absl::Status Add(const Labels& labels, bool drop_name, Timestamp t, double v) {
     return AddAt(Handle(labels, drop_name), t, v);
   }

@@ -669,6 +669,41 @@ TEST_F(EngineTest, GroupLeftNameSurvivesArithmeticButNotABoolComparison) {
               ::testing::ElementsAre(R"({__name__="b", i="1", job="x"})"));
 }
 
+// Input series that get one label set from label_replace are one output series as long as
+// no two have a point at the same step, whichever comes first in the input (`x or y` lists
+// x, which has the later points, first).
+TEST_F(EngineTest, LabelReplaceJoinsSeriesThatTakeTurns) {
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "x"}, {"k", "1"}}, {{900'000, 2}}).ok());
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "y"}, {"k", "1"}}, {{10'000, 1}}).ok());
+  Engine engine;
+  auto run = [&](const std::string& q) {
+    return engine.RangeQuery(store_, *Parse(q), q, 0, 1'200'000, 100'000);
+  };
+  auto both = run(R"(label_replace(x or y, "__name__", "z", "", ""))");
+  ASSERT_TRUE(both.ok()) << both.status();
+  auto x = run(R"(label_replace(x, "__name__", "z", "", ""))");
+  auto y = run(R"(label_replace(y, "__name__", "z", "", ""))");
+  ASSERT_TRUE(x.ok() && y.ok());
+  ASSERT_EQ(both->value.matrix.size(), 1u);
+  ASSERT_EQ(x->value.matrix.size(), 1u);
+  ASSERT_EQ(y->value.matrix.size(), 1u);
+  std::vector<Sample> want = y->value.matrix[0].samples;
+  want.insert(want.end(), x->value.matrix[0].samples.begin(), x->value.matrix[0].samples.end());
+  const std::vector<Sample>& got = both->value.matrix[0].samples;
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].t, want[i].t);
+    EXPECT_EQ(got[i].v, want[i].v);
+  }
+  EXPECT_EQ(both->value.matrix[0].labels.ToString(), R"({__name__="z", k="1"})");
+  EXPECT_TRUE(run(R"(label_replace({__name__=~"x|y"}, "__name__", "z", "", ""))").ok());
+  // At a step where two have a point, the label sets collide.
+  ASSERT_TRUE(store_.AppendMany({{"__name__", "w"}, {"k", "1"}}, {{900'000, 3}}).ok());
+  auto overlap = run(R"(label_replace({__name__=~"x|w"}, "__name__", "z", "", ""))");
+  ASSERT_FALSE(overlap.ok());
+  EXPECT_EQ(overlap.status().message(), "vector cannot contain metrics with the same labelset");
+}
+
 TEST_F(EngineTest, CancelFlagStopsAQuery) {
   Fill(50, 240);
   std::atomic<bool> canceled{true};
