@@ -62,6 +62,10 @@
 //   s))`, the fractional part of a sum of 12 counters; Strata's sum, 761129.062, is the
 //   exact one (as 3.x's compensated sum), 2.42's plain sum an ulp below it. Seed 1630 takes
 //   the cos of a sum of timestamps (about 1e11).
+// - 2.42's compensated sums (deriv, predict_linear's regression) turn an infinite term into
+//   NaN (the compensation becomes Inf - Inf); 3.x keeps the compensation at 0 then, so a
+//   window with +Inf among finite values can give ±Inf where 2.42 gives NaN: seed 1939,
+//   `predict_linear(odd_values{kind="inf"}[5m] offset -2m, -1)`. Strata follows 3.x.
 // - rate/increase extrapolation towards the window's start when the first sample lies more
 //   than 1.1 average intervals after it (a series starts, a subquery's points have a gap,
 //   or just jitter between samples): 3.x first cuts the extrapolation to half an average
