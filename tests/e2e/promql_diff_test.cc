@@ -61,7 +61,9 @@
 //   depth 4 takes `min(...) / (quantile(0.9, sum(node_cpu_seconds_total)) % (1e3 > bool
 //   s))`, the fractional part of a sum of 12 counters; Strata's sum, 761129.062, is the
 //   exact one (as 3.x's compensated sum), 2.42's plain sum an ulp below it. Seed 1630 takes
-//   the cos of a sum of timestamps (about 1e11).
+//   the cos of a sum of timestamps (about 1e11), seed 1859 `(avg(...) ^ 2) % 1` (the sum of
+//   the rewrite is an ulp apart too), seed 1955 the delta of averages of timestamps (two
+//   values near 1.8e9 an ulp apart, 2e-7, against a difference of 120).
 // - 2.42's compensated sums (deriv, predict_linear's regression) turn an infinite term into
 //   NaN (the compensation becomes Inf - Inf); 3.x keeps the compensation at 0 then, so a
 //   window with +Inf among finite values can give ±Inf where 2.42 gives NaN: seed 1939,
