@@ -153,7 +153,9 @@ def run_vm(bins, work, files, month, day_start_ms, reps):
         if parts <= 1 and metric(s, "vm_pending_rows", 'type="storage"') == 0:
             break
         get("/internal/force_flush")
-    print(f"    victoriametrics: {parts:.0f} data part(s) after the forced merges", flush=True)
+    rows = metric(s, "vm_rows", 'type="storage/')
+    print(f"    victoriametrics: {parts:.0f} data part(s), {rows:,.0f} rows after the forced merges",
+          flush=True)
     queries = time_queries(s, day_start_ms, reps) if reps > 0 else {}
     if s.stop() != 0:
         raise RuntimeError("victoriametrics did not stop cleanly")
