@@ -374,6 +374,11 @@ class TextParser {
     std::erase_if(labels_, [](const LabelView& l) { return l.value.empty(); });
     std::sort(labels_.begin(), labels_.end(),
               [](const LabelView& a, const LabelView& b) { return a.name < b.name; });
+    for (size_t i = 1; i < labels_.size(); ++i) {
+      if (labels_[i].name == labels_[i - 1].name) {
+        return LineError(fmt::format("duplicate label name {}", Shown(labels_[i].name)));
+      }
+    }
     // A label set equal to one seen before passed the checks below then: most lines of a
     // body repeat series of earlier lines, and need only the lookup.
     key_.AssignSortedViews(labels_);
@@ -383,9 +388,6 @@ class TextParser {
     }
     for (size_t i = 0; i < labels_.size(); ++i) {
       const LabelView& l = labels_[i];
-      if (i > 0 && l.name == labels_[i - 1].name) {
-        return LineError(fmt::format("duplicate label name {}", Shown(l.name)));
-      }
       if (l.name.size() > options_.max_label_name_bytes) {
         return LineError(fmt::format("label name {} is {} bytes, longer than the limit of {}",
                                      Shown(l.name), l.name.size(), options_.max_label_name_bytes));
