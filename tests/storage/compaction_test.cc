@@ -283,11 +283,11 @@ TEST(Compaction, VersionOneDirectoriesOpenAndAreUpgradedByTheFirstCompaction) {
             std::string::npos);
 }
 
-// A version 2, 3 or 4 directory (by its meta key: its blocks are this build's) becomes
-// the current version with the first write of a block, here by tombstone cleaning; until
-// then it keeps its version.
-TEST(Compaction, VersionTwoToFourDirectoriesAreUpgradedByTheFirstBlockWrite) {
-  for (int version : {2, 3, 4}) {
+// A version 2 to 5 directory (by its meta key: its blocks are this build's) becomes the
+// current version with the first write of a block, here by tombstone cleaning; until then
+// it keeps its version.
+TEST(Compaction, VersionTwoToFiveDirectoriesAreUpgradedByTheFirstBlockWrite) {
+  for (int version : {2, 3, 4, 5}) {
     TempDir dir;
     WriteOlderDirectory(dir.path(), /*compact=*/true, version);
     auto db = Storage::Open(Opts(dir.path()));
