@@ -735,6 +735,59 @@ namespace {
 inline void Put(Sample* s, uint32_t k, double v) { s[k].v = v; }
 inline void Put(double* s, uint32_t k, double v) { s[k] = v; }
 
+// Values [k0, stop) of a mantissa run (value k0 its first) whose b-bit fields are the
+// `size` bytes at `fields`: with the mantissa state *m, the run's smallest difference d,
+// the exponent and 10^|exponent| (`scale`, divided by when kDivide), values k >= lo go to
+// s[k - lo] and the last one's bits to *prev. False on a base value with no mantissa in
+// the exponent. Apart from the token loop, so that its few variables stay in registers.
+template <bool kBased, bool kDivide, typename Out>
+[[gnu::noinline]] bool DecodeMantissaRun(const uint8_t* fields, uint64_t size, uint64_t b,
+                                         uint64_t d, uint32_t k0, uint32_t stop, uint32_t lo,
+                                         int exponent, double scale, const double* base,
+                                         uint64_t* m, uint64_t* prev, Out* s) {
+  const uint64_t mask = (uint64_t{1} << b) - 1;
+  uint64_t mantissa = *m, at = 0;  // `at`: the bit offset of the next field
+  auto next = [&] {
+    const uint64_t byte = at >> 3;
+    uint64_t word = 0;
+    if (size - byte >= 8) [[likely]] {
+      std::memcpy(&word, fields + byte, 8);  // one load, where the bytes one by one are not
+      if constexpr (std::endian::native == std::endian::big) word = __builtin_bswap64(word);
+    } else {
+      for (uint64_t j = byte; j < size; ++j) word |= uint64_t{fields[j]} << (8 * (j - byte));
+    }
+    const uint64_t x = (word >> (at & 7)) & mask;
+    at += b;
+    mantissa += d + x;
+  };
+  auto value = [&](uint32_t k, double* v) {
+    uint64_t full = mantissa;
+    if constexpr (kBased) {
+      int64_t off;
+      if (!BaseMantissa(base[k], exponent, &off)) return false;
+      full += static_cast<uint64_t>(off);
+    }
+    const double x = static_cast<double>(static_cast<int64_t>(full));
+    *v = kDivide ? x / scale : x * scale;
+    return true;
+  };
+  uint32_t k = k0;
+  for (; k < stop && k < lo; ++k) next();
+  double v = 0;
+  if (k == stop) {
+    // Nothing stored: the last value only for its bits.
+    if (!value(stop - 1, &v)) return false;
+  }
+  for (; k < stop; ++k) {
+    next();
+    if (!value(k, &v)) return false;
+    Put(s, k - lo, v);
+  }
+  *m = mantissa;
+  *prev = std::bit_cast<uint64_t>(v);
+  return true;
+}
+
 // Values before `lo` are decoded (the ones after depend on them) but not stored: value k
 // goes to s[k - lo]. `count`: the values of the segment (n or more); `format`: the block's
 // (runs from 4 on, mantissa runs from 5 on).
@@ -745,20 +798,6 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
   double scale = 1;  // 10^|exponent|, an exact double
   bool divide = false;
   int exponent = 0;
-  // Value k from the mantissa state m, into prev (and s).
-  auto decimal = [&](uint32_t k) {
-    uint64_t full = m;
-    if constexpr (kBased) {
-      int64_t off;
-      if (!BaseMantissa(base[k], exponent, &off)) return false;
-      full += static_cast<uint64_t>(off);
-    }
-    const double d = static_cast<double>(static_cast<int64_t>(full));
-    const double v = divide ? d / scale : d * scale;
-    prev = std::bit_cast<uint64_t>(v);
-    if (k >= lo) Put(s, k - lo, v);
-    return true;
-  };
   for (uint32_t k = 0; k < n; ++k) {
     uint64_t tok;
     if (!ReadUvarint(p, end, &tok)) return Malformed("value column ends early");
@@ -795,22 +834,14 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
           return Malformed("mantissa run");
         }
         const uint64_t d = static_cast<uint64_t>(coding::Unzigzag(zd));
-        const uint64_t mask = (uint64_t{1} << b) - 1;
-        const uint8_t* const bytes = p;
         const uint64_t size = (r * b + 7) / 8;
         // Values past the n wanted are skipped (a range read stops there).
         const uint32_t stop = static_cast<uint32_t>(std::min<uint64_t>(k + r, n));
-        uint64_t at = 0;  // bit offset of the next value
-        for (; k < stop; ++k, at += b) {
-          const uint64_t byte = at >> 3;
-          uint64_t word = 0;
-          if (size - byte >= 8) {
-            word = coding::DecodeFixed64LE(reinterpret_cast<const char*>(bytes + byte));
-          } else {
-            for (uint64_t j = byte; j < size; ++j) word |= uint64_t{bytes[j]} << (8 * (j - byte));
-          }
-          m += d + ((word >> (at & 7)) & mask);
-          if (!decimal(k)) return Malformed("base value");
+        if (!(divide ? DecodeMantissaRun<kBased, true>(p, size, b, d, k, stop, lo, exponent, scale,
+                                                       base, &m, &prev, s)
+                     : DecodeMantissaRun<kBased, false>(p, size, b, d, k, stop, lo, exponent, scale,
+                                                        base, &m, &prev, s))) {
+          return Malformed("base value");
         }
         p += size;
         k = static_cast<uint32_t>(k0 + r - 1);  // the loop's increment follows
@@ -846,7 +877,16 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
       if (k >= lo) Put(s, k - lo, std::bit_cast<double>(prev));
       continue;
     }
-    if (!decimal(k)) return Malformed("base value");
+    uint64_t full = m;
+    if constexpr (kBased) {
+      int64_t off;
+      if (!BaseMantissa(base[k], exponent, &off)) return Malformed("base value");
+      full += static_cast<uint64_t>(off);
+    }
+    const double d = static_cast<double>(static_cast<int64_t>(full));
+    const double v = divide ? d / scale : d * scale;
+    prev = std::bit_cast<uint64_t>(v);
+    if (k >= lo) Put(s, k - lo, v);
   }
   if (whole && p != end) return Malformed("value column has trailing bytes");
   return absl::OkStatus();
