@@ -623,6 +623,22 @@ std::vector<Sample> Window(const std::vector<Sample>& all, Timestamp lo, Timesta
   return out;
 }
 
+// Series i of `block` (opened from `value`), in the given order, decodes to want[i]; and
+// its samples in [lo, hi], from the value opened afresh, to those of want[i].
+void ExpectDecodes(const std::string& value, const CompactedBlock& block,
+                   std::initializer_list<size_t> order,
+                   const std::vector<std::vector<Sample>>& want, Timestamp lo, Timestamp hi) {
+  for (size_t i : order) {
+    std::vector<Sample> got;
+    ASSERT_TRUE(block.Decode(i, &got).ok());
+    EXPECT_TRUE(testing::SameSamples(got, want[i])) << i << ": " << testing::Describe(got);
+    got.clear();
+    ASSERT_TRUE(CompactedBlock::Open(value)->Decode(i, &got, lo, hi).ok());
+    EXPECT_TRUE(testing::SameSamples(got, Window(want[i], lo, hi)))
+        << i << ": " << testing::Describe(got);
+  }
+}
+
 TEST(CompactedBlock, ReadsAFormatThreeBlockWithRestarts) {
   // Written before runs: series 3 (full-precision values), 4 and 5 (decimals, 5 based on
   // 4) on the timestamps 1000 + 15000 k, and 9 (big values and a stale marker) 7 ms later;
@@ -659,16 +675,7 @@ TEST(CompactedBlock, ReadsAFormatThreeBlockWithRestarts) {
   ASSERT_TRUE(b.ok()) << b.status();
   ASSERT_EQ(b->num_series(), 4u);
   EXPECT_EQ(b->base(2), 1u);
-  for (size_t i : {2, 0, 1, 3}) {
-    std::vector<Sample> got;
-    ASSERT_TRUE(b->Decode(i, &got).ok());
-    EXPECT_TRUE(testing::SameSamples(got, want[i])) << i << ": " << testing::Describe(got);
-    got.clear();
-    ASSERT_TRUE(CompactedBlock::Open(v3)->Decode(i, &got, 46000, 61010).ok());
-    EXPECT_TRUE(
-        testing::SameSamples(got, std::vector<Sample>(want[i].begin() + 3, want[i].begin() + 5)))
-        << i << ": " << testing::Describe(got);
-  }
+  ExpectDecodes(v3, *b, {2, 0, 1, 3}, want, 46000, 61010);
 }
 
 TEST(CompactedBlock, ReadsAFormatFourBlockWithRuns) {
@@ -715,15 +722,9 @@ TEST(CompactedBlock, ReadsAFormatFourBlockWithRuns) {
   ASSERT_TRUE(b.ok()) << b.status();
   ASSERT_EQ(b->num_series(), 4u);
   EXPECT_EQ(b->base(3), 2u);
-  for (size_t i : {3, 0, 1, 2}) {
-    std::vector<Sample> got;
-    ASSERT_TRUE(b->Decode(i, &got).ok());
-    EXPECT_TRUE(testing::SameSamples(got, group[i].samples)) << i << ": " << testing::Describe(got);
-    got.clear();
-    ASSERT_TRUE(CompactedBlock::Open(v4)->Decode(i, &got, 46000, 91010).ok());
-    EXPECT_TRUE(testing::SameSamples(got, Window(group[i].samples, 46000, 91010)))
-        << i << ": " << testing::Describe(got);
-  }
+  std::vector<std::vector<Sample>> want;
+  for (const CompactedSeries& s : group) want.push_back(s.samples);
+  ExpectDecodes(v4, *b, {3, 0, 1, 2}, want, 46000, 91010);
   // This build writes the same values as format 5.
   group[3].base = 5;
   ExpectRoundTrip(group, kCompactedMaxBaseDepth, 4);
@@ -749,6 +750,26 @@ std::string OneSeriesBlock(const std::string& column, int format = kCompactedBlo
   return value;
 }
 
+// The block this build writes for `s` (no restarts) has the payload of `value`, and
+// windows of `value` decode to the samples of `s` in them.
+void ExpectWrittenAs(const CompactedSeries& s, const std::string& value) {
+  auto written = EncodeCompactedBlock(std::vector<CompactedSeries>{s}, {.restart_interval = 0});
+  ASSERT_TRUE(written.ok());
+  ASSERT_EQ((*written)[0], kCompactedBlockFormat);
+  auto payload = CompactedPayloadForTesting(*written);
+  ASSERT_TRUE(payload.ok());
+  EXPECT_EQ(*payload, *CompactedPayloadForTesting(value));
+  for (const auto& [lo, hi] : std::vector<std::pair<Timestamp, Timestamp>>{{INT64_MIN, INT64_MAX},
+                                                                           {16000, 46000},
+                                                                           {31000, 31000},
+                                                                           {46000, INT64_MAX},
+                                                                           {61000, INT64_MAX}}) {
+    std::vector<Sample> got;
+    ASSERT_TRUE(CompactedBlock::Open(value)->Decode(0, &got, lo, hi).ok());
+    EXPECT_TRUE(testing::SameSamples(got, Window(s.samples, lo, hi))) << testing::Describe(got);
+  }
+}
+
 // Whether Open, or else decoding series 0, refuses `value` with DataLoss.
 bool Refused(const std::string& value) {
   auto b = CompactedBlock::Open(value);
@@ -768,21 +789,10 @@ TEST(CompactedBlock, WritesRunsOfBitDifferencesAsDocumented) {
   for (int k = 0; k < 6; ++k) {
     s.samples.push_back({1000 + k * 15000, std::bit_cast<double>(first + offsets[k])});
   }
-  auto value = EncodeCompactedBlock(std::vector<CompactedSeries>{s}, {.restart_interval = 0});
-  ASSERT_TRUE(value.ok());
-  ASSERT_EQ((*value)[0], kCompactedBlockFormat);
   // 0.1: exponent -1, mantissa 1; then a run (lz 7, n 8 + 1: 319) of 5 values of 1 byte:
   // zigzagged differences 2, 6, 1, 0, 194. As raw tokens they would take 2 bytes each.
   const std::string column("\x05\x02\xbf\x02\x05\x02\x06\x01\x00\xc2", 10);
-  auto payload = CompactedPayloadForTesting(*value);
-  ASSERT_TRUE(payload.ok());
-  EXPECT_EQ(*payload, *CompactedPayloadForTesting(OneSeriesBlock(column)));
-  for (const auto& [lo, hi] : std::vector<std::pair<Timestamp, Timestamp>>{
-           {INT64_MIN, INT64_MAX}, {16000, 46000}, {31000, 31000}, {46000, INT64_MAX}}) {
-    std::vector<Sample> got;
-    ASSERT_TRUE(CompactedBlock::Open(OneSeriesBlock(column))->Decode(0, &got, lo, hi).ok());
-    EXPECT_TRUE(testing::SameSamples(got, Window(s.samples, lo, hi))) << testing::Describe(got);
-  }
+  ExpectWrittenAs(s, OneSeriesBlock(column));
   EXPECT_FALSE(Refused(OneSeriesBlock(column)));
   EXPECT_FALSE(Refused(OneSeriesBlock(column, 4)));
   EXPECT_TRUE(Refused(OneSeriesBlock(column, 3)));  // no runs before format 4
@@ -819,9 +829,6 @@ TEST(CompactedBlock, WritesMantissaRunsAsDocumented) {
   for (int k = 0; k < 11; ++k) {
     s.samples.push_back({1000 + k * 15000, static_cast<double>(m[k]) / 1000});
   }
-  auto value = EncodeCompactedBlock(std::vector<CompactedSeries>{s}, {.restart_interval = 0});
-  ASSERT_TRUE(value.ok());
-  ASSERT_EQ((*value)[0], 5);
   // 1.001: exponent -3 (0x15), mantissa 1001 (zigzag 2002); then a mantissa run (lz 6,
   // n 3 + 8: 379) of 10 values after the smallest increment 100000 (zigzag 200000), one
   // 8-bit field each: x.
@@ -830,15 +837,7 @@ TEST(CompactedBlock, WritesMantissaRunsAsDocumented) {
       "\x07\xc8\x00\x1f\xff\x40\x01\x80\x5a\x0d",
       19);
   auto block = [&](const std::string& c, int format = 5) { return OneSeriesBlock(c, format, 11); };
-  auto payload = CompactedPayloadForTesting(*value);
-  ASSERT_TRUE(payload.ok());
-  EXPECT_EQ(*payload, *CompactedPayloadForTesting(block(column)));
-  for (const auto& [lo, hi] : std::vector<std::pair<Timestamp, Timestamp>>{
-           {INT64_MIN, INT64_MAX}, {16000, 46000}, {31000, 31000}, {61000, INT64_MAX}}) {
-    std::vector<Sample> got;
-    ASSERT_TRUE(CompactedBlock::Open(block(column))->Decode(0, &got, lo, hi).ok());
-    EXPECT_TRUE(testing::SameSamples(got, Window(s.samples, lo, hi))) << testing::Describe(got);
-  }
+  ExpectWrittenAs(s, block(column));
   // Fields of 3 bits (n = 6: 219): 7, 0, 5, 2 in bits 0-2, 3-5, 6-8, 9-11 of 0x47 0x05
   // (0b01000111, 0b00000101).
   const std::string narrow("\x15\xd2\x0f\xdb\x01\x04\xc0\x9a\x0c\x47\x05", 11);
