@@ -27,10 +27,10 @@ namespace strata {
 // The on-disk format this build writes. It also reads kStoreFormatVersionMin and up;
 // a directory with any other version is refused at open. Version 2 added the `compacted`
 // family, version 3 compacted blocks of format 2, version 4 of format 3, version 5 of
-// format 4 (docs/format/compacted.md); an older directory opens unchanged and becomes
-// version 5 with its first write of compacted blocks (compaction or tombstone cleaning;
-// docs/format/keys.md).
-inline constexpr int kStoreFormatVersion = 5;
+// format 4, version 6 of format 5 (docs/format/compacted.md); an older directory opens
+// unchanged and becomes version 6 with its first write of compacted blocks (compaction or
+// tombstone cleaning; docs/format/keys.md).
+inline constexpr int kStoreFormatVersion = 6;
 inline constexpr int kStoreFormatVersionMin = 1;
 
 // How compaction groups series (docs/format/keys.md, `compacted`). A group is closed at

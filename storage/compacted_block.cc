@@ -36,7 +36,10 @@ inline double Decimal(int64_t m, int e) {
 //                endian) of x = bits XOR previous bits, shifted left by 8 * (8 - lz - n)
 //                (lz + n <= 8); or, from format 4, with lz = 7 and n = 8 + w (1 <= w <= 8),
 //                a run: uvarint r, then r values of w bytes each (little endian): the
-//                zigzagged difference of each value's bits from the previous value's.
+//                zigzagged difference of each value's bits from the previous value's;
+//                or, from format 5, with lz = 6 and n = 3 + b (0 <= b <= 56), a mantissa
+//                run: uvarint r, varint d, then r values of b bits each (packed from the
+//                lowest bit of the first byte on): mantissa += d + x, value as for a delta.
 // In a column with a base, the mantissa state is the difference from BaseMantissa of the
 // base's value at the same index: value = Decimal(BaseMantissa + state, exponent).
 constexpr int kRaiseRun = 32;  // values whose mantissa ends in 0 before the exponent rises
@@ -44,8 +47,45 @@ constexpr int kRaiseRun = 32;  // values whose mantissa ends in 0 before the exp
 // The token of a run of w-byte deltas (1 <= w <= 8).
 constexpr uint64_t RunToken(int w) { return static_cast<uint64_t>(3 | 7 << 2 | (8 + w) << 5); }
 
+// The token of a mantissa run of b-bit values (0 <= b <= kMaxRunBits).
+constexpr uint64_t MantissaRunToken(int b) {
+  return static_cast<uint64_t>(3 | 6 << 2 | (3 + b) << 5);
+}
+// A value of a mantissa run fits one unaligned 8-byte load at any bit offset.
+constexpr int kMaxRunBits = 56;
+// From format 5 on, a value segment's length is coded as its excess over this (its first
+// token's least), not over one byte per value: a mantissa run may take less.
+constexpr uint64_t kLeastSegmentBytes = 1;
+
 // Bytes of the uvarint v.
 inline size_t UvarintSize(uint64_t v) { return static_cast<size_t>(std::bit_width(v | 1) + 6) / 7; }
+
+// A segment's last values, coded as delta tokens from byte `offset` of *out to its end
+// with the mantissa differences `deltas`: if one mantissa run codes them in fewer bytes,
+// it replaces their tokens. It leaves the decoder in the state the tokens would, so every
+// value reads back as the tokens did (the writer checked each of those).
+void MaybeMantissaRun(std::span<const int64_t> deltas, size_t offset, std::string* out) {
+  if (deltas.empty()) return;
+  const auto [lo, hi] = std::minmax_element(deltas.begin(), deltas.end());
+  const int b = std::bit_width(static_cast<uint64_t>(*hi) - static_cast<uint64_t>(*lo));
+  const size_t r = deltas.size();
+  if (b > kMaxRunBits || UvarintSize(MantissaRunToken(b)) + UvarintSize(r) +
+                                 UvarintSize(coding::Zigzag(*lo)) + (r * b + 7) / 8 >=
+                             out->size() - offset) {
+    return;
+  }
+  out->resize(offset);
+  coding::PutUvarint(out, MantissaRunToken(b));
+  coding::PutUvarint(out, r);
+  coding::PutVarint(out, *lo);
+  uint64_t pending = 0;  // bits not yet written, from the lowest
+  int bits = 0;
+  for (int64_t d : deltas) {
+    pending |= (static_cast<uint64_t>(d) - static_cast<uint64_t>(*lo)) << bits;
+    for (bits += b; bits >= 8; bits -= 8, pending >>= 8) out->push_back(static_cast<char>(pending));
+  }
+  if (bits > 0) out->push_back(static_cast<char>(pending));
+}
 
 // Values [a, b) of a segment whose first value a is coded in (*out)[first_end - first
 // token's length, first_end) and the others as tokens in [first_end, out->size()): if one
@@ -112,11 +152,17 @@ inline bool BaseMantissa(double base, int e, int64_t* m) {
 class ValueEncoder {
  public:
   // `base`: the base series' values, one per value added, or null.
-  ValueEncoder(std::string* out, const std::vector<Sample>* base) : out_(out), base_(base) {}
+  ValueEncoder(std::string* out, const std::vector<Sample>* base)
+      : out_(out), base_(base), tail_offset_(out->size()) {}
 
   void Add(double v) {
     const uint64_t bits = std::bit_cast<uint64_t>(v);
+    const size_t deltas = tail_deltas_.size();
     if (!TryDecimal(v, bits)) Raw(bits);
+    if (tail_deltas_.size() == deltas) {
+      tail_deltas_.clear();
+      tail_offset_ = out_->size();
+    }
     prev_bits_ = bits;
     ++index_;
   }
@@ -128,7 +174,14 @@ class ValueEncoder {
     exp_ = 0;
     mantissa_ = 0;
     raise_run_ = 0;
+    tail_deltas_.clear();
+    tail_offset_ = out_->size();
   }
+
+  // The segment's last values that were coded as delta tokens: their mantissa differences
+  // and the offset in *out of the first one's token.
+  std::span<const int64_t> tail_deltas() const { return tail_deltas_; }
+  size_t tail_offset() const { return tail_offset_; }
 
  private:
   // The mantissa offset of the current value in exponent e: 0 without a base.
@@ -206,6 +259,7 @@ class ValueEncoder {
     int64_t off;
     if (!Offset(exp_, &off)) return false;
     coding::PutUvarint(out_, coding::Zigzag(m - off - mantissa_) << 1);
+    tail_deltas_.push_back(m - off - mantissa_);
     mantissa_ = m - off;
     return true;
   }
@@ -243,6 +297,8 @@ class ValueEncoder {
   int exp_ = 0;
   int64_t mantissa_ = 0;
   int raise_run_ = 0;
+  std::vector<int64_t> tail_deltas_;
+  size_t tail_offset_;
 };
 
 // Appends the timestamp column of `s` with a segment starting every `interval` samples to
@@ -425,7 +481,7 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
     const std::vector<Sample>& samples = series[i].samples;
     for (size_t a = 0; a < samples.size(); a += interval) {
       if (a > 0) {
-        coding::PutUvarint(&lengths, value_bytes.size() - segment_bytes - interval);
+        coding::PutUvarint(&lengths, value_bytes.size() - segment_bytes - kLeastSegmentBytes);
         segment_bytes = value_bytes.size();
         enc.Restart();
       }
@@ -433,6 +489,7 @@ absl::StatusOr<std::string> EncodeCompactedBlock(std::span<const CompactedSeries
       enc.Add(samples[a].v);
       const size_t first_end = value_bytes.size();
       for (size_t k = a + 1; k < b; ++k) enc.Add(samples[k].v);
+      MaybeMantissaRun(enc.tail_deltas(), enc.tail_offset(), &value_bytes);
       MaybeRun(samples, a, b, first_end, &value_bytes);
     }
     value_size.push_back(value_bytes.size() - before);
@@ -512,7 +569,7 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
   }
   const uint64_t interval = SegmentSamples(restart_interval);
   b.interval_ = interval;
-  b.runs_ = format >= 4;
+  b.format_ = format;
   // Reads the byte length of one segment of a column of `size` bytes whose earlier segments
   // take `used`, coded as its excess over `least` (the fewest bytes its samples take).
   auto segment_length = [&](uint64_t least, uint64_t size, uint64_t* used) {
@@ -575,7 +632,7 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
       return Malformed("series header");
     }
     if ((i > 0 && delta == 0) || delta > UINT64_MAX - ref || ts >= num_ts || size > raw_len ||
-        b.ts_[ts].count > size) {
+        (format >= 5 ? b.ts_[ts].segments : b.ts_[ts].count) > size) {
       return Malformed("series entry");
     }
     uint32_t base_index = kNoBase;
@@ -587,17 +644,22 @@ absl::StatusOr<CompactedBlock> CompactedBlock::Open(std::string_view value) {
       base_index = static_cast<uint32_t>(index);
     }
     ref += delta;
-    // Every value takes at least one byte.
+    // Every value takes at least one byte; from format 5 on (where a mantissa run may code
+    // many in one), every segment does.
     const TsColumn& c = b.ts_[ts];
     if (c.segments - 1 > static_cast<uint64_t>(end - p)) return Malformed("restarts");
     const size_t at = b.bounds_.size();
     uint64_t used = 0;
     b.bounds_.push_back(0);
     for (uint64_t s = 1; s < c.segments; ++s) {
-      if (!segment_length(interval, size, &used)) return Malformed("value column restart");
+      if (!segment_length(format >= 5 ? kLeastSegmentBytes : interval, size, &used)) {
+        return Malformed("value column restart");
+      }
     }
     b.bounds_.push_back(static_cast<uint32_t>(size));
-    if (size - used < c.count - (c.segments - 1) * interval) return Malformed("value column size");
+    const uint64_t last_least =
+        format >= 5 ? kLeastSegmentBytes : c.count - (c.segments - 1) * interval;
+    if (size - used < last_least) return Malformed("value column size");
     b.series_.push_back({ref, static_cast<uint32_t>(ts), base_index, false, total, size, at});
     total += size;
   }
@@ -673,12 +735,65 @@ namespace {
 inline void Put(Sample* s, uint32_t k, double v) { s[k].v = v; }
 inline void Put(double* s, uint32_t k, double v) { s[k] = v; }
 
+// Values [k0, stop) of a mantissa run (value k0 its first) whose b-bit fields are the
+// `size` bytes at `fields`: with the mantissa state *m, the run's smallest difference d,
+// the exponent and 10^|exponent| (`scale`, divided by when kDivide), values k >= lo go to
+// s[k - lo] and the last one's bits to *prev. False on a base value with no mantissa in
+// the exponent. Apart from the token loop, so that its few variables stay in registers.
+template <bool kBased, bool kDivide, typename Out>
+[[gnu::noinline]] bool DecodeMantissaRun(const uint8_t* fields, uint64_t size, uint64_t b,
+                                         uint64_t d, uint32_t k0, uint32_t stop, uint32_t lo,
+                                         int exponent, double scale, const double* base,
+                                         uint64_t* m, uint64_t* prev, Out* s) {
+  const uint64_t mask = (uint64_t{1} << b) - 1;
+  uint64_t mantissa = *m, at = 0;  // `at`: the bit offset of the next field
+  auto next = [&] {
+    const uint64_t byte = at >> 3;
+    uint64_t word = 0;
+    if (size - byte >= 8) [[likely]] {
+      std::memcpy(&word, fields + byte, 8);  // one load, where the bytes one by one are not
+      if constexpr (std::endian::native == std::endian::big) word = __builtin_bswap64(word);
+    } else {
+      for (uint64_t j = byte; j < size; ++j) word |= uint64_t{fields[j]} << (8 * (j - byte));
+    }
+    const uint64_t x = (word >> (at & 7)) & mask;
+    at += b;
+    mantissa += d + x;
+  };
+  auto value = [&](uint32_t k, double* v) {
+    uint64_t full = mantissa;
+    if constexpr (kBased) {
+      int64_t off;
+      if (!BaseMantissa(base[k], exponent, &off)) return false;
+      full += static_cast<uint64_t>(off);
+    }
+    const double x = static_cast<double>(static_cast<int64_t>(full));
+    *v = kDivide ? x / scale : x * scale;
+    return true;
+  };
+  uint32_t k = k0;
+  for (; k < stop && k < lo; ++k) next();
+  double v = 0;
+  if (k == stop) {
+    // Nothing stored: the last value only for its bits.
+    if (!value(stop - 1, &v)) return false;
+  }
+  for (; k < stop; ++k) {
+    next();
+    if (!value(k, &v)) return false;
+    Put(s, k - lo, v);
+  }
+  *m = mantissa;
+  *prev = std::bit_cast<uint64_t>(v);
+  return true;
+}
+
 // Values before `lo` are decoded (the ones after depend on them) but not stored: value k
-// goes to s[k - lo]. `count`: the values of the segment (n or more); `runs`: whether run
-// tokens are allowed (format 4 and up).
+// goes to s[k - lo]. `count`: the values of the segment (n or more); `format`: the block's
+// (runs from 4 on, mantissa runs from 5 on).
 template <bool kBased, typename Out>
 absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo, uint32_t n,
-                               uint32_t count, bool whole, bool runs, const double* base, Out* s) {
+                               uint32_t count, bool whole, int format, const double* base, Out* s) {
   uint64_t prev = 0, m = 0;
   double scale = 1;  // 10^|exponent|, an exact double
   bool divide = false;
@@ -707,11 +822,36 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
       m = static_cast<uint64_t>(sm);
     } else {
       uint64_t lz = (tok >> 2) & 7, nb = tok >> 5;
+      if (lz == 6 && nb > 2) {
+        // A mantissa run of r values of b bits each after the smallest difference d: within
+        // the segment and its bytes. Like delta tokens, its differences are not checked.
+        uint64_t r, zd;
+        const uint32_t k0 = k;
+        const uint64_t b = nb - 3;
+        if (format < 5 || b > kMaxRunBits || !ReadUvarint(p, end, &r) ||
+            !ReadUvarint(p, end, &zd) || r == 0 || r > count - k ||
+            (r * b + 7) / 8 > static_cast<uint64_t>(end - p)) {
+          return Malformed("mantissa run");
+        }
+        const uint64_t d = static_cast<uint64_t>(coding::Unzigzag(zd));
+        const uint64_t size = (r * b + 7) / 8;
+        // Values past the n wanted are skipped (a range read stops there).
+        const uint32_t stop = static_cast<uint32_t>(std::min<uint64_t>(k + r, n));
+        if (!(divide ? DecodeMantissaRun<kBased, true>(p, size, b, d, k, stop, lo, exponent, scale,
+                                                       base, &m, &prev, s)
+                     : DecodeMantissaRun<kBased, false>(p, size, b, d, k, stop, lo, exponent, scale,
+                                                        base, &m, &prev, s))) {
+          return Malformed("base value");
+        }
+        p += size;
+        k = static_cast<uint32_t>(k0 + r - 1);  // the loop's increment follows
+        continue;
+      }
       if (lz + nb > 8) {
         // A run of r values of w bytes each: within the segment and its bytes.
         uint64_t r;
         const uint32_t k0 = k;
-        if (!runs || lz != 7 || nb < 9 || nb > 16 || !ReadUvarint(p, end, &r) || r == 0 ||
+        if (format < 4 || lz != 7 || nb < 9 || nb > 16 || !ReadUvarint(p, end, &r) || r == 0 ||
             r > count - k || r > static_cast<uint64_t>(end - p) / (nb - 8)) {
           return Malformed("run");
         }
@@ -758,7 +898,7 @@ absl::Status DecodeValueColumn(const uint8_t* p, const uint8_t* end, uint32_t lo
 // [bounds[s], bounds[s + 1]) of `column`, and each starts with a fresh decoder state.
 template <typename Out>
 absl::Status DecodeSegments(const uint8_t* column, const uint32_t* bounds, uint64_t interval,
-                            uint32_t count, uint32_t from, uint32_t keep, uint32_t n, bool runs,
+                            uint32_t count, uint32_t from, uint32_t keep, uint32_t n, int format,
                             const double* base, Out* dst) {
   for (uint64_t a = from; a < n; a += interval) {
     const uint64_t s = a / interval;
@@ -770,10 +910,10 @@ absl::Status DecodeSegments(const uint8_t* column, const uint32_t* bounds, uint6
     const uint8_t* end = column + bounds[s + 1];
     const bool whole = segment_end <= n;
     const auto values = static_cast<uint32_t>(segment_end - a);
-    STRATA_RETURN_IF_ERROR(
-        base == nullptr
-            ? DecodeValueColumn<false>(p, end, skip, m, values, whole, runs, nullptr, d)
-            : DecodeValueColumn<true>(p, end, skip, m, values, whole, runs, base + (a - from), d));
+    STRATA_RETURN_IF_ERROR(base == nullptr ? DecodeValueColumn<false>(p, end, skip, m, values,
+                                                                      whole, format, nullptr, d)
+                                           : DecodeValueColumn<true>(p, end, skip, m, values, whole,
+                                                                     format, base + (a - from), d));
   }
   return absl::OkStatus();
 }
@@ -840,7 +980,7 @@ absl::Status CompactedBlock::DecodeValues(size_t i, uint32_t lo, uint32_t n, Sam
   auto column = [&](size_t j, uint32_t keep, const double* base, auto* dst) {
     const Entry& c = series_[j];
     return DecodeSegments(raw + c.offset, bounds_.data() + c.at, interval_, ts_[c.ts].count, from,
-                          keep, n, runs_, base, dst);
+                          keep, n, format_, base, dst);
   };
   // Series i itself when its values are kept (a base read again, or after a series based
   // on it), else the chain below i, down to its root or to a base whose values are kept.

@@ -4,7 +4,9 @@
 // Timestamp sequences shared by several series are stored once; values are coded as
 // decimal mantissa/exponent deltas where that round-trips exactly, else as the XOR with the
 // previous value, or (full-precision noise) as a run of fixed-width differences of the
-// values' bits where that is shorter; zstd runs over the whole block. A series may be coded
+// values' bits where that is shorter; a segment's last decimal deltas may be one run of
+// fixed-width bit fields over their smallest delta (noisy counters); zstd runs over the
+// whole block. A series may be coded
 // relative to a "base" series of the block with the same timestamps (a classic histogram bucket
 // against the bucket below): its decimal mantissas are then differences from the base's. A reader
 // decompresses the block once and can then decode any one series, touching only its own
@@ -32,8 +34,8 @@
 namespace strata {
 
 // The first byte of every compacted block this build writes. Formats 1 (no bases), 2
-// (no restarts) and 3 (no runs of fixed-width deltas) are still read.
-inline constexpr uint8_t kCompactedBlockFormat = 4;
+// (no restarts), 3 (no runs of fixed-width deltas) and 4 (no mantissa runs) are still read.
+inline constexpr uint8_t kCompactedBlockFormat = 5;
 // A series' chain of bases (base, base of the base, ...) is at most this long; readers
 // refuse longer chains (and so cycles).
 inline constexpr int kCompactedMaxBaseDepth = 16;
@@ -184,7 +186,7 @@ class CompactedBlock {
   std::vector<TsColumn> ts_;
   std::vector<Entry> series_;
   uint64_t interval_ = uint64_t{1} << 32;  // samples per segment; above any count: none
-  bool runs_ = false;                      // format 4 and up: value tokens may be runs
+  int format_ = kCompactedBlockFormat;     // its first byte: which value tokens it may hold
   std::vector<uint32_t> bounds_;           // segments + 1 byte offsets per column, from its start
   std::vector<Timestamp> restart_t_;       // per timestamp column, its segments' first timestamps
   std::unique_ptr<DecodedColumn[]> ts_decoded_;  // one per timestamp column

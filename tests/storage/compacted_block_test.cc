@@ -2,6 +2,7 @@
 // garbled or truncated blocks that must fail cleanly (run under ASan in CI).
 #include "storage/compacted_block.h"
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "storage/coding.h"
 #include "tests/storage/test_util.h"
 
 namespace strata {
@@ -90,9 +92,13 @@ class Gen {
 
   std::vector<double> Values(size_t n) {
     std::vector<double> v;
-    int shape = static_cast<int>(Int(0, 10));
+    int shape = static_cast<int>(Int(0, 11));
     double x = Int(0, 1) ? 0 : Real(-1e6, 1e6);
     double scale = std::pow(10.0, static_cast<double>(Int(-6, 6)));
+    // Shape 10: a counter of units of 10^-digits with noisy increments of up to `spread`.
+    int64_t units = Int(0, int64_t{1} << Int(0, 50));
+    const double digits = static_cast<double>(Int(0, 9));
+    const int64_t spread = int64_t{1} << Int(0, 40);
     for (size_t i = 0; i < n; ++i) {
       double y;
       switch (shape) {
@@ -136,6 +142,14 @@ class Gen {
             y = x;
           }
           break;
+        case 10:  // a noisy counter at a fixed precision (seconds in ns), now and then stale
+          if (Int(0, 100) == 0) {
+            y = StaleNaN();
+          } else {
+            units += Int(0, spread);
+            y = static_cast<double>(units) / std::pow(10.0, digits);
+          }
+          break;
         default:  // a mix of everything
           switch (Int(0, 3)) {
             case 0:
@@ -165,6 +179,7 @@ class Gen {
 // of those like histogram buckets over their base: the base plus a growing count, with
 // the base's stale markers.
 void AddBases(Gen& g, std::vector<CompactedSeries>& group) {
+  for (CompactedSeries& s : group) s.base.reset();
   std::vector<int64_t> rank;
   for (size_t i = 0; i < group.size(); ++i) rank.push_back(g.Int(0, 1000000));
   for (size_t i = 0; i < group.size(); ++i) {
@@ -477,7 +492,7 @@ TEST(CompactedBlock, RefusesBasesThatAreNotAnotherSeriesWithTheSameTimestamps) {
   EXPECT_TRUE(EncodeCompactedBlock(std::vector{series(1, 2, 2), series(2, std::nullopt, 2)}).ok());
 }
 
-// A format-4 payload of n one-sample series (value 0) on one timestamp column, or on two when
+// A payload of n one-sample series (value 0) on one timestamp column, or on two when
 // `second_ts_from` < n (the series from it on use the second), with the given zigzagged
 // `i - base` fields (0: none).
 std::string PayloadWithBases(const std::vector<uint64_t>& bases, size_t second_ts_from) {
@@ -608,6 +623,22 @@ std::vector<Sample> Window(const std::vector<Sample>& all, Timestamp lo, Timesta
   return out;
 }
 
+// Series i of `block` (opened from `value`), in the given order, decodes to want[i]; and
+// its samples in [lo, hi], from the value opened afresh, to those of want[i].
+void ExpectDecodes(const std::string& value, const CompactedBlock& block,
+                   std::initializer_list<size_t> order,
+                   const std::vector<std::vector<Sample>>& want, Timestamp lo, Timestamp hi) {
+  for (size_t i : order) {
+    std::vector<Sample> got;
+    ASSERT_TRUE(block.Decode(i, &got).ok());
+    EXPECT_TRUE(testing::SameSamples(got, want[i])) << i << ": " << testing::Describe(got);
+    got.clear();
+    ASSERT_TRUE(CompactedBlock::Open(value)->Decode(i, &got, lo, hi).ok());
+    EXPECT_TRUE(testing::SameSamples(got, Window(want[i], lo, hi)))
+        << i << ": " << testing::Describe(got);
+  }
+}
+
 TEST(CompactedBlock, ReadsAFormatThreeBlockWithRestarts) {
   // Written before runs: series 3 (full-precision values), 4 and 5 (decimals, 5 based on
   // 4) on the timestamps 1000 + 15000 k, and 9 (big values and a stale marker) 7 ms later;
@@ -644,32 +675,107 @@ TEST(CompactedBlock, ReadsAFormatThreeBlockWithRestarts) {
   ASSERT_TRUE(b.ok()) << b.status();
   ASSERT_EQ(b->num_series(), 4u);
   EXPECT_EQ(b->base(2), 1u);
-  for (size_t i : {2, 0, 1, 3}) {
-    std::vector<Sample> got;
-    ASSERT_TRUE(b->Decode(i, &got).ok());
-    EXPECT_TRUE(testing::SameSamples(got, want[i])) << i << ": " << testing::Describe(got);
-    got.clear();
-    ASSERT_TRUE(CompactedBlock::Open(v3)->Decode(i, &got, 46000, 61010).ok());
-    EXPECT_TRUE(
-        testing::SameSamples(got, std::vector<Sample>(want[i].begin() + 3, want[i].begin() + 5)))
-        << i << ": " << testing::Describe(got);
-  }
+  ExpectDecodes(v3, *b, {2, 0, 1, 3}, want, 46000, 61010);
 }
 
-// A block of one series (ref 1) of 6 samples every 15 s from t = 1000, without restarts,
-// whose value column is `column`, with format byte `format`.
-std::string OneSeriesBlock(const std::string& column, int format = kCompactedBlockFormat) {
-  std::string p(
-      "\x01\x01\x00"                  // 1 series, 1 timestamp column, no restarts
-      "\x06\x07\xd0\x0f\xf8\xc9\x04"  // 6 timestamps in 7 bytes, first 1000, last - first
-      "\x01\x00\x00",                 // ref 1, column 0, no base
-      13);
-  p.push_back(static_cast<char>(column.size()));
-  p += std::string("\xb0\xea\x01\x00\x00\x00\x00", 7);  // 15000 after the first, then 0s
+TEST(CompactedBlock, ReadsAFormatFourBlockWithRuns) {
+  // Written before mantissa runs, restarting every 4 samples, 10 samples every 15 s from
+  // t = 1000: series 3 (seconds in nanoseconds), 4 (full-precision values, runs, and a NaN
+  // with a payload), 5 and 6 (hundredths; 6 based on 5).
+  using namespace std::string_literals;
+  const std::string v4 =
+      "\x04\xf1\x01\x28\xb5\x2f\xfd\x20\xf1\x89\x07\x00\x04\x01\x04\x0a\x0d\xd0\x0f\xd8"
+      "\x9e\x08\xe0\xd4\x03\x02\xe0\xd4\x03\x02\x03\x00\x00\x3d\x13\x13\x01\x00\x00\x55"
+      "\x1b\x21\x01\x00\x00\x17\x05\x05\x01\x00\x02\x11\x03\x02\xb0\xea\x01\x00\x00\xb0"
+      "\xea\x01\x00\x00\xb0\xea\x01\x45\xe4\xbf\xf1\xbc\xce\xce\x05\xdc\xb2\xb9\xb5\x03"
+      "\xb8\xcd\xd8\xae\x02\x94\xe8\xf7\xa7\x01\x45\xb0\xf5\xc1\x93\xd2\xce\x05\xcc\xb5"
+      "\xd0\xd6\x03\xa8\xd0\xef\xcf\x02\x84\xeb\x8e\xc9\x01\x3d\xd6\xd1\xb9\x84\xef\x47"
+      "\x45\xfa\x8c\xb4\xa8\xd8\xce\x05\x83\x02\x40\x58\xdf\xe7\x59\x9c\xe2\xfc\xdf\x03"
+      "\x03\x1d\x10\x5f\x2d\xc6\x0c\x00\x8d\x0f\xb1\x48\x26\x5b\xae\xda\xe8\x32\x33\x83"
+      "\x02\x40\x58\xd3\x0f\x27\x07\xca\x3f\x9f\x04\x03\xde\x43\xfe\x52\xfe\x32\x00\x00"
+      "\xa8\x27\xf2\x5e\xe3\x26\x2e\x7f\xbf\x35\x6d\x94\x86\x40\x2e\x7f\x65\xc2\xfb\xd4"
+      "\xaa\xd6\xdc\xc6\x03\xcb\x01\x0d\x7e\x82\xd7\xb5\xe5\x01\x16\x0d\xfc\x12\xbc\x03"
+      "\xb0\x03\x0d\x84\x18\x98\x03\xd0\x03\xc4\x03\x0d\xf6\x1e\xac\x03\x01\x28\x0d\xa6"
+      "\x1f\x04\x10\x0d\xb4\x1f\x00\x0c\x04\x0d\xc4\x1f\x08"s;
+  ASSERT_EQ(v4[0], 4);
+  const uint64_t bits[4][10] = {
+      {0x40c81cd6e63c529f, 0x40c81cf4418ac495, 0x40c81d0891c14219, 0x40c81d13d6dfcb2c,
+       0x40c81d1610e65fce, 0x40c81d35a63b6666, 0x40c81d4c3078788d, 0x40c81d59af9d9642,
+       0x40c81d5e23aabf87, 0x40c81d7ff3065ac1},
+      {0x4058dfe7599ce2fc, 0x4058d98442ed5aed, 0x4058eca89b75216d, 0x4058d30f2707ca3f,
+       0x4058d30f2707ca3f, 0x4058ec8e5086ec2e, 0x7ff0000000000002, 0x4058dfbcb5c96522,
+       0x4058ffabf078c08a, 0x4058f2d572af756f},
+      {0x4026000000000000, 0x402847ae147ae148, 0x402a800000000000, 0x402ca8f5c28f5c29,
+       0x402ec28f5c28f5c3, 0x4030666666666666, 0x40318f5c28f5c28f, 0x4032b0a3d70a3d71,
+       0x4033ca3d70a3d70a, 0x4034dc28f5c28f5c},
+      {0x403f000000000000, 0x404015c28f5c28f6, 0x4040a51eb851eb85, 0x4041347ae147ae14,
+       0x4041bd70a3d70a3d, 0x4042400000000000, 0x4042d851eb851eb8, 0x40436a3d70a3d70a,
+       0x4043fc28f5c28f5c, 0x404487ae147ae148}};
+  std::vector<CompactedSeries> group;
+  for (size_t i = 0; i < 4; ++i) {
+    group.push_back({.ref = 3 + i, .samples = {}, .base = {}});
+    for (int k = 0; k < 10; ++k) {
+      group[i].samples.push_back({1000 + k * 15000, std::bit_cast<double>(bits[i][k])});
+    }
+  }
+  auto b = CompactedBlock::Open(v4);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(b->num_series(), 4u);
+  EXPECT_EQ(b->base(3), 2u);
+  std::vector<std::vector<Sample>> want;
+  for (const CompactedSeries& s : group) want.push_back(s.samples);
+  ExpectDecodes(v4, *b, {3, 0, 1, 2}, want, 46000, 91010);
+  // This build writes the same values as format 5.
+  group[3].base = 5;
+  ExpectRoundTrip(group, kCompactedMaxBaseDepth, 4);
+}
+
+// A block of one series (ref 1) of `samples` samples (at least 2) every 15 s from
+// t = 1000, without restarts, whose value column is `column`, with format byte `format`.
+std::string OneSeriesBlock(const std::string& column, int format = kCompactedBlockFormat,
+                           int samples = 6) {
+  std::string p("\x01\x01\x00", 3);  // 1 series, 1 timestamp column, no restarts
+  // The timestamps: count, bytes (15000 after the first, then deltas of deltas of 0), first
+  // 1000, last - first.
+  coding::PutUvarint(&p, samples);
+  coding::PutUvarint(&p, samples + 1);
+  coding::PutVarint(&p, 1000);
+  coding::PutUvarint(&p, 15000 * (samples - 1));
+  p += std::string("\x01\x00\x00", 3);  // ref 1, column 0, no base
+  coding::PutUvarint(&p, column.size());
+  p += "\xb0\xea\x01" + std::string(samples - 2, '\0');
   p += column;
   std::string value = CompactedBlockFromPayloadForTesting(p);
   value[0] = static_cast<char>(format);
   return value;
+}
+
+// The block this build writes for `s` (no restarts) has the payload of `value`, and
+// windows of `value` decode to the samples of `s` in them.
+void ExpectWrittenAs(const CompactedSeries& s, const std::string& value) {
+  auto written = EncodeCompactedBlock(std::vector<CompactedSeries>{s}, {.restart_interval = 0});
+  ASSERT_TRUE(written.ok());
+  ASSERT_EQ((*written)[0], kCompactedBlockFormat);
+  auto payload = CompactedPayloadForTesting(*written);
+  ASSERT_TRUE(payload.ok());
+  EXPECT_EQ(*payload, *CompactedPayloadForTesting(value));
+  for (const auto& [lo, hi] : std::vector<std::pair<Timestamp, Timestamp>>{{INT64_MIN, INT64_MAX},
+                                                                           {16000, 46000},
+                                                                           {31000, 31000},
+                                                                           {46000, INT64_MAX},
+                                                                           {61000, INT64_MAX}}) {
+    std::vector<Sample> got;
+    ASSERT_TRUE(CompactedBlock::Open(value)->Decode(0, &got, lo, hi).ok());
+    EXPECT_TRUE(testing::SameSamples(got, Window(s.samples, lo, hi))) << testing::Describe(got);
+  }
+}
+
+// Whether Open, or else decoding series 0, refuses `value` with DataLoss.
+bool Refused(const std::string& value) {
+  auto b = CompactedBlock::Open(value);
+  if (!b.ok()) return b.status().code() == absl::StatusCode::kDataLoss;
+  std::vector<Sample> out;
+  return b->Decode(0, &out).code() == absl::StatusCode::kDataLoss;
 }
 
 // Full-precision values are coded as one run of fixed-width differences of their bits
@@ -683,39 +789,23 @@ TEST(CompactedBlock, WritesRunsOfBitDifferencesAsDocumented) {
   for (int k = 0; k < 6; ++k) {
     s.samples.push_back({1000 + k * 15000, std::bit_cast<double>(first + offsets[k])});
   }
-  auto value = EncodeCompactedBlock(std::vector<CompactedSeries>{s}, {.restart_interval = 0});
-  ASSERT_TRUE(value.ok());
-  ASSERT_EQ((*value)[0], 4);
   // 0.1: exponent -1, mantissa 1; then a run (lz 7, n 8 + 1: 319) of 5 values of 1 byte:
   // zigzagged differences 2, 6, 1, 0, 194. As raw tokens they would take 2 bytes each.
   const std::string column("\x05\x02\xbf\x02\x05\x02\x06\x01\x00\xc2", 10);
-  auto payload = CompactedPayloadForTesting(*value);
-  ASSERT_TRUE(payload.ok());
-  EXPECT_EQ(*payload, *CompactedPayloadForTesting(OneSeriesBlock(column)));
-  for (const auto& [lo, hi] : std::vector<std::pair<Timestamp, Timestamp>>{
-           {INT64_MIN, INT64_MAX}, {16000, 46000}, {31000, 31000}, {46000, INT64_MAX}}) {
-    std::vector<Sample> got;
-    ASSERT_TRUE(CompactedBlock::Open(OneSeriesBlock(column))->Decode(0, &got, lo, hi).ok());
-    EXPECT_TRUE(testing::SameSamples(got, Window(s.samples, lo, hi))) << testing::Describe(got);
-  }
-  auto refused = [](const std::string& value) {
-    auto b = CompactedBlock::Open(value);
-    if (!b.ok()) return b.status().code() == absl::StatusCode::kDataLoss;
-    std::vector<Sample> out;
-    return b->Decode(0, &out).code() == absl::StatusCode::kDataLoss;
-  };
-  EXPECT_FALSE(refused(OneSeriesBlock(column)));
-  EXPECT_TRUE(refused(OneSeriesBlock(column, 3)));  // no runs before format 4
+  ExpectWrittenAs(s, OneSeriesBlock(column));
+  EXPECT_FALSE(Refused(OneSeriesBlock(column)));
+  EXPECT_FALSE(Refused(OneSeriesBlock(column, 4)));
+  EXPECT_TRUE(Refused(OneSeriesBlock(column, 3)));  // no runs before format 4
   // No values; more values than the segment has left; a width of 9 bytes; lz 7 with n 2.
-  EXPECT_TRUE(refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x00\x02\x06\x01\x00\xc2", 10))));
+  EXPECT_TRUE(Refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x00\x02\x06\x01\x00\xc2", 10))));
   EXPECT_TRUE(
-      refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x06\x02\x06\x01\x00\xc2\x00", 11))));
-  EXPECT_TRUE(refused(OneSeriesBlock(std::string("\x05\x02\xbf\x04\x05\x02\x06\x01\x00\xc2", 10))));
-  EXPECT_TRUE(refused(OneSeriesBlock(std::string("\x05\x02\x5f\x05\x02\x06\x01\x00\xc2", 9))));
+      Refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x06\x02\x06\x01\x00\xc2\x00", 11))));
+  EXPECT_TRUE(Refused(OneSeriesBlock(std::string("\x05\x02\xbf\x04\x05\x02\x06\x01\x00\xc2", 10))));
+  EXPECT_TRUE(Refused(OneSeriesBlock(std::string("\x05\x02\x5f\x05\x02\x06\x01\x00\xc2", 9))));
   // The run's bytes end early; bytes left after it.
-  EXPECT_TRUE(refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x05\x02\x06\x01\x00", 9))));
+  EXPECT_TRUE(Refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x05\x02\x06\x01\x00", 9))));
   EXPECT_TRUE(
-      refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x05\x02\x06\x01\x00\xc2\x00", 11))));
+      Refused(OneSeriesBlock(std::string("\x05\x02\xbf\x02\x05\x02\x06\x01\x00\xc2\x00", 11))));
   // A run may be followed by tokens: here a raw token (lz 7, n 1) XOR-ing 0x01 into the last.
   auto mixed = CompactedBlock::Open(
       OneSeriesBlock(std::string("\x05\x02\xbf\x02\x04\x02\x06\x01\x00\x3f\x01", 11)));
@@ -724,6 +814,63 @@ TEST(CompactedBlock, WritesRunsOfBitDifferencesAsDocumented) {
   ASSERT_TRUE(mixed->Decode(0, &got).ok());
   ASSERT_EQ(got.size(), 6u);
   EXPECT_EQ(std::bit_cast<uint64_t>(got[5].v), (first + 3) ^ 1);
+}
+
+// A counter in thousandths with noisy increments: its deltas after the first value are one
+// mantissa run (format 5), byte for byte as documented; mantissa runs that have no values,
+// leave their segment or their bytes, have too wide a field or come in a format-4 block are
+// refused.
+TEST(CompactedBlock, WritesMantissaRunsAsDocumented) {
+  CompactedSeries s{.ref = 1, .samples = {}, .base = {}};
+  // Increments of 100000 + x thousandths; as delta tokens, 3 bytes each.
+  const int64_t x[] = {7, 200, 0, 31, 255, 64, 1, 128, 90, 13};
+  std::vector<int64_t> m = {1001};
+  for (int64_t dx : x) m.push_back(m.back() + 100000 + dx);
+  for (int k = 0; k < 11; ++k) {
+    s.samples.push_back({1000 + k * 15000, static_cast<double>(m[k]) / 1000});
+  }
+  // 1.001: exponent -3 (0x15), mantissa 1001 (zigzag 2002); then a mantissa run (lz 6,
+  // n 3 + 8: 379) of 10 values after the smallest increment 100000 (zigzag 200000), one
+  // 8-bit field each: x.
+  const std::string column(
+      "\x15\xd2\x0f\xfb\x02\x0a\xc0\x9a\x0c"
+      "\x07\xc8\x00\x1f\xff\x40\x01\x80\x5a\x0d",
+      19);
+  auto block = [&](const std::string& c, int format = 5) { return OneSeriesBlock(c, format, 11); };
+  ExpectWrittenAs(s, block(column));
+  // Fields of 3 bits (n = 6: 219): 7, 0, 5, 2 in bits 0-2, 3-5, 6-8, 9-11 of 0x47 0x05
+  // (0b01000111, 0b00000101).
+  const std::string narrow("\x15\xd2\x0f\xdb\x01\x04\xc0\x9a\x0c\x47\x05", 11);
+  auto four = CompactedBlock::Open(OneSeriesBlock(narrow, 5, 5));
+  ASSERT_TRUE(four.ok());
+  std::vector<Sample> got;
+  ASSERT_TRUE(four->Decode(0, &got).ok());
+  ASSERT_EQ(got.size(), 5u);
+  int64_t want = 1001;
+  for (int k = 0; k < 4; ++k) {
+    want += 100000 + std::array{7, 0, 5, 2}[k];
+    EXPECT_EQ(got[k + 1].v, static_cast<double>(want) / 1000) << k;
+  }
+  EXPECT_FALSE(Refused(block(column)));
+  EXPECT_TRUE(Refused(block(column, 4)));  // no mantissa runs before format 5
+  const std::string head("\x15\xd2\x0f", 3), fields = column.substr(9);
+  // No values; more values than the segment has left (with a field for each).
+  EXPECT_TRUE(Refused(block(head + std::string("\xfb\x02\x00\xc0\x9a\x0c", 6) + fields)));
+  EXPECT_TRUE(Refused(block(head + std::string("\xfb\x02\x0b\xc0\x9a\x0c", 6) + fields + "\x01")));
+  // Fields of 57 bits (n = 60: 1947) with enough bytes for them.
+  EXPECT_TRUE(Refused(block(head + "\x9b\x0f\x0a\xc0\x9a\x0c" + std::string(72, '\x01'))));
+  // The fields end early; the smallest increment is cut; bytes are left after the run.
+  EXPECT_TRUE(Refused(block(column.substr(0, 18))));
+  EXPECT_TRUE(Refused(block(column.substr(0, 8))));
+  EXPECT_TRUE(Refused(block(column + '\x00')));
+  // A mantissa run may be followed by tokens: here 9 values, then a delta of +1 (4).
+  auto mixed = CompactedBlock::Open(
+      block(head + std::string("\xfb\x02\x09\xc0\x9a\x0c", 6) + fields.substr(0, 9) + "\x04"));
+  ASSERT_TRUE(mixed.ok());
+  got.clear();
+  ASSERT_TRUE(mixed->Decode(0, &got).ok());
+  ASSERT_EQ(got.size(), 11u);
+  EXPECT_EQ(got[10].v, static_cast<double>(m[9] + 1) / 1000);
 }
 
 // A full-precision random walk (every mantissa bit noise, steps of 1%): runs of 6-byte
@@ -745,6 +892,39 @@ TEST(CompactedBlock, FullPrecisionRandomWalksTakeRuns) {
     // A byte per timestamp (a delta of delta of 0) and 6 per value, as raw tokens 8 or 9.
     EXPECT_LT(payload->size(), (1 + 6.05) * 2000) << interval;
     ExpectRoundTrip({s}, 0, interval);
+  }
+}
+
+// Counters whose increments are noise at a fixed precision (seconds in nanoseconds, CPU
+// seconds in hundredths, and a bucket-like series against one of them) take mantissa runs:
+// a nanosecond counter's increments of up to 3e8 need 29 bits, where a delta token takes 5
+// bytes. Every value reads back bit for bit.
+TEST(CompactedBlock, NoisyCountersTakeMantissaRuns) {
+  std::mt19937_64 rng(8);
+  std::vector<CompactedSeries> group = {{.ref = 1, .samples = {}, .base = {}},
+                                        {.ref = 2, .samples = {}, .base = {}},
+                                        {.ref = 3, .samples = {}, .base = 2}};
+  int64_t ns = int64_t{1} << 42, centi = 123456789, band = 0;
+  for (int k = 0; k < 2000; ++k) {
+    const Timestamp t = 1700000000000 + k * 15000;
+    ns += static_cast<int64_t>(rng() % 300000001);
+    centi += 100 + static_cast<int64_t>(rng() % 50);
+    band += static_cast<int64_t>(rng() % 1000);
+    group[0].samples.push_back({t, static_cast<double>(ns) / 1e9});
+    group[1].samples.push_back({t, static_cast<double>(centi) / 100});
+    group[2].samples.push_back({t, static_cast<double>(centi + band) / 100});
+  }
+  for (uint32_t interval : {0u, 16u, 512u}) {
+    auto value = EncodeCompactedBlock(std::vector<CompactedSeries>{group[0]},
+                                      {.restart_interval = interval});
+    ASSERT_TRUE(value.ok());
+    auto payload = CompactedPayloadForTesting(*value);
+    ASSERT_TRUE(payload.ok());
+    // A byte per timestamp, 29 bits per value and the runs' headers; tokens take 5 bytes.
+    // (With a restart every 16 values, each segment's first value and header weigh more.)
+    EXPECT_LT(payload->size(), (1 + (interval == 16 ? 4.9 : 3.7)) * 2000) << interval;
+    ExpectRoundTrip(group, kCompactedMaxBaseDepth, interval);
+    if (HasFatalFailure()) return;
   }
 }
 
@@ -809,7 +989,7 @@ TEST(CompactedBlock, DecodesWindowsAtAndAcrossRestarts) {
   }
 }
 
-// The format-4 layout of docs/format/compacted.md, byte for byte: series 5 (1, 2, 3, 4, 5)
+// The layout of docs/format/compacted.md, byte for byte: series 5 (1, 2, 3, 4, 5)
 // and series 6 (11 ... 15, based on 5), every 15 s from t = 1000, restarting every 2
 // samples; and the restart fields that Open or Decode refuse.
 TEST(CompactedBlock, WritesRestartsAsDocumented) {
@@ -821,17 +1001,17 @@ TEST(CompactedBlock, WritesRestartsAsDocumented) {
   }
   auto value = EncodeCompactedBlock(group, {.restart_interval = 2});
   ASSERT_TRUE(value.ok());
-  ASSERT_EQ((*value)[0], 4);
+  ASSERT_EQ((*value)[0], 5);
   // Pieces of the payload, in order.
   std::vector<std::string> want = {
       "\x02\x01\x02",                  // 2 series, 1 timestamp column, restart every 2 samples
       "\x05\x06\xd0\x0f\xe0\xd4\x03",  // 5 timestamps in 6 bytes, first 1000, last - first
       "\xb0\xea\x01\x02",              // segment 1 starts 30000 later; segment 0 has 1 + 2 bytes
       "\xb0\xea\x01\x02",              // segment 2 starts 30000 later; segment 1 has 1 + 2 bytes
-      // ref 5, column 0, no base, 8 bytes; segments of 2 + 1 and 2 + 1 bytes (and 2)
-      std::string("\x05\x00\x00\x08\x01\x01", 6),
+      // ref 5, column 0, no base, 8 bytes; segments of 1 + 2 and 1 + 2 bytes (and 2)
+      std::string("\x05\x00\x00\x08\x02\x02", 6),
       // ref 6, column 0, based on the series before, the same lengths
-      std::string("\x01\x00\x02\x08\x01\x01", 6),
+      std::string("\x01\x00\x02\x08\x02\x02", 6),
       "\xb0\xea\x01\xb0\xea\x01",          // 15000 after each segment's first; segment 2: none
       "\x01\x02\x04\x01\x06\x04\x01\x0a",  // exponent 0 and 1, +1 | 3, +1 | 5
       std::string("\x01\x14\x00\x01\x14\x00\x01\x14", 8)};  // 11 - 1 = 10, +0 | ...
@@ -863,8 +1043,8 @@ TEST(CompactedBlock, WritesRestartsAsDocumented) {
   EXPECT_TRUE(refused(3, "\xb0\xea\x01\x03"));
   EXPECT_TRUE(refused(2, "\xb0\xea\x01\x03"));
   // Value segments beyond the column, or leaving too few bytes for the last one.
-  EXPECT_TRUE(refused(4, std::string("\x05\x00\x00\x08\x05\x01", 6)));
-  EXPECT_TRUE(refused(4, std::string("\x05\x00\x00\x08\x02\x02", 6)));
+  EXPECT_TRUE(refused(4, std::string("\x05\x00\x00\x08\x04\x03", 6)));
+  EXPECT_TRUE(refused(4, std::string("\x05\x00\x00\x08\x03\x03", 6)));
   EXPECT_TRUE(refused(0, "\x02\x01\x80\x80\x80\x80\x10"));  // an interval of 2^32
   // Segment 0 ends at segment 1's first timestamp: found when decoding it.
   std::vector<std::string> bad = want;

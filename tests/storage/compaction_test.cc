@@ -283,11 +283,11 @@ TEST(Compaction, VersionOneDirectoriesOpenAndAreUpgradedByTheFirstCompaction) {
             std::string::npos);
 }
 
-// A version 2, 3 or 4 directory (by its meta key: its blocks are this build's) becomes
-// the current version with the first write of a block, here by tombstone cleaning; until
-// then it keeps its version.
-TEST(Compaction, VersionTwoToFourDirectoriesAreUpgradedByTheFirstBlockWrite) {
-  for (int version : {2, 3, 4}) {
+// A version 2 to 5 directory (by its meta key: its blocks are this build's) becomes the
+// current version with the first write of a block, here by tombstone cleaning; until then
+// it keeps its version.
+TEST(Compaction, VersionTwoToFiveDirectoriesAreUpgradedByTheFirstBlockWrite) {
+  for (int version : {2, 3, 4, 5}) {
     TempDir dir;
     WriteOlderDirectory(dir.path(), /*compact=*/true, version);
     auto db = Storage::Open(Opts(dir.path()));
@@ -541,7 +541,9 @@ TEST(Compaction, HistogramBucketsAreCodedAgainstTheBucketBelowThroughRewrites) {
     read.push_back(std::move(before));
   }
   ExpectSame(read[0], read[1]);
-  EXPECT_LT(stats[1].bytes_after * 10, stats[0].bytes_after * 9)
+  // At least 3% fewer here (10% before mantissa runs, which pack the increments of buckets
+  // coded alone too; on the benchmark's histograms the buckets take 28% less with bases).
+  EXPECT_LT(stats[1].bytes_after * 100, stats[0].bytes_after * 97)
       << stats[1].bytes_after << " with bases, " << stats[0].bytes_after << " without";
 
   TempDir dir;
