@@ -243,8 +243,21 @@ TEST(RunOnPool, RunsOnTheIoThreadWhenASlotAndAWorkerAreFree) {
   o.metrics = &metrics;
   HttpServer server(o, std::move(router));
   ASSERT_TRUE(server.Start().ok());
+  // The answer reaches the client before the I/O thread gives the slot and the worker back:
+  // each request waits for both, or under load it could find the slot still taken.
+  auto settle = [&] {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < until) {
+      if (pool.running() == 0 && slots.TryTake()) {
+        slots.Give();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  };
   TestHttpClient a(server.port());
   for (int i = 0; i < 3; ++i) {
+    settle();
     auto r = a.Get("/q?x");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->body, "ok");
@@ -252,6 +265,7 @@ TEST(RunOnPool, RunsOnTheIoThreadWhenASlotAndAWorkerAreFree) {
   }
   // A handler on the I/O thread holds the slot: meanwhile requests go to the workers. Its
   // client then leaves, which it notices.
+  settle();
   auto waiting = std::make_unique<TestHttpClient>(server.port());
   ASSERT_TRUE(waiting->SendRaw("GET /q?wait HTTP/1.1\r\nHost: x\r\n\r\n"));
   auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
