@@ -184,15 +184,15 @@ absl::StatusOr<EvalValue> Evaluator::EvalVectorBinary(const Binary& b, EvalValue
     if (auto it = metric_cache.find(key); it != metric_cache.end()) return it->second;
     const EvalSeries& base = from_one ? one.series[oi] : many.series[mi];
     LabelsBuilder lb(base.labels);
-    bool drop = base.drop_name;
     // Arithmetic drops the name before group_x's labels are copied (group_left(__name__)
     // puts the one side's back); a bool comparison drops it after them, as Prometheus does.
-    if (DropsName(b.op) || b.return_bool || from_one) {
-      if (options_.delayed_name_removal) {
-        drop = true;
-      } else if (DropsName(b.op) || from_one) {
-        lb.Del(kMetricName);
-      }
+    // With delayed name removal the name is only marked to go.
+    const bool drop_before = DropsName(b.op) || from_one;
+    bool drop = base.drop_name;
+    if (options_.delayed_name_removal) {
+      drop = drop || drop_before || b.return_bool;
+    } else if (drop_before) {
+      lb.Del(kMetricName);
     }
     if (m.card == VectorMatchCard::kOneToOne || from_one) {
       if (m.on) {

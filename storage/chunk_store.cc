@@ -959,6 +959,9 @@ absl::Status ChunkStore::CompactPartition(int64_t partition, const CompactionOpt
   Snapshot snapshot(im.db.get());
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot.get();
+  // A compaction reads what it is about to replace: through the block cache it would evict
+  // the blocks queries read.
+  ro.fill_cache = false;
   std::optional<CompactionPlan> plan;
   if (select != nullptr) {
     STRATA_ASSIGN_OR_RETURN(plan, PlanCompaction(im, ro, partition, *select));
