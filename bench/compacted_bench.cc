@@ -127,7 +127,10 @@ int64_t XorBytes(const std::vector<Sample>& s) {
   int64_t bytes = 0;
   for (size_t i = 0; i < s.size(); i += 120) {
     std::span<const Sample> part(s.data() + i, std::min<size_t>(120, s.size() - i));
-    bytes += static_cast<int64_t>(EncodeXorChunk(part).value().size()) + 1 +
+    // As Prometheus' head appends them (EncodeXorChunk would choose windows better).
+    XorChunkAppender a;
+    for (const Sample& x : part) (void)a.Append(x.t, x.v);
+    bytes += static_cast<int64_t>(a.bytes().size()) + 1 +
              (part.back().t - part.front().t >= 16384 ? 3 : 2);
   }
   return bytes;

@@ -4,7 +4,9 @@
 #include <deque>
 #include <filesystem>
 #include <limits>
+#include <string>
 #include <system_error>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "spdlog/spdlog.h"
@@ -91,18 +93,17 @@ namespace {
 absl::StatusOr<std::optional<ChunkRef>> RewriteChunk(const ChunkRef& chunk,
                                                      const Intervals& deleted) {
   XorChunkIterator it(*chunk.bytes);
-  XorChunkAppender out;
-  Timestamp first = 0;
+  std::vector<Sample> kept;
   while (it.Next()) {
     Sample s = it.At();
-    if (deleted.Contains(s.t)) continue;
-    if (out.num_samples() == 0) first = s.t;
-    STRATA_RETURN_IF_ERROR(out.Append(s.t, s.v));
+    if (!deleted.Contains(s.t)) kept.push_back(s);
   }
   STRATA_RETURN_IF_ERROR(it.status());
-  if (out.num_samples() == 0) return std::optional<ChunkRef>();
-  return std::optional<ChunkRef>(
-      ChunkRef{first, out.last_timestamp(), std::make_shared<const std::string>(out.bytes())});
+  if (kept.empty()) return std::optional<ChunkRef>();
+  absl::StatusOr<std::string> bytes = EncodeXorChunk(kept);
+  if (!bytes.ok()) return bytes.status();
+  return std::optional<ChunkRef>(ChunkRef{kept.front().t, kept.back().t,
+                                          std::make_shared<const std::string>(*std::move(bytes))});
 }
 
 }  // namespace

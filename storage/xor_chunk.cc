@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include "fmt/format.h"
 
@@ -90,9 +93,34 @@ bool FitsBucket(int64_t dod) {
 }
 
 // Writes `code` (the low `len` bits, 0 <= len <= 57; the pending part of a sample) and then
-// the value as Prometheus' xorWrite writes it, at bit `pos` of `buf`; returns the position
-// after the value. `leading` is 0xff until the first window. Fields are merged into as few
-// 8-byte stores as fit. REQUIRES: PutBits' conditions for the 20 bytes from buf + pos / 8.
+// a value x != 0 in the window (L, T) at bit `pos` of `buf`; returns the position after it.
+// With `open`, the window is written first ('11', L, the significant-bit count); else x
+// fits the current window ('10'). Fields are merged into as few 8-byte stores as fit.
+// REQUIRES: x has at least L (<= 31) leading and T trailing zeros; PutBits' conditions for
+// the 20 bytes from buf + pos / 8.
+inline __attribute__((always_inline)) uint64_t PutWindowed(uint8_t* buf, uint64_t pos,
+                                                           uint64_t code, int len, uint64_t x,
+                                                           int lead, int trail, bool open) {
+  const int sig = 64 - lead - trail;
+  const uint64_t bits = x >> trail;
+  // '10', or '11', 5 bits of leading zeros, 6 bits of significant-bit count (64 as 0).
+  const uint64_t head = open ? uint64_t{0b11} << 11 | static_cast<uint64_t>(lead) << 6 |
+                                   static_cast<uint64_t>(sig & 63)
+                             : uint64_t{0b10};
+  const int head_len = open ? 13 : 2;
+  if (len + head_len + sig <= 57) [[likely]] {
+    PutBits(buf, pos, (code << head_len | head) << sig | bits, len + head_len + sig);
+    return pos + len + head_len + sig;
+  }
+  PutBits(buf, pos, code << head_len | head, len + head_len);
+  pos += len + head_len;
+  PutBitsWide(buf, pos, bits, sig);
+  return pos + sig;
+}
+
+// Writes `code` (as above) and then the value as Prometheus' xorWrite writes it, at bit
+// `pos` of `buf`; returns the position after the value. `leading` is 0xff until the first
+// window. REQUIRES: PutBits' conditions for the 20 bytes from buf + pos / 8.
 inline __attribute__((always_inline)) uint64_t WriteValue(uint8_t* buf, uint64_t pos, uint64_t code,
                                                           int len, uint64_t x, uint8_t* leading,
                                                           uint8_t* trailing) {
@@ -105,61 +133,49 @@ inline __attribute__((always_inline)) uint64_t WriteValue(uint8_t* buf, uint64_t
   if (lead >= 32) lead = 31;  // the field has 5 bits
   // With no window yet, *leading is 0xff and no lead reaches it.
   if (lead >= *leading && trail >= *trailing) {
-    // '10': the significant bits fit the previous window.
-    const int sig = 64 - *leading - *trailing;
-    const uint64_t bits = x >> *trailing;
-    if (len + 2 + sig <= 57) [[likely]] {
-      PutBits(buf, pos, code << (2 + sig) | uint64_t{0b10} << sig | bits, len + 2 + sig);
-      return pos + len + 2 + sig;
-    }
-    PutBits(buf, pos, code << 2 | 0b10, len + 2);
-    pos += len + 2;
-    PutBitsWide(buf, pos, bits, sig);
-    return pos + sig;
+    // The significant bits fit the previous window.
+    return PutWindowed(buf, pos, code, len, x, *leading, *trailing, false);
   }
-  // '11', 5 bits of leading zeros, 6 bits of significant-bit count (64 written as 0).
   *leading = static_cast<uint8_t>(lead);
   *trailing = static_cast<uint8_t>(trail);
-  const int sig = 64 - lead - trail;
-  const uint64_t header =
-      uint64_t{0b11} << 11 | static_cast<uint64_t>(lead) << 6 | static_cast<uint64_t>(sig & 63);
-  const uint64_t bits = x >> trail;
-  if (len + 13 + sig <= 57) [[likely]] {
-    PutBits(buf, pos, (code << 13 | header) << sig | bits, len + 13 + sig);
-    return pos + len + 13 + sig;
+  return PutWindowed(buf, pos, code, len, x, lead, trail, true);
+}
+
+// The code of a sample's dod (after the second sample): returned in the low *len bits
+// (*len <= 24). A dod that fits no bucket ('1111' and 64 bits) is written at *pos at once,
+// moving *pos past it, and leaves an empty code.
+inline __attribute__((always_inline)) uint64_t DodCode(uint8_t* buf, uint64_t* pos, int64_t dod,
+                                                       int* len) {
+  const uint64_t u = static_cast<uint64_t>(dod);
+  if (dod == 0) {
+    *len = 1;
+    return 0;
   }
-  PutBits(buf, pos, code << 13 | header, len + 13);
-  pos += len + 13;
-  PutBitsWide(buf, pos, bits, sig);
-  return pos + sig;
+  if (FitsBucket<14>(dod)) {
+    *len = 16;
+    return uint64_t{0b10} << 14 | (u & 0x3fff);
+  }
+  if (FitsBucket<17>(dod)) {
+    *len = 20;
+    return uint64_t{0b110} << 17 | (u & 0x1ffff);
+  }
+  if (FitsBucket<20>(dod)) {
+    *len = 24;
+    return uint64_t{0b1110} << 20 | (u & 0xfffff);
+  }
+  PutBits(buf, *pos, 0b1111, 4);
+  PutBitsWide(buf, *pos + 4, u, 64);
+  *pos += 68;
+  *len = 0;
+  return 0;
 }
 
 // Writes a sample after the second: its dod and its value XORed with the previous one.
 inline __attribute__((always_inline)) uint64_t WriteSample(uint8_t* buf, uint64_t pos, int64_t dod,
                                                            uint64_t x, uint8_t* leading,
                                                            uint8_t* trailing) {
-  const uint64_t u = static_cast<uint64_t>(dod);
-  uint64_t code;
   int len;
-  if (dod == 0) {
-    code = 0;
-    len = 1;
-  } else if (FitsBucket<14>(dod)) {
-    code = uint64_t{0b10} << 14 | (u & 0x3fff);
-    len = 16;
-  } else if (FitsBucket<17>(dod)) {
-    code = uint64_t{0b110} << 17 | (u & 0x1ffff);
-    len = 20;
-  } else if (FitsBucket<20>(dod)) {
-    code = uint64_t{0b1110} << 20 | (u & 0xfffff);
-    len = 24;
-  } else [[unlikely]] {
-    PutBits(buf, pos, 0b1111, 4);
-    PutBitsWide(buf, pos + 4, u, 64);
-    pos += 68;
-    code = 0;
-    len = 0;
-  }
+  const uint64_t code = DodCode(buf, &pos, dod, &len);
   return WriteValue(buf, pos, code, len, x, leading, trailing);
 }
 
@@ -468,12 +484,165 @@ absl::StatusOr<XorChunkAppender> XorChunkAppender::FromBytes(std::string_view ch
   return a;
 }
 
-absl::StatusOr<std::string> EncodeXorChunk(std::span<const Sample> samples) {
-  XorChunkAppender a;
-  for (const Sample& s : samples) {
-    if (absl::Status st = a.Append(s.t, s.v); !st.ok()) return st;
+namespace {
+
+// A value that changed (x != 0): its leading zeros (clamped to 31, as the window field
+// holds them) and trailing zeros, then what the window choice decides for it.
+struct Change {
+  uint8_t lead;
+  uint8_t trail;
+  bool opens = false;  // written with '11' and the window (lead, trail) of its run
+  uint16_t from = 0;   // where the last run starts in the cheapest split of the changes up to here
+};
+
+// Chooses the windows of a chunk's changed values with the fewest bits. A window is set by
+// a '11' code (13 bits with its fields) and then serves every following change that fits it
+// ('10'); each change costs 2 + (width of the window in force) bits besides. So a choice is
+// a split of the changes into runs, each with one window, best the narrowest that holds
+// them all, and costs 11 + k * (2 + width) bits for a run of k changes. Prometheus' appender
+// opens a window only when a value does not fit, and then the narrowest for that value alone;
+// this finds the cheapest split.
+//
+// Dynamic programming over where the last run starts. Going through the changes in order,
+// it keeps the run starts that may still be the cheapest (the candidates), each with the
+// window of its run so far and the cheapest cost of the changes before it (`base`). A
+// candidate a is dropped for good when a later candidate b is already as cheap counting
+// the changes between them at b's width: base[a] + (b - a) * (2 + width[b]) >= base[b]. It
+// can never win again: a's window holds b's, both only widen, and from now on each change
+// costs a at least what it costs b. Few candidates stay (about 5 to 8 on scrape-like
+// data), so the search costs a few instructions per candidate and change, without branches.
+//
+// Sets `opens` and the windows (lead, trail) of every change; lead and trail of a change
+// that does not open a run are left as they were (its run's window is in force).
+void ChooseWindows(std::span<Change> c) {
+  const int m = static_cast<int>(c.size());
+  if (m == 0) return;
+  // The candidates, oldest first: where each starts, its window, the cost before it.
+  std::vector<int32_t> scratch(4 * static_cast<size_t>(m));
+  int32_t* const start = scratch.data();
+  int32_t* const lead = start + m;
+  int32_t* const trail = lead + m;
+  int32_t* const base = trail + m;
+  int alive = 0;
+  int32_t cheapest = 0;  // the fewest bits for the changes before j
+  for (int j = 0; j < m; ++j) {
+    start[alive] = j;
+    lead[alive] = 64;
+    trail[alive] = 64;
+    base[alive] = cheapest;
+    ++alive;
+    const int32_t l = c[j].lead;
+    const int32_t t = c[j].trail;
+    int32_t best = INT32_MAX;
+    int32_t from = j;
+    // The last candidate kept (always the one before k): it starts at prev_start, and
+    // prev_base is far below any cost before the first, so that nothing beats that.
+    int32_t prev_start = 0;
+    int32_t prev_base = INT32_MIN / 2;
+    int kept = 0;
+    for (int k = 0; k < alive; ++k) {
+      const int32_t sk = start[k];
+      const int32_t bk = base[k];
+      const int32_t lk = std::min(lead[k], l);
+      const int32_t tk = std::min(trail[k], t);
+      const int32_t width2 = 66 - lk - tk;  // 2 + the window's width
+      const int32_t cost = bk + 11 + (j - sk + 1) * width2;
+      from = cost < best ? sk : from;
+      best = std::min(best, cost);
+      // This candidate may have beaten the one kept before it for good (see above).
+      kept -= prev_base + (sk - prev_start) * width2 >= bk ? 1 : 0;
+      start[kept] = sk;
+      lead[kept] = lk;
+      trail[kept] = tk;
+      base[kept] = bk;
+      ++kept;
+      prev_start = sk;
+      prev_base = bk;
+    }
+    alive = kept;
+    c[j].from = static_cast<uint16_t>(from);
+    cheapest = best;
   }
-  return std::string(a.bytes());
+  // Walk the runs back from the last and give each its window.
+  int end = m;
+  while (end > 0) {
+    const int first = c[end - 1].from;
+    uint8_t l = 64;
+    uint8_t t = 64;
+    for (int i = first; i < end; ++i) {
+      l = std::min(l, c[i].lead);
+      t = std::min(t, c[i].trail);
+    }
+    c[first].opens = true;
+    c[first].lead = l;
+    c[first].trail = t;
+    end = first;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EncodeXorChunk(std::span<const Sample> samples) {
+  const size_t n = samples.size();
+  if (n > static_cast<size_t>(kXorChunkMaxSamples)) return FullError();
+  for (size_t i = 1; i < n; ++i) {
+    if (samples[i].t <= samples[i - 1].t) return OutOfOrderError(samples[i].t, samples[i - 1].t);
+  }
+  std::string out(2, '\0');
+  PutHeaderCount(reinterpret_cast<uint8_t*>(out.data()), static_cast<uint16_t>(n));
+  if (n == 0) return out;
+  std::vector<Change> changes;
+  changes.reserve(n - 1);
+  for (size_t i = 1; i < n; ++i) {
+    const uint64_t x =
+        std::bit_cast<uint64_t>(samples[i].v) ^ std::bit_cast<uint64_t>(samples[i - 1].v);
+    if (x == 0) continue;
+    changes.push_back({static_cast<uint8_t>(std::min(std::countl_zero(x), 31)),
+                       static_cast<uint8_t>(std::countr_zero(x))});
+  }
+  ChooseWindows(changes);
+
+  // Room: the header, a 10-byte varint and the first value, a 10-byte uvarint, then at most
+  // 145 bits (19 bytes) a sample, and PutBits' 8 bytes past the last field.
+  out.resize(2 + 10 + 8 + 10 + 19 * n + 8, '\0');
+  auto* buf = reinterpret_cast<uint8_t*>(out.data());
+  size_t byte = 2;
+  byte += PutVarint(buf + byte, samples[0].t);
+  StoreBigEndian64(buf + byte, std::bit_cast<uint64_t>(samples[0].v));
+  byte += 8;
+  uint64_t pos = byte * 8;
+  uint64_t last_delta = 0;
+  size_t next_change = 0;
+  uint8_t lead = 0;
+  uint8_t trail = 0;
+  for (size_t i = 1; i < n; ++i) {
+    // Modulo 2^64, as the appender and the reader compute them.
+    const uint64_t delta =
+        static_cast<uint64_t>(samples[i].t) - static_cast<uint64_t>(samples[i - 1].t);
+    uint64_t code = 0;
+    int len = 0;
+    if (i == 1) {
+      pos += PutUvarint(buf + pos / 8, delta) * 8;  // the first value ends on a byte boundary
+    } else {
+      code = DodCode(buf, &pos, static_cast<int64_t>(delta - last_delta), &len);
+    }
+    last_delta = delta;
+    const uint64_t x =
+        std::bit_cast<uint64_t>(samples[i].v) ^ std::bit_cast<uint64_t>(samples[i - 1].v);
+    if (x == 0) {
+      PutBits(buf, pos, code << 1, len + 1);
+      pos += len + 1;
+      continue;
+    }
+    const Change& c = changes[next_change++];
+    if (c.opens) {
+      lead = c.lead;
+      trail = c.trail;
+    }
+    pos = PutWindowed(buf, pos, code, len, x, lead, trail, c.opens);
+  }
+  out.resize(ByteLength(pos));
+  return out;
 }
 
 // ---- XorChunkIterator ----
