@@ -239,6 +239,22 @@ std::string ExpandTemplate(std::string_view tmpl, const RE2& re,
 
 bool IsValidLabelName(std::string_view n) { return !n.empty() && IsValidUtf8(n); }
 
+// The first index i >= from with p[i].t > x, or `end`; looked for from `guess` (any index),
+// moving back or on one sample at a time. Windows that move by a regular step over
+// regularly spaced samples move their ends by about as many samples each step, so a guess
+// of the last step's move mostly lands on the answer or next to it: a few compares a step
+// instead of one per sample. REQUIRES: p[from, end) sorted by time.
+inline size_t FirstAfter(const Sample* p, size_t from, size_t end, Timestamp x, size_t guess) {
+  size_t i = std::clamp(guess, from, end);
+  if (i > from && p[i - 1].t > x) {
+    do --i;
+    while (i > from && p[i - 1].t > x);
+    return i;
+  }
+  while (i < end && p[i].t <= x) ++i;
+  return i;
+}
+
 // rate, increase and delta over plain windows, every step of one series: the loop
 // dashboards spend their time in, kept apart from the general one so that it holds its
 // indices and bounds in registers. The arithmetic and its order are Prometheus'
@@ -259,16 +275,21 @@ absl::Status ExtrapolatedSteps(bool is_counter, bool is_rate, std::span<const Sa
   out.resize(n);
   Sample* const o = out.data();
   size_t kept = 0;
-  size_t lo = 0, hi = 0, ri = 0;  // ri: the first reset after lo
+  size_t lo = 0, hi = 0, ri = 0;    // ri: the first reset after lo
+  size_t lo_move = 0, hi_move = 0;  // how far lo and hi moved at the last step
   Timestamp prev_end = std::numeric_limits<Timestamp>::min();
   size_t work = 0;
   for (size_t i = 0; i < n; ++i) {
     const Timestamp T = ends[i];
-    if (T < prev_end) lo = hi = ri = 0;
+    if (T < prev_end) lo = hi = ri = lo_move = hi_move = 0;
     prev_end = T;
-    while (hi < np && p[hi].t <= T) ++hi;
+    const size_t new_hi = FirstAfter(p, hi, np, T, hi + hi_move);
+    hi_move = new_hi - hi;
+    hi = new_hi;
     const Timestamp start = T - range;
-    while (lo < hi && p[lo].t <= start) ++lo;
+    const size_t new_lo = FirstAfter(p, lo, hi, start, lo + lo_move);
+    lo_move = new_lo - lo;
+    lo = new_lo;
     const size_t count = hi - lo;
     work += count + 1;
     if (work >= 65536) {
@@ -464,10 +485,13 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
     const std::vector<Sample>& pts = s.points;
     extreme.clear();
     size_t extreme_next = 0, extreme_lo = 0;
-    resets.clear();
+    size_t num_resets = 0;
     if (id == F::kRate || id == F::kIncrease) {
+      // Every index is written and only the resets counted: no branch per sample.
+      if (resets.size() < pts.size()) resets.resize(pts.size());
       for (size_t k = 1; k < pts.size(); ++k) {
-        if (pts[k].v < pts[k - 1].v) resets.push_back(k);
+        resets[num_resets] = k;
+        num_resets += pts[k].v < pts[k - 1].v ? 1 : 0;
       }
     }
     EvalSeries o{std::move(s.labels), {}, s.drop_name};
@@ -494,23 +518,29 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
         !m.anchored && !m.smoothed && (id == F::kRate || id == F::kIncrease || id == F::kDelta);
     if (plain_extrapolated) {
       size_t first_with_samples = SIZE_MAX;
-      STRATA_RETURN_IF_ERROR(
-          ExtrapolatedSteps(id != F::kDelta, id == F::kRate, pts, resets, m.window_ends, range, r,
-                            o.points, &first_with_samples, [this] { return CheckDeadline(); }));
+      STRATA_RETURN_IF_ERROR(ExtrapolatedSteps(
+          id != F::kDelta, id == F::kRate, pts, std::span<const size_t>(resets.data(), num_resets),
+          m.window_ends, range, r, o.points, &first_with_samples,
+          [this] { return CheckDeadline(); }));
       if (note_not_counter && first_with_samples != SIZE_MAX) {
         Info(*c.args[marg], fmt::format("metric might not be a counter, name does not end in "
                                         "_total/_sum/_count/_bucket: {}",
                                         QuoteString(metric)));
       }
     }
+    size_t lo_move = 0, hi_move = 0;  // how far lo and hi moved at the last step
     for (size_t i = 0; i < n && !plain_extrapolated; ++i) {
       Timestamp T = m.window_ends[i];
-      if (T < prev_end) lo = hi = 0;
+      if (T < prev_end) lo = hi = lo_move = hi_move = 0;
       prev_end = T;
       // hi: the first sample after T; lo: the first after T - range. Past hi every sample
       // is after T, so lo need not be looked for beyond it.
-      while (hi < pts.size() && pts[hi].t <= T) ++hi;
-      while (lo < hi && pts[lo].t <= T - range) ++lo;
+      const size_t new_hi = FirstAfter(pts.data(), hi, pts.size(), T, hi + hi_move);
+      hi_move = new_hi - hi;
+      hi = new_hi;
+      const size_t new_lo = FirstAfter(pts.data(), lo, hi, T - range, lo + lo_move);
+      lo_move = new_lo - lo;
+      lo = new_lo;
       std::span<const Sample> w(pts.data() + lo, hi - lo);
       work += w.size() + 1;
       if (work >= 65536) {

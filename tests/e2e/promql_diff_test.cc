@@ -10,7 +10,10 @@
 //
 // Run more locally: STRATA_QDIFF_SEED=<n> (default 1), STRATA_QDIFF_QUERIES=<instant
 // queries> (default 400; range queries are 3/8 of that) and STRATA_QDIFF_DEPTH=<nesting of
-// instant vector expressions> (default 3). STRATA_QDIFF_QUERY asks both one query;
+// instant vector expressions> (default 3). STRATA_QDIFF_GEN=1 draws queries as the
+// generator did before 2026-12-03 (the seeds this header names are of that generator; 2,
+// the default, adds exp, tan, sinh, cosh and the inverse trigonometric and hyperbolic
+// functions). STRATA_QDIFF_QUERY asks both one query;
 // STRATA_QDIFF_HOLD=<seconds> keeps both peers running with the data, for asking by hand.
 //
 // STRATA_QDIFF_DAYS=<n> (CTest's e2e/promql_days_diff_test sets 3) makes the data n days long
@@ -592,8 +595,9 @@ QueryTimes DayQueryTimes(const DataSpan& span) {
 // `max_depth` deep. All durations are whole seconds; see the header for the phases.
 class QueryGen {
  public:
-  QueryGen(uint64_t seed, const Catalog& catalog, const QueryTimes& times, int max_depth)
-      : rng_(seed), catalog_(catalog), times_(times), max_depth_(max_depth) {
+  QueryGen(uint64_t seed, const Catalog& catalog, const QueryTimes& times, int max_depth,
+           int version)
+      : rng_(seed), catalog_(catalog), times_(times), max_depth_(max_depth), version_(version) {
     for (const auto& [name, labels] : catalog_) metrics_.push_back(name);
     if (catalog_.contains("midnight_resets_total")) counters_.push_back("midnight_resets_total");
   }
@@ -798,9 +802,18 @@ class QueryGen {
     return out;
   }
   std::string InstantFunction(int depth) {
-    static const std::vector<std::string> math = {
+    static const std::vector<std::string> math_v1 = {
         "abs", "ceil", "floor", "ln",   "log2", "log10",     "sqrt",   "sgn",  "round",    "deg",
         "rad", "sin",  "cos",   "atan", "tanh", "timestamp", "absent", "sort", "sort_desc"};
+    static const std::vector<std::string> math_v2 = [] {
+      std::vector<std::string> m = math_v1;
+      for (const char* f :
+           {"exp", "tan", "asin", "acos", "sinh", "cosh", "asinh", "acosh", "atanh"}) {
+        m.push_back(f);
+      }
+      return m;
+    }();
+    const std::vector<std::string>& math = version_ >= 2 ? math_v2 : math_v1;
     static const std::vector<std::string> date = {
         "hour", "minute", "month", "day_of_week", "day_of_month", "year", "days_in_month"};
     std::string v = Vector(depth - 1);
@@ -939,6 +952,7 @@ class QueryGen {
   Catalog catalog_;
   QueryTimes times_;
   int max_depth_;
+  int version_;  // STRATA_QDIFF_GEN
   std::vector<std::string> metrics_;
   std::vector<std::string> counters_ = {
       "http_requests_total", "node_cpu_seconds_total", "request_duration_seconds_bucket",
@@ -1598,7 +1612,7 @@ void CompareRandomQueries(int seed, int instant, int range, const std::string& w
   const int64_t t0 = span.t0;
   const int span_s = static_cast<int>(span.span_s);
   QueryGen gen(static_cast<uint64_t>(seed), g_env->data->Catalog(), span,
-               EnvInt("STRATA_QDIFF_DEPTH", 3));
+               EnvInt("STRATA_QDIFF_DEPTH", 3), EnvInt("STRATA_QDIFF_GEN", 2));
   Rng times(static_cast<uint64_t>(seed) * 7919 + 1);
 
   int failures = 0, both_error = 0, empty = 0, excused = 0;

@@ -212,6 +212,70 @@ TEST_F(EngineTest, RateIncreaseDeltaAreThePerWindowExtrapolationBitForBit) {
   EXPECT_GT(compared, 10'000u);
 }
 
+// The window of each step is found from where the last step's was, guessing that its ends
+// move by as many samples as last time: over bursts, gaps and irregular steps every window
+// must still hold exactly the samples in (T - range, T], as an instant query (one step,
+// no guess) finds them.
+TEST_F(EngineTest, WindowsOverBurstsAndGapsHoldWhatInstantQueriesFind) {
+  std::mt19937 rng(23);
+  for (int k = 0; k < 4; ++k) {
+    std::vector<Sample> samples;
+    double v = 0;
+    for (int64_t t = static_cast<int64_t>(rng() % 5'000); t <= 3'600'000;) {
+      samples.push_back({t, v});
+      v += static_cast<double>(rng() % 100) - (k == 3 ? 50 : 0);
+      switch (rng() % 8) {
+        case 0:  // a burst
+          t += 1 + static_cast<int64_t>(rng() % 50);
+          break;
+        case 1:  // a gap
+          t += 60'000 + static_cast<int64_t>(rng() % 600'000);
+          break;
+        default:  // a scrape, jittered
+          t += 14'000 + static_cast<int64_t>(rng() % 2'000);
+      }
+    }
+    ASSERT_TRUE(store_.AppendMany({{"__name__", "g"}, {"i", std::to_string(k)}}, samples).ok());
+  }
+  EngineOptions opts = EngineOptions::AllFeatures();
+  opts.max_samples = 10'000'000;
+  Engine engine(opts);
+  const char* functions[] = {"count_over_time", "sum_over_time", "max_over_time", "last_over_time",
+                             "irate",           "changes",       "rate",          "deriv"};
+  size_t compared = 0;
+  for (int round = 0; round < 40; ++round) {
+    const std::string fn = functions[round % std::size(functions)];
+    const int64_t range = 1'000 * (1 + static_cast<int64_t>(rng() % 600));
+    const int64_t step = 1'000 * (1 + static_cast<int64_t>(rng() % 300));
+    const Timestamp start = static_cast<Timestamp>(rng() % 1'800'000);
+    const Timestamp end = start + static_cast<Timestamp>(rng() % 1'800'000);
+    const std::string q = fmt::format("{}(g[{}ms])", fn, range);
+    ExprPtr e = Parse(q);
+    ASSERT_NE(e, nullptr);
+    auto got = engine.RangeQuery(store_, *e, q, start, end, step);
+    ASSERT_TRUE(got.ok()) << q << ": " << got.status();
+    for (Timestamp t = start; t <= end; t += step) {
+      auto inst = engine.InstantQuery(store_, *e, q, t);
+      ASSERT_TRUE(inst.ok()) << q << ": " << inst.status();
+      size_t points_at_t = 0;
+      for (const Series& s : got->value.matrix) {
+        for (const Sample& p : s.samples) {
+          if (p.t != t) continue;
+          ++points_at_t;
+          ++compared;
+          auto it = std::find_if(inst->value.vector.begin(), inst->value.vector.end(),
+                                 [&](const VectorElement& el) { return el.labels == s.labels; });
+          ASSERT_NE(it, inst->value.vector.end()) << q << " at " << t;
+          EXPECT_EQ(std::bit_cast<uint64_t>(it->v), std::bit_cast<uint64_t>(p.v))
+              << q << " at " << t << ": " << p.v << " vs " << it->v;
+        }
+      }
+      ASSERT_EQ(points_at_t, inst->value.vector.size()) << q << " at " << t;
+    }
+  }
+  EXPECT_GT(compared, 2'000u);
+}
+
 // Aggregations over few steps and groups go series by series (sum with a cell of its own),
 // over many they go step by step: both must give the same bits, names, and errors.
 TEST_F(EngineTest, AggregationsAgreeSeriesBySeriesAndStepByStep) {
