@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
 
+#include "absl/container/flat_hash_map.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -94,6 +97,68 @@ class ChunkStore::Impl {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   std::string path;
+
+  // Postings lists read from the postings family, by key prefix (PostingsPrefix): reading
+  // one is a RocksDB step per series (about 2,000 instructions each), and dashboards ask for
+  // the same lists again and again. Every write of postings empties the cache when it begins
+  // and when it ends, and counts both in `postings_epoch`; a list read while a write was
+  // under way, or across the start or end of one, is not kept. Bounded by kPostingsCacheRefs
+  // refs (8 bytes each): past that it is emptied.
+  static constexpr size_t kPostingsCacheRefs = size_t{1} << 21;
+  struct PostingsTicket {
+    uint64_t epoch = 0;
+    bool quiet = false;  // no write of postings was under way
+  };
+  std::mutex postings_mu;  // guards the fields below
+  uint64_t postings_epoch = 0;
+  int postings_writes = 0;
+  size_t postings_refs = 0;
+  absl::flat_hash_map<std::string, std::shared_ptr<const std::vector<SeriesRef>>> postings;
+  // Label values of one name (and value prefix) of a partition, kept the same way (each
+  // value counted as one ref).
+  absl::flat_hash_map<std::string, std::shared_ptr<const std::vector<std::string>>> label_values;
+
+  PostingsTicket postings_ticket() {
+    std::lock_guard<std::mutex> lock(postings_mu);
+    return {postings_epoch, postings_writes == 0};
+  }
+  template <typename T>
+  std::shared_ptr<const std::vector<T>> Cached(
+      const absl::flat_hash_map<std::string, std::shared_ptr<const std::vector<T>>>& map,
+      const std::string& key) {
+    std::lock_guard<std::mutex> lock(postings_mu);
+    auto it = map.find(key);
+    return it == map.end() ? nullptr : it->second;
+  }
+  template <typename T>
+  void Keep(absl::flat_hash_map<std::string, std::shared_ptr<const std::vector<T>>>& map,
+            const std::string& key, std::shared_ptr<const std::vector<T>> list,
+            PostingsTicket ticket) {
+    std::lock_guard<std::mutex> lock(postings_mu);
+    if (!ticket.quiet || ticket.epoch != postings_epoch) return;
+    if (postings_refs + list->size() > kPostingsCacheRefs) {
+      ClearPostingsLocked();
+      if (list->size() > kPostingsCacheRefs) return;
+    }
+    postings_refs += list->size();
+    map.insert_or_assign(key, std::move(list));
+  }
+  // Brackets every RocksDB write that puts or deletes postings.
+  void BeginPostingsWrite() { PostingsWriteEdge(+1); }
+  void EndPostingsWrite() { PostingsWriteEdge(-1); }
+
+ private:
+  void PostingsWriteEdge(int delta) {
+    std::lock_guard<std::mutex> lock(postings_mu);
+    postings_writes += delta;
+    ++postings_epoch;
+    ClearPostingsLocked();
+  }
+  void ClearPostingsLocked() {
+    postings.clear();
+    label_values.clear();
+    postings_refs = 0;
+  }
 };
 
 namespace {
@@ -176,12 +241,14 @@ class StoreIndexReader final : public IndexReader {
 
   absl::StatusOr<std::vector<std::string>> LabelValues(std::string_view name,
                                                        std::string_view prefix) override {
-    std::vector<std::string> out;
     std::string name_prefix = prefix_;
     name_prefix.append(name);
     name_prefix.push_back('\0');
     std::string start = name_prefix;
     start.append(prefix);
+    if (auto cached = impl_->Cached(impl_->label_values, start)) return *cached;
+    const ChunkStore::Impl::PostingsTicket ticket = impl_->postings_ticket();
+    std::vector<std::string> out;
     std::unique_ptr<rocksdb::Iterator> it(
         impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(kPostings)));
     it->Seek(start);
@@ -195,6 +262,8 @@ class StoreIndexReader final : public IndexReader {
       it->Seek(next);
     }
     STRATA_RETURN_IF_ERROR(FromRocks(it->status(), "read postings"));
+    impl_->Keep<std::string>(impl_->label_values, start,
+                             std::make_shared<const std::vector<std::string>>(out), ticket);
     return out;
   }
 
@@ -202,29 +271,34 @@ class StoreIndexReader final : public IndexReader {
       std::string_view name, const std::vector<std::string>& values) override {
     std::vector<std::unique_ptr<Postings>> lists;
     for (const std::string& v : values) {
-      STRATA_ASSIGN_OR_RETURN(std::vector<SeriesRef> refs,
+      STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::vector<SeriesRef>> refs,
                               Read(PostingsPrefix(partition_, name, v)));
-      if (!refs.empty()) lists.push_back(ListPostings(std::move(refs)));
+      if (!refs->empty()) lists.push_back(ListPostings(*refs));
     }
     return Union(std::move(lists));
   }
 
   absl::StatusOr<std::unique_ptr<Postings>> AllPostings() override {
-    STRATA_ASSIGN_OR_RETURN(std::vector<SeriesRef> refs, Read(PostingsPrefix(partition_, "", "")));
-    return ListPostings(std::move(refs));
+    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::vector<SeriesRef>> refs,
+                            Read(PostingsPrefix(partition_, "", "")));
+    return ListPostings(*refs);
   }
 
  private:
-  absl::StatusOr<std::vector<SeriesRef>> Read(const std::string& prefix) {
-    std::vector<SeriesRef> refs;
+  // The refs of one postings list, from the cache or read and kept there.
+  absl::StatusOr<std::shared_ptr<const std::vector<SeriesRef>>> Read(const std::string& prefix) {
+    if (auto cached = impl_->Cached(impl_->postings, prefix)) return cached;
+    const ChunkStore::Impl::PostingsTicket ticket = impl_->postings_ticket();
+    auto refs = std::make_shared<std::vector<SeriesRef>>();
     STRATA_RETURN_IF_ERROR(ScanPrefix(
         *impl_, impl_->cf(kPostings), prefix, [&](std::string_view key, std::string_view) {
           if (key.size() == prefix.size() + 8) {
-            refs.push_back(coding::DecodeFixed64BE(key.data() + prefix.size()));
+            refs->push_back(coding::DecodeFixed64BE(key.data() + prefix.size()));
           }
           return true;
         }));
-    return refs;
+    impl_->Keep<SeriesRef>(impl_->postings, prefix, refs, ticket);
+    return std::shared_ptr<const std::vector<SeriesRef>>(std::move(refs));
   }
 
   ChunkStore::Impl* impl_;
@@ -441,10 +515,12 @@ absl::Status ChunkStore::WriteFlush(const FlushData& data) {
     STRATA_RETURN_IF_ERROR(FromRocks(batch.Put(im.cf(kSeriesByHash), hash_key, ""), "batch"));
   }
   std::map<int64_t, int64_t> touched;  // partition -> samples flushed into it
+  bool writes_postings = false;
   for (const FlushData::Chunk& c : data.chunks) {
     int64_t p = PartitionOf(c.chunk.mint, options_.partition_ms);
     touched[p] += XorChunkSamples(*c.chunk.bytes);
     if (c.write_postings) {
+      writes_postings = true;
       std::string ref_be;
       coding::PutFixed64BE(&ref_be, c.ref);
       for (const LabelView& l : *c.labels) {
@@ -470,8 +546,10 @@ absl::Status ChunkStore::WriteFlush(const FlushData& data) {
       FromRocks(batch.Put(im.cf(kMeta), ToSlice(kMetaMaxTime), max_time), "batch"));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  STRATA_RETURN_IF_ERROR(
-      FromRocks(im.db->Write(wo, &batch), fmt::format("write flush to {}", im.path)));
+  if (writes_postings) im.BeginPostingsWrite();
+  const rocksdb::Status written = im.db->Write(wo, &batch);
+  if (writes_postings) im.EndPostingsWrite();
+  STRATA_RETURN_IF_ERROR(FromRocks(written, fmt::format("write flush to {}", im.path)));
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [p, n] : touched) {
     // A partition new to the store starts counted (empty); one present at open is not.
@@ -518,7 +596,9 @@ absl::Status ChunkStore::DropPartitionsBefore(int64_t partition) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   BeginBlockWrite();
+  impl_->BeginPostingsWrite();
   const rocksdb::Status written = impl_->db->Write(wo, &batch);
+  impl_->EndPostingsWrite();
   EndBlockWrite();
   STRATA_RETURN_IF_ERROR(FromRocks(written, fmt::format("drop partitions in {}", impl_->path)));
   std::lock_guard<std::mutex> lock(mu_);
@@ -1256,6 +1336,7 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
       blocks_written = true;
     }
   }
+  bool drops_postings = false;
   for (const ChunkRewrite& rw : rewrites) {
     for (Timestamp mint : rw.remove_mints) {
       STRATA_RETURN_IF_ERROR(
@@ -1270,6 +1351,7 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
           batch.Put(im.cf(kChunks), ChunkKey(rw.partition, rw.ref, c.mint), value), "batch"));
     }
     if (rw.drop_postings != nullptr) {
+      drops_postings = true;
       std::string ref_be;
       coding::PutFixed64BE(&ref_be, rw.ref);
       for (const LabelView& l : *rw.drop_postings) {
@@ -1289,7 +1371,9 @@ absl::Status ChunkStore::ApplyRewrite(std::span<const ChunkRewrite> rewrites,
   wo.sync = true;
   const bool changes_blocks = !block_changes.empty();
   if (changes_blocks) BeginBlockWrite();
+  if (drops_postings) im.BeginPostingsWrite();
   const rocksdb::Status written = im.db->Write(wo, &batch);
+  if (drops_postings) im.EndPostingsWrite();
   if (changes_blocks) EndBlockWrite();
   STRATA_RETURN_IF_ERROR(FromRocks(written, fmt::format("rewrite chunks in {}", im.path)));
   if (upgrade) {

@@ -319,6 +319,63 @@ TEST(StorageRetention, DropsWholePartitionsPastRetention) {
   EXPECT_TRUE(testing::SameSamples(got.begin()->second, Range(80000, 21, 1000, 80)));
 }
 
+// Stored postings and label values are kept in memory once read: every write of them
+// (a flush that indexes a new series, a delete cleaned out, a partition dropped) must show
+// in the next read.
+TEST(StorageQuery, StoredPostingsAndLabelValuesFollowEveryWriteOfThem) {
+  TempDir dir;
+  auto opts = Opts(dir.path());
+  opts.partition_ms = 10000;
+  opts.max_sample_age_ms = 0;
+  auto db = Storage::Open(opts);
+  ASSERT_TRUE(db.ok());
+  ChunkStore& store = (*db)->store();
+  auto refs = [&](int64_t partition) {
+    std::vector<SeriesRef> out;
+    auto p = store.PartitionIndex(partition)->PostingsFor("job", {"x"});
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) return out;
+    while ((*p)->Next()) out.push_back((*p)->At());
+    return out;
+  };
+  auto values = [&](int64_t partition) {
+    auto v = store.PartitionIndex(partition)->LabelValues("i", "");
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? *v : std::vector<std::string>();
+  };
+  auto selected = [&] {
+    auto q = (*db)->MakeQuerier(10000, 19999);
+    return ReadAll(**q, {M(MatchType::kEqual, "job", "x")}).size();
+  };
+  Labels a{{"__name__", "m"}, {"i", "1"}, {"job", "x"}};
+  Labels b{{"__name__", "m"}, {"i", "2"}, {"job", "x"}};
+  ASSERT_TRUE((*db)->Append(std::vector<SeriesBatch>{Batch(a, Range(10000, 5, 1000))}).ok());
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  EXPECT_EQ(refs(1).size(), 1u);
+  EXPECT_EQ(values(1), (std::vector<std::string>{"1"}));
+  EXPECT_EQ(refs(1).size(), 1u);  // read again: from memory
+  EXPECT_EQ(values(1), (std::vector<std::string>{"1"}));
+
+  // A flush that indexes another series in the partition.
+  ASSERT_TRUE((*db)->Append(std::vector<SeriesBatch>{Batch(b, Range(11000, 5, 1000))}).ok());
+  ASSERT_TRUE((*db)->Flush(true).ok());
+  EXPECT_EQ(refs(1).size(), 2u);
+  EXPECT_EQ(values(1), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(selected(), 2u);
+
+  // A delete, cleaned out of the store: the series leaves the partition's postings.
+  ASSERT_TRUE((*db)->DeleteSeries({M(MatchType::kEqual, "i", "2")}, 0, 100000).ok());
+  ASSERT_TRUE((*db)->CleanTombstones().ok());
+  EXPECT_EQ(refs(1).size(), 1u);
+  EXPECT_EQ(values(1), (std::vector<std::string>{"1"}));
+  EXPECT_EQ(selected(), 1u);
+
+  // The partition dropped.
+  ASSERT_TRUE(store.DropPartitionsBefore(2).ok());
+  EXPECT_TRUE(refs(1).empty());
+  EXPECT_TRUE(values(1).empty());
+}
+
 TEST(StorageMetrics, RecordsAppendsRejectsSeriesWalAndFlushes) {
   TempDir dir;
   MetricsRegistry registry;
