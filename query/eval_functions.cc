@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
-#include <deque>
 #include <limits>
 #include <map>
 #include <numbers>
@@ -255,6 +254,83 @@ inline size_t FirstAfter(const Sample* p, size_t from, size_t end, Timestamp x, 
   return i;
 }
 
+// min/max_over_time's scan, one value at a time: keeps `acc` unless `x` is better or `acc`
+// is NaN (so the earliest of equal values stays, and the result is NaN only when every
+// value is). Folding a window left to right this way is associative in time order:
+// Better(fold(A), fold(B)) == fold(A then B), which lets windows be put together from
+// pieces folded beforehand.
+template <bool kMax>
+inline double Better(double acc, double x) {
+  // Both tests always made (`|`). (Choosing with a bit mask instead of `?:`, which GCC
+  // compiles to jumps, was slower: 28.8 against 17.9 ms for a day of max_over_time[1h].)
+  const bool take = (kMax ? x > acc : x < acc) | (acc != acc);
+  return take ? x : acc;
+}
+inline double Better(bool max, double acc, double x) {
+  return max ? Better<true>(acc, x) : Better<false>(acc, x);
+}
+
+// min/max_over_time of many overlapping windows [lo, hi) of one series, each value folded
+// about twice in all instead of once per window holding it: blocks of kBlock samples with
+// each block's fold and, within a block, the fold of every prefix and every suffix. A
+// window spanning blocks is its first block's suffix, the whole blocks between and its
+// last block's prefix, folded in time order.
+class BlockExtremes {
+ public:
+  void Build(bool max, std::span<const Sample> pts) {
+    max_ = max;
+    pts_ = pts;
+    const size_t n = pts.size();
+    prefix_.resize(n);
+    suffix_.resize(n);
+    block_.resize((n + kBlock - 1) / kBlock);
+    if (max) {
+      BuildAs<true>();
+    } else {
+      BuildAs<false>();
+    }
+  }
+  // REQUIRES: lo < hi <= the series' size.
+  double Window(size_t lo, size_t hi) const {
+    return max_ ? WindowAs<true>(lo, hi) : WindowAs<false>(lo, hi);
+  }
+
+ private:
+  static constexpr size_t kBlock = 16;
+
+  template <bool kMax>
+  void BuildAs() {
+    const size_t n = pts_.size();
+    for (size_t start = 0; start < n; start += kBlock) {
+      const size_t end = std::min(start + kBlock, n);
+      double acc = pts_[start].v;
+      prefix_[start] = acc;
+      for (size_t i = start + 1; i < end; ++i) prefix_[i] = acc = Better<kMax>(acc, pts_[i].v);
+      block_[start / kBlock] = acc;
+      acc = pts_[end - 1].v;
+      suffix_[end - 1] = acc;
+      for (size_t i = end - 1; i-- > start;) suffix_[i] = acc = Better<kMax>(pts_[i].v, acc);
+    }
+  }
+  template <bool kMax>
+  double WindowAs(size_t lo, size_t hi) const {
+    const size_t first = lo / kBlock, last = (hi - 1) / kBlock;
+    if (first == last) {
+      if (lo % kBlock == 0) return prefix_[hi - 1];
+      double acc = pts_[lo].v;
+      for (size_t i = lo + 1; i < hi; ++i) acc = Better<kMax>(acc, pts_[i].v);
+      return acc;
+    }
+    double acc = suffix_[lo];
+    for (size_t b = first + 1; b < last; ++b) acc = Better<kMax>(acc, block_[b]);
+    return Better<kMax>(acc, prefix_[hi - 1]);
+  }
+
+  bool max_ = true;
+  std::span<const Sample> pts_;
+  std::vector<double> prefix_, suffix_, block_;
+};
+
 // rate, increase and delta over plain windows, every step of one series: the loop
 // dashboards spend their time in, kept apart from the general one so that it holds its
 // indices and bounds in registers. The arithmetic and its order are Prometheus'
@@ -471,7 +547,7 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
   // has its own output and scratch state, kept across series so that memory is reused.
   const size_t workers = id == F::kAbsentOverTime || consumer != nullptr ? 1 : Workers(SIZE_MAX);
   struct Scratch {
-    std::deque<size_t> extreme;  // min/max_over_time state, see there
+    BlockExtremes extremes;      // min/max_over_time over overlapping windows
     std::vector<size_t> resets;  // indices k with pts[k] < pts[k-1] (counter resets)
     std::vector<Sample> spare;   // the points of the series a consumer took last
   };
@@ -479,12 +555,15 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
   std::vector<std::vector<EvalSeries>> outs(workers);
   // `s` is consumed: its labels move to the output.
   auto process = [&](const EvalValue& m, EvalSeries& s, size_t worker) -> absl::StatusOr<int64_t> {
-    std::deque<size_t>& extreme = scratch[worker].extreme;
+    BlockExtremes& extremes = scratch[worker].extremes;
     std::vector<size_t>& resets = scratch[worker].resets;
     const int64_t range = m.range_ms;
     const std::vector<Sample>& pts = s.points;
-    extreme.clear();
-    size_t extreme_next = 0, extreme_lo = 0;
+    // min/max_over_time: windows that overlap (most often the step is shorter than the
+    // range) are put together from blocks; others are folded whole.
+    const bool extreme_fn = id == F::kMinOverTime || id == F::kMaxOverTime;
+    const bool use_blocks = extreme_fn && n > 1 && r.interval < range;
+    if (use_blocks) extremes.Build(id == F::kMaxOverTime, pts);
     size_t num_resets = 0;
     if (id == F::kRate || id == F::kIncrease) {
       // Every index is written and only the resets counted: no branch per sample.
@@ -628,27 +707,14 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
           break;
         case F::kMinOverTime:
         case F::kMaxOverTime: {
-          // Sliding extreme over the non-NaN samples: a deque of indices whose values only
-          // get worse from front to back (equal values stay, so the earliest one wins, as
-          // in a scan). NaN only when every sample in the window is NaN.
+          if (use_blocks) {
+            v = extremes.Window(lo, hi);
+            break;
+          }
           const bool is_max = id == F::kMaxOverTime;
-          if (lo < extreme_lo || extreme_next > hi) {  // the windows moved backwards
-            extreme.clear();
-            extreme_next = lo;
-          }
-          extreme_lo = lo;
-          if (extreme_next < lo) extreme_next = lo;
-          for (; extreme_next < hi; ++extreme_next) {
-            double x = pts[extreme_next].v;
-            if (std::isnan(x)) continue;
-            while (!extreme.empty() &&
-                   (is_max ? pts[extreme.back()].v < x : pts[extreme.back()].v > x)) {
-              extreme.pop_back();
-            }
-            extreme.push_back(extreme_next);
-          }
-          while (!extreme.empty() && extreme.front() < lo) extreme.pop_front();
-          v = extreme.empty() ? kNaN : pts[extreme.front()].v;
+          double acc = w[0].v;
+          for (size_t k = 1; k < w.size(); ++k) acc = Better(is_max, acc, w[k].v);
+          v = acc;
           break;
         }
         case F::kLastOverTime:
