@@ -254,6 +254,30 @@ inline size_t FirstAfter(const Sample* p, size_t from, size_t end, Timestamp x, 
   return i;
 }
 
+// The window (T - range, T] of each step in a series' samples [lo, hi), found from the
+// last step's (FirstAfter, guessing the same move); starts over when a step's T comes
+// before the last one's.
+struct WindowCursor {
+  size_t lo = 0, hi = 0;
+  size_t lo_move = 0, hi_move = 0;  // how far lo and hi moved at the last step
+  Timestamp prev_end = std::numeric_limits<Timestamp>::min();
+
+  // Moves to the window ending at T of p[0, np); true when it started over.
+  bool Advance(const Sample* p, size_t np, Timestamp T, int64_t range) {
+    const bool restart = T < prev_end;
+    if (restart) lo = hi = lo_move = hi_move = 0;
+    prev_end = T;
+    const size_t new_hi = FirstAfter(p, hi, np, T, hi + hi_move);
+    hi_move = new_hi - hi;
+    hi = new_hi;
+    // Past hi every sample is after T, so lo need not be looked for beyond it.
+    const size_t new_lo = FirstAfter(p, lo, hi, T - range, lo + lo_move);
+    lo_move = new_lo - lo;
+    lo = new_lo;
+    return restart;
+  }
+};
+
 // min/max_over_time's scan, one value at a time: keeps `acc` unless `x` is better or `acc`
 // is NaN (so the earliest of equal values stays, and the result is NaN only when every
 // value is). Folding a window left to right this way is associative in time order:
@@ -351,21 +375,14 @@ absl::Status ExtrapolatedSteps(bool is_counter, bool is_rate, std::span<const Sa
   out.resize(n);
   Sample* const o = out.data();
   size_t kept = 0;
-  size_t lo = 0, hi = 0, ri = 0;    // ri: the first reset after lo
-  size_t lo_move = 0, hi_move = 0;  // how far lo and hi moved at the last step
-  Timestamp prev_end = std::numeric_limits<Timestamp>::min();
+  WindowCursor cur;
+  size_t ri = 0;  // the first reset after the window's start
   size_t work = 0;
   for (size_t i = 0; i < n; ++i) {
     const Timestamp T = ends[i];
-    if (T < prev_end) lo = hi = ri = lo_move = hi_move = 0;
-    prev_end = T;
-    const size_t new_hi = FirstAfter(p, hi, np, T, hi + hi_move);
-    hi_move = new_hi - hi;
-    hi = new_hi;
+    if (cur.Advance(p, np, T, range)) ri = 0;
+    const size_t lo = cur.lo, hi = cur.hi;
     const Timestamp start = T - range;
-    const size_t new_lo = FirstAfter(p, lo, hi, start, lo + lo_move);
-    lo_move = new_lo - lo;
-    lo = new_lo;
     const size_t count = hi - lo;
     work += count + 1;
     if (work >= 65536) {
@@ -579,8 +596,6 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
       o.points.clear();
     }
     o.points.reserve(n);
-    size_t lo = 0, hi = 0;
-    Timestamp prev_end = INT64_MIN;
     std::string_view metric = o.labels.MetricName();
     const bool counter_like = metric.ends_with("_total") || metric.ends_with("_sum") ||
                               metric.ends_with("_count") || metric.ends_with("_bucket");
@@ -607,19 +622,11 @@ absl::StatusOr<EvalValue> Evaluator::EvalRangeFunction(const Call& c, const Step
                                         QuoteString(metric)));
       }
     }
-    size_t lo_move = 0, hi_move = 0;  // how far lo and hi moved at the last step
+    WindowCursor cur;
     for (size_t i = 0; i < n && !plain_extrapolated; ++i) {
       Timestamp T = m.window_ends[i];
-      if (T < prev_end) lo = hi = lo_move = hi_move = 0;
-      prev_end = T;
-      // hi: the first sample after T; lo: the first after T - range. Past hi every sample
-      // is after T, so lo need not be looked for beyond it.
-      const size_t new_hi = FirstAfter(pts.data(), hi, pts.size(), T, hi + hi_move);
-      hi_move = new_hi - hi;
-      hi = new_hi;
-      const size_t new_lo = FirstAfter(pts.data(), lo, hi, T - range, lo + lo_move);
-      lo_move = new_lo - lo;
-      lo = new_lo;
+      cur.Advance(pts.data(), pts.size(), T, range);
+      const size_t lo = cur.lo, hi = cur.hi;
       std::span<const Sample> w(pts.data() + lo, hi - lo);
       work += w.size() + 1;
       if (work >= 65536) {

@@ -100,18 +100,12 @@ class ChunkStore::Impl {
 
   // Postings lists read from the postings family, by key prefix (PostingsPrefix): reading
   // one is a RocksDB step per series (about 2,000 instructions each), and dashboards ask for
-  // the same lists again and again. Every write of postings empties the cache when it begins
-  // and when it ends, and counts both in `postings_epoch`; a list read while a write was
-  // under way, or across the start or end of one, is not kept. Bounded by kPostingsCacheRefs
-  // refs (8 bytes each): past that it is emptied.
+  // the same lists again and again. Kept as WriteEpochs says, over every write of postings;
+  // bounded by kPostingsCacheRefs refs (8 bytes each): past that it is emptied.
   static constexpr size_t kPostingsCacheRefs = size_t{1} << 21;
-  struct PostingsTicket {
-    uint64_t epoch = 0;
-    bool quiet = false;  // no write of postings was under way
-  };
+  using PostingsTicket = WriteEpochs::Ticket;
   std::mutex postings_mu;  // guards the fields below
-  uint64_t postings_epoch = 0;
-  int postings_writes = 0;
+  WriteEpochs postings_writes;
   size_t postings_refs = 0;
   absl::flat_hash_map<std::string, std::shared_ptr<const std::vector<SeriesRef>>> postings;
   // Label values of one name (and value prefix) of a partition, kept the same way (each
@@ -120,7 +114,7 @@ class ChunkStore::Impl {
 
   PostingsTicket postings_ticket() {
     std::lock_guard<std::mutex> lock(postings_mu);
-    return {postings_epoch, postings_writes == 0};
+    return postings_writes.ticket();
   }
   template <typename T>
   std::shared_ptr<const std::vector<T>> Cached(
@@ -135,7 +129,7 @@ class ChunkStore::Impl {
             const std::string& key, std::shared_ptr<const std::vector<T>> list,
             PostingsTicket ticket) {
     std::lock_guard<std::mutex> lock(postings_mu);
-    if (!ticket.quiet || ticket.epoch != postings_epoch) return;
+    if (!postings_writes.Current(ticket)) return;
     if (postings_refs + list->size() > kPostingsCacheRefs) {
       ClearPostingsLocked();
       if (list->size() > kPostingsCacheRefs) return;
@@ -144,16 +138,18 @@ class ChunkStore::Impl {
     map.insert_or_assign(key, std::move(list));
   }
   // Brackets every RocksDB write that puts or deletes postings.
-  void BeginPostingsWrite() { PostingsWriteEdge(+1); }
-  void EndPostingsWrite() { PostingsWriteEdge(-1); }
-
- private:
-  void PostingsWriteEdge(int delta) {
+  void BeginPostingsWrite() {
     std::lock_guard<std::mutex> lock(postings_mu);
-    postings_writes += delta;
-    ++postings_epoch;
+    postings_writes.Begin();
     ClearPostingsLocked();
   }
+  void EndPostingsWrite() {
+    std::lock_guard<std::mutex> lock(postings_mu);
+    postings_writes.End();
+    ClearPostingsLocked();
+  }
+
+ private:
   void ClearPostingsLocked() {
     postings.clear();
     label_values.clear();
@@ -699,20 +695,18 @@ int ChunkStore::format_version() {
 
 ChunkStore::BlockCacheTicket ChunkStore::block_cache_ticket() {
   std::lock_guard<std::mutex> lock(cache_mu_);
-  return {block_epoch_, block_writes_ == 0};
+  return block_writes_.ticket();
 }
 
 void ChunkStore::BeginBlockWrite() {
   std::lock_guard<std::mutex> lock(cache_mu_);
-  ++block_writes_;
-  ++block_epoch_;
+  block_writes_.Begin();
   cache_.clear();
 }
 
 void ChunkStore::EndBlockWrite() {
   std::lock_guard<std::mutex> lock(cache_mu_);
-  --block_writes_;
-  ++block_epoch_;
+  block_writes_.End();
   cache_.clear();
 }
 
@@ -720,7 +714,7 @@ absl::StatusOr<std::shared_ptr<const CompactedBlock>> ChunkStore::OpenBlock(
     int64_t partition, std::string_view key, std::string_view value, BlockCacheTicket ticket) {
   // The cache holds the blocks as stored since the last block write ended; a reader whose
   // snapshot came after that (its ticket is quiet and still current) sees the same.
-  auto usable = [&] { return ticket.quiet && block_epoch_ == ticket.epoch; };
+  auto usable = [&] { return block_writes_.Current(ticket); };
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     if (usable()) {

@@ -258,13 +258,36 @@ class ChunkStore final : public SeriesStore {
 
  private:
   ChunkStore(ChunkStoreOptions options, std::unique_ptr<Impl> impl);
-  // Whether a reader may use the cache of decoded blocks: taken before the reader's
-  // RocksDB snapshot, it allows the cache while no write of compacted blocks has begun
-  // since (so the snapshot's blocks are those the cache holds).
-  struct BlockCacheTicket {
-    uint64_t epoch = 0;
-    bool quiet = false;  // no write of compacted blocks was under way
+  // Whether what a reader found in RocksDB may go into, or come from, a cache of it, given
+  // the writes that change it. Each write is bracketed by Begin and End, at both of which
+  // the owner empties its cache. A reader takes a ticket before it reads (before its
+  // RocksDB snapshot, if any); the ticket is current while no such write was under way
+  // when it was taken and none has begun or ended since, and then the reader saw what the
+  // cache holds. Not thread-safe: the owner's mutex, which guards the cache, guards it.
+  class WriteEpochs {
+   public:
+    struct Ticket {
+      uint64_t epoch = 0;
+      bool quiet = false;  // no write was under way
+    };
+    Ticket ticket() const { return {epoch_, writes_ == 0}; }
+    bool Current(Ticket t) const { return t.quiet && t.epoch == epoch_; }
+    void Begin() {
+      ++writes_;
+      ++epoch_;
+    }
+    void End() {
+      --writes_;
+      ++epoch_;
+    }
+
+   private:
+    uint64_t epoch_ = 0;
+    int writes_ = 0;  // under way
   };
+  // Whether a reader may use the cache of decoded blocks (WriteEpochs over writes of
+  // compacted blocks).
+  using BlockCacheTicket = WriteEpochs::Ticket;
   BlockCacheTicket block_cache_ticket();
   // Brackets every write that changes compacted blocks (compaction, rewrites, drops): the
   // cache is emptied at both ends, and readers with a ticket from before the end bypass it.
@@ -296,11 +319,10 @@ class ChunkStore final : public SeriesStore {
   std::mutex compact_mu_;
   // Decoded compacted blocks recently read, by key: the blocks as stored since the last
   // write of compacted blocks ended. Cleared when such a write begins and when it ends;
-  // `block_epoch_` counts those events so that a block read across one is not cached.
+  // `block_writes_` counts those events so that a block read across one is not cached.
   struct CachedBlock;
   std::mutex cache_mu_;
-  uint64_t block_epoch_ = 0;
-  int block_writes_ = 0;  // writes of compacted blocks under way
+  WriteEpochs block_writes_;
   uint64_t cache_clock_ = 0;
   std::vector<std::shared_ptr<CachedBlock>> cache_;
 };
